@@ -1,0 +1,66 @@
+# The front door. `make demo` and `make test` set everything up on a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+SETUP_STAMP := $(VENV)/.setup-complete
+MAR := model_store/pd_segmenter.mar
+WEIGHTS := model_store/weights/pd_segmenter.state.pt model_store/weights/pd_segmenter.json
+ARCHIVE_INPUTS := handler/pd_handler.py $(wildcard handler/pdseg/*.py) $(WEIGHTS) \
+                  config/model-config.yaml scripts/export.py
+
+.PHONY: help setup archive serve demo test test-unit train evaluate bench samples clean
+.DEFAULT_GOAL := help
+
+help:
+	@echo "make demo      serve the model and analyse the bundled sample captures"
+	@echo "make test      the whole test suite (unit, handler, real TorchServe)"
+	@echo "make setup     .venv with the pinned packages (needs Java 17+)"
+	@echo "make archive   TorchScript export + model_store/pd_segmenter.mar"
+	@echo "make serve     TorchServe in the foreground (TS_INFERENCE_PORT etc., default 8080-8082)"
+	@echo "make train     retrain the shipped weights from scratch (CPU, ~30 min)"
+	@echo "make evaluate  model vs classical detector on the synthetic tiers + real captures"
+	@echo "make bench     speed benchmark over HTTP; writes docs/benchmarks.md"
+
+setup: $(SETUP_STAMP)
+
+$(SETUP_STAMP): requirements.txt
+	@command -v java >/dev/null 2>&1 || { echo "Java 17 or newer is required by TorchServe's frontend (Debian: apt-get install openjdk-17-jre-headless)." >&2; exit 1; }
+	@java_major=$$(java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -n1); \
+	  if [ -z "$$java_major" ] || [ "$$java_major" -lt 17 ]; then \
+	    echo "Java 17 or newer is required by TorchServe's frontend; found: $$(java -version 2>&1 | head -n1)" >&2; exit 1; fi
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+archive: $(MAR)
+
+$(MAR): $(SETUP_STAMP) $(ARCHIVE_INPUTS)
+	$(PY) scripts/export.py
+
+serve: $(MAR)
+	$(PY) scripts/serve.py
+
+demo: $(MAR)
+	$(PY) scripts/demo.py
+
+test: $(MAR)
+	$(PY) -m pytest -ra
+
+test-unit: $(SETUP_STAMP)
+	$(PY) -m pytest -ra -m "not server"
+
+train: $(SETUP_STAMP)
+	$(PY) scripts/train.py
+
+evaluate: $(SETUP_STAMP)
+	$(PY) scripts/evaluate.py
+
+bench: $(MAR)
+	$(PY) scripts/bench.py
+
+samples: $(SETUP_STAMP)
+	$(PY) scripts/make_samples.py
+
+clean:
+	rm -rf build .run $(MAR) .pytest_cache

@@ -1,0 +1,200 @@
+"""The UNet1D segmentation network: one definition for training, export, serving and tests.
+
+The family is the predecessor's: every encoder level is two dilated 3-tap convolutions
+(BatchNorm, ReLU), levels are joined by max-pooling, the bottleneck widens the channels and
+applies a gated self-attention over time, and the decoder upsamples with transposed
+convolutions and concatenated skip connections. The output is one PD probability per sample.
+
+Width, depth and dilations are configuration (:class:`UNetConfig`); the presets name the two
+sizes the project uses: the predecessor's (12.1 M parameters, used only as a speed reference)
+and the small network we ship.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+@dataclasses.dataclass(frozen=True)
+class UNetConfig:
+    features: tuple[int, ...] = (8, 16, 32, 64)
+    dilations: tuple[int, ...] = (1, 2, 4, 8)
+    in_channels: int = 1
+    attention: bool = True
+
+    def __post_init__(self) -> None:
+        if len(self.features) != len(self.dilations) or not self.features:
+            raise ValueError("features and dilations need the same, non-zero length")
+
+    @property
+    def length_multiple(self) -> int:
+        """Inputs must be a multiple of this so that every pooling step divides evenly."""
+        return 2 ** len(self.features)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "UNetConfig":
+        return cls(
+            features=tuple(values["features"]),
+            dilations=tuple(values["dilations"]),
+            in_channels=int(values.get("in_channels", 1)),
+            attention=bool(values.get("attention", True)),
+        )
+
+
+PRESETS = {
+    # The FastAPI predecessor's network: 12.1 M parameters, 2.72 GFLOP per 1024-sample window.
+    "predecessor": UNetConfig(features=(64, 128, 256, 512), dilations=(1, 2, 4, 8)),
+    # Ours take the two conditioned channels (see preprocess.py).
+    "small": UNetConfig(features=(8, 16, 32, 64), dilations=(1, 2, 4, 8), in_channels=2),
+    "tiny": UNetConfig(features=(4, 8, 16, 32), dilations=(1, 2, 4, 8), in_channels=2),
+    "medium": UNetConfig(features=(16, 32, 64, 128), dilations=(1, 2, 4, 8), in_channels=2),
+}
+
+
+def _conv_pair(in_channels: int, out_channels: int, dilation: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv1d(in_channels, out_channels, 3, padding=dilation, dilation=dilation, bias=False),
+        nn.BatchNorm1d(out_channels),
+        nn.ReLU(inplace=True),
+        nn.Conv1d(out_channels, out_channels, 3, padding=dilation, dilation=dilation, bias=False),
+        nn.BatchNorm1d(out_channels),
+        nn.ReLU(inplace=True),
+    )
+
+
+class GatedSelfAttention1D(nn.Module):
+    """Self-attention over time whose contribution starts at zero (gate ``gamma``), so an
+    untrained block is the identity and the network learns how much global context helps."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        reduced = max(channels // 8, 1)
+        self.query = nn.Conv1d(channels, reduced, 1)
+        self.key = nn.Conv1d(channels, reduced, 1)
+        self.value = nn.Conv1d(channels, channels, 1)
+        self.gamma = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        queries = self.query(x).transpose(1, 2)  # (batch, time, reduced)
+        keys = self.key(x)  # (batch, reduced, time)
+        weights = torch.softmax(torch.bmm(queries, keys), dim=-1)  # (batch, time, time)
+        attended = torch.bmm(self.value(x), weights.transpose(1, 2))  # (batch, channels, time)
+        return x + self.gamma * attended
+
+
+class UNet1D(nn.Module):
+    """Input ``(batch, in_channels, length)``, ``length`` a multiple of
+    ``config.length_multiple``; output ``(batch, length)`` probabilities."""
+
+    def __init__(self, config: UNetConfig = PRESETS["small"]) -> None:
+        super().__init__()
+        self.config = config
+        self.encoders = nn.ModuleList()
+        channels = config.in_channels
+        for width, dilation in zip(config.features, config.dilations):
+            self.encoders.append(_conv_pair(channels, width, dilation))
+            channels = width
+        bottleneck = config.features[-1] * 2
+        self.bottleneck = _conv_pair(config.features[-1], bottleneck, 1)
+        self.attention = GatedSelfAttention1D(bottleneck) if config.attention else nn.Identity()
+        self.upsamplers = nn.ModuleList()
+        self.decoders = nn.ModuleList()
+        for width in reversed(config.features):
+            self.upsamplers.append(nn.ConvTranspose1d(width * 2, width, kernel_size=2, stride=2))
+            self.decoders.append(_conv_pair(width * 2, width, 1))
+        self.head = nn.Conv1d(config.features[0], 1, kernel_size=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.logits(x))
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        skips = []
+        for encoder in self.encoders:
+            x = encoder(x)
+            skips.append(x)
+            x = F.max_pool1d(x, 2)
+        x = self.attention(self.bottleneck(x))
+        for upsample, decoder, skip in zip(self.upsamplers, self.decoders, reversed(skips)):
+            x = decoder(torch.cat((skip, upsample(x)), dim=1))
+        return self.head(x).squeeze(1)
+
+
+def parameter_count(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def flops_per_window(model: nn.Module, window: int) -> int:
+    """Floating-point operations (multiply and add counted apart) of one forward pass."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    example = torch.zeros(1, model.config.in_channels, window)
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        model(example)
+    return int(counter.get_total_flops())
+
+
+def export_torchscript(model: UNet1D, path: Path, window: int = 4096) -> None:
+    """Trace, freeze (folds BatchNorm into the convolutions) and save for inference."""
+    model = model.eval()
+    example = torch.zeros(2, model.config.in_channels, window)
+    with torch.no_grad():
+        traced = torch.jit.trace(model, example)
+        frozen = torch.jit.freeze(traced)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frozen.save(str(path))
+
+
+def load_trained(weights_dir: Path, name: str = "pd_segmenter") -> tuple[UNet1D, dict]:
+    """Load the shipped state dict and its record (config, threshold, scores)."""
+    record = json.loads((weights_dir / f"{name}.json").read_text())
+    model = UNet1D(UNetConfig.from_dict(record["architecture"]))
+    state = torch.load(weights_dir / f"{name}.state.pt", map_location="cpu", weights_only=True)
+    model.load_state_dict(state)
+    return model.eval(), record
+
+
+def receptive_field(config: UNetConfig) -> int:
+    """Samples of input that can influence one output through the convolutions alone."""
+    field, scale = 1, 1
+    for dilation in config.dilations:
+        field += 2 * 2 * dilation * scale
+        scale *= 2
+    field += 2 * 2 * scale
+    for _ in config.dilations:
+        scale //= 2
+        field += 2 * 2 * scale
+    return field
+
+
+def describe(config: UNetConfig, window: int = 1024) -> dict:
+    model = UNet1D(config)
+    return {
+        "parameters": parameter_count(model),
+        "flops_per_window": flops_per_window(model, window),
+        "window": window,
+        "receptive_field": receptive_field(config),
+    }
+
+
+def _cli(argv: Sequence[str] | None = None) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Print size and cost of the model presets")
+    parser.add_argument("--window", type=int, default=1024)
+    args = parser.parse_args(argv)
+    for name, config in PRESETS.items():
+        print(name, describe(config, args.window))
+
+
+if __name__ == "__main__":
+    _cli()

@@ -1,0 +1,92 @@
+"""Where in the AC cycle each sample lies, for phase-resolved PD (PRPD) analysis.
+
+Phase convention: 0° at the carrier's positive-going zero crossing, 90° at its positive peak.
+The carrier is what the high-pass removed (raw minus filtered). When the caller gives the
+period (``samples_per_cycle``, or ``sampling_rate_hz`` with ``power_frequency_hz``) only the
+phase offset is fitted; otherwise the period is found from the spectrum and refined by a
+least-squares sinusoid fit. A capture "carries its carrier" when that sinusoid explains the
+low-frequency part well and stands far above the noise.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+from scipy import optimize
+
+MIN_CYCLES_FOR_ESTIMATE = 0.5  # a period is only estimated from at least half a cycle
+MAX_RESIDUAL_FRACTION = 0.35  # harmonics and clipping leave some residue; noise must not
+MIN_CARRIER_TO_NOISE = 20.0
+
+
+@dataclasses.dataclass
+class CarrierFit:
+    detected: bool  # a sinusoidal carrier is visible in the capture
+    samples_per_cycle: float | None
+    amplitude: float | None
+    phase_offset_deg: float | None  # phase at sample 0
+
+    def phase_deg(self, length: int) -> np.ndarray | None:
+        if self.samples_per_cycle is None or self.phase_offset_deg is None:
+            return None
+        samples = np.arange(length, dtype=np.float64)
+        return (360.0 * samples / self.samples_per_cycle + self.phase_offset_deg) % 360.0
+
+    def to_dict(self) -> dict:
+        return {
+            "detected": self.detected,
+            "samples_per_cycle": None if self.samples_per_cycle is None else round(self.samples_per_cycle, 3),
+            "amplitude": self.amplitude,
+            "phase_offset_deg": None if self.phase_offset_deg is None else round(self.phase_offset_deg, 2),
+        }
+
+
+def _fit_at(carrier: np.ndarray, samples_per_cycle: float) -> tuple[float, float, float]:
+    """Least-squares ``a sin + b cos + c`` at a fixed period: (residual power, amplitude, phase°)."""
+    angle = 2 * np.pi * np.arange(carrier.size) / samples_per_cycle
+    design = np.stack((np.sin(angle), np.cos(angle), np.ones_like(angle)), axis=1)
+    coefficients, *_ = np.linalg.lstsq(design, carrier, rcond=None)
+    residual = carrier - design @ coefficients
+    sin_part, cos_part = coefficients[0], coefficients[1]
+    amplitude = float(np.hypot(sin_part, cos_part))
+    # a sin(x) + b cos(x) = A sin(x + phi), phi = atan2(b, a)
+    phase = float(np.degrees(np.arctan2(cos_part, sin_part)) % 360.0)
+    return float(np.mean(residual**2)), amplitude, phase
+
+
+def fit_carrier(raw: np.ndarray, filtered: np.ndarray, noise_scale: float,
+                samples_per_cycle: float | None = None) -> CarrierFit:
+    carrier = np.asarray(raw, dtype=np.float64) - filtered
+    length = carrier.size
+    if samples_per_cycle is None:
+        if length < 64:
+            return CarrierFit(False, None, None, None)
+        spectrum = np.abs(np.fft.rfft((carrier - carrier.mean()) * np.hanning(length)))
+        spectrum[0] = 0.0
+        peak_bin = int(np.argmax(spectrum))
+        if peak_bin == 0:
+            return CarrierFit(False, None, None, None)
+        # Bin k holds period length/k; search between its neighbours' periods.
+        longest = length / max(peak_bin - 1, MIN_CYCLES_FOR_ESTIMATE)
+        shortest = length / (peak_bin + 1)
+        longest = min(longest, length / MIN_CYCLES_FOR_ESTIMATE)
+        best = optimize.minimize_scalar(lambda period: _fit_at(carrier, period)[0],
+                                        bounds=(shortest, longest), method="bounded",
+                                        options={"xatol": 1e-3})
+        period = float(best.x)
+        if length / period < MIN_CYCLES_FOR_ESTIMATE:
+            return CarrierFit(False, None, None, None)
+    else:
+        period = float(samples_per_cycle)
+    residual_power, amplitude, phase = _fit_at(carrier, period) if length >= 3 else (0.0, 0.0, 0.0)
+    detected = (
+        length >= 3
+        and amplitude > MIN_CARRIER_TO_NOISE * noise_scale
+        and np.sqrt(residual_power) < MAX_RESIDUAL_FRACTION * amplitude
+    )
+    if detected:
+        return CarrierFit(True, period, amplitude, phase)
+    if samples_per_cycle is not None:
+        # No carrier to lock onto: the caller's period with sample 0 taken as 0°.
+        return CarrierFit(False, period, None, 0.0)
+    return CarrierFit(False, None, None, None)

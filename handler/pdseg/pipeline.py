@@ -1,0 +1,119 @@
+"""The whole analysis of a batch of signals: condition, window, infer, stitch, find regions.
+
+The network is any callable from a ``(windows, channels, width)`` float32 tensor to
+``(windows, width)`` probabilities: the TorchScript module in the server, the eager model in training and
+evaluation. All windows of all signals go through it together, in chunks that bound memory.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from . import phase as phase_mod
+from . import preprocess
+from .regions import DEFAULT_MIN_GAP, DEFAULT_MIN_LENGTH, describe_regions, probability_to_regions
+from .window import WindowPlan
+
+Network = Callable[[torch.Tensor], torch.Tensor]
+DEFAULT_CHUNK_WINDOWS = 32  # 32 windows of 4,096 samples: ~130 k samples per forward pass
+
+
+@dataclasses.dataclass
+class SignalOptions:
+    threshold: float | None = None
+    samples_per_cycle: float | None = None
+    sampling_rate_hz: float | None = None
+    power_frequency_hz: float | None = None
+
+    def period(self) -> float | None:
+        if self.samples_per_cycle:
+            return float(self.samples_per_cycle)
+        if self.sampling_rate_hz and self.power_frequency_hz:
+            return float(self.sampling_rate_hz) / float(self.power_frequency_hz)
+        return None
+
+
+@dataclasses.dataclass
+class SignalResult:
+    conditioned: preprocess.Conditioned
+    probability: np.ndarray
+    regions: np.ndarray  # (k, 2) [start, end)
+    carrier: phase_mod.CarrierFit
+    threshold: float
+    options: SignalOptions
+
+    def phase_deg(self) -> np.ndarray | None:
+        return self.carrier.phase_deg(self.conditioned.length)
+
+    def to_json(self, index: int) -> dict:
+        length = self.conditioned.length
+        regions = describe_regions(self.regions, self.conditioned.filtered, self.probability,
+                                   self.phase_deg(), self.options.sampling_rate_hz)
+        cycles = (length / self.carrier.samples_per_cycle) if self.carrier.samples_per_cycle else None
+        stats = {
+            "regions": len(regions),
+            "pd_samples": int(sum(r["duration"] for r in regions)),
+            "noise_scale": self.conditioned.scale,
+            "max_probability": round(float(self.probability.max()), 4) if length else 0.0,
+            "threshold": self.threshold,
+            "carrier": self.carrier.to_dict(),
+            "cycles": None if cycles is None else round(cycles, 3),
+            "regions_per_cycle": None if not cycles else round(len(regions) / cycles, 3),
+        }
+        return {"index": index, "length": length, "regions": regions, "stats": stats}
+
+
+class Segmenter:
+    def __init__(self, network: Network, threshold: float = 0.5, plan: WindowPlan | None = None,
+                 chunk_windows: int = DEFAULT_CHUNK_WINDOWS, min_gap: int = DEFAULT_MIN_GAP,
+                 min_length: int = DEFAULT_MIN_LENGTH) -> None:
+        self.network = network
+        self.threshold = threshold
+        self.plan = plan or WindowPlan()
+        self.chunk_windows = chunk_windows
+        self.min_gap = min_gap
+        self.min_length = min_length
+
+    def probabilities(self, conditioned: Sequence[preprocess.Conditioned]) -> list[np.ndarray]:
+        """Per-sample PD probability for each conditioned signal. Windows of equal width, from
+        all signals, go through the network together in chunks of about ``chunk_windows``
+        standard windows' worth of samples."""
+        pieces = [self.plan.cut(item.network_input) for item in conditioned]
+        outputs: list[np.ndarray] = [np.empty(0)] * len(pieces)
+        by_width: dict[int, list[int]] = {}
+        for index, piece in enumerate(pieces):
+            by_width.setdefault(piece.shape[-1], []).append(index)
+        with torch.inference_mode():
+            for width, members in by_width.items():
+                windows = np.concatenate([pieces[i] for i in members], axis=0)
+                results = np.empty((windows.shape[0], width), dtype=np.float32)
+                step = max(1, self.chunk_windows * self.plan.window // width)
+                for first in range(0, windows.shape[0], step):
+                    chunk = torch.from_numpy(np.ascontiguousarray(windows[first: first + step]))
+                    results[first: first + chunk.shape[0]] = self.network(chunk).numpy()
+                first = 0
+                for index in members:
+                    count = pieces[index].shape[0]
+                    outputs[index] = results[first: first + count]
+                    first += count
+        return [self.plan.stitch(output, item.length) for output, item in zip(outputs, conditioned)]
+
+    def analyse(self, signals: Sequence[np.ndarray],
+                options: Sequence[SignalOptions] | None = None) -> list[SignalResult]:
+        options = list(options) if options is not None else [SignalOptions() for _ in signals]
+        conditioned = [preprocess.condition(raw) for raw in signals]
+        return self.finish(conditioned, self.probabilities(conditioned), options)
+
+    def finish(self, conditioned: Sequence[preprocess.Conditioned],
+               probabilities: Sequence[np.ndarray],
+               options: Sequence[SignalOptions]) -> list[SignalResult]:
+        results = []
+        for item, probability, option in zip(conditioned, probabilities, options):
+            threshold = self.threshold if option.threshold is None else float(option.threshold)
+            regions = probability_to_regions(probability, threshold, self.min_gap, self.min_length)
+            carrier = phase_mod.fit_carrier(item.raw, item.filtered, item.scale, option.period())
+            results.append(SignalResult(item, probability, regions, carrier, threshold, option))
+        return results

@@ -1,0 +1,335 @@
+"""Speed benchmark over HTTP, with the predecessor's approach measured in the same run.
+
+    python scripts/bench.py                      # starts its own TorchServe on free ports
+    python scripts/bench.py --url http://127.0.0.1:8080   # an already running server
+    python scripts/bench.py --quick --no-write   # tiny sizes (the smoke test uses this)
+
+Measures: one long capture (800,000 samples, one 20 ms cycle at 40 MS/s) sent as .npy;
+7,920-sample signals at 1, 4, 8 and 16 concurrent clients (requests/s, p50/p95/p99, errors);
+RSS of the frontend and each worker before and after the load; the predecessor's approach
+in-process on the same capture (its 12.1 M-parameter network, eager, one 1,024-sample window at
+a time, 50 % overlap); the model's FLOP per sample against a matmul measured here. Prints a
+table and writes docs/benchmarks.md.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import platform
+import statistics
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import _bootstrap  # noqa: F401
+import numpy as np
+import psutil
+import requests
+import torch
+from scipy import signal as sps
+
+from pdseg import synthetic
+from pdseg.model import PRESETS, UNet1D, flops_per_window, load_trained
+from pdseg.window import WindowPlan
+from serve import LocalServer
+
+ROOT = _bootstrap.ROOT
+PREDECESSOR_WINDOW = 1024
+
+
+def npy_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+def percentile(values, q):
+    return float(np.percentile(values, q)) if values else float("nan")
+
+
+# --- the server side ----------------------------------------------------------------------
+
+def server_processes(server: LocalServer | None) -> dict[str, list[psutil.Process]]:
+    """The JVM frontend and the Python workers of the server we started."""
+    found = {"frontend": [], "workers": []}
+    if server is None or server.process is None:
+        return found
+    try:
+        family = psutil.Process(server.process.pid).children(recursive=True)
+    except psutil.Error:
+        return found
+    for process in family:
+        try:
+            command = " ".join(process.cmdline())
+        except psutil.Error:
+            continue
+        if "org.pytorch.serve.ModelServer" in command:
+            found["frontend"].append(process)
+        elif "model_service_worker" in command:
+            found["workers"].append(process)
+    return found
+
+
+def rss_mib(server: LocalServer | None) -> dict:
+    processes = server_processes(server)
+    sizes = {}
+    for role, members in processes.items():
+        values = []
+        for process in members:
+            try:
+                values.append(process.memory_info().rss / 2**20)
+            except psutil.Error:
+                pass
+        sizes[role] = [round(v, 1) for v in values]
+    sizes["total"] = round(sum(sum(v) for v in sizes.values()), 1)
+    return sizes
+
+
+class RssSampler(threading.Thread):
+    """Frontend + worker RSS every ``period`` seconds while the load runs."""
+
+    def __init__(self, server: LocalServer | None, period: float = 0.5) -> None:
+        super().__init__(daemon=True)
+        self.server, self.period, self.samples = server, period, []
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            self.samples.append(rss_mib(self.server)["total"])
+            self.stopping.wait(self.period)
+
+    def stop(self) -> list[float]:
+        self.stopping.set()
+        self.join()
+        return self.samples
+
+
+def long_capture_over_http(url: str, capture: np.ndarray, repeats: int) -> dict:
+    payload = npy_bytes(capture)
+    durations, regions = [], None
+    for _ in range(repeats):
+        started = time.perf_counter()
+        response = requests.post(url, data=payload, headers={"Content-Type": "application/x-npy"}, timeout=300)
+        durations.append(time.perf_counter() - started)
+        response.raise_for_status()
+        regions = len(response.json()["signals"][0]["regions"])
+    median = statistics.median(durations)
+    return {"samples": int(capture.size), "payload_mb": round(len(payload) / 1e6, 2), "repeats": repeats,
+            "seconds_median": round(median, 4), "seconds_all": [round(d, 4) for d in durations],
+            "samples_per_s": round(capture.size / median), "regions": regions}
+
+
+def concurrent_load(url: str, signals: list[np.ndarray], clients: int, requests_per_client: int) -> dict:
+    payloads = [npy_bytes(s) for s in signals]
+    latencies, errors = [], 0
+    lock = threading.Lock()
+
+    def client(number: int) -> None:
+        nonlocal errors
+        session = requests.Session()
+        for index in range(requests_per_client):
+            payload = payloads[(number + index) % len(payloads)]
+            started = time.perf_counter()
+            try:
+                response = session.post(url, data=payload, headers={"Content-Type": "application/x-npy"}, timeout=60)
+                ok = response.status_code == 200
+            except requests.RequestException:
+                ok = False
+            elapsed = time.perf_counter() - started
+            with lock:
+                if ok:
+                    latencies.append(elapsed)
+                else:
+                    errors += 1
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=clients) as pool:
+        list(pool.map(client, range(clients)))
+    wall = time.perf_counter() - started
+    total = clients * requests_per_client
+    return {"clients": clients, "requests": total, "errors": errors,
+            "requests_per_s": round(total / wall, 1),
+            "p50_ms": round(percentile(latencies, 50) * 1000, 1),
+            "p95_ms": round(percentile(latencies, 95) * 1000, 1),
+            "p99_ms": round(percentile(latencies, 99) * 1000, 1)}
+
+
+# --- the predecessor's approach, in-process ------------------------------------------------
+
+def predecessor_samples_per_s(capture: np.ndarray, seconds_budget: float) -> dict:
+    """Its preprocessing (3rd-order Butterworth high-pass, one maximum for the whole input) and
+    its inference loop: the 12.1 M-parameter UNet1D in eager mode, one 1,024-sample window at a
+    time, stride 512. Random weights: the speed does not depend on them. The loop runs until
+    the time budget is spent and the rate is extrapolated to the whole capture."""
+    torch.manual_seed(0)
+    network = UNet1D(PRESETS["predecessor"]).eval()
+    stride = PREDECESSOR_WINDOW // 2
+    started = time.perf_counter()
+    b, a = sps.butter(3, 0.4 / 0.5, btype="high")
+    filtered = sps.filtfilt(b, a, capture).astype(np.float32)
+    filtered /= max(np.abs(filtered).max(), 1e-30)
+    preprocess_s = time.perf_counter() - started
+    windows_done, inference_s = 0, 0.0
+    with torch.no_grad():
+        network(torch.zeros(1, 1, PREDECESSOR_WINDOW))  # warm-up
+        loop_started = time.perf_counter()
+        for start in range(0, filtered.size - PREDECESSOR_WINDOW + 1, stride):
+            window = torch.from_numpy(filtered[start: start + PREDECESSOR_WINDOW]).view(1, 1, -1)
+            network(window).squeeze().numpy()
+            windows_done += 1
+            inference_s = time.perf_counter() - loop_started
+            if inference_s > seconds_budget:
+                break
+    samples_covered = windows_done * stride
+    seconds_for_capture = preprocess_s + inference_s * (capture.size / samples_covered)
+    return {"windows_timed": windows_done, "seconds_timed": round(inference_s, 2),
+            "seconds_per_capture_extrapolated": round(seconds_for_capture, 2),
+            "samples_per_s": round(capture.size / seconds_for_capture)}
+
+
+def matmul_gflops(size: int = 2048, repeats: int = 10) -> float:
+    first, second = torch.randn(size, size), torch.randn(size, size)
+    torch.mm(first, second)
+    started = time.perf_counter()
+    for _ in range(repeats):
+        torch.mm(first, second)
+    return 2 * size**3 * repeats / (time.perf_counter() - started) / 1e9
+
+
+def machine() -> str:
+    cpu = platform.processor() or ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory = psutil.virtual_memory().total / 2**30
+    return f"{cpu}, {os.cpu_count()} cores, {memory:.0f} GiB, {platform.system()} {platform.release()}"
+
+
+def versions() -> str:
+    import importlib.metadata as metadata
+
+    names = ("torch", "torchserve", "numpy", "scipy")
+    return ", ".join(f"{n} {metadata.version(n)}" for n in names) + f", Python {platform.python_version()}"
+
+
+# --- report ----------------------------------------------------------------------------------
+
+def table(results: dict) -> str:
+    lines = []
+    long = results["long_capture"]
+    predecessor = results["predecessor"]
+    lines.append(f"Long capture: {long['samples']:,} samples ({long['payload_mb']} MB .npy), median of "
+                 f"{long['repeats']}: {long['seconds_median']:.3f} s -> {long['samples_per_s']:,} samples/s over HTTP")
+    lines.append(f"Predecessor approach (in-process, 12.1 M params, eager, 1,024-sample windows one at a time, "
+                 f"50 % overlap): {predecessor['samples_per_s']:,} samples/s, "
+                 f"{predecessor['seconds_per_capture_extrapolated']} s per capture")
+    lines.append(f"Speed-up over the predecessor: {results['speedup']:.1f}x")
+    lines.append("")
+    lines.append("| clients | requests | errors | requests/s | p50 ms | p95 ms | p99 ms |")
+    lines.append("|---|---|---|---|---|---|---|")
+    for row in results["concurrency"]:
+        lines.append(f"| {row['clients']} | {row['requests']} | {row['errors']} | {row['requests_per_s']} | "
+                     f"{row['p50_ms']} | {row['p95_ms']} | {row['p99_ms']} |")
+    memory = results["memory"]
+    lines.append("")
+    lines.append(f"RSS MiB before load: frontend {memory['before']['frontend']}, workers {memory['before']['workers']}, "
+                 f"total {memory['before']['total']}")
+    lines.append(f"RSS MiB after load:  frontend {memory['after']['frontend']}, workers {memory['after']['workers']}, "
+                 f"total {memory['after']['total']}; during load min {memory['during_min']}, max {memory['during_max']}")
+    model = results["model"]
+    lines.append("")
+    lines.append(f"Model: {model['flops_per_sample']:,.0f} FLOP per output sample (window {model['window']}, "
+                 f"core {model['core']}); achieved {model['achieved_gflops']:.1f} GFLOP/s end to end on the long "
+                 f"capture vs matmul {model['matmul_gflops']:.0f} GFLOP/s measured in this run")
+    return "\n".join(lines)
+
+
+def write_report(results: dict, text: str) -> None:
+    """Replace the generated part of docs/benchmarks.md; the written analysis around it stays."""
+    path = ROOT / "docs" / "benchmarks.md"
+    generated = (
+        f"Produced by `{results['command'].strip()}` on {results['date']}.\n\n"
+        f"- Machine: {results['machine']}\n- Versions: {results['versions']}\n"
+        f"- Server: {results['server']}\n\n" + text + "\n\n"
+        "<details><summary>Raw figures</summary>\n\n```json\n" + json.dumps(results, indent=2)
+        + "\n```\n</details>\n")
+    existing = path.read_text() if path.is_file() else "# Benchmarks\n\n<!-- bench:start -->\n<!-- bench:end -->\n"
+    head, rest = existing.split("<!-- bench:start -->", 1)
+    _, tail = rest.split("<!-- bench:end -->", 1)
+    path.write_text(head + "<!-- bench:start -->\n" + generated + "<!-- bench:end -->" + tail)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--url", default=None, help="inference base URL of a running server")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, for the smoke test")
+    parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--json", default=None, help="also write the raw figures here")
+    args = parser.parse_args()
+    torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+    long_length = 40_000 if args.quick else 800_000
+    repeats = 1 if args.quick else 5
+    per_client = 3 if args.quick else 40
+    levels = (1, 2) if args.quick else (1, 4, 8, 16)
+    rng = np.random.default_rng(2026)
+    capture = synthetic.make_capture(rng, long_length, samples_per_cycle=float(long_length), pd_free=False,
+                                     snr_db=24.0, interference=True).signal
+    short_signals = [synthetic.make_capture(rng, 7920, samples_per_cycle=3333.0).signal for _ in range(8)]
+
+    server = None if args.url else LocalServer().start()
+    try:
+        if server is not None:
+            server.wait_ready()
+        base = args.url or server.inference_url
+        url = f"{base}/predictions/pd_segmenter"
+        for signal_ in short_signals[:2] + [capture[:50_000]]:  # warm-up
+            requests.post(url, data=npy_bytes(signal_), headers={"Content-Type": "application/x-npy"}, timeout=120)
+        results = {"command": "python scripts/bench.py " + " ".join(sys.argv[1:]),
+                   "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                   "machine": machine(), "versions": versions(),
+                   "server": f"started by the benchmark from model_store/pd_segmenter.mar, config/local.properties"
+                             if server else base}
+        memory = {"before": rss_mib(server)}
+        results["long_capture"] = long_capture_over_http(url, capture, repeats)
+        sampler = RssSampler(server)
+        sampler.start()
+        results["concurrency"] = [concurrent_load(url, short_signals, clients, per_client) for clients in levels]
+        during = sampler.stop()
+        memory["after"] = rss_mib(server)
+        memory["during_min"] = round(min(during), 1) if during else None
+        memory["during_max"] = round(max(during), 1) if during else None
+        results["memory"] = memory
+    finally:
+        if server is not None:
+            server.stop()
+
+    results["predecessor"] = predecessor_samples_per_s(capture, seconds_budget=1.0 if args.quick else 8.0)
+    results["speedup"] = round(results["long_capture"]["samples_per_s"] / results["predecessor"]["samples_per_s"], 1)
+    network, record = load_trained(ROOT / "model_store" / "weights")
+    plan = WindowPlan(**record["window"])
+    flops_window = flops_per_window(network, plan.window)
+    flops_per_sample = flops_window / plan.core
+    matmul = matmul_gflops(512 if args.quick else 2048)
+    results["model"] = {"flops_per_window": flops_window, "window": plan.window, "core": plan.core,
+                        "flops_per_sample": round(flops_per_sample),
+                        "achieved_gflops": round(flops_per_sample * results["long_capture"]["samples_per_s"] / 1e9, 2),
+                        "matmul_gflops": round(matmul, 1)}
+    text = table(results)
+    print(text)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+    if not args.no_write:
+        write_report(results, text)
+
+
+if __name__ == "__main__":
+    main()

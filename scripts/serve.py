@@ -1,0 +1,192 @@
+"""Run TorchServe with the local profile: loopback only, token auth off, our own ports.
+
+    python scripts/serve.py                 # foreground; Ctrl-C or SIGTERM stops it cleanly
+
+Ports come from TS_INFERENCE_PORT / TS_MANAGEMENT_PORT / TS_METRICS_PORT (8080/8081/8082).
+Every instance gets its own runtime folder (config copy, logs, and TMPDIR, where TorchServe
+keeps its pid file), so tests and benchmarks can run beside a server that is already up.
+:class:`LocalServer` is the same thing as a context manager for tests, the demo and the
+benchmark.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+MODEL_NAME = "pd_segmenter"
+LOCAL_PROFILE = ROOT / "config" / "local.properties"
+METRICS_CONFIG = ROOT / "config" / "metrics.yaml"
+DEFAULT_PORTS = {"inference": 8080, "management": 8081, "metrics": 8082}
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def render_profile(ports: dict[str, int], model_store: Path, temp_dir: Path,
+                   extra: dict[str, str] | None = None) -> str:
+    text = LOCAL_PROFILE.read_text()
+    for name, port in ports.items():
+        text = re.sub(rf"^{name}_address=.*$", f"{name}_address=http://127.0.0.1:{port}", text, flags=re.M)
+    # The frontend puts its worker sockets in java.io.tmpdir (/tmp/.ts.sock.<port>); a private
+    # folder keeps two instances on one machine from taking each other's sockets.
+    text = re.sub(r"^(vmargs=.*)$", rf"\1 -Djava.io.tmpdir={temp_dir}", text, flags=re.M)
+    lines = [text.rstrip("\n"), f"model_store={model_store}", f"metrics_config={METRICS_CONFIG}"]
+    lines += [f"{key}={value}" for key, value in (extra or {}).items()]
+    return "\n".join(lines) + "\n"
+
+
+class LocalServer:
+    """A TorchServe instance on loopback ports, started and stopped by us."""
+
+    def __init__(self, ports: dict[str, int] | None = None, model_store: Path = ROOT / "model_store",
+                 archive: str = f"{MODEL_NAME}.mar", extra_config: dict[str, str] | None = None,
+                 runtime_dir: Path | None = None, stream_logs: bool = False) -> None:
+        self.ports = ports or {name: free_port() for name in DEFAULT_PORTS}
+        self.model_store = Path(model_store).resolve()
+        self.archive = archive
+        self.extra_config = extra_config or {}
+        self.runtime_dir = Path(runtime_dir or tempfile.mkdtemp(prefix="pd-torchserve-"))
+        self.stream_logs = stream_logs
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def inference_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['inference']}"
+
+    @property
+    def management_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['management']}"
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['metrics']}"
+
+    @property
+    def predict_url(self) -> str:
+        return f"{self.inference_url}/predictions/{MODEL_NAME}"
+
+    def start(self) -> "LocalServer":
+        if not (self.model_store / self.archive).is_file():
+            raise FileNotFoundError(f"{self.model_store / self.archive} is missing: run `make archive`")
+        (self.runtime_dir / "tmp").mkdir(parents=True, exist_ok=True)
+        (self.runtime_dir / "logs").mkdir(exist_ok=True)
+        config = self.runtime_dir / "config.properties"
+        profile = {"load_models": f"{MODEL_NAME}={self.archive}"} | self.extra_config
+        config.write_text(render_profile(self.ports, self.model_store, self.runtime_dir / "tmp", profile))
+        environment = os.environ | {
+            "TMPDIR": str(self.runtime_dir / "tmp"),  # TorchServe's pid file lives here
+            "LOG_LOCATION": str(self.runtime_dir / "logs"),
+            "METRICS_LOCATION": str(self.runtime_dir / "logs"),
+        }
+        torchserve = shutil.which("torchserve", path=str(Path(sys.executable).parent)) or "torchserve"
+        command = [torchserve, "--start", "--foreground", "--ncs", "--ts-config", str(config),
+                   "--model-store", str(self.model_store)]
+        output = None if self.stream_logs else open(self.runtime_dir / "logs" / "console.log", "wb")
+        # Own process group: a stop reaches the launcher, the JVM frontend and its workers.
+        self.process = subprocess.Popen(command, cwd=self.runtime_dir, env=environment,
+                                        stdout=output, stderr=subprocess.STDOUT if output else None,
+                                        start_new_session=True)
+        return self
+
+    def wait_ready(self, timeout: float = 180.0, workers: int = 1) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise RuntimeError(f"TorchServe exited with {self.process.returncode}:\n{self.log_tail()}")
+            if "Backend worker process died" in self._read_log("model_log.log"):
+                raise RuntimeError(f"a worker died while loading the model:\n{self.log_tail()}")
+            try:
+                described = requests.get(f"{self.management_url}/models/{MODEL_NAME}", timeout=2).json()
+                ready = [w for w in described[0]["workers"] if w["status"] == "READY"]
+                if len(ready) >= workers:
+                    return
+            except (requests.RequestException, ValueError, KeyError, IndexError, TypeError):
+                pass
+            time.sleep(0.5)
+        raise TimeoutError(f"model not READY after {timeout:.0f} s:\n{self.log_tail()}")
+
+    def _read_log(self, name: str) -> str:
+        path = self.runtime_dir / "logs" / name
+        return path.read_text(errors="replace") if path.is_file() else ""
+
+    def log_tail(self, characters: int = 4000) -> str:
+        return "\n".join(f"--- {name}\n" + self._read_log(name)[-characters:]
+                         for name in ("console.log", "model_log.log", "ts_log.log"))
+
+    def _group_alive(self) -> bool:
+        try:
+            os.killpg(self.process.pid, 0)
+            return True
+        except ProcessLookupError:
+            return False
+
+    def stop(self, timeout: float = 60.0) -> int | None:
+        """SIGTERM to the launcher, the JVM and the workers; wait until every one has exited
+        (the JVM's shutdown stops its workers first), SIGKILL whatever outlives ``timeout``."""
+        if self.process is None:
+            return None
+        if self._group_alive():
+            os.killpg(self.process.pid, signal.SIGTERM)
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                self.process.poll()  # reap the launcher, or it stays in the group as a zombie
+                if not self._group_alive():
+                    break
+                time.sleep(0.1)
+            if self._group_alive():
+                os.killpg(self.process.pid, signal.SIGKILL)
+        return self.process.wait()
+
+    def __enter__(self) -> "LocalServer":
+        self.start()
+        try:
+            self.wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def main() -> int:
+    ports = {name: int(os.environ.get(f"TS_{name.upper()}_PORT", default))
+             for name, default in DEFAULT_PORTS.items()}
+    runtime = ROOT / ".run" / f"serve-{ports['inference']}"
+    shutil.rmtree(runtime, ignore_errors=True)
+    server = LocalServer(ports=ports, runtime_dir=runtime, stream_logs=True)
+    stopping = False
+
+    def stop(signum, _frame):
+        nonlocal stopping
+        if not stopping:
+            stopping = True
+            print(f"\nsignal {signum}: stopping TorchServe and its workers ...", flush=True)
+            server.stop()
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    server.start()
+    print(f"TorchServe starting: inference {server.inference_url}, management {server.management_url}, "
+          f"metrics {server.metrics_url}/metrics (logs in {runtime / 'logs'})", flush=True)
+    code = server.process.wait()
+    return 0 if stopping else code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,33 @@
+"""Smoke test of the benchmark on tiny sizes: its table and figures have every field (timings
+are not checked; `make bench` reports them)."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from serve import ROOT
+
+pytestmark = pytest.mark.server
+
+
+def test_bench_quick_reports_every_figure(tmp_path):
+    figures = tmp_path / "bench.json"
+    run = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench.py"), "--quick", "--no-write",
+                          "--json", str(figures)], capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    for words in ("samples/s over HTTP", "Predecessor approach", "Speed-up over the predecessor",
+                  "| clients | requests | errors | requests/s | p50 ms | p95 ms | p99 ms |",
+                  "RSS MiB before load", "RSS MiB after load", "FLOP per output sample", "GFLOP/s"):
+        assert words in run.stdout, words
+    results = json.loads(figures.read_text())
+    assert results["long_capture"]["samples"] == 40_000 and results["long_capture"]["samples_per_s"] > 0
+    assert [row["clients"] for row in results["concurrency"]] == [1, 2]
+    for row in results["concurrency"]:
+        assert row["errors"] == 0 and row["requests"] == 3 * row["clients"]
+        assert 0 < row["p50_ms"] <= row["p95_ms"] <= row["p99_ms"]
+    memory = results["memory"]
+    assert len(memory["before"]["frontend"]) == 1 and len(memory["before"]["workers"]) >= 1
+    assert memory["after"]["total"] > 0 and memory["during_max"] >= memory["during_min"] > 0
+    assert results["predecessor"]["samples_per_s"] > 0 and results["speedup"] > 0
+    assert results["model"]["flops_per_sample"] > 0 and results["model"]["matmul_gflops"] > 0

@@ -1,0 +1,92 @@
+import io
+import json
+
+import numpy as np
+import pytest
+
+from pdseg.decode import InputError, decode_request
+
+
+def npy_bytes(array) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+def test_json_single_and_many_signals_with_options():
+    one = decode_request({"body": {"signal": [1, 2, 3], "threshold": 0.3}}, "application/json")
+    assert [s.tolist() for s in one.signals] == [[1.0, 2.0, 3.0]]
+    assert one.options.threshold == 0.3
+    many = decode_request({"body": {"signals": [[1, 2], [3, 4, 5]], "sampling_rate_hz": 1e6,
+                                    "power_frequency_hz": 50}}, "application/json")
+    assert [s.size for s in many.signals] == [2, 3]
+    assert many.options.period() == pytest.approx(20000.0)
+
+
+def test_json_body_still_bytes_is_parsed():
+    decoded = decode_request({"body": json.dumps({"signal": [0.5]}).encode()}, "application/json")
+    assert decoded.signals[0].tolist() == [0.5]
+
+
+@pytest.mark.parametrize("dtype", ["<f4", ">f8", "<i2", "<u1", "<i8"])
+def test_npy_any_real_dtype_1d_and_2d(dtype):
+    data = (np.arange(12) % 7).astype(dtype)
+    assert decode_request({"body": npy_bytes(data)}, "application/x-npy").signals[0].tolist() == data.astype(float).tolist()
+    rows = decode_request({"body": npy_bytes(data.reshape(3, 4))}, "application/x-npy").signals
+    assert len(rows) == 3 and all(row.size == 4 for row in rows)
+
+
+def test_csv_rows_of_different_lengths():
+    decoded = decode_request({"body": "1,2,3\n4.5, 5\n\n"}, "text/csv")
+    assert [s.tolist() for s in decoded.signals] == [[1, 2, 3], [4.5, 5]]
+
+
+def test_octet_stream_is_little_endian_float32():
+    values = np.array([1.5, -2.25, 3e5], dtype="<f4")
+    decoded = decode_request({"body": values.tobytes()}, "application/octet-stream")
+    assert decoded.signals[0].tolist() == values.astype(float).tolist()
+
+
+def test_multipart_file_and_option_fields():
+    row = {"data": bytearray(npy_bytes(np.ones((2, 5)))), "threshold": b"0.7", "samples_per_cycle": b"100"}
+    decoded = decode_request(row, "multipart/form-data; boundary=xyz")
+    assert len(decoded.signals) == 2 and decoded.options.threshold == 0.7
+    assert decoded.options.period() == 100.0
+    csv_upload = decode_request({"data": b"1,2,3"}, "multipart/form-data; boundary=xyz")
+    assert csv_upload.signals[0].tolist() == [1, 2, 3]
+
+
+@pytest.mark.parametrize("row, content_type, status, words", [
+    ({"body": b"{not json"}, "application/json", 400, "malformed JSON"),
+    ({"body": {"sig": [1]}}, "application/json", 400, "missing field"),
+    ({"body": {"signal": []}}, "application/json", 400, "empty"),
+    ({"body": {"signals": []}}, "application/json", 400, "non-empty"),
+    ({"body": {"signal": [1, "a"]}}, "application/json", 400, "numbers"),
+    ({"body": {"signal": [1, None]}}, "application/json", 400, "NaN"),
+    ({"body": {"signal": [[1, 2]]}}, "application/json", 400, "flat list"),
+    ({"body": {"signal": [1, 2], "threshold": 2}}, "application/json", 400, "threshold"),
+    ({"body": {"signal": [1, 2], "sampling_rate_hz": "fast"}}, "application/json", 400, "sampling_rate_hz"),
+    ({"body": b"garbage"}, "application/x-npy", 400, "malformed .npy"),
+    ({"body": npy_bytes(np.zeros((2, 2, 2)))}, "application/x-npy", 400, "3 dimensions"),
+    ({"body": npy_bytes(np.array([1.0, np.inf]))}, "application/x-npy", 400, "sample 1"),
+    ({"body": npy_bytes(np.array(["a", "b"]))}, "application/x-npy", 400, "not a real number"),
+    ({"body": npy_bytes(np.zeros(0))}, "application/x-npy", 400, "empty"),
+    ({"body": "1,2\n3,x"}, "text/csv", 400, "row 1"),
+    ({"body": "1,nan"}, "text/csv", 400, "NaN"),
+    ({"body": b"\x00\x00\x80"}, "application/octet-stream", 400, "float32"),
+    ({"body": b"abc"}, "image/png", 415, "unsupported content type"),
+    ({"body": b"abc"}, None, 415, "unsupported content type"),
+    ({"threshold": b"0.5"}, "multipart/form-data", 400, 'field "data"'),
+])
+def test_bad_input_names_the_problem(row, content_type, status, words):
+    with pytest.raises(InputError) as caught:
+        decode_request(row, content_type)
+    assert caught.value.status == status
+    assert words in caught.value.message
+
+
+def test_too_many_samples_is_413():
+    with pytest.raises(InputError) as caught:
+        decode_request({"body": {"signals": [[0.0] * 60, [0.0] * 50]}}, "application/json", max_samples=100)
+    assert caught.value.status == 413
+    decode_request({"body": {"signal": [0.0] * 100}}, "application/json", max_samples=100)

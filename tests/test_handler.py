@@ -1,0 +1,105 @@
+"""The handler in-process: TorchServe's MockContext for loading, its real Context (with one
+RequestProcessor per request, as the worker builds it) for batches of mixed requests."""
+import io
+import json
+import logging
+import uuid
+import zipfile
+
+import numpy as np
+import pytest
+from ts.context import Context, RequestProcessor
+from ts.metrics.metric_cache_yaml_impl import MetricsCacheYamlImpl
+from ts.torch_handler.unit_tests.test_utils.mock_context import MockContext
+
+from conftest import ARCHIVE
+from pd_handler import PDSegmenterHandler
+from serve import METRICS_CONFIG
+
+
+@pytest.fixture(scope="module")
+def handler(tmp_path_factory):
+    model_dir = tmp_path_factory.mktemp("model")
+    with zipfile.ZipFile(ARCHIVE) as archive:  # the real .mar, unpacked as TorchServe does
+        archive.extractall(model_dir)
+    context = MockContext(model_pt_file="pd_segmenter.pt", model_dir=str(model_dir), model_file=None,
+                          model_name="pd_segmenter", model_yaml_config_file="model-config.yaml")
+    context.manifest = json.loads((model_dir / "MAR-INF" / "MANIFEST.json").read_text())
+    loaded = PDSegmenterHandler()
+    loaded.initialize(context)
+    loaded.model_dir = model_dir
+    return loaded
+
+
+def batch_context(handler, headers):
+    metrics = MetricsCacheYamlImpl(config_file_path=str(METRICS_CONFIG))
+    metrics.initialize_cache()
+    metrics.set_request_ids({index: str(uuid.uuid4()) for index in range(len(headers))})
+    metrics.model_name = "pd_segmenter"
+    manifest = json.loads((handler.model_dir / "MAR-INF" / "MANIFEST.json").read_text())
+    context = Context("pd_segmenter", str(handler.model_dir), manifest, len(headers), None, "0.12.0",
+                      metrics=metrics)
+    context.request_processor = [RequestProcessor(h) for h in headers]
+    return context
+
+
+def npy(array):
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+def test_model_info_and_threshold_come_from_the_archive(handler):
+    record = json.loads((handler.model_dir / "pd_segmenter.json").read_text())
+    assert handler.segmenter.threshold == record["threshold"]
+    assert handler.model_info == {"name": "pd_segmenter", "version": "1.0"}
+    assert handler.max_samples == 4_000_000
+
+
+def test_mixed_batch_bad_requests_get_4xx_and_good_ones_answers(handler, real_captures):
+    rows = [
+        {"body": {"signal": real_captures[0].tolist()}},
+        {"body": b"{oops"},
+        {"body": npy(real_captures[1:3])},
+        {"body": b"\x00\x01"},
+        {"body": "1,2,3"},
+        {"body": {"signal": [1.0, float("nan")]}},
+    ]
+    headers = [{"Content-Type": "application/json"}, {"Content-Type": "application/json"},
+               {"content-type": "application/x-npy"}, {"Content-Type": "video/mp4"},
+               {"Content-Type": "text/csv"}, {"Content-Type": "application/json"}]
+    context = batch_context(handler, headers)
+    outputs = handler.handle(rows, context)
+    assert len(outputs) == len(rows)
+    statuses = [context.get_response_status(i)[0] for i in range(len(rows))]
+    assert statuses == [200, 400, 200, 415, 200, 400]
+    assert "malformed JSON" in outputs[1]["error"] and "unsupported content type" in outputs[3]["error"]
+    assert "NaN" in context.get_response_status(5)[1]
+    assert [s["length"] for s in outputs[0]["signals"]] == [7920]
+    assert [s["length"] for s in outputs[2]["signals"]] == [7920, 7920]
+    assert outputs[4]["signals"][0]["length"] == 3
+    # The same capture answered alone, in another batch, gets the same regions.
+    alone = handler.handle([rows[0]], batch_context(handler, headers[:1]))[0]
+    assert alone["signals"][0]["regions"] == outputs[0]["signals"][0]["regions"]
+
+
+def test_png_answer(handler, real_captures):
+    context = batch_context(handler, [{"Content-Type": "application/json", "Accept": "image/png"}])
+    [png] = handler.handle([{"body": {"signal": real_captures[0].tolist()}}], context)
+    assert bytes(png[:8]) == b"\x89PNG\r\n\x1a\n"
+    assert context.get_response_content_type(0) == "image/png"
+
+
+def test_custom_metrics_are_emitted(handler, caplog):
+    caplog.set_level(logging.INFO, logger="ts.metrics.caching_metric")
+    context = batch_context(handler, [{"Content-Type": "application/json"}])
+    handler.handle([{"body": {"signals": [[1.0] * 10, [2.0] * 20]}}], context)
+    lines = [record.getMessage() for record in caplog.records]
+    def value(name):
+        [line] = [line for line in lines if line.startswith(f"[METRICS]{name}.")]
+        return float(line.split(":", 1)[1].split("|", 1)[0])
+    assert value("PDSignalsProcessed") == 2
+    assert value("PDSamplesProcessed") == 30
+    assert value("PDRegionsFound") >= 0
+    for stage in ("PreprocessTime", "InferenceTime", "PostprocessTime"):
+        assert value(stage) > 0

@@ -1,0 +1,40 @@
+import json
+
+import pytest
+import torch
+
+from pdseg.model import PRESETS, UNet1D, UNetConfig, export_torchscript, flops_per_window, load_trained, parameter_count
+from serve import ROOT
+
+
+def test_predecessor_size_is_constructible_and_exportable(tmp_path):
+    network = UNet1D(PRESETS["predecessor"]).eval()
+    assert parameter_count(network) == pytest.approx(12.1e6, rel=0.01)
+    assert flops_per_window(network, 1024) == pytest.approx(2.72e9, rel=0.01)
+    export_torchscript(network, tmp_path / "predecessor.pt", window=1024)
+    loaded = torch.jit.load(str(tmp_path / "predecessor.pt"))
+    example = torch.randn(1, 1, 1024)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(example), network(example), atol=1e-4, rtol=1e-3)
+
+
+def test_output_is_a_probability_per_sample():
+    network = UNet1D(UNetConfig(features=(4, 8), dilations=(1, 2))).eval()
+    with torch.no_grad():
+        output = network(torch.randn(3, 1, 64))
+    assert output.shape == (3, 64)
+    assert float(output.min()) >= 0 and float(output.max()) <= 1
+
+
+def test_config_round_trip_and_validation():
+    config = PRESETS["small"]
+    assert UNetConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+    with pytest.raises(ValueError):
+        UNetConfig(features=(8, 16), dilations=(1,))
+
+
+def test_shipped_weights_are_small_and_load():
+    network, record = load_trained(ROOT / "model_store" / "weights")
+    assert (ROOT / "model_store" / "weights" / "pd_segmenter.state.pt").stat().st_size <= 5e6
+    assert 0 < record["threshold"] < 1
+    assert record["window"]["window"] % network.config.length_multiple == 0

@@ -1,0 +1,81 @@
+"""The batched path: every window of every signal through the network at once must give each
+signal exactly what it gets alone."""
+import numpy as np
+import pytest
+import torch
+
+from pdseg import synthetic
+from pdseg.model import load_trained
+from pdseg.pipeline import Segmenter, SignalOptions
+from pdseg.window import WindowPlan
+from serve import ROOT
+
+
+@pytest.fixture(scope="module")
+def segmenter():
+    network, record = load_trained(ROOT / "model_store" / "weights")
+    return Segmenter(network, threshold=record["threshold"], plan=WindowPlan(**record["window"]))
+
+
+def mixed_signals(count, seed=5):
+    rng = np.random.default_rng(seed)
+    lengths = [1, 2, 100, 3583, 3584, 3585, 4096, 9000, 20000]
+    signals = []
+    for index in range(count):
+        length = lengths[index % len(lengths)]
+        signals.append(synthetic.make_capture(rng, max(length, 1)).signal[:length])
+    return signals
+
+
+@pytest.mark.parametrize("batch", [1, 2, 7, 16, 32])
+def test_batched_equals_one_at_a_time(segmenter, batch):
+    signals = mixed_signals(batch)
+    together = segmenter.analyse(signals)
+    for signal, result in zip(signals, together):
+        alone = segmenter.analyse([signal])[0]
+        assert np.array_equal(alone.regions, result.regions)
+        np.testing.assert_allclose(alone.probability, result.probability, atol=1e-5)
+        assert result.probability.shape == (signal.size,)
+
+
+def test_chunk_size_does_not_change_results(segmenter):
+    signals = mixed_signals(9, seed=8)
+    reference = segmenter.analyse(signals)
+    small_chunks = Segmenter(segmenter.network, segmenter.threshold, segmenter.plan, chunk_windows=1)
+    for first, second in zip(reference, small_chunks.analyse(signals)):
+        assert np.array_equal(first.regions, second.regions)
+        np.testing.assert_allclose(first.probability, second.probability, atol=1e-5)
+
+
+def test_a_signal_ignores_its_batch_mates(segmenter):
+    """The predecessor normalised a batch by its largest value: a loud neighbour hid PD."""
+    rng = np.random.default_rng(11)
+    quiet = synthetic.make_capture(rng, 8192, snr_db=20.0, pd_free=False, interference=False).signal
+    loud = quiet * 1e4 + 1e9 * np.sin(np.arange(8192) / 50.0)
+    alone = segmenter.analyse([quiet])[0]
+    with_loud = segmenter.analyse([loud, quiet, quiet[:500]])[1]
+    assert len(alone.regions) > 0
+    assert np.array_equal(alone.regions, with_loud.regions)
+
+
+def test_caller_threshold_and_options_apply_per_signal(segmenter):
+    signals = mixed_signals(2, seed=3)[1:] * 2
+    strict, loose = segmenter.analyse(signals, [SignalOptions(threshold=0.99), SignalOptions(threshold=0.01)])
+    assert strict.threshold == 0.99 and loose.threshold == 0.01
+    assert len(loose.regions) >= len(strict.regions)
+
+
+def test_network_sees_float32_windows(segmenter):
+    seen = []
+
+    def spy(windows: torch.Tensor) -> torch.Tensor:
+        seen.append((windows.dtype, tuple(windows.shape)))
+        return segmenter.network(windows)
+
+    signals = mixed_signals(9) + [np.zeros(40_000)]
+    Segmenter(spy, plan=segmenter.plan, chunk_windows=4).analyse(signals)
+    channels = segmenter.network.config.in_channels
+    assert all(dtype == torch.float32 and shape[1] == channels for dtype, shape in seen)
+    widths = {shape[2] for _, shape in seen}
+    assert segmenter.plan.window in widths and len(widths) > 1  # tiles and single windows
+    assert max(shape[0] * shape[2] for _, shape in seen) <= 4 * segmenter.plan.window

@@ -1,0 +1,247 @@
+"""Integration: a real TorchServe started from the real .mar on free loopback ports."""
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import psutil
+import pytest
+import requests
+from PIL import Image
+
+from pdseg import synthetic
+from pdseg.preprocess import remove_carrier
+from serve import ROOT, free_port
+
+pytestmark = pytest.mark.server
+
+
+def npy(array) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+def post(server, **kwargs):
+    return requests.post(server.predict_url, timeout=120, **kwargs)
+
+
+def regions_of(answer):
+    return [[(r["start"], r["end"]) for r in signal["regions"]] for signal in answer["signals"]]
+
+
+def test_health_and_model_ready(server):
+    assert requests.get(f"{server.inference_url}/ping", timeout=10).json()["status"] == "Healthy"
+    [described] = requests.get(f"{server.management_url}/models/pd_segmenter", timeout=10).json()
+    assert described["batchSize"] == 8 and described["workers"][0]["status"] == "READY"
+
+
+def test_every_input_format_gives_the_same_answer(server, real_captures):
+    capture = real_captures[0]
+    as_json = post(server, json={"signal": capture.tolist()})
+    assert as_json.status_code == 200, as_json.text
+    answer = as_json.json()
+    assert answer["model"] == {"name": "pd_segmenter", "version": "1.0"}
+    [signal] = answer["signals"]
+    assert signal["index"] == 0 and signal["length"] == 7920 and signal["regions"]
+    for key in ("start", "end", "duration", "peak", "polarity", "phase_deg"):
+        assert key in signal["regions"][0]
+    assert signal["stats"]["carrier"]["detected"] is True
+    expected = regions_of(answer)
+    as_npy = post(server, data=npy(capture), headers={"Content-Type": "application/x-npy"})
+    as_csv = post(server, data=",".join(repr(v) for v in capture), headers={"Content-Type": "text/csv"})
+    as_form = post(server, files={"data": ("capture.npy", npy(capture))})
+    for response in (as_npy, as_csv, as_form):
+        assert response.status_code == 200, response.text
+        assert regions_of(response.json()) == expected
+    as_float32 = post(server, data=capture.astype("<f4").tobytes(), headers={"Content-Type": "application/octet-stream"})
+    assert as_float32.status_code == 200
+    assert len(regions_of(as_float32.json())[0]) == len(expected[0])
+
+
+def test_many_signals_of_mixed_lengths_in_one_request(server, real_captures):
+    signals = [real_captures[1].tolist(), [0.5], real_captures[2][:1000].tolist(), list(range(4097))]
+    response = post(server, json={"signals": signals, "threshold": 0.5, "samples_per_cycle": 3333})
+    assert response.status_code == 200, response.text
+    answers = response.json()["signals"]
+    assert [a["length"] for a in answers] == [7920, 1, 1000, 4097]
+    assert [a["index"] for a in answers] == [0, 1, 2, 3]
+    assert all(a["stats"]["threshold"] == 0.5 for a in answers)
+    alone = post(server, json={"signal": signals[0], "threshold": 0.5}).json()
+    assert answers[0]["regions"] == alone["signals"][0]["regions"]
+
+
+def test_multipart_option_fields_apply(server, real_captures):
+    response = post(server, files={"data": ("c.npy", npy(real_captures[3]))},
+                    data={"threshold": "0.9", "sampling_rate_hz": "1000000"})
+    assert response.status_code == 200, response.text
+    [signal] = response.json()["signals"]
+    assert signal["stats"]["threshold"] == 0.9
+    assert all("start_s" in region for region in signal["regions"])
+
+
+def test_concurrent_requests_each_get_their_own_answer(server):
+    rng = np.random.default_rng(99)
+    signals = [synthetic.make_capture(rng, length).signal for length in (3000, 7920, 12000, 5000, 7920, 9000, 2000, 16000)]
+    expected = [regions_of(post(server, data=npy(s), headers={"Content-Type": "application/x-npy"}).json())
+                for s in signals]
+    with ThreadPoolExecutor(max_workers=len(signals)) as pool:
+        for _ in range(3):
+            responses = list(pool.map(
+                lambda s: post(server, data=npy(s), headers={"Content-Type": "application/x-npy"}), signals))
+            assert [r.status_code for r in responses] == [200] * len(signals)
+            assert [regions_of(r.json()) for r in responses] == expected
+            assert [r.json()["signals"][0]["length"] for r in responses] == [s.size for s in signals]
+
+
+def test_png_answer_decodes(server, real_captures):
+    response = post(server, json={"signals": real_captures[:2].tolist()}, headers={"Accept": "image/png"})
+    assert response.status_code == 200
+    assert response.headers["Content-Type"].startswith("image/png")
+    image = Image.open(io.BytesIO(response.content))
+    assert image.format == "PNG" and image.size[0] > 500 and image.size[1] > 400
+
+
+BAD_REQUESTS = [
+    ({"data": b"{broken", "headers": {"Content-Type": "application/json"}}, 400, "malformed JSON"),
+    ({"json": {"values": [1, 2]}}, 400, "missing field"),
+    ({"json": {"signal": []}}, 400, "empty"),
+    ({"data": b'{"signal": [1, NaN, 3]}', "headers": {"Content-Type": "application/json"}}, 400, "NaN"),
+    ({"json": {"signal": [1, "two"]}}, 400, "numbers"),
+    ({"data": npy(np.zeros((2, 2, 2))), "headers": {"Content-Type": "application/x-npy"}}, 400, "dimensions"),
+    ({"data": b"\x93NUMPY broken", "headers": {"Content-Type": "application/x-npy"}}, 400, "malformed .npy"),
+    ({"data": b"1,2,x", "headers": {"Content-Type": "text/csv"}}, 400, "numbers"),
+    ({"data": b"abc", "headers": {"Content-Type": "application/xml"}}, 415, "unsupported content type"),
+    ({"data": np.zeros(4_000_001, dtype="<f4").tobytes(), "headers": {"Content-Type": "application/octet-stream"}},
+     413, "exceed the maximum"),
+]
+
+
+@pytest.mark.parametrize("kwargs, status, words", BAD_REQUESTS)
+def test_bad_input_gets_a_clear_4xx(server, kwargs, status, words):
+    response = post(server, **kwargs)
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert words in body["error"] and body["status"] == status
+
+
+def worker_pids(server):
+    [described] = requests.get(f"{server.management_url}/models/pd_segmenter", timeout=10).json()
+    return sorted(w["pid"] for w in described["workers"])
+
+
+def test_bad_requests_do_not_spoil_their_batch_mates(server, real_captures):
+    pids = worker_pids(server)
+    good = [dict(json={"signal": capture.tolist()}) for capture in real_captures]
+    bad = [kwargs for kwargs, _, _ in BAD_REQUESTS[:4]]
+    mixed = [item for pair in zip(good, bad) for item in pair]
+    with ThreadPoolExecutor(max_workers=len(mixed)) as pool:
+        responses = list(pool.map(lambda kwargs: post(server, **kwargs), mixed))
+    assert [r.status_code for r in responses[0::2]] == [200] * 4
+    assert [r.status_code for r in responses[1::2]] == [400] * 4
+    assert requests.get(f"{server.inference_url}/ping", timeout=10).json()["status"] == "Healthy"
+    assert worker_pids(server) == pids  # the worker never died on input
+
+
+def test_one_sample_and_a_full_cycle_at_40_megasamples(server):
+    tiny = post(server, json={"signal": [42.0]})
+    assert tiny.status_code == 200 and tiny.json()["signals"][0]["regions"] == []
+    rng = np.random.default_rng(4)
+    long_capture = synthetic.make_capture(rng, 800_000, samples_per_cycle=800_000.0, pd_free=False,
+                                          snr_db=26.0, interference=False).signal
+    response = post(server, data=npy(long_capture), headers={"Content-Type": "application/x-npy"})
+    assert response.status_code == 200, response.text
+    [signal] = response.json()["signals"]
+    assert signal["length"] == 800_000 and len(signal["regions"]) > 0
+
+
+def test_real_captures_have_regions_on_their_visible_bursts(server, real_captures):
+    response = post(server, data=npy(real_captures), headers={"Content-Type": "application/x-npy"})
+    assert response.status_code == 200
+    answers = response.json()["signals"]
+    assert len(answers) == 4  # the predecessor answered only one of these four
+    for capture, answer in zip(real_captures, answers):
+        filtered = np.abs(remove_carrier(capture))
+        spans = [(r["start"], r["end"]) for r in answer["regions"]]
+        # Visible primary spikes: local maxima above a quarter of the capture's largest.
+        spikes = [i for i in range(1, filtered.size - 1)
+                  if filtered[i] > 0.25 * filtered.max() and filtered[i] == filtered[max(i - 50, 0): i + 50].max()]
+        assert spikes
+        for spike in spikes:
+            assert any(start - 3 <= spike < end + 3 for start, end in spans), (spike, spans)
+        for region in answer["regions"]:
+            assert 0 <= region["phase_deg"] < 360
+        # Quiet stretches: 64-sample blocks whose largest value is under 1 % of the capture's
+        # largest, five or more in a row. No region may lie inside one.
+        blocks = filtered[: filtered.size // 64 * 64].reshape(-1, 64).max(axis=1) < 0.01 * filtered.max()
+        for start, end in spans:
+            first, last = start // 64, min((end - 1) // 64, blocks.size - 1)
+            around = blocks[max(first - 2, 0): last + 3]
+            assert not (around.size >= 5 and around.all()), (start, end)
+
+
+def test_metrics_endpoint_shows_our_counters(server):
+    post(server, json={"signals": [[1.0] * 100, [2.0] * 50]})
+    text = requests.get(f"{server.metrics_url}/metrics", timeout=10).text
+    for name in ("PDSignalsProcessed", "PDSamplesProcessed", "PDRegionsFound", "PreprocessTime",
+                 "InferenceTime", "PostprocessTime", "ts_inference_requests_total"):
+        assert f"{name}{{" in text, name
+    samples = [line for line in text.splitlines() if line.startswith("PDSamplesProcessed{")]
+    assert float(samples[0].rsplit(" ", 1)[1]) >= 150
+
+
+def test_management_api_scales_workers(server):
+    url = f"{server.management_url}/models/pd_segmenter"
+    try:
+        response = requests.put(url, params={"min_worker": 2, "synchronous": "true"}, timeout=180)
+        assert response.status_code == 200, response.text
+        server.wait_ready(workers=2, timeout=120)
+        [described] = requests.get(url, timeout=10).json()
+        assert sum(w["status"] == "READY" for w in described["workers"]) == 2
+        assert post(server, json={"signal": [1.0, 2.0, 3.0]}).status_code == 200
+    finally:
+        requests.put(url, params={"min_worker": 1, "max_worker": 1, "synchronous": "true"}, timeout=180)
+    [described] = requests.get(url, timeout=10).json()
+    assert len(described["workers"]) == 1
+
+
+def test_register_api_is_off(server):
+    response = requests.post(f"{server.management_url}/models", params={"url": "https://example.invalid/x.mar"}, timeout=10)
+    assert response.status_code in (400, 403, 405)
+
+
+def test_make_serve_runs_beside_another_server_and_stops_on_sigterm(server):
+    """scripts/serve.py (what `make serve` runs) on its own ports while the session's server
+    is up: no pid-file or socket clash; SIGTERM stops the frontend and its workers."""
+    ports = {name: free_port() for name in ("inference", "management", "metrics")}
+    environment = os.environ | {f"TS_{name.upper()}_PORT": str(port) for name, port in ports.items()}
+    process = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "serve.py")], env=environment,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                [described] = requests.get(f"http://127.0.0.1:{ports['management']}/models/pd_segmenter", timeout=2).json()
+                if described["workers"] and described["workers"][0]["status"] == "READY":
+                    break
+            except (requests.RequestException, ValueError):
+                pass
+            assert time.monotonic() < deadline and process.poll() is None, "serve.py did not come up"
+            time.sleep(0.5)
+        answer = requests.post(f"http://127.0.0.1:{ports['inference']}/predictions/pd_segmenter",
+                               json={"signal": [1.0, 2.0]}, timeout=30)
+        assert answer.status_code == 200
+        worker_pid = described["workers"][0]["pid"]
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0
+        assert not psutil.pid_exists(worker_pid) or psutil.Process(worker_pid).status() == psutil.STATUS_ZOMBIE
+        with pytest.raises(requests.ConnectionError):
+            requests.get(f"http://127.0.0.1:{ports['inference']}/ping", timeout=2)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert requests.get(f"{server.inference_url}/ping", timeout=10).json()["status"] == "Healthy"

@@ -1,0 +1,159 @@
+"""Pure signal steps: carrier removal and scaling, windowing and stitching, regions, phase."""
+import numpy as np
+import pytest
+
+from pdseg import phase, preprocess
+from pdseg.regions import describe_regions, mask_to_regions, probability_to_regions
+from pdseg.window import WindowPlan
+
+
+def carrier(length, period=3333.0, amplitude=7e5, phase_deg=30.0):
+    samples = np.arange(length)
+    return amplitude * np.sin(2 * np.pi * samples / period + np.deg2rad(phase_deg))
+
+
+def test_carrier_removed_and_pulse_kept_in_place():
+    raw = carrier(8000)
+    raw[4000:4010] += 5e4 * np.exp(-np.arange(10) / 3.0)
+    filtered = preprocess.remove_carrier(raw)
+    quiet = np.r_[filtered[500:3500], filtered[4500:7500]]
+    assert np.abs(quiet).max() < 1.0  # a 7e5 carrier leaves less than one unit
+    assert int(np.argmax(np.abs(filtered))) == 4000
+    assert filtered[4000] == pytest.approx(5e4, rel=0.15)
+
+
+@pytest.mark.parametrize("length", [1, 2, 27, 28, 1000])
+def test_condition_any_length(length):
+    conditioned = preprocess.condition(np.random.default_rng(0).normal(size=length))
+    assert conditioned.network_input.shape == (preprocess.INPUT_CHANNELS, length)
+    assert conditioned.network_input.dtype == np.float32
+    assert np.all(np.isfinite(conditioned.network_input))
+
+
+def test_constant_signal_stays_finite():
+    conditioned = preprocess.condition(np.full(5000, 3.0))
+    assert np.all(np.isfinite(conditioned.network_input))
+    assert np.abs(conditioned.network_input).max() < 1.0
+
+
+def test_local_peak_channel_singles_out_the_spike():
+    raw = carrier(8000)
+    raw[4000:4008] += 1.5e5 * np.exp(-np.arange(8) / 2.0)
+    raw[4100:4300] += 1e4 * np.sin(np.arange(200) / 3.0)  # ringing at a fifteenth of the spike
+    log_channel, local_channel = preprocess.condition(raw).network_input
+    assert local_channel[4000] == pytest.approx(1.0, abs=0.05)
+    assert np.abs(local_channel[4100:4300]).max() < 0.1
+    assert np.abs(log_channel[4100:4300]).max() > 0.6 * log_channel[4000]  # squeezed by asinh
+
+
+def test_scaling_invariance():
+    rng = np.random.default_rng(1)
+    raw = carrier(6000) + rng.normal(scale=50, size=6000)
+    raw[3000:3005] += 3e4
+    reference = preprocess.condition(raw).network_input
+    for factor in (0.5, 2.0, 1e-3, 1e3):
+        np.testing.assert_allclose(preprocess.condition(raw * factor).network_input, reference, atol=1e-4)
+
+
+def test_noise_scale_ignores_dense_bursts():
+    rng = np.random.default_rng(2)
+    noise = rng.normal(scale=10.0, size=20000)
+    bursts = noise.copy()
+    bursts[:14000] += 500 * np.sin(np.arange(14000) / 4.0)  # ringing over 70 % of the capture
+    assert preprocess.noise_scale(bursts, 1.0) == pytest.approx(preprocess.noise_scale(noise, 1.0), rel=0.3)
+
+
+@pytest.mark.parametrize("length", [1, 3583, 3584, 3585, 4095, 4096, 4097, 7920, 15872, 15873, 40000])
+def test_window_cut_then_stitch_is_identity(length):
+    plan = WindowPlan(window=4096, context=256, max_single=16384)
+    samples = np.arange(1, length + 1, dtype=np.float32)
+    windows = plan.cut(samples)
+    assert windows.shape == (plan.count(length), plan.width(length))
+    np.testing.assert_array_equal(plan.stitch(windows, length), samples)
+    channels = plan.cut(np.stack((samples, -samples)))
+    assert channels.shape == (plan.count(length), 2, plan.width(length))
+    np.testing.assert_array_equal(plan.stitch(channels[:, 1], length), -samples)
+
+
+def test_window_sizes_avoid_needless_work():
+    plan = WindowPlan(window=4096, context=256, max_single=16384)
+    assert (plan.count(1), plan.width(1)) == (1, 1024)
+    assert (plan.count(3584), plan.width(3584)) == (1, 4096)
+    assert (plan.count(7920), plan.width(7920)) == (1, 8704)  # not three 4,096 windows
+    assert (plan.count(800_000), plan.width(800_000)) == (224, 4096)
+    for length in (1, 500, 3585, 7920, 12000, 20000, 800_000):
+        work = plan.count(length) * plan.width(length)
+        assert work <= max(1.2 * (length + 2 * plan.context), 1024)
+
+
+def test_every_kept_sample_has_full_context():
+    plan = WindowPlan(window=512, context=64, max_single=512)
+    samples = np.arange(1, 2001, dtype=np.float32)
+    windows = plan.cut(samples)
+    assert windows.shape == (6, 512)
+    for index, window in enumerate(windows):
+        first_kept = index * plan.core
+        assert window[plan.context] == samples[first_kept]
+        left = window[: plan.context]
+        expected = samples[max(first_kept - plan.context, 0): first_kept]
+        np.testing.assert_array_equal(left[plan.context - expected.size:], expected)
+        kept_end = min(first_kept + plan.core, samples.size)
+        right = window[plan.context + plan.core:]
+        expected_right = samples[kept_end: kept_end + plan.context]
+        if first_kept + plan.core <= samples.size:
+            np.testing.assert_array_equal(right[: expected_right.size], expected_right)
+
+
+def test_window_plan_rejects_bad_geometry():
+    with pytest.raises(ValueError):
+        WindowPlan(window=512, context=256)
+    with pytest.raises(ValueError):
+        WindowPlan(window=1000, context=100)
+
+
+def test_mask_to_regions_known_runs():
+    mask = np.zeros(100, dtype=bool)
+    mask[10:20] = True
+    mask[24:30] = True   # gap of 4 < 8: merged with the first
+    mask[50:51] = True   # single sample: dropped by min_length=2
+    mask[90:100] = True  # touches the end
+    assert mask_to_regions(mask).tolist() == [[10, 30], [90, 100]]
+    assert mask_to_regions(mask, min_gap=0, min_length=1).tolist() == [[10, 20], [24, 30], [50, 51], [90, 100]]
+    assert mask_to_regions(np.zeros(0, dtype=bool)).shape == (0, 2)
+    assert mask_to_regions(np.ones(1, dtype=bool), min_length=1).tolist() == [[0, 1]]
+
+
+def test_probability_threshold_and_region_facts():
+    probability = np.zeros(50)
+    probability[5:15] = 0.9
+    filtered = np.zeros(50)
+    filtered[8] = -7.0
+    regions = probability_to_regions(probability, 0.5)
+    phases = np.linspace(0, 360, 50, endpoint=False)
+    [region] = describe_regions(regions, filtered, probability, phases, sampling_rate_hz=1000.0)
+    assert (region["start"], region["end"], region["duration"]) == (5, 15, 10)
+    assert region["peak"] == 7.0 and region["polarity"] == "negative" and region["peak_index"] == 8
+    assert region["phase_deg"] == pytest.approx(phases[8])
+    assert region["start_s"] == pytest.approx(0.005)
+    assert probability_to_regions(probability, 0.95).shape == (0, 2)
+
+
+def test_phase_from_visible_carrier():
+    raw = carrier(7920, period=3333.0, phase_deg=40.0)
+    filtered = preprocess.remove_carrier(raw)
+    fit = phase.fit_carrier(raw, filtered, noise_scale=1.0)
+    assert fit.detected
+    assert fit.samples_per_cycle == pytest.approx(3333.0, rel=1e-3)
+    assert fit.phase_offset_deg == pytest.approx(40.0, abs=1.0)
+    phases = fit.phase_deg(7920)
+    positive_zero_crossing = int(round((360 - 40.0) / 360 * 3333))
+    assert min(phases[positive_zero_crossing], 360 - phases[positive_zero_crossing]) < 1.0
+
+
+def test_phase_from_caller_period_without_carrier():
+    noise = np.random.default_rng(3).normal(size=2000)
+    filtered = preprocess.remove_carrier(noise)
+    fit = phase.fit_carrier(noise, filtered, preprocess.noise_scale(filtered, 1.0), samples_per_cycle=500)
+    assert not fit.detected
+    assert fit.phase_deg(2000)[250] == pytest.approx(180.0)
+    assert phase.fit_carrier(noise, filtered, 1.0).phase_deg(2000) is None
