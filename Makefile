@@ -4,12 +4,15 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 SETUP_STAMP := $(VENV)/.setup-complete
+# Deployment linters (checkov and friends) pin older versions of shared packages: own venv.
+LINT_VENV := .venv-lint
+LINT_STAMP := $(LINT_VENV)/.setup-complete
 MAR := model_store/pd_segmenter.mar
 WEIGHTS := model_store/weights/pd_segmenter.state.pt model_store/weights/pd_segmenter.json
 ARCHIVE_INPUTS := handler/pd_handler.py $(wildcard handler/pdseg/*.py) $(WEIGHTS) \
                   config/model-config.yaml scripts/export.py
 
-.PHONY: help setup archive serve demo test test-unit train evaluate bench samples clean
+.PHONY: help setup lint-deps lint image-test archive serve demo test test-unit train evaluate bench samples clean
 .DEFAULT_GOAL := help
 
 help:
@@ -21,6 +24,8 @@ help:
 	@echo "make train     retrain the shipped weights from scratch (CPU, ~30 min)"
 	@echo "make evaluate  model vs classical detector on the synthetic tiers + real captures"
 	@echo "make bench     speed benchmark over HTTP; writes docs/benchmarks.md"
+	@echo "make lint      deployment checks (Dockerfile, k8s/): tests/test_deploy.py"
+	@echo "make image-test  build the image with podman and test the container (root); writes docs/image.md"
 
 setup: $(SETUP_STAMP)
 
@@ -33,6 +38,19 @@ $(SETUP_STAMP): requirements.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	touch $@
 
+lint-deps: $(LINT_STAMP)
+
+$(LINT_STAMP): requirements-lint.txt
+	test -x $(LINT_VENV)/bin/python || $(PYTHON) -m venv $(LINT_VENV)
+	$(LINT_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-lint.txt
+	touch $@
+
+lint: $(SETUP_STAMP) $(LINT_STAMP)
+	$(PY) -m pytest -ra tests/test_deploy.py
+
+image-test:
+	scripts/image_test.sh
+
 archive: $(MAR)
 
 $(MAR): $(SETUP_STAMP) $(ARCHIVE_INPUTS)
@@ -44,10 +62,10 @@ serve: $(MAR)
 demo: $(MAR)
 	$(PY) scripts/demo.py
 
-test: $(MAR)
+test: $(MAR) $(LINT_STAMP)
 	$(PY) -m pytest -ra
 
-test-unit: $(SETUP_STAMP)
+test-unit: $(SETUP_STAMP) $(LINT_STAMP)
 	$(PY) -m pytest -ra -m "not server"
 
 train: $(SETUP_STAMP)

@@ -20,7 +20,6 @@ from pdseg.decode import DEFAULT_MAX_SAMPLES, InputError, decode_request
 from pdseg.pipeline import Segmenter
 from pdseg.preprocess import condition
 from pdseg.render import render_png
-from pdseg.window import WindowPlan
 
 logger = logging.getLogger(__name__)
 RECORD_FILE = "pd_segmenter.json"
@@ -37,18 +36,17 @@ def _new_request(accept: str) -> SimpleNamespace:
 class PDSegmenterHandler(BaseHandler):
     def initialize(self, context):
         settings = (getattr(context, "model_yaml_config", None) or {}).get("handler", {})
-        torch.set_num_threads(int(settings.get("torch_threads", os.cpu_count() or 1)))
+        # PD_TORCH_THREADS lets an operator match threads to the pod's CPU limit without
+        # rebuilding the archive.
+        threads = os.environ.get("PD_TORCH_THREADS") or settings.get("torch_threads", os.cpu_count() or 1)
+        torch.set_num_threads(int(threads))
         super().initialize(context)
         model_dir = context.system_properties["model_dir"]
         with open(os.path.join(model_dir, RECORD_FILE)) as handle:
             record = json.load(handle)
         self.max_samples = int(settings.get("max_samples_per_request", DEFAULT_MAX_SAMPLES))
-        self.segmenter = Segmenter(
-            self.model,
-            threshold=float(record["threshold"]),
-            plan=WindowPlan(**record["window"]),
-            chunk_windows=int(settings.get("chunk_windows", 32)),
-        )
+        self.segmenter = Segmenter.from_record(
+            self.model, record, chunk_windows=int(settings.get("chunk_windows", 32)))
         manifest_model = (getattr(context, "manifest", None) or {}).get("model", {})
         self.model_info = {
             "name": manifest_model.get("modelName", getattr(context, "model_name", "pd_segmenter")),

@@ -273,6 +273,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="tiny sizes, for the smoke test")
     parser.add_argument("--no-write", action="store_true")
     parser.add_argument("--json", default=None, help="also write the raw figures here")
+    parser.add_argument("--workers", type=int, default=None, help="scale the started server to N workers")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads per worker (PD_TORCH_THREADS)")
     args = parser.parse_args()
     torch.set_num_threads(min(2, os.cpu_count() or 1))
 
@@ -285,10 +287,16 @@ def main() -> None:
                                      snr_db=24.0, interference=True).signal
     short_signals = [synthetic.make_capture(rng, 7920, samples_per_cycle=3333.0).signal for _ in range(8)]
 
-    server = None if args.url else LocalServer().start()
+    environment = {"PD_TORCH_THREADS": str(args.threads)} if args.threads else {}
+    server = None if args.url else LocalServer(environment=environment).start()
     try:
         if server is not None:
             server.wait_ready()
+            if args.workers:
+                requests.put(f"{server.management_url}/models/pd_segmenter",
+                             params={"min_worker": args.workers, "max_worker": args.workers,
+                                     "synchronous": "true"}, timeout=300).raise_for_status()
+                server.wait_ready(workers=args.workers)
         base = args.url or server.inference_url
         url = f"{base}/predictions/pd_segmenter"
         for signal_ in short_signals[:2] + [capture[:50_000]]:  # warm-up
@@ -296,7 +304,8 @@ def main() -> None:
         results = {"command": "python scripts/bench.py " + " ".join(sys.argv[1:]),
                    "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                    "machine": machine(), "versions": versions(),
-                   "server": f"started by the benchmark from model_store/pd_segmenter.mar, config/local.properties"
+                   "server": (f"started by the benchmark from model_store/pd_segmenter.mar, config/local.properties, "
+                              f"workers {args.workers or 1}, torch threads per worker {args.threads or 'from model-config.yaml'}")
                              if server else base}
         memory = {"before": rss_mib(server)}
         results["long_capture"] = long_capture_over_http(url, capture, repeats)

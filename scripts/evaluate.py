@@ -29,7 +29,6 @@ from pdseg.pipeline import Segmenter
 from pdseg.regions import mask_to_regions
 from pdseg.render import render_png
 from pdseg.scoring import EventCounts, match_events
-from pdseg.window import WindowPlan
 
 ROOT = _bootstrap.ROOT
 EVAL_SEED = 424242
@@ -46,7 +45,7 @@ def served_segmenter(weights_dir: Path) -> tuple[Segmenter, dict]:
         path = Path(folder) / "model.pt"
         export_torchscript(network, path, window=record["window"]["window"])
         scripted = torch.jit.load(str(path))
-    return Segmenter(scripted, threshold=record["threshold"], plan=WindowPlan(**record["window"])), record
+    return Segmenter.from_record(scripted, record), record
 
 
 def score(captures, predicted_regions, min_iou) -> EventCounts:

@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -44,7 +45,9 @@ def render_profile(ports: dict[str, int], model_store: Path, temp_dir: Path,
     # The frontend puts its worker sockets in java.io.tmpdir (/tmp/.ts.sock.<port>); a private
     # folder keeps two instances on one machine from taking each other's sockets.
     text = re.sub(r"^(vmargs=.*)$", rf"\1 -Djava.io.tmpdir={temp_dir}", text, flags=re.M)
-    lines = [text.rstrip("\n"), f"model_store={model_store}", f"metrics_config={METRICS_CONFIG}"]
+    lines = [text.rstrip("\n"), f"model_store={model_store}", f"metrics_config={METRICS_CONFIG}",
+             f"allowed_urls=file://{model_store}/.*",
+             f"grpc_inference_port={free_port()}", f"grpc_management_port={free_port()}"]
     lines += [f"{key}={value}" for key, value in (extra or {}).items()]
     return "\n".join(lines) + "\n"
 
@@ -54,13 +57,15 @@ class LocalServer:
 
     def __init__(self, ports: dict[str, int] | None = None, model_store: Path = ROOT / "model_store",
                  archive: str = f"{MODEL_NAME}.mar", extra_config: dict[str, str] | None = None,
-                 runtime_dir: Path | None = None, stream_logs: bool = False) -> None:
+                 runtime_dir: Path | None = None, stream_logs: bool = False,
+                 environment: dict[str, str] | None = None) -> None:
         self.ports = ports or {name: free_port() for name in DEFAULT_PORTS}
         self.model_store = Path(model_store).resolve()
         self.archive = archive
         self.extra_config = extra_config or {}
         self.runtime_dir = Path(runtime_dir or tempfile.mkdtemp(prefix="pd-torchserve-"))
         self.stream_logs = stream_logs
+        self.environment = environment or {}
         self.process: subprocess.Popen | None = None
 
     @property
@@ -91,7 +96,7 @@ class LocalServer:
             "TMPDIR": str(self.runtime_dir / "tmp"),  # TorchServe's pid file lives here
             "LOG_LOCATION": str(self.runtime_dir / "logs"),
             "METRICS_LOCATION": str(self.runtime_dir / "logs"),
-        }
+        } | self.environment
         torchserve = shutil.which("torchserve", path=str(Path(sys.executable).parent)) or "torchserve"
         command = [torchserve, "--start", "--foreground", "--ncs", "--ts-config", str(config),
                    "--model-store", str(self.model_store)]
@@ -170,22 +175,21 @@ def main() -> int:
     runtime = ROOT / ".run" / f"serve-{ports['inference']}"
     shutil.rmtree(runtime, ignore_errors=True)
     server = LocalServer(ports=ports, runtime_dir=runtime, stream_logs=True)
-    stopping = False
-
-    def stop(signum, _frame):
-        nonlocal stopping
-        if not stopping:
-            stopping = True
-            print(f"\nsignal {signum}: stopping TorchServe and its workers ...", flush=True)
-            server.stop()
-
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
+    stop_requested = threading.Event()
+    # The handler only sets a flag: stopping from inside it would race Popen.wait() for
+    # the launcher's exit status and leave it as a zombie in the process group.
+    signal.signal(signal.SIGINT, lambda signum, frame: stop_requested.set())
+    signal.signal(signal.SIGTERM, lambda signum, frame: stop_requested.set())
     server.start()
     print(f"TorchServe starting: inference {server.inference_url}, management {server.management_url}, "
           f"metrics {server.metrics_url}/metrics (logs in {runtime / 'logs'})", flush=True)
-    code = server.process.wait()
-    return 0 if stopping else code
+    while server.process.poll() is None:
+        if stop_requested.wait(0.5):
+            print("\nstopping TorchServe and its workers ...", flush=True)
+            server.stop()
+            print("stopped", flush=True)
+            return 0
+    return server.process.returncode
 
 
 if __name__ == "__main__":

@@ -49,7 +49,7 @@ def main() -> None:
     torch.set_num_threads(2)
     network, record = load_trained(_bootstrap.ROOT / "model_store" / "weights")
     plan = WindowPlan(**record["window"])
-    segmenter = Segmenter(network, threshold=record["threshold"], plan=plan)
+    segmenter = Segmenter.from_record(network, record)
     identical = total = 0
     agreement, tiled_truth, dense_truth = EventCounts(), EventCounts(), EventCounts()
     for snr in synthetic.SNR_TIERS_DB:
@@ -59,7 +59,7 @@ def main() -> None:
                 tiled = segmenter.analyse([capture.signal])[0].regions
                 dense = probability_to_regions(
                     dense_probability(network, preprocess.condition(capture.signal).network_input, plan.window),
-                    segmenter.threshold)
+                    segmenter.threshold, segmenter.min_gap, segmenter.min_length)
                 total += 1
                 identical += int(np.array_equal(tiled, dense))
                 agreement.add(match_events(dense, tiled, 0.5))

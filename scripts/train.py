@@ -29,10 +29,15 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=training.TrainConfig.steps)
     parser.add_argument("--train-captures", type=int, default=training.TrainConfig.train_captures)
     parser.add_argument("--minutes", type=float, default=None, help="stop training after this long")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads; the shipped weights were trained with 1 (bitwise reproducible)")
     parser.add_argument("--out", default=str(_bootstrap.ROOT / "model_store" / "weights"))
     parser.add_argument("--name", default="pd_segmenter")
+    parser.add_argument("--retune-only", action="store_true",
+                        help="keep the weights in --out; choose threshold and region rules again")
     args = parser.parse_args()
+    if args.retune_only:
+        return retune(model_mod.Path(args.out), args.name)
 
     torch.set_num_threads(args.threads)
     config = training.TrainConfig(steps=args.steps, train_captures=args.train_captures)
@@ -47,7 +52,7 @@ def main() -> None:
     losses = training.train(network, inputs, labels, config,
                             time_limit_s=None if args.minutes is None else args.minutes * 60)
     probabilities = training.predict(network, val_inputs)
-    threshold, threshold_scores = training.choose_threshold(probabilities, val_labels)
+    chosen, postprocess_scores = training.choose_postprocess(probabilities, val_labels)
 
     out = model_mod.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -57,20 +62,36 @@ def main() -> None:
         "name": args.name,
         "preset": args.preset,
         "architecture": architecture.to_dict(),
-        "threshold": threshold,
+        "threshold": chosen["threshold"],
+        "postprocess": {"min_gap": chosen["min_gap"], "min_length": chosen["min_length"]},
         "window": {"window": plan.window, "context": plan.context},
         "training": dataclasses.asdict(config) | {"steps_run": len(losses)},
         "loss": {"first_50": float(np.mean(losses[:50])), "last_50": float(np.mean(losses[-50:]))},
-        "validation_event_f1_by_threshold": threshold_scores,
+        "validation_event_f1": chosen["f1"],
+        "validation_event_f1_by_setting": postprocess_scores,
         "parameters": model_mod.parameter_count(network),
         "seconds": round(time.time() - started, 1),
         "machine": f"{platform.machine()} {platform.processor() or ''} {torch.get_num_threads()} threads".strip(),
         "torch": torch.__version__,
     }
     (out / f"{args.name}.json").write_text(json.dumps(record, indent=2) + "\n")
-    print(f"threshold {threshold}  validation F1 {threshold_scores[threshold]}  "
+    print(f"{chosen}  "
           f"loss {record['loss']['first_50']:.4f} -> {record['loss']['last_50']:.4f}  "
           f"{record['seconds']} s  -> {out}")
+
+
+def retune(out, name: str) -> None:
+    network, record = model_mod.load_trained(out, name)
+    config = training.TrainConfig(**{k: v for k, v in record["training"].items() if k != "steps_run"})
+    val_inputs, val_labels = training.make_dataset(config.validation_captures, config.capture_length,
+                                                   config.seed + 7)
+    chosen, scores = training.choose_postprocess(training.predict(network, val_inputs), val_labels)
+    record.pop("validation_event_f1_by_threshold", None)
+    record |= {"threshold": chosen["threshold"],
+               "postprocess": {"min_gap": chosen["min_gap"], "min_length": chosen["min_length"]},
+               "validation_event_f1": chosen["f1"], "validation_event_f1_by_setting": scores}
+    (out / f"{name}.json").write_text(json.dumps(record, indent=2) + "\n")
+    print(chosen)
 
 
 if __name__ == "__main__":

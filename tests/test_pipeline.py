@@ -7,14 +7,13 @@ import torch
 from pdseg import synthetic
 from pdseg.model import load_trained
 from pdseg.pipeline import Segmenter, SignalOptions
-from pdseg.window import WindowPlan
 from serve import ROOT
 
 
 @pytest.fixture(scope="module")
 def segmenter():
     network, record = load_trained(ROOT / "model_store" / "weights")
-    return Segmenter(network, threshold=record["threshold"], plan=WindowPlan(**record["window"]))
+    return Segmenter.from_record(network, record)
 
 
 def mixed_signals(count, seed=5):
@@ -41,7 +40,8 @@ def test_batched_equals_one_at_a_time(segmenter, batch):
 def test_chunk_size_does_not_change_results(segmenter):
     signals = mixed_signals(9, seed=8)
     reference = segmenter.analyse(signals)
-    small_chunks = Segmenter(segmenter.network, segmenter.threshold, segmenter.plan, chunk_windows=1)
+    small_chunks = Segmenter(segmenter.network, segmenter.threshold, segmenter.plan, chunk_windows=1,
+                             min_gap=segmenter.min_gap, min_length=segmenter.min_length)
     for first, second in zip(reference, small_chunks.analyse(signals)):
         assert np.array_equal(first.regions, second.regions)
         np.testing.assert_allclose(first.probability, second.probability, atol=1e-5)

