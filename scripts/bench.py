@@ -273,6 +273,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="tiny sizes, for the smoke test")
     parser.add_argument("--no-write", action="store_true")
     parser.add_argument("--json", default=None, help="also write the raw figures here")
+    parser.add_argument("--clients", type=int, nargs="+", default=None, help="concurrency levels (default 1 4 8 16)")
     parser.add_argument("--workers", type=int, default=None, help="scale the started server to N workers")
     parser.add_argument("--threads", type=int, default=None, help="torch threads per worker (PD_TORCH_THREADS)")
     args = parser.parse_args()
@@ -281,7 +282,7 @@ def main() -> None:
     long_length = 40_000 if args.quick else 800_000
     repeats = 1 if args.quick else 5
     per_client = 3 if args.quick else 40
-    levels = (1, 2) if args.quick else (1, 4, 8, 16)
+    levels = args.clients or ((1, 2) if args.quick else (1, 4, 8, 16))
     rng = np.random.default_rng(2026)
     capture = synthetic.make_capture(rng, long_length, samples_per_cycle=float(long_length), pd_free=False,
                                      snr_db=24.0, interference=True).signal

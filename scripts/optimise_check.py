@@ -57,7 +57,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         export_torchscript(eager, Path(folder) / "m.pt", window=plan.window)
         frozen = torch.jit.load(str(Path(folder) / "m.pt"))
-    optimised = torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.script(eager.eval())))
+        optimised = torch.jit.optimize_for_inference(torch.jit.load(str(Path(folder) / "m.pt")))
     variants = {"eager fp32": eager, "TorchScript frozen fp32 (served)": frozen,
                 "frozen + optimize_for_inference": optimised, "bf16 autocast (eager)": Bf16(eager)}
     captures = []

@@ -25,7 +25,7 @@ from pdseg.window import WindowPlan
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--preset", default="small", choices=sorted(model_mod.PRESETS))
+    parser.add_argument("--preset", default="tiny", choices=sorted(model_mod.PRESETS))
     parser.add_argument("--steps", type=int, default=training.TrainConfig.steps)
     parser.add_argument("--train-captures", type=int, default=training.TrainConfig.train_captures)
     parser.add_argument("--minutes", type=float, default=None, help="stop training after this long")
