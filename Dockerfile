@@ -87,10 +87,11 @@ RUN set -eu; \
 # ---------------------------------------------------------------------------------------
 FROM ${BASE_IMAGE} AS jre
 ARG JAVA_MODULES=java.base,java.compiler,java.desktop,java.logging,java.management,java.management.rmi,java.naming,java.prefs,java.scripting,java.sql,java.xml,jdk.crypto.ec,jdk.management,jdk.sctp,jdk.unsupported,jdk.zipfs
-# man1 must exist for the JDK's update-alternatives in slim images (they drop man pages).
+# man1 must exist for the JDK's update-alternatives in slim images (they drop man pages);
+# jlink --strip-debug calls objcopy (binutils).
 RUN mkdir -p /usr/share/man/man1 \
     && apt-get update \
-    && apt-get install -y --no-install-recommends openjdk-17-jdk-headless \
+    && apt-get install -y --no-install-recommends openjdk-17-jdk-headless binutils \
     && rm -rf /var/lib/apt/lists/* \
     && jlink --add-modules "$JAVA_MODULES" --strip-debug --no-man-pages --no-header-files \
         --compress=2 --output /opt/java \

@@ -19,7 +19,6 @@ from ts.torch_handler.base_handler import BaseHandler
 from pdseg.decode import DEFAULT_MAX_SAMPLES, InputError, decode_request
 from pdseg.pipeline import Segmenter
 from pdseg.preprocess import condition
-from pdseg.render import render_png
 
 logger = logging.getLogger(__name__)
 RECORD_FILE = "pd_segmenter.json"
@@ -114,6 +113,9 @@ class PDSegmenterHandler(BaseHandler):
                 samples += sum(result.conditioned.length for result in results)
                 regions += sum(len(result.regions) for result in results)
                 if "image/png" in request.accept:
+                    # matplotlib costs the worker ~40 MB: loaded only once a picture is asked for.
+                    from pdseg.render import render_png
+
                     self.context.set_response_content_type(index, "image/png")
                     responses.append(render_png(results))
                 else:

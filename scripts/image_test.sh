@@ -169,15 +169,16 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Like the Kubernetes pod: read-only root, writable tmpfs only where TorchServe writes,
+# Like the Kubernetes pod: read-only root, writable tmpfs only where TorchServe writes
+# (`U`: owned by the container's user; podman ignores mode= here, seen with podman 4.3),
 # no capabilities, no privilege escalation, the memory limit of a pod.
 log "starting $NAME (inference 127.0.0.1:$inference_port, management :$management_port, metrics :$metrics_port)"
 run_started=$(date +%s.%N)
 podman run -d --name "$NAME" --init --memory "$MEMORY" \
     --read-only --read-only-tmpfs=false \
-    --tmpfs /tmp:rw,size=512m,mode=1777 \
-    --tmpfs /home/model-server/run:rw,size=8m,mode=1777 \
-    --tmpfs /home/model-server/logs:rw,size=64m,mode=1777 \
+    --tmpfs /tmp:rw,size=512m,mode=1777,U \
+    --tmpfs /home/model-server/run:rw,size=8m,mode=1777,U \
+    --tmpfs /home/model-server/logs:rw,size=64m,mode=1777,U \
     --cap-drop ALL --security-opt no-new-privileges \
     -p "127.0.0.1:$inference_port:8080" \
     -p "127.0.0.1:$management_port:8081" \
@@ -289,7 +290,10 @@ assert "PDSignalsProcessed" in metrics
 print("metrics:", lines[0])
 PY
 
-podman logs "$NAME" 2>&1 | grep -q "Torchserve version: 0.12.0" || die "TorchServe's log is not on stdout"
+# Read the log into a variable first: with pipefail, `grep -q` closing the pipe early would
+# fail the pipeline through podman's SIGPIPE.
+container_log=$(podman logs "$NAME" 2>&1)
+grep -q "Torchserve version: 0.12.0" <<<"$container_log" || die "TorchServe's log is not on stdout"
 memory_use=$(podman stats --no-stream --format '{{.MemUsage}}' "$NAME" 2>/dev/null || echo "n/a")
 log "memory in use: $memory_use"
 [[ $(podman inspect --format '{{.State.OOMKilled}}' "$NAME") == false ]] || die "OOM-killed"
