@@ -24,8 +24,6 @@ logger = logging.getLogger(__name__)
 RECORD_FILE = "pd_segmenter.json"
 
 
-
-
 def _new_request(accept: str) -> SimpleNamespace:
     """Per-request state through the three stages (TorchServe wants one class per handler
     module, so this is a namespace rather than a dataclass)."""
