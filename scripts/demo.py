@@ -31,7 +31,7 @@ def main() -> None:
     truth = json.loads(TRUTH.read_text())
     buffer = io.BytesIO()
     np.save(buffer, captures)
-    print(f"Starting TorchServe with model_store/pd_segmenter.mar ...", flush=True)
+    print("Starting TorchServe with model_store/pd_segmenter.mar ...", flush=True)
     started = time.monotonic()
     with LocalServer() as server:
         print(f"ready in {time.monotonic() - started:.1f} s at {server.inference_url}\n")

@@ -10,7 +10,7 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 from . import preprocess, synthetic
-from .model import UNet1D, UNetConfig
+from .model import UNet1D
 from .regions import mask_to_regions, probability_to_regions
 from .scoring import EventCounts, match_events
 
@@ -145,7 +145,3 @@ def choose_threshold(probabilities: np.ndarray, labels: np.ndarray,
     """The threshold with the best event F1 (IoU >= 0.3) at the default region rules."""
     chosen, scores = choose_postprocess(probabilities, labels, candidates, (8,), (2,))
     return chosen["threshold"], {float(t): scores[f"t={t:g},gap=8,len=2"] for t in candidates}
-
-
-def build(config_dict: dict) -> UNet1D:
-    return UNet1D(UNetConfig.from_dict(config_dict))

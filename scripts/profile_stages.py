@@ -1,0 +1,57 @@
+"""Where one request's time goes, stage by stage, in-process with the served TorchScript.
+
+    python scripts/profile_stages.py
+
+For an 800,000-sample capture and a 7,920-sample signal: conditioning (high-pass, noise
+scale, local-peak channel), network (all windows), regions + carrier fit, JSON description;
+medians of repeats, 2 torch threads.
+"""
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import _bootstrap  # noqa: F401
+import numpy as np
+import torch
+
+from pdseg import phase, preprocess, synthetic
+from pdseg.model import export_torchscript, load_trained
+from pdseg.pipeline import Segmenter, SignalOptions
+
+
+def timed(function, repeats: int) -> tuple[float, object]:
+    result, times = None, []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        result = function()
+        times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times), result
+
+
+def main() -> None:
+    torch.set_num_threads(2)
+    network, record = load_trained(_bootstrap.ROOT / "model_store" / "weights")
+    with tempfile.TemporaryDirectory() as folder:
+        export_torchscript(network, Path(folder) / "m.pt", window=record["window"]["window"])
+        scripted = torch.jit.load(str(Path(folder) / "m.pt"))
+    segmenter = Segmenter.from_record(scripted, record)
+    rng = np.random.default_rng(2026)
+    print("| signal | conditioning ms | network ms | regions + carrier fit ms | (carrier fit alone) | JSON ms |")
+    print("|---|---|---|---|---|---|")
+    for length, period, repeats in ((800_000, 800_000.0, 3), (7_920, 3333.0, 20)):
+        raw = synthetic.make_capture(rng, length, samples_per_cycle=period, pd_free=False,
+                                     snr_db=24.0, interference=True).signal
+        segmenter.analyse([raw])  # warm-up for this window shape
+        condition_ms, conditioned = timed(lambda: preprocess.condition(raw), repeats)
+        network_ms, probabilities = timed(lambda: segmenter.probabilities([conditioned]), repeats)
+        finish_ms, results = timed(lambda: segmenter.finish([conditioned], probabilities, [SignalOptions()]), repeats)
+        fit_ms, _ = timed(lambda: phase.fit_carrier(conditioned.raw, conditioned.filtered, conditioned.scale), repeats)
+        json_ms, _ = timed(lambda: results[0].to_json(0), repeats)
+        print(f"| {length:,} samples | {condition_ms:.1f} | {network_ms:.1f} | {finish_ms:.1f} | {fit_ms:.1f} | {json_ms:.1f} |")
+
+
+if __name__ == "__main__":
+    main()
