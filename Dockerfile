@@ -10,7 +10,8 @@
 #   archive       + torch-model-archiver; runs scripts/export.py -> pd_segmenter.mar
 #   runtime-venv  /opt/venv pruned: no pip, no test suites, no torch headers or C++ test
 #                 programs, stripped torch libraries, no packages serving never imports
-#   jre           a jlink-ed Java 17 runtime with only the modules TorchServe's frontend uses
+#   jre           a jlink-ed Java 17 runtime with only the modules TorchServe's frontend uses,
+#                 and the token-keys plugin jar (keys from a mounted Secret), compiled by its JDK
 #   (final)       base image + tini + the JRE + the venv + the .mar + configuration
 #
 # Java: Debian's openjdk-17-jre-headless is about 200 MB installed; the jlink-ed runtime of
@@ -68,6 +69,9 @@ ARG PRUNE_PACKAGES="sympy mpmath networkx jinja2 markupsafe fsspec filelock"
 # strip only torch's libraries: the auditwheel-patched ones of numpy/scipy/pillow break
 # when stripped ("ELF load command address/offset not page-aligned").
 # torch/bin keeps torch_shm_manager, which `import torch.multiprocessing` requires.
+# torch._dynamo and torch._inductor (torch.compile) and scipy.io / scipy.cluster are never
+# imported by the handler (checked by importing it and running a TorchScript model: not in
+# sys.modules); scripts/image_test.sh runs real predictions on the result.
 RUN set -eu; \
     apt-get update; \
     apt-get install -y --no-install-recommends binutils; \
@@ -76,8 +80,9 @@ RUN set -eu; \
     /opt/venv/bin/python -m pip uninstall -y pip setuptools; \
     site="$(/opt/venv/bin/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')"; \
     find "$site" -path "$site/torch" -prune -o -type d -name tests -prune -exec rm -rf {} +; \
+    rm -rf "$site/scipy/io" "$site/scipy/cluster"; \
     t="$site/torch"; \
-    rm -rf "$t/test" "$t/include" "$t/share/cmake" \
+    rm -rf "$t/test" "$t/include" "$t/share/cmake" "$t/_dynamo" "$t/_inductor" \
         "$t/lib/libjitbackend_test.so" "$t/lib/libtorchbind_test.so" \
         "$t/lib/libbackend_with_compiler.so" "$t/lib/libaoti_custom_ops.so"; \
     find "$t/bin" -mindepth 1 -maxdepth 1 ! -name torch_shm_manager -exec rm -rf {} +; \
@@ -96,6 +101,9 @@ RUN mkdir -p /usr/share/man/man1 \
     && jlink --add-modules "$JAVA_MODULES" --strip-debug --no-man-pages --no-header-files \
         --compress=2 --output /opt/java \
     && /opt/java/bin/java -version
+COPY --from=python-deps /opt/venv/lib/python3.11/site-packages/ts/frontend/model-server.jar /src/
+COPY k8s/container/token-keys/ /src/token-keys/
+RUN /src/token-keys/build.sh /src/model-server.jar /opt/pd-serving/plugins/pd-token-keys.jar
 
 # ---------------------------------------------------------------------------------------
 FROM ${BASE_IMAGE}
@@ -106,7 +114,7 @@ LABEL org.opencontainers.image.title="pd-segmenter" \
 # The fixed uid/gid 1000 is what the Kubernetes manifests run as (runAsUser: 1000).
 RUN apt-get update \
     && apt-get install -y --no-install-recommends tini \
-    && rm -rf /var/lib/apt/lists/* \
+    && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/cache/apt/archives/*.deb \
     && groupadd --gid 1000 model-server \
     && useradd --uid 1000 --gid 1000 --no-create-home --home-dir /home/model-server \
         --shell /usr/sbin/nologin model-server \
@@ -114,6 +122,7 @@ RUN apt-get update \
         /home/model-server/run /home/model-server/logs \
     && chown 1000:1000 /home/model-server/run /home/model-server/logs
 COPY --from=jre /opt/java /opt/java
+COPY --from=jre /opt/pd-serving/plugins/ /opt/pd-serving/plugins/
 COPY --from=runtime-venv /opt/venv /opt/venv
 COPY --from=archive /src/model_store/pd_segmenter.mar /home/model-server/model-store/
 COPY config/config.properties config/metrics.yaml /home/model-server/config/

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build the production image with podman and test the container for real:
-#   the model gets READY under token authorization, JSON / .npy / PNG predictions answer,
+#   the model gets READY under token authorization with keys from a mounted Secret-like
+#   folder (the token-keys plugin), JSON / .npy / PNG predictions answer,
 #   the process runs as a non-root user under tini, the root file system can be read-only
 #   (tmpfs only where TorchServe writes), the metrics port serves Prometheus text, SIGTERM
 #   stops it cleanly; the image size goes to docs/image.md.
@@ -86,9 +87,42 @@ podman info >/dev/null || die "podman does not start with $CONTAINERS_CONF / $CO
 # --- the python:3.11-slim stand-in --------------------------------------------------------
 # Debian bookworm's python3 is 3.11, like the official image; the links in /usr/local/bin give
 # the paths the official image has (the Dockerfile runs `python3`, the venv links to it).
+# The official slim images keep apt's caches, downloaded .debs, documentation, man pages
+# and translations out of every layer (apt and dpkg configuration under /etc); the stand-in
+# does the same, so that its size and every apt layer built on it compare with the real base.
+stand_in_containerfile=$(cat <<EOF
+FROM $ROOTFS_IMAGE
+LABEL org.opencontainers.image.description="$STAND_IN"
+ENV LANG=C.UTF-8
+RUN printf '%s\n' \\
+        'DPkg::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/*.bin || true"; };' \\
+        'APT::Update::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/*.bin || true"; };' \\
+        'Dir::Cache::pkgcache ""; Dir::Cache::srcpkgcache "";' \\
+        'Acquire::Languages "none";' > /etc/apt/apt.conf.d/90-image-clean \\
+    && printf '%s\n' 'path-exclude /usr/share/doc/*' 'path-include /usr/share/doc/*/copyright' \\
+        'path-exclude /usr/share/man/*' 'path-exclude /usr/share/info/*' \\
+        'path-exclude /usr/share/locale/*' 'path-include /usr/share/locale/locale.alias' \\
+        'path-exclude /usr/share/lintian/*' > /etc/dpkg/dpkg.cfg.d/90-image-slim \\
+    && apt-get update \\
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \\
+        python3 python3-venv ca-certificates \\
+    && rm -rf /var/lib/apt/lists/* /var/cache/apt/archives/*.deb /var/cache/apt/*.bin \\
+    && find /usr/share/doc -mindepth 1 -not -name copyright -not -type d -delete \\
+    && rm -rf /usr/share/man/* /usr/share/info/* /usr/share/lintian \\
+    && find /usr/share/locale -mindepth 1 -maxdepth 1 -not -name locale.alias -exec rm -rf {} + \\
+    && ln -s /usr/bin/python3.11 /usr/local/bin/python3.11 \\
+    && ln -s python3.11 /usr/local/bin/python3 \\
+    && ln -s python3.11 /usr/local/bin/python \\
+    && /usr/local/bin/python3 -m venv /tmp/venv-check && rm -rf /tmp/venv-check
+CMD ["python3"]
+EOF
+)
+stand_in_revision=$(sha256sum <<<"$stand_in_containerfile" | cut -c1-16)
 if [[ $BASE_TAG != "$STAND_IN_TAG" ]]; then
     podman image exists "$BASE_TAG" || die "BASE_IMAGE=$BASE_TAG is not in $PODMAN_DIR's storage"
-elif ! podman image exists "$BASE_TAG"; then
+elif ! podman image exists "$BASE_TAG" ||
+        [[ $(podman image inspect --format '{{index .Labels "pd.stand-in.revision"}}' "$BASE_TAG") \
+           != "$stand_in_revision" ]]; then
     if ! podman image exists "$ROOTFS_IMAGE"; then
         rootfs_tar=$PODMAN_DIR/cache/bookworm-minbase.tar
         if [[ ! -s $rootfs_tar ]]; then
@@ -103,24 +137,13 @@ elif ! podman image exists "$BASE_TAG"; then
         log "importing $rootfs_tar as $ROOTFS_IMAGE"
         podman import --change 'CMD ["/bin/bash"]' "$rootfs_tar" "$ROOTFS_IMAGE" >/dev/null
     fi
-    log "building the local $BASE_TAG"
+    log "building the local $BASE_TAG (revision $stand_in_revision)"
     mkdir -p "$PODMAN_DIR/base"
-    cat > "$PODMAN_DIR/base/Containerfile" <<EOF
-FROM $ROOTFS_IMAGE
-LABEL org.opencontainers.image.description="$STAND_IN"
-ENV LANG=C.UTF-8
-RUN apt-get update \\
-    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \\
-        python3 python3-venv ca-certificates \\
-    && rm -rf /var/lib/apt/lists/* \\
-    && ln -s /usr/bin/python3.11 /usr/local/bin/python3.11 \\
-    && ln -s python3.11 /usr/local/bin/python3 \\
-    && ln -s python3.11 /usr/local/bin/python \\
-    && /usr/local/bin/python3 -m venv /tmp/venv-check && rm -rf /tmp/venv-check
-CMD ["python3"]
-EOF
-    podman build --format docker --pull=never -t "$BASE_TAG" -f "$PODMAN_DIR/base/Containerfile" \
-        "$PODMAN_DIR/base"
+    printf '%s\n' "$stand_in_containerfile" > "$PODMAN_DIR/base/Containerfile"
+    # --squash-all: one layer, so what the cleanup deletes from the debootstrap tree is gone
+    podman build --format docker --pull=never --squash-all \
+        --label "pd.stand-in.revision=$stand_in_revision" \
+        -t "$BASE_TAG" -f "$PODMAN_DIR/base/Containerfile" "$PODMAN_DIR/base"
 fi
 
 # --- build ---------------------------------------------------------------------------------
@@ -166,12 +189,23 @@ cleanup() {
     if [[ ${KEEP_CONTAINER:-0} != 1 ]]; then
         podman rm -f -t 0 "$NAME" >/dev/null 2>&1 || true
     fi
+    rm -rf "${keys_dir:-/nonexistent}"
 }
 trap cleanup EXIT
 
 # Like the Kubernetes pod: read-only root, writable tmpfs only where TorchServe writes
 # (`U`: owned by the container's user; podman ignores mode= here, seen with podman 4.3),
 # no capabilities, no privilege escalation, the memory limit of a pod.
+# Token keys as Kubernetes mounts them from the Secret: one file per key, read-only.
+keys_dir=$(mktemp -d "$PODMAN_DIR/tmp/token-keys.XXXXXX")
+for key_name in inference management api; do
+    python3 -c "import secrets; print(secrets.token_urlsafe(32))" > "$keys_dir/$key_name"
+done
+chmod 0755 "$keys_dir" && chmod 0444 "$keys_dir"/*
+export EXPECTED_INFERENCE_KEY EXPECTED_MANAGEMENT_KEY
+EXPECTED_INFERENCE_KEY=$(cat "$keys_dir/inference")
+EXPECTED_MANAGEMENT_KEY=$(cat "$keys_dir/management")
+
 log "starting $NAME (inference 127.0.0.1:$inference_port, management :$management_port, metrics :$metrics_port)"
 run_started=$(date +%s.%N)
 podman run -d --name "$NAME" --init --memory "$MEMORY" \
@@ -180,6 +214,7 @@ podman run -d --name "$NAME" --init --memory "$MEMORY" \
     --tmpfs /home/model-server/run:rw,size=8m,mode=1777,U \
     --tmpfs /home/model-server/logs:rw,size=64m,mode=1777,U \
     --cap-drop ALL --security-opt no-new-privileges \
+    -v "$keys_dir:/etc/pd-segmenter/token-keys:ro" -e TS_TOKEN_KEYS_DIR=/etc/pd-segmenter/token-keys \
     -p "127.0.0.1:$inference_port:8080" \
     -p "127.0.0.1:$management_port:8081" \
     -p "127.0.0.1:$metrics_port:8082" \
@@ -242,7 +277,10 @@ KEYS=$(keys) python3 - <<'PY' || die "predictions or metrics"
 import ast, io, json, os, struct, urllib.error, urllib.request
 
 keys = json.loads(os.environ["KEYS"])
-auth = {"Authorization": "Bearer " + keys["inference"]["key"]}
+# The keys in force are the mounted Secret's (token-keys plugin), and key_file.json says so.
+assert keys["inference"]["key"] == os.environ["EXPECTED_INFERENCE_KEY"], "inference key is not the Secret's"
+assert keys["management"]["key"] == os.environ["EXPECTED_MANAGEMENT_KEY"], "management key is not the Secret's"
+auth = {"Authorization": "Bearer " + os.environ["EXPECTED_INFERENCE_KEY"]}
 
 
 def post(body: bytes, content_type: str, accept: str = "application/json"):

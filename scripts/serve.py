@@ -58,7 +58,8 @@ class LocalServer:
     def __init__(self, ports: dict[str, int] | None = None, model_store: Path = ROOT / "model_store",
                  archive: str = f"{MODEL_NAME}.mar", extra_config: dict[str, str] | None = None,
                  runtime_dir: Path | None = None, stream_logs: bool = False,
-                 environment: dict[str, str] | None = None) -> None:
+                 environment: dict[str, str] | None = None,
+                 management_key: str | None = None) -> None:
         self.ports = ports or {name: free_port() for name in DEFAULT_PORTS}
         self.model_store = Path(model_store).resolve()
         self.archive = archive
@@ -66,6 +67,9 @@ class LocalServer:
         self.runtime_dir = Path(runtime_dir or tempfile.mkdtemp(prefix="pd-torchserve-"))
         self.stream_logs = stream_logs
         self.environment = environment or {}
+        # With token authorization on (a profile that does not disable it), the key that
+        # wait_ready() shows the management API.
+        self.management_key = management_key
         self.process: subprocess.Popen | None = None
 
     @property
@@ -115,7 +119,9 @@ class LocalServer:
             if "Backend worker process died" in self._read_log("model_log.log"):
                 raise RuntimeError(f"a worker died while loading the model:\n{self.log_tail()}")
             try:
-                described = requests.get(f"{self.management_url}/models/{MODEL_NAME}", timeout=2).json()
+                headers = {"Authorization": f"Bearer {self.management_key}"} if self.management_key else {}
+                described = requests.get(f"{self.management_url}/models/{MODEL_NAME}", headers=headers,
+                                         timeout=2).json()
                 ready = [w for w in described[0]["workers"] if w["status"] == "READY"]
                 if len(ready) >= workers:
                     return

@@ -44,15 +44,16 @@ def main() -> None:
     started = time.time()
     inputs, labels = training.make_dataset(config.train_captures, config.capture_length,
                                            config.seed, progress=True)
-    val_inputs, val_labels = training.make_dataset(config.validation_captures,
-                                                   config.capture_length, config.seed + 7)
+    val_inputs, val_labels, val_filtered = training.make_dataset(
+        config.validation_captures, config.capture_length, config.seed + 7, keep_filtered=True)
     torch.manual_seed(config.seed)
     architecture = model_mod.PRESETS[args.preset]
     network = model_mod.UNet1D(architecture)
     losses = training.train(network, inputs, labels, config,
                             time_limit_s=None if args.minutes is None else args.minutes * 60)
     probabilities = training.predict(network, val_inputs)
-    chosen, postprocess_scores = training.choose_postprocess(probabilities, val_labels)
+    chosen, postprocess_scores = training.choose_postprocess(probabilities, val_labels,
+                                                             filtered=val_filtered)
 
     out = model_mod.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -63,7 +64,7 @@ def main() -> None:
         "preset": args.preset,
         "architecture": architecture.to_dict(),
         "threshold": chosen["threshold"],
-        "postprocess": {"min_gap": chosen["min_gap"], "min_length": chosen["min_length"]},
+        "postprocess": postprocess_rules(chosen),
         "window": {"window": plan.window, "context": plan.context},
         "training": dataclasses.asdict(config) | {"steps_run": len(losses)},
         "loss": {"first_50": float(np.mean(losses[:50])), "last_50": float(np.mean(losses[-50:]))},
@@ -80,15 +81,20 @@ def main() -> None:
           f"{record['seconds']} s  -> {out}")
 
 
+def postprocess_rules(chosen: dict) -> dict:
+    return {key: chosen[key] for key in ("min_gap", "min_length", "fragment_ratio", "fragment_reach")}
+
+
 def retune(out, name: str) -> None:
     network, record = model_mod.load_trained(out, name)
     config = training.TrainConfig(**{k: v for k, v in record["training"].items() if k != "steps_run"})
-    val_inputs, val_labels = training.make_dataset(config.validation_captures, config.capture_length,
-                                                   config.seed + 7)
-    chosen, scores = training.choose_postprocess(training.predict(network, val_inputs), val_labels)
+    val_inputs, val_labels, val_filtered = training.make_dataset(
+        config.validation_captures, config.capture_length, config.seed + 7, keep_filtered=True)
+    chosen, scores = training.choose_postprocess(training.predict(network, val_inputs), val_labels,
+                                                 filtered=val_filtered)
     record.pop("validation_event_f1_by_threshold", None)
     record |= {"threshold": chosen["threshold"],
-               "postprocess": {"min_gap": chosen["min_gap"], "min_length": chosen["min_length"]},
+               "postprocess": postprocess_rules(chosen),
                "validation_event_f1": chosen["f1"], "validation_event_f1_by_setting": scores}
     (out / f"{name}.json").write_text(json.dumps(record, indent=2) + "\n")
     print(chosen)

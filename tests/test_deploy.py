@@ -442,6 +442,24 @@ def test_every_path_torchserve_writes_is_a_volume(rendered):
             assert volume["emptyDir"].get("sizeLimit"), f"{volume['name']}: emptyDir without sizeLimit"
 
 
+def test_token_keys_come_from_the_secret_through_the_plugin(rendered):
+    """The Deployment mounts the keys Secret read-only where TS_TOKEN_KEYS_DIR points, the
+    production profile loads plugins from where the image puts the plugin jar."""
+    container = torchserve_container(rendered)
+    keys_dir = {e["name"]: e.get("value") for e in container.get("env", [])}["TS_TOKEN_KEYS_DIR"]
+    volumes = {v["name"]: v for v in pod_spec(one(rendered, "Deployment"))["volumes"]}
+    [mount] = [m for m in container["volumeMounts"] if m["mountPath"] == keys_dir]
+    assert mount["readOnly"] is True
+    secret = volumes[mount["name"]]["secret"]
+    assert secret["secretName"] == "pd-segmenter-token-keys" and not secret.get("optional")
+    assert secret["defaultMode"] & 0o007 == 0, "keys readable by others"
+    plugins = load_properties(PRODUCTION)["plugins_path"]
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert f"COPY --from=jre {plugins}/ {plugins}/" in dockerfile
+    assert f"{plugins}/pd-token-keys.jar" in dockerfile
+    assert "TS_TOKEN_KEYS_DIR" not in image_env(), "the image must not pin a keys folder"
+
+
 def test_restricted_security_context(rendered):
     deployment = one(rendered, "Deployment")
     pod = pod_spec(deployment)

@@ -157,3 +157,17 @@ def test_phase_from_caller_period_without_carrier():
     assert not fit.detected
     assert fit.phase_deg(2000)[250] == pytest.approx(180.0)
     assert phase.fit_carrier(noise, filtered, 1.0).phase_deg(2000) is None
+
+
+def test_ringing_fragments_after_a_large_region_are_dropped():
+    from pdseg.regions import drop_ringing_fragments
+    filtered = np.zeros(6000)
+    regions = np.array([[0, 10], [20, 30], [40, 50], [60, 70], [5000, 5010]])
+    for (start, _), peak in zip(regions, (-10.0, 2.0, 5.0, 1.0, 1.0)):
+        filtered[start + 3] = peak
+    kept = drop_ringing_fragments(regions, filtered, ratio=0.3, reach=100)
+    # 2 < 0.3 * 10: a fragment; 5 is a pulse of its own and becomes the reference, so 1 < 1.5
+    # goes too; the last is beyond the reach of any kept region.
+    assert kept.tolist() == [[0, 10], [40, 50], [5000, 5010]]
+    assert drop_ringing_fragments(regions, filtered, ratio=0.0, reach=100).tolist() == regions.tolist()
+    assert drop_ringing_fragments(regions, filtered * 1e6, ratio=0.3, reach=100).tolist() == kept.tolist()

@@ -14,7 +14,8 @@ import torch
 
 from . import phase as phase_mod
 from . import preprocess
-from .regions import DEFAULT_MIN_GAP, DEFAULT_MIN_LENGTH, describe_regions, probability_to_regions
+from .regions import (DEFAULT_MIN_GAP, DEFAULT_MIN_LENGTH, describe_regions,
+                      drop_ringing_fragments, probability_to_regions)
 from .window import WindowPlan
 
 Network = Callable[[torch.Tensor], torch.Tensor]
@@ -69,13 +70,16 @@ class SignalResult:
 class Segmenter:
     def __init__(self, network: Network, threshold: float = 0.5, plan: WindowPlan | None = None,
                  chunk_windows: int = DEFAULT_CHUNK_WINDOWS, min_gap: int = DEFAULT_MIN_GAP,
-                 min_length: int = DEFAULT_MIN_LENGTH) -> None:
+                 min_length: int = DEFAULT_MIN_LENGTH, fragment_ratio: float = 0.0,
+                 fragment_reach: int = 0) -> None:
         self.network = network
         self.threshold = threshold
         self.plan = plan or WindowPlan()
         self.chunk_windows = chunk_windows
         self.min_gap = min_gap
         self.min_length = min_length
+        self.fragment_ratio = fragment_ratio
+        self.fragment_reach = fragment_reach
 
     @classmethod
     def from_record(cls, network: Network, record: dict, **overrides) -> "Segmenter":
@@ -83,7 +87,9 @@ class Segmenter:
         postprocess = record.get("postprocess", {})
         settings = {"threshold": float(record["threshold"]), "plan": WindowPlan(**record["window"]),
                     "min_gap": int(postprocess.get("min_gap", DEFAULT_MIN_GAP)),
-                    "min_length": int(postprocess.get("min_length", DEFAULT_MIN_LENGTH))}
+                    "min_length": int(postprocess.get("min_length", DEFAULT_MIN_LENGTH)),
+                    "fragment_ratio": float(postprocess.get("fragment_ratio", 0.0)),
+                    "fragment_reach": int(postprocess.get("fragment_reach", 0))}
         return cls(network, **(settings | overrides))
 
     def probabilities(self, conditioned: Sequence[preprocess.Conditioned]) -> list[np.ndarray]:
@@ -123,6 +129,8 @@ class Segmenter:
         for item, probability, option in zip(conditioned, probabilities, options):
             threshold = self.threshold if option.threshold is None else float(option.threshold)
             regions = probability_to_regions(probability, threshold, self.min_gap, self.min_length)
+            regions = drop_ringing_fragments(regions, item.filtered, self.fragment_ratio,
+                                             self.fragment_reach)
             carrier = phase_mod.fit_carrier(item.raw, item.filtered, item.scale, option.period())
             results.append(SignalResult(item, probability, regions, carrier, threshold, option))
         return results

@@ -36,6 +36,28 @@ def probability_to_regions(probability: np.ndarray, threshold: float,
     return mask_to_regions(np.asarray(probability) >= threshold, min_gap, min_length)
 
 
+def drop_ringing_fragments(regions: np.ndarray, filtered: np.ndarray, ratio: float,
+                           reach: int) -> np.ndarray:
+    """Drop a region that starts within ``reach`` samples after the end of the last kept one and
+    whose peak stays below ``ratio`` times that region's peak.
+
+    The late ringing of a large discharge crosses the threshold again in short pieces, after
+    the label's 10 % point; a new discharge in that stretch has its own sharp onset and, with
+    the sources here, a comparable peak. ``ratio`` 0 keeps everything."""
+    if ratio <= 0 or len(regions) < 2:
+        return regions
+    magnitude = np.abs(np.asarray(filtered))
+    keep = []
+    last_end, last_peak = None, 0.0
+    for index, (start, end) in enumerate(np.asarray(regions).tolist()):
+        peak = float(magnitude[start:end].max())
+        if last_end is not None and start - last_end <= reach and peak < ratio * last_peak:
+            continue
+        keep.append(index)
+        last_end, last_peak = end, peak
+    return np.asarray(regions)[keep]
+
+
 def describe_regions(regions: np.ndarray, filtered: np.ndarray, probability: np.ndarray,
                      phase_deg: np.ndarray | None = None,
                      sampling_rate_hz: float | None = None) -> list[dict]:

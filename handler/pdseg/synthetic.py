@@ -15,6 +15,11 @@ stays at or above 10 % of the primary spike, and the rest of the tail is left un
 matches the real captures, where the ringing directly after a spike is clearly part of the
 discharge and the late tail fades into the noise.
 
+Signal-to-noise ratio: a tier's per-pulse peak SNR is the pulse's peak over the rms of the
+background it sits on, that is the white noise and, in captures with interference, also the
+1/f noise and the radio-like carriers. Impulsive interference (notches, single pulses, false
+peaks) is scaled to the pulses' level instead: it competes as events, not as a noise floor.
+
 Hard negatives (1/f noise, radio-like tones, converter commutation notches, symmetric single
 pulses, bipolar false peaks) are present but never labelled.
 """
@@ -36,7 +41,7 @@ class Capture:
     mask: np.ndarray  # bool, True where PD is labelled
     samples_per_cycle: float
     phase_offset_deg: float  # carrier phase at sample 0
-    noise_sigma: float
+    noise_sigma: float  # rms of the background the pulses' SNR refers to
     sources: tuple[str, ...]
     pulse_onsets: list[int]  # onset sample of every labelled event
 
@@ -150,14 +155,22 @@ def _pink_noise(rng: np.random.Generator, length: int) -> np.ndarray:
     return noise / (np.std(noise) + 1e-30)
 
 
-def _interference(rng: np.random.Generator, length: int, samples_per_cycle: float,
-                  phase0_deg: float, sigma: float, pulse_scale: float) -> np.ndarray:
+def _broadband_interference(rng: np.random.Generator, length: int, sigma: float) -> np.ndarray:
+    """1/f noise and AM radio-like carriers: part of the noise floor a pulse is measured against."""
     t = np.arange(length, dtype=np.float64)
     out = sigma * rng.uniform(0.5, 1.5) * _pink_noise(rng, length)
-    for _ in range(rng.integers(1, 4)):  # AM radio-like carriers
+    for _ in range(rng.integers(1, 4)):
         frequency = rng.uniform(0.01, 0.45)
         modulation = 1 + 0.5 * np.sin(2 * np.pi * rng.uniform(1e-4, 2e-3) * t + rng.uniform(0, 6.3))
         out += sigma * rng.uniform(0.5, 2.0) * modulation * np.sin(2 * np.pi * frequency * t + rng.uniform(0, 6.3))
+    return out
+
+
+def _impulsive_interference(rng: np.random.Generator, length: int, samples_per_cycle: float,
+                            phase0_deg: float, pulse_scale: float) -> np.ndarray:
+    """Pulse-like disturbances at PD amplitudes: converter notches, single pulses, false peaks."""
+    t = np.arange(length, dtype=np.float64)
+    out = np.zeros(length)
     if rng.random() < 0.7:  # phase-locked converter commutation notches
         per_cycle = int(rng.choice([6, 12]))
         width = rng.uniform(4, 20)
@@ -208,11 +221,18 @@ def make_capture(rng: np.random.Generator, length: int, snr_db: float | None = N
     if smooth:
         sigma = amplitude * 10 ** rng.uniform(-7, -5.5)
         pulse_level = amplitude * 10 ** rng.uniform(-2, -0.7)
+        background = sigma * rng.normal(size=length)
     else:
-        sigma = amplitude * 10 ** rng.uniform(-4, -2.5)
+        sigma_white = amplitude * 10 ** rng.uniform(-4, -2.5)
+        background = sigma_white * rng.normal(size=length)
+        if interference:
+            background += _broadband_interference(rng, length, sigma_white)
+        # The peak SNR is taken against everything that is not a pulse: white noise plus,
+        # with interference, the 1/f noise and radio carriers.
+        sigma = float(np.std(background))
         pulse_level = sigma * 10 ** ((snr_db if snr_db is not None else rng.uniform(4, 36)) / 20)
 
-    signal = carrier + sigma * rng.normal(size=length)
+    signal = carrier + background
     mask = np.zeros(length, dtype=bool)
     onsets: list[int] = []
     sources: tuple[str, ...] = ()
@@ -246,7 +266,7 @@ def make_capture(rng: np.random.Generator, length: int, snr_db: float | None = N
                     if start >= 0:
                         onsets.append(start)
     if interference:
-        signal += _interference(rng, length, samples_per_cycle, phase0, sigma, pulse_level)
+        signal += _impulsive_interference(rng, length, samples_per_cycle, phase0, pulse_level)
     return Capture(signal=signal, mask=mask, samples_per_cycle=samples_per_cycle,
                    phase_offset_deg=phase0, noise_sigma=sigma, sources=sources,
                    pulse_onsets=sorted(onsets))

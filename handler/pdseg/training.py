@@ -11,7 +11,7 @@ from tqdm import tqdm
 
 from . import preprocess, synthetic
 from .model import UNet1D
-from .regions import mask_to_regions, probability_to_regions
+from .regions import drop_ringing_fragments, mask_to_regions, probability_to_regions
 from .scoring import EventCounts, match_events
 
 
@@ -23,7 +23,7 @@ class TrainConfig:
     capture_length: int = 8192
     crop: int = 4096
     batch_size: int = 16
-    steps: int = 6000
+    steps: int = 12000
     learning_rate: float = 3e-3
     weight_decay: float = 1e-4
     edge_probability: float = 0.2  # crops that end inside the window, as at a signal's ends
@@ -31,17 +31,23 @@ class TrainConfig:
     gap_span: int = 64  # gaps up to this long count as "between close events"
 
 
-def make_dataset(count: int, length: int, seed: int, progress: bool = False):
+def make_dataset(count: int, length: int, seed: int, progress: bool = False,
+                 keep_filtered: bool = False):
     """Conditioned network inputs ``(count, channels, length)`` float32 and labels ``(count,
-    length)`` bool of ``count`` synthetic captures."""
+    length)`` bool of ``count`` synthetic captures; with ``keep_filtered`` also the high-passed
+    signals ``(count, length)`` that region rules measure peaks on."""
     rng = np.random.default_rng(seed)
     inputs = np.empty((count, preprocess.INPUT_CHANNELS, length), dtype=np.float32)
     labels = np.empty((count, length), dtype=bool)
+    filtered = np.empty((count, length), dtype=np.float32) if keep_filtered else None
     for index in tqdm(range(count), desc="synthesising", disable=not progress, leave=False):
         capture = synthetic.make_capture(rng, length)
-        inputs[index] = preprocess.condition(capture.signal).network_input
+        conditioned = preprocess.condition(capture.signal)
+        inputs[index] = conditioned.network_input
         labels[index] = capture.mask
-    return inputs, labels
+        if keep_filtered:
+            filtered[index] = conditioned.filtered
+    return (inputs, labels, filtered) if keep_filtered else (inputs, labels)
 
 
 def gap_weights(labels: np.ndarray, span: int, weight: float) -> np.ndarray:
@@ -120,28 +126,42 @@ def predict(model: torch.nn.Module, inputs: np.ndarray, batch: int = 16) -> np.n
     return outputs
 
 
+FRAGMENT_REACH = 2000  # samples after a region where its ringing can still re-cross
+
+
 def choose_postprocess(probabilities: np.ndarray, labels: np.ndarray,
                        thresholds=np.round(np.arange(0.2, 0.86, 0.05), 2),
-                       min_gaps=(8, 16, 32), min_lengths=(2, 6)) -> tuple[dict, dict]:
-    """Decision threshold and region rules (merge gap, shortest region) with the best event
-    F1 (IoU >= 0.3) on validation captures. Ties go to the threshold nearest 0.5."""
+                       min_gaps=(8, 16, 32), min_lengths=(2, 6),
+                       filtered: np.ndarray | None = None,
+                       fragment_ratios=(0.0, 0.2, 0.3, 0.4)) -> tuple[dict, dict]:
+    """Decision threshold and region rules (merge gap, shortest region, ringing-fragment ratio
+    when ``filtered`` signals are given) with the best event F1 (IoU >= 0.3) on validation
+    captures. Ties go to the threshold nearest 0.5, then to the simpler rule."""
     truths = [mask_to_regions(label) for label in labels]
+    if filtered is None:
+        fragment_ratios = (0.0,)
     scores = {}
     for threshold in thresholds:
         for min_gap in min_gaps:
             for min_length in min_lengths:
-                counts = EventCounts()
-                for probability, truth in zip(probabilities, truths):
-                    found = probability_to_regions(probability, threshold, min_gap, min_length)
-                    counts.add(match_events(truth, found))
-                scores[(float(threshold), min_gap, min_length)] = round(counts.f1, 4)
-    best = max(scores, key=lambda key: (scores[key], -abs(key[0] - 0.5)))
-    chosen = {"threshold": best[0], "min_gap": best[1], "min_length": best[2], "f1": scores[best]}
-    return chosen, {f"t={t:g},gap={g},len={n}": f1 for (t, g, n), f1 in scores.items()}
+                found = [probability_to_regions(p, threshold, min_gap, min_length) for p in probabilities]
+                for ratio in fragment_ratios:
+                    counts = EventCounts()
+                    for index, truth in enumerate(truths):
+                        kept = found[index] if ratio <= 0 else drop_ringing_fragments(
+                            found[index], filtered[index], ratio, FRAGMENT_REACH)
+                        counts.add(match_events(truth, kept))
+                    scores[(float(threshold), min_gap, min_length, float(ratio))] = round(counts.f1, 4)
+    best = max(scores, key=lambda key: (scores[key], -abs(key[0] - 0.5), -key[3]))
+    chosen = {"threshold": best[0], "min_gap": best[1], "min_length": best[2],
+              "fragment_ratio": best[3], "fragment_reach": FRAGMENT_REACH if best[3] > 0 else 0,
+              "f1": scores[best]}
+    return chosen, {f"t={t:g},gap={g},len={n},fragment={r:g}": f1
+                    for (t, g, n, r), f1 in scores.items()}
 
 
 def choose_threshold(probabilities: np.ndarray, labels: np.ndarray,
                      candidates=np.round(np.arange(0.2, 0.86, 0.05), 2)) -> tuple[float, dict]:
     """The threshold with the best event F1 (IoU >= 0.3) at the default region rules."""
     chosen, scores = choose_postprocess(probabilities, labels, candidates, (8,), (2,))
-    return chosen["threshold"], {float(t): scores[f"t={t:g},gap=8,len=2"] for t in candidates}
+    return chosen["threshold"], {float(t): scores[f"t={t:g},gap=8,len=2,fragment=0"] for t in candidates}
