@@ -127,6 +127,8 @@ COPY --from=runtime-venv /opt/venv /opt/venv
 COPY --from=archive /src/model_store/pd_segmenter.mar /home/model-server/model-store/
 COPY config/config.properties config/metrics.yaml /home/model-server/config/
 COPY k8s/container/start_torchserve.py k8s/container/healthcheck.py k8s/container/log4j2.xml /opt/pd-serving/
+# OMP_WAIT_POLICY: torch's OpenMP threads sleep while they wait instead of spinning on cores
+# the frontend and other requests need (tail latency, docs/benchmarks.md).
 # Where TorchServe writes (a read-only root file system needs volumes at exactly these):
 #   /home/model-server/run   working directory: key_file.json (token keys)
 #   /tmp                     java.io.tmpdir: worker sockets, the unpacked .mar; matplotlib cache
@@ -138,6 +140,7 @@ ENV PATH=/opt/venv/bin:/opt/java/bin:$PATH \
     LOG_LOCATION=/home/model-server/logs \
     METRICS_LOCATION=/home/model-server/logs \
     MPLCONFIGDIR=/tmp/matplotlib \
+    OMP_WAIT_POLICY=PASSIVE \
     TS_KEY_FILE=/home/model-server/run/key_file.json \
     TS_MANAGEMENT_URL=http://127.0.0.1:8081 \
     TINI_SUBREAPER=1

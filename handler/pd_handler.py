@@ -7,6 +7,8 @@ JSON message, and the rest of the batch is answered normally.
 """
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import json
 import logging
 import os
@@ -30,13 +32,37 @@ def _new_request(accept: str) -> SimpleNamespace:
     return SimpleNamespace(accept=accept, decoded=None, conditioned=[], probabilities=[], error=None)
 
 
+def _release_freed_memory() -> None:
+    """Hand the heap's free pages back to the system (glibc's malloc_trim). A long capture
+    leaves tens of MB of freed buffers in malloc's heap, which glibc keeps; without this the
+    worker's RSS ratchets up with every large request (docs/benchmarks.md)."""
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)
+
+
+try:
+    _LIBC = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    _LIBC.malloc_trim  # noqa: B018 - glibc only
+except (OSError, AttributeError):
+    _LIBC = None
+
+# Batches of at least this many samples are followed by _release_freed_memory().
+TRIM_FROM_SAMPLES = 262_144
+
+
 class PDSegmenterHandler(BaseHandler):
     def initialize(self, context):
         settings = (getattr(context, "model_yaml_config", None) or {}).get("handler", {})
         # PD_TORCH_THREADS lets an operator match threads to the pod's CPU limit without
         # rebuilding the archive.
         threads = os.environ.get("PD_TORCH_THREADS") or settings.get("torch_threads", os.cpu_count() or 1)
-        torch.set_num_threads(int(threads))
+        self.threads = int(threads)
+        # Batches smaller than this run on one thread: their convolutions are too short for a
+        # second thread to pay, and on a small pod its wait would hold up the frontend and the
+        # next batch (tail latency, docs/benchmarks.md).
+        self.parallel_from_samples = int(os.environ.get("PD_PARALLEL_FROM_SAMPLES")
+                                         or settings.get("parallel_from_samples", 0))
+        torch.set_num_threads(self.threads)
         super().initialize(context)
         model_dir = context.system_properties["model_dir"]
         with open(os.path.join(model_dir, RECORD_FILE)) as handle:
@@ -89,6 +115,10 @@ class PDSegmenterHandler(BaseHandler):
     def inference(self, requests, *args, **kwargs):
         started = time.perf_counter()
         conditioned = [item for request in requests if request.error is None for item in request.conditioned]
+        samples = sum(item.length for item in conditioned)
+        threads = 1 if samples < self.parallel_from_samples else self.threads
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
         probabilities = iter(self.segmenter.probabilities(conditioned))
         for request in requests:
             if request.error is None:
@@ -131,4 +161,6 @@ class PDSegmenterHandler(BaseHandler):
         metrics.add_counter("PDSamplesProcessed", samples)
         metrics.add_counter("PDRegionsFound", regions)
         self._timed("PostprocessTime", started)
+        if samples >= TRIM_FROM_SAMPLES:
+            _release_freed_memory()
         return responses

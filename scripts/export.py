@@ -25,7 +25,8 @@ PACKAGE_FILES = ("__init__.py", "decode.py", "model.py", "phase.py", "pipeline.p
 
 
 def export(weights_dir: Path, name: str, out_dir: Path, version: str,
-           preset: str | None = None, random: bool = False) -> Path:
+           preset: str | None = None, random: bool = False,
+           model_config: Path = ROOT / "config" / "model-config.yaml") -> Path:
     if random:
         torch.manual_seed(0)
         network = model_mod.UNet1D(model_mod.PRESETS[preset or "small"]).eval()
@@ -50,7 +51,7 @@ def export(weights_dir: Path, name: str, out_dir: Path, version: str,
         "--serialized-file", str(serialized),
         "--handler", str(ROOT / "handler" / "pd_handler.py"),
         "--extra-files", str(stage / "extra"),
-        "--config-file", str(ROOT / "config" / "model-config.yaml"),
+        "--config-file", str(model_config),
         "--export-path", str(out_dir), "--force",
     ], check=True)
     return out_dir / f"{name}.mar"
@@ -64,8 +65,11 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "model_store"))
     parser.add_argument("--preset", default=None, choices=sorted(model_mod.PRESETS))
     parser.add_argument("--random", action="store_true", help="untrained weights of --preset")
+    parser.add_argument("--model-config", default=str(ROOT / "config" / "model-config.yaml"),
+                        help="batching and worker settings packed into the archive (for experiments)")
     args = parser.parse_args()
-    path = export(Path(args.weights), args.name, Path(args.out), args.version, args.preset, args.random)
+    path = export(Path(args.weights), args.name, Path(args.out), args.version, args.preset, args.random,
+                  Path(args.model_config))
     print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB)")
 
 

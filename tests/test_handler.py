@@ -103,3 +103,25 @@ def test_custom_metrics_are_emitted(handler, caplog):
     assert value("PDRegionsFound") >= 0
     for stage in ("PreprocessTime", "InferenceTime", "PostprocessTime"):
         assert value(stage) > 0
+
+
+def test_small_batches_run_on_one_thread_large_ones_on_all(handler, real_captures):
+    """parallel_from_samples (model-config.yaml): a batch below it runs single-threaded, one at
+    or above it on torch_threads; the regions do not depend on which."""
+    import torch
+    assert handler.threads == 2 and handler.parallel_from_samples == 131072
+    headers = [{"Content-Type": "application/x-npy"}]
+    request = [{"body": npy(real_captures[0])}]
+    single = handler.handle(request, batch_context(handler, headers))[0]
+    assert torch.get_num_threads() == 1
+    # 269,280 samples: also past TRIM_FROM_SAMPLES, so malloc_trim runs after it
+    large = handler.handle([{"body": npy(np.tile(real_captures[0], 34))}], batch_context(handler, headers))[0]
+    assert torch.get_num_threads() == 2 and large["signals"][0]["length"] == 269_280
+    configured = handler.parallel_from_samples
+    try:
+        handler.parallel_from_samples = 0  # the same small request on both threads
+        parallel = handler.handle(request, batch_context(handler, headers))[0]
+        assert torch.get_num_threads() == 2
+    finally:
+        handler.parallel_from_samples = configured
+    assert parallel["signals"][0]["regions"] == single["signals"][0]["regions"]

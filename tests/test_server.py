@@ -221,6 +221,11 @@ def test_make_serve_runs_beside_another_server_and_stops_on_sigterm(server):
     environment = os.environ | {f"TS_{name.upper()}_PORT": str(port) for name, port in ports.items()}
     process = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "serve.py")], env=environment,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    log = ROOT / ".run" / f"serve-{ports['inference']}" / "logs" / "ts_log.log"
+
+    def log_tail() -> str:
+        return log.read_text(errors="replace")[-3000:] if log.is_file() else "(no ts_log.log)"
+
     try:
         deadline = time.monotonic() + 120
         while True:
@@ -230,7 +235,8 @@ def test_make_serve_runs_beside_another_server_and_stops_on_sigterm(server):
                     break
             except (requests.RequestException, ValueError):
                 pass
-            assert time.monotonic() < deadline and process.poll() is None, "serve.py did not come up"
+            assert process.poll() is None, f"serve.py exited with {process.returncode}:\n{log_tail()}"
+            assert time.monotonic() < deadline, f"serve.py not READY within 120 s:\n{log_tail()}"
             time.sleep(0.5)
         answer = requests.post(f"http://127.0.0.1:{ports['inference']}/predictions/pd_segmenter",
                                json={"signal": [1.0, 2.0]}, timeout=30)

@@ -42,11 +42,17 @@ class CarrierFit:
 
 
 def _fit_at(carrier: np.ndarray, samples_per_cycle: float) -> tuple[float, float, float]:
-    """Least-squares ``a sin + b cos + c`` at a fixed period: (residual power, amplitude, phase°)."""
-    angle = 2 * np.pi * np.arange(carrier.size) / samples_per_cycle
-    design = np.stack((np.sin(angle), np.cos(angle), np.ones_like(angle)), axis=1)
-    coefficients, *_ = np.linalg.lstsq(design, carrier, rcond=None)
-    residual = carrier - design @ coefficients
+    """Least-squares ``a sin + b cos + c`` at a fixed period: (residual power, amplitude, phase°).
+    Solved through its 3x3 normal equations: the period search calls this a dozen times per
+    signal, and lstsq's SVD machinery cost more than the fit itself."""
+    angle = (2 * np.pi / samples_per_cycle) * np.arange(carrier.size)
+    design = np.stack((np.sin(angle), np.cos(angle), np.ones_like(angle)))
+    gram = design @ design.T
+    try:
+        coefficients = np.linalg.solve(gram, design @ carrier)
+    except np.linalg.LinAlgError:  # fewer than three distinct points
+        coefficients = np.linalg.lstsq(design.T, carrier, rcond=None)[0]
+    residual = carrier - coefficients @ design
     sin_part, cos_part = coefficients[0], coefficients[1]
     amplitude = float(np.hypot(sin_part, cos_part))
     # a sin(x) + b cos(x) = A sin(x + phi), phi = atan2(b, a)
@@ -55,15 +61,16 @@ def _fit_at(carrier: np.ndarray, samples_per_cycle: float) -> tuple[float, float
 
 
 # What the high-pass removed lies below 0.01 cycles/sample, so the carrier can be fitted on
-# every 40th sample without aliasing; ~2,000-20,000 points pin the period and phase.
+# every 40th sample without aliasing. A smooth sinusoid needs few points: every 40th sample as
+# long as that leaves at least MIN_FIT_POINTS, fewer steps for shorter signals.
 MAX_FIT_STEP = 40
-FIT_POINTS = 2_048
+MIN_FIT_POINTS = 192
 
 
 def fit_carrier(raw: np.ndarray, filtered: np.ndarray, noise_scale: float,
                 samples_per_cycle: float | None = None) -> CarrierFit:
     full_carrier = np.asarray(raw, dtype=np.float64) - filtered
-    step = int(min(MAX_FIT_STEP, max(1, full_carrier.size // FIT_POINTS)))
+    step = int(min(MAX_FIT_STEP, max(1, full_carrier.size // MIN_FIT_POINTS)))
     fit = _fit_decimated(full_carrier[::step], noise_scale,
                          None if samples_per_cycle is None else samples_per_cycle / step)
     if fit.samples_per_cycle is not None:

@@ -206,7 +206,7 @@ def make_capture(rng: np.random.Generator, length: int, snr_db: float | None = N
     if smooth is None:
         smooth = snr_db is None and rng.random() < 0.15
     if interference is None:
-        interference = (not smooth) and rng.random() < 0.5
+        interference = (not smooth) and rng.random() < 0.6
     amplitude = float(np.exp(rng.uniform(np.log(1e5), np.log(1e6))))
     phase0 = float(rng.uniform(0, 360))
     t = np.arange(length, dtype=np.float64)

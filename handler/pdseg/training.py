@@ -27,7 +27,7 @@ class TrainConfig:
     learning_rate: float = 3e-3
     weight_decay: float = 1e-4
     edge_probability: float = 0.2  # crops that end inside the window, as at a signal's ends
-    gap_weight: float = 5.0  # loss weight of unlabelled samples between two close events
+    gap_weight: float = 15.0  # loss weight of unlabelled samples between two close events
     gap_span: int = 64  # gaps up to this long count as "between close events"
 
 
