@@ -33,12 +33,12 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_ROOT_USER_ACTION=ignore
 WORKDIR /src
 COPY requirements.txt ./
-# Runtime subset of requirements.txt: the archiver, the test runner, tqdm and requests are
-# needed only to build the archive, to train or to test.
+# Runtime subset of requirements.txt: the archiver, onnx (the exporter), the test runner, tqdm
+# and requests are needed only to build the archive, to train or to test.
 RUN set -eu; \
     if [ -z "$PIP_FIND_LINKS" ]; then unset PIP_FIND_LINKS; fi; \
     if [ -z "$PIP_CERT" ]; then unset PIP_CERT; fi; \
-    grep -v -E '^(torch-model-archiver|pytest|tqdm|requests)==' requirements.txt > runtime-requirements.txt; \
+    grep -v -E '^(torch-model-archiver|onnx|pytest|tqdm|requests)==' requirements.txt > runtime-requirements.txt; \
     python3 -m venv /opt/venv; \
     /opt/venv/bin/pip install ${TORCH_INDEX_URL:+--extra-index-url "$TORCH_INDEX_URL"} \
         -r runtime-requirements.txt; \
@@ -51,7 +51,7 @@ ARG PIP_CERT=""
 RUN set -eu; \
     if [ -z "$PIP_FIND_LINKS" ]; then unset PIP_FIND_LINKS; fi; \
     if [ -z "$PIP_CERT" ]; then unset PIP_CERT; fi; \
-    grep -E '^torch-model-archiver==' requirements.txt > archiver-requirements.txt; \
+    grep -E '^(torch-model-archiver|onnx)==' requirements.txt > archiver-requirements.txt; \
     /opt/venv/bin/pip install -r archiver-requirements.txt
 COPY scripts/_bootstrap.py scripts/export.py scripts/
 COPY handler/ handler/
@@ -63,15 +63,17 @@ RUN /opt/venv/bin/python scripts/export.py --version "$MODEL_VERSION"
 
 # ---------------------------------------------------------------------------------------
 FROM python-deps AS runtime-venv
-# torch's own dependencies that TorchScript inference never imports (torch.compile and
-# torch.export would). Build with --build-arg PRUNE_PACKAGES="" to keep them.
-ARG PRUNE_PACKAGES="sympy mpmath networkx jinja2 markupsafe fsspec filelock"
+# torch's own dependencies that serving never imports (torch.compile and torch.export would),
+# and ONNX Runtime's (only its tools import them). Build with --build-arg PRUNE_PACKAGES=""
+# to keep them.
+ARG PRUNE_PACKAGES="sympy mpmath networkx jinja2 markupsafe fsspec filelock flatbuffers protobuf"
 # strip only torch's libraries: the auditwheel-patched ones of numpy/scipy/pillow break
 # when stripped ("ELF load command address/offset not page-aligned").
 # torch/bin keeps torch_shm_manager, which `import torch.multiprocessing` requires.
-# torch._dynamo and torch._inductor (torch.compile) and scipy.io / scipy.cluster are never
-# imported by the handler (checked by importing it and running a TorchScript model: not in
-# sys.modules); scripts/image_test.sh runs real predictions on the result.
+# torch._dynamo and torch._inductor (torch.compile), scipy.io / scipy.cluster, and ONNX
+# Runtime's Python tools and its C-API library (the Python module links its own copy) are never
+# used by the handler (checked by importing it and running the network: not in sys.modules);
+# scripts/image_test.sh runs real predictions on the result.
 RUN set -eu; \
     apt-get update; \
     apt-get install -y --no-install-recommends binutils; \
@@ -81,13 +83,15 @@ RUN set -eu; \
     site="$(/opt/venv/bin/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')"; \
     find "$site" -path "$site/torch" -prune -o -type d -name tests -prune -exec rm -rf {} +; \
     rm -rf "$site/scipy/io" "$site/scipy/cluster"; \
+    o="$site/onnxruntime"; \
+    rm -rf "$o/transformers" "$o/tools" "$o/quantization" "$o/datasets" "$o"/capi/libonnxruntime.so*; \
     t="$site/torch"; \
     rm -rf "$t/test" "$t/include" "$t/share/cmake" "$t/_dynamo" "$t/_inductor" \
         "$t/lib/libjitbackend_test.so" "$t/lib/libtorchbind_test.so" \
         "$t/lib/libbackend_with_compiler.so" "$t/lib/libaoti_custom_ops.so"; \
     find "$t/bin" -mindepth 1 -maxdepth 1 ! -name torch_shm_manager -exec rm -rf {} +; \
     strip --strip-unneeded "$t"/lib/*.so* "$t/bin/torch_shm_manager"; \
-    /opt/venv/bin/python -c "import torch, numpy, scipy.signal, scipy.optimize, matplotlib, PIL, yaml, psutil, ts"
+    /opt/venv/bin/python -c "import torch, onnxruntime, numpy, scipy.signal, scipy.optimize, matplotlib, PIL, yaml, psutil, ts"
 
 # ---------------------------------------------------------------------------------------
 FROM ${BASE_IMAGE} AS jre
@@ -127,8 +131,6 @@ COPY --from=runtime-venv /opt/venv /opt/venv
 COPY --from=archive /src/model_store/pd_segmenter.mar /home/model-server/model-store/
 COPY config/config.properties config/metrics.yaml /home/model-server/config/
 COPY k8s/container/start_torchserve.py k8s/container/healthcheck.py k8s/container/log4j2.xml /opt/pd-serving/
-# OMP_WAIT_POLICY: torch's OpenMP threads sleep while they wait instead of spinning on cores
-# the frontend and other requests need (tail latency, docs/benchmarks.md).
 # Where TorchServe writes (a read-only root file system needs volumes at exactly these):
 #   /home/model-server/run   working directory: key_file.json (token keys)
 #   /tmp                     java.io.tmpdir: worker sockets, the unpacked .mar; matplotlib cache
@@ -140,7 +142,6 @@ ENV PATH=/opt/venv/bin:/opt/java/bin:$PATH \
     LOG_LOCATION=/home/model-server/logs \
     METRICS_LOCATION=/home/model-server/logs \
     MPLCONFIGDIR=/tmp/matplotlib \
-    OMP_WAIT_POLICY=PASSIVE \
     TS_KEY_FILE=/home/model-server/run/key_file.json \
     TS_MANAGEMENT_URL=http://127.0.0.1:8081 \
     TINI_SUBREAPER=1

@@ -19,6 +19,7 @@ import torch
 from ts.torch_handler.base_handler import BaseHandler
 
 from pdseg.decode import DEFAULT_MAX_SAMPLES, InputError, decode_request
+from pdseg.model import OnnxNetwork
 from pdseg.pipeline import Segmenter
 from pdseg.preprocess import condition
 
@@ -53,17 +54,18 @@ TRIM_FROM_SAMPLES = 262_144
 class PDSegmenterHandler(BaseHandler):
     def initialize(self, context):
         settings = (getattr(context, "model_yaml_config", None) or {}).get("handler", {})
-        # PD_TORCH_THREADS lets an operator match threads to the pod's CPU limit without
-        # rebuilding the archive.
-        threads = os.environ.get("PD_TORCH_THREADS") or settings.get("torch_threads", os.cpu_count() or 1)
-        self.threads = int(threads)
-        # Batches smaller than this run on one thread: their convolutions are too short for a
-        # second thread to pay, and on a small pod its wait would hold up the frontend and the
-        # next batch (tail latency, docs/benchmarks.md).
-        self.parallel_from_samples = int(os.environ.get("PD_PARALLEL_FROM_SAMPLES")
-                                         or settings.get("parallel_from_samples", 0))
-        torch.set_num_threads(self.threads)
-        super().initialize(context)
+        # The network's intra-op threads; PD_TORCH_THREADS lets an operator match them to the
+        # pod's CPU limit without rebuilding the archive.
+        threads = int(os.environ.get("PD_TORCH_THREADS") or settings.get("torch_threads", os.cpu_count() or 1))
+        # Network calls on fewer samples than this run on one thread: their convolutions are too
+        # short for a second thread to pay, and on a small pod its wait would hold up the
+        # frontend and the next batch (tail latency, docs/benchmarks.md).
+        parallel_from = int(os.environ.get("PD_PARALLEL_FROM_SAMPLES") or settings.get("parallel_from_samples", 0))
+        # torch only carries arrays here; ONNX Runtime runs the network (below).
+        torch.set_num_threads(1)
+        super().initialize(context)  # BaseHandler opens pd_segmenter.onnx with ONNX Runtime ...
+        # ... with a thread per host CPU; ours follows the archive's settings instead.
+        self.model = OnnxNetwork(self.model_pt_path, threads, parallel_from)
         model_dir = context.system_properties["model_dir"]
         with open(os.path.join(model_dir, RECORD_FILE)) as handle:
             record = json.load(handle)
@@ -115,10 +117,6 @@ class PDSegmenterHandler(BaseHandler):
     def inference(self, requests, *args, **kwargs):
         started = time.perf_counter()
         conditioned = [item for request in requests if request.error is None for item in request.conditioned]
-        samples = sum(item.length for item in conditioned)
-        threads = 1 if samples < self.parallel_from_samples else self.threads
-        if torch.get_num_threads() != threads:
-            torch.set_num_threads(threads)
         probabilities = iter(self.segmenter.probabilities(conditioned))
         for request in requests:
             if request.error is None:

@@ -5,8 +5,9 @@
     python scripts/bench.py --quick --no-write   # tiny sizes (the smoke test uses this)
 
 Measures: one long capture (800,000 samples, one 20 ms cycle at 40 MS/s) sent as .npy;
-7,920-sample signals at 1, 4, 8 and 16 concurrent clients, 3 rounds each, medians (requests/s,
-p50/p95/p99, errors; an asyncio load generator, light on the cores the server shares);
+7,920-sample signals at 1, 4, 8 and 16 concurrent clients, a warm-up and 3 rounds each,
+medians (requests/s, p50/p95/p99, errors; an asyncio load generator, light on the cores the
+server shares);
 RSS of the frontend and each worker before and after the load; the predecessor's approach
 in-process on the same capture (its 12.1 M-parameter network, eager, one 1,024-sample window at
 a time, 50 % overlap); the model's FLOP per sample against a matmul measured here. Prints a
@@ -195,8 +196,12 @@ def concurrent_load(url: str, signals: list[np.ndarray], clients: int, requests_
 
 def repeated_load(url: str, signals: list[np.ndarray], clients: int, requests_per_client: int,
                   rounds: int) -> dict:
-    """``rounds`` runs of :func:`concurrent_load`; each figure is the median over the rounds
-    (errors: the sum), every round's figures are kept under "rounds"."""
+    """A warm-up round, then ``rounds`` runs of :func:`concurrent_load`; each figure is the
+    median over the rounds (errors: the sum), every round's figures are kept under "rounds"."""
+    # One uncounted round first: the frontend's JIT compiler and ONNX Runtime's per-shape
+    # kernel setup cost the first few hundred requests at a new load, which a running service
+    # has long paid.
+    concurrent_load(url, signals, clients, requests_per_client)
     runs = [concurrent_load(url, signals, clients, requests_per_client) for _ in range(rounds)]
     summary = {"clients": clients, "requests": sum(r["requests"] for r in runs),
                "errors": sum(r["errors"] for r in runs)}

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from pdseg import classical, synthetic
-from pdseg.model import export_torchscript, flops_per_window, load_trained, parameter_count
+from pdseg.model import OnnxNetwork, export_onnx, flops_per_window, load_trained, parameter_count
 from pdseg.pipeline import Segmenter
 from pdseg.regions import mask_to_regions
 from pdseg.render import render_png
@@ -38,14 +38,14 @@ GAP_GRID = (8, 32, 128)  # samples: merging crossings of one oscillating pulse i
 REAL_CAPTURES = ROOT.parent / "shared" / "data" / "real_pd_signals.npy"
 
 
-def served_segmenter(weights_dir: Path) -> tuple[Segmenter, dict]:
-    """The network exactly as the server runs it: traced, frozen TorchScript."""
+def served_segmenter(weights_dir: Path, threads: int = 2) -> tuple[Segmenter, dict]:
+    """The network exactly as the server runs it: the ONNX export in ONNX Runtime."""
     network, record = load_trained(weights_dir)
     with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "model.pt"
-        export_torchscript(network, path, window=record["window"]["window"])
-        scripted = torch.jit.load(str(path))
-    return Segmenter.from_record(scripted, record), record
+        path = Path(folder) / "model.onnx"
+        export_onnx(network, path, window=record["window"]["window"])
+        served = OnnxNetwork(path, threads)
+    return Segmenter.from_record(served, record), record
 
 
 def score(captures, predicted_regions, min_iou) -> EventCounts:

@@ -4,7 +4,9 @@
 
 Variants: eager fp32; traced + frozen TorchScript fp32 (what the server runs); frozen +
 ``torch.jit.optimize_for_inference``; bf16 autocast (oneDNN uses AVX-512 BF16 / AMX where the
-CPU has them). Speed is pure inference on 16 windows of 4,096 samples, 2 threads, median of
+CPU has them); and, when ``onnxruntime`` and ``onnx`` are installed (they are not serving
+dependencies: ``pip install onnxruntime onnx`` into the venv for this check), ONNX Runtime
+fp32 and ONNX Runtime with dynamic int8 quantisation (ConvInteger). Speed is pure inference on 16 windows of 4,096 samples, 2 threads, median of
 repeats; accuracy is event F1 on a fixed synthetic set and the largest probability change
 against fp32. Prints a Markdown table (pasted into docs/benchmarks.md).
 """
@@ -37,6 +39,29 @@ class Bf16(torch.nn.Module):
             return self.inner(x).float()
 
 
+class OnnxRuntimeNetwork:
+    """An ONNX export of the eager network run by ONNX Runtime, called like the torch one."""
+
+    def __init__(self, eager, channels: int, folder: Path, int8: bool = False) -> None:
+        import onnxruntime
+        path = folder / "model.onnx"
+        if not path.exists():
+            torch.onnx.export(eager, (torch.randn(2, channels, 4096),), str(path), dynamo=False,
+                              input_names=["x"], output_names=["p"], opset_version=17,
+                              dynamic_axes={"x": {0: "batch", 2: "width"}, "p": {0: "batch", 1: "width"}})
+        if int8:
+            from onnxruntime.quantization import QuantType, quantize_dynamic
+            quantized = folder / "model-int8.onnx"
+            quantize_dynamic(str(path), str(quantized), weight_type=QuantType.QUInt8)
+            path = quantized
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = torch.get_num_threads()
+        self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(self.session.run(None, {"x": batch.numpy()})[0])
+
+
 def speed(network, channels: int, window: int, repeats: int = 7) -> float:
     batch = torch.randn(16, channels, window)
     with torch.inference_mode():
@@ -60,6 +85,14 @@ def main() -> None:
         optimised = torch.jit.optimize_for_inference(torch.jit.load(str(Path(folder) / "m.pt")))
     variants = {"eager fp32": eager, "TorchScript frozen fp32 (served)": frozen,
                 "frozen + optimize_for_inference": optimised, "bf16 autocast (eager)": Bf16(eager)}
+    onnx_folder = tempfile.TemporaryDirectory()
+    try:
+        eager.eval()
+        variants["ONNX Runtime fp32"] = OnnxRuntimeNetwork(eager, eager.config.in_channels, Path(onnx_folder.name))
+        variants["ONNX Runtime dynamic int8"] = OnnxRuntimeNetwork(eager, eager.config.in_channels,
+                                                                   Path(onnx_folder.name), int8=True)
+    except ImportError as missing:
+        print(f"(ONNX Runtime variants skipped: {missing.name} is not installed)")
     captures = []
     for snr in (20.0, 10.0):
         for interference in (False, True):

@@ -1,4 +1,4 @@
-"""Where one request's time goes, stage by stage, in-process with the served TorchScript.
+"""Where one request's time goes, stage by stage, in-process with the served network (ONNX Runtime).
 
     python scripts/profile_stages.py
 
@@ -9,17 +9,15 @@ medians of repeats, 2 torch threads.
 from __future__ import annotations
 
 import statistics
-import tempfile
 import time
-from pathlib import Path
 
 import _bootstrap  # noqa: F401
 import numpy as np
 import torch
 
 from pdseg import phase, preprocess, synthetic
-from pdseg.model import export_torchscript, load_trained
-from pdseg.pipeline import Segmenter, SignalOptions
+from evaluate import served_segmenter
+from pdseg.pipeline import SignalOptions
 
 
 def timed(function, repeats: int) -> tuple[float, object]:
@@ -33,11 +31,7 @@ def timed(function, repeats: int) -> tuple[float, object]:
 
 def main() -> None:
     torch.set_num_threads(2)
-    network, record = load_trained(_bootstrap.ROOT / "model_store" / "weights")
-    with tempfile.TemporaryDirectory() as folder:
-        export_torchscript(network, Path(folder) / "m.pt", window=record["window"]["window"])
-        scripted = torch.jit.load(str(Path(folder) / "m.pt"))
-    segmenter = Segmenter.from_record(scripted, record)
+    segmenter, record = served_segmenter(_bootstrap.ROOT / "model_store" / "weights")
     rng = np.random.default_rng(2026)
     print("| signal | conditioning ms | network ms | regions + carrier fit ms | (carrier fit alone) | JSON ms |")
     print("|---|---|---|---|---|---|")

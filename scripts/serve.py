@@ -29,10 +29,6 @@ MODEL_NAME = "pd_segmenter"
 LOCAL_PROFILE = ROOT / "config" / "local.properties"
 METRICS_CONFIG = ROOT / "config" / "metrics.yaml"
 DEFAULT_PORTS = {"inference": 8080, "management": 8081, "metrics": 8082}
-# For the frontend and the workers (they inherit it), as in the image's ENV: torch's OpenMP
-# threads sleep when they wait instead of spinning, so on a 2-core machine they do not take
-# the cores the frontend and the other requests need (tail latency, docs/benchmarks.md).
-SERVER_ENVIRONMENT = {"OMP_WAIT_POLICY": "PASSIVE"}
 
 
 def free_port() -> int:
@@ -100,7 +96,7 @@ class LocalServer:
         config = self.runtime_dir / "config.properties"
         profile = {"load_models": f"{MODEL_NAME}={self.archive}"} | self.extra_config
         config.write_text(render_profile(self.ports, self.model_store, self.runtime_dir / "tmp", profile))
-        environment = os.environ | SERVER_ENVIRONMENT | {
+        environment = os.environ | {
             "TMPDIR": str(self.runtime_dir / "tmp"),  # TorchServe's pid file lives here
             "LOG_LOCATION": str(self.runtime_dir / "logs"),
             "METRICS_LOCATION": str(self.runtime_dir / "logs"),

@@ -22,7 +22,7 @@ def handler(tmp_path_factory):
     model_dir = tmp_path_factory.mktemp("model")
     with zipfile.ZipFile(ARCHIVE) as archive:  # the real .mar, unpacked as TorchServe does
         archive.extractall(model_dir)
-    context = MockContext(model_pt_file="pd_segmenter.pt", model_dir=str(model_dir), model_file=None,
+    context = MockContext(model_pt_file="pd_segmenter.onnx", model_dir=str(model_dir), model_file=None,
                           model_name="pd_segmenter", model_yaml_config_file="model-config.yaml")
     context.manifest = json.loads((model_dir / "MAR-INF" / "MANIFEST.json").read_text())
     loaded = PDSegmenterHandler()
@@ -106,22 +106,26 @@ def test_custom_metrics_are_emitted(handler, caplog):
 
 
 def test_small_batches_run_on_one_thread_large_ones_on_all(handler, real_captures):
-    """parallel_from_samples (model-config.yaml): a batch below it runs single-threaded, one at
-    or above it on torch_threads; the regions do not depend on which."""
-    import torch
-    assert handler.threads == 2 and handler.parallel_from_samples == 131072
+    """parallel_from_samples (model-config.yaml): a network call on fewer samples runs on a
+    one-thread session, a larger one on torch_threads; the regions do not depend on which."""
+    network = handler.model
+    assert network.threads == 2 and network.parallel_from_samples == 131072
     headers = [{"Content-Type": "application/x-npy"}]
     request = [{"body": npy(real_captures[0])}]
+    network.calls_by_threads.clear()
     single = handler.handle(request, batch_context(handler, headers))[0]
-    assert torch.get_num_threads() == 1
-    # 269,280 samples: also past TRIM_FROM_SAMPLES, so malloc_trim runs after it
+    assert network.calls_by_threads == {1: 1}
+    # 269,280 samples: windows in chunks of 131,072 samples, and past TRIM_FROM_SAMPLES
+    network.calls_by_threads.clear()
     large = handler.handle([{"body": npy(np.tile(real_captures[0], 34))}], batch_context(handler, headers))[0]
-    assert torch.get_num_threads() == 2 and large["signals"][0]["length"] == 269_280
-    configured = handler.parallel_from_samples
+    assert large["signals"][0]["length"] == 269_280
+    assert network.calls_by_threads == {2: 2, 1: 1}  # 32 + 32 windows of 4,096, then the last 12
+    configured = network.parallel_from_samples
     try:
-        handler.parallel_from_samples = 0  # the same small request on both threads
+        network.parallel_from_samples = 0  # the same small request on both threads
+        network.calls_by_threads.clear()
         parallel = handler.handle(request, batch_context(handler, headers))[0]
-        assert torch.get_num_threads() == 2
+        assert network.calls_by_threads == {2: 1}
     finally:
-        handler.parallel_from_samples = configured
+        network.parallel_from_samples = configured
     assert parallel["signals"][0]["regions"] == single["signals"][0]["regions"]

@@ -3,7 +3,8 @@ import json
 import pytest
 import torch
 
-from pdseg.model import PRESETS, UNet1D, UNetConfig, export_torchscript, flops_per_window, load_trained, parameter_count
+from pdseg.model import (PRESETS, OnnxNetwork, UNet1D, UNetConfig, export_onnx, export_torchscript,
+                         flops_per_window, load_trained, parameter_count)
 from serve import ROOT
 
 
@@ -38,3 +39,17 @@ def test_shipped_weights_are_small_and_load():
     assert (ROOT / "model_store" / "weights" / "pd_segmenter.state.pt").stat().st_size <= 5e6
     assert 0 < record["threshold"] < 1
     assert record["window"]["window"] % network.config.length_multiple == 0
+
+
+def test_onnx_export_runs_like_the_torch_network_at_any_batch_and_width(tmp_path):
+    """What the server runs (the ONNX export in ONNX Runtime) against the eager network:
+    other batch sizes and widths than the export's example, one and two threads."""
+    network, record = load_trained(ROOT / "model_store" / "weights")
+    export_onnx(network, tmp_path / "m.onnx", window=record["window"]["window"])
+    batch = torch.randn(3, network.config.in_channels, 8704)
+    with torch.no_grad():
+        expected = network(batch)
+    for threads in (1, 2):
+        served = OnnxNetwork(tmp_path / "m.onnx", threads)(batch)
+        assert served.shape == expected.shape
+        assert float((served - expected).abs().max()) < 1e-4
