@@ -19,7 +19,7 @@ help:
 	@echo "make demo      serve the model and analyse the bundled sample captures"
 	@echo "make test      the whole test suite (unit, handler, real TorchServe)"
 	@echo "make setup     .venv with the pinned packages (needs Java 17+)"
-	@echo "make archive   TorchScript export + model_store/pd_segmenter.mar"
+	@echo "make archive   ONNX export + model_store/pd_segmenter.mar"
 	@echo "make serve     TorchServe in the foreground (TS_INFERENCE_PORT etc., default 8080-8082)"
 	@echo "make train     retrain the shipped weights from scratch (CPU, ~30 min)"
 	@echo "make evaluate  model vs classical detector on the synthetic tiers + real captures"

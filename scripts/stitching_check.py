@@ -1,6 +1,12 @@
 """Does the served stitching (4,096-sample windows, 3,584-sample cores tiled edge to edge, 256
-samples of context each side) give the same regions as dense overlap (the same windows every
-512 samples, probabilities averaged)? Runs the evaluation tiers; prints agreement.
+samples of context each side) give the same regions as dense overlap? Three references, on the
+evaluation tiers:
+
+- whole: the capture in one window, no stitching at all (what the network says when nothing
+  is cut; the bottleneck attention then sees the whole capture);
+- dense, most central: the same 4,096-sample windows every 512 samples, each sample taken
+  from the window in which it lies most central;
+- dense, averaged: the same windows, probabilities averaged per sample (smooths them).
 
     python scripts/stitching_check.py [--count 10]
 """
@@ -41,6 +47,37 @@ def dense_probability(network, network_input: np.ndarray, window: int) -> np.nda
     return (total / np.maximum(count, 1))[window: window + length]
 
 
+def central_probability(network, network_input: np.ndarray, window: int) -> np.ndarray:
+    """Every window position at DENSE_STRIDE; each sample from the window it is most central in."""
+    channels, length = network_input.shape
+    padded = np.zeros((channels, length + 2 * window), dtype=np.float32)
+    padded[:, window: window + length] = network_input
+    best = np.full(padded.shape[1], -1.0)
+    distance = np.full(padded.shape[1], np.inf)
+    starts = list(range(0, padded.shape[1] - window + 1, DENSE_STRIDE))
+    offsets = np.abs(np.arange(window) - (window - 1) / 2)
+    with torch.inference_mode():
+        for first in range(0, len(starts), 32):
+            batch_starts = starts[first: first + 32]
+            batch = torch.from_numpy(np.stack([padded[:, s: s + window] for s in batch_starts]))
+            for start, output in zip(batch_starts, network(batch).numpy()):
+                span = slice(start, start + window)
+                closer = offsets < distance[span]
+                best[span][closer] = output[closer]
+                distance[span][closer] = offsets[closer]
+    return best[window: window + length]
+
+
+def whole_probability(network, network_input: np.ndarray, multiple: int) -> np.ndarray:
+    """The capture in one window (zero-padded to the pooling multiple), no stitching."""
+    channels, length = network_input.shape
+    width = -(-length // multiple) * multiple
+    padded = np.zeros((1, channels, width), dtype=np.float32)
+    padded[0, :, :length] = network_input
+    with torch.inference_mode():
+        return network(torch.from_numpy(padded)).numpy()[0, :length]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=10)
@@ -50,27 +87,34 @@ def main() -> None:
     network, record = load_trained(_bootstrap.ROOT / "model_store" / "weights")
     plan = WindowPlan(**record["window"])
     segmenter = Segmenter.from_record(network, record)
-    identical = total = 0
-    agreement, tiled_truth, dense_truth = EventCounts(), EventCounts(), EventCounts()
+    references = {"whole": lambda x: whole_probability(network, x, network.config.length_multiple),
+                  "dense, most central": lambda x: central_probability(network, x, plan.window),
+                  "dense, averaged": lambda x: dense_probability(network, x, plan.window)}
+    identical = dict.fromkeys(references, 0)
+    agreement = {name: EventCounts() for name in references}
+    truth_scores = {name: EventCounts() for name in ["tiled", *references]}
+    total = 0
     for snr in synthetic.SNR_TIERS_DB:
         for interference in (False, True):
             for capture in synthetic.evaluation_set(snr, interference, args.count, args.length, seed=424242):
                 truth = mask_to_regions(capture.mask)
                 tiled = segmenter.analyse([capture.signal])[0].regions
-                dense = probability_to_regions(
-                    dense_probability(network, preprocess.condition(capture.signal).network_input, plan.window),
-                    segmenter.threshold, segmenter.min_gap, segmenter.min_length)
+                network_input = preprocess.condition(capture.signal).network_input
                 total += 1
-                identical += int(np.array_equal(tiled, dense))
-                agreement.add(match_events(dense, tiled, 0.5))
-                tiled_truth.add(match_events(truth, tiled))
-                dense_truth.add(match_events(truth, dense))
-    print(f"captures: {total}; identical region lists: {identical} ({identical / total:.1%})")
-    print(f"tiled vs dense regions, matched at IoU >= 0.5: F1 {agreement.f1:.4f} "
-          f"({agreement.true_positive} matched, {agreement.false_positive} only tiled, "
-          f"{agreement.false_negative} only dense)")
-    print(f"event F1 against the truth: tiled {tiled_truth.f1:.4f}, dense {dense_truth.f1:.4f} "
-          f"(dense costs {(args.length / DENSE_STRIDE + 8) / (args.length / plan.core):.1f}x the windows)")
+                truth_scores["tiled"].add(match_events(truth, tiled))
+                for name, reference in references.items():
+                    regions = probability_to_regions(reference(network_input), segmenter.threshold,
+                                                     segmenter.min_gap, segmenter.min_length)
+                    identical[name] += int(np.array_equal(tiled, regions))
+                    agreement[name].add(match_events(regions, tiled, 0.5))
+                    truth_scores[name].add(match_events(truth, regions))
+    print(f"captures: {total} ({args.count} per tier, {args.length} samples)")
+    print("| reference | identical region lists | tiled vs reference, F1 at IoU >= 0.5 | event F1 vs truth: reference (tiled) |")
+    print("|---|---|---|---|")
+    for name in references:
+        print(f"| {name} | {identical[name]} of {total} ({identical[name] / total:.0%}) | {agreement[name].f1:.4f} "
+              f"({agreement[name].false_positive} only tiled, {agreement[name].false_negative} only reference) | "
+              f"{truth_scores[name].f1:.4f} ({truth_scores['tiled'].f1:.4f}) |")
 
 
 if __name__ == "__main__":

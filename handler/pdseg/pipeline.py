@@ -1,8 +1,8 @@
 """The whole analysis of a batch of signals: condition, window, infer, stitch, find regions.
 
 The network is any callable from a ``(windows, channels, width)`` float32 tensor to
-``(windows, width)`` probabilities: the TorchScript module in the server, the eager model in training and
-evaluation. All windows of all signals go through it together, in chunks that bound memory.
+``(windows, width)`` probabilities: the ONNX Runtime session in the server and in evaluation
+(:class:`pdseg.model.OnnxNetwork`), the eager model in training. All windows of all signals go through it together, in chunks that bound memory.
 """
 from __future__ import annotations
 
