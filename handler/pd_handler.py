@@ -33,6 +33,13 @@ def _new_request(accept: str) -> SimpleNamespace:
     return SimpleNamespace(accept=accept, decoded=None, conditioned=[], probabilities=[], error=None)
 
 
+try:
+    _LIBC = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    _LIBC.malloc_trim  # noqa: B018 - glibc only
+except (OSError, AttributeError):
+    _LIBC = None
+
+
 def _release_freed_memory() -> None:
     """Hand the heap's free pages back to the system (glibc's malloc_trim). A long capture
     leaves tens of MB of freed buffers in malloc's heap, which glibc keeps; without this the
@@ -40,12 +47,6 @@ def _release_freed_memory() -> None:
     if _LIBC is not None:
         _LIBC.malloc_trim(0)
 
-
-try:
-    _LIBC = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-    _LIBC.malloc_trim  # noqa: B018 - glibc only
-except (OSError, AttributeError):
-    _LIBC = None
 
 # Batches of at least this many samples are followed by _release_freed_memory().
 TRIM_FROM_SAMPLES = 262_144

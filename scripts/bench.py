@@ -331,7 +331,7 @@ def main() -> None:
     parser.add_argument("--json", default=None, help="also write the raw figures here")
     parser.add_argument("--clients", type=int, nargs="+", default=None, help="concurrency levels (default 1 4 8 16)")
     parser.add_argument("--workers", type=int, default=None, help="scale the started server to N workers")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads per worker (PD_TORCH_THREADS)")
+    parser.add_argument("--threads", type=int, default=None, help="network threads per worker (PD_TORCH_THREADS)")
     args = parser.parse_args()
     torch.set_num_threads(min(2, os.cpu_count() or 1))
 
@@ -363,7 +363,7 @@ def main() -> None:
                    "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                    "machine": machine(), "versions": versions(),
                    "server": (f"started by the benchmark from model_store/pd_segmenter.mar, config/local.properties, "
-                              f"workers {args.workers or 1}, torch threads per worker {args.threads or 'from model-config.yaml'}")
+                              f"workers {args.workers or 1}, network threads per worker {args.threads or 'from model-config.yaml'}")
                              if server else base}
         memory = {"before": rss_mib(server)}
         results["long_capture"] = long_capture_over_http(url, capture, repeats)

@@ -135,7 +135,9 @@ def main() -> None:
     results["model"] = {"parameters": parameter_count(network),
                         "flops_per_sample": flops_per_window(network, 4096) / 4096,
                         "weights_bytes": (Path(args.weights) / "pd_segmenter.state.pt").stat().st_size}
-    results["machine"] = f"{platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}"
+    import onnxruntime
+    results["machine"] = (f"{platform.machine()}, network in ONNX Runtime {onnxruntime.__version__} on 2 threads, "
+                          f"torch {torch.__version__}")
     results["command"] = "python scripts/evaluate.py " + " ".join(sys.argv[1:])
     results["seconds"] = round(time.time() - started, 1)
     print(f"done in {results['seconds']} s")
