@@ -26,45 +26,45 @@ from pdseg.scoring import EventCounts, match_events
 from pdseg.window import WindowPlan
 
 DENSE_STRIDE = 512
+END_MARGIN = 300  # the ends differ by construction: the tiling puts context zeros before them
+
+
+def dense_outputs(network, network_input: np.ndarray, window: int):
+    """The network's output at every window position DENSE_STRIDE apart, over the input padded
+    by a window of zeros each side: yields (start in the padded input, output)."""
+    channels, length = network_input.shape
+    padded = np.zeros((channels, length + 2 * window), dtype=np.float32)
+    padded[:, window: window + length] = network_input
+    starts = list(range(0, padded.shape[1] - window + 1, DENSE_STRIDE))
+    with torch.inference_mode():
+        for first in range(0, len(starts), 32):
+            batch_starts = starts[first: first + 32]
+            batch = torch.from_numpy(np.stack([padded[:, s: s + window] for s in batch_starts]))
+            yield from zip(batch_starts, network(batch).numpy())
 
 
 def dense_probability(network, network_input: np.ndarray, window: int) -> np.ndarray:
     """Every window position at DENSE_STRIDE, outputs averaged per sample."""
-    channels, length = network_input.shape
-    padded = np.zeros((channels, length + 2 * window), dtype=np.float32)
-    padded[:, window: window + length] = network_input
-    total = np.zeros(padded.shape[1])
-    count = np.zeros(padded.shape[1])
-    starts = range(0, padded.shape[1] - window + 1, DENSE_STRIDE)
-    with torch.inference_mode():
-        for first in range(0, len(starts), 32):
-            batch_starts = list(starts)[first: first + 32]
-            batch = torch.from_numpy(np.stack([padded[:, s: s + window] for s in batch_starts]))
-            outputs = network(batch).numpy()
-            for start, output in zip(batch_starts, outputs):
-                total[start: start + window] += output
-                count[start: start + window] += 1
+    length = network_input.shape[-1]
+    total = np.zeros(length + 2 * window)
+    count = np.zeros(length + 2 * window)
+    for start, output in dense_outputs(network, network_input, window):
+        total[start: start + window] += output
+        count[start: start + window] += 1
     return (total / np.maximum(count, 1))[window: window + length]
 
 
 def central_probability(network, network_input: np.ndarray, window: int) -> np.ndarray:
     """Every window position at DENSE_STRIDE; each sample from the window it is most central in."""
-    channels, length = network_input.shape
-    padded = np.zeros((channels, length + 2 * window), dtype=np.float32)
-    padded[:, window: window + length] = network_input
-    best = np.full(padded.shape[1], -1.0)
-    distance = np.full(padded.shape[1], np.inf)
-    starts = list(range(0, padded.shape[1] - window + 1, DENSE_STRIDE))
+    length = network_input.shape[-1]
+    best = np.full(length + 2 * window, -1.0)
+    distance = np.full(length + 2 * window, np.inf)
     offsets = np.abs(np.arange(window) - (window - 1) / 2)
-    with torch.inference_mode():
-        for first in range(0, len(starts), 32):
-            batch_starts = starts[first: first + 32]
-            batch = torch.from_numpy(np.stack([padded[:, s: s + window] for s in batch_starts]))
-            for start, output in zip(batch_starts, network(batch).numpy()):
-                span = slice(start, start + window)
-                closer = offsets < distance[span]
-                best[span][closer] = output[closer]
-                distance[span][closer] = offsets[closer]
+    for start, output in dense_outputs(network, network_input, window):
+        span = slice(start, start + window)
+        closer = offsets < distance[span]
+        best[span][closer] = output[closer]
+        distance[span][closer] = offsets[closer]
     return best[window: window + length]
 
 
@@ -82,10 +82,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=10)
     parser.add_argument("--length", type=int, default=16384)
+    parser.add_argument("--without-attention", action="store_true",
+                        help="set the attention gate to 0 first: then only the convolutions, whose "
+                             "receptive field fits in the context, decide, and tiling must be exact")
     args = parser.parse_args()
     torch.set_num_threads(2)
     network, record = load_trained(_bootstrap.ROOT / "model_store" / "weights")
     plan = WindowPlan(**record["window"])
+    if args.without_attention:
+        with torch.no_grad():
+            network.attention.gamma.zero_()
     segmenter = Segmenter.from_record(network, record)
     references = {"whole": lambda x: whole_probability(network, x, network.config.length_multiple),
                   "dense, most central": lambda x: central_probability(network, x, plan.window),
@@ -94,12 +100,17 @@ def main() -> None:
     agreement = {name: EventCounts() for name in references}
     truth_scores = {name: EventCounts() for name in ["tiled", *references]}
     total = 0
+    interior_difference = 0.0  # tiled vs whole, more than END_MARGIN samples from either end
     for snr in synthetic.SNR_TIERS_DB:
         for interference in (False, True):
             for capture in synthetic.evaluation_set(snr, interference, args.count, args.length, seed=424242):
                 truth = mask_to_regions(capture.mask)
-                tiled = segmenter.analyse([capture.signal])[0].regions
+                analysed = segmenter.analyse([capture.signal])[0]
+                tiled = analysed.regions
                 network_input = preprocess.condition(capture.signal).network_input
+                whole = references["whole"](network_input)
+                interior_difference = max(interior_difference, float(np.abs(
+                    analysed.probability[END_MARGIN:-END_MARGIN] - whole[END_MARGIN:-END_MARGIN]).max()))
                 total += 1
                 truth_scores["tiled"].add(match_events(truth, tiled))
                 for name, reference in references.items():
@@ -115,6 +126,8 @@ def main() -> None:
         print(f"| {name} | {identical[name]} of {total} ({identical[name] / total:.0%}) | {agreement[name].f1:.4f} "
               f"({agreement[name].false_positive} only tiled, {agreement[name].false_negative} only reference) | "
               f"{truth_scores[name].f1:.4f} ({truth_scores['tiled'].f1:.4f}) |")
+    print(f"largest |tiled - whole| probability more than {END_MARGIN} samples from the ends: "
+          f"{interior_difference:.3g}{' (attention gate set to 0)' if args.without_attention else ''}")
 
 
 if __name__ == "__main__":

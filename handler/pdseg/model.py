@@ -204,9 +204,10 @@ class OnnxNetwork:
 
     def __call__(self, windows: torch.Tensor) -> torch.Tensor:
         array = windows.detach().cpu().numpy().astype("float32", copy=False)
-        small = array.shape[0] * array.shape[-1] < self.parallel_from_samples
-        session = self.single_thread_session if small else self.session
-        threads = 1 if small and session is self.single_thread_session else self.threads
+        if array.shape[0] * array.shape[-1] < self.parallel_from_samples:
+            session, threads = self.single_thread_session, 1
+        else:
+            session, threads = self.session, self.threads
         self.calls_by_threads[threads] = self.calls_by_threads.get(threads, 0) + 1
         return torch.from_numpy(session.run(None, {"signal": array})[0])
 

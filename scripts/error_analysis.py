@@ -1,0 +1,93 @@
+"""Why the served model's events are wrong, by cause, on the evaluation tiers.
+
+    python scripts/error_analysis.py [--count 40] [--tiers 30w 20w 14w 30i 20i 14i]
+
+After the one-to-one matching of scripts/evaluate.py (IoU >= 0.3), every true event that is
+not matched is counted as *merged* (the prediction over it also covers another true event),
+*split* (two or more predictions over it), *missed* (no prediction touches it) or *low IoU*;
+every unmatched prediction that touches no true event is *spurious*. The last column is an
+upper bound for splitting regions at pulse onsets: the F1 when every prediction is cut at the
+true events' starts inside it (what a perfect onset detector would allow).
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import _bootstrap  # noqa: F401
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from evaluate import EVAL_SEED, served_segmenter
+from pdseg import synthetic
+from pdseg.regions import mask_to_regions
+from pdseg.scoring import EventCounts, interval_iou, match_events
+
+MIN_IOU = 0.3
+
+
+def causes(truth: np.ndarray, predicted: np.ndarray) -> dict[str, int]:
+    found = dict.fromkeys(("merged", "split", "missed", "low IoU", "spurious"), 0)
+    iou = interval_iou(truth, predicted)
+    matched_truth, matched_predicted = set(), set()
+    if iou.size:
+        rows, columns = linear_sum_assignment(-iou)
+        hits = iou[rows, columns] >= MIN_IOU
+        matched_truth, matched_predicted = set(rows[hits]), set(columns[hits])
+    touching = iou > 0
+    for index in set(range(len(truth))) - matched_truth:
+        over = np.flatnonzero(touching[index])
+        if over.size == 0:
+            found["missed"] += 1
+        elif any(touching[:, column].sum() > 1 for column in over):
+            found["merged"] += 1
+        elif over.size > 1:
+            found["split"] += 1
+        else:
+            found["low IoU"] += 1
+    for column in set(range(len(predicted))) - matched_predicted:
+        found["spurious"] += int(not touching[:, column].any())
+    return found
+
+
+def cut_at(predicted: np.ndarray, starts: np.ndarray, margin: int = 4) -> np.ndarray:
+    """Each prediction cut at the given starts that lie inside it (not within ``margin``
+    samples of its ends: an onset found a few samples early is still the same event)."""
+    pieces = []
+    for start, end in predicted.tolist():
+        bounds = [start, *[int(s) for s in starts if start + margin < s < end - margin], end]
+        pieces += list(zip(bounds[:-1], bounds[1:]))
+    return np.asarray(pieces, dtype=np.int64).reshape(-1, 2)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--weights", default=str(_bootstrap.ROOT / "model_store" / "weights"))
+    parser.add_argument("--count", type=int, default=40)
+    parser.add_argument("--length", type=int, default=16384)
+    parser.add_argument("--tiers", nargs="+", default=["30w", "20w", "14w", "30i", "20i", "14i"],
+                        help="SNR in dB, then w (white) or i (interference)")
+    args = parser.parse_args()
+    segmenter, _ = served_segmenter(Path(args.weights))
+    print("| tier | true events | merged | split | missed | low IoU | spurious | F1 | F1 cut at true starts |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for tier in args.tiers:
+        snr, interference = float(tier[:-1]), tier[-1] == "i"
+        captures = list(synthetic.evaluation_set(snr, interference, args.count, args.length, EVAL_SEED))
+        results = segmenter.analyse([c.signal for c in captures])
+        totals = dict.fromkeys(("merged", "split", "missed", "low IoU", "spurious"), 0)
+        counts, bound, events = EventCounts(), EventCounts(), 0
+        for capture, result in zip(captures, results):
+            truth = mask_to_regions(capture.mask)
+            events += len(truth)
+            for name, value in causes(truth, result.regions).items():
+                totals[name] += value
+            counts.add(match_events(truth, result.regions))
+            bound.add(match_events(truth, cut_at(result.regions, truth[:, 0])))
+        name = f"{snr:.0f} dB {'interference' if interference else 'white'}"
+        print(f"| {name} | {events} | " + " | ".join(str(v) for v in totals.values())
+              + f" | {counts.f1:.3f} | {bound.f1:.3f} |")
+
+
+if __name__ == "__main__":
+    main()
