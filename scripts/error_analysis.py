@@ -1,6 +1,6 @@
 """Why the served model's events are wrong, by cause, on the evaluation tiers.
 
-    python scripts/error_analysis.py [--count 40] [--tiers 30w 20w 14w 30i 20i 14i]
+    python scripts/error_analysis.py [--weights DIR] [--count 40] [--tiers 30w 20w 14w 30i 20i 14i]
 
 After the one-to-one matching of scripts/evaluate.py (IoU >= 0.3), every true event that is
 not matched is counted as *merged* (the prediction over it also covers another true event),
@@ -8,6 +8,11 @@ not matched is counted as *merged* (the prediction over it also covers another t
 every unmatched prediction that touches no true event is *spurious*. The last column is an
 upper bound for splitting regions at pulse onsets: the F1 when every prediction is cut at the
 true events' starts inside it (what a perfect onset detector would allow).
+
+For weights with an onset head (``--weights`` of a ``tiny-onset`` training) a second table
+shows where that head fires: at the true events' starts, and at the onsets of pulses that the
+labelling rule joins to an earlier event (their labels touch); and the F1 after cutting the
+regions at its peaks, per onset level.
 """
 from __future__ import annotations
 
@@ -20,7 +25,7 @@ from scipy.optimize import linear_sum_assignment
 
 from evaluate import EVAL_SEED, served_segmenter
 from pdseg import synthetic
-from pdseg.regions import mask_to_regions
+from pdseg.regions import mask_to_regions, probability_to_regions, split_at_onsets
 from pdseg.scoring import EventCounts, interval_iou, match_events
 
 MIN_IOU = 0.3
@@ -87,6 +92,46 @@ def main() -> None:
         name = f"{snr:.0f} dB {'interference' if interference else 'white'}"
         print(f"| {name} | {events} | " + " | ".join(str(v) for v in totals.values())
               + f" | {counts.f1:.3f} | {bound.f1:.3f} |")
+    if results and results[0].onset is not None:
+        onset_table(segmenter, args.tiers, args.count, args.length)
+
+
+def onset_table(segmenter, tiers, count: int, length: int,
+                levels=(0.3, 0.5, 0.7, 0.9)) -> None:
+    print()
+    print("| tier | pulses | events | onset head fires at event starts | at joined pulses' onsets | "
+          + " | ".join(f"F1 cut at {level}" for level in levels) + " |")
+    print("|---|---|---|---|---|" + "---|" * len(levels))
+    for tier in tiers:
+        snr, interference = float(tier[:-1]), tier[-1] == "i"
+        captures = list(synthetic.evaluation_set(snr, interference, count, length, EVAL_SEED))
+        results = segmenter.analyse([c.signal for c in captures])
+        pulses = events = at_starts = joined = fired_joined = 0
+        scores = {level: EventCounts() for level in levels}
+        for capture, result in zip(captures, results):
+            truth = mask_to_regions(capture.mask)
+            events += len(truth)
+            pulses += len(capture.pulse_onsets)
+            starts = set(truth[:, 0].tolist())
+
+            def fires(sample: int) -> bool:
+                return bool(result.onset[max(sample - 3, 0): sample + 5].max() >= 0.5)
+
+            at_starts += sum(fires(start) for start in starts if start > 0)
+            for onset in capture.pulse_onsets:
+                if onset not in starts and capture.mask[onset]:
+                    joined += 1
+                    fired_joined += fires(onset)
+            merged = probability_to_regions(result.probability, segmenter.threshold,
+                                            segmenter.min_gap, segmenter.min_length)
+            for level in levels:
+                scores[level].add(match_events(truth, split_at_onsets(
+                    merged, result.probability, result.onset, segmenter.threshold, level)))
+        name = f"{snr:.0f} dB {'interference' if interference else 'white'}"
+        inner = sum(1 for c in captures for s in mask_to_regions(c.mask)[:, 0] if s > 0)
+        print(f"| {name} | {pulses} | {events} | {at_starts / max(inner, 1):.1%} | "
+              f"{fired_joined / max(joined, 1):.1%} of {joined} | "
+              + " | ".join(f"{scores[level].f1:.3f}" for level in levels) + " |")
 
 
 if __name__ == "__main__":

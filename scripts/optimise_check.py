@@ -83,12 +83,12 @@ def main() -> None:
         export_torchscript(eager, Path(folder) / "m.pt", window=plan.window)
         frozen = torch.jit.load(str(Path(folder) / "m.pt"))
         optimised = torch.jit.optimize_for_inference(torch.jit.load(str(Path(folder) / "m.pt")))
-    variants = {"eager fp32": eager, "TorchScript frozen fp32 (served)": frozen,
+    variants = {"eager fp32": eager, "TorchScript frozen fp32": frozen,
                 "frozen + optimize_for_inference": optimised, "bf16 autocast (eager)": Bf16(eager)}
     onnx_folder = tempfile.TemporaryDirectory()
     try:
         eager.eval()
-        variants["ONNX Runtime fp32"] = OnnxRuntimeNetwork(eager, eager.config.in_channels, Path(onnx_folder.name))
+        variants["ONNX Runtime fp32 (served)"] = OnnxRuntimeNetwork(eager, eager.config.in_channels, Path(onnx_folder.name))
         variants["ONNX Runtime dynamic int8"] = OnnxRuntimeNetwork(eager, eager.config.in_channels,
                                                                    Path(onnx_folder.name), int8=True)
     except ImportError as missing:

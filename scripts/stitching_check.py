@@ -21,7 +21,7 @@ import torch
 from pdseg import preprocess, synthetic
 from pdseg.model import load_trained
 from pdseg.pipeline import Segmenter
-from pdseg.regions import mask_to_regions, probability_to_regions
+from pdseg.regions import mask_to_regions
 from pdseg.scoring import EventCounts, match_events
 from pdseg.window import WindowPlan
 
@@ -46,26 +46,28 @@ def dense_outputs(network, network_input: np.ndarray, window: int):
 def dense_probability(network, network_input: np.ndarray, window: int) -> np.ndarray:
     """Every window position at DENSE_STRIDE, outputs averaged per sample."""
     length = network_input.shape[-1]
-    total = np.zeros(length + 2 * window)
-    count = np.zeros(length + 2 * window)
+    total, count = None, np.zeros(length + 2 * window)
     for start, output in dense_outputs(network, network_input, window):
-        total[start: start + window] += output
+        if total is None:
+            total = np.zeros((*output.shape[:-1], length + 2 * window))
+        total[..., start: start + window] += output
         count[start: start + window] += 1
-    return (total / np.maximum(count, 1))[window: window + length]
+    return (total / np.maximum(count, 1))[..., window: window + length]
 
 
 def central_probability(network, network_input: np.ndarray, window: int) -> np.ndarray:
     """Every window position at DENSE_STRIDE; each sample from the window it is most central in."""
     length = network_input.shape[-1]
-    best = np.full(length + 2 * window, -1.0)
-    distance = np.full(length + 2 * window, np.inf)
+    best, distance = None, np.full(length + 2 * window, np.inf)
     offsets = np.abs(np.arange(window) - (window - 1) / 2)
     for start, output in dense_outputs(network, network_input, window):
-        span = slice(start, start + window)
-        closer = offsets < distance[span]
-        best[span][closer] = output[closer]
-        distance[span][closer] = offsets[closer]
-    return best[window: window + length]
+        if best is None:
+            best = np.full((*output.shape[:-1], length + 2 * window), -1.0)
+        closer = offsets < distance[start: start + window]
+        columns = np.arange(start, start + window)[closer]
+        best[..., columns] = output[..., closer]
+        distance[columns] = offsets[closer]
+    return best[..., window: window + length]
 
 
 def whole_probability(network, network_input: np.ndarray, multiple: int) -> np.ndarray:
@@ -75,7 +77,7 @@ def whole_probability(network, network_input: np.ndarray, multiple: int) -> np.n
     padded = np.zeros((1, channels, width), dtype=np.float32)
     padded[0, :, :length] = network_input
     with torch.inference_mode():
-        return network(torch.from_numpy(padded)).numpy()[0, :length]
+        return network(torch.from_numpy(padded)).numpy()[0, ..., :length]
 
 
 def main() -> None:
@@ -107,15 +109,16 @@ def main() -> None:
                 truth = mask_to_regions(capture.mask)
                 analysed = segmenter.analyse([capture.signal])[0]
                 tiled = analysed.regions
-                network_input = preprocess.condition(capture.signal).network_input
+                conditioned = preprocess.condition(capture.signal)
+                network_input = conditioned.network_input
                 whole = references["whole"](network_input)
+                whole_pd = whole[0] if whole.ndim == 2 else whole
                 interior_difference = max(interior_difference, float(np.abs(
-                    analysed.probability[END_MARGIN:-END_MARGIN] - whole[END_MARGIN:-END_MARGIN]).max()))
+                    analysed.probability[END_MARGIN:-END_MARGIN] - whole_pd[END_MARGIN:-END_MARGIN]).max()))
                 total += 1
                 truth_scores["tiled"].add(match_events(truth, tiled))
                 for name, reference in references.items():
-                    regions = probability_to_regions(reference(network_input), segmenter.threshold,
-                                                     segmenter.min_gap, segmenter.min_length)
+                    regions = segmenter.regions(reference(network_input), conditioned.filtered)
                     identical[name] += int(np.array_equal(tiled, regions))
                     agreement[name].add(match_events(regions, tiled, 0.5))
                     truth_scores[name].add(match_events(truth, regions))

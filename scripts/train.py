@@ -28,23 +28,33 @@ def main() -> None:
     parser.add_argument("--preset", default="tiny", choices=sorted(model_mod.PRESETS))
     parser.add_argument("--steps", type=int, default=training.TrainConfig.steps)
     parser.add_argument("--train-captures", type=int, default=training.TrainConfig.train_captures)
+    parser.add_argument("--short-pulse-fraction", type=float,
+                        default=training.TrainConfig.short_pulse_fraction)
+    parser.add_argument("--false-alarm-budget", type=float,
+                        default=training.TrainConfig.max_false_alarms_per_cycle,
+                        help="most regions per AC cycle on PD-free validation captures that the "
+                             "chosen region rules may report; 0: best validation F1 alone")
     parser.add_argument("--minutes", type=float, default=None, help="stop training after this long")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads; the shipped weights were trained with 1 (bitwise reproducible)")
+    parser.add_argument("--threads", type=int, default=2,
+                        help="torch threads; the shipped weights were trained with 2 (the same count "
+                             "gives the same weights)")
     parser.add_argument("--out", default=str(_bootstrap.ROOT / "model_store" / "weights"))
     parser.add_argument("--name", default="pd_segmenter")
     parser.add_argument("--retune-only", action="store_true",
                         help="keep the weights in --out; choose threshold and region rules again")
     args = parser.parse_args()
     if args.retune_only:
-        return retune(model_mod.Path(args.out), args.name)
+        return retune(model_mod.Path(args.out), args.name, args.false_alarm_budget)
 
     torch.set_num_threads(args.threads)
-    config = training.TrainConfig(steps=args.steps, train_captures=args.train_captures)
+    config = training.TrainConfig(steps=args.steps, train_captures=args.train_captures,
+                                  short_pulse_fraction=args.short_pulse_fraction,
+                                  max_false_alarms_per_cycle=args.false_alarm_budget)
     started = time.time()
     inputs, labels = training.make_dataset(config.train_captures, config.capture_length,
-                                           config.seed, progress=True)
-    val_inputs, val_labels, val_filtered = training.make_dataset(
+                                           config.seed, progress=True,
+                                           short_pulse_fraction=config.short_pulse_fraction)
+    val_inputs, val_labels, val_filtered, val_cycles = training.make_dataset(
         config.validation_captures, config.capture_length, config.seed + 7, keep_filtered=True)
     torch.manual_seed(config.seed)
     architecture = model_mod.PRESETS[args.preset]
@@ -52,8 +62,9 @@ def main() -> None:
     losses = training.train(network, inputs, labels, config,
                             time_limit_s=None if args.minutes is None else args.minutes * 60)
     probabilities = training.predict(network, val_inputs)
-    chosen, postprocess_scores = training.choose_postprocess(probabilities, val_labels,
-                                                             filtered=val_filtered)
+    chosen, postprocess_scores = training.choose_postprocess(
+        probabilities, val_labels, filtered=val_filtered, cycles=val_cycles,
+        max_false_alarms=config.max_false_alarms_per_cycle or None)
 
     out = model_mod.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -69,6 +80,7 @@ def main() -> None:
         "training": dataclasses.asdict(config) | {"steps_run": len(losses)},
         "loss": {"first_50": float(np.mean(losses[:50])), "last_50": float(np.mean(losses[-50:]))},
         "validation_event_f1": chosen["f1"],
+        "validation_false_alarms_per_cycle": chosen["false_alarms_per_cycle"],
         "validation_event_f1_by_setting": postprocess_scores,
         "parameters": model_mod.parameter_count(network),
         "seconds": round(time.time() - started, 1),
@@ -82,20 +94,27 @@ def main() -> None:
 
 
 def postprocess_rules(chosen: dict) -> dict:
-    return {key: chosen[key] for key in ("min_gap", "min_length", "fragment_ratio", "fragment_reach")}
+    return {key: chosen[key] for key in ("min_gap", "min_length", "fragment_ratio", "fragment_reach",
+                                         "onset_threshold")}
 
 
-def retune(out, name: str) -> None:
+def retune(out, name: str, false_alarm_budget: float) -> None:
     network, record = model_mod.load_trained(out, name)
     config = training.TrainConfig(**{k: v for k, v in record["training"].items() if k != "steps_run"})
-    val_inputs, val_labels, val_filtered = training.make_dataset(
-        config.validation_captures, config.capture_length, config.seed + 7, keep_filtered=True)
-    chosen, scores = training.choose_postprocess(training.predict(network, val_inputs), val_labels,
-                                                 filtered=val_filtered)
+    config = dataclasses.replace(config, max_false_alarms_per_cycle=false_alarm_budget)
+    val_inputs, val_labels, val_filtered, val_cycles = training.make_dataset(
+        config.validation_captures, config.capture_length, config.seed + 7, keep_filtered=True,
+        short_pulse_fraction=0.0)
+    chosen, scores = training.choose_postprocess(
+        training.predict(network, val_inputs), val_labels, filtered=val_filtered, cycles=val_cycles,
+        max_false_alarms=config.max_false_alarms_per_cycle or None)
     record.pop("validation_event_f1_by_threshold", None)
+    record["training"] = dataclasses.asdict(config) | {"steps_run": record["training"].get("steps_run")}
     record |= {"threshold": chosen["threshold"],
                "postprocess": postprocess_rules(chosen),
-               "validation_event_f1": chosen["f1"], "validation_event_f1_by_setting": scores}
+               "validation_event_f1": chosen["f1"],
+               "validation_false_alarms_per_cycle": chosen["false_alarms_per_cycle"],
+               "validation_event_f1_by_setting": scores}
     (out / f"{name}.json").write_text(json.dumps(record, indent=2) + "\n")
     print(chosen)
 

@@ -79,3 +79,27 @@ def test_network_sees_float32_windows(segmenter):
     widths = {shape[2] for _, shape in seen}
     assert segmenter.plan.window in widths and len(widths) > 1  # tiles and single windows
     assert max(shape[0] * shape[2] for _, shape in seen) <= 4 * segmenter.plan.window
+
+
+def test_network_with_an_onset_head_gives_both_outputs_and_cuts_regions():
+    """A record that asks for onset cuts gets them; the PD probability stays per sample."""
+    from pdseg.model import PRESETS, UNet1D
+
+    torch.manual_seed(3)
+    network = UNet1D(PRESETS["tiny-onset"]).eval()
+    with torch.no_grad():  # a head that always announces an onset, on every sample
+        network.head.bias[1] = 10.0
+    record = {"threshold": 0.0, "window": {"window": 4096, "context": 256},
+              "postprocess": {"min_gap": 8, "min_length": 2, "onset_threshold": 0.5}}
+    signals = mixed_signals(9)
+    cut = Segmenter.from_record(network, record).analyse(signals)
+    whole = Segmenter.from_record(network, record, onset_threshold=0.0).analyse(signals)
+    for signal, with_cuts, without in zip(signals, cut, whole):
+        assert with_cuts.probability.shape == with_cuts.onset.shape == (signal.size,)
+        # threshold 0: one region over the signal; one onset run over it all, cut at its peak
+        if signal.size >= 32:
+            assert without.regions.tolist() == [[0, signal.size]]
+            pieces = with_cuts.regions
+            assert len(pieces) == 2
+            assert pieces[0, 0] == 0 and pieces[0, 1] == pieces[1, 0] and pieces[1, 1] == signal.size
+            assert min(pieces[:, 1] - pieces[:, 0]) >= 8

@@ -73,6 +73,8 @@ def test_window_cut_then_stitch_is_identity(length):
     channels = plan.cut(np.stack((samples, -samples)))
     assert channels.shape == (plan.count(length), 2, plan.width(length))
     np.testing.assert_array_equal(plan.stitch(channels[:, 1], length), -samples)
+    # a network with two outputs per sample (PD, onset) is stitched per output
+    np.testing.assert_array_equal(plan.stitch(channels, length), np.stack((samples, -samples)))
 
 
 def test_window_sizes_avoid_needless_work():
@@ -171,3 +173,22 @@ def test_ringing_fragments_after_a_large_region_are_dropped():
     assert kept.tolist() == [[0, 10], [40, 50], [5000, 5010]]
     assert drop_ringing_fragments(regions, filtered, ratio=0.0, reach=100).tolist() == regions.tolist()
     assert drop_ringing_fragments(regions, filtered * 1e6, ratio=0.3, reach=100).tolist() == kept.tolist()
+
+
+def test_regions_are_cut_where_a_new_event_starts():
+    from pdseg.regions import split_at_onsets
+    probability = np.zeros(300)
+    probability[20:60] = 0.9   # first event
+    probability[60:70] = 0.3   # its tail, under the threshold: merged by the gap rule
+    probability[70:120] = 0.9  # second event
+    probability[200:240] = 0.9
+    onset = np.zeros(300)
+    onset[19:23] = [0.5, 0.8, 0.9, 0.6]  # the first region's own start: not a cut
+    onset[69:73] = [0.4, 0.9, 0.7, 0.4]
+    onset[235:238] = 0.9  # within MIN_PIECE of the end: not a cut
+    merged = probability_to_regions(probability, 0.5, min_gap=32)
+    assert merged.tolist() == [[20, 120], [200, 240]]
+    cut = split_at_onsets(merged, probability, onset, 0.5, 0.6)
+    assert cut.tolist() == [[20, 60], [70, 120], [200, 240]]
+    assert split_at_onsets(merged, probability, onset, 0.5, 0.95).tolist() == merged.tolist()
+    assert split_at_onsets(merged, probability, onset, 0.5, 0.0).tolist() == merged.tolist()

@@ -70,3 +70,22 @@ def test_snr_tier_sets_pulse_height():
         peaks = [np.abs(filtered[s:e]).max() for s, e in mask_to_regions(capture.mask)]
         ratio_db = 20 * np.log10(np.median(peaks) / capture.noise_sigma)
         assert snr - 5 < ratio_db < snr + 5
+
+
+def test_short_pulse_fraction_shortens_training_pulses_only_when_asked():
+    default = synthetic.make_capture(np.random.default_rng(4), 8192, snr_db=30.0, pd_free=False)
+    explicit = synthetic.make_capture(np.random.default_rng(4), 8192, snr_db=30.0, pd_free=False,
+                                      short_pulse_fraction=0.0)
+    np.testing.assert_array_equal(default.signal, explicit.signal)  # evaluation sets unchanged
+
+    def mean_event_length(fraction):
+        rng = np.random.default_rng(9)
+        lengths = []
+        for _ in range(20):
+            capture = synthetic.make_capture(rng, 8192, snr_db=30.0, pd_free=False,
+                                             short_pulse_fraction=fraction)
+            if "burst" not in capture.sources:
+                lengths += [end - start for start, end in mask_to_regions(capture.mask).tolist()]
+        return np.mean(lengths)
+
+    assert mean_event_length(1.0) < 0.5 * mean_event_length(0.0)

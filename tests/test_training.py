@@ -34,3 +34,58 @@ def test_gap_weights_mark_only_short_gaps_between_events():
     weights = training.gap_weights(labels, span=16, weight=5.0)[0]
     assert weights[20:30].tolist() == [5.0] * 10
     assert set(weights[:20].tolist() + weights[30:].tolist()) == {1.0}
+
+
+def test_onset_targets_mark_each_event_start_once():
+    labels = np.zeros((1, 100), dtype=bool)
+    labels[0, :8] = True      # begins before the crop: no onset
+    labels[0, 20:30] = True
+    labels[0, 33:40] = True   # 3 samples after the last: the same event by the region rule
+    labels[0, 60:70] = True
+    targets = training.onset_targets(labels, span=(-1, 3))[0]
+    assert np.flatnonzero(targets).tolist() == [19, 20, 21, 22, 59, 60, 61, 62]
+
+
+def test_onset_head_is_trained_to_find_starts():
+    """The onset output learns from its own targets: its loss falls, and the PD output's
+    loss term is the same with or without the head."""
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    config = training.TrainConfig(train_captures=64, capture_length=2048, crop=1024, batch_size=8,
+                                  steps=120, learning_rate=5e-3)
+    inputs, labels = training.make_dataset(config.train_captures, config.capture_length, seed=1)
+    network = UNet1D(UNetConfig(features=(4, 8, 16), dilations=(1, 2, 4), in_channels=2,
+                                onset_head=True))
+    x = torch.from_numpy(inputs[:8, :, :1024])
+    y = torch.from_numpy(labels[:8, :1024].astype(np.float32))
+    onsets = torch.from_numpy(training.onset_targets(labels[:8, :1024]).astype(np.float32))
+
+    def onset_loss():
+        with torch.no_grad():
+            logits = network.logits(x)
+        return float(training.loss_fn(logits, y, None, onsets) - training.loss_fn(logits[:, 0], y))
+
+    before = onset_loss()
+    training.train(network, inputs, labels, config, progress=False)
+    assert network(x).shape == (8, 2, 1024)
+    assert onset_loss() < 0.7 * before
+
+
+def test_region_rules_respect_the_false_alarm_budget():
+    """A low threshold finds two faint events but also reports a bump in a PD-free capture;
+    validation F1 alone takes it, a budget on regions per cycle there does not."""
+    labels = np.zeros((3, 400), dtype=bool)
+    labels[0, 50:80] = True
+    labels[1, 100:130] = True
+    labels[1, 250:280] = True
+    probabilities = np.where(labels, 0.8, 0.05).astype(np.float32)
+    probabilities[1] = np.where(labels[1], 0.3, 0.05)  # faint events: thresholds <= 0.3 only
+    probabilities[2, 200:210] = 0.3  # PD-free capture, two cycles long
+    cycles = np.full(3, 2.0)
+    rules = dict(min_gaps=(8,), min_lengths=(2,), cycles=cycles)
+    alone, _ = training.choose_postprocess(probabilities, labels, **rules)
+    assert alone["threshold"] <= 0.3 and alone["false_alarms_per_cycle"] == 0.5
+    assert alone["f1"] == round(6 / 7, 4)
+    budget, _ = training.choose_postprocess(probabilities, labels, max_false_alarms=0.25, **rules)
+    assert budget["threshold"] > 0.3 and budget["false_alarms_per_cycle"] == 0.0
+    assert budget["f1"] == 0.5

@@ -3,7 +3,10 @@
 The family is the predecessor's: every encoder level is two dilated 3-tap convolutions
 (BatchNorm, ReLU), levels are joined by max-pooling, the bottleneck widens the channels and
 applies a gated self-attention over time, and the decoder upsamples with transposed
-convolutions and concatenated skip connections. The output is one PD probability per sample.
+convolutions and concatenated skip connections. The output is one PD probability per sample
+and, with ``onset_head``, a second one: that a new PD event starts at the sample. Two pulses a
+few tens of samples apart leave no clean gap in the first output (the first pulse's tail is
+still visible there); the onset output tells where to cut such a region (regions.py).
 
 Width, depth and dilations are configuration (:class:`UNetConfig`); the presets name the two
 sizes the project uses: the predecessor's (12.1 M parameters, used only as a speed reference)
@@ -27,6 +30,11 @@ class UNetConfig:
     dilations: tuple[int, ...] = (1, 2, 4, 8)
     in_channels: int = 1
     attention: bool = True
+    onset_head: bool = False
+
+    @property
+    def outputs(self) -> int:
+        return 2 if self.onset_head else 1
 
     def __post_init__(self) -> None:
         if len(self.features) != len(self.dilations) or not self.features:
@@ -47,6 +55,7 @@ class UNetConfig:
             dilations=tuple(values["dilations"]),
             in_channels=int(values.get("in_channels", 1)),
             attention=bool(values.get("attention", True)),
+            onset_head=bool(values.get("onset_head", False)),
         )
 
 
@@ -56,6 +65,8 @@ PRESETS = {
     # Ours take the two conditioned channels (see preprocess.py).
     "small": UNetConfig(features=(8, 16, 32, 64), dilations=(1, 2, 4, 8), in_channels=2),
     "tiny": UNetConfig(features=(4, 8, 16, 32), dilations=(1, 2, 4, 8), in_channels=2),
+    "tiny-onset": UNetConfig(features=(4, 8, 16, 32), dilations=(1, 2, 4, 8), in_channels=2,
+                             onset_head=True),
     "medium": UNetConfig(features=(16, 32, 64, 128), dilations=(1, 2, 4, 8), in_channels=2),
 }
 
@@ -93,7 +104,8 @@ class GatedSelfAttention1D(nn.Module):
 
 class UNet1D(nn.Module):
     """Input ``(batch, in_channels, length)``, ``length`` a multiple of
-    ``config.length_multiple``; output ``(batch, length)`` probabilities."""
+    ``config.length_multiple``; output ``(batch, length)`` probabilities, or ``(batch, 2,
+    length)`` (PD, onset) with ``config.onset_head``."""
 
     def __init__(self, config: UNetConfig = PRESETS["small"]) -> None:
         super().__init__()
@@ -111,7 +123,7 @@ class UNet1D(nn.Module):
         for width in reversed(config.features):
             self.upsamplers.append(nn.ConvTranspose1d(width * 2, width, kernel_size=2, stride=2))
             self.decoders.append(_conv_pair(width * 2, width, 1))
-        self.head = nn.Conv1d(config.features[0], 1, kernel_size=1)
+        self.head = nn.Conv1d(config.features[0], config.outputs, kernel_size=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.logits(x))
@@ -125,7 +137,8 @@ class UNet1D(nn.Module):
         x = self.attention(self.bottleneck(x))
         for upsample, decoder, skip in zip(self.upsamplers, self.decoders, reversed(skips)):
             x = decoder(torch.cat((skip, upsample(x)), dim=1))
-        return self.head(x).squeeze(1)
+        out = self.head(x)
+        return out if self.config.onset_head else out.squeeze(1)
 
 
 def parameter_count(model: nn.Module) -> int:
@@ -161,16 +174,17 @@ def export_onnx(model: UNet1D, path: Path, window: int = 4096) -> None:
     model = model.eval()
     example = torch.zeros(2, model.config.in_channels, window)
     path.parent.mkdir(parents=True, exist_ok=True)
+    output_axes = {0: "windows", 2 if model.config.onset_head else 1: "width"}
     with torch.no_grad():
         torch.onnx.export(model, (example,), str(path), dynamo=False, opset_version=17,
                           input_names=["signal"], output_names=["probability"],
                           dynamic_axes={"signal": {0: "windows", 2: "width"},
-                                        "probability": {0: "windows", 1: "width"}})
+                                        "probability": output_axes})
 
 
 class OnnxNetwork:
     """An ONNX Runtime session called like the torch network: ``(windows, channels, width)``
-    float32 tensor in, ``(windows, width)`` probabilities out.
+    float32 tensor in, ``(windows, width)`` (or ``(windows, 2, width)``) probabilities out.
 
     Intra-op threads are the session's; ``single_thread_session`` (optional) serves calls
     on few samples, where a second thread costs the other processes on a small machine more

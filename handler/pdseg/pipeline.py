@@ -1,7 +1,8 @@
 """The whole analysis of a batch of signals: condition, window, infer, stitch, find regions.
 
 The network is any callable from a ``(windows, channels, width)`` float32 tensor to
-``(windows, width)`` probabilities: the ONNX Runtime session in the server and in evaluation
+``(windows, width)`` probabilities, or ``(windows, 2, width)`` (PD, onset) for a network with
+an onset head: the ONNX Runtime session in the server and in evaluation
 (:class:`pdseg.model.OnnxNetwork`), the eager model in training. All windows of all signals go through it together, in chunks that bound memory.
 """
 from __future__ import annotations
@@ -15,7 +16,7 @@ import torch
 from . import phase as phase_mod
 from . import preprocess
 from .regions import (DEFAULT_MIN_GAP, DEFAULT_MIN_LENGTH, describe_regions,
-                      drop_ringing_fragments, probability_to_regions)
+                      drop_ringing_fragments, probability_to_regions, split_at_onsets)
 from .window import WindowPlan
 
 Network = Callable[[torch.Tensor], torch.Tensor]
@@ -45,6 +46,7 @@ class SignalResult:
     carrier: phase_mod.CarrierFit
     threshold: float
     options: SignalOptions
+    onset: np.ndarray | None = None  # onset probability, for a network with an onset head
 
     def phase_deg(self) -> np.ndarray | None:
         return self.carrier.phase_deg(self.conditioned.length)
@@ -71,7 +73,7 @@ class Segmenter:
     def __init__(self, network: Network, threshold: float = 0.5, plan: WindowPlan | None = None,
                  chunk_windows: int = DEFAULT_CHUNK_WINDOWS, min_gap: int = DEFAULT_MIN_GAP,
                  min_length: int = DEFAULT_MIN_LENGTH, fragment_ratio: float = 0.0,
-                 fragment_reach: int = 0) -> None:
+                 fragment_reach: int = 0, onset_threshold: float = 0.0) -> None:
         self.network = network
         self.threshold = threshold
         self.plan = plan or WindowPlan()
@@ -80,6 +82,7 @@ class Segmenter:
         self.min_length = min_length
         self.fragment_ratio = fragment_ratio
         self.fragment_reach = fragment_reach
+        self.onset_threshold = onset_threshold
 
     @classmethod
     def from_record(cls, network: Network, record: dict, **overrides) -> "Segmenter":
@@ -89,13 +92,15 @@ class Segmenter:
                     "min_gap": int(postprocess.get("min_gap", DEFAULT_MIN_GAP)),
                     "min_length": int(postprocess.get("min_length", DEFAULT_MIN_LENGTH)),
                     "fragment_ratio": float(postprocess.get("fragment_ratio", 0.0)),
-                    "fragment_reach": int(postprocess.get("fragment_reach", 0))}
+                    "fragment_reach": int(postprocess.get("fragment_reach", 0)),
+                    "onset_threshold": float(postprocess.get("onset_threshold", 0.0))}
         return cls(network, **(settings | overrides))
 
     def probabilities(self, conditioned: Sequence[preprocess.Conditioned]) -> list[np.ndarray]:
-        """Per-sample PD probability for each conditioned signal. Windows of equal width, from
-        all signals, go through the network together in chunks of about ``chunk_windows``
-        standard windows' worth of samples."""
+        """Per-sample PD probability for each conditioned signal, ``(length,)`` (``(2, length)``:
+        PD and onset, with an onset head). Windows of equal width, from all signals, go
+        through the network together in chunks of about ``chunk_windows`` standard windows'
+        worth of samples."""
         pieces = [self.plan.cut(item.network_input) for item in conditioned]
         outputs: list[np.ndarray] = [np.empty(0)] * len(pieces)
         by_width: dict[int, list[int]] = {}
@@ -104,11 +109,10 @@ class Segmenter:
         with torch.inference_mode():
             for width, members in by_width.items():
                 windows = np.concatenate([pieces[i] for i in members], axis=0)
-                results = np.empty((windows.shape[0], width), dtype=np.float32)
                 step = max(1, self.chunk_windows * self.plan.window // width)
-                for first in range(0, windows.shape[0], step):
-                    chunk = torch.from_numpy(np.ascontiguousarray(windows[first: first + step]))
-                    results[first: first + chunk.shape[0]] = self.network(chunk).numpy()
+                chunks = [self.network(torch.from_numpy(np.ascontiguousarray(windows[first: first + step]))).numpy()
+                          for first in range(0, windows.shape[0], step)]
+                results = chunks[0] if len(chunks) == 1 else np.concatenate(chunks, axis=0)
                 first = 0
                 for index in members:
                     count = pieces[index].shape[0]
@@ -122,15 +126,30 @@ class Segmenter:
         conditioned = [preprocess.condition(raw) for raw in signals]
         return self.finish(conditioned, self.probabilities(conditioned), options)
 
+    def regions(self, probability: np.ndarray, filtered: np.ndarray,
+                threshold: float | None = None) -> np.ndarray:
+        """The region rules on one signal's network output (``(length,)``, or ``(2, length)``
+        with an onset head): threshold, merge gap, shortest region, onset cuts, ringing
+        fragments."""
+        threshold = self.threshold if threshold is None else threshold
+        onset = None
+        if probability.ndim == 2:
+            probability, onset = probability
+        regions = probability_to_regions(probability, threshold, self.min_gap, self.min_length)
+        if onset is not None:
+            regions = split_at_onsets(regions, probability, onset, threshold, self.onset_threshold)
+        return drop_ringing_fragments(regions, filtered, self.fragment_ratio, self.fragment_reach)
+
     def finish(self, conditioned: Sequence[preprocess.Conditioned],
                probabilities: Sequence[np.ndarray],
                options: Sequence[SignalOptions]) -> list[SignalResult]:
         results = []
         for item, probability, option in zip(conditioned, probabilities, options):
             threshold = self.threshold if option.threshold is None else float(option.threshold)
-            regions = probability_to_regions(probability, threshold, self.min_gap, self.min_length)
-            regions = drop_ringing_fragments(regions, item.filtered, self.fragment_ratio,
-                                             self.fragment_reach)
+            regions = self.regions(probability, item.filtered, threshold)
+            onset = None
+            if probability.ndim == 2:
+                probability, onset = probability
             carrier = phase_mod.fit_carrier(item.raw, item.filtered, item.scale, option.period())
-            results.append(SignalResult(item, probability, regions, carrier, threshold, option))
+            results.append(SignalResult(item, probability, regions, carrier, threshold, option, onset))
         return results

@@ -36,6 +36,41 @@ def probability_to_regions(probability: np.ndarray, threshold: float,
     return mask_to_regions(np.asarray(probability) >= threshold, min_gap, min_length)
 
 
+MIN_PIECE = 8  # an onset this close to a region's edge is that region's own start
+
+
+def split_at_onsets(regions: np.ndarray, probability: np.ndarray, onset: np.ndarray,
+                    threshold: float, onset_threshold: float) -> np.ndarray:
+    """Cut regions where the onset output announces a new event inside them.
+
+    The merge gap that keeps a pulse's ringing in one region also joins two pulses a few
+    tens of samples apart; the onset output peaks at a new event's first samples and not on
+    the ringing, so a region is cut at each onset run inside it (at the run's highest
+    point, at least ``MIN_PIECE`` samples from the region's ends). The piece before a cut
+    ends after its last sample at ``threshold``, where the earlier event's label would end.
+    ``onset_threshold`` 0 cuts nothing."""
+    regions = np.asarray(regions, dtype=np.int64).reshape(-1, 2)
+    if onset_threshold <= 0 or regions.size == 0:
+        return regions
+    onset = np.asarray(onset)
+    probability = np.asarray(probability)
+    pieces = []
+    for start, end in regions.tolist():
+        cuts = []
+        for run_start, run_end in mask_to_regions(onset[start:end] >= onset_threshold, 0, 1).tolist():
+            cut = start + run_start + int(np.argmax(onset[start + run_start: start + run_end]))
+            if cut - (cuts[-1] if cuts else start) >= MIN_PIECE and end - cut >= MIN_PIECE:
+                cuts.append(cut)
+        piece_start = start
+        for cut in cuts:
+            above = np.flatnonzero(probability[piece_start:cut] >= threshold)
+            piece_end = piece_start + int(above[-1]) + 1 if above.size else cut
+            pieces.append((piece_start, piece_end))
+            piece_start = cut
+        pieces.append((piece_start, end))
+    return np.asarray(pieces, dtype=np.int64).reshape(-1, 2)
+
+
 def drop_ringing_fragments(regions: np.ndarray, filtered: np.ndarray, ratio: float,
                            reach: int) -> np.ndarray:
     """Drop a region that starts within ``reach`` samples after the end of the last kept one and

@@ -48,11 +48,17 @@ class Capture:
 
 # --- pulse shapes ---------------------------------------------------------------------------
 
-def _pulse(rng: np.random.Generator, oscillatory: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
+def _pulse(rng: np.random.Generator, oscillatory: bool | None = None,
+           short_fraction: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """One PD pulse on a local time axis: (waveform with peak |1|, envelope with peak 1).
-    The waveform starts at a random sub-sample offset so onsets are not grid aligned."""
+    The waveform starts at a random sub-sample offset so onsets are not grid aligned.
+    ``short_fraction`` of the pulses decay within 2-8 samples (training only: the short end
+    of the range is where PD looks most like the unlabelled single pulses)."""
     rise = rng.uniform(0.3, 3.0)
-    decay = rng.uniform(2.0, 60.0)
+    if short_fraction > 0 and rng.random() < short_fraction:
+        decay = rng.uniform(2.0, 8.0)
+    else:
+        decay = rng.uniform(2.0, 60.0)
     if oscillatory is None:
         oscillatory = rng.random() < 0.35
     support = int(np.ceil(decay * 6 + rise * 6)) + 2
@@ -196,7 +202,8 @@ def _impulsive_interference(rng: np.random.Generator, length: int, samples_per_c
 
 def make_capture(rng: np.random.Generator, length: int, snr_db: float | None = None,
                  interference: bool | None = None, pd_free: bool | None = None,
-                 smooth: bool | None = None, samples_per_cycle: float | None = None) -> Capture:
+                 smooth: bool | None = None, samples_per_cycle: float | None = None,
+                 short_pulse_fraction: float = 0.0) -> Capture:
     """One raw capture. ``snr_db`` fixes the per-pulse peak SNR (±1 dB jitter); None draws a
     log-normal mix for training. ``smooth`` makes a near noise-free capture like the real ones."""
     if samples_per_cycle is None:
@@ -248,7 +255,7 @@ def make_capture(rng: np.random.Generator, length: int, snr_db: float | None = N
                 if source == "burst":
                     waveform, envelope = _burst(rng)
                 else:
-                    waveform, envelope = _pulse(rng)
+                    waveform, envelope = _pulse(rng, short_fraction=short_pulse_fraction)
                 if snr_db is None:
                     gain = pulse_level * source_gain * np.exp(rng.normal(0, 0.35))
                 else:

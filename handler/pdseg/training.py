@@ -11,7 +11,8 @@ from tqdm import tqdm
 
 from . import preprocess, synthetic
 from .model import UNet1D
-from .regions import drop_ringing_fragments, mask_to_regions, probability_to_regions
+from .regions import (drop_ringing_fragments, mask_to_regions, probability_to_regions,
+                      split_at_onsets)
 from .scoring import EventCounts, match_events
 
 
@@ -23,31 +24,41 @@ class TrainConfig:
     capture_length: int = 8192
     crop: int = 4096
     batch_size: int = 16
-    steps: int = 12000
+    steps: int = 18000
     learning_rate: float = 3e-3
     weight_decay: float = 1e-4
     edge_probability: float = 0.2  # crops that end inside the window, as at a signal's ends
     gap_weight: float = 15.0  # loss weight of unlabelled samples between two close events
     gap_span: int = 64  # gaps up to this long count as "between close events"
+    short_pulse_fraction: float = 0.0  # extra pulses decaying within 2-8 samples
+    onset_weight: float = 1.0  # loss weight of the onset output (networks with an onset head)
+    onset_span: tuple[int, int] = (-1, 3)  # samples around an event's start that are "onset"
+    # Region rules are chosen for the best validation F1 among those that report at most this
+    # many regions per AC cycle on the validation's PD-free captures: half the goal's 0.1,
+    # because captures with full interference report ~1.5x more than the validation mix.
+    max_false_alarms_per_cycle: float = 0.05
 
 
 def make_dataset(count: int, length: int, seed: int, progress: bool = False,
-                 keep_filtered: bool = False):
+                 keep_filtered: bool = False, short_pulse_fraction: float = 0.0):
     """Conditioned network inputs ``(count, channels, length)`` float32 and labels ``(count,
     length)`` bool of ``count`` synthetic captures; with ``keep_filtered`` also the high-passed
-    signals ``(count, length)`` that region rules measure peaks on."""
+    signals ``(count, length)`` that region rules measure peaks on and the AC cycles in each
+    capture ``(count,)`` (for false alarms per cycle)."""
     rng = np.random.default_rng(seed)
     inputs = np.empty((count, preprocess.INPUT_CHANNELS, length), dtype=np.float32)
     labels = np.empty((count, length), dtype=bool)
     filtered = np.empty((count, length), dtype=np.float32) if keep_filtered else None
+    cycles = np.empty(count)
     for index in tqdm(range(count), desc="synthesising", disable=not progress, leave=False):
-        capture = synthetic.make_capture(rng, length)
+        capture = synthetic.make_capture(rng, length, short_pulse_fraction=short_pulse_fraction)
         conditioned = preprocess.condition(capture.signal)
         inputs[index] = conditioned.network_input
         labels[index] = capture.mask
+        cycles[index] = length / capture.samples_per_cycle
         if keep_filtered:
             filtered[index] = conditioned.filtered
-    return (inputs, labels, filtered) if keep_filtered else (inputs, labels)
+    return (inputs, labels, filtered, cycles) if keep_filtered else (inputs, labels)
 
 
 def gap_weights(labels: np.ndarray, span: int, weight: float) -> np.ndarray:
@@ -60,6 +71,18 @@ def gap_weights(labels: np.ndarray, span: int, weight: float) -> np.ndarray:
             if start > 0 and end < label.size and end - start <= span:
                 weights[row, start:end] = weight
     return weights
+
+
+def onset_targets(labels: np.ndarray, span: tuple[int, int] = (-1, 3)) -> np.ndarray:
+    """Per-sample onset targets: True within ``span`` of the start of every ground-truth event
+    (runs of the labels by the region rule, so pulses whose labels touch are one event and
+    have one onset). A run that begins at sample 0 was cut by the crop and has no onset."""
+    targets = np.zeros(labels.shape, dtype=bool)
+    for row, label in enumerate(labels):
+        for start, _ in mask_to_regions(label).tolist():
+            if start > 0:
+                targets[row, max(start + span[0], 0): start + span[1]] = True
+    return targets
 
 
 def _batch(rng: np.random.Generator, inputs: np.ndarray, labels: np.ndarray, config: TrainConfig):
@@ -75,15 +98,31 @@ def _batch(rng: np.random.Generator, inputs: np.ndarray, labels: np.ndarray, con
         x[index, :, side] = 0.0
         y[index, side] = False
     weights = gap_weights(y, config.gap_span, config.gap_weight)
-    return torch.from_numpy(x), torch.from_numpy(y.astype(np.float32)), torch.from_numpy(weights)
+    onsets = onset_targets(y, config.onset_span)
+    return (torch.from_numpy(x), torch.from_numpy(y.astype(np.float32)), torch.from_numpy(weights),
+            torch.from_numpy(onsets.astype(np.float32)))
 
 
-def loss_fn(logits: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+ONSET_POSITIVE_WEIGHT = 20.0  # onset samples are ~1 % of all; without this the head stays at 0
+
+
+def loss_fn(logits: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None = None,
+            onset_target: torch.Tensor | None = None, onset_weight: float = 1.0) -> torch.Tensor:
+    """BCE + 0.5 soft Dice on the PD output; with an onset head (``logits`` ``(batch, 2,
+    length)``) plus ``onset_weight`` times a positively weighted BCE on the onset output."""
+    onset_logits = None
+    if logits.ndim == 3:
+        logits, onset_logits = logits[:, 0], logits[:, 1]
     bce = F.binary_cross_entropy_with_logits(logits, target, weight=weights)
     probability = torch.sigmoid(logits)
     overlap = (probability * target).sum()
     dice = 1 - (2 * overlap + 1) / (probability.sum() + target.sum() + 1)
-    return bce + 0.5 * dice
+    loss = bce + 0.5 * dice
+    if onset_logits is not None and onset_target is not None:
+        positive = torch.tensor(ONSET_POSITIVE_WEIGHT, dtype=onset_logits.dtype)
+        loss = loss + onset_weight * F.binary_cross_entropy_with_logits(
+            onset_logits, onset_target, pos_weight=positive)
+    return loss
 
 
 def train(model: UNet1D, inputs: np.ndarray, labels: np.ndarray, config: TrainConfig,
@@ -101,8 +140,8 @@ def train(model: UNet1D, inputs: np.ndarray, labels: np.ndarray, config: TrainCo
     started = time.monotonic()
     bar = tqdm(range(config.steps), desc="training", disable=not progress)
     for step in bar:
-        x, y, weights = _batch(rng, inputs, labels, config)
-        loss = loss_fn(model.logits(x), y, weights)
+        x, y, weights, onsets = _batch(rng, inputs, labels, config)
+        loss = loss_fn(model.logits(x), y, weights, onsets, config.onset_weight)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()
@@ -117,13 +156,11 @@ def train(model: UNet1D, inputs: np.ndarray, labels: np.ndarray, config: TrainCo
 
 
 def predict(model: torch.nn.Module, inputs: np.ndarray, batch: int = 16) -> np.ndarray:
-    """Probabilities of whole conditioned captures (length a multiple of the pooling)."""
-    outputs = np.empty((inputs.shape[0], inputs.shape[-1]), dtype=np.float32)
+    """Probabilities of whole conditioned captures (length a multiple of the pooling):
+    ``(count, length)``, or ``(count, 2, length)`` with an onset head."""
     with torch.inference_mode():
-        for first in range(0, len(inputs), batch):
-            chunk = torch.from_numpy(inputs[first: first + batch])
-            outputs[first: first + batch] = model(chunk).numpy()
-    return outputs
+        return np.concatenate([model(torch.from_numpy(inputs[first: first + batch])).numpy()
+                               for first in range(0, len(inputs), batch)], axis=0)
 
 
 FRAGMENT_REACH = 2000  # samples after a region where its ringing can still re-cross
@@ -131,37 +168,65 @@ FRAGMENT_REACH = 2000  # samples after a region where its ringing can still re-c
 
 def choose_postprocess(probabilities: np.ndarray, labels: np.ndarray,
                        thresholds=np.round(np.arange(0.2, 0.86, 0.05), 2),
-                       min_gaps=(8, 16, 32), min_lengths=(2, 6),
+                       min_gaps=(8, 16, 32, 64), min_lengths=(2, 6),
                        filtered: np.ndarray | None = None,
-                       fragment_ratios=(0.0, 0.2, 0.3, 0.4)) -> tuple[dict, dict]:
+                       fragment_ratios=(0.0, 0.2, 0.3, 0.4),
+                       onset_thresholds=(0.0, 0.3, 0.5, 0.7),
+                       cycles: np.ndarray | None = None,
+                       max_false_alarms: float | None = None) -> tuple[dict, dict]:
     """Decision threshold and region rules (merge gap, shortest region, ringing-fragment ratio
-    when ``filtered`` signals are given) with the best event F1 (IoU >= 0.3) on validation
-    captures. Ties go to the threshold nearest 0.5, then to the simpler rule."""
+    when ``filtered`` signals are given, onset cut level when ``probabilities`` carry an onset
+    output) with the best event F1 (IoU >= 0.3) on validation captures; with ``cycles`` (AC
+    cycles per capture) and ``max_false_alarms``, only among the rules that report at most
+    that many regions per cycle on the captures without PD (if none does, the one with the
+    fewest). Ties go to the threshold nearest 0.5, then to the simpler rule."""
     truths = [mask_to_regions(label) for label in labels]
+    pd_free = [index for index, label in enumerate(labels) if not label.any()]
+    free_cycles = float(np.sum(cycles[pd_free])) if cycles is not None and pd_free else 0.0
+    false_alarms = {}
+    onsets = None
+    if probabilities.ndim == 3:
+        probabilities, onsets = probabilities[:, 0], probabilities[:, 1]
+    else:
+        onset_thresholds = (0.0,)
     if filtered is None:
         fragment_ratios = (0.0,)
     scores = {}
     for threshold in thresholds:
         for min_gap in min_gaps:
             for min_length in min_lengths:
-                found = [probability_to_regions(p, threshold, min_gap, min_length) for p in probabilities]
-                for ratio in fragment_ratios:
-                    counts = EventCounts()
-                    for index, truth in enumerate(truths):
-                        kept = found[index] if ratio <= 0 else drop_ringing_fragments(
-                            found[index], filtered[index], ratio, FRAGMENT_REACH)
-                        counts.add(match_events(truth, kept))
-                    scores[(float(threshold), min_gap, min_length, float(ratio))] = round(counts.f1, 4)
-    best = max(scores, key=lambda key: (scores[key], -abs(key[0] - 0.5), -key[3]))
+                merged = [probability_to_regions(p, threshold, min_gap, min_length) for p in probabilities]
+                for onset_threshold in onset_thresholds:
+                    found = merged if onset_threshold <= 0 else [
+                        split_at_onsets(regions, p, onset, threshold, onset_threshold)
+                        for regions, p, onset in zip(merged, probabilities, onsets)]
+                    for ratio in fragment_ratios:
+                        counts = EventCounts()
+                        free_regions = 0
+                        for index, truth in enumerate(truths):
+                            kept = found[index] if ratio <= 0 else drop_ringing_fragments(
+                                found[index], filtered[index], ratio, FRAGMENT_REACH)
+                            counts.add(match_events(truth, kept))
+                            free_regions += len(kept) if not truth.size else 0
+                        key = (float(threshold), min_gap, min_length, float(ratio), float(onset_threshold))
+                        scores[key] = round(counts.f1, 4)
+                        false_alarms[key] = free_regions / free_cycles if free_cycles else 0.0
+    allowed = [key for key in scores
+               if max_false_alarms is None or false_alarms[key] <= max_false_alarms]
+    if not allowed:
+        allowed = [min(scores, key=lambda key: false_alarms[key])]
+    best = max(allowed, key=lambda key: (scores[key], -abs(key[0] - 0.5), -key[3], -key[4]))
     chosen = {"threshold": best[0], "min_gap": best[1], "min_length": best[2],
               "fragment_ratio": best[3], "fragment_reach": FRAGMENT_REACH if best[3] > 0 else 0,
-              "f1": scores[best]}
-    return chosen, {f"t={t:g},gap={g},len={n},fragment={r:g}": f1
-                    for (t, g, n, r), f1 in scores.items()}
+              "onset_threshold": best[4], "f1": scores[best],
+              "false_alarms_per_cycle": round(false_alarms[best], 4)}
+    return chosen, {f"t={t:g},gap={g},len={n},fragment={r:g},onset={o:g}": f1
+                    for (t, g, n, r, o), f1 in scores.items()}
 
 
 def choose_threshold(probabilities: np.ndarray, labels: np.ndarray,
                      candidates=np.round(np.arange(0.2, 0.86, 0.05), 2)) -> tuple[float, dict]:
     """The threshold with the best event F1 (IoU >= 0.3) at the default region rules."""
     chosen, scores = choose_postprocess(probabilities, labels, candidates, (8,), (2,))
-    return chosen["threshold"], {float(t): scores[f"t={t:g},gap=8,len=2,fragment=0"] for t in candidates}
+    return chosen["threshold"], {float(t): scores[f"t={t:g},gap=8,len=2,fragment=0,onset=0"]
+                                 for t in candidates}

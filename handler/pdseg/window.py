@@ -73,8 +73,9 @@ class WindowPlan:
         return np.moveaxis(windows, -2, 0)
 
     def stitch(self, outputs: np.ndarray, length: int) -> np.ndarray:
-        """Inverse of :meth:`cut` for the network's ``(count, width)`` output."""
+        """Inverse of :meth:`cut` for the network's ``(count, width)`` output (``(length,)``
+        back) or ``(count, outputs, width)`` (``(outputs, length)`` back)."""
         if outputs.shape[0] == 1:
-            return np.ascontiguousarray(outputs[0, self.context: self.context + length])
-        cores = outputs[:, self.context: self.context + self.core]
-        return np.ascontiguousarray(cores).reshape(-1)[:length]
+            return np.ascontiguousarray(outputs[0, ..., self.context: self.context + length])
+        cores = np.moveaxis(outputs[..., self.context: self.context + self.core], 0, -2)
+        return np.ascontiguousarray(cores).reshape(*cores.shape[:-2], -1)[..., :length]
