@@ -99,14 +99,14 @@ def main() -> None:
 def onset_table(segmenter, tiers, count: int, length: int,
                 levels=(0.3, 0.5, 0.7, 0.9)) -> None:
     print()
-    print("| tier | pulses | events | onset head fires at event starts | at joined pulses' onsets | "
+    print("| tier | pulses | events | onset head >= 0.5 at event starts | at joined pulses' onsets | "
           + " | ".join(f"F1 cut at {level}" for level in levels) + " |")
     print("|---|---|---|---|---|" + "---|" * len(levels))
     for tier in tiers:
         snr, interference = float(tier[:-1]), tier[-1] == "i"
         captures = list(synthetic.evaluation_set(snr, interference, count, length, EVAL_SEED))
         results = segmenter.analyse([c.signal for c in captures])
-        pulses = events = at_starts = joined = fired_joined = 0
+        pulses = events = inner = at_starts = joined = fired_joined = 0
         scores = {level: EventCounts() for level in levels}
         for capture, result in zip(captures, results):
             truth = mask_to_regions(capture.mask)
@@ -117,6 +117,7 @@ def onset_table(segmenter, tiers, count: int, length: int,
             def fires(sample: int) -> bool:
                 return bool(result.onset[max(sample - 3, 0): sample + 5].max() >= 0.5)
 
+            inner += sum(start > 0 for start in starts)
             at_starts += sum(fires(start) for start in starts if start > 0)
             for onset in capture.pulse_onsets:
                 if onset not in starts and capture.mask[onset]:
@@ -128,7 +129,6 @@ def onset_table(segmenter, tiers, count: int, length: int,
                 scores[level].add(match_events(truth, split_at_onsets(
                     merged, result.probability, result.onset, segmenter.threshold, level)))
         name = f"{snr:.0f} dB {'interference' if interference else 'white'}"
-        inner = sum(1 for c in captures for s in mask_to_regions(c.mask)[:, 0] if s > 0)
         print(f"| {name} | {pulses} | {events} | {at_starts / max(inner, 1):.1%} | "
               f"{fired_joined / max(joined, 1):.1%} of {joined} | "
               + " | ".join(f"{scores[level].f1:.3f}" for level in levels) + " |")

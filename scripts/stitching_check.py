@@ -20,7 +20,7 @@ import torch
 
 from pdseg import preprocess, synthetic
 from pdseg.model import load_trained
-from pdseg.pipeline import Segmenter
+from pdseg.pipeline import Segmenter, split_outputs
 from pdseg.regions import mask_to_regions
 from pdseg.scoring import EventCounts, match_events
 from pdseg.window import WindowPlan
@@ -112,7 +112,7 @@ def main() -> None:
                 conditioned = preprocess.condition(capture.signal)
                 network_input = conditioned.network_input
                 whole = references["whole"](network_input)
-                whole_pd = whole[0] if whole.ndim == 2 else whole
+                whole_pd, _ = split_outputs(whole)
                 interior_difference = max(interior_difference, float(np.abs(
                     analysed.probability[END_MARGIN:-END_MARGIN] - whole_pd[END_MARGIN:-END_MARGIN]).max()))
                 total += 1

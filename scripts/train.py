@@ -103,8 +103,7 @@ def retune(out, name: str, false_alarm_budget: float) -> None:
     config = training.TrainConfig(**{k: v for k, v in record["training"].items() if k != "steps_run"})
     config = dataclasses.replace(config, max_false_alarms_per_cycle=false_alarm_budget)
     val_inputs, val_labels, val_filtered, val_cycles = training.make_dataset(
-        config.validation_captures, config.capture_length, config.seed + 7, keep_filtered=True,
-        short_pulse_fraction=0.0)
+        config.validation_captures, config.capture_length, config.seed + 7, keep_filtered=True)
     chosen, scores = training.choose_postprocess(
         training.predict(network, val_inputs), val_labels, filtered=val_filtered, cycles=val_cycles,
         max_false_alarms=config.max_false_alarms_per_cycle or None)

@@ -69,6 +69,11 @@ class SignalResult:
         return {"index": index, "length": length, "regions": regions, "stats": stats}
 
 
+def split_outputs(output: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """(PD probability, onset probability or None) of one signal's stitched network output."""
+    return (output[0], output[1]) if output.ndim == 2 else (output, None)
+
+
 class Segmenter:
     def __init__(self, network: Network, threshold: float = 0.5, plan: WindowPlan | None = None,
                  chunk_windows: int = DEFAULT_CHUNK_WINDOWS, min_gap: int = DEFAULT_MIN_GAP,
@@ -132,9 +137,7 @@ class Segmenter:
         with an onset head): threshold, merge gap, shortest region, onset cuts, ringing
         fragments."""
         threshold = self.threshold if threshold is None else threshold
-        onset = None
-        if probability.ndim == 2:
-            probability, onset = probability
+        probability, onset = split_outputs(probability)
         regions = probability_to_regions(probability, threshold, self.min_gap, self.min_length)
         if onset is not None:
             regions = split_at_onsets(regions, probability, onset, threshold, self.onset_threshold)
@@ -147,9 +150,7 @@ class Segmenter:
         for item, probability, option in zip(conditioned, probabilities, options):
             threshold = self.threshold if option.threshold is None else float(option.threshold)
             regions = self.regions(probability, item.filtered, threshold)
-            onset = None
-            if probability.ndim == 2:
-                probability, onset = probability
+            probability, onset = split_outputs(probability)
             carrier = phase_mod.fit_carrier(item.raw, item.filtered, item.scale, option.period())
             results.append(SignalResult(item, probability, regions, carrier, threshold, option, onset))
         return results

@@ -85,7 +85,8 @@ def onset_targets(labels: np.ndarray, span: tuple[int, int] = (-1, 3)) -> np.nda
     return targets
 
 
-def _batch(rng: np.random.Generator, inputs: np.ndarray, labels: np.ndarray, config: TrainConfig):
+def _batch(rng: np.random.Generator, inputs: np.ndarray, labels: np.ndarray, config: TrainConfig,
+           with_onsets: bool = False):
     rows = rng.integers(0, inputs.shape[0], config.batch_size)
     offsets = rng.integers(0, inputs.shape[-1] - config.crop + 1, config.batch_size)
     x = np.stack([inputs[r, :, o: o + config.crop] for r, o in zip(rows, offsets)])
@@ -98,9 +99,9 @@ def _batch(rng: np.random.Generator, inputs: np.ndarray, labels: np.ndarray, con
         x[index, :, side] = 0.0
         y[index, side] = False
     weights = gap_weights(y, config.gap_span, config.gap_weight)
-    onsets = onset_targets(y, config.onset_span)
-    return (torch.from_numpy(x), torch.from_numpy(y.astype(np.float32)), torch.from_numpy(weights),
-            torch.from_numpy(onsets.astype(np.float32)))
+    onsets = (torch.from_numpy(onset_targets(y, config.onset_span).astype(np.float32))
+              if with_onsets else None)
+    return torch.from_numpy(x), torch.from_numpy(y.astype(np.float32)), torch.from_numpy(weights), onsets
 
 
 ONSET_POSITIVE_WEIGHT = 20.0  # onset samples are ~1 % of all; without this the head stays at 0
@@ -140,7 +141,7 @@ def train(model: UNet1D, inputs: np.ndarray, labels: np.ndarray, config: TrainCo
     started = time.monotonic()
     bar = tqdm(range(config.steps), desc="training", disable=not progress)
     for step in bar:
-        x, y, weights, onsets = _batch(rng, inputs, labels, config)
+        x, y, weights, onsets = _batch(rng, inputs, labels, config, model.config.onset_head)
         loss = loss_fn(model.logits(x), y, weights, onsets, config.onset_weight)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
