@@ -9,6 +9,12 @@ every unmatched prediction that touches no true event is *spurious*. The last co
 upper bound for splitting regions at pulse onsets: the F1 when every prediction is cut at the
 true events' starts inside it (what a perfect onset detector would allow).
 
+A second table looks at the missed events: how many have an unlabelled peak (interference or
+noise) of at least half their own within 200 samples, and how many fall in the four captures
+with the most misses. A third table scores the same regions against true events joined by a looser rule (labels
+less than 16 or 32 samples apart are one event, instead of 8): whether the merges come from
+the evaluation's choice of where one event ends, or from the detector.
+
 For weights with an onset head (``--weights`` of a ``tiny-onset`` training) a second table
 shows where that head fires: at the true events' starts, and at the onsets of pulses that the
 labelling rule joins to an earlier event (their labels touch); and the F1 after cutting the
@@ -29,6 +35,7 @@ from pdseg.regions import mask_to_regions, probability_to_regions, split_at_onse
 from pdseg.scoring import EventCounts, interval_iou, match_events
 
 MIN_IOU = 0.3
+JOIN_GAPS = (8, 16, 32)  # 8: the evaluation's rule (regions.DEFAULT_MIN_GAP)
 
 
 def causes(truth: np.ndarray, predicted: np.ndarray) -> dict[str, int]:
@@ -55,6 +62,26 @@ def causes(truth: np.ndarray, predicted: np.ndarray) -> dict[str, int]:
     return found
 
 
+NEAR = 200  # samples either side of a missed event searched for an unlabelled peak
+
+
+def missed_beside_interference(truth: np.ndarray, predicted: np.ndarray, mask: np.ndarray,
+                               filtered: np.ndarray) -> tuple[int, int]:
+    """(missed events, those with an unlabelled peak of at least half theirs within ``NEAR``
+    samples)."""
+    touching = interval_iou(truth, predicted) > 0
+    magnitude = np.abs(filtered)
+    missed = beside = 0
+    for index, (start, end) in enumerate(truth.tolist()):
+        if touching[index].any():
+            continue
+        missed += 1
+        lo, hi = max(start - NEAR, 0), min(end + NEAR, mask.size)
+        unlabelled = magnitude[lo:hi][~mask[lo:hi]]
+        beside += bool(unlabelled.size and unlabelled.max() >= 0.5 * magnitude[start:end].max())
+    return missed, beside
+
+
 def cut_at(predicted: np.ndarray, starts: np.ndarray, margin: int = 4) -> np.ndarray:
     """Each prediction cut at the given starts that lie inside it (not within ``margin``
     samples of its ends: an onset found a few samples early is still the same event)."""
@@ -76,6 +103,8 @@ def main() -> None:
     segmenter, _ = served_segmenter(Path(args.weights))
     print("| tier | true events | merged | split | missed | low IoU | spurious | F1 | F1 cut at true starts |")
     print("|---|---|---|---|---|---|---|---|---|")
+    by_join_gap: dict[str, dict[int, EventCounts]] = {}
+    misses: dict[str, tuple[int, int, int]] = {}
     for tier in args.tiers:
         snr, interference = float(tier[:-1]), tier[-1] == "i"
         captures = list(synthetic.evaluation_set(snr, interference, args.count, args.length, EVAL_SEED))
@@ -90,8 +119,29 @@ def main() -> None:
             counts.add(match_events(truth, result.regions))
             bound.add(match_events(truth, cut_at(result.regions, truth[:, 0])))
         name = f"{snr:.0f} dB {'interference' if interference else 'white'}"
+        by_join_gap[name] = {gap: EventCounts() for gap in JOIN_GAPS}
+        per_capture = []
+        for capture, result in zip(captures, results):
+            per_capture.append(missed_beside_interference(
+                mask_to_regions(capture.mask), result.regions, capture.mask, result.conditioned.filtered))
+            for gap in JOIN_GAPS:
+                by_join_gap[name][gap].add(match_events(mask_to_regions(capture.mask, gap), result.regions))
+        missed_each = sorted((missed for missed, _ in per_capture), reverse=True)
+        misses[name] = (sum(missed_each), sum(beside for _, beside in per_capture), sum(missed_each[:4]))
         print(f"| {name} | {events} | " + " | ".join(str(v) for v in totals.values())
               + f" | {counts.f1:.3f} | {bound.f1:.3f} |")
+    print()
+    print(f"| tier | missed | beside an unlabelled peak >= half theirs (within {NEAR} samples) | "
+          "in the 4 captures with the most |")
+    print("|---|---|---|---|")
+    for name, (missed, beside, worst) in misses.items():
+        print(f"| {name} | {missed} | {beside} | {worst} |")
+    print()
+    print("| tier | " + " | ".join(f"F1 (P / R), events joined below {gap} samples" for gap in JOIN_GAPS) + " |")
+    print("|---|" + "---|" * len(JOIN_GAPS))
+    for name, scores in by_join_gap.items():
+        print(f"| {name} | " + " | ".join(f"{c.f1:.3f} ({c.precision:.3f} / {c.recall:.3f})"
+                                         for c in scores.values()) + " |")
     if results and results[0].onset is not None:
         onset_table(segmenter, args.tiers, args.count, args.length)
 

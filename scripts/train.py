@@ -34,6 +34,14 @@ def main() -> None:
                         default=training.TrainConfig.max_false_alarms_per_cycle,
                         help="most regions per AC cycle on PD-free validation captures that the "
                              "chosen region rules may report; 0: best validation F1 alone")
+    parser.add_argument("--gap-weight", type=float, default=training.TrainConfig.gap_weight,
+                        help="loss weight of unlabelled samples between close events")
+    parser.add_argument("--joined-weight", type=float, default=training.TrainConfig.joined_weight,
+                        help="loss weight of labelled samples just before a pulse that joins an "
+                             "earlier event (1: none)")
+    parser.add_argument("--batch-size", type=int, default=training.TrainConfig.batch_size)
+    parser.add_argument("--device", default="cpu",
+                        help="where to train (cpu, cuda); the shipped weights are trained on the CPU")
     parser.add_argument("--minutes", type=float, default=None, help="stop training after this long")
     parser.add_argument("--threads", type=int, default=2,
                         help="torch threads; the shipped weights were trained with 2 (the same count "
@@ -49,18 +57,21 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     config = training.TrainConfig(steps=args.steps, train_captures=args.train_captures,
                                   short_pulse_fraction=args.short_pulse_fraction,
-                                  max_false_alarms_per_cycle=args.false_alarm_budget)
+                                  max_false_alarms_per_cycle=args.false_alarm_budget,
+                                  gap_weight=args.gap_weight, joined_weight=args.joined_weight,
+                                  batch_size=args.batch_size)
     started = time.time()
-    inputs, labels = training.make_dataset(config.train_captures, config.capture_length,
-                                           config.seed, progress=True,
-                                           short_pulse_fraction=config.short_pulse_fraction)
+    inputs, labels, joined = training.make_dataset(
+        config.train_captures, config.capture_length, config.seed, progress=True,
+        short_pulse_fraction=config.short_pulse_fraction, keep_joined=True)
     val_inputs, val_labels, val_filtered, val_cycles = training.make_dataset(
         config.validation_captures, config.capture_length, config.seed + 7, keep_filtered=True)
     torch.manual_seed(config.seed)
     architecture = model_mod.PRESETS[args.preset]
     network = model_mod.UNet1D(architecture)
     losses = training.train(network, inputs, labels, config,
-                            time_limit_s=None if args.minutes is None else args.minutes * 60)
+                            time_limit_s=None if args.minutes is None else args.minutes * 60,
+                            joined=joined, device=args.device)
     probabilities = training.predict(network, val_inputs)
     chosen, postprocess_scores = training.choose_postprocess(
         probabilities, val_labels, filtered=val_filtered, cycles=val_cycles,
@@ -86,6 +97,7 @@ def main() -> None:
         "seconds": round(time.time() - started, 1),
         "machine": f"{platform.machine()} {platform.processor() or ''} {torch.get_num_threads()} threads".strip(),
         "torch": torch.__version__,
+        "device": torch.cuda.get_device_name() if args.device.startswith("cuda") else args.device,
     }
     (out / f"{args.name}.json").write_text(json.dumps(record, indent=2) + "\n")
     print(f"{chosen}  "

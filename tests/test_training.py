@@ -36,6 +36,44 @@ def test_gap_weights_mark_only_short_gaps_between_events():
     assert set(weights[:20].tolist() + weights[30:].tolist()) == {1.0}
 
 
+def test_joined_onsets_are_pulses_inside_an_earlier_event():
+    mask = np.zeros(100, dtype=bool)
+    mask[10:40] = True        # a pulse at 10, a second one at 25 whose label overlaps it
+    mask[43:50] = True        # a pulse 3 samples after that label ends: the same event
+    mask[70:80] = True        # an event of its own
+    joined = training.joined_onsets(mask, [10, 25, 43, 70])
+    assert np.flatnonzero(joined).tolist() == [25, 43]
+
+
+def test_joined_weights_raise_only_labelled_samples_before_a_joined_pulse():
+    labels = np.zeros((1, 100), dtype=bool)
+    labels[0, 10:40] = True
+    labels[0, 43:50] = True
+    joined = np.zeros((1, 100), dtype=bool)
+    joined[0, 43] = True
+    weights = training.joined_weights(np.ones((1, 100), dtype=np.float32), labels, joined,
+                                      span=8, weight=4.0)[0]
+    assert np.flatnonzero(weights == 4.0).tolist() == [35, 36, 37, 38, 39]
+    assert set(weights[weights != 4.0].tolist()) == {1.0}
+
+
+def test_joined_weighting_leaves_the_default_training_unchanged():
+    """The option draws no random numbers: with weight 1 the batches, and so the shipped
+    weights' training, are what they were without it."""
+    config = training.TrainConfig(train_captures=32, capture_length=2048, crop=2048, batch_size=16,
+                                  edge_probability=0.0)
+    inputs, labels, joined = training.make_dataset(32, 2048, seed=3, keep_joined=True)
+    assert joined.sum() > 0
+    plain = training._batch(np.random.default_rng(5), inputs, labels, config)
+    with_joined = training._batch(np.random.default_rng(5), inputs, labels, config, joined=joined)
+    for first, second in zip(plain[:3], with_joined[:3]):
+        assert torch.equal(first, second)
+    weighted = training._batch(np.random.default_rng(5), inputs, labels,
+                               training.TrainConfig(**{**config.__dict__, "joined_weight": 9.0}),
+                               joined=joined)
+    assert torch.equal(weighted[0], plain[0]) and not torch.equal(weighted[2], plain[2])
+
+
 def test_onset_targets_mark_each_event_start_once():
     labels = np.zeros((1, 100), dtype=bool)
     labels[0, :8] = True      # begins before the crop: no onset

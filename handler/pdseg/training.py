@@ -30,6 +30,9 @@ class TrainConfig:
     edge_probability: float = 0.2  # crops that end inside the window, as at a signal's ends
     gap_weight: float = 15.0  # loss weight of unlabelled samples between two close events
     gap_span: int = 64  # gaps up to this long count as "between close events"
+    # Loss weight of labelled samples in the ``gap_span`` samples before a pulse whose label
+    # joins an earlier event's: the counterpart of ``gap_weight`` (1: no extra weight).
+    joined_weight: float = 1.0
     short_pulse_fraction: float = 0.0  # extra pulses decaying within 2-8 samples
     onset_weight: float = 1.0  # loss weight of the onset output (networks with an onset head)
     onset_span: tuple[int, int] = (-1, 3)  # samples around an event's start that are "onset"
@@ -40,16 +43,19 @@ class TrainConfig:
 
 
 def make_dataset(count: int, length: int, seed: int, progress: bool = False,
-                 keep_filtered: bool = False, short_pulse_fraction: float = 0.0):
+                 keep_filtered: bool = False, short_pulse_fraction: float = 0.0,
+                 keep_joined: bool = False):
     """Conditioned network inputs ``(count, channels, length)`` float32 and labels ``(count,
     length)`` bool of ``count`` synthetic captures; with ``keep_filtered`` also the high-passed
     signals ``(count, length)`` that region rules measure peaks on and the AC cycles in each
-    capture ``(count,)`` (for false alarms per cycle)."""
+    capture ``(count,)`` (for false alarms per cycle); with ``keep_joined`` then also the
+    onsets of pulses that join an earlier event ``(count, length)`` bool (for ``joined_weight``)."""
     rng = np.random.default_rng(seed)
     inputs = np.empty((count, preprocess.INPUT_CHANNELS, length), dtype=np.float32)
     labels = np.empty((count, length), dtype=bool)
     filtered = np.empty((count, length), dtype=np.float32) if keep_filtered else None
     cycles = np.empty(count)
+    joined = np.zeros((count, length), dtype=bool) if keep_joined else None
     for index in tqdm(range(count), desc="synthesising", disable=not progress, leave=False):
         capture = synthetic.make_capture(rng, length, short_pulse_fraction=short_pulse_fraction)
         conditioned = preprocess.condition(capture.signal)
@@ -58,7 +64,21 @@ def make_dataset(count: int, length: int, seed: int, progress: bool = False,
         cycles[index] = length / capture.samples_per_cycle
         if keep_filtered:
             filtered[index] = conditioned.filtered
-    return (inputs, labels, filtered, cycles) if keep_filtered else (inputs, labels)
+        if keep_joined:
+            joined[index] = joined_onsets(capture.mask, capture.pulse_onsets)
+    extras = ((filtered, cycles) if keep_filtered else ()) + ((joined,) if keep_joined else ())
+    return (inputs, labels) + extras
+
+
+def joined_onsets(mask: np.ndarray, pulse_onsets) -> np.ndarray:
+    """True at the onset of every pulse that starts inside an earlier event (its label touches
+    or overlaps one before it, so the region rule joins them)."""
+    starts = set(mask_to_regions(mask)[:, 0].tolist())
+    out = np.zeros(mask.shape, dtype=bool)
+    for onset in pulse_onsets:
+        if onset not in starts and mask[onset]:
+            out[onset] = True
+    return out
 
 
 def gap_weights(labels: np.ndarray, span: int, weight: float) -> np.ndarray:
@@ -85,12 +105,25 @@ def onset_targets(labels: np.ndarray, span: tuple[int, int] = (-1, 3)) -> np.nda
     return targets
 
 
+def joined_weights(weights: np.ndarray, labels: np.ndarray, joined: np.ndarray, span: int,
+                   weight: float) -> np.ndarray:
+    """Raise to ``weight`` the loss weights of labelled samples in the ``span`` samples before
+    each joined pulse's onset: where a network that dips between pulses splits one event."""
+    for row, column in zip(*np.nonzero(joined)):
+        first = max(int(column) - span, 0)
+        stretch = labels[row, first:column]
+        weights[row, first:column][stretch] = np.maximum(weights[row, first:column][stretch], weight)
+    return weights
+
+
 def _batch(rng: np.random.Generator, inputs: np.ndarray, labels: np.ndarray, config: TrainConfig,
-           with_onsets: bool = False):
+           with_onsets: bool = False, joined: np.ndarray | None = None):
     rows = rng.integers(0, inputs.shape[0], config.batch_size)
     offsets = rng.integers(0, inputs.shape[-1] - config.crop + 1, config.batch_size)
     x = np.stack([inputs[r, :, o: o + config.crop] for r, o in zip(rows, offsets)])
     y = np.stack([labels[r, o: o + config.crop] for r, o in zip(rows, offsets)])
+    joined_crop = (np.stack([joined[r, o: o + config.crop] for r, o in zip(rows, offsets)])
+                   if joined is not None and config.joined_weight != 1.0 else None)
     flips = rng.random(config.batch_size) < 0.5
     x[flips] *= -1  # PD of either polarity (both channels are odd in the signal)
     for index in np.flatnonzero(rng.random(config.batch_size) < config.edge_probability):
@@ -98,7 +131,11 @@ def _batch(rng: np.random.Generator, inputs: np.ndarray, labels: np.ndarray, con
         side = slice(0, cut) if rng.random() < 0.5 else slice(config.crop - cut, config.crop)
         x[index, :, side] = 0.0
         y[index, side] = False
+        if joined_crop is not None:
+            joined_crop[index, side] = False
     weights = gap_weights(y, config.gap_span, config.gap_weight)
+    if joined_crop is not None:
+        weights = joined_weights(weights, y, joined_crop, config.gap_span, config.joined_weight)
     onsets = (torch.from_numpy(onset_targets(y, config.onset_span).astype(np.float32))
               if with_onsets else None)
     return torch.from_numpy(x), torch.from_numpy(y.astype(np.float32)), torch.from_numpy(weights), onsets
@@ -120,14 +157,15 @@ def loss_fn(logits: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | 
     dice = 1 - (2 * overlap + 1) / (probability.sum() + target.sum() + 1)
     loss = bce + 0.5 * dice
     if onset_logits is not None and onset_target is not None:
-        positive = torch.tensor(ONSET_POSITIVE_WEIGHT, dtype=onset_logits.dtype)
+        positive = torch.tensor(ONSET_POSITIVE_WEIGHT, dtype=onset_logits.dtype, device=onset_logits.device)
         loss = loss + onset_weight * F.binary_cross_entropy_with_logits(
             onset_logits, onset_target, pos_weight=positive)
     return loss
 
 
 def train(model: UNet1D, inputs: np.ndarray, labels: np.ndarray, config: TrainConfig,
-          progress: bool = True, time_limit_s: float | None = None) -> list[float]:
+          progress: bool = True, time_limit_s: float | None = None,
+          joined: np.ndarray | None = None, device: str = "cpu") -> list[float]:
     torch.manual_seed(config.seed)
     # Tiny activations late in training become denormal floats, which are slow on x86.
     torch.set_flush_denormal(True)
@@ -136,23 +174,33 @@ def train(model: UNet1D, inputs: np.ndarray, labels: np.ndarray, config: TrainCo
                                   weight_decay=config.weight_decay)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=config.learning_rate,
                                                    total_steps=config.steps, pct_start=0.1)
+    model.to(device)
     model.train()
-    losses = []
+    losses: list[float] = []
+    pending: list[torch.Tensor] = []
     started = time.monotonic()
     bar = tqdm(range(config.steps), desc="training", disable=not progress)
     for step in bar:
-        x, y, weights, onsets = _batch(rng, inputs, labels, config, model.config.onset_head)
+        x, y, weights, onsets = _batch(rng, inputs, labels, config, model.config.onset_head, joined)
+        if device != "cpu":
+            x, y, weights = x.to(device), y.to(device), weights.to(device)
+            onsets = None if onsets is None else onsets.to(device)
         loss = loss_fn(model.logits(x), y, weights, onsets, config.onset_weight)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()
         schedule.step()
-        losses.append(loss.item())
-        if step % 20 == 0:
+        pending.append(loss.detach())
+        if step % 20 == 0 or step == config.steps - 1:
+            # One read per 20 steps: on a GPU every read waits for the queued work.
+            losses.extend(torch.stack(pending).tolist())
+            pending.clear()
             bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
         if time_limit_s is not None and time.monotonic() - started > time_limit_s:
             break
+    losses.extend(torch.stack(pending).tolist() if pending else [])
     model.eval()
+    model.to("cpu")
     return losses
 
 
