@@ -1,6 +1,6 @@
 """Why the served model's events are wrong, by cause, on the evaluation tiers.
 
-    python scripts/error_analysis.py [--weights DIR] [--count 40] [--tiers 30w 20w 14w 30i 20i 14i]
+    python scripts/error_analysis.py [--weights DIR] [--count 40] [--tiers 30w 20w 14w 30i 20i 14i 10i]
 
 After the one-to-one matching of scripts/evaluate.py (IoU >= 0.3), every true event that is
 not matched is counted as *merged* (the prediction over it also covers another true event),
@@ -11,11 +11,14 @@ true events' starts inside it (what a perfect onset detector would allow).
 
 A second table looks at the missed events: how many have an unlabelled peak (interference or
 noise) of at least half their own within 200 samples, and how many fall in the four captures
-with the most misses. A third table scores the same regions against true events joined by a looser rule (labels
-less than 16 or 32 samples apart are one event, instead of 8): whether the merges come from
-the evaluation's choice of where one event ends, or from the detector.
+with the most misses. For the tiers with interference a third gives the F1 on the same
+captures with their converter notches left out: what removing phase-locked interference
+perfectly before the network would be worth. The last table scores the same regions against
+true events joined by a looser rule (labels under 16 or 32 samples apart are one event,
+instead of 8): whether the merges come from where the evaluation ends an event, or from the
+detector.
 
-For weights with an onset head (``--weights`` of a ``tiny-onset`` training) a second table
+For weights with an onset head (``--weights`` of a ``tiny-onset`` training) one more table
 shows where that head fires: at the true events' starts, and at the onsets of pulses that the
 labelling rule joins to an earlier event (their labels touch); and the F1 after cutting the
 regions at its peaks, per onset level.
@@ -97,53 +100,78 @@ def main() -> None:
     parser.add_argument("--weights", default=str(_bootstrap.ROOT / "model_store" / "weights"))
     parser.add_argument("--count", type=int, default=40)
     parser.add_argument("--length", type=int, default=16384)
-    parser.add_argument("--tiers", nargs="+", default=["30w", "20w", "14w", "30i", "20i", "14i"],
+    parser.add_argument("--tiers", nargs="+", default=["30w", "20w", "14w", "30i", "20i", "14i", "10i"],
                         help="SNR in dB, then w (white) or i (interference)")
     args = parser.parse_args()
     segmenter, _ = served_segmenter(Path(args.weights))
+    reports = [tier_report(segmenter, tier, args.count, args.length) for tier in args.tiers]
     print("| tier | true events | merged | split | missed | low IoU | spurious | F1 | F1 cut at true starts |")
     print("|---|---|---|---|---|---|---|---|---|")
-    by_join_gap: dict[str, dict[int, EventCounts]] = {}
-    misses: dict[str, tuple[int, int, int]] = {}
-    for tier in args.tiers:
-        snr, interference = float(tier[:-1]), tier[-1] == "i"
-        captures = list(synthetic.evaluation_set(snr, interference, args.count, args.length, EVAL_SEED))
-        results = segmenter.analyse([c.signal for c in captures])
-        totals = dict.fromkeys(("merged", "split", "missed", "low IoU", "spurious"), 0)
-        counts, bound, events = EventCounts(), EventCounts(), 0
-        for capture, result in zip(captures, results):
-            truth = mask_to_regions(capture.mask)
-            events += len(truth)
-            for name, value in causes(truth, result.regions).items():
-                totals[name] += value
-            counts.add(match_events(truth, result.regions))
-            bound.add(match_events(truth, cut_at(result.regions, truth[:, 0])))
-        name = f"{snr:.0f} dB {'interference' if interference else 'white'}"
-        by_join_gap[name] = {gap: EventCounts() for gap in JOIN_GAPS}
-        per_capture = []
-        for capture, result in zip(captures, results):
-            per_capture.append(missed_beside_interference(
-                mask_to_regions(capture.mask), result.regions, capture.mask, result.conditioned.filtered))
-            for gap in JOIN_GAPS:
-                by_join_gap[name][gap].add(match_events(mask_to_regions(capture.mask, gap), result.regions))
-        missed_each = sorted((missed for missed, _ in per_capture), reverse=True)
-        misses[name] = (sum(missed_each), sum(beside for _, beside in per_capture), sum(missed_each[:4]))
-        print(f"| {name} | {events} | " + " | ".join(str(v) for v in totals.values())
-              + f" | {counts.f1:.3f} | {bound.f1:.3f} |")
+    for report in reports:
+        print(f"| {report['name']} | {report['events']} | "
+              + " | ".join(str(v) for v in report["causes"].values())
+              + f" | {report['f1']:.3f} | {report['f1_cut']:.3f} |")
     print()
     print(f"| tier | missed | beside an unlabelled peak >= half theirs (within {NEAR} samples) | "
           "in the 4 captures with the most |")
     print("|---|---|---|---|")
-    for name, (missed, beside, worst) in misses.items():
-        print(f"| {name} | {missed} | {beside} | {worst} |")
+    for report in reports:
+        print(f"| {report['name']} | " + " | ".join(str(v) for v in report["misses"]) + " |")
+    if any("f1_without_notches" in report for report in reports):
+        print()
+        print("| tier | F1 | F1, the same captures without converter notches |")
+        print("|---|---|---|")
+        for report in reports:
+            if "f1_without_notches" in report:
+                print(f"| {report['name']} | {report['f1']:.3f} | {report['f1_without_notches']:.3f} |")
     print()
     print("| tier | " + " | ".join(f"F1 (P / R), events joined below {gap} samples" for gap in JOIN_GAPS) + " |")
     print("|---|" + "---|" * len(JOIN_GAPS))
-    for name, scores in by_join_gap.items():
-        print(f"| {name} | " + " | ".join(f"{c.f1:.3f} ({c.precision:.3f} / {c.recall:.3f})"
-                                         for c in scores.values()) + " |")
-    if results and results[0].onset is not None:
+    for report in reports:
+        print(f"| {report['name']} | " + " | ".join(f"{c.f1:.3f} ({c.precision:.3f} / {c.recall:.3f})"
+                                                   for c in report["by_join_gap"].values()) + " |")
+    if reports and reports[0]["has_onset"]:
         onset_table(segmenter, args.tiers, args.count, args.length)
+
+
+def f1_of(segmenter, captures) -> float:
+    counts = EventCounts()
+    for capture, result in zip(captures, segmenter.analyse([c.signal for c in captures])):
+        counts.add(match_events(mask_to_regions(capture.mask), result.regions))
+    return counts.f1
+
+
+def tier_report(segmenter, tier: str, count: int, length: int) -> dict:
+    """Every figure of one tier ("30w": 30 dB, white noise; "30i": with interference)."""
+    snr, interference = float(tier[:-1]), tier[-1] == "i"
+    captures = list(synthetic.evaluation_set(snr, interference, count, length, EVAL_SEED))
+    results = segmenter.analyse([c.signal for c in captures])
+    totals = dict.fromkeys(("merged", "split", "missed", "low IoU", "spurious"), 0)
+    counts, bound, events = EventCounts(), EventCounts(), 0
+    by_join_gap = {gap: EventCounts() for gap in JOIN_GAPS}
+    per_capture = []
+    for capture, result in zip(captures, results):
+        truth = mask_to_regions(capture.mask)
+        events += len(truth)
+        for cause, value in causes(truth, result.regions).items():
+            totals[cause] += value
+        counts.add(match_events(truth, result.regions))
+        bound.add(match_events(truth, cut_at(result.regions, truth[:, 0])))
+        per_capture.append(missed_beside_interference(truth, result.regions, capture.mask,
+                                                      result.conditioned.filtered))
+        for gap in JOIN_GAPS:
+            by_join_gap[gap].add(match_events(mask_to_regions(capture.mask, gap), result.regions))
+    missed_each = sorted((missed for missed, _ in per_capture), reverse=True)
+    report = {"name": f"{snr:.0f} dB {'interference' if interference else 'white'}",
+              "events": events, "causes": totals, "f1": counts.f1, "f1_cut": bound.f1,
+              "misses": (sum(missed_each), sum(beside for _, beside in per_capture),
+                         sum(missed_each[:4])),
+              "by_join_gap": by_join_gap,
+              "has_onset": bool(results) and results[0].onset is not None}
+    if interference:
+        report["f1_without_notches"] = f1_of(segmenter, list(synthetic.evaluation_set(
+            snr, interference, count, length, EVAL_SEED, converter_notches=False)))
+    return report
 
 
 def onset_table(segmenter, tiers, count: int, length: int,

@@ -34,6 +34,10 @@ def main() -> None:
                         default=training.TrainConfig.max_false_alarms_per_cycle,
                         help="most regions per AC cycle on PD-free validation captures that the "
                              "chosen region rules may report; 0: best validation F1 alone")
+    parser.add_argument("--interference-fraction", type=float,
+                        default=training.TrainConfig.interference_fraction,
+                        help="share of training captures (not near noise-free) with interference; "
+                             "validation keeps the default mix")
     parser.add_argument("--gap-weight", type=float, default=training.TrainConfig.gap_weight,
                         help="loss weight of unlabelled samples between close events")
     parser.add_argument("--joined-weight", type=float, default=training.TrainConfig.joined_weight,
@@ -59,11 +63,13 @@ def main() -> None:
                                   short_pulse_fraction=args.short_pulse_fraction,
                                   max_false_alarms_per_cycle=args.false_alarm_budget,
                                   gap_weight=args.gap_weight, joined_weight=args.joined_weight,
-                                  batch_size=args.batch_size)
+                                  batch_size=args.batch_size,
+                                  interference_fraction=args.interference_fraction)
     started = time.time()
     inputs, labels, joined = training.make_dataset(
         config.train_captures, config.capture_length, config.seed, progress=True,
-        short_pulse_fraction=config.short_pulse_fraction, keep_joined=True)
+        short_pulse_fraction=config.short_pulse_fraction, keep_joined=True,
+        interference_fraction=config.interference_fraction)
     val_inputs, val_labels, val_filtered, val_cycles = training.make_dataset(
         config.validation_captures, config.capture_length, config.seed + 7, keep_filtered=True)
     torch.manual_seed(config.seed)

@@ -89,3 +89,21 @@ def test_short_pulse_fraction_shortens_training_pulses_only_when_asked():
         return np.mean(lengths)
 
     assert mean_event_length(1.0) < 0.5 * mean_event_length(0.0)
+
+
+def test_leaving_out_converter_notches_changes_only_the_notch_train():
+    """The same tier without notches: identical labels, and the difference is 6 or 12
+    equal bumps per AC cycle where a capture drew notches."""
+    with_notches = list(synthetic.evaluation_set(20.0, True, 6, 16384, seed=11))
+    without = list(synthetic.evaluation_set(20.0, True, 6, 16384, seed=11, converter_notches=False))
+    seen = 0
+    for first, second in zip(with_notches, without):
+        assert np.array_equal(first.mask, second.mask)
+        difference = first.signal - second.signal
+        if not difference.any():
+            continue
+        seen += 1
+        bumps = mask_to_regions(np.abs(difference) > 0.5 * np.abs(difference).max(), 0, 1)
+        per_cycle = len(bumps) / (difference.size / first.samples_per_cycle)
+        assert min(abs(per_cycle - 6), abs(per_cycle - 12)) < 1.0
+    assert seen >= 2

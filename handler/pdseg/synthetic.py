@@ -173,10 +173,14 @@ def _broadband_interference(rng: np.random.Generator, length: int, sigma: float)
 
 
 def _impulsive_interference(rng: np.random.Generator, length: int, samples_per_cycle: float,
-                            phase0_deg: float, pulse_scale: float) -> np.ndarray:
-    """Pulse-like disturbances at PD amplitudes: converter notches, single pulses, false peaks."""
+                            phase0_deg: float, pulse_scale: float,
+                            converter_notches: bool = True) -> np.ndarray:
+    """Pulse-like disturbances at PD amplitudes: converter notches, single pulses, false peaks.
+    Without ``converter_notches`` the notches are drawn (the same random numbers are used)
+    but left out: the same capture as if they had been removed perfectly."""
     t = np.arange(length, dtype=np.float64)
     out = np.zeros(length)
+    notches = np.zeros(length)
     if rng.random() < 0.7:  # phase-locked converter commutation notches
         per_cycle = int(rng.choice([6, 12]))
         width = rng.uniform(4, 20)
@@ -188,7 +192,9 @@ def _impulsive_interference(rng: np.random.Generator, length: int, samples_per_c
             if -width < centre < length + width:
                 edge = 1.5
                 notch = 0.5 * (np.tanh((t - centre + width / 2) / edge) - np.tanh((t - centre - width / 2) / edge))
-                out += amplitude * notch
+                notches += amplitude * notch
+    if converter_notches:
+        out += notches
     for _ in range(rng.poisson(length / 4000)):  # symmetric single pulses (not PD shaped)
         centre, width = rng.uniform(0, length), rng.uniform(1.5, 6)
         out += pulse_scale * rng.uniform(0.3, 2) * rng.choice([-1, 1]) * np.exp(-0.5 * ((t - centre) / width) ** 2)
@@ -203,9 +209,11 @@ def _impulsive_interference(rng: np.random.Generator, length: int, samples_per_c
 def make_capture(rng: np.random.Generator, length: int, snr_db: float | None = None,
                  interference: bool | None = None, pd_free: bool | None = None,
                  smooth: bool | None = None, samples_per_cycle: float | None = None,
-                 short_pulse_fraction: float = 0.0) -> Capture:
+                 short_pulse_fraction: float = 0.0, converter_notches: bool = True,
+                 interference_fraction: float = 0.6) -> Capture:
     """One raw capture. ``snr_db`` fixes the per-pulse peak SNR (±1 dB jitter); None draws a
-    log-normal mix for training. ``smooth`` makes a near noise-free capture like the real ones."""
+    log-normal mix for training. ``smooth`` makes a near noise-free capture like the real ones;
+    when ``interference`` is None, ``interference_fraction`` of the other captures get it."""
     if samples_per_cycle is None:
         samples_per_cycle = float(rng.uniform(1000, 5000))
     if pd_free is None:
@@ -213,7 +221,7 @@ def make_capture(rng: np.random.Generator, length: int, snr_db: float | None = N
     if smooth is None:
         smooth = snr_db is None and rng.random() < 0.15
     if interference is None:
-        interference = (not smooth) and rng.random() < 0.6
+        interference = (not smooth) and rng.random() < interference_fraction
     amplitude = float(np.exp(rng.uniform(np.log(1e5), np.log(1e6))))
     phase0 = float(rng.uniform(0, 360))
     t = np.arange(length, dtype=np.float64)
@@ -273,18 +281,21 @@ def make_capture(rng: np.random.Generator, length: int, snr_db: float | None = N
                     if start >= 0:
                         onsets.append(start)
     if interference:
-        signal += _impulsive_interference(rng, length, samples_per_cycle, phase0, pulse_level)
+        signal += _impulsive_interference(rng, length, samples_per_cycle, phase0, pulse_level,
+                                          converter_notches)
     return Capture(signal=signal, mask=mask, samples_per_cycle=samples_per_cycle,
                    phase_offset_deg=phase0, noise_sigma=sigma, sources=sources,
                    pulse_onsets=sorted(onsets))
 
 
 def evaluation_set(snr_db: float, interference: bool, count: int, length: int,
-                   seed: int) -> Iterator[Capture]:
-    """A fixed evaluation tier: same seed, same captures, every run."""
+                   seed: int, converter_notches: bool = True) -> Iterator[Capture]:
+    """A fixed evaluation tier: same seed, same captures, every run (``converter_notches``
+    False: the same captures without their converter notches)."""
     rng = np.random.default_rng([seed, int(snr_db * 10), int(interference)])
     for _ in range(count):
-        yield make_capture(rng, length, snr_db=snr_db, interference=interference, smooth=False)
+        yield make_capture(rng, length, snr_db=snr_db, interference=interference, smooth=False,
+                           converter_notches=converter_notches)
 
 
 def pd_free_set(interference: bool, count: int, length: int, seed: int) -> Iterator[Capture]:

@@ -34,6 +34,7 @@ class TrainConfig:
     # joins an earlier event's: the counterpart of ``gap_weight`` (1: no extra weight).
     joined_weight: float = 1.0
     short_pulse_fraction: float = 0.0  # extra pulses decaying within 2-8 samples
+    interference_fraction: float = 0.6  # training captures (not near noise-free) with interference
     onset_weight: float = 1.0  # loss weight of the onset output (networks with an onset head)
     onset_span: tuple[int, int] = (-1, 3)  # samples around an event's start that are "onset"
     # Region rules are chosen for the best validation F1 among those that report at most this
@@ -44,7 +45,7 @@ class TrainConfig:
 
 def make_dataset(count: int, length: int, seed: int, progress: bool = False,
                  keep_filtered: bool = False, short_pulse_fraction: float = 0.0,
-                 keep_joined: bool = False):
+                 keep_joined: bool = False, interference_fraction: float = 0.6):
     """Conditioned network inputs ``(count, channels, length)`` float32 and labels ``(count,
     length)`` bool of ``count`` synthetic captures; with ``keep_filtered`` also the high-passed
     signals ``(count, length)`` that region rules measure peaks on and the AC cycles in each
@@ -57,7 +58,8 @@ def make_dataset(count: int, length: int, seed: int, progress: bool = False,
     cycles = np.empty(count)
     joined = np.zeros((count, length), dtype=bool) if keep_joined else None
     for index in tqdm(range(count), desc="synthesising", disable=not progress, leave=False):
-        capture = synthetic.make_capture(rng, length, short_pulse_fraction=short_pulse_fraction)
+        capture = synthetic.make_capture(rng, length, short_pulse_fraction=short_pulse_fraction,
+                                         interference_fraction=interference_fraction)
         conditioned = preprocess.condition(capture.signal)
         inputs[index] = conditioned.network_input
         labels[index] = capture.mask
