@@ -32,7 +32,7 @@ import _bootstrap  # noqa: F401
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from evaluate import EVAL_SEED, served_segmenter
+from evaluate import EVAL_SEED, score, served_segmenter
 from pdseg import synthetic
 from pdseg.regions import mask_to_regions, probability_to_regions, split_at_onsets
 from pdseg.scoring import EventCounts, interval_iou, match_events
@@ -134,13 +134,6 @@ def main() -> None:
         onset_table(segmenter, args.tiers, args.count, args.length)
 
 
-def f1_of(segmenter, captures) -> float:
-    counts = EventCounts()
-    for capture, result in zip(captures, segmenter.analyse([c.signal for c in captures])):
-        counts.add(match_events(mask_to_regions(capture.mask), result.regions))
-    return counts.f1
-
-
 def tier_report(segmenter, tier: str, count: int, length: int) -> dict:
     """Every figure of one tier ("30w": 30 dB, white noise; "30i": with interference)."""
     snr, interference = float(tier[:-1]), tier[-1] == "i"
@@ -169,8 +162,10 @@ def tier_report(segmenter, tier: str, count: int, length: int) -> dict:
               "by_join_gap": by_join_gap,
               "has_onset": bool(results) and results[0].onset is not None}
     if interference:
-        report["f1_without_notches"] = f1_of(segmenter, list(synthetic.evaluation_set(
-            snr, interference, count, length, EVAL_SEED, converter_notches=False)))
+        clean = list(synthetic.evaluation_set(snr, interference, count, length, EVAL_SEED,
+                                              converter_notches=False))
+        report["f1_without_notches"] = score(
+            clean, [r.regions for r in segmenter.analyse([c.signal for c in clean])], MIN_IOU).f1
     return report
 
 

@@ -66,9 +66,10 @@ def main() -> None:
                                   batch_size=args.batch_size,
                                   interference_fraction=args.interference_fraction)
     started = time.time()
-    inputs, labels, joined = training.make_dataset(
+    with_joined = config.joined_weight != 1.0
+    inputs, labels, *joined = training.make_dataset(
         config.train_captures, config.capture_length, config.seed, progress=True,
-        short_pulse_fraction=config.short_pulse_fraction, keep_joined=True,
+        short_pulse_fraction=config.short_pulse_fraction, keep_joined=with_joined,
         interference_fraction=config.interference_fraction)
     val_inputs, val_labels, val_filtered, val_cycles = training.make_dataset(
         config.validation_captures, config.capture_length, config.seed + 7, keep_filtered=True)
@@ -77,7 +78,7 @@ def main() -> None:
     network = model_mod.UNet1D(architecture)
     losses = training.train(network, inputs, labels, config,
                             time_limit_s=None if args.minutes is None else args.minutes * 60,
-                            joined=joined, device=args.device)
+                            joined=joined[0] if joined else None, device=args.device)
     probabilities = training.predict(network, val_inputs)
     chosen, postprocess_scores = training.choose_postprocess(
         probabilities, val_labels, filtered=val_filtered, cycles=val_cycles,

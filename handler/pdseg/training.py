@@ -113,8 +113,8 @@ def joined_weights(weights: np.ndarray, labels: np.ndarray, joined: np.ndarray, 
     each joined pulse's onset: where a network that dips between pulses splits one event."""
     for row, column in zip(*np.nonzero(joined)):
         first = max(int(column) - span, 0)
-        stretch = labels[row, first:column]
-        weights[row, first:column][stretch] = np.maximum(weights[row, first:column][stretch], weight)
+        before = weights[row, first:column]  # a view: raised in place
+        before[labels[row, first:column]] = np.maximum(before[labels[row, first:column]], weight)
     return weights
 
 
@@ -184,9 +184,8 @@ def train(model: UNet1D, inputs: np.ndarray, labels: np.ndarray, config: TrainCo
     bar = tqdm(range(config.steps), desc="training", disable=not progress)
     for step in bar:
         x, y, weights, onsets = _batch(rng, inputs, labels, config, model.config.onset_head, joined)
-        if device != "cpu":
-            x, y, weights = x.to(device), y.to(device), weights.to(device)
-            onsets = None if onsets is None else onsets.to(device)
+        x, y, weights = x.to(device), y.to(device), weights.to(device)  # no copy on the CPU
+        onsets = None if onsets is None else onsets.to(device)
         loss = loss_fn(model.logits(x), y, weights, onsets, config.onset_weight)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
