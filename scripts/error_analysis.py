@@ -11,7 +11,9 @@ true events' starts inside it (what a perfect onset detector would allow).
 
 A second table looks at the missed events: how many have an unlabelled peak (interference or
 noise) of at least half their own within 200 samples, and how many fall in the four captures
-with the most misses. For the tiers with interference a third gives the F1 on the same
+with the most misses. A third counts misses by the shape of the event's first pulse: the
+shapes that look like the generator's unlabelled single pulses and bipolar false peaks
+against the rest. For the tiers with interference a fourth gives the F1 on the same
 captures with their converter notches left out: what removing phase-locked interference
 perfectly before the network would be worth. The last table scores the same regions against
 true events joined by a looser rule (labels under 16 or 32 samples apart are one event,
@@ -85,6 +87,35 @@ def missed_beside_interference(truth: np.ndarray, predicted: np.ndarray, mask: n
     return missed, beside
 
 
+SHAPE_CLASSES = ("near-symmetric unipolar", "single swing", "other unipolar", "other oscillatory",
+                 "burst")
+
+
+def shape_class(pulse: dict) -> str:
+    """The shape of an event's first pulse, in the classes that matter for the hard negatives:
+    a unipolar pulse that decays within 3 rise times is nearly symmetric, like the generator's
+    unlabelled single pulses; an oscillatory one whose envelope falls to 1/e within half a
+    period makes one bipolar swing, like its unlabelled false peaks."""
+    if pulse["source"] == "burst":
+        return "burst"
+    if pulse["frequency"] is None:
+        return "near-symmetric unipolar" if pulse["decay"] < 3 * pulse["rise"] else "other unipolar"
+    return "single swing" if pulse["decay"] * pulse["frequency"] < 0.5 else "other oscillatory"
+
+
+def missed_by_shape(truth: np.ndarray, predicted: np.ndarray, pulses: list[dict]) -> dict:
+    """{shape class: [events, missed]} for the events that start with a pulse of that class."""
+    touching = interval_iou(truth, predicted) > 0
+    first_pulse = {pulse["onset"]: pulse for pulse in pulses}
+    found = {name: [0, 0] for name in SHAPE_CLASSES}
+    for index, start in enumerate(truth[:, 0].tolist()):
+        if start in first_pulse:
+            entry = found[shape_class(first_pulse[start])]
+            entry[0] += 1
+            entry[1] += int(not touching[index].any())
+    return found
+
+
 def cut_at(predicted: np.ndarray, starts: np.ndarray, margin: int = 4) -> np.ndarray:
     """Each prediction cut at the given starts that lie inside it (not within ``margin``
     samples of its ends: an onset found a few samples early is still the same event)."""
@@ -117,6 +148,12 @@ def main() -> None:
     print("|---|---|---|---|")
     for report in reports:
         print(f"| {report['name']} | " + " | ".join(str(v) for v in report["misses"]) + " |")
+    print()
+    print("| tier | " + " | ".join(f"{name}: missed / events" for name in SHAPE_CLASSES) + " |")
+    print("|---|" + "---|" * len(SHAPE_CLASSES))
+    for report in reports:
+        print(f"| {report['name']} | " + " | ".join(
+            f"{missed} / {events}" for events, missed in report["by_shape"].values()) + " |")
     if any("f1_without_notches" in report for report in reports):
         print()
         print("| tier | F1 | F1, the same captures without converter notches |")
@@ -143,6 +180,7 @@ def tier_report(segmenter, tier: str, count: int, length: int) -> dict:
     counts, bound, events = EventCounts(), EventCounts(), 0
     by_join_gap = {gap: EventCounts() for gap in JOIN_GAPS}
     per_capture = []
+    by_shape = {name: [0, 0] for name in SHAPE_CLASSES}
     for capture, result in zip(captures, results):
         truth = mask_to_regions(capture.mask)
         events += len(truth)
@@ -152,6 +190,9 @@ def tier_report(segmenter, tier: str, count: int, length: int) -> dict:
         bound.add(match_events(truth, cut_at(result.regions, truth[:, 0])))
         per_capture.append(missed_beside_interference(truth, result.regions, capture.mask,
                                                       result.conditioned.filtered))
+        for name, (shaped, missed) in missed_by_shape(truth, result.regions, capture.pulses).items():
+            by_shape[name][0] += shaped
+            by_shape[name][1] += missed
         for gap in JOIN_GAPS:
             by_join_gap[gap].add(match_events(mask_to_regions(capture.mask, gap), result.regions))
     missed_each = sorted((missed for missed, _ in per_capture), reverse=True)
@@ -159,7 +200,7 @@ def tier_report(segmenter, tier: str, count: int, length: int) -> dict:
               "events": events, "causes": totals, "f1": counts.f1, "f1_cut": bound.f1,
               "misses": (sum(missed_each), sum(beside for _, beside in per_capture),
                          sum(missed_each[:4])),
-              "by_join_gap": by_join_gap,
+              "by_join_gap": by_join_gap, "by_shape": by_shape,
               "has_onset": bool(results) and results[0].onset is not None}
     if interference:
         clean = list(synthetic.evaluation_set(snr, interference, count, length, EVAL_SEED,
@@ -196,11 +237,12 @@ def onset_table(segmenter, tiers, count: int, length: int,
                 if onset not in starts and capture.mask[onset]:
                     joined += 1
                     fired_joined += fires(onset)
+            extent = segmenter.extent_for(segmenter.threshold)
             merged = probability_to_regions(result.probability, segmenter.threshold,
-                                            segmenter.min_gap, segmenter.min_length)
+                                            segmenter.min_gap, segmenter.min_length, extent)
             for level in levels:
                 scores[level].add(match_events(truth, split_at_onsets(
-                    merged, result.probability, result.onset, segmenter.threshold, level)))
+                    merged, result.probability, result.onset, extent, level)))
         name = f"{snr:.0f} dB {'interference' if interference else 'white'}"
         print(f"| {name} | {pulses} | {events} | {at_starts / max(inner, 1):.1%} | "
               f"{fired_joined / max(joined, 1):.1%} of {joined} | "

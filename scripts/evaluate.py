@@ -93,7 +93,9 @@ def main() -> None:
     segmenter, record = served_segmenter(Path(args.weights))
     (best_k, best_gap), k_scores = tune_classical(max(args.count // 4, 3), args.length)
     results = {"tiers": [], "false_alarms": [], "classical_k": best_k, "classical_gap": best_gap,
-               "classical_validation_f1": k_scores, "threshold": segmenter.threshold}
+               "classical_validation_f1": k_scores, "threshold": segmenter.threshold,
+               "region_rules": {"extent_threshold": segmenter.extent_for(segmenter.threshold),
+                                "min_gap": segmenter.min_gap, "min_length": segmenter.min_length}}
     print(f"classical detector: k = {best_k}, gap = {best_gap} (best validation F1 "
           f"{max(k_scores.values())} over {len(k_scores)} settings)")
     header = f"{'tier':>18} | {'model P':>7} {'R':>5} {'F1':>5} {'F1@.5':>5} {'onset':>5} | " \
@@ -199,10 +201,12 @@ def write_card_tables(results: dict, record: dict) -> None:
             spans = ", ".join(f"{r['start']}-{r['end']} ({r['phase_deg']:.0f}°)" for r in entry["regions"])
             lines.append(f"| {entry['capture']} | {spans} | {entry['alone_equals_together']} | "
                          f"{entry['scaling_same_region_count']}, {entry['scaling_max_boundary_shift']} samples |")
-    model = results["model"]
+    model, rules = results["model"], results["region_rules"]
     lines += ["", f"Model: {model['parameters']:,} parameters, {model['flops_per_sample']:,.0f} FLOP per sample, "
-              f"weights {model['weights_bytes'] / 1e6:.2f} MB; decision threshold {results['threshold']} "
-              f"(chosen on validation); classical detector k = {results['classical_k']}, merge gap "
+              f"weights {model['weights_bytes'] / 1e6:.2f} MB; decision threshold {results['threshold']}, "
+              f"regions extend while the probability is at least {rules['extent_threshold']}, merge gap "
+              f"{rules['min_gap']}, shortest region {rules['min_length']} samples (all chosen on "
+              f"validation); classical detector k = {results['classical_k']}, merge gap "
               f"{results['classical_gap']} samples (tuned on a validation split).",
               f"Produced by `{results['command'].strip()}` in {results['seconds']} s on {results['machine']}."]
     card = ROOT / "docs" / "model-card.md"

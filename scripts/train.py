@@ -44,6 +44,9 @@ def main() -> None:
                         help="loss weight of labelled samples just before a pulse that joins an "
                              "earlier event (1: none)")
     parser.add_argument("--batch-size", type=int, default=training.TrainConfig.batch_size)
+    parser.add_argument("--crop", type=int, default=training.TrainConfig.crop,
+                        help="samples per training crop (a multiple of 16)")
+    parser.add_argument("--learning-rate", type=float, default=training.TrainConfig.learning_rate)
     parser.add_argument("--device", default="cpu",
                         help="where to train (cpu, cuda); the shipped weights are trained on the CPU")
     parser.add_argument("--minutes", type=float, default=None, help="stop training after this long")
@@ -63,7 +66,8 @@ def main() -> None:
                                   short_pulse_fraction=args.short_pulse_fraction,
                                   max_false_alarms_per_cycle=args.false_alarm_budget,
                                   gap_weight=args.gap_weight, joined_weight=args.joined_weight,
-                                  batch_size=args.batch_size,
+                                  batch_size=args.batch_size, crop=args.crop,
+                                  learning_rate=args.learning_rate,
                                   interference_fraction=args.interference_fraction)
     started = time.time()
     with_joined = config.joined_weight != 1.0
@@ -113,8 +117,8 @@ def main() -> None:
 
 
 def postprocess_rules(chosen: dict) -> dict:
-    return {key: chosen[key] for key in ("min_gap", "min_length", "fragment_ratio", "fragment_reach",
-                                         "onset_threshold")}
+    return {key: chosen[key] for key in ("extent_threshold", "min_gap", "min_length", "fragment_ratio",
+                                         "fragment_reach", "onset_threshold")}
 
 
 def retune(out, name: str, false_alarm_budget: float) -> None:

@@ -41,7 +41,8 @@ def test_chunk_size_does_not_change_results(segmenter):
     signals = mixed_signals(9, seed=8)
     reference = segmenter.analyse(signals)
     small_chunks = Segmenter(segmenter.network, segmenter.threshold, segmenter.plan, chunk_windows=1,
-                             min_gap=segmenter.min_gap, min_length=segmenter.min_length)
+                             min_gap=segmenter.min_gap, min_length=segmenter.min_length,
+                             extent_threshold=segmenter.extent_threshold)
     for first, second in zip(reference, small_chunks.analyse(signals)):
         assert np.array_equal(first.regions, second.regions)
         np.testing.assert_allclose(first.probability, second.probability, atol=1e-5)
@@ -103,3 +104,23 @@ def test_network_with_an_onset_head_gives_both_outputs_and_cuts_regions():
             assert len(pieces) == 2
             assert pieces[0, 0] == 0 and pieces[0, 1] == pieces[1, 0] and pieces[1, 1] == signal.size
             assert min(pieces[:, 1] - pieces[:, 0]) >= 8
+
+
+def test_a_request_threshold_keeps_the_extent_level_unless_lower(segmenter):
+    """The shipped rules end regions at an extent level under the decision threshold; a
+    caller's threshold moves the decision, and the extent only where it would be higher."""
+    assert segmenter.extent_threshold is not None and segmenter.extent_threshold < segmenter.threshold
+    signal = synthetic.make_capture(np.random.default_rng(21), 8192, snr_db=14.0, pd_free=False,
+                                    interference=True).signal
+    default, = segmenter.analyse([signal])
+    lower, = segmenter.analyse([signal], [SignalOptions(threshold=segmenter.extent_threshold)])
+    lowest, = segmenter.analyse([signal], [SignalOptions(threshold=0.05)])
+    assert default.to_json(0)["stats"]["extent_threshold"] == segmenter.extent_threshold
+    assert lower.to_json(0)["stats"]["extent_threshold"] == segmenter.extent_threshold
+    assert lowest.to_json(0)["stats"]["extent_threshold"] == 0.05
+    # the same extent: a lower decision only adds regions, it never moves one
+    assert set(map(tuple, default.regions.tolist())) <= set(map(tuple, lower.regions.tolist()))
+    assert len(lower.regions) > len(default.regions)
+    # every region at the default lies inside one found at the lowest levels
+    for start, end in default.regions.tolist():
+        assert any(a <= start and end <= b for a, b in lowest.regions.tolist())

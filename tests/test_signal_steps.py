@@ -140,6 +140,36 @@ def test_probability_threshold_and_region_facts():
     assert probability_to_regions(probability, 0.95).shape == (0, 2)
 
 
+def test_extent_level_ends_regions_and_the_threshold_decides_them():
+    """Hysteresis: two pulses whose probability dips to 0.35 between them and decays slowly at
+    the ends, and a bump that never reaches the decision threshold."""
+    probability = np.zeros(400)
+    probability[50:60] = 0.95
+    probability[60:80] = np.linspace(0.9, 0.25, 20)   # first pulse's tail
+    probability[80:90] = 0.1                          # the gap between the two events
+    probability[90:120] = 0.95
+    probability[120:140] = np.linspace(0.6, 0.25, 20)
+    probability[300:320] = 0.5                        # a bump under the decision threshold
+    one_level = probability_to_regions(probability, 0.8, min_gap=8)
+    assert one_level.tolist() == [[50, 63], [90, 120]]  # cut short at the tails
+    both = probability_to_regions(probability, 0.8, min_gap=8, extent_threshold=0.2)
+    assert both.tolist() == [[50, 80], [90, 140]]  # to the tails' ends; the bump is not reported
+    low_only = probability_to_regions(probability, 0.2, min_gap=8)
+    assert low_only.tolist() == [[50, 80], [90, 140], [300, 320]]
+    # an extent level at or above the threshold is the single-level rule
+    assert probability_to_regions(probability, 0.8, 8, 2, 0.9).tolist() == one_level.tolist()
+    # a region that reaches the threshold only at its very last sample counts
+    edge = np.zeros(50)
+    edge[40:50] = 0.3
+    edge[49] = 0.9
+    assert probability_to_regions(edge, 0.8, extent_threshold=0.2).tolist() == [[40, 50]]
+    # a dropped short run above the threshold does not lend its peak to its neighbour
+    short = np.zeros(50)
+    short[10:20] = 0.3
+    short[30] = 0.99
+    assert probability_to_regions(short, 0.8, min_gap=0, min_length=2, extent_threshold=0.2).shape == (0, 2)
+
+
 def test_phase_from_visible_carrier():
     raw = carrier(7920, period=3333.0, phase_deg=40.0)
     filtered = preprocess.remove_carrier(raw)

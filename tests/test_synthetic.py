@@ -56,7 +56,7 @@ def test_every_pd_source_appears_and_bursts_ring():
         capture = synthetic.make_capture(rng, 8192, pd_free=False)
         seen.update(str(s) for s in capture.sources)
     assert seen == set(synthetic.PD_SOURCES)
-    waveform, envelope = synthetic._burst(np.random.default_rng(2))
+    waveform, envelope, _ = synthetic._burst(np.random.default_rng(2))
     assert waveform.size >= 300 and np.argmax(np.abs(waveform)) < 20
     assert waveform.min() < 0 < waveform.max()  # the opposite spike and the ringing
 
@@ -107,3 +107,18 @@ def test_leaving_out_converter_notches_changes_only_the_notch_train():
         per_cycle = len(bumps) / (difference.size / first.samples_per_cycle)
         assert min(abs(per_cycle - 6), abs(per_cycle - 12)) < 1.0
     assert seen >= 2
+
+
+def test_every_labelled_onset_comes_with_the_shape_drawn():
+    rng = np.random.default_rng(12)
+    shapes = 0
+    for _ in range(6):
+        capture = synthetic.make_capture(rng, 16384, snr_db=20.0, pd_free=False)
+        assert sorted(pulse["onset"] for pulse in capture.pulses) == capture.pulse_onsets
+        for pulse in capture.pulses:
+            assert pulse["source"] in capture.sources
+            assert 0.3 <= pulse["rise"] <= 3.0 and 2.0 <= pulse["decay"] <= 60.0
+            assert pulse["frequency"] is None or 0.02 <= pulse["frequency"] <= 0.4
+            assert capture.mask[pulse["onset"]]
+        shapes += len(capture.pulses)
+    assert shapes > 20

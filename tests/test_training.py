@@ -127,3 +127,27 @@ def test_region_rules_respect_the_false_alarm_budget():
     budget, _ = training.choose_postprocess(probabilities, labels, max_false_alarms=0.25, **rules)
     assert budget["threshold"] > 0.3 and budget["false_alarms_per_cycle"] == 0.0
     assert budget["f1"] == 0.5
+
+
+def test_region_rules_choose_an_extent_level_where_it_helps():
+    """Events whose probability is high only at their start and low along their tails: a
+    single level either finds them cut short (high) or also reports a low bump in a PD-free
+    capture (low); an extent level under a high threshold gets both right."""
+    labels = np.zeros((3, 400), dtype=bool)
+    labels[0, 50:110] = True
+    labels[1, 200:260] = True
+    probabilities = np.full((3, 400), 0.02, dtype=np.float32)
+    for row, start in ((0, 50), (1, 200)):
+        probabilities[row, start: start + 10] = 0.95
+        probabilities[row, start + 10: start + 60] = 0.3  # the tail: under a decision threshold
+    probabilities[2, 100:130] = 0.5  # PD-free capture: a bump a low single level reports
+    cycles = np.full(3, 2.0)
+    chosen, scores = training.choose_postprocess(
+        probabilities, labels, min_gaps=(8,), min_lengths=(2,), cycles=cycles,
+        max_false_alarms=0.1, extent_thresholds=(None, 0.2))
+    assert chosen["extent_threshold"] == 0.2 and chosen["threshold"] > 0.5
+    assert chosen["f1"] == 1.0 and chosen["false_alarms_per_cycle"] == 0.0
+    # the single-level rules: a high level cuts both events to 10 of their 60 samples (IoU 1/6)
+    assert scores["t=0.9,gap=8,len=2,fragment=0,onset=0"] == 0.0
+    assert "t=0.9,gap=8,len=2,fragment=0,onset=0,extent=0.2" in scores
+    assert not any(name.endswith("extent=0.2") for name in scores if name.startswith("t=0.2,"))

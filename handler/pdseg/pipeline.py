@@ -47,6 +47,7 @@ class SignalResult:
     threshold: float
     options: SignalOptions
     onset: np.ndarray | None = None  # onset probability, for a network with an onset head
+    extent_threshold: float | None = None  # where regions end (hysteresis); None: threshold
 
     def phase_deg(self) -> np.ndarray | None:
         return self.carrier.phase_deg(self.conditioned.length)
@@ -62,6 +63,7 @@ class SignalResult:
             "noise_scale": self.conditioned.scale,
             "max_probability": round(float(self.probability.max()), 4) if length else 0.0,
             "threshold": self.threshold,
+            "extent_threshold": self.extent_threshold if self.extent_threshold is not None else self.threshold,
             "carrier": self.carrier.to_dict(),
             "cycles": None if cycles is None else round(cycles, 3),
             "regions_per_cycle": None if not cycles else round(len(regions) / cycles, 3),
@@ -78,7 +80,8 @@ class Segmenter:
     def __init__(self, network: Network, threshold: float = 0.5, plan: WindowPlan | None = None,
                  chunk_windows: int = DEFAULT_CHUNK_WINDOWS, min_gap: int = DEFAULT_MIN_GAP,
                  min_length: int = DEFAULT_MIN_LENGTH, fragment_ratio: float = 0.0,
-                 fragment_reach: int = 0, onset_threshold: float = 0.0) -> None:
+                 fragment_reach: int = 0, onset_threshold: float = 0.0,
+                 extent_threshold: float | None = None) -> None:
         self.network = network
         self.threshold = threshold
         self.plan = plan or WindowPlan()
@@ -88,6 +91,7 @@ class Segmenter:
         self.fragment_ratio = fragment_ratio
         self.fragment_reach = fragment_reach
         self.onset_threshold = onset_threshold
+        self.extent_threshold = extent_threshold
 
     @classmethod
     def from_record(cls, network: Network, record: dict, **overrides) -> "Segmenter":
@@ -98,7 +102,9 @@ class Segmenter:
                     "min_length": int(postprocess.get("min_length", DEFAULT_MIN_LENGTH)),
                     "fragment_ratio": float(postprocess.get("fragment_ratio", 0.0)),
                     "fragment_reach": int(postprocess.get("fragment_reach", 0)),
-                    "onset_threshold": float(postprocess.get("onset_threshold", 0.0))}
+                    "onset_threshold": float(postprocess.get("onset_threshold", 0.0)),
+                    "extent_threshold": (None if postprocess.get("extent_threshold") is None
+                                         else float(postprocess["extent_threshold"]))}
         return cls(network, **(settings | overrides))
 
     def probabilities(self, conditioned: Sequence[preprocess.Conditioned]) -> list[np.ndarray]:
@@ -131,16 +137,22 @@ class Segmenter:
         conditioned = [preprocess.condition(raw) for raw in signals]
         return self.finish(conditioned, self.probabilities(conditioned), options)
 
+    def extent_for(self, threshold: float) -> float:
+        """The level where regions end for a decision ``threshold``: the model's extent level,
+        or the threshold itself where that is lower (a caller's low threshold is never undone)."""
+        return threshold if self.extent_threshold is None else min(self.extent_threshold, threshold)
+
     def regions(self, probability: np.ndarray, filtered: np.ndarray,
                 threshold: float | None = None) -> np.ndarray:
         """The region rules on one signal's network output (``(length,)``, or ``(2, length)``
-        with an onset head): threshold, merge gap, shortest region, onset cuts, ringing
-        fragments."""
+        with an onset head): decision threshold and extent level, merge gap, shortest region,
+        onset cuts, ringing fragments."""
         threshold = self.threshold if threshold is None else threshold
+        extent = self.extent_for(threshold)
         probability, onset = split_outputs(probability)
-        regions = probability_to_regions(probability, threshold, self.min_gap, self.min_length)
+        regions = probability_to_regions(probability, threshold, self.min_gap, self.min_length, extent)
         if onset is not None:
-            regions = split_at_onsets(regions, probability, onset, threshold, self.onset_threshold)
+            regions = split_at_onsets(regions, probability, onset, extent, self.onset_threshold)
         return drop_ringing_fragments(regions, filtered, self.fragment_ratio, self.fragment_reach)
 
     def finish(self, conditioned: Sequence[preprocess.Conditioned],
@@ -152,5 +164,6 @@ class Segmenter:
             regions = self.regions(probability, item.filtered, threshold)
             probability, onset = split_outputs(probability)
             carrier = phase_mod.fit_carrier(item.raw, item.filtered, item.scale, option.period())
-            results.append(SignalResult(item, probability, regions, carrier, threshold, option, onset))
+            results.append(SignalResult(item, probability, regions, carrier, threshold, option, onset,
+                                        self.extent_for(threshold)))
         return results

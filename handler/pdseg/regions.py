@@ -4,6 +4,8 @@ A region is a run of samples whose probability reaches the threshold; runs separ
 than ``min_gap`` samples are one region (a pulse's ringing crosses zero, the probability can
 dip for a sample or two), and runs shorter than ``min_length`` are dropped. The same rule
 turns the synthetic labels into ground-truth events, so predictions and truth are comparable.
+With an extent level below the threshold (hysteresis) the runs are taken at the extent level
+and kept when they reach the threshold: see :func:`probability_to_regions`.
 """
 from __future__ import annotations
 
@@ -32,8 +34,29 @@ def mask_to_regions(mask: np.ndarray, min_gap: int = DEFAULT_MIN_GAP,
 
 def probability_to_regions(probability: np.ndarray, threshold: float,
                            min_gap: int = DEFAULT_MIN_GAP,
-                           min_length: int = DEFAULT_MIN_LENGTH) -> np.ndarray:
-    return mask_to_regions(np.asarray(probability) >= threshold, min_gap, min_length)
+                           min_length: int = DEFAULT_MIN_LENGTH,
+                           extent_threshold: float | None = None) -> np.ndarray:
+    """Regions of one signal's probability: with ``extent_threshold`` (below ``threshold``), a
+    region is a run at or above the extent level that reaches ``threshold`` somewhere
+    (hysteresis). Whether there is an event and where it ends are different questions: the
+    probability falls gradually along a pulse's decaying tail and only part way between two
+    close pulses, so one level for both either cuts regions short and merges neighbours (a
+    high level, with a merge gap wide enough to bridge the dips inside a ringing pulse) or
+    reports noise (a low one). Runs that never reach ``threshold`` are not reported."""
+    probability = np.asarray(probability)
+    if extent_threshold is None or extent_threshold >= threshold:
+        return mask_to_regions(probability >= threshold, min_gap, min_length)
+    regions = mask_to_regions(probability >= extent_threshold, min_gap, min_length)
+    return regions[reaches(regions, probability, threshold)]
+
+
+def reaches(regions: np.ndarray, probability: np.ndarray, level: float) -> np.ndarray:
+    """Boolean per region: whether its highest probability is at or above ``level``."""
+    if len(regions) == 0:
+        return np.zeros(0, dtype=bool)
+    # One reduceat over [start, end) pairs; a sentinel sample makes ``end == length`` valid.
+    padded = np.append(np.asarray(probability, dtype=np.float64), -np.inf)
+    return np.maximum.reduceat(padded, np.asarray(regions).ravel())[::2] >= level
 
 
 MIN_PIECE = 8  # an onset this close to a region's edge is that region's own start

@@ -47,6 +47,11 @@ def _draw(result: SignalResult, raw_axis, filtered_axis, title: str) -> None:
             axis.axvspan(start, max(end, start + 1), color="#ff7f0e", alpha=0.3, linewidth=0)
 
 
+def extent_note(result: SignalResult) -> str:
+    extent = result.extent_threshold
+    return "" if extent is None or extent >= result.threshold else f", extent {extent:.2f}"
+
+
 def render_png(results: Sequence[SignalResult], titles: Sequence[str] | None = None) -> bytes:
     """Two panels per signal (raw; carrier removed with probability), at most ``MAX_PANELS``
     signals, regions shaded in both."""
@@ -56,7 +61,7 @@ def render_png(results: Sequence[SignalResult], titles: Sequence[str] | None = N
     for number, result in enumerate(shown):
         title = titles[number] if titles else (
             f"signal {number}: {len(result.regions)} PD regions "
-            f"(threshold {result.threshold:.2f}, {result.conditioned.length} samples)")
+            f"(threshold {result.threshold:.2f}{extent_note(result)}, {result.conditioned.length} samples)")
         _draw(result, axes[2 * number, 0], axes[2 * number + 1, 0], title)
     axes[-1, 0].set_xlabel("sample")
     buffer = io.BytesIO()

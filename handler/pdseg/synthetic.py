@@ -44,13 +44,18 @@ class Capture:
     noise_sigma: float  # rms of the background the pulses' SNR refers to
     sources: tuple[str, ...]
     pulse_onsets: list[int]  # onset sample of every labelled event
+    # One entry per labelled pulse in ``pulse_onsets`` (order of generation): onset, source and
+    # the shape drawn (rise and decay in samples, frequency None unless oscillatory; a burst's
+    # is its primary spike's), for error analysis by pulse shape.
+    pulses: list[dict] = dataclasses.field(default_factory=list)
 
 
 # --- pulse shapes ---------------------------------------------------------------------------
 
 def _pulse(rng: np.random.Generator, oscillatory: bool | None = None,
-           short_fraction: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
-    """One PD pulse on a local time axis: (waveform with peak |1|, envelope with peak 1).
+           short_fraction: float = 0.0) -> tuple[np.ndarray, np.ndarray, dict]:
+    """One PD pulse on a local time axis: (waveform with peak |1|, envelope with peak 1, the
+    shape drawn: rise, decay, frequency or None).
     The waveform starts at a random sub-sample offset so onsets are not grid aligned.
     ``short_fraction`` of the pulses decay within 2-8 samples (training only: the short end
     of the range is where PD looks most like the unlabelled single pulses)."""
@@ -65,6 +70,7 @@ def _pulse(rng: np.random.Generator, oscillatory: bool | None = None,
     t = np.arange(support) - rng.uniform(0.0, 1.0)
     t = np.maximum(t, 0.0)
     envelope = np.exp(-t / decay) * (1.0 - np.exp(-t / rise))
+    frequency = None
     if oscillatory:
         frequency = rng.uniform(0.02, 0.4)
         waveform = envelope * np.cos(2 * np.pi * frequency * t - np.pi / 2 + rng.uniform(-0.3, 0.3))
@@ -75,7 +81,9 @@ def _pulse(rng: np.random.Generator, oscillatory: bool | None = None,
         waveform[0] = 1.0
         envelope[0] = 1.0
         peak = 1.0
-    return waveform / peak, envelope / np.max(envelope)
+    shape = {"rise": float(rise), "decay": float(decay),
+             "frequency": None if frequency is None else float(frequency)}
+    return waveform / peak, envelope / np.max(envelope), shape
 
 
 def _label_length(envelope: np.ndarray) -> int:
@@ -83,11 +91,12 @@ def _label_length(envelope: np.ndarray) -> int:
     return int(above[-1]) + 1 if above.size else 1
 
 
-def _burst(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Real-like burst: primary spike, opposite spike later, then smooth ringing."""
-    primary, primary_env = _pulse(rng, oscillatory=rng.random() < 0.3)
+def _burst(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Real-like burst: primary spike, opposite spike later, then smooth ringing (and the
+    primary spike's shape)."""
+    primary, primary_env, shape = _pulse(rng, oscillatory=rng.random() < 0.3)
     delay = int(rng.uniform(20, 300))
-    opposite, opposite_env = _pulse(rng, oscillatory=False)
+    opposite, opposite_env, _ = _pulse(rng, oscillatory=False)
     opposite_gain = rng.uniform(0.2, 0.6)
     ring_period = rng.uniform(20, 40)
     ring_gain = rng.uniform(0.06, 0.3)
@@ -112,7 +121,7 @@ def _burst(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     waveform[ring_start: ring_start + ring.size] += ring
     envelope[ring_start: ring_start + ring.size] = np.maximum(
         envelope[ring_start: ring_start + ring.size], ring_env)
-    return waveform, envelope
+    return waveform, envelope, shape
 
 
 # --- PD phase patterns ------------------------------------------------------------------------
@@ -250,6 +259,7 @@ def make_capture(rng: np.random.Generator, length: int, snr_db: float | None = N
     signal = carrier + background
     mask = np.zeros(length, dtype=bool)
     onsets: list[int] = []
+    pulses: list[dict] = []
     sources: tuple[str, ...] = ()
     if not pd_free:
         count = 1 if rng.random() < 0.6 else 2
@@ -261,9 +271,9 @@ def make_capture(rng: np.random.Generator, length: int, snr_db: float | None = N
                 onset = (phase_deg - phase0) / 360 * samples_per_cycle - samples_per_cycle
                 start = int(np.floor(onset))
                 if source == "burst":
-                    waveform, envelope = _burst(rng)
+                    waveform, envelope, shape = _burst(rng)
                 else:
-                    waveform, envelope = _pulse(rng, short_fraction=short_pulse_fraction)
+                    waveform, envelope, shape = _pulse(rng, short_fraction=short_pulse_fraction)
                 if snr_db is None:
                     gain = pulse_level * source_gain * np.exp(rng.normal(0, 0.35))
                 else:
@@ -280,12 +290,13 @@ def make_capture(rng: np.random.Generator, length: int, snr_db: float | None = N
                     mask[max(start, 0): min(label_end, length)] = True
                     if start >= 0:
                         onsets.append(start)
+                        pulses.append({"onset": start, "source": str(source)} | shape)
     if interference:
         signal += _impulsive_interference(rng, length, samples_per_cycle, phase0, pulse_level,
                                           converter_notches)
     return Capture(signal=signal, mask=mask, samples_per_cycle=samples_per_cycle,
                    phase_offset_deg=phase0, noise_sigma=sigma, sources=sources,
-                   pulse_onsets=sorted(onsets))
+                   pulse_onsets=sorted(onsets), pulses=pulses)
 
 
 def evaluation_set(snr_db: float, interference: bool, count: int, length: int,

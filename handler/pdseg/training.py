@@ -11,7 +11,7 @@ from tqdm import tqdm
 
 from . import preprocess, synthetic
 from .model import UNet1D
-from .regions import (drop_ringing_fragments, mask_to_regions, probability_to_regions,
+from .regions import (drop_ringing_fragments, mask_to_regions, probability_to_regions, reaches,
                       split_at_onsets)
 from .scoring import EventCounts, match_events
 
@@ -217,19 +217,22 @@ FRAGMENT_REACH = 2000  # samples after a region where its ringing can still re-c
 
 
 def choose_postprocess(probabilities: np.ndarray, labels: np.ndarray,
-                       thresholds=np.round(np.arange(0.2, 0.86, 0.05), 2),
+                       thresholds=np.round(np.arange(0.2, 0.96, 0.05), 2),
                        min_gaps=(8, 16, 32, 64), min_lengths=(2, 6),
                        filtered: np.ndarray | None = None,
                        fragment_ratios=(0.0, 0.2, 0.3, 0.4),
                        onset_thresholds=(0.0, 0.3, 0.5, 0.7),
                        cycles: np.ndarray | None = None,
-                       max_false_alarms: float | None = None) -> tuple[dict, dict]:
-    """Decision threshold and region rules (merge gap, shortest region, ringing-fragment ratio
-    when ``filtered`` signals are given, onset cut level when ``probabilities`` carry an onset
-    output) with the best event F1 (IoU >= 0.3) on validation captures; with ``cycles`` (AC
-    cycles per capture) and ``max_false_alarms``, only among the rules that report at most
-    that many regions per cycle on the captures without PD (if none does, the one with the
-    fewest). Ties go to the threshold nearest 0.5, then to the simpler rule."""
+                       max_false_alarms: float | None = None,
+                       extent_thresholds=(None, 0.1, 0.2, 0.3, 0.4)) -> tuple[dict, dict]:
+    """Decision threshold and region rules (extent level, merge gap, shortest region,
+    ringing-fragment ratio when ``filtered`` signals are given, onset cut level when
+    ``probabilities`` carry an onset output) with the best event F1 (IoU >= 0.3) on validation
+    captures; with ``cycles`` (AC cycles per capture) and ``max_false_alarms``, only among the
+    rules that report at most that many regions per cycle on the captures without PD (if none
+    does, the one with the fewest). An extent level (hysteresis, see
+    :func:`regions.probability_to_regions`) is tried only below the threshold; None is the
+    single-level rule. Ties go to the threshold nearest 0.5, then to the simpler rule."""
     truths = [mask_to_regions(label) for label in labels]
     pd_free = [index for index, label in enumerate(labels) if not label.any()]
     free_cycles = float(np.sum(cycles[pd_free])) if cycles is not None and pd_free else 0.0
@@ -242,41 +245,59 @@ def choose_postprocess(probabilities: np.ndarray, labels: np.ndarray,
     if filtered is None:
         fragment_ratios = (0.0,)
     scores = {}
-    for threshold in thresholds:
-        for min_gap in min_gaps:
-            for min_length in min_lengths:
-                merged = [probability_to_regions(p, threshold, min_gap, min_length) for p in probabilities]
-                for onset_threshold in onset_thresholds:
-                    found = merged if onset_threshold <= 0 else [
-                        split_at_onsets(regions, p, onset, threshold, onset_threshold)
-                        for regions, p, onset in zip(merged, probabilities, onsets)]
-                    for ratio in fragment_ratios:
-                        counts = EventCounts()
-                        free_regions = 0
-                        for index, truth in enumerate(truths):
-                            kept = found[index] if ratio <= 0 else drop_ringing_fragments(
-                                found[index], filtered[index], ratio, FRAGMENT_REACH)
-                            counts.add(match_events(truth, kept))
-                            free_regions += len(kept) if not truth.size else 0
-                        key = (float(threshold), min_gap, min_length, float(ratio), float(onset_threshold))
-                        scores[key] = round(counts.f1, 4)
-                        false_alarms[key] = free_regions / free_cycles if free_cycles else 0.0
+    for min_gap in min_gaps:
+        for min_length in min_lengths:
+            # Runs at each extent level are found once; every threshold above it only filters.
+            runs = {}
+            for threshold in thresholds:
+                for extent in extent_thresholds:
+                    if extent is not None and extent >= threshold:
+                        continue
+                    level = float(threshold if extent is None else extent)
+                    if level not in runs:
+                        runs[level] = [probability_to_regions(p, level, min_gap, min_length)
+                                       for p in probabilities]
+                    merged = [regions[reaches(regions, p, threshold)]
+                              for regions, p in zip(runs[level], probabilities)]
+                    for onset_threshold in onset_thresholds:
+                        found = merged if onset_threshold <= 0 else [
+                            split_at_onsets(regions, p, onset, level, onset_threshold)
+                            for regions, p, onset in zip(merged, probabilities, onsets)]
+                        for ratio in fragment_ratios:
+                            counts = EventCounts()
+                            free_regions = 0
+                            for index, truth in enumerate(truths):
+                                kept = found[index] if ratio <= 0 else drop_ringing_fragments(
+                                    found[index], filtered[index], ratio, FRAGMENT_REACH)
+                                counts.add(match_events(truth, kept))
+                                free_regions += len(kept) if not truth.size else 0
+                            key = (float(threshold), min_gap, min_length, float(ratio),
+                                   float(onset_threshold), extent)
+                            scores[key] = round(counts.f1, 4)
+                            false_alarms[key] = free_regions / free_cycles if free_cycles else 0.0
     allowed = [key for key in scores
                if max_false_alarms is None or false_alarms[key] <= max_false_alarms]
     if not allowed:
         allowed = [min(scores, key=lambda key: false_alarms[key])]
-    best = max(allowed, key=lambda key: (scores[key], -abs(key[0] - 0.5), -key[3], -key[4]))
+    best = max(allowed, key=lambda key: (scores[key], -abs(key[0] - 0.5), -key[3], -key[4],
+                                         key[5] is None))
     chosen = {"threshold": best[0], "min_gap": best[1], "min_length": best[2],
               "fragment_ratio": best[3], "fragment_reach": FRAGMENT_REACH if best[3] > 0 else 0,
-              "onset_threshold": best[4], "f1": scores[best],
+              "onset_threshold": best[4], "extent_threshold": best[5], "f1": scores[best],
               "false_alarms_per_cycle": round(false_alarms[best], 4)}
-    return chosen, {f"t={t:g},gap={g},len={n},fragment={r:g},onset={o:g}": f1
-                    for (t, g, n, r, o), f1 in scores.items()}
+    return chosen, {setting_name(key): f1 for key, f1 in scores.items()}
+
+
+def setting_name(key: tuple) -> str:
+    threshold, gap, length, ratio, onset, extent = key
+    name = f"t={threshold:g},gap={gap},len={length},fragment={ratio:g},onset={onset:g}"
+    return name if extent is None else f"{name},extent={extent:g}"
 
 
 def choose_threshold(probabilities: np.ndarray, labels: np.ndarray,
                      candidates=np.round(np.arange(0.2, 0.86, 0.05), 2)) -> tuple[float, dict]:
     """The threshold with the best event F1 (IoU >= 0.3) at the default region rules."""
-    chosen, scores = choose_postprocess(probabilities, labels, candidates, (8,), (2,))
+    chosen, scores = choose_postprocess(probabilities, labels, candidates, (8,), (2,),
+                                        extent_thresholds=(None,))
     return chosen["threshold"], {float(t): scores[f"t={t:g},gap=8,len=2,fragment=0,onset=0"]
                                  for t in candidates}
