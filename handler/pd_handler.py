@@ -21,7 +21,6 @@ from ts.torch_handler.base_handler import BaseHandler
 from pdseg.decode import DEFAULT_MAX_SAMPLES, InputError, decode_request
 from pdseg.model import OnnxNetwork
 from pdseg.pipeline import Segmenter
-from pdseg.preprocess import condition
 
 logger = logging.getLogger(__name__)
 RECORD_FILE = "pd_segmenter.json"
@@ -106,7 +105,8 @@ class PDSegmenterHandler(BaseHandler):
             requests.append(request)
             try:
                 request.decoded = decode_request(row, headers.get("content-type"), self.max_samples)
-                request.conditioned = [condition(signal) for signal in request.decoded.signals]
+                request.conditioned = [self.segmenter.condition(signal, request.decoded.options)
+                                       for signal in request.decoded.signals]
             except InputError as error:
                 self._fail(index, request, error)
             except Exception:  # a bug, not bad input: answer 500 for this request only

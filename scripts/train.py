@@ -62,6 +62,7 @@ def main() -> None:
         return retune(model_mod.Path(args.out), args.name, args.false_alarm_budget)
 
     torch.set_num_threads(args.threads)
+    architecture = model_mod.PRESETS[args.preset]
     config = training.TrainConfig(steps=args.steps, train_captures=args.train_captures,
                                   short_pulse_fraction=args.short_pulse_fraction,
                                   max_false_alarms_per_cycle=args.false_alarm_budget,
@@ -74,11 +75,11 @@ def main() -> None:
     inputs, labels, *joined = training.make_dataset(
         config.train_captures, config.capture_length, config.seed, progress=True,
         short_pulse_fraction=config.short_pulse_fraction, keep_joined=with_joined,
-        interference_fraction=config.interference_fraction)
+        interference_fraction=config.interference_fraction, channels=architecture.in_channels)
     val_inputs, val_labels, val_filtered, val_cycles = training.make_dataset(
-        config.validation_captures, config.capture_length, config.seed + 7, keep_filtered=True)
+        config.validation_captures, config.capture_length, config.seed + 7, keep_filtered=True,
+        channels=architecture.in_channels)
     torch.manual_seed(config.seed)
-    architecture = model_mod.PRESETS[args.preset]
     network = model_mod.UNet1D(architecture)
     losses = training.train(network, inputs, labels, config,
                             time_limit_s=None if args.minutes is None else args.minutes * 60,
@@ -126,7 +127,8 @@ def retune(out, name: str, false_alarm_budget: float) -> None:
     config = training.TrainConfig(**{k: v for k, v in record["training"].items() if k != "steps_run"})
     config = dataclasses.replace(config, max_false_alarms_per_cycle=false_alarm_budget)
     val_inputs, val_labels, val_filtered, val_cycles = training.make_dataset(
-        config.validation_captures, config.capture_length, config.seed + 7, keep_filtered=True)
+        config.validation_captures, config.capture_length, config.seed + 7, keep_filtered=True,
+        channels=network.config.in_channels)
     chosen, scores = training.choose_postprocess(
         training.predict(network, val_inputs), val_labels, filtered=val_filtered, cycles=val_cycles,
         max_false_alarms=config.max_false_alarms_per_cycle or None)

@@ -124,3 +124,23 @@ def test_a_request_threshold_keeps_the_extent_level_unless_lower(segmenter):
     # every region at the default lies inside one found at the lowest levels
     for start, end in default.regions.tolist():
         assert any(a <= start and end <= b for a, b in lowest.regions.tolist())
+
+
+def test_network_with_the_cycle_channel_gets_three_channels_and_the_callers_period():
+    from pdseg.model import PRESETS, UNet1D
+
+    torch.manual_seed(4)
+    network = UNet1D(PRESETS["tiny-cycle"]).eval()
+    record = {"threshold": 0.5, "window": {"window": 4096, "context": 256},
+              "architecture": PRESETS["tiny-cycle"].to_dict(), "postprocess": {}}
+    cycle_segmenter = Segmenter.from_record(network, record)
+    assert cycle_segmenter.channels == 3
+    signals = mixed_signals(9, seed=6)
+    together = cycle_segmenter.analyse(signals)
+    for signal, result in zip(signals, together):
+        assert result.conditioned.network_input.shape == (3, signal.size)
+        alone, = cycle_segmenter.analyse([signal])
+        assert np.array_equal(alone.regions, result.regions)
+    given, = cycle_segmenter.analyse([signals[-1]], [SignalOptions(samples_per_cycle=2500.0)])
+    assert given.carrier.samples_per_cycle == 2500.0
+    assert given.to_json(0)["stats"]["carrier"]["samples_per_cycle"] == 2500.0

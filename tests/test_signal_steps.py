@@ -55,6 +55,52 @@ def test_scaling_invariance():
         np.testing.assert_allclose(preprocess.condition(raw * factor).network_input, reference, atol=1e-4)
 
 
+def test_cycle_difference_cancels_what_repeats_every_cycle_and_keeps_pulses():
+    """Converter-like notches at a fractional period cancel; a pulse that comes once stays,
+    and its copy one cycle later is the only other trace it leaves."""
+    period, length = 1234.56, 6000
+    samples = np.arange(length, dtype=np.float64)
+    notches = np.zeros(length)
+    for centre in np.arange(100.3, length + period, period / 6):
+        notches += 40.0 * 0.5 * (np.tanh((samples - centre + 6) / 1.5) - np.tanh((samples - centre - 6) / 1.5))
+    pulse = np.zeros(length)
+    pulse[3000:3030] = 100.0 * np.exp(-np.arange(30) / 5.0)
+    difference = preprocess.cycle_difference(notches + pulse, period)
+    inside = (samples >= 20) & (samples < length - 20)
+    residue = np.where(np.abs(samples - 3000) < 40, 0.0, np.where(np.abs(samples - 3000 - period) < 40, 0.0,
+                                                                   difference))
+    assert np.abs(residue[inside]).max() < 0.05 * 40.0
+    assert difference[3000] == pytest.approx(100.0, rel=0.05)
+    # the first cycle is compared with the next one
+    early = np.zeros(length)
+    early[200:230] = pulse[3000:3030]
+    assert preprocess.cycle_difference(early, period)[200] == pytest.approx(100.0, rel=0.05)
+    # with a wrong period the notches stay
+    assert np.abs(preprocess.cycle_difference(notches, period + 3)[inside]).max() > 20.0
+    assert not preprocess.cycle_difference(notches, None).any()
+    assert not preprocess.cycle_difference(notches, float(length)).any()
+
+
+def test_three_channel_conditioning_uses_the_fitted_or_given_period():
+    rng = np.random.default_rng(4)
+    raw = carrier(8000, period=1500.0) + rng.normal(scale=20, size=8000)
+    raw[4000:4010] += 3e3 * np.exp(-np.arange(10) / 3.0)
+    conditioned = preprocess.condition(raw, channels=preprocess.CYCLE_CHANNELS)
+    assert conditioned.network_input.shape == (3, 8000)
+    assert conditioned.carrier.detected
+    assert conditioned.carrier.samples_per_cycle == pytest.approx(1500.0, abs=0.2)
+    two = preprocess.condition(raw).network_input
+    np.testing.assert_array_equal(conditioned.network_input[:2], two)  # the first two unchanged
+    assert conditioned.network_input[2, 4000] == pytest.approx(two[0, 4000], abs=0.2)
+    given = preprocess.condition(raw, preprocess.CYCLE_CHANNELS, samples_per_cycle=1499.0)
+    assert given.carrier.samples_per_cycle == 1499.0
+    for factor in (0.5, 2.0):  # still scale-free
+        np.testing.assert_allclose(preprocess.condition(raw * factor, 3).network_input,
+                                   conditioned.network_input, atol=1e-4)
+    with pytest.raises(ValueError):
+        preprocess.condition(raw, channels=4)
+
+
 def test_noise_scale_ignores_dense_bursts():
     rng = np.random.default_rng(2)
     noise = rng.normal(scale=10.0, size=20000)

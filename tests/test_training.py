@@ -151,3 +151,22 @@ def test_region_rules_choose_an_extent_level_where_it_helps():
     assert scores["t=0.9,gap=8,len=2,fragment=0,onset=0"] == 0.0
     assert "t=0.9,gap=8,len=2,fragment=0,onset=0,extent=0.2" in scores
     assert not any(name.endswith("extent=0.2") for name in scores if name.startswith("t=0.2,"))
+
+
+def test_cycle_channel_is_blanked_in_some_crops_only():
+    """A 3-channel network also learns to do without the cycle difference (no visible carrier);
+    the first two channels are never blanked, and 2-channel batches draw no extra numbers."""
+    config = training.TrainConfig(batch_size=64, crop=256, edge_probability=0.0)
+    rng_inputs = np.random.default_rng(0)
+    inputs = rng_inputs.normal(size=(4, 3, 512)).astype(np.float32) + 5.0
+    labels = np.zeros((4, 512), dtype=bool)
+    x, *_ = training._batch(np.random.default_rng(1), inputs, labels, config)
+    blank = (x[:, 2] == 0).all(dim=1)
+    assert 0 < int(blank.sum()) < 64
+    assert (x[:, :2].abs() > 1.0).all()
+    two = np.ascontiguousarray(inputs[:, :2])
+    rng = np.random.default_rng(3)
+    training._batch(rng, two, labels, config)
+    reference = np.random.default_rng(3)
+    reference.integers(0, 4, 64), reference.integers(0, 257, 64), reference.random(64), reference.random(64)
+    assert rng.random() == reference.random()

@@ -67,6 +67,8 @@ PRESETS = {
     "tiny": UNetConfig(features=(4, 8, 16, 32), dilations=(1, 2, 4, 8), in_channels=2),
     "tiny-onset": UNetConfig(features=(4, 8, 16, 32), dilations=(1, 2, 4, 8), in_channels=2,
                              onset_head=True),
+    # tiny with a third input channel, the cycle difference (preprocess.cycle_difference).
+    "tiny-cycle": UNetConfig(features=(4, 8, 16, 32), dilations=(1, 2, 4, 8), in_channels=3),
     "medium": UNetConfig(features=(16, 32, 64, 128), dilations=(1, 2, 4, 8), in_channels=2),
 }
 

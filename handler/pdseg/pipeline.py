@@ -81,7 +81,8 @@ class Segmenter:
                  chunk_windows: int = DEFAULT_CHUNK_WINDOWS, min_gap: int = DEFAULT_MIN_GAP,
                  min_length: int = DEFAULT_MIN_LENGTH, fragment_ratio: float = 0.0,
                  fragment_reach: int = 0, onset_threshold: float = 0.0,
-                 extent_threshold: float | None = None) -> None:
+                 extent_threshold: float | None = None,
+                 channels: int = preprocess.INPUT_CHANNELS) -> None:
         self.network = network
         self.threshold = threshold
         self.plan = plan or WindowPlan()
@@ -92,6 +93,7 @@ class Segmenter:
         self.fragment_reach = fragment_reach
         self.onset_threshold = onset_threshold
         self.extent_threshold = extent_threshold
+        self.channels = channels
 
     @classmethod
     def from_record(cls, network: Network, record: dict, **overrides) -> "Segmenter":
@@ -104,7 +106,9 @@ class Segmenter:
                     "fragment_reach": int(postprocess.get("fragment_reach", 0)),
                     "onset_threshold": float(postprocess.get("onset_threshold", 0.0)),
                     "extent_threshold": (None if postprocess.get("extent_threshold") is None
-                                         else float(postprocess["extent_threshold"]))}
+                                         else float(postprocess["extent_threshold"])),
+                    "channels": int(record.get("architecture", {}).get("in_channels",
+                                                                        preprocess.INPUT_CHANNELS))}
         return cls(network, **(settings | overrides))
 
     def probabilities(self, conditioned: Sequence[preprocess.Conditioned]) -> list[np.ndarray]:
@@ -131,10 +135,15 @@ class Segmenter:
                     first += count
         return [self.plan.stitch(output, item.length) for output, item in zip(outputs, conditioned)]
 
+    def condition(self, raw: np.ndarray, option: SignalOptions | None = None) -> preprocess.Conditioned:
+        """One signal conditioned for this network (with the cycle difference where it takes it,
+        over the caller's period if one is given)."""
+        return preprocess.condition(raw, self.channels, option.period() if option else None)
+
     def analyse(self, signals: Sequence[np.ndarray],
                 options: Sequence[SignalOptions] | None = None) -> list[SignalResult]:
         options = list(options) if options is not None else [SignalOptions() for _ in signals]
-        conditioned = [preprocess.condition(raw) for raw in signals]
+        conditioned = [self.condition(raw, option) for raw, option in zip(signals, options)]
         return self.finish(conditioned, self.probabilities(conditioned), options)
 
     def extent_for(self, threshold: float) -> float:
@@ -163,7 +172,8 @@ class Segmenter:
             threshold = self.threshold if option.threshold is None else float(option.threshold)
             regions = self.regions(probability, item.filtered, threshold)
             probability, onset = split_outputs(probability)
-            carrier = phase_mod.fit_carrier(item.raw, item.filtered, item.scale, option.period())
+            carrier = item.carrier or phase_mod.fit_carrier(item.raw, item.filtered, item.scale,
+                                                            option.period())
             results.append(SignalResult(item, probability, regions, carrier, threshold, option, onset,
                                         self.extent_for(threshold)))
         return results

@@ -17,6 +17,8 @@ import numpy as np
 from scipy import ndimage
 from scipy import signal as sps
 
+from . import phase as phase_mod
+
 # The carrier sits at 1/1,000 cycles per sample or below (even a 50 Hz carrier sampled at only
 # 50 kS/s); PD pulses and their ringing live above 1/50. A 4th-order Butterworth high-pass at
 # 1/100, run forwards and backwards, removes a 1e6 carrier and its first harmonics to well
@@ -68,6 +70,7 @@ def noise_scale(filtered: np.ndarray, raw_magnitude: float) -> float:
 
 LOCAL_PEAK_SPAN = 1025  # samples over which the local peak is taken (about ±512)
 INPUT_CHANNELS = 2
+CYCLE_CHANNELS = 3  # with the cycle difference (networks trained for it)
 
 
 def compress(normalised: np.ndarray) -> np.ndarray:
@@ -86,6 +89,24 @@ def relative_to_local_peak(filtered: np.ndarray, scale: float) -> np.ndarray:
     return filtered / (local_peak + scale)
 
 
+def cycle_difference(filtered: np.ndarray, samples_per_cycle: float | None) -> np.ndarray:
+    """The signal minus itself one AC cycle earlier (one cycle later for the first cycle).
+
+    Whatever repeats with the AC cycle, such as a converter's commutation notches, cancels;
+    PD does not, because its pulses wander in phase from cycle to cycle by more than their
+    width. The shift is fractional (cubic spline), so the period must be known to a small
+    fraction of a sample (the carrier fit's is). Zero without a period or a second cycle."""
+    length = filtered.size
+    if not samples_per_cycle or samples_per_cycle >= length or samples_per_cycle <= 1:
+        return np.zeros(length)
+    samples = np.arange(length, dtype=np.float64)
+    source = np.where(samples >= samples_per_cycle, samples - samples_per_cycle,
+                      samples + samples_per_cycle)
+    inside = source <= length - 1
+    shifted = ndimage.map_coordinates(filtered, source[np.newaxis], order=3, mode="nearest")
+    return np.where(inside, filtered - shifted, 0.0)
+
+
 @dataclasses.dataclass
 class Conditioned:
     """One signal ready for the network, with what postprocessing needs to report in the
@@ -94,18 +115,28 @@ class Conditioned:
     raw: np.ndarray  # float64, as sent
     filtered: np.ndarray  # float64, carrier removed, input units
     scale: float  # noise scale in input units
-    network_input: np.ndarray  # float32 (INPUT_CHANNELS, length), unitless
+    network_input: np.ndarray  # float32 (channels, length), unitless
+    carrier: phase_mod.CarrierFit | None = None  # fitted here when the cycle channel needs it
 
     @property
     def length(self) -> int:
         return int(self.raw.size)
 
 
-def condition(raw: np.ndarray) -> Conditioned:
+def condition(raw: np.ndarray, channels: int = INPUT_CHANNELS,
+              samples_per_cycle: float | None = None) -> Conditioned:
+    """The network input of one signal. With ``channels`` 3 also the cycle difference, over
+    the caller's period or the fitted carrier's (the fit is kept for the phases)."""
     raw = np.asarray(raw, dtype=np.float64)
     filtered = remove_carrier(raw)
     magnitude = float(np.max(np.abs(raw))) if raw.size else 0.0
     scale = noise_scale(filtered, magnitude)
-    network_input = np.stack((compress(filtered / scale),
-                              relative_to_local_peak(filtered, scale))).astype(np.float32)
-    return Conditioned(raw=raw, filtered=filtered, scale=scale, network_input=network_input)
+    planes = [compress(filtered / scale), relative_to_local_peak(filtered, scale)]
+    carrier = None
+    if channels == CYCLE_CHANNELS:
+        carrier = phase_mod.fit_carrier(raw, filtered, scale, samples_per_cycle)
+        planes.append(compress(cycle_difference(filtered, carrier.samples_per_cycle) / scale))
+    elif channels != INPUT_CHANNELS:
+        raise ValueError(f"networks take {INPUT_CHANNELS} or {CYCLE_CHANNELS} channels, not {channels}")
+    return Conditioned(raw=raw, filtered=filtered, scale=scale,
+                       network_input=np.stack(planes).astype(np.float32), carrier=carrier)

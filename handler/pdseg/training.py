@@ -41,18 +41,22 @@ class TrainConfig:
     # many regions per AC cycle on the validation's PD-free captures: half the goal's 0.1,
     # because captures with full interference report ~1.5x more than the validation mix.
     max_false_alarms_per_cycle: float = 0.05
+    # Networks with the cycle-difference channel: the share of crops trained with it blank,
+    # as a signal without a visible carrier or a caller's period arrives.
+    cycle_blank_probability: float = 0.1
 
 
 def make_dataset(count: int, length: int, seed: int, progress: bool = False,
                  keep_filtered: bool = False, short_pulse_fraction: float = 0.0,
-                 keep_joined: bool = False, interference_fraction: float = 0.6):
+                 keep_joined: bool = False, interference_fraction: float = 0.6,
+                 channels: int = preprocess.INPUT_CHANNELS):
     """Conditioned network inputs ``(count, channels, length)`` float32 and labels ``(count,
     length)`` bool of ``count`` synthetic captures; with ``keep_filtered`` also the high-passed
     signals ``(count, length)`` that region rules measure peaks on and the AC cycles in each
     capture ``(count,)`` (for false alarms per cycle); with ``keep_joined`` then also the
     onsets of pulses that join an earlier event ``(count, length)`` bool (for ``joined_weight``)."""
     rng = np.random.default_rng(seed)
-    inputs = np.empty((count, preprocess.INPUT_CHANNELS, length), dtype=np.float32)
+    inputs = np.empty((count, channels, length), dtype=np.float32)
     labels = np.empty((count, length), dtype=bool)
     filtered = np.empty((count, length), dtype=np.float32) if keep_filtered else None
     cycles = np.empty(count)
@@ -60,7 +64,7 @@ def make_dataset(count: int, length: int, seed: int, progress: bool = False,
     for index in tqdm(range(count), desc="synthesising", disable=not progress, leave=False):
         capture = synthetic.make_capture(rng, length, short_pulse_fraction=short_pulse_fraction,
                                          interference_fraction=interference_fraction)
-        conditioned = preprocess.condition(capture.signal)
+        conditioned = preprocess.condition(capture.signal, channels)
         inputs[index] = conditioned.network_input
         labels[index] = capture.mask
         cycles[index] = length / capture.samples_per_cycle
@@ -127,7 +131,9 @@ def _batch(rng: np.random.Generator, inputs: np.ndarray, labels: np.ndarray, con
     joined_crop = (np.stack([joined[r, o: o + config.crop] for r, o in zip(rows, offsets)])
                    if joined is not None and config.joined_weight != 1.0 else None)
     flips = rng.random(config.batch_size) < 0.5
-    x[flips] *= -1  # PD of either polarity (both channels are odd in the signal)
+    x[flips] *= -1  # PD of either polarity (every channel is odd in the signal)
+    if x.shape[1] == preprocess.CYCLE_CHANNELS:
+        x[rng.random(config.batch_size) < config.cycle_blank_probability, 2] = 0.0
     for index in np.flatnonzero(rng.random(config.batch_size) < config.edge_probability):
         cut = int(rng.integers(1, config.crop // 2))
         side = slice(0, cut) if rng.random() < 0.5 else slice(config.crop - cut, config.crop)
