@@ -263,8 +263,9 @@ def choose_postprocess(probabilities: np.ndarray, labels: np.ndarray,
                     if level not in runs:
                         runs[level] = [probability_to_regions(p, level, min_gap, min_length)
                                        for p in probabilities]
-                    merged = [regions[reaches(regions, p, threshold)]
-                              for regions, p in zip(runs[level], probabilities)]
+                    merged = runs[level] if extent is None else [
+                        regions[reaches(regions, p, threshold)]
+                        for regions, p in zip(runs[level], probabilities)]
                     for onset_threshold in onset_thresholds:
                         found = merged if onset_threshold <= 0 else [
                             split_at_onsets(regions, p, onset, level, onset_threshold)
