@@ -47,6 +47,8 @@ def main() -> None:
     parser.add_argument("--crop", type=int, default=training.TrainConfig.crop,
                         help="samples per training crop (a multiple of 16)")
     parser.add_argument("--learning-rate", type=float, default=training.TrainConfig.learning_rate)
+    parser.add_argument("--seed", type=int, default=training.TrainConfig.seed,
+                        help="training data, initialisation and batches (validation: seed + 7)")
     parser.add_argument("--device", default="cpu",
                         help="where to train (cpu, cuda); the shipped weights are trained on the CPU")
     parser.add_argument("--minutes", type=float, default=None, help="stop training after this long")
@@ -69,16 +71,17 @@ def main() -> None:
                                   gap_weight=args.gap_weight, joined_weight=args.joined_weight,
                                   batch_size=args.batch_size, crop=args.crop,
                                   learning_rate=args.learning_rate,
-                                  interference_fraction=args.interference_fraction)
+                                  interference_fraction=args.interference_fraction,
+                                  seed=args.seed)
     started = time.time()
     with_joined = config.joined_weight != 1.0
     inputs, labels, *joined = training.make_dataset(
         config.train_captures, config.capture_length, config.seed, progress=True,
         short_pulse_fraction=config.short_pulse_fraction, keep_joined=with_joined,
-        interference_fraction=config.interference_fraction, channels=architecture.in_channels)
+        interference_fraction=config.interference_fraction, planes=architecture.input_planes)
     val_inputs, val_labels, val_filtered, val_cycles = training.make_dataset(
         config.validation_captures, config.capture_length, config.seed + 7, keep_filtered=True,
-        channels=architecture.in_channels)
+        planes=architecture.input_planes)
     torch.manual_seed(config.seed)
     network = model_mod.UNet1D(architecture)
     losses = training.train(network, inputs, labels, config,
@@ -128,7 +131,7 @@ def retune(out, name: str, false_alarm_budget: float) -> None:
     config = dataclasses.replace(config, max_false_alarms_per_cycle=false_alarm_budget)
     val_inputs, val_labels, val_filtered, val_cycles = training.make_dataset(
         config.validation_captures, config.capture_length, config.seed + 7, keep_filtered=True,
-        channels=network.config.in_channels)
+        planes=network.config.input_planes)
     chosen, scores = training.choose_postprocess(
         training.predict(network, val_inputs), val_labels, filtered=val_filtered, cycles=val_cycles,
         max_false_alarms=config.max_false_alarms_per_cycle or None)

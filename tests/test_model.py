@@ -29,10 +29,17 @@ def test_output_is_a_probability_per_sample(onset_head):
 
 
 def test_config_round_trip_and_validation():
-    for config in (PRESETS["small"], PRESETS["tiny-onset"]):
+    for config in (PRESETS["small"], PRESETS["tiny-onset"], PRESETS["tiny-envelope"]):
         assert UNetConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
     with pytest.raises(ValueError):
         UNetConfig(features=(8, 16), dilations=(1,))
+    with pytest.raises(ValueError):  # two channels, three planes named
+        UNetConfig(in_channels=2, inputs=("signal", "relative", "envelope"))
+    # records written before the planes were named: the planes follow from the channel count
+    old = {k: v for k, v in PRESETS["tiny-cycle"].to_dict().items() if k != "inputs"}
+    assert UNetConfig.from_dict(old).input_planes == PRESETS["tiny-cycle"].input_planes
+    assert PRESETS["tiny"].input_planes == ("signal", "relative")
+    assert PRESETS["tiny-envelope"].input_planes == ("signal", "relative", "envelope")
 
 
 def test_shipped_weights_are_small_and_load():

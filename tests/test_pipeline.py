@@ -126,15 +126,18 @@ def test_a_request_threshold_keeps_the_extent_level_unless_lower(segmenter):
         assert any(a <= start and end <= b for a, b in lowest.regions.tolist())
 
 
-def test_network_with_the_cycle_channel_gets_three_channels_and_the_callers_period():
+@pytest.mark.parametrize("preset", ["tiny-cycle", "tiny-envelope"])
+def test_network_with_a_third_plane_gets_three_channels_and_the_callers_period(preset):
+    """A record's named input planes decide the conditioning (the server builds its segmenter
+    from the archive's record the same way)."""
     from pdseg.model import PRESETS, UNet1D
 
     torch.manual_seed(4)
-    network = UNet1D(PRESETS["tiny-cycle"]).eval()
+    network = UNet1D(PRESETS[preset]).eval()
     record = {"threshold": 0.5, "window": {"window": 4096, "context": 256},
-              "architecture": PRESETS["tiny-cycle"].to_dict(), "postprocess": {}}
+              "architecture": PRESETS[preset].to_dict(), "postprocess": {}}
     cycle_segmenter = Segmenter.from_record(network, record)
-    assert cycle_segmenter.channels == 3
+    assert cycle_segmenter.planes == PRESETS[preset].inputs
     signals = mixed_signals(9, seed=6)
     together = cycle_segmenter.analyse(signals)
     for signal, result in zip(signals, together):

@@ -85,20 +85,54 @@ def test_three_channel_conditioning_uses_the_fitted_or_given_period():
     rng = np.random.default_rng(4)
     raw = carrier(8000, period=1500.0) + rng.normal(scale=20, size=8000)
     raw[4000:4010] += 3e3 * np.exp(-np.arange(10) / 3.0)
-    conditioned = preprocess.condition(raw, channels=preprocess.CYCLE_CHANNELS)
+    with_cycle = preprocess.DEFAULT_PLANES + ("cycle_difference",)
+    conditioned = preprocess.condition(raw, with_cycle)
     assert conditioned.network_input.shape == (3, 8000)
     assert conditioned.carrier.detected
     assert conditioned.carrier.samples_per_cycle == pytest.approx(1500.0, abs=0.2)
     two = preprocess.condition(raw).network_input
     np.testing.assert_array_equal(conditioned.network_input[:2], two)  # the first two unchanged
     assert conditioned.network_input[2, 4000] == pytest.approx(two[0, 4000], abs=0.2)
-    given = preprocess.condition(raw, preprocess.CYCLE_CHANNELS, samples_per_cycle=1499.0)
+    given = preprocess.condition(raw, with_cycle, samples_per_cycle=1499.0)
     assert given.carrier.samples_per_cycle == 1499.0
     for factor in (0.5, 2.0):  # still scale-free
-        np.testing.assert_allclose(preprocess.condition(raw * factor, 3).network_input,
+        np.testing.assert_allclose(preprocess.condition(raw * factor, with_cycle).network_input,
                                    conditioned.network_input, atol=1e-4)
+    with pytest.raises(ValueError, match="unknown input planes"):
+        preprocess.condition(raw, ("signal", "spectrogram"))
+    assert preprocess.planes_for(3) == with_cycle and preprocess.planes_for(2) == preprocess.DEFAULT_PLANES
     with pytest.raises(ValueError):
-        preprocess.condition(raw, channels=4)
+        preprocess.planes_for(4)
+
+
+def test_envelope_follows_an_oscillatory_pulse_through_its_zero_crossings():
+    """The envelope plane: smooth over an oscillating pulse's crests and zero crossings, down
+    at the label's 10 % where the decay says, the same for either polarity and any scale."""
+    length, onset, decay, period = 4000, 2000, 40.0, 30.0
+    t = np.arange(length - onset, dtype=np.float64)
+    pulse = np.zeros(length)
+    pulse[onset:] = np.exp(-t / decay) * np.sin(2 * np.pi * t / period)
+    envelope = preprocess.envelope(pulse)
+    inside = envelope[onset + 10: onset + 120]  # the abrupt onset leaves a ripple of ~15 %
+    expected = np.exp(-np.arange(10, 120) / decay)
+    np.testing.assert_allclose(inside, expected, rtol=0.2, atol=0.01)
+    # the signal itself is near zero at its zero crossings; the envelope is not
+    crossing = onset + int(period)
+    assert abs(pulse[crossing]) < 0.05 < 0.3 < envelope[crossing]
+    assert envelope[:onset - 100].max() < 0.02 and envelope[onset + 400:].max() < 0.02
+    rng = np.random.default_rng(9)
+    raw = rng.normal(scale=5, size=length) + 500 * pulse
+    planes = ("signal", "relative", "envelope")
+    conditioned = preprocess.condition(raw, planes).network_input
+    flipped = preprocess.condition(-raw, planes).network_input
+    np.testing.assert_allclose(flipped[2], conditioned[2], atol=1e-5)  # even in the signal
+    np.testing.assert_allclose(flipped[:2], -conditioned[:2], atol=1e-5)  # odd
+    np.testing.assert_allclose(preprocess.condition(raw * 2, planes).network_input, conditioned, atol=1e-4)
+    # a large spike's envelope stays local (no 1/t tail over the capture)
+    spike = np.zeros(length)
+    spike[1000] = 1e4
+    assert preprocess.envelope(spike)[1000 + preprocess.HILBERT_HALF_SPAN + 1:].max() == 0.0
+    assert preprocess.envelope(np.zeros(1)).shape == (1,) and preprocess.envelope(np.zeros(0)).size == 0
 
 
 def test_noise_scale_ignores_dense_bursts():

@@ -160,7 +160,8 @@ def test_cycle_channel_is_blanked_in_some_crops_only():
     rng_inputs = np.random.default_rng(0)
     inputs = rng_inputs.normal(size=(4, 3, 512)).astype(np.float32) + 5.0
     labels = np.zeros((4, 512), dtype=bool)
-    x, *_ = training._batch(np.random.default_rng(1), inputs, labels, config)
+    x, *_ = training._batch(np.random.default_rng(1), inputs, labels, config,
+                            planes=("signal", "relative", "cycle_difference"))
     blank = (x[:, 2] == 0).all(dim=1)
     assert 0 < int(blank.sum()) < 64
     assert (x[:, :2].abs() > 1.0).all()
@@ -170,3 +171,17 @@ def test_cycle_channel_is_blanked_in_some_crops_only():
     reference = np.random.default_rng(3)
     reference.integers(0, 4, 64), reference.integers(0, 257, 64), reference.random(64), reference.random(64)
     assert rng.random() == reference.random()
+
+
+def test_polarity_flips_negate_only_the_odd_planes():
+    """A flipped crop is the same capture with the opposite polarity: the signal planes change
+    sign, the envelope does not."""
+    config = training.TrainConfig(batch_size=64, crop=256, edge_probability=0.0)
+    inputs = np.abs(np.random.default_rng(0).normal(size=(4, 3, 512))).astype(np.float32) + 1.0
+    labels = np.zeros((4, 512), dtype=bool)
+    x, *_ = training._batch(np.random.default_rng(1), inputs, labels, config,
+                            planes=("signal", "relative", "envelope"))
+    flipped = x[:, 0, 0] < 0
+    assert 0 < int(flipped.sum()) < 64
+    assert bool((x[flipped, :2] < 0).all()) and bool((x[~flipped, :2] > 0).all())
+    assert bool((x[:, 2] > 0).all())

@@ -23,6 +23,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .preprocess import planes_for
+
 
 @dataclasses.dataclass(frozen=True)
 class UNetConfig:
@@ -31,6 +33,13 @@ class UNetConfig:
     in_channels: int = 1
     attention: bool = True
     onset_head: bool = False
+    # The input planes by name (preprocess.PLANES), in channel order; None: the usual ones
+    # for ``in_channels`` (preprocess.planes_for).
+    inputs: tuple[str, ...] | None = None
+
+    @property
+    def input_planes(self) -> tuple[str, ...]:
+        return self.inputs if self.inputs is not None else planes_for(self.in_channels)
 
     @property
     def outputs(self) -> int:
@@ -39,6 +48,8 @@ class UNetConfig:
     def __post_init__(self) -> None:
         if len(self.features) != len(self.dilations) or not self.features:
             raise ValueError("features and dilations need the same, non-zero length")
+        if self.inputs is not None and len(self.inputs) != self.in_channels:
+            raise ValueError(f"{self.in_channels} input channels, but planes {self.inputs} named")
 
     @property
     def length_multiple(self) -> int:
@@ -56,6 +67,7 @@ class UNetConfig:
             in_channels=int(values.get("in_channels", 1)),
             attention=bool(values.get("attention", True)),
             onset_head=bool(values.get("onset_head", False)),
+            inputs=None if values.get("inputs") is None else tuple(values["inputs"]),
         )
 
 
@@ -68,7 +80,11 @@ PRESETS = {
     "tiny-onset": UNetConfig(features=(4, 8, 16, 32), dilations=(1, 2, 4, 8), in_channels=2,
                              onset_head=True),
     # tiny with a third input channel, the cycle difference (preprocess.cycle_difference).
-    "tiny-cycle": UNetConfig(features=(4, 8, 16, 32), dilations=(1, 2, 4, 8), in_channels=3),
+    "tiny-cycle": UNetConfig(features=(4, 8, 16, 32), dilations=(1, 2, 4, 8), in_channels=3,
+                             inputs=("signal", "relative", "cycle_difference")),
+    # tiny with a third input channel, the envelope (preprocess.envelope).
+    "tiny-envelope": UNetConfig(features=(4, 8, 16, 32), dilations=(1, 2, 4, 8), in_channels=3,
+                                inputs=("signal", "relative", "envelope")),
     "medium": UNetConfig(features=(16, 32, 64, 128), dilations=(1, 2, 4, 8), in_channels=2),
 }
 

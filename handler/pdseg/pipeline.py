@@ -15,6 +15,7 @@ import torch
 
 from . import phase as phase_mod
 from . import preprocess
+from .model import UNetConfig
 from .regions import (DEFAULT_MIN_GAP, DEFAULT_MIN_LENGTH, describe_regions,
                       drop_ringing_fragments, probability_to_regions, split_at_onsets)
 from .window import WindowPlan
@@ -82,7 +83,7 @@ class Segmenter:
                  min_length: int = DEFAULT_MIN_LENGTH, fragment_ratio: float = 0.0,
                  fragment_reach: int = 0, onset_threshold: float = 0.0,
                  extent_threshold: float | None = None,
-                 channels: int = preprocess.INPUT_CHANNELS) -> None:
+                 planes: tuple[str, ...] = preprocess.DEFAULT_PLANES) -> None:
         self.network = network
         self.threshold = threshold
         self.plan = plan or WindowPlan()
@@ -93,7 +94,7 @@ class Segmenter:
         self.fragment_reach = fragment_reach
         self.onset_threshold = onset_threshold
         self.extent_threshold = extent_threshold
-        self.channels = channels
+        self.planes = tuple(planes)
 
     @classmethod
     def from_record(cls, network: Network, record: dict, **overrides) -> "Segmenter":
@@ -107,8 +108,8 @@ class Segmenter:
                     "onset_threshold": float(postprocess.get("onset_threshold", 0.0)),
                     "extent_threshold": (None if postprocess.get("extent_threshold") is None
                                          else float(postprocess["extent_threshold"])),
-                    "channels": int(record.get("architecture", {}).get("in_channels",
-                                                                        preprocess.INPUT_CHANNELS))}
+                    "planes": (UNetConfig.from_dict(record["architecture"]).input_planes
+                                if "architecture" in record else preprocess.DEFAULT_PLANES)}
         return cls(network, **(settings | overrides))
 
     def probabilities(self, conditioned: Sequence[preprocess.Conditioned]) -> list[np.ndarray]:
@@ -136,9 +137,9 @@ class Segmenter:
         return [self.plan.stitch(output, item.length) for output, item in zip(outputs, conditioned)]
 
     def condition(self, raw: np.ndarray, option: SignalOptions | None = None) -> preprocess.Conditioned:
-        """One signal conditioned for this network (with the cycle difference where it takes it,
-        over the caller's period if one is given)."""
-        return preprocess.condition(raw, self.channels, option.period() if option else None)
+        """One signal conditioned for this network's input planes (a cycle difference over the
+        caller's period if one is given)."""
+        return preprocess.condition(raw, self.planes, option.period() if option else None)
 
     def analyse(self, signals: Sequence[np.ndarray],
                 options: Sequence[SignalOptions] | None = None) -> list[SignalResult]:

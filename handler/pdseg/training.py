@@ -49,14 +49,14 @@ class TrainConfig:
 def make_dataset(count: int, length: int, seed: int, progress: bool = False,
                  keep_filtered: bool = False, short_pulse_fraction: float = 0.0,
                  keep_joined: bool = False, interference_fraction: float = 0.6,
-                 channels: int = preprocess.INPUT_CHANNELS):
-    """Conditioned network inputs ``(count, channels, length)`` float32 and labels ``(count,
+                 planes: tuple[str, ...] = preprocess.DEFAULT_PLANES):
+    """Conditioned network inputs ``(count, len(planes), length)`` float32 and labels ``(count,
     length)`` bool of ``count`` synthetic captures; with ``keep_filtered`` also the high-passed
     signals ``(count, length)`` that region rules measure peaks on and the AC cycles in each
     capture ``(count,)`` (for false alarms per cycle); with ``keep_joined`` then also the
     onsets of pulses that join an earlier event ``(count, length)`` bool (for ``joined_weight``)."""
     rng = np.random.default_rng(seed)
-    inputs = np.empty((count, channels, length), dtype=np.float32)
+    inputs = np.empty((count, len(planes), length), dtype=np.float32)
     labels = np.empty((count, length), dtype=bool)
     filtered = np.empty((count, length), dtype=np.float32) if keep_filtered else None
     cycles = np.empty(count)
@@ -64,7 +64,7 @@ def make_dataset(count: int, length: int, seed: int, progress: bool = False,
     for index in tqdm(range(count), desc="synthesising", disable=not progress, leave=False):
         capture = synthetic.make_capture(rng, length, short_pulse_fraction=short_pulse_fraction,
                                          interference_fraction=interference_fraction)
-        conditioned = preprocess.condition(capture.signal, channels)
+        conditioned = preprocess.condition(capture.signal, planes)
         inputs[index] = conditioned.network_input
         labels[index] = capture.mask
         cycles[index] = length / capture.samples_per_cycle
@@ -123,7 +123,8 @@ def joined_weights(weights: np.ndarray, labels: np.ndarray, joined: np.ndarray, 
 
 
 def _batch(rng: np.random.Generator, inputs: np.ndarray, labels: np.ndarray, config: TrainConfig,
-           with_onsets: bool = False, joined: np.ndarray | None = None):
+           with_onsets: bool = False, joined: np.ndarray | None = None,
+           planes: tuple[str, ...] = preprocess.DEFAULT_PLANES):
     rows = rng.integers(0, inputs.shape[0], config.batch_size)
     offsets = rng.integers(0, inputs.shape[-1] - config.crop + 1, config.batch_size)
     x = np.stack([inputs[r, :, o: o + config.crop] for r, o in zip(rows, offsets)])
@@ -131,9 +132,11 @@ def _batch(rng: np.random.Generator, inputs: np.ndarray, labels: np.ndarray, con
     joined_crop = (np.stack([joined[r, o: o + config.crop] for r, o in zip(rows, offsets)])
                    if joined is not None and config.joined_weight != 1.0 else None)
     flips = rng.random(config.batch_size) < 0.5
-    x[flips] *= -1  # PD of either polarity (every channel is odd in the signal)
-    if x.shape[1] == preprocess.CYCLE_CHANNELS:
-        x[rng.random(config.batch_size) < config.cycle_blank_probability, 2] = 0.0
+    odd = [index for index, name in enumerate(planes) if name in preprocess.ODD_PLANES]
+    x[np.ix_(flips, odd)] *= -1  # PD of either polarity
+    if "cycle_difference" in planes:
+        x[rng.random(config.batch_size) < config.cycle_blank_probability,
+          planes.index("cycle_difference")] = 0.0
     for index in np.flatnonzero(rng.random(config.batch_size) < config.edge_probability):
         cut = int(rng.integers(1, config.crop // 2))
         side = slice(0, cut) if rng.random() < 0.5 else slice(config.crop - cut, config.crop)
@@ -189,7 +192,8 @@ def train(model: UNet1D, inputs: np.ndarray, labels: np.ndarray, config: TrainCo
     started = time.monotonic()
     bar = tqdm(range(config.steps), desc="training", disable=not progress)
     for step in bar:
-        x, y, weights, onsets = _batch(rng, inputs, labels, config, model.config.onset_head, joined)
+        x, y, weights, onsets = _batch(rng, inputs, labels, config, model.config.onset_head, joined,
+                                       model.config.input_planes)
         x, y, weights = x.to(device), y.to(device), weights.to(device)  # no copy on the CPU
         onsets = None if onsets is None else onsets.to(device)
         loss = loss_fn(model.logits(x), y, weights, onsets, config.onset_weight)
