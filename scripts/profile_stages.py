@@ -39,7 +39,7 @@ def main() -> None:
         raw = synthetic.make_capture(rng, length, samples_per_cycle=period, pd_free=False,
                                      snr_db=24.0, interference=True).signal
         segmenter.analyse([raw])  # warm-up for this window shape
-        condition_ms, conditioned = timed(lambda: preprocess.condition(raw), repeats)
+        condition_ms, conditioned = timed(lambda: segmenter.condition(raw), repeats)
         network_ms, probabilities = timed(lambda: segmenter.probabilities([conditioned]), repeats)
         finish_ms, results = timed(lambda: segmenter.finish([conditioned], probabilities, [SignalOptions()]), repeats)
         fit_ms, _ = timed(lambda: phase.fit_carrier(conditioned.raw, conditioned.filtered, conditioned.scale), repeats)

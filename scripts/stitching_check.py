@@ -109,7 +109,7 @@ def main() -> None:
                 truth = mask_to_regions(capture.mask)
                 analysed = segmenter.analyse([capture.signal])[0]
                 tiled = analysed.regions
-                conditioned = preprocess.condition(capture.signal)
+                conditioned = segmenter.condition(capture.signal)
                 network_input = conditioned.network_input
                 whole = references["whole"](network_input)
                 whole_pd, _ = split_outputs(whole)

@@ -48,7 +48,8 @@ def main() -> None:
                         help="samples per training crop (a multiple of 16)")
     parser.add_argument("--learning-rate", type=float, default=training.TrainConfig.learning_rate)
     parser.add_argument("--seed", type=int, default=training.TrainConfig.seed,
-                        help="training data, initialisation and batches (validation: seed + 7)")
+                        help="training captures (seed), initialisation (seed), batches (seed + 1), "
+                             "validation captures (seed + 7)")
     parser.add_argument("--device", default="cpu",
                         help="where to train (cpu, cuda); the shipped weights are trained on the CPU")
     parser.add_argument("--minutes", type=float, default=None, help="stop training after this long")

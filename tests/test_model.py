@@ -35,6 +35,9 @@ def test_config_round_trip_and_validation():
         UNetConfig(features=(8, 16), dilations=(1,))
     with pytest.raises(ValueError):  # two channels, three planes named
         UNetConfig(in_channels=2, inputs=("signal", "relative", "envelope"))
+    for wrong in (("signal", "signal"), ("signal", "spectrogram")):
+        with pytest.raises(ValueError):
+            UNetConfig(in_channels=2, inputs=wrong)
     # records written before the planes were named: the planes follow from the channel count
     old = {k: v for k, v in PRESETS["tiny-cycle"].to_dict().items() if k != "inputs"}
     assert UNetConfig.from_dict(old).input_planes == PRESETS["tiny-cycle"].input_planes

@@ -127,7 +127,7 @@ def test_a_request_threshold_keeps_the_extent_level_unless_lower(segmenter):
 
 
 @pytest.mark.parametrize("preset", ["tiny-cycle", "tiny-envelope"])
-def test_network_with_a_third_plane_gets_three_channels_and_the_callers_period(preset):
+def test_network_with_a_third_plane_is_conditioned_for_it_alone_or_together(preset):
     """A record's named input planes decide the conditioning (the server builds its segmenter
     from the archive's record the same way)."""
     from pdseg.model import PRESETS, UNet1D
@@ -136,14 +136,14 @@ def test_network_with_a_third_plane_gets_three_channels_and_the_callers_period(p
     network = UNet1D(PRESETS[preset]).eval()
     record = {"threshold": 0.5, "window": {"window": 4096, "context": 256},
               "architecture": PRESETS[preset].to_dict(), "postprocess": {}}
-    cycle_segmenter = Segmenter.from_record(network, record)
-    assert cycle_segmenter.planes == PRESETS[preset].inputs
+    three_plane_segmenter = Segmenter.from_record(network, record)
+    assert three_plane_segmenter.planes == PRESETS[preset].inputs
     signals = mixed_signals(9, seed=6)
-    together = cycle_segmenter.analyse(signals)
+    together = three_plane_segmenter.analyse(signals)
     for signal, result in zip(signals, together):
         assert result.conditioned.network_input.shape == (3, signal.size)
-        alone, = cycle_segmenter.analyse([signal])
+        alone, = three_plane_segmenter.analyse([signal])
         assert np.array_equal(alone.regions, result.regions)
-    given, = cycle_segmenter.analyse([signals[-1]], [SignalOptions(samples_per_cycle=2500.0)])
+    given, = three_plane_segmenter.analyse([signals[-1]], [SignalOptions(samples_per_cycle=2500.0)])
     assert given.carrier.samples_per_cycle == 2500.0
     assert given.to_json(0)["stats"]["carrier"]["samples_per_cycle"] == 2500.0

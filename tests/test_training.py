@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import torch
 
 from pdseg import training
@@ -185,3 +186,5 @@ def test_polarity_flips_negate_only_the_odd_planes():
     assert 0 < int(flipped.sum()) < 64
     assert bool((x[flipped, :2] < 0).all()) and bool((x[~flipped, :2] > 0).all())
     assert bool((x[:, 2] > 0).all())
+    with pytest.raises(ValueError, match="planes"):  # three planes given, two named
+        training._batch(np.random.default_rng(1), inputs, labels, config)

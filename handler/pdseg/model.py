@@ -23,7 +23,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .preprocess import planes_for
+from .preprocess import PLANES, planes_for
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,8 +48,11 @@ class UNetConfig:
     def __post_init__(self) -> None:
         if len(self.features) != len(self.dilations) or not self.features:
             raise ValueError("features and dilations need the same, non-zero length")
-        if self.inputs is not None and len(self.inputs) != self.in_channels:
-            raise ValueError(f"{self.in_channels} input channels, but planes {self.inputs} named")
+        if self.inputs is not None:
+            if len(self.inputs) != self.in_channels:
+                raise ValueError(f"{self.in_channels} input channels, but planes {self.inputs} named")
+            if len(set(self.inputs)) != len(self.inputs) or not set(self.inputs) <= set(PLANES):
+                raise ValueError(f"input planes {self.inputs}: each once, from {', '.join(PLANES)}")
 
     @property
     def length_multiple(self) -> int:

@@ -131,6 +131,8 @@ def _batch(rng: np.random.Generator, inputs: np.ndarray, labels: np.ndarray, con
     y = np.stack([labels[r, o: o + config.crop] for r, o in zip(rows, offsets)])
     joined_crop = (np.stack([joined[r, o: o + config.crop] for r, o in zip(rows, offsets)])
                    if joined is not None and config.joined_weight != 1.0 else None)
+    if len(planes) != inputs.shape[1]:
+        raise ValueError(f"inputs have {inputs.shape[1]} planes, {len(planes)} named: {planes}")
     flips = rng.random(config.batch_size) < 0.5
     odd = [index for index, name in enumerate(planes) if name in preprocess.ODD_PLANES]
     x[np.ix_(flips, odd)] *= -1  # PD of either polarity
