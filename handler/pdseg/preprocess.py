@@ -131,9 +131,9 @@ HILBERT_HALF_SPAN = 32  # taps each side of the envelope's Hilbert transformer
 @lru_cache(maxsize=2)
 def _hilbert_taps(half_span: int) -> np.ndarray:
     """A windowed FIR Hilbert transformer: the ideal 2/(pi n) at odd n, tapered (Blackman).
-    With 32 taps each side a sinusoid's envelope is flat to 0.1 % from 0.03 to 0.45 cycles
-    per sample (burst ringing, periods 20-40 samples, and nearly all PD oscillations) and
-    ripples by about 15 % at 0.02, the slowest PD oscillation the generator draws."""
+    With 32 taps each side a sinusoid's envelope is flat to 0.1 % from 0.04 to 0.45 cycles
+    per sample (burst ringing, periods 20-40 samples, and most PD oscillations), ripples by
+    about 2 % at 0.03 and 15 % at 0.02, the slowest PD oscillation the generator draws."""
     n = np.arange(-half_span, half_span + 1)
     ideal = np.zeros(n.size)
     odd = n % 2 == 1
