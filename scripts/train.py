@@ -47,6 +47,8 @@ def main() -> None:
     parser.add_argument("--crop", type=int, default=training.TrainConfig.crop,
                         help="samples per training crop (a multiple of 16)")
     parser.add_argument("--learning-rate", type=float, default=training.TrainConfig.learning_rate)
+    parser.add_argument("--bf16", action="store_true",
+                        help="forward pass in bfloat16 autocast (weights and optimiser stay float32)")
     parser.add_argument("--seed", type=int, default=training.TrainConfig.seed,
                         help="training captures (seed), initialisation (seed), batches (seed + 1), "
                              "validation captures (seed + 7)")
@@ -73,7 +75,7 @@ def main() -> None:
                                   batch_size=args.batch_size, crop=args.crop,
                                   learning_rate=args.learning_rate,
                                   interference_fraction=args.interference_fraction,
-                                  seed=args.seed)
+                                  seed=args.seed, bf16=args.bf16)
     started = time.time()
     with_joined = config.joined_weight != 1.0
     inputs, labels, *joined = training.make_dataset(

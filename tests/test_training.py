@@ -6,15 +6,18 @@ from pdseg import training
 from pdseg.model import UNet1D, UNetConfig
 
 
-def test_short_training_lowers_the_loss():
+@pytest.mark.parametrize("bf16", [False, True], ids=["float32", "bf16-autocast"])
+def test_short_training_lowers_the_loss(bf16):
     torch.set_num_threads(1)
     config = training.TrainConfig(train_captures=64, capture_length=2048, crop=1024, batch_size=8,
-                                  steps=100, learning_rate=5e-3)
+                                  steps=100, learning_rate=5e-3, bf16=bf16)
     inputs, labels = training.make_dataset(config.train_captures, config.capture_length, seed=1)
     network = UNet1D(UNetConfig(features=(4, 8, 16), dilations=(1, 2, 4), in_channels=2))
     losses = training.train(network, inputs, labels, config, progress=False)
     assert len(losses) == 100
     assert np.mean(losses[-10:]) < 0.85 * np.mean(losses[:10])
+    # autocast computes in bfloat16 but keeps (and exports) float32 weights
+    assert all(p.dtype == torch.float32 and torch.isfinite(p).all() for p in network.parameters())
 
 
 def test_threshold_choice_prefers_the_separating_value():

@@ -44,6 +44,9 @@ class TrainConfig:
     # Networks with the cycle-difference channel: the share of crops trained with it blank,
     # as a signal without a visible carrier or a caller's period arrives.
     cycle_blank_probability: float = 0.1
+    # The network's forward pass in bfloat16 (autocast; weights, loss and optimiser stay
+    # float32). On a CPU with AVX-512 BF16 / AMX the convolutions run about 1.6x faster.
+    bf16: bool = False
 
 
 def make_dataset(count: int, length: int, seed: int, progress: bool = False,
@@ -198,7 +201,9 @@ def train(model: UNet1D, inputs: np.ndarray, labels: np.ndarray, config: TrainCo
                                        model.config.input_planes)
         x, y, weights = x.to(device), y.to(device), weights.to(device)  # no copy on the CPU
         onsets = None if onsets is None else onsets.to(device)
-        loss = loss_fn(model.logits(x), y, weights, onsets, config.onset_weight)
+        with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=config.bf16):
+            logits = model.logits(x)
+        loss = loss_fn(logits.float(), y, weights, onsets, config.onset_weight)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()
