@@ -1,12 +1,7 @@
 """The error classes of scripts/error_analysis.py, on hand-made events and regions."""
-import sys
-
 import numpy as np
 
-from conftest import ROOT
-
-sys.path.insert(0, str(ROOT / "scripts"))
-from error_analysis import causes  # noqa: E402
+from error_analysis import causes
 
 
 def test_every_error_lands_in_its_class():

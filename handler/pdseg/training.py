@@ -45,7 +45,8 @@ class TrainConfig:
     # as a signal without a visible carrier or a caller's period arrives.
     cycle_blank_probability: float = 0.1
     # The network's forward pass in bfloat16 (autocast; weights, loss and optimiser stay
-    # float32). On a CPU with AVX-512 BF16 / AMX the convolutions run about 1.6x faster.
+    # float32): faster convolutions on a CPU with AVX-512 BF16 / AMX (docs/model-card.md,
+    # "bfloat16 on this CPU").
     bf16: bool = False
 
 
