@@ -13,19 +13,13 @@ true events' starts inside it (what a perfect onset detector would allow).
 
 A second table looks at the missed events: how many have an unlabelled peak (interference or
 noise) of at least half their own within 200 samples, and how many fall in the four captures
-with the most misses. A third counts misses by the shape of the event's first pulse: the
-shapes that look like the generator's unlabelled single pulses and bipolar false peaks
-against the rest. For the tiers with interference a fourth gives the F1 on the same
+with the most misses. A third counts misses by the family of the event's first pulse, short
+(decay under 5 samples) and long apart. For the tiers with interference a fourth gives the F1 on the same
 captures with their converter notches left out: what removing phase-locked interference
 perfectly before the network would be worth. The last table scores the same regions against
 true events joined by a looser rule (labels under 16 or 32 samples apart are one event,
 instead of 8): whether the merges come from where the evaluation ends an event, or from the
 detector.
-
-For weights with an onset head (``--weights`` of a ``tiny-onset`` training) one more table
-shows where that head fires: at the true events' starts, and at the onsets of pulses that the
-labelling rule joins to an earlier event (their labels touch); and the F1 after cutting the
-regions at its peaks, per onset level.
 """
 from __future__ import annotations
 
@@ -38,8 +32,8 @@ from scipy.optimize import linear_sum_assignment
 
 from evaluate import EVAL_SEED, score, served_segmenter
 from pdseg import synthetic
-from pdseg.regions import mask_to_regions, probability_to_regions, split_at_onsets
-from pdseg.scoring import EventCounts, interval_iou, match_events
+from pdseg.regions import mask_to_regions
+from pdseg.scoring import EventCounts, interval_iou, match_events, truth_events
 
 MIN_IOU = 0.3
 JOIN_GAPS = (8, 16, 32)  # 8: the evaluation's rule (regions.DEFAULT_MIN_GAP)
@@ -96,20 +90,17 @@ def missed_beside_interference(truth: np.ndarray, predicted: np.ndarray, mask: n
     return missed, beside
 
 
-SHAPE_CLASSES = ("near-symmetric unipolar", "single swing", "other unipolar", "other oscillatory",
-                 "burst")
+SHORT_DECAY = 5.0  # samples: pulses that decay faster are a few samples long
+SHAPE_CLASSES = ("exponential, short", "exponential, long", "oscillation, short",
+                 "oscillation, long", "bipolar, short", "bipolar, long", "burst")
 
 
 def shape_class(pulse: dict) -> str:
-    """The shape of an event's first pulse, in the classes that matter for the hard negatives:
-    a unipolar pulse that decays within 3 rise times is nearly symmetric, like the generator's
-    unlabelled single pulses; an oscillatory one whose envelope falls to 1/e within half a
-    period makes one bipolar swing, like its unlabelled false peaks."""
+    """The family of an event's first pulse, and whether it is short (decay under 5 samples):
+    short pulses are the ones a detector that learnt "short means not PD" misses."""
     if pulse["source"] == "burst":
         return "burst"
-    if pulse["frequency"] is None:
-        return "near-symmetric unipolar" if pulse["decay"] < 3 * pulse["rise"] else "other unipolar"
-    return "single swing" if pulse["decay"] * pulse["frequency"] < 0.5 else "other oscillatory"
+    return f"{pulse['family']}, {'short' if pulse['decay'] < SHORT_DECAY else 'long'}"
 
 
 def missed_by_shape(truth: np.ndarray, predicted: np.ndarray, pulses: list[dict]) -> dict:
@@ -176,8 +167,6 @@ def main() -> None:
     for report in reports:
         print(f"| {report['name']} | " + " | ".join(f"{c.f1:.3f} ({c.precision:.3f} / {c.recall:.3f})"
                                                    for c in report["by_join_gap"].values()) + " |")
-    if reports and reports[0]["has_onset"]:
-        onset_table(segmenter, args.tiers, args.count, args.length)
 
 
 def tier_report(segmenter, tier: str, count: int, length: int) -> dict:
@@ -191,7 +180,7 @@ def tier_report(segmenter, tier: str, count: int, length: int) -> dict:
     per_capture = []
     by_shape = {name: [0, 0] for name in SHAPE_CLASSES}
     for capture, result in zip(captures, results):
-        truth = mask_to_regions(capture.mask)
+        truth = truth_events(capture.mask, segmenter.min_gap)
         events += len(truth)
         for cause, value in causes(truth, result.regions).items():
             totals[cause] += value
@@ -209,53 +198,14 @@ def tier_report(segmenter, tier: str, count: int, length: int) -> dict:
               "events": events, "causes": totals, "f1": counts.f1, "f1_cut": bound.f1,
               "misses": (sum(missed_each), sum(beside for _, beside in per_capture),
                          sum(missed_each[:4])),
-              "by_join_gap": by_join_gap, "by_shape": by_shape,
-              "has_onset": bool(results) and results[0].onset is not None}
+              "by_join_gap": by_join_gap, "by_shape": by_shape}
     if interference:
         clean = list(synthetic.evaluation_set(snr, interference, count, length, EVAL_SEED,
                                               converter_notches=False))
         report["f1_without_notches"] = score(
-            clean, [r.regions for r in segmenter.analyse([c.signal for c in clean])], MIN_IOU).f1
+            clean, [r.regions for r in segmenter.analyse([c.signal for c in clean])], MIN_IOU,
+            segmenter.min_gap).f1
     return report
-
-
-def onset_table(segmenter, tiers, count: int, length: int,
-                levels=(0.3, 0.5, 0.7, 0.9)) -> None:
-    print()
-    print("| tier | pulses | events | onset head >= 0.5 at event starts | at joined pulses' onsets | "
-          + " | ".join(f"F1 cut at {level}" for level in levels) + " |")
-    print("|---|---|---|---|---|" + "---|" * len(levels))
-    for tier in tiers:
-        snr, interference = float(tier[:-1]), tier[-1] == "i"
-        captures = list(synthetic.evaluation_set(snr, interference, count, length, EVAL_SEED))
-        results = segmenter.analyse([c.signal for c in captures])
-        pulses = events = inner = at_starts = joined = fired_joined = 0
-        scores = {level: EventCounts() for level in levels}
-        for capture, result in zip(captures, results):
-            truth = mask_to_regions(capture.mask)
-            events += len(truth)
-            pulses += len(capture.pulse_onsets)
-            starts = set(truth[:, 0].tolist())
-
-            def fires(sample: int) -> bool:
-                return bool(result.onset[max(sample - 3, 0): sample + 5].max() >= 0.5)
-
-            inner += sum(start > 0 for start in starts)
-            at_starts += sum(fires(start) for start in starts if start > 0)
-            for onset in capture.pulse_onsets:
-                if onset not in starts and capture.mask[onset]:
-                    joined += 1
-                    fired_joined += fires(onset)
-            extent = segmenter.extent_for(segmenter.threshold)
-            merged = probability_to_regions(result.probability, segmenter.threshold,
-                                            segmenter.min_gap, segmenter.min_length, extent)
-            for level in levels:
-                scores[level].add(match_events(truth, split_at_onsets(
-                    merged, result.probability, result.onset, extent, level)))
-        name = f"{snr:.0f} dB {'interference' if interference else 'white'}"
-        print(f"| {name} | {pulses} | {events} | {at_starts / max(inner, 1):.1%} | "
-              f"{fired_joined / max(joined, 1):.1%} of {joined} | "
-              + " | ".join(f"{scores[level].f1:.3f}" for level in levels) + " |")
 
 
 if __name__ == "__main__":

@@ -26,9 +26,9 @@ import torch
 from pdseg import classical, synthetic
 from pdseg.model import OnnxNetwork, export_onnx, flops_per_window, load_trained, parameter_count
 from pdseg.pipeline import Segmenter
-from pdseg.regions import mask_to_regions
 from pdseg.render import render_png
-from pdseg.scoring import EventCounts, match_events
+from pdseg.scoring import EventCounts, match_events, truth_events
+from training import independent
 
 ROOT = _bootstrap.ROOT
 EVAL_SEED = 424242
@@ -48,27 +48,82 @@ def served_segmenter(weights_dir: Path, threads: int = 2) -> tuple[Segmenter, di
     return Segmenter.from_record(served, record), record
 
 
-def score(captures, predicted_regions, min_iou) -> EventCounts:
+def capture_mask(capture) -> np.ndarray:
+    """The labelled samples of a capture from either generator (the independent one lists
+    its events as intervals)."""
+    if hasattr(capture, "mask"):
+        return capture.mask
+    mask = np.zeros(capture.signal.size, dtype=bool)
+    for start, end in np.asarray(capture.events).reshape(-1, 2):
+        mask[start:end] = True
+    return mask
+
+
+def score(captures, predicted_regions, min_iou, merge_gap: int) -> EventCounts:
+    """Events matched one-to-one by IoU; true events closer than the service's merge gap
+    are one event (scoring.truth_events)."""
     counts = EventCounts()
     for capture, predicted in zip(captures, predicted_regions):
-        counts.add(match_events(mask_to_regions(capture.mask), predicted, min_iou))
+        counts.add(match_events(truth_events(capture_mask(capture), merge_gap), predicted, min_iou))
     return counts
 
 
-def tune_classical(count: int, length: int) -> tuple[tuple[float, int], dict]:
-    """k (threshold in MAD sigmas) and the gap that merges crossings, best summed F1 over all
-    tiers of a validation split (its own seed)."""
-    captures = []
-    for snr in synthetic.SNR_TIERS_DB:
-        for interference in (False, True):
-            captures += list(synthetic.evaluation_set(snr, interference, count, length, VALIDATION_SEED))
+def tune_classical(captures, merge_gap: int) -> tuple[tuple[float, int], dict]:
+    """k (threshold in MAD sigmas) and the gap that merges crossings with the best F1 over
+    ``captures``, a validation split of the set the detector is then tested on."""
     scores = {}
     for k in K_GRID:
         for gap in GAP_GRID:
             found = [classical.detect(c.signal, k, gap) for c in captures]
-            scores[f"k={k:g},gap={gap}"] = (round(score(captures, found, 0.3).f1, 4), (k, gap))
+            scores[f"k={k:g},gap={gap}"] = (round(score(captures, found, 0.3, merge_gap).f1, 4), (k, gap))
     best = max(scores.values())[1]
     return best, {name: value[0] for name, value in scores.items()}
+
+
+def in_distribution_validation(count: int, length: int) -> list:
+    return [capture for snr in synthetic.SNR_TIERS_DB for interference in (False, True)
+            for capture in synthetic.evaluation_set(snr, interference, count, length, VALIDATION_SEED)]
+
+
+def independent_report(segmenter: Segmenter, count: int, length: int) -> dict:
+    """The model against the classical detector tuned on the independent generator's own
+    validation split, on that generator's test split (training/independent.py: shares no
+    code with the training generator, never used to train or tune the network)."""
+    gap = segmenter.min_gap
+    validation = [c for snr, interference in independent.TIERS
+                  for c in independent.tier(snr, interference, "validation", max(count // 4, 3), length)]
+    (best_k, best_gap), _ = tune_classical(validation, gap)
+    report = {"classical_k": best_k, "classical_gap": best_gap, "tiers": [], "false_alarms": []}
+    for snr, interference in independent.TIERS:
+        captures = independent.tier(snr, interference, "test", count, length)
+        model_regions = [r.regions for r in segmenter.analyse([c.signal for c in captures])]
+        classic_regions = [classical.detect(c.signal, best_k, best_gap) for c in captures]
+        report["tiers"].append({
+            "snr_db": snr, "interference": interference,
+            "model": row(score(captures, model_regions, 0.3, gap), score(captures, model_regions, 0.5, gap)),
+            "classical": row(score(captures, classic_regions, 0.3, gap),
+                             score(captures, classic_regions, 0.5, gap))})
+    for interference in (False, True):
+        captures = independent.pd_free_tier(interference, "test", count, length)
+        model_count = sum(len(r.regions) for r in segmenter.analyse([c.signal for c in captures]))
+        classic_count = sum(len(classical.detect(c.signal, best_k, best_gap)) for c in captures)
+        report["false_alarms"].append({
+            "interference": interference, "captures": len(captures),
+            "model_per_capture": round(model_count / len(captures), 3),
+            "classical_per_capture": round(classic_count / len(captures), 3)})
+    return report
+
+
+def print_tier_table(tiers: list[dict]) -> None:
+    print(f"{'tier':>18} | {'model P':>7} {'R':>5} {'F1':>5} {'F1@.5':>5} {'onset':>5} | "
+          f"{'class P':>7} {'R':>5} {'F1':>5} {'F1@.5':>5} | {'ΔF1':>5}")
+    for entry in tiers:
+        m, c = entry["model"], entry["classical"]
+        name = f"{entry['snr_db']:.0f} dB {'interference' if entry['interference'] else 'white'}"
+        print(f"{name:>18} | {m['precision']:7.3f} {m['recall']:5.3f} {m['f1']:5.3f} {m['f1_iou05']:5.3f} "
+              f"{m['median_onset_error'] if m['median_onset_error'] is not None else '-':>5} | "
+              f"{c['precision']:7.3f} {c['recall']:5.3f} {c['f1']:5.3f} {c['f1_iou05']:5.3f} | "
+              f"{m['f1'] - c['f1']:+.3f}")
 
 
 def row(counts: EventCounts, counts_05: EventCounts) -> dict:
@@ -91,16 +146,14 @@ def main() -> None:
     started = time.time()
 
     segmenter, record = served_segmenter(Path(args.weights))
-    (best_k, best_gap), k_scores = tune_classical(max(args.count // 4, 3), args.length)
+    (best_k, best_gap), k_scores = tune_classical(
+        in_distribution_validation(max(args.count // 4, 3), args.length), segmenter.min_gap)
     results = {"tiers": [], "false_alarms": [], "classical_k": best_k, "classical_gap": best_gap,
                "classical_validation_f1": k_scores, "threshold": segmenter.threshold,
                "region_rules": {"extent_threshold": segmenter.extent_for(segmenter.threshold),
                                 "min_gap": segmenter.min_gap, "min_length": segmenter.min_length}}
     print(f"classical detector: k = {best_k}, gap = {best_gap} (best validation F1 "
           f"{max(k_scores.values())} over {len(k_scores)} settings)")
-    header = f"{'tier':>18} | {'model P':>7} {'R':>5} {'F1':>5} {'F1@.5':>5} {'onset':>5} | " \
-             f"{'class P':>7} {'R':>5} {'F1':>5} {'F1@.5':>5} | {'ΔF1':>5}"
-    print(header)
     for interference in (False, True):
         for snr in synthetic.SNR_TIERS_DB:
             captures = list(synthetic.evaluation_set(snr, interference, args.count, args.length, EVAL_SEED))
@@ -108,16 +161,14 @@ def main() -> None:
             classic_regions = [classical.detect(c.signal, best_k, best_gap) for c in captures]
             entry = {
                 "snr_db": snr, "interference": interference,
-                "model": row(score(captures, model_regions, 0.3), score(captures, model_regions, 0.5)),
-                "classical": row(score(captures, classic_regions, 0.3), score(captures, classic_regions, 0.5)),
+                "model": row(score(captures, model_regions, 0.3, segmenter.min_gap),
+                             score(captures, model_regions, 0.5, segmenter.min_gap)),
+                "classical": row(score(captures, classic_regions, 0.3, segmenter.min_gap),
+                                 score(captures, classic_regions, 0.5, segmenter.min_gap)),
             }
             results["tiers"].append(entry)
-            m, c = entry["model"], entry["classical"]
-            name = f"{snr:.0f} dB {'interference' if interference else 'white'}"
-            print(f"{name:>18} | {m['precision']:7.3f} {m['recall']:5.3f} {m['f1']:5.3f} {m['f1_iou05']:5.3f} "
-                  f"{m['median_onset_error'] if m['median_onset_error'] is not None else '-':>5} | "
-                  f"{c['precision']:7.3f} {c['recall']:5.3f} {c['f1']:5.3f} {c['f1_iou05']:5.3f} | "
-                  f"{m['f1'] - c['f1']:+.3f}")
+    print("in-distribution tiers (the training generator's, fixed seeds):")
+    print_tier_table(results["tiers"])
     for interference in (False, True):
         captures = list(synthetic.pd_free_set(interference, args.count, args.length, EVAL_SEED))
         cycles = sum(c.signal.size / c.samples_per_cycle for c in captures)
@@ -129,6 +180,14 @@ def main() -> None:
         results["false_alarms"].append(entry)
         print(f"PD-free {'interference' if interference else 'white'}: false alarms per cycle "
               f"model {entry['model_per_cycle']}, classical {entry['classical_per_cycle']} over {cycles:.0f} cycles")
+
+    results["independent"] = independent_report(segmenter, args.count, args.length)
+    print(f"independent generator (test split; classical k = {results['independent']['classical_k']}, "
+          f"gap = {results['independent']['classical_gap']}, tuned on its validation split):")
+    print_tier_table(results["independent"]["tiers"])
+    for entry in results["independent"]["false_alarms"]:
+        print(f"independent PD-free {'interference' if entry['interference'] else 'white'}: regions per "
+              f"capture model {entry['model_per_capture']}, classical {entry['classical_per_capture']}")
 
     real_path = Path(args.real)
     if real_path.is_file():
@@ -181,14 +240,7 @@ def real_capture_checks(segmenter: Segmenter, captures: np.ndarray, figures: Pat
 
 
 def write_card_tables(results: dict, record: dict) -> None:
-    lines = ["| tier | model P | model R | model F1 | F1 @IoU.5 | onset err | classical P | classical R | classical F1 | F1 @IoU.5 | ΔF1 |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for entry in results["tiers"]:
-        m, c = entry["model"], entry["classical"]
-        name = f"{entry['snr_db']:.0f} dB {'+ interference' if entry['interference'] else 'white'}"
-        lines.append(f"| {name} | {m['precision']:.3f} | {m['recall']:.3f} | **{m['f1']:.3f}** | {m['f1_iou05']:.3f} | "
-                     f"{m['median_onset_error']} | {c['precision']:.3f} | {c['recall']:.3f} | {c['f1']:.3f} | "
-                     f"{c['f1_iou05']:.3f} | {m['f1'] - c['f1']:+.3f} |")
+    lines = tier_lines(results["tiers"])
     lines += ["", "| PD-free captures | cycles | model false alarms / cycle | classical false alarms / cycle |",
               "|---|---|---|---|"]
     for entry in results["false_alarms"]:
@@ -209,11 +261,43 @@ def write_card_tables(results: dict, record: dict) -> None:
               f"validation); classical detector k = {results['classical_k']}, merge gap "
               f"{results['classical_gap']} samples (tuned on a validation split).",
               f"Produced by `{results['command'].strip()}` in {results['seconds']} s on {results['machine']}."]
-    card = ROOT / "docs" / "model-card.md"
-    text = card.read_text() if card.is_file() else "# Model card\n\n<!-- results:start -->\n<!-- results:end -->\n"
-    head, rest = text.split("<!-- results:start -->", 1)
-    _, tail = rest.split("<!-- results:end -->", 1)
-    card.write_text(head + "<!-- results:start -->\n" + "\n".join(lines) + "\n<!-- results:end -->" + tail)
+    write_card_section("results", lines)
+    independent_lines = tier_lines(results["independent"]["tiers"]) + [
+        "", "| PD-free captures (independent) | captures | model regions / capture | classical regions / capture |",
+        "|---|---|---|---|"]
+    for entry in results["independent"]["false_alarms"]:
+        independent_lines.append(
+            f"| {'with interference' if entry['interference'] else 'white noise'} | {entry['captures']} | "
+            f"{entry['model_per_capture']} | {entry['classical_per_capture']} |")
+    independent_lines += ["", f"Classical detector k = {results['independent']['classical_k']}, merge gap "
+                          f"{results['independent']['classical_gap']} samples, tuned on the independent "
+                          f"generator's validation split; the tiers above are its test split. Produced by "
+                          f"`{results['command'].strip()}` (same run as the table above)."]
+    write_card_section("independent", independent_lines)
+
+
+def tier_lines(tiers: list[dict]) -> list[str]:
+    lines = ["| tier | model P | model R | model F1 | F1 @IoU.5 | onset err | classical P | classical R | classical F1 | F1 @IoU.5 | ΔF1 |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for entry in tiers:
+        m, c = entry["model"], entry["classical"]
+        name = f"{entry['snr_db']:.0f} dB {'+ interference' if entry['interference'] else 'white'}"
+        lines.append(f"| {name} | {m['precision']:.3f} | {m['recall']:.3f} | **{m['f1']:.3f}** | {m['f1_iou05']:.3f} | "
+                     f"{m['median_onset_error']} | {c['precision']:.3f} | {c['recall']:.3f} | {c['f1']:.3f} | "
+                     f"{c['f1_iou05']:.3f} | {m['f1'] - c['f1']:+.3f} |")
+    return lines
+
+
+CARD = ROOT / "docs" / "model-card.md"
+
+
+def write_card_section(marker: str, lines: list[str]) -> None:
+    """Replace the model card's text between ``<!-- marker:start -->`` and ``<!-- marker:end -->``
+    (the figures a rerun updates)."""
+    text = CARD.read_text()
+    head, rest = text.split(f"<!-- {marker}:start -->", 1)
+    _, tail = rest.split(f"<!-- {marker}:end -->", 1)
+    CARD.write_text(head + f"<!-- {marker}:start -->\n" + "\n".join(lines) + f"\n<!-- {marker}:end -->" + tail)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,8 @@ from pdseg.window import WindowPlan
 
 ROOT = _bootstrap.ROOT
 BUILD = ROOT / "build"
+SERVING_RECORD_KEYS = ("name", "preset", "architecture", "threshold", "postprocess", "window",
+                       "note")
 PACKAGE_FILES = ("__init__.py", "decode.py", "model.py", "phase.py", "pipeline.py",
                  "preprocess.py", "regions.py", "render.py", "window.py")
 
@@ -41,7 +43,10 @@ def export(weights_dir: Path, name: str, out_dir: Path, version: str,
     (stage / "extra" / "pdseg").mkdir(parents=True)
     for file in PACKAGE_FILES:
         shutil.copy2(ROOT / "handler" / "pdseg" / file, stage / "extra" / "pdseg" / file)
-    (stage / "extra" / "pd_segmenter.json").write_text(json.dumps(record, indent=2) + "\n")
+    # The archive carries what serving reads; the full training record (validation grid,
+    # configuration) stays beside the weights.
+    serving = {key: record[key] for key in SERVING_RECORD_KEYS if key in record}
+    (stage / "extra" / "pd_segmenter.json").write_text(json.dumps(serving, indent=2) + "\n")
     # ONNX Runtime serves the network (TorchServe's BaseHandler opens a .onnx serialized file
     # with it); frozen TorchScript was 1.4x slower here (docs/benchmarks.md).
     serialized = stage / f"{name}.onnx"

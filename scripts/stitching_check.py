@@ -20,9 +20,8 @@ import torch
 
 from pdseg import preprocess, synthetic
 from pdseg.model import load_trained
-from pdseg.pipeline import Segmenter, split_outputs
-from pdseg.regions import mask_to_regions
-from pdseg.scoring import EventCounts, match_events
+from pdseg.pipeline import Segmenter
+from pdseg.scoring import EventCounts, match_events, truth_events
 from pdseg.window import WindowPlan
 
 DENSE_STRIDE = 512
@@ -106,19 +105,19 @@ def main() -> None:
     for snr in synthetic.SNR_TIERS_DB:
         for interference in (False, True):
             for capture in synthetic.evaluation_set(snr, interference, args.count, args.length, seed=424242):
-                truth = mask_to_regions(capture.mask)
+                truth = truth_events(capture.mask, segmenter.min_gap)
                 analysed = segmenter.analyse([capture.signal])[0]
                 tiled = analysed.regions
                 conditioned = segmenter.condition(capture.signal)
                 network_input = conditioned.network_input
                 whole = references["whole"](network_input)
-                whole_pd, _ = split_outputs(whole)
+                whole_pd = whole
                 interior_difference = max(interior_difference, float(np.abs(
                     analysed.probability[END_MARGIN:-END_MARGIN] - whole_pd[END_MARGIN:-END_MARGIN]).max()))
                 total += 1
                 truth_scores["tiled"].add(match_events(truth, tiled))
                 for name, reference in references.items():
-                    regions = segmenter.regions(reference(network_input), conditioned.filtered)
+                    regions = segmenter.regions(reference(network_input))
                     identical[name] += int(np.array_equal(tiled, regions))
                     agreement[name].add(match_events(regions, tiled, 0.5))
                     truth_scores[name].add(match_events(truth, regions))

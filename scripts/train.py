@@ -25,11 +25,12 @@ from pdseg.window import WindowPlan
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--preset", default="tiny", choices=sorted(model_mod.PRESETS))
+    parser.add_argument("--preset", default="tiny", choices=sorted(set(model_mod.PRESETS) - {"predecessor"}))
     parser.add_argument("--steps", type=int, default=training.TrainConfig.steps)
     parser.add_argument("--train-captures", type=int, default=training.TrainConfig.train_captures)
-    parser.add_argument("--short-pulse-fraction", type=float,
-                        default=training.TrainConfig.short_pulse_fraction)
+    parser.add_argument("--short-capture-fraction", type=float,
+                        default=training.TrainConfig.short_capture_fraction,
+                        help="share of training and validation rows that hold a short capture")
     parser.add_argument("--false-alarm-budget", type=float,
                         default=training.TrainConfig.max_false_alarms_per_cycle,
                         help="most regions per AC cycle on PD-free validation captures that the "
@@ -40,14 +41,12 @@ def main() -> None:
                              "validation keeps the default mix")
     parser.add_argument("--gap-weight", type=float, default=training.TrainConfig.gap_weight,
                         help="loss weight of unlabelled samples between close events")
-    parser.add_argument("--joined-weight", type=float, default=training.TrainConfig.joined_weight,
-                        help="loss weight of labelled samples just before a pulse that joins an "
-                             "earlier event (1: none)")
     parser.add_argument("--batch-size", type=int, default=training.TrainConfig.batch_size)
     parser.add_argument("--crop", type=int, default=training.TrainConfig.crop,
                         help="samples per training crop (a multiple of 16)")
     parser.add_argument("--learning-rate", type=float, default=training.TrainConfig.learning_rate)
-    parser.add_argument("--bf16", action="store_true",
+    parser.add_argument("--bf16", action=argparse.BooleanOptionalAction,
+                        default=training.TrainConfig.bf16,
                         help="forward pass in bfloat16 autocast (weights and optimiser stay float32)")
     parser.add_argument("--seed", type=int, default=training.TrainConfig.seed,
                         help="training captures (seed), initialisation (seed), batches (seed + 1), "
@@ -55,9 +54,10 @@ def main() -> None:
     parser.add_argument("--device", default="cpu",
                         help="where to train (cpu, cuda); the shipped weights are trained on the CPU")
     parser.add_argument("--minutes", type=float, default=None, help="stop training after this long")
-    parser.add_argument("--threads", type=int, default=2,
-                        help="torch threads; the shipped weights were trained with 2 (the same count "
-                             "gives the same weights)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads; the shipped weights were trained with 1 (the same count "
+                             "gives the same weights; one thread is not held up by other work on a "
+                             "2-core machine, two are, by up to 8x)")
     parser.add_argument("--out", default=str(_bootstrap.ROOT / "model_store" / "weights"))
     parser.add_argument("--name", default="pd_segmenter")
     parser.add_argument("--retune-only", action="store_true",
@@ -69,34 +69,34 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     architecture = model_mod.PRESETS[args.preset]
     config = training.TrainConfig(steps=args.steps, train_captures=args.train_captures,
-                                  short_pulse_fraction=args.short_pulse_fraction,
+                                  short_capture_fraction=args.short_capture_fraction,
                                   max_false_alarms_per_cycle=args.false_alarm_budget,
-                                  gap_weight=args.gap_weight, joined_weight=args.joined_weight,
+                                  gap_weight=args.gap_weight,
                                   batch_size=args.batch_size, crop=args.crop,
                                   learning_rate=args.learning_rate,
                                   interference_fraction=args.interference_fraction,
                                   seed=args.seed, bf16=args.bf16)
     started = time.time()
-    with_joined = config.joined_weight != 1.0
-    inputs, labels, *joined = training.make_dataset(
+    inputs, labels = training.make_dataset(
         config.train_captures, config.capture_length, config.seed, progress=True,
-        short_pulse_fraction=config.short_pulse_fraction, keep_joined=with_joined,
-        interference_fraction=config.interference_fraction, planes=architecture.input_planes)
-    val_inputs, val_labels, val_filtered, val_cycles = training.make_dataset(
+        short_capture_fraction=config.short_capture_fraction,
+        interference_fraction=config.interference_fraction)
+    val_inputs, val_labels, _, val_cycles = training.make_dataset(
         config.validation_captures, config.capture_length, config.seed + 7, keep_filtered=True,
-        planes=architecture.input_planes)
+        short_capture_fraction=config.short_capture_fraction)
     torch.manual_seed(config.seed)
     network = model_mod.UNet1D(architecture)
-    losses = training.train(network, inputs, labels, config,
-                            time_limit_s=None if args.minutes is None else args.minutes * 60,
-                            joined=joined[0] if joined else None, device=args.device)
-    probabilities = training.predict(network, val_inputs)
-    chosen, postprocess_scores = training.choose_postprocess(
-        probabilities, val_labels, filtered=val_filtered, cycles=val_cycles,
-        max_false_alarms=config.max_false_alarms_per_cycle or None)
-
     out = model_mod.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    checkpoint = out / f"{args.name}.checkpoint.pt"
+    losses = training.train(network, inputs, labels, config,
+                            time_limit_s=None if args.minutes is None else args.minutes * 60,
+                            device=args.device, checkpoint=checkpoint)
+    probabilities = training.predict(network, val_inputs)
+    chosen, postprocess_scores = training.choose_postprocess(
+        probabilities, val_labels, cycles=val_cycles,
+        max_false_alarms=config.max_false_alarms_per_cycle or None)
+
     torch.save(network.state_dict(), out / f"{args.name}.state.pt")
     plan = WindowPlan()
     record = {
@@ -118,25 +118,25 @@ def main() -> None:
         "device": torch.cuda.get_device_name() if args.device.startswith("cuda") else args.device,
     }
     (out / f"{args.name}.json").write_text(json.dumps(record, indent=2) + "\n")
+    checkpoint.unlink(missing_ok=True)
     print(f"{chosen}  "
           f"loss {record['loss']['first_50']:.4f} -> {record['loss']['last_50']:.4f}  "
           f"{record['seconds']} s  -> {out}")
 
 
 def postprocess_rules(chosen: dict) -> dict:
-    return {key: chosen[key] for key in ("extent_threshold", "min_gap", "min_length", "fragment_ratio",
-                                         "fragment_reach", "onset_threshold")}
+    return {key: chosen[key] for key in ("extent_threshold", "min_gap", "min_length")}
 
 
 def retune(out, name: str, false_alarm_budget: float) -> None:
     network, record = model_mod.load_trained(out, name)
-    config = training.TrainConfig(**{k: v for k, v in record["training"].items() if k != "steps_run"})
+    config = training.TrainConfig.from_record(record["training"])
     config = dataclasses.replace(config, max_false_alarms_per_cycle=false_alarm_budget)
-    val_inputs, val_labels, val_filtered, val_cycles = training.make_dataset(
+    val_inputs, val_labels, _, val_cycles = training.make_dataset(
         config.validation_captures, config.capture_length, config.seed + 7, keep_filtered=True,
-        planes=network.config.input_planes)
+        short_capture_fraction=config.short_capture_fraction)
     chosen, scores = training.choose_postprocess(
-        training.predict(network, val_inputs), val_labels, filtered=val_filtered, cycles=val_cycles,
+        training.predict(network, val_inputs), val_labels, cycles=val_cycles,
         max_false_alarms=config.max_false_alarms_per_cycle or None)
     record.pop("validation_event_f1_by_threshold", None)
     record["training"] = dataclasses.asdict(config) | {"steps_run": record["training"].get("steps_run")}

@@ -82,68 +82,23 @@ def test_network_sees_float32_windows(segmenter):
     assert max(shape[0] * shape[2] for _, shape in seen) <= 4 * segmenter.plan.window
 
 
-def test_network_with_an_onset_head_gives_both_outputs_and_cuts_regions():
-    """A record that asks for onset cuts gets them; the PD probability stays per sample."""
-    from pdseg.model import PRESETS, UNet1D
-
-    torch.manual_seed(3)
-    network = UNet1D(PRESETS["tiny-onset"]).eval()
-    with torch.no_grad():  # a head that always announces an onset, on every sample
-        network.head.bias[1] = 10.0
-    record = {"threshold": 0.0, "window": {"window": 4096, "context": 256},
-              "postprocess": {"min_gap": 8, "min_length": 2, "onset_threshold": 0.5}}
-    signals = mixed_signals(9)
-    cut = Segmenter.from_record(network, record).analyse(signals)
-    whole = Segmenter.from_record(network, record, onset_threshold=0.0).analyse(signals)
-    for signal, with_cuts, without in zip(signals, cut, whole):
-        assert with_cuts.probability.shape == with_cuts.onset.shape == (signal.size,)
-        # threshold 0: one region over the signal; one onset run over it all, cut at its peak
-        if signal.size >= 32:
-            assert without.regions.tolist() == [[0, signal.size]]
-            pieces = with_cuts.regions
-            assert len(pieces) == 2
-            assert pieces[0, 0] == 0 and pieces[0, 1] == pieces[1, 0] and pieces[1, 1] == signal.size
-            assert min(pieces[:, 1] - pieces[:, 0]) >= 8
-
-
 def test_a_request_threshold_keeps_the_extent_level_unless_lower(segmenter):
     """The shipped rules end regions at an extent level under the decision threshold; a
     caller's threshold moves the decision, and the extent only where it would be higher."""
     assert segmenter.extent_threshold is not None and segmenter.extent_threshold < segmenter.threshold
-    signal = synthetic.make_capture(np.random.default_rng(21), 8192, snr_db=14.0, pd_free=False,
-                                    interference=True).signal
-    default, = segmenter.analyse([signal])
-    lower, = segmenter.analyse([signal], [SignalOptions(threshold=segmenter.extent_threshold)])
-    lowest, = segmenter.analyse([signal], [SignalOptions(threshold=0.05)])
-    assert default.to_json(0)["stats"]["extent_threshold"] == segmenter.extent_threshold
-    assert lower.to_json(0)["stats"]["extent_threshold"] == segmenter.extent_threshold
-    assert lowest.to_json(0)["stats"]["extent_threshold"] == 0.05
-    # the same extent: a lower decision only adds regions, it never moves one
-    assert set(map(tuple, default.regions.tolist())) <= set(map(tuple, lower.regions.tolist()))
-    assert len(lower.regions) > len(default.regions)
-    # every region at the default lies inside one found at the lowest levels
-    for start, end in default.regions.tolist():
-        assert any(a <= start and end <= b for a, b in lowest.regions.tolist())
-
-
-@pytest.mark.parametrize("preset", ["tiny-cycle", "tiny-envelope"])
-def test_network_with_a_third_plane_is_conditioned_for_it_alone_or_together(preset):
-    """A record's named input planes decide the conditioning (the server builds its segmenter
-    from the archive's record the same way)."""
-    from pdseg.model import PRESETS, UNet1D
-
-    torch.manual_seed(4)
-    network = UNet1D(PRESETS[preset]).eval()
-    record = {"threshold": 0.5, "window": {"window": 4096, "context": 256},
-              "architecture": PRESETS[preset].to_dict(), "postprocess": {}}
-    three_plane_segmenter = Segmenter.from_record(network, record)
-    assert three_plane_segmenter.planes == PRESETS[preset].inputs
-    signals = mixed_signals(9, seed=6)
-    together = three_plane_segmenter.analyse(signals)
-    for signal, result in zip(signals, together):
-        assert result.conditioned.network_input.shape == (3, signal.size)
-        alone, = three_plane_segmenter.analyse([signal])
-        assert np.array_equal(alone.regions, result.regions)
-    given, = three_plane_segmenter.analyse([signals[-1]], [SignalOptions(samples_per_cycle=2500.0)])
-    assert given.carrier.samples_per_cycle == 2500.0
-    assert given.to_json(0)["stats"]["carrier"]["samples_per_cycle"] == 2500.0
+    signals = [capture.signal for capture in synthetic.evaluation_set(10.0, True, 4, 8192, seed=21)]
+    added = 0
+    for signal in signals:
+        default, = segmenter.analyse([signal])
+        lower, = segmenter.analyse([signal], [SignalOptions(threshold=segmenter.extent_threshold)])
+        lowest, = segmenter.analyse([signal], [SignalOptions(threshold=0.05)])
+        assert default.to_json(0)["stats"]["extent_threshold"] == segmenter.extent_threshold
+        assert lower.to_json(0)["stats"]["extent_threshold"] == segmenter.extent_threshold
+        assert lowest.to_json(0)["stats"]["extent_threshold"] == 0.05
+        # the same extent: a lower decision only adds regions, it never moves one
+        assert set(map(tuple, default.regions.tolist())) <= set(map(tuple, lower.regions.tolist()))
+        added += len(lower.regions) - len(default.regions)
+        # every region at the default lies inside one found at the lowest levels
+        for start, end in default.regions.tolist():
+            assert any(a <= start and end <= b for a, b in lowest.regions.tolist())
+    assert added > 0

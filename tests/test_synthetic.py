@@ -43,7 +43,7 @@ def test_labels_sit_where_the_pulses_are():
 
 
 def test_capture_matches_the_real_ones_scale():
-    capture = synthetic.make_capture(np.random.default_rng(0), 10000, samples_per_cycle=3333.0)
+    capture = synthetic.make_capture(np.random.default_rng(0), 10000, samples_per_cycle=3333.0, carrier=True)
     assert 1e5 * 0.9 < np.abs(capture.signal).max() < 1.1e6
     spectrum = np.abs(np.fft.rfft(capture.signal))
     assert abs(int(np.argmax(spectrum[1:])) + 1 - 3) <= 1  # ~3 cycles in 10,000 samples
@@ -72,23 +72,46 @@ def test_snr_tier_sets_pulse_height():
         assert snr - 5 < ratio_db < snr + 5
 
 
-def test_short_pulse_fraction_shortens_training_pulses_only_when_asked():
-    default = synthetic.make_capture(np.random.default_rng(4), 8192, snr_db=30.0, pd_free=False)
-    explicit = synthetic.make_capture(np.random.default_rng(4), 8192, snr_db=30.0, pd_free=False,
-                                      short_pulse_fraction=0.0)
-    np.testing.assert_array_equal(default.signal, explicit.signal)  # evaluation sets unchanged
+def test_pulse_families_span_short_and_long_shapes():
+    """Every family, either side of a few samples long: PD at 40 MS/s and more is often only
+    a few samples long, so short pulses must be as common in training as long ones."""
+    rng = np.random.default_rng(4)
+    lengths: dict[str, list[int]] = {family: [] for family in synthetic.PULSE_FAMILIES}
+    for _ in range(600):
+        waveform, envelope, shape = synthetic._pulse(rng)
+        assert np.max(np.abs(waveform)) == pytest.approx(1.0) and envelope.max() == pytest.approx(1.0)
+        lengths[shape["family"]].append(synthetic._label_length(envelope))
+    for family, values in lengths.items():
+        assert len(values) > 80, family
+        assert np.mean(np.array(values) <= 12) > 0.25, family  # a fair share of short ones
+    assert max(lengths["exponential"]) > 150  # and long ones
+    bipolar, _, _ = synthetic._pulse(np.random.default_rng(1), "bipolar")
+    assert bipolar.min() < -0.05 < 0.05 < bipolar.max()  # two lobes of opposite sign
 
-    def mean_event_length(fraction):
-        rng = np.random.default_rng(9)
-        lengths = []
-        for _ in range(20):
-            capture = synthetic.make_capture(rng, 8192, snr_db=30.0, pd_free=False,
-                                             short_pulse_fraction=fraction)
-            if "burst" not in capture.sources:
-                lengths += [end - start for start, end in mask_to_regions(capture.mask).tolist()]
-        return np.mean(lengths)
 
-    assert mean_event_length(1.0) < 0.5 * mean_event_length(0.0)
+def test_carrier_and_quantisation_are_drawn_in_training_and_fixed_in_tiers():
+    rng = np.random.default_rng(30)
+    without_carrier = quantised = 0
+    for _ in range(60):
+        capture = synthetic.make_capture(rng, 4096)
+        raw_peak = np.abs(capture.signal).max()
+        residue = np.abs(remove_carrier(capture.signal)).max()
+        without_carrier += raw_peak < 3 * residue  # no AC voltage under the pulses
+        values = np.unique(capture.signal)
+        steps = np.diff(values)
+        quantised += bool(steps.size) and np.allclose(steps / steps.min(), np.round(steps / steps.min()))
+    assert 5 <= without_carrier <= 30 and 4 <= quantised <= 25
+    for capture in synthetic.evaluation_set(20.0, False, 4, 4096, seed=2):
+        assert np.abs(capture.signal).max() > 50 * capture.noise_sigma  # the carrier is there
+
+
+def test_isolated_pulses_are_positives_at_any_phase():
+    """No isolated pulse is a negative: pulses at random phases are labelled PD."""
+    rng = np.random.default_rng(3)
+    phases = synthetic._source_phases(rng, "isolated", 40)
+    degrees = np.array([phase % 360 for phase, _ in phases])
+    assert len(phases) > 40 and {polarity for _, polarity in phases} == {-1, 1}
+    assert np.histogram(degrees, bins=4, range=(0, 360))[0].min() > 0
 
 
 def test_leaving_out_converter_notches_changes_only_the_notch_train():
@@ -117,8 +140,9 @@ def test_every_labelled_onset_comes_with_the_shape_drawn():
         assert sorted(pulse["onset"] for pulse in capture.pulses) == capture.pulse_onsets
         for pulse in capture.pulses:
             assert pulse["source"] in capture.sources
-            assert 0.3 <= pulse["rise"] <= 3.0 and 2.0 <= pulse["decay"] <= 60.0
-            assert pulse["frequency"] is None or 0.02 <= pulse["frequency"] <= 0.4
+            assert pulse["family"] in synthetic.PULSE_FAMILIES
+            assert 0.2 <= pulse["rise"] <= 5.0 and 0.7 <= pulse["decay"] <= 100.0
+            assert pulse["frequency"] is None or 0.02 <= pulse["frequency"] <= 0.45
             assert capture.mask[pulse["onset"]]
         shapes += len(capture.pulses)
     assert shapes > 20

@@ -3,14 +3,11 @@
 The family is the predecessor's: every encoder level is two dilated 3-tap convolutions
 (BatchNorm, ReLU), levels are joined by max-pooling, the bottleneck widens the channels and
 applies a gated self-attention over time, and the decoder upsamples with transposed
-convolutions and concatenated skip connections. The output is one PD probability per sample
-and, with ``onset_head``, a second one: that a new PD event starts at the sample. Two pulses a
-few tens of samples apart leave no clean gap in the first output (the first pulse's tail is
-still visible there); the onset output tells where to cut such a region (regions.py).
+convolutions and concatenated skip connections. The output is one PD probability per sample.
 
-Width, depth and dilations are configuration (:class:`UNetConfig`); the presets name the two
-sizes the project uses: the predecessor's (12.1 M parameters, used only as a speed reference)
-and the small network we ship.
+Width, depth and dilations are configuration (:class:`UNetConfig`); the presets name the
+sizes the project uses: the predecessor's (12.1 M parameters, used only as a speed
+reference), the ``tiny`` network we ship (the default) and two larger candidates.
 """
 from __future__ import annotations
 
@@ -23,36 +20,19 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .preprocess import PLANES, planes_for
+from .preprocess import INPUT_CHANNELS, PLANES
 
 
 @dataclasses.dataclass(frozen=True)
 class UNetConfig:
-    features: tuple[int, ...] = (8, 16, 32, 64)
+    features: tuple[int, ...] = (4, 8, 16, 32)
     dilations: tuple[int, ...] = (1, 2, 4, 8)
-    in_channels: int = 1
+    in_channels: int = INPUT_CHANNELS
     attention: bool = True
-    onset_head: bool = False
-    # The input planes by name (preprocess.PLANES), in channel order; None: the usual ones
-    # for ``in_channels`` (preprocess.planes_for).
-    inputs: tuple[str, ...] | None = None
-
-    @property
-    def input_planes(self) -> tuple[str, ...]:
-        return self.inputs if self.inputs is not None else planes_for(self.in_channels)
-
-    @property
-    def outputs(self) -> int:
-        return 2 if self.onset_head else 1
 
     def __post_init__(self) -> None:
         if len(self.features) != len(self.dilations) or not self.features:
             raise ValueError("features and dilations need the same, non-zero length")
-        if self.inputs is not None:
-            if len(self.inputs) != self.in_channels:
-                raise ValueError(f"{self.in_channels} input channels, but planes {self.inputs} named")
-            if len(set(self.inputs)) != len(self.inputs) or not set(self.inputs) <= set(PLANES):
-                raise ValueError(f"input planes {self.inputs}: each once, from {', '.join(PLANES)}")
 
     @property
     def length_multiple(self) -> int:
@@ -64,31 +44,26 @@ class UNetConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> "UNetConfig":
+        # Records of variants tried and not shipped (an onset head, other planes) name them.
+        if values.get("onset_head") or values.get("inputs") not in (None, list(PLANES)):
+            raise ValueError("this release serves networks of one output on the planes "
+                             f"{PLANES}; the record asks for {values}")
         return cls(
             features=tuple(values["features"]),
             dilations=tuple(values["dilations"]),
             in_channels=int(values.get("in_channels", 1)),
             attention=bool(values.get("attention", True)),
-            onset_head=bool(values.get("onset_head", False)),
-            inputs=None if values.get("inputs") is None else tuple(values["inputs"]),
         )
 
 
 PRESETS = {
-    # The FastAPI predecessor's network: 12.1 M parameters, 2.72 GFLOP per 1024-sample window.
-    "predecessor": UNetConfig(features=(64, 128, 256, 512), dilations=(1, 2, 4, 8)),
-    # Ours take the two conditioned channels (see preprocess.py).
-    "small": UNetConfig(features=(8, 16, 32, 64), dilations=(1, 2, 4, 8), in_channels=2),
-    "tiny": UNetConfig(features=(4, 8, 16, 32), dilations=(1, 2, 4, 8), in_channels=2),
-    "tiny-onset": UNetConfig(features=(4, 8, 16, 32), dilations=(1, 2, 4, 8), in_channels=2,
-                             onset_head=True),
-    # tiny with a third input channel, the cycle difference (preprocess.cycle_difference).
-    "tiny-cycle": UNetConfig(features=(4, 8, 16, 32), dilations=(1, 2, 4, 8), in_channels=3,
-                             inputs=("signal", "relative", "cycle_difference")),
-    # tiny with a third input channel, the envelope (preprocess.envelope).
-    "tiny-envelope": UNetConfig(features=(4, 8, 16, 32), dilations=(1, 2, 4, 8), in_channels=3,
-                                inputs=("signal", "relative", "envelope")),
-    "medium": UNetConfig(features=(16, 32, 64, 128), dilations=(1, 2, 4, 8), in_channels=2),
+    # The FastAPI predecessor's network (one input channel): 12.1 M parameters, 2.72 GFLOP per
+    # 1024-sample window. A speed reference only.
+    "predecessor": UNetConfig(features=(64, 128, 256, 512), dilations=(1, 2, 4, 8), in_channels=1),
+    # Ours take the two conditioned planes (preprocess.PLANES); tiny is shipped.
+    "tiny": UNetConfig(features=(4, 8, 16, 32), dilations=(1, 2, 4, 8)),
+    "small": UNetConfig(features=(8, 16, 32, 64), dilations=(1, 2, 4, 8)),
+    "medium": UNetConfig(features=(16, 32, 64, 128), dilations=(1, 2, 4, 8)),
 }
 
 
@@ -125,10 +100,9 @@ class GatedSelfAttention1D(nn.Module):
 
 class UNet1D(nn.Module):
     """Input ``(batch, in_channels, length)``, ``length`` a multiple of
-    ``config.length_multiple``; output ``(batch, length)`` probabilities, or ``(batch, 2,
-    length)`` (PD, onset) with ``config.onset_head``."""
+    ``config.length_multiple``; output ``(batch, length)`` probabilities."""
 
-    def __init__(self, config: UNetConfig = PRESETS["small"]) -> None:
+    def __init__(self, config: UNetConfig = PRESETS["tiny"]) -> None:
         super().__init__()
         self.config = config
         self.encoders = nn.ModuleList()
@@ -144,7 +118,7 @@ class UNet1D(nn.Module):
         for width in reversed(config.features):
             self.upsamplers.append(nn.ConvTranspose1d(width * 2, width, kernel_size=2, stride=2))
             self.decoders.append(_conv_pair(width * 2, width, 1))
-        self.head = nn.Conv1d(config.features[0], config.outputs, kernel_size=1)
+        self.head = nn.Conv1d(config.features[0], 1, kernel_size=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.logits(x))
@@ -158,8 +132,7 @@ class UNet1D(nn.Module):
         x = self.attention(self.bottleneck(x))
         for upsample, decoder, skip in zip(self.upsamplers, self.decoders, reversed(skips)):
             x = decoder(torch.cat((skip, upsample(x)), dim=1))
-        out = self.head(x)
-        return out if self.config.onset_head else out.squeeze(1)
+        return self.head(x).squeeze(1)
 
 
 def parameter_count(model: nn.Module) -> int:
@@ -195,17 +168,16 @@ def export_onnx(model: UNet1D, path: Path, window: int = 4096) -> None:
     model = model.eval()
     example = torch.zeros(2, model.config.in_channels, window)
     path.parent.mkdir(parents=True, exist_ok=True)
-    output_axes = {0: "windows", 2 if model.config.onset_head else 1: "width"}
     with torch.no_grad():
         torch.onnx.export(model, (example,), str(path), dynamo=False, opset_version=17,
                           input_names=["signal"], output_names=["probability"],
                           dynamic_axes={"signal": {0: "windows", 2: "width"},
-                                        "probability": output_axes})
+                                        "probability": {0: "windows", 1: "width"}})
 
 
 class OnnxNetwork:
     """An ONNX Runtime session called like the torch network: ``(windows, channels, width)``
-    float32 tensor in, ``(windows, width)`` (or ``(windows, 2, width)``) probabilities out.
+    float32 tensor in, ``(windows, width)`` probabilities out.
 
     Intra-op threads are the session's; ``single_thread_session`` (optional) serves calls
     on few samples, where a second thread costs the other processes on a small machine more

@@ -1,9 +1,8 @@
 """Per-signal conditioning: remove the AC carrier, estimate the noise floor, scale robustly.
 
-The network gets named input planes (channels), listed in its configuration: the shipped
-network the carrier-free signal in units of its noise floor, asinh compressed ("signal"), and
-the same signal relative to its local peak ("relative"); variants also the cycle difference
-("cycle_difference") or the signal's envelope ("envelope").
+The network gets two input planes (channels): the carrier-free signal in units of its noise
+floor, asinh compressed ("signal"), and the same signal relative to its local peak
+("relative").
 
 Everything here looks at one signal at a time, so a signal's result never depends on what
 else travels in the same request or TorchServe batch. Every step is linear in the input or
@@ -18,8 +17,6 @@ from functools import lru_cache
 import numpy as np
 from scipy import ndimage
 from scipy import signal as sps
-
-from . import phase as phase_mod
 
 # The carrier sits at 1/1,000 cycles per sample or below (even a 50 Hz carrier sampled at only
 # 50 kS/s); PD pulses and their ringing live above 1/50. A 4th-order Butterworth high-pass at
@@ -39,25 +36,72 @@ def _highpass_sos(cutoff: float, order: int) -> np.ndarray:
     return sps.butter(order, cutoff, btype="highpass", output="sos", fs=1.0)
 
 
+# A local quintic over 151 samples follows even a 1e6 carrier of a 1,000-sample period to a
+# few units, also at a signal's ends, where it is fitted to the last 151 samples instead of
+# being mirrored: the high-pass alone, started on a steep flank, leaves thousands of noise
+# units of edge transient, enough to fill a 64-sample triggered window. It passes pulses as the
+# high-pass does (its cutoff, ~0.012 cycles/sample, is the high-pass's).
+BASELINE_WINDOW = 151
+BASELINE_ORDER = 5
+
+
+@lru_cache(maxsize=2)
+def _baseline_taps(window: int, order: int) -> np.ndarray:
+    return sps.savgol_coeffs(window, order)
+
+
+def carrier_baseline(raw: np.ndarray) -> np.ndarray:
+    """The local polynomial (Savitzky-Golay) baseline of ``raw``: in the interior the filter
+    as an FFT convolution (the taps are symmetric), at each end the polynomial fitted to the
+    first or last window of samples, as ``savgol_filter(mode="interp")`` does, at a fraction
+    of its cost on long captures."""
+    window = min(BASELINE_WINDOW, raw.size - 1 + raw.size % 2)
+    if raw.size <= 2 * window:
+        return sps.savgol_filter(raw, window, BASELINE_ORDER, mode="interp")
+    baseline = sps.oaconvolve(raw, _baseline_taps(window, BASELINE_ORDER), mode="same")
+    half = window // 2
+    baseline[:half] = sps.savgol_filter(raw[:window], window, BASELINE_ORDER, mode="interp")[:half]
+    baseline[-half:] = sps.savgol_filter(raw[-window:], window, BASELINE_ORDER, mode="interp")[-half:]
+    return baseline
+
+
 def remove_carrier(raw: np.ndarray, cutoff: float = HIGHPASS_CUTOFF) -> np.ndarray:
-    """Zero-phase high-pass: the AC carrier and its low harmonics are removed, pulses stay
-    where they are. Signals too short for the filter's edge padding are returned minus their
-    mean (nothing periodic can be resolved in so few samples)."""
+    """Zero-phase carrier removal: the local polynomial baseline is subtracted, then the
+    zero-phase Butterworth high-pass takes what is left of the carrier and its low harmonics;
+    pulses stay where they are. Signals too short for the filter's edge padding are returned
+    minus their mean (nothing periodic can be resolved in so few samples)."""
     raw = np.asarray(raw, dtype=np.float64)
     sos = _highpass_sos(cutoff, HIGHPASS_ORDER)
     # sosfiltfilt's default padding needs more than 3 * (2 * sections + 1) samples.
     minimum = 3 * (2 * len(sos) + 1) + 1
     if raw.size < minimum:
         return raw - raw.mean() if raw.size else raw.copy()
-    return sps.sosfiltfilt(sos, raw)
+    return sps.sosfiltfilt(sos, raw - carrier_baseline(raw))
 
 
-def noise_scale(filtered: np.ndarray, raw_magnitude: float) -> float:
-    """Robust noise level of a carrier-free signal: the RMS of its quietest blocks.
+QUANTUM_SAMPLES = 65_536  # samples looked at for the ADC step
+
+
+def quantisation_step(raw: np.ndarray) -> float:
+    """The ADC step of a capture whose values lie on a grid (integer samples, or a few-bit
+    recorder's levels): the smallest gap between distinct values among up to 65,536 evenly
+    spread samples. Continuous data gives a gap far below its noise, which then decides."""
+    raw = np.asarray(raw)
+    if raw.size < 2:
+        return 0.0
+    sample = raw[:: max(1, raw.size // QUANTUM_SAMPLES)]
+    gaps = np.diff(np.unique(sample))
+    return float(gaps.min()) if gaps.size else 0.0
+
+
+def noise_scale(filtered: np.ndarray, raw_magnitude: float, quantum: float = 0.0) -> float:
+    """Robust noise level of a carrier-free signal: the RMS of its quietest blocks, and at
+    least half an ADC step ``quantum``.
 
     PD bursts with long ringing can cover more than half of a capture, which would inflate a
-    plain MAD; the quiet stretches between bursts still show the true noise floor."""
-    floor = max(RELATIVE_NOISE_FLOOR * raw_magnitude, np.finfo(np.float64).tiny)
+    plain MAD; the quiet stretches between bursts still show the true noise floor. A
+    few-bit capture can be exactly flat between pulses, and one step there is no pulse."""
+    floor = max(RELATIVE_NOISE_FLOOR * raw_magnitude, 0.5 * quantum, np.finfo(np.float64).tiny)
     if filtered.size == 0:
         return floor
     blocks = filtered.size // NOISE_BLOCK
@@ -71,24 +115,10 @@ def noise_scale(filtered: np.ndarray, raw_magnitude: float) -> float:
 
 
 LOCAL_PEAK_SPAN = 1025  # samples over which the local peak is taken (about ±512)
-PLANES = ("signal", "relative", "cycle_difference", "envelope")
-DEFAULT_PLANES = ("signal", "relative")
-# Planes that change sign with the signal (a polarity flip in training negates them); the
-# envelope does not.
-ODD_PLANES = frozenset({"signal", "relative", "cycle_difference"})
-INPUT_CHANNELS = len(DEFAULT_PLANES)
-
-
-def planes_for(channels: int) -> tuple[str, ...]:
-    """The planes of a network recorded by channel count only (records before planes were
-    named): 1 the signal alone (the predecessor's), 2 the default, 3 with the cycle difference."""
-    if channels == 1:
-        return ("signal",)
-    if channels == INPUT_CHANNELS:
-        return DEFAULT_PLANES
-    if channels == INPUT_CHANNELS + 1:
-        return DEFAULT_PLANES + ("cycle_difference",)
-    raise ValueError(f"a network of {channels} channels needs its input planes named")
+# The network's input planes, in channel order: the compressed signal in noise units, and the
+# signal relative to its local peak. Both change sign with the signal.
+PLANES = ("signal", "relative")
+INPUT_CHANNELS = len(PLANES)
 
 
 def compress(normalised: np.ndarray) -> np.ndarray:
@@ -107,54 +137,6 @@ def relative_to_local_peak(filtered: np.ndarray, scale: float) -> np.ndarray:
     return filtered / (local_peak + scale)
 
 
-def cycle_difference(filtered: np.ndarray, samples_per_cycle: float | None) -> np.ndarray:
-    """The signal minus itself one AC cycle earlier (one cycle later for the first cycle).
-
-    Whatever repeats with the AC cycle, such as a converter's commutation notches, cancels;
-    PD does not, because its pulses wander in phase from cycle to cycle by more than their
-    width. The shift is fractional (cubic spline), so the period must be known to a small
-    fraction of a sample (the carrier fit's is). Zero without a period or a second cycle."""
-    length = filtered.size
-    if not samples_per_cycle or samples_per_cycle >= length or samples_per_cycle <= 1:
-        return np.zeros(length)
-    samples = np.arange(length, dtype=np.float64)
-    source = np.where(samples >= samples_per_cycle, samples - samples_per_cycle,
-                      samples + samples_per_cycle)
-    inside = source <= length - 1
-    shifted = ndimage.map_coordinates(filtered, source[np.newaxis], order=3, mode="nearest")
-    return np.where(inside, filtered - shifted, 0.0)
-
-
-HILBERT_HALF_SPAN = 32  # taps each side of the envelope's Hilbert transformer
-
-
-@lru_cache(maxsize=2)
-def _hilbert_taps(half_span: int) -> np.ndarray:
-    """A windowed FIR Hilbert transformer: the ideal 2/(pi n) at odd n, tapered (Blackman).
-    With 32 taps each side a sinusoid's envelope is flat to 0.1 % from 0.04 to 0.45 cycles
-    per sample (burst ringing, periods 20-40 samples, and most PD oscillations), ripples by
-    about 2 % at 0.03 and 15 % at 0.02, the slowest PD oscillation the generator draws."""
-    n = np.arange(-half_span, half_span + 1)
-    ideal = np.zeros(n.size)
-    odd = n % 2 == 1
-    ideal[odd] = 2.0 / (np.pi * n[odd])
-    return ideal * np.blackman(n.size + 2)[1:-1]
-
-
-def envelope(filtered: np.ndarray) -> np.ndarray:
-    """A pulse's envelope: the magnitude of the analytic signal, smooth through the zero
-    crossings of an oscillatory pulse or a ringing tail. The labelling rule ends an event
-    where the envelope falls under 10 % of its peak, which the signal itself shows only at
-    its crests. The Hilbert transform is a short FIR, not the FFT's: the ideal one spreads a
-    large spike's 1/t tail over the whole capture, this one no further than 32 samples."""
-    filtered = np.asarray(filtered, dtype=np.float64)
-    if filtered.size == 0:
-        return filtered.copy()
-    quadrature = np.convolve(filtered, _hilbert_taps(HILBERT_HALF_SPAN), mode="full")[
-        HILBERT_HALF_SPAN: HILBERT_HALF_SPAN + filtered.size]
-    return np.hypot(filtered, quadrature)
-
-
 @dataclasses.dataclass
 class Conditioned:
     """One signal ready for the network, with what postprocessing needs to report in the
@@ -164,36 +146,18 @@ class Conditioned:
     filtered: np.ndarray  # float64, carrier removed, input units
     scale: float  # noise scale in input units
     network_input: np.ndarray  # float32 (channels, length), unitless
-    carrier: phase_mod.CarrierFit | None = None  # fitted here when the cycle channel needs it
 
     @property
     def length(self) -> int:
         return int(self.raw.size)
 
 
-def condition(raw: np.ndarray, planes: tuple[str, ...] = DEFAULT_PLANES,
-              samples_per_cycle: float | None = None) -> Conditioned:
-    """The network input of one signal: ``planes`` (names from :data:`PLANES`), in that
-    order. The cycle difference takes the caller's period or the fitted carrier's (the fit is
-    kept for the phases)."""
-    unknown = [name for name in planes if name not in PLANES]
-    if unknown or not planes:
-        raise ValueError(f"unknown input planes {unknown}; known: {', '.join(PLANES)}")
+def condition(raw: np.ndarray) -> Conditioned:
+    """The network input of one signal: the planes of :data:`PLANES`, in that order."""
     raw = np.asarray(raw, dtype=np.float64)
     filtered = remove_carrier(raw)
     magnitude = float(np.max(np.abs(raw))) if raw.size else 0.0
-    scale = noise_scale(filtered, magnitude)
-    carrier = None
-    stack = []
-    for name in planes:
-        if name == "signal":
-            stack.append(compress(filtered / scale))
-        elif name == "relative":
-            stack.append(relative_to_local_peak(filtered, scale))
-        elif name == "envelope":
-            stack.append(compress(envelope(filtered) / scale))
-        else:
-            carrier = carrier or phase_mod.fit_carrier(raw, filtered, scale, samples_per_cycle)
-            stack.append(compress(cycle_difference(filtered, carrier.samples_per_cycle) / scale))
+    scale = noise_scale(filtered, magnitude, quantisation_step(raw))
+    planes = (compress(filtered / scale), relative_to_local_peak(filtered, scale))
     return Conditioned(raw=raw, filtered=filtered, scale=scale,
-                       network_input=np.stack(stack).astype(np.float32), carrier=carrier)
+                       network_input=np.stack(planes).astype(np.float32))

@@ -59,63 +59,6 @@ def reaches(regions: np.ndarray, probability: np.ndarray, level: float) -> np.nd
     return np.maximum.reduceat(padded, np.asarray(regions).ravel())[::2] >= level
 
 
-MIN_PIECE = 8  # an onset this close to a region's edge is that region's own start
-
-
-def split_at_onsets(regions: np.ndarray, probability: np.ndarray, onset: np.ndarray,
-                    threshold: float, onset_threshold: float) -> np.ndarray:
-    """Cut regions where the onset output announces a new event inside them.
-
-    The merge gap that keeps a pulse's ringing in one region also joins two pulses a few
-    tens of samples apart; the onset output peaks at a new event's first samples and not on
-    the ringing, so a region is cut at each onset run inside it (at the run's highest
-    point, at least ``MIN_PIECE`` samples from the region's ends). The piece before a cut
-    ends after its last sample at ``threshold``, where the earlier event's label would end.
-    ``onset_threshold`` 0 cuts nothing."""
-    regions = np.asarray(regions, dtype=np.int64).reshape(-1, 2)
-    if onset_threshold <= 0 or regions.size == 0:
-        return regions
-    onset = np.asarray(onset)
-    probability = np.asarray(probability)
-    pieces = []
-    for start, end in regions.tolist():
-        cuts = []
-        for run_start, run_end in mask_to_regions(onset[start:end] >= onset_threshold, 0, 1).tolist():
-            cut = start + run_start + int(np.argmax(onset[start + run_start: start + run_end]))
-            if cut - (cuts[-1] if cuts else start) >= MIN_PIECE and end - cut >= MIN_PIECE:
-                cuts.append(cut)
-        piece_start = start
-        for cut in cuts:
-            above = np.flatnonzero(probability[piece_start:cut] >= threshold)
-            piece_end = piece_start + int(above[-1]) + 1 if above.size else cut
-            pieces.append((piece_start, piece_end))
-            piece_start = cut
-        pieces.append((piece_start, end))
-    return np.asarray(pieces, dtype=np.int64).reshape(-1, 2)
-
-
-def drop_ringing_fragments(regions: np.ndarray, filtered: np.ndarray, ratio: float,
-                           reach: int) -> np.ndarray:
-    """Drop a region that starts within ``reach`` samples after the end of the last kept one and
-    whose peak stays below ``ratio`` times that region's peak.
-
-    The late ringing of a large discharge crosses the threshold again in short pieces, after
-    the label's 10 % point; a new discharge in that stretch has its own sharp onset and, with
-    the sources here, a comparable peak. ``ratio`` 0 keeps everything."""
-    if ratio <= 0 or len(regions) < 2:
-        return regions
-    magnitude = np.abs(np.asarray(filtered))
-    keep = []
-    last_end, last_peak = None, 0.0
-    for index, (start, end) in enumerate(np.asarray(regions).tolist()):
-        peak = float(magnitude[start:end].max())
-        if last_end is not None and start - last_end <= reach and peak < ratio * last_peak:
-            continue
-        keep.append(index)
-        last_end, last_peak = end, peak
-    return np.asarray(regions)[keep]
-
-
 def describe_regions(regions: np.ndarray, filtered: np.ndarray, probability: np.ndarray,
                      phase_deg: np.ndarray | None = None,
                      sampling_rate_hz: float | None = None) -> list[dict]:

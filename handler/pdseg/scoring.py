@@ -6,6 +6,8 @@ import dataclasses
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from .regions import mask_to_regions
+
 
 def interval_iou(first: np.ndarray, second: np.ndarray) -> np.ndarray:
     """IoU of every interval in ``first`` (n, 2) with every one in ``second`` (m, 2)."""
@@ -64,3 +66,10 @@ def match_events(truth: np.ndarray, predicted: np.ndarray, min_iou: float = 0.3)
     counts.false_negative = len(truth) - counts.true_positive
     counts.false_positive = len(predicted) - counts.true_positive
     return counts
+
+
+def truth_events(mask: np.ndarray, merge_gap: int) -> np.ndarray:
+    """Ground-truth events ``(k, 2)`` of a labelled capture, by the rule the service's regions
+    follow: labelled runs closer together than ``merge_gap`` samples are one event (the
+    merge gap is the service's time resolution), and an event may be one sample long."""
+    return mask_to_regions(mask, min_gap=merge_gap, min_length=1)

@@ -17,11 +17,16 @@ discharge and the late tail fades into the noise.
 
 Signal-to-noise ratio: a tier's per-pulse peak SNR is the pulse's peak over the rms of the
 background it sits on, that is the white noise and, in captures with interference, also the
-1/f noise and the radio-like carriers. Impulsive interference (notches, single pulses, false
-peaks) is scaled to the pulses' level instead: it competes as events, not as a noise floor.
+1/f noise and the radio-like carriers. Converter notches are scaled to the pulses' level
+instead: they compete as events, not as a noise floor.
 
-Hard negatives (1/f noise, radio-like tones, converter commutation notches, symmetric single
-pulses, bipolar false peaks) are present but never labelled.
+What counts as PD (docs/model-card.md, "What the service reports as PD"): every transient that
+stands out of the noise floor and is not explained by the capture's stationary or phase-locked
+interference. So the pulses span the shapes PD takes (unipolar, oscillating and bipolar, one
+sample to hundreds long, either polarity, at any phase), and the only unlabelled structure is
+what a detector can tell from PD by a property: 1/f noise and stationary radio-like tones, and
+converter commutation notches (equal, constant-amplitude dips at 6 or 12 regular phases per
+cycle). No isolated pulse is a negative for its shape alone.
 """
 from __future__ import annotations
 
@@ -30,7 +35,9 @@ from typing import Iterator
 
 import numpy as np
 
-PD_SOURCES = ("void", "surface", "corona", "burst")
+# "isolated": pulses at any phase, of either polarity (a defect not yet in a phase pattern,
+# or a sensor that does not see the carrier).
+PD_SOURCES = ("void", "surface", "corona", "burst", "isolated")
 LABEL_FRACTION = 0.1  # envelope fraction of the peak where a label ends
 SNR_TIERS_DB = (30.0, 20.0, 14.0, 10.0, 6.0)
 
@@ -52,37 +59,54 @@ class Capture:
 
 # --- pulse shapes ---------------------------------------------------------------------------
 
-def _pulse(rng: np.random.Generator, oscillatory: bool | None = None,
-           short_fraction: float = 0.0) -> tuple[np.ndarray, np.ndarray, dict]:
+# What a PD pulse looks like depends on the sensor and the sampling rate more than on the
+# defect: a coupling capacitor and RC measuring impedance give unipolar damped exponentials,
+# an RLC impedance or an antenna damped oscillations, an HFCT bipolar (derivative-like) pulses.
+# At 40 MS/s and more a pulse is often only a few samples long, so every family is drawn over
+# its whole range, short pulses as often as long ones (log-uniform).
+PULSE_FAMILIES = ("exponential", "oscillation", "bipolar")
+FAMILY_WEIGHTS = (0.4, 0.35, 0.25)
+
+
+def _log_uniform(rng: np.random.Generator, low: float, high: float) -> float:
+    return float(np.exp(rng.uniform(np.log(low), np.log(high))))
+
+
+def _pulse(rng: np.random.Generator, family: str | None = None) -> tuple[np.ndarray, np.ndarray, dict]:
     """One PD pulse on a local time axis: (waveform with peak |1|, envelope with peak 1, the
-    shape drawn: rise, decay, frequency or None).
-    The waveform starts at a random sub-sample offset so onsets are not grid aligned.
-    ``short_fraction`` of the pulses decay within 2-8 samples (training only: the short end
-    of the range is where PD looks most like the unlabelled single pulses)."""
-    rise = rng.uniform(0.3, 3.0)
-    if short_fraction > 0 and rng.random() < short_fraction:
-        decay = rng.uniform(2.0, 8.0)
-    else:
-        decay = rng.uniform(2.0, 60.0)
-    if oscillatory is None:
-        oscillatory = rng.random() < 0.35
-    support = int(np.ceil(decay * 6 + rise * 6)) + 2
-    t = np.arange(support) - rng.uniform(0.0, 1.0)
-    t = np.maximum(t, 0.0)
-    envelope = np.exp(-t / decay) * (1.0 - np.exp(-t / rise))
+    shape drawn: family, rise, decay, frequency or None).
+    The waveform starts at a random sub-sample offset so onsets are not grid aligned."""
+    if family is None:
+        family = str(rng.choice(PULSE_FAMILIES, p=FAMILY_WEIGHTS))
     frequency = None
-    if oscillatory:
-        frequency = rng.uniform(0.02, 0.4)
+    if family == "exponential":
+        rise, decay = _log_uniform(rng, 0.2, 5.0), _log_uniform(rng, 1.0, 100.0)
+    elif family == "oscillation":
+        rise, decay = _log_uniform(rng, 0.2, 3.0), _log_uniform(rng, 1.5, 60.0)
+        frequency = float(rng.uniform(0.02, 0.45))
+    elif family == "bipolar":
+        rise, decay = _log_uniform(rng, 0.2, 3.0), _log_uniform(rng, 0.7, 20.0)
+    else:
+        raise ValueError(f"unknown pulse family {family!r}")
+    support = int(np.ceil(decay * 8 + rise * 6)) + 4
+    t = np.maximum(np.arange(support) - rng.uniform(0.0, 1.0), 0.0)
+    envelope = np.exp(-t / decay) * (1.0 - np.exp(-t / rise))
+    if family == "oscillation":
         waveform = envelope * np.cos(2 * np.pi * frequency * t - np.pi / 2 + rng.uniform(-0.3, 0.3))
+    elif family == "bipolar":
+        # The time derivative of a unipolar pulse (what a differentiating sensor records):
+        # a fast lobe and a slower one of opposite sign; its envelope is its own magnitude,
+        # held across the zero crossing between the lobes.
+        waveform = np.gradient(envelope) if support > 1 else envelope.copy()
+        magnitude = np.abs(waveform)
+        envelope = np.maximum.accumulate(magnitude)
+        envelope = np.minimum(envelope, np.maximum.accumulate(magnitude[::-1])[::-1])
     else:
         waveform = envelope.copy()
     peak = np.max(np.abs(waveform))
-    if peak <= 0:
-        waveform[0] = 1.0
-        envelope[0] = 1.0
-        peak = 1.0
-    shape = {"rise": float(rise), "decay": float(decay),
-             "frequency": None if frequency is None else float(frequency)}
+    if not np.isfinite(peak) or peak <= 0:
+        waveform, envelope, peak = np.eye(1, support)[0], np.eye(1, support)[0], 1.0
+    shape = {"family": family, "rise": float(rise), "decay": float(decay), "frequency": frequency}
     return waveform / peak, envelope / np.max(envelope), shape
 
 
@@ -94,9 +118,9 @@ def _label_length(envelope: np.ndarray) -> int:
 def _burst(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, dict]:
     """Real-like burst: primary spike, opposite spike later, then smooth ringing (and the
     primary spike's shape)."""
-    primary, primary_env, shape = _pulse(rng, oscillatory=rng.random() < 0.3)
+    primary, primary_env, shape = _pulse(rng)
     delay = int(rng.uniform(20, 300))
-    opposite, opposite_env, _ = _pulse(rng, oscillatory=False)
+    opposite, opposite_env, _ = _pulse(rng, "exponential")
     opposite_gain = rng.uniform(0.2, 0.6)
     ring_period = rng.uniform(20, 40)
     ring_gain = rng.uniform(0.06, 0.3)
@@ -157,6 +181,11 @@ def _source_phases(rng: np.random.Generator, source: str, cycles: int) -> list[t
         for cycle in range(cycles):
             if rng.random() < 0.8:
                 events.append((cycle * 360 + rng.uniform(5, 80) + cycle * drift_per_cycle, +1))
+    elif source == "isolated":
+        rate = rng.uniform(0.5, 6.0)
+        for cycle in range(cycles):
+            for _ in range(rng.poisson(rate)):
+                events.append((cycle * 360 + rng.uniform(0, 360), int(rng.choice([-1, 1]))))
     return events
 
 
@@ -181,36 +210,34 @@ def _broadband_interference(rng: np.random.Generator, length: int, sigma: float)
     return out
 
 
-def _impulsive_interference(rng: np.random.Generator, length: int, samples_per_cycle: float,
-                            phase0_deg: float, pulse_scale: float,
-                            converter_notches: bool = True) -> np.ndarray:
-    """Pulse-like disturbances at PD amplitudes: converter notches, single pulses, false peaks.
-    Without ``converter_notches`` the notches are drawn (the same random numbers are used)
-    but left out: the same capture as if they had been removed perfectly."""
+def _converter_notches(rng: np.random.Generator, length: int, samples_per_cycle: float,
+                       phase0_deg: float, pulse_scale: float) -> np.ndarray:
+    """Converter commutation notches: 6 or 12 equal dips per AC cycle at regular phase spacing
+    and constant amplitude. Phase-locked, equal and regular is what tells them from PD, whose
+    pulses wander in phase and vary in size; any single one of them alone would be PD-like."""
     t = np.arange(length, dtype=np.float64)
-    out = np.zeros(length)
     notches = np.zeros(length)
-    if rng.random() < 0.7:  # phase-locked converter commutation notches
-        per_cycle = int(rng.choice([6, 12]))
-        width = rng.uniform(4, 20)
-        amplitude = pulse_scale * rng.uniform(0.3, 1.5) * rng.choice([-1, 1])
-        start = rng.uniform(0, 360 / per_cycle)
-        cycles = int(np.ceil(length / samples_per_cycle)) + 1
-        for k in range(cycles * per_cycle):
-            centre = ((start + k * 360 / per_cycle - phase0_deg) / 360) * samples_per_cycle
-            if -width < centre < length + width:
-                edge = 1.5
-                notch = 0.5 * (np.tanh((t - centre + width / 2) / edge) - np.tanh((t - centre - width / 2) / edge))
-                notches += amplitude * notch
-    if converter_notches:
-        out += notches
-    for _ in range(rng.poisson(length / 4000)):  # symmetric single pulses (not PD shaped)
-        centre, width = rng.uniform(0, length), rng.uniform(1.5, 6)
-        out += pulse_scale * rng.uniform(0.3, 2) * rng.choice([-1, 1]) * np.exp(-0.5 * ((t - centre) / width) ** 2)
-    for _ in range(rng.poisson(length / 4000)):  # bipolar false peaks
-        centre, width = rng.uniform(0, length), rng.uniform(0.7, 3)
-        out += pulse_scale * rng.uniform(0.3, 2) * (-(t - centre) / width) * np.exp(0.5 - 0.5 * ((t - centre) / width) ** 2)
-    return out
+    per_cycle = int(rng.choice([6, 12]))
+    width = rng.uniform(4, 20)
+    amplitude = pulse_scale * rng.uniform(0.3, 1.5) * rng.choice([-1, 1])
+    start = rng.uniform(0, 360 / per_cycle)
+    cycles = int(np.ceil(length / samples_per_cycle)) + 1
+    edge = 1.5
+    for k in range(cycles * per_cycle):
+        centre = ((start + k * 360 / per_cycle - phase0_deg) / 360) * samples_per_cycle
+        if -width < centre < length + width:
+            lo, hi = max(int(centre - width - 10), 0), min(int(centre + width + 10), length)
+            near = t[lo:hi]
+            notches[lo:hi] += amplitude * 0.5 * (np.tanh((near - centre + width / 2) / edge)
+                                                 - np.tanh((near - centre - width / 2) / edge))
+    return notches
+
+
+def _quantise(rng: np.random.Generator, signal: np.ndarray, sigma: float, pulse_level: float) -> np.ndarray:
+    """A few-bit ADC: the capture on a grid of 0.3-5 noise sigmas (never coarser than a
+    quarter of the pulses' level, so a labelled pulse stays visible)."""
+    step = min(sigma * 10 ** rng.uniform(-0.5, 0.7), pulse_level / 4)
+    return np.round(signal / step) * step
 
 
 # --- captures ---------------------------------------------------------------------------------
@@ -218,11 +245,14 @@ def _impulsive_interference(rng: np.random.Generator, length: int, samples_per_c
 def make_capture(rng: np.random.Generator, length: int, snr_db: float | None = None,
                  interference: bool | None = None, pd_free: bool | None = None,
                  smooth: bool | None = None, samples_per_cycle: float | None = None,
-                 short_pulse_fraction: float = 0.0, converter_notches: bool = True,
-                 interference_fraction: float = 0.6) -> Capture:
+                 converter_notches: bool = True, interference_fraction: float = 0.6,
+                 carrier: bool | None = None, quantised: bool | None = None) -> Capture:
     """One raw capture. ``snr_db`` fixes the per-pulse peak SNR (±1 dB jitter); None draws a
     log-normal mix for training. ``smooth`` makes a near noise-free capture like the real ones;
-    when ``interference`` is None, ``interference_fraction`` of the other captures get it."""
+    when ``interference`` is None, ``interference_fraction`` of the other captures get it.
+    ``carrier`` False: no AC voltage in the capture (HFCT, UHF and antenna sensors filter it
+    out); ``quantised``: a few-bit ADC. None draws both (training's mix: a quarter without a
+    carrier, a fifth quantised); evaluation tiers pass False for a fixed tier."""
     if samples_per_cycle is None:
         samples_per_cycle = float(rng.uniform(1000, 5000))
     if pd_free is None:
@@ -231,16 +261,22 @@ def make_capture(rng: np.random.Generator, length: int, snr_db: float | None = N
         smooth = snr_db is None and rng.random() < 0.15
     if interference is None:
         interference = (not smooth) and rng.random() < interference_fraction
+    if carrier is None:
+        carrier = rng.random() >= 0.25
+    if quantised is None:
+        quantised = rng.random() < 0.2
     amplitude = float(np.exp(rng.uniform(np.log(1e5), np.log(1e6))))
     phase0 = float(rng.uniform(0, 360))
     t = np.arange(length, dtype=np.float64)
     angle = 2 * np.pi * t / samples_per_cycle + np.deg2rad(phase0)
-    carrier = amplitude * np.sin(angle)
+    voltage = amplitude * np.sin(angle)
     for harmonic in range(2, 8):
-        carrier += amplitude * rng.uniform(0, 0.03) / harmonic * np.sin(harmonic * angle + rng.uniform(0, 6.3))
+        voltage += amplitude * rng.uniform(0, 0.03) / harmonic * np.sin(harmonic * angle + rng.uniform(0, 6.3))
     if rng.random() < 0.2:
         limit = amplitude * rng.uniform(0.85, 0.98)
-        carrier = np.clip(carrier, -limit, limit)
+        voltage = np.clip(voltage, -limit, limit)
+    if not carrier:  # the same draws either way: a tier differs only in what is asked
+        voltage[:] = 0.0
 
     if smooth:
         sigma = amplitude * 10 ** rng.uniform(-7, -5.5)
@@ -256,7 +292,7 @@ def make_capture(rng: np.random.Generator, length: int, snr_db: float | None = N
         sigma = float(np.std(background))
         pulse_level = sigma * 10 ** ((snr_db if snr_db is not None else rng.uniform(4, 36)) / 20)
 
-    signal = carrier + background
+    signal = voltage + background
     mask = np.zeros(length, dtype=bool)
     onsets: list[int] = []
     pulses: list[dict] = []
@@ -273,7 +309,7 @@ def make_capture(rng: np.random.Generator, length: int, snr_db: float | None = N
                 if source == "burst":
                     waveform, envelope, shape = _burst(rng)
                 else:
-                    waveform, envelope, shape = _pulse(rng, short_fraction=short_pulse_fraction)
+                    waveform, envelope, shape = _pulse(rng)
                 if snr_db is None:
                     gain = pulse_level * source_gain * np.exp(rng.normal(0, 0.35))
                 else:
@@ -291,9 +327,12 @@ def make_capture(rng: np.random.Generator, length: int, snr_db: float | None = N
                     if start >= 0:
                         onsets.append(start)
                         pulses.append({"onset": start, "source": str(source)} | shape)
-    if interference:
-        signal += _impulsive_interference(rng, length, samples_per_cycle, phase0, pulse_level,
-                                          converter_notches)
+    if interference and rng.random() < 0.7:
+        notches = _converter_notches(rng, length, samples_per_cycle, phase0, pulse_level)
+        if converter_notches:
+            signal += notches
+    if quantised:
+        signal = _quantise(rng, signal, sigma, pulse_level)
     return Capture(signal=signal, mask=mask, samples_per_cycle=samples_per_cycle,
                    phase_offset_deg=phase0, noise_sigma=sigma, sources=sources,
                    pulse_onsets=sorted(onsets), pulses=pulses)
@@ -306,14 +345,14 @@ def evaluation_set(snr_db: float, interference: bool, count: int, length: int,
     rng = np.random.default_rng([seed, int(snr_db * 10), int(interference)])
     for _ in range(count):
         yield make_capture(rng, length, snr_db=snr_db, interference=interference, smooth=False,
-                           converter_notches=converter_notches)
+                           converter_notches=converter_notches, carrier=True, quantised=False)
 
 
 def pd_free_set(interference: bool, count: int, length: int, seed: int) -> Iterator[Capture]:
     rng = np.random.default_rng([seed, 999, int(interference)])
     for _ in range(count):
         yield make_capture(rng, length, snr_db=float(rng.uniform(6, 30)), interference=interference,
-                           pd_free=True, smooth=False)
+                           pd_free=True, smooth=False, carrier=True, quantised=False)
 
 
 def sample_captures(length: int = 10000, seed: int = 7) -> list[Capture]:
@@ -326,5 +365,5 @@ def sample_captures(length: int = 10000, seed: int = 7) -> list[Capture]:
              dict(smooth=True, snr_db=None, interference=False),
              dict(smooth=False, snr_db=30.0, interference=True),
              dict(smooth=False, snr_db=20.0, interference=True, pd_free=True)]
-    return [make_capture(rng, length, samples_per_cycle=3333.0,
+    return [make_capture(rng, length, samples_per_cycle=3333.0, carrier=True, quantised=False,
                          pd_free=kind.pop("pd_free", False), **kind) for kind in kinds]

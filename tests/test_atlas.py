@@ -1,0 +1,286 @@
+"""The pulse atlas (training/atlas.py): its pulses, captures and scoring, and the served model on
+it. The atlas tests at 30 dB hold the model to its goal: every isolated pulse that stands out of
+the noise is found, whatever its shape and the capture's length."""
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.signal import hilbert
+
+from evaluate import served_segmenter
+from serve import ROOT
+from training import atlas
+
+SHAPES = atlas.shape_grid()
+BY_NAME = {shape.name: shape for shape in SHAPES}
+ATLAS_LENGTHS = (64, 256, 1024, 8192, 65536)
+ATLAS_TRIALS = 16 * len(ATLAS_LENGTHS)  # every (length, polarity, carrier, tones) twice per cell
+
+
+@pytest.fixture(scope="module")
+def segmenter():
+    served, _ = served_segmenter(ROOT / "model_store" / "weights", threads=1)
+    return served
+
+
+def oracle(config: atlas.AtlasConfig, shift: int = 0, extra: int | None = None):
+    """A detector that knows the truth (the atlas's captures in the same order), optionally
+    shifted by ``shift`` samples and with an extra region ``extra`` samples after each pulse."""
+    captures = atlas.iter_captures(config)
+
+    def detect(signals):
+        out = []
+        for signal in signals:
+            capture = next(captures)
+            assert np.array_equal(capture.signal, signal)
+            regions = [(p.start + shift, p.end + shift) for p in capture.pulses]
+            if extra is not None:
+                regions += [(p.end + extra, p.end + extra + 3) for p in capture.pulses
+                            if p.end + extra + 3 <= capture.length]
+            out.append(np.array(sorted(regions), dtype=np.int64).reshape(-1, 2))
+        return out
+    return detect
+
+
+# --------------------------------------------------------------------------- pulses
+
+def test_grid_has_the_three_families_and_their_parameters():
+    families = [shape.family for shape in SHAPES]
+    assert families.count("exponential") == 13  # 3 rises x 5 decays, rise > decay skipped
+    assert families.count("oscillation") == 20 and families.count("bipolar") == 4
+    assert all(s.param("rise") <= s.param("decay") for s in SHAPES if s.family == "exponential")
+    assert len({shape.name for shape in SHAPES}) == len(SHAPES)
+
+
+def test_truth_lengths_follow_the_envelope_rule():
+    # Closed forms: e^-t - e^-5t falls to 10 % of its peak at t = 2.93; a damped oscillation's
+    # envelope exp(-t/d) at d ln 10.
+    assert BY_NAME["exponential rise=0.2 decay=1"].truth_span == pytest.approx(2.93, abs=0.01)
+    for decay in atlas.OSCILLATION_DECAYS:
+        assert BY_NAME[f"oscillation f=0.1 decay={decay:g}"].truth_span == pytest.approx(decay * math.log(10), rel=1e-3)
+    assert BY_NAME["exponential rise=1 decay=100"].truth_span == pytest.approx(235.9, abs=0.2)
+    # The bipolar pulse's envelope is its analytic signal's magnitude: checked against an FFT
+    # Hilbert transform of the waveform on a fine grid.
+    for width in atlas.BIPOLAR_WIDTHS:
+        shape = BY_NAME[f"bipolar width={width:g}"]
+        t = np.arange(-60 * width, 80 * width, width / 200)
+        magnitude = np.abs(hilbert(shape.waveform(t)))
+        above = t[magnitude >= atlas.LABEL_FRACTION * magnitude.max()]
+        assert above[0] == pytest.approx(0.0, abs=0.02 * width)  # the onset is the first 10 % point
+        assert above[-1] - above[0] == pytest.approx(shape.truth_span, rel=0.01)
+
+    rng = np.random.default_rng(5)
+    short = BY_NAME["exponential rise=0.2 decay=1"]
+    for _ in range(20):
+        capture = atlas.make_capture(rng, 1024, [short], [1], 30.0, False, False)
+        pulse = capture.pulses[0]
+        assert 2 <= pulse.end - pulse.start <= 3  # a decay-1 exponential is a few samples long
+        assert pulse.start == math.ceil(pulse.onset)
+    # Every sample of the truth is at or after the onset; the last one's envelope is still at
+    # least 10 % of the peak, the next one's below.
+    for shape in SHAPES:
+        peak = shape.envelope(np.linspace(0, shape.support[1], 20001)).max()
+        for onset in (20.0, 20.37, 20.99):
+            start, end, truncated = atlas.truth_interval(shape, onset)
+            assert not truncated and start >= onset and end - start >= 1
+            assert shape.envelope(np.array([end - 1 - onset]))[0] >= 0.1 * peak * 0.999 or end - start == 1
+            assert shape.envelope(np.array([end - onset]))[0] < 0.1 * peak
+    lengths = [math.floor(shape.truth_span) for shape in SHAPES]
+    assert min(lengths) <= 3 and max(lengths) >= 200
+
+
+def test_truth_stays_inside_short_captures_and_pulses_are_isolated():
+    config = atlas.AtlasConfig(snrs_db=(20.0,), trials=48)
+    for capture in atlas.iter_captures(config):
+        starts = [p.start for p in capture.pulses]
+        assert starts == sorted(starts)
+        assert starts[0] >= atlas.EDGE_MARGIN
+        if capture.length <= atlas.SINGLE_PULSE_MAX_LENGTH:
+            assert len(capture.pulses) == 1
+        else:
+            assert len(capture.pulses) > 1  # long captures hold several pulses
+        for pulse in capture.pulses:
+            shape = SHAPES[pulse.shape_index]
+            fits = math.floor(shape.truth_span) + 2 + 2 * atlas.EDGE_MARGIN <= capture.length
+            assert pulse.end <= capture.length
+            if fits:
+                assert not pulse.truncated and pulse.end <= capture.length - atlas.EDGE_MARGIN
+            if pulse.truncated:  # clipped at the capture's end, only in the shortest captures
+                assert capture.length <= 256 and pulse.end == capture.length
+                assert math.floor(pulse.onset + shape.truth_span) + 1 > capture.length
+        for first, second in zip(capture.pulses, capture.pulses[1:]):
+            assert second.onset - first.onset >= atlas.MIN_SPACING + (first.end - first.start)
+
+
+def test_sub_sample_onsets_differ_between_trials_and_both_polarities_occur():
+    config = atlas.AtlasConfig(snrs_db=(30.0,), lengths=(64, 256, 8192), trials=24)
+    fractions: dict[int, list[float]] = {}
+    polarities: dict[int, set] = {}
+    for capture in atlas.iter_captures(config, keep_parts=True):
+        for pulse in capture.pulses:
+            fractions.setdefault(pulse.shape_index, []).append(pulse.onset % 1.0)
+            polarities.setdefault(pulse.shape_index, set()).add(pulse.polarity)
+            # the pulse in the capture is the shape's waveform times its polarity
+            first, samples = atlas.render_pulse(SHAPES[pulse.shape_index], pulse.onset, capture.length)
+            count = pulse.end - first  # beyond the truth a long tail may meet the next pulse's
+            drawn = capture.clean[first: pulse.end] / 10 ** (capture.snr_db / 20)
+            assert np.allclose(drawn, pulse.polarity * samples[:count], atol=1e-3)
+    assert len(fractions) == len(SHAPES)
+    for shape_index, values in fractions.items():
+        assert len(values) == 24
+        assert len(set(np.round(values, 6))) == len(values)  # every trial its own sub-sample onset
+        assert max(values) - min(values) > 0.5
+        assert polarities[shape_index] == {1, -1}
+    # A different sub-sample onset samples the same shape differently.
+    shape = BY_NAME["bipolar width=0.7"]
+    first = atlas.render_pulse(shape, 100.0, 400)[1]
+    second = atlas.render_pulse(shape, 100.5, 400)[1]
+    assert np.max(np.abs(first[: min(first.size, second.size)] - second[: min(first.size, second.size)])) > 0.3
+
+
+@pytest.mark.parametrize("snr", atlas.SNRS_DB)
+def test_snr_of_generated_captures_matches_the_cell(snr):
+    config = atlas.AtlasConfig(snrs_db=(snr,), lengths=(64, 256, 8192, 65536), trials=32)
+    for capture in atlas.iter_captures(config, keep_parts=True):
+        background = capture.signal - capture.clean - (capture.carrier_wave if capture.carrier else 0.0)
+        rms = math.sqrt(float(np.mean(background**2)))
+        assert np.allclose(background, capture.background, atol=1e-6 * max(1.0, np.abs(capture.signal).max()))
+        for pulse in capture.pulses:
+            window = slice(max(0, pulse.start - 20), min(capture.length, pulse.end + 1))
+            peak = float(np.max(np.abs(capture.clean[window])))
+            assert abs(20 * math.log10(peak / rms) - snr) < 1.0
+        if capture.carrier and capture.length >= 8192:
+            amplitude = float(np.max(np.abs(capture.carrier_wave)))
+            assert 0.99e4 <= amplitude <= 1.01e6
+    # From the signal alone (no carrier, tones on): the pulses' peaks over the rms far from them.
+    if snr >= 30:
+        rng = np.random.default_rng(11)
+        shapes = [SHAPES[i % len(SHAPES)] for i in range(60)]
+        capture = atlas.make_capture(rng, 65536, shapes, [1, -1] * 30, snr, carrier=False, tones=True)
+        quiet = np.ones(capture.length, dtype=bool)
+        for pulse in capture.pulses:
+            quiet[max(0, pulse.start - 300): pulse.end + 300] = False
+        rms = math.sqrt(float(np.mean(capture.signal[quiet] ** 2)))
+        peaks = [np.max(np.abs(capture.signal[max(0, p.start - 10): p.end])) for p in capture.pulses]
+        assert abs(20 * math.log10(float(np.median(peaks)) / rms) - snr) < 1.0
+
+
+def test_captures_are_deterministic_and_an_snr_subset_gives_the_same_captures():
+    small = atlas.AtlasConfig(snrs_db=(10.0,), lengths=(256, 8192), trials=8)
+    both = atlas.AtlasConfig(snrs_db=(10.0, 20.0), lengths=(256, 8192), trials=8)
+    first = list(atlas.iter_captures(small))
+    again = list(atlas.iter_captures(small))
+    subset = [c for c in atlas.iter_captures(both) if c.snr_db == 10.0]
+    assert len(first) == len(again) == len(subset)
+    for a, b, c in zip(first, again, subset):
+        assert np.array_equal(a.signal, b.signal) and np.array_equal(a.signal, c.signal)
+
+
+# --------------------------------------------------------------------------- scoring
+
+def test_scoring_counts_each_pulse_and_charges_false_regions_to_cells():
+    config = atlas.AtlasConfig(snrs_db=(20.0,), lengths=(256, 8192), trials=16)
+    pulses = len(SHAPES) * 16
+    perfect = atlas.run_atlas(oracle(config), config, batch_captures=7)
+    assert perfect.pulse_hit.size == pulses and perfect.recall == 1.0 and perfect.false_shape.size == 0
+    assert all(v == 1.0 for row in perfect.table("shape")["recall"] for v in row)
+    # Shifted by more than the shortest pulses' lengths: those are missed, each a false region too.
+    shifted = atlas.run_atlas(oracle(config, shift=6), config)
+    missed = ~shifted.pulse_hit
+    assert missed.any() and shifted.pulse_hit.any()
+    # IoU of a run of n samples with itself shifted by 6: (n - 6) / (n + 6) >= 0.3 from n = 12.
+    assert np.all(shifted.pulse_truth_length[missed] <= 11)
+    assert np.all(shifted.pulse_truth_length[~missed] >= 12)
+    assert shifted.false_shape.size == missed.sum()
+    # A stray region 100 samples after each pulse is charged to that pulse's cell.
+    stray = atlas.run_atlas(oracle(config, extra=100), config)
+    assert stray.recall == 1.0
+    table = stray.table("shape")
+    assert sum(map(sum, table["false_regions"])) == stray.false_shape.size > 0
+    assert np.all(stray.false_shape >= 0)
+    text = __import__("atlas").card_table(stray.to_json())  # scripts/atlas.py
+    assert "Worst shape cells per SNR" in text and "Recall by capture length" in text
+    assert "| 8,192 |" in text and "| carrier, white + tones |" in text
+
+
+def test_false_regions_are_charged_to_the_nearest_pulse_within_reach():
+    capture = atlas.Capture(signal=np.zeros(4000), snr_db=30.0, carrier=False, tones=False, pulses=[
+        atlas.Pulse(3, 1, 100.0, 100, 130), atlas.Pulse(7, -1, 2000.0, 2000, 2010)])
+    predicted = np.array([[100, 128], [150, 160], [1000, 1010], [1995, 2012], [2200, 2205], [3900, 3950]])
+    score = atlas.score_capture(capture, predicted, min_gap=16)
+    assert score.hit.tolist() == [True, True]
+    assert score.false_regions.tolist() == [[150, 160], [1000, 1010], [2200, 2205], [3900, 3950]]
+    assert score.false_owner.tolist() == [0, -1, 1, -1]
+
+
+def test_nearby_pulses_merge_into_one_event_with_the_detector_gap():
+    shape = BY_NAME["exponential rise=0.2 decay=1"]
+    capture = atlas.Capture(signal=np.zeros(200), snr_db=30.0, carrier=False, tones=False, pulses=[
+        atlas.Pulse(0, 1, 50.0, 50, 53), atlas.Pulse(0, 1, 60.0, 60, 63)])
+    assert shape.truth_span < 3
+    merged = atlas.score_capture(capture, np.array([[50, 63]]), min_gap=16)
+    assert merged.hit.tolist() == [True, True] and merged.false_regions.size == 0
+    apart = atlas.score_capture(capture, np.array([[50, 63]]), min_gap=4)
+    assert apart.hit.sum() == 0 and len(apart.false_regions) == 1
+
+
+# --------------------------------------------------------------------------- the served model
+
+def _failures(result: atlas.AtlasResult, minimum: float) -> str:
+    table = result.table("shape")
+    lines = []
+    for name, recalls, found, pulses in zip(table["rows"], table["recall"], table["found"], table["pulses"]):
+        for snr, recall, f, p in zip(table["snrs_db"], recalls, found, pulses):
+            if recall is not None and recall < minimum:
+                lines.append(f"{name} @ {snr:g} dB: recall {recall:.3f} ({f}/{p})")
+    by_length = result.table("length")
+    lines.append("by length: " + ", ".join(f"{row} {values[0]:.3f}" for row, values
+                                            in zip(by_length["rows"], by_length["recall"]) if values[0] is not None))
+    by_condition = result.table("condition")
+    lines.append("by condition: " + ", ".join(f"{row} {values[0]:.3f}" for row, values
+                                               in zip(by_condition["rows"], by_condition["recall"])))
+    return "\n".join(lines)
+
+
+def test_served_model_finds_every_isolated_pulse_at_30_db(segmenter):
+    """THE atlas test: all shapes x lengths 64-65,536 x carrier on/off x white/tones x both
+    polarities (one pulse of each per shape), 30 dB; recall >= 0.99 in every cell."""
+    config = atlas.AtlasConfig(snrs_db=(30.0,), lengths=ATLAS_LENGTHS, trials=ATLAS_TRIALS)
+    result = atlas.run_atlas(atlas.segmenter_detector(segmenter), config, min_gap=segmenter.min_gap)
+    assert result.pulse_hit.size == len(SHAPES) * ATLAS_TRIALS
+    recall = result.recall_matrix("shape")
+    assert not np.isnan(recall).any()
+    assert recall.min() >= 0.99, "cells below 0.99:\n" + _failures(result, 0.99)
+
+
+@pytest.mark.parametrize("family", atlas.FAMILIES)
+def test_served_model_finds_a_clean_isolated_pulse_of_any_length(segmenter, family):
+    """White noise, no carrier, 30 dB, an 8,192-sample capture: two pulses (one of each
+    polarity) of every shape of the family, truth lengths from a few samples to ~250."""
+    shapes = [shape for shape in SHAPES if shape.family == family]
+    rng = np.random.default_rng(2024)
+    captures = [atlas.make_capture(rng, 8192, [shape, shape], [1, -1], 30.0, carrier=False, tones=False)
+                for shape in shapes]
+    lengths = [p.end - p.start for c in captures for p in c.pulses]
+    assert min(lengths) <= 6 and max(lengths) >= 44
+    predicted = atlas.segmenter_detector(segmenter)([c.signal for c in captures])
+    missed = []
+    for shape, capture, regions in zip(shapes, captures, predicted):
+        score = atlas.score_capture(capture, regions, segmenter.min_gap)
+        for pulse, hit, iou in zip(capture.pulses, score.hit, score.iou):
+            if not hit:
+                missed.append(f"{shape.name} ({pulse.end - pulse.start} samples, polarity {pulse.polarity:+d}, "
+                              f"best IoU {iou:.2f})")
+    assert not missed, "missed:\n" + "\n".join(missed)
+
+
+def test_atlas_script_writes_nothing_with_no_write(tmp_path):
+    script = Path(ROOT / "scripts" / "atlas.py")
+    assert script.is_file()
+    import atlas as atlas_script  # scripts/atlas.py
+    results = atlas_script.main(["--snr", "40", "--trials", "6", "--no-write", "--threads", "1",
+                                 "--json", str(tmp_path / "atlas.json")])
+    assert (tmp_path / "atlas.json").is_file()
+    assert results["pulses"] == len(SHAPES) * 6 and set(results["maps"]) >= {"shape", "length", "condition"}
+    assert results["seconds"] > 0 and "scripts/atlas.py" in results["command"]
