@@ -22,6 +22,42 @@ def test_carrier_removed_and_pulse_kept_in_place():
     assert filtered[4000] == pytest.approx(5e4, rel=0.15)
 
 
+@pytest.mark.parametrize("length", [64, 256, 8192])
+@pytest.mark.parametrize("period", [1000.0, 3333.0, 20000.0])
+def test_carrier_leaves_no_edge_transient_at_any_length(length, period):
+    """A steep flank of a 1e6 carrier at a capture's ends: the high-pass alone leaves
+    thousands of noise units there; the polynomial baseline leaves the noise."""
+    rng = np.random.default_rng(int(period) + length)
+    for phase_deg in (0.0, 90.0, 200.0):
+        noise = rng.normal(size=length)
+        filtered = preprocess.remove_carrier(carrier(length, period, 1e6, phase_deg) + noise)
+        assert np.abs(filtered).max() < 8.0, (phase_deg, np.abs(filtered).max())
+
+
+def test_carrier_removal_keeps_a_short_pulse_in_a_short_capture():
+    raw = carrier(64, amplitude=1e6, phase_deg=5.0) + np.random.default_rng(1).normal(size=64)
+    raw[30:36] += 40 * np.exp(-np.arange(6) / 1.0)
+    filtered = preprocess.remove_carrier(raw)
+    assert int(np.argmax(np.abs(filtered))) == 30 and filtered[30] > 25
+
+
+def test_adc_step_is_found_on_a_grid_and_nowhere_else():
+    rng = np.random.default_rng(2)
+    continuous = carrier(50_000) + rng.normal(size=50_000)
+    assert preprocess.quantisation_step(continuous) == 0.0
+    assert preprocess.quantisation_step(np.round(continuous)) == 1.0
+    assert preprocess.quantisation_step(np.round(continuous / 7) * 7) == pytest.approx(7.0)
+    # a short stretch of a large carrier: few, widely spaced values, but no grid
+    assert preprocess.quantisation_step(carrier(64, amplitude=1e6) + rng.normal(size=64)) == 0.0
+    # a few-bit capture flat between pulses: one step is not a pulse
+    flat = np.zeros(4096)
+    flat[::97] = 1.0
+    flat[2000:2004] = [12.0, 8.0, 4.0, 2.0]
+    conditioned = preprocess.condition(flat)
+    assert conditioned.scale == pytest.approx(0.5)
+    assert np.abs(conditioned.filtered[2000]) / conditioned.scale > 15
+
+
 @pytest.mark.parametrize("length", [1, 2, 27, 28, 1000])
 def test_condition_any_length(length):
     conditioned = preprocess.condition(np.random.default_rng(0).normal(size=length))

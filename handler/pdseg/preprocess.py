@@ -80,18 +80,27 @@ def remove_carrier(raw: np.ndarray, cutoff: float = HIGHPASS_CUTOFF) -> np.ndarr
 
 
 QUANTUM_SAMPLES = 65_536  # samples looked at for the ADC step
+GRID_TOLERANCE = 0.01  # of a step: how close to a multiple a value must be to lie on the grid
+GRID_SHARE = 0.99  # share of distinct values on the grid for the capture to count as quantised
 
 
 def quantisation_step(raw: np.ndarray) -> float:
     """The ADC step of a capture whose values lie on a grid (integer samples, or a few-bit
-    recorder's levels): the smallest gap between distinct values among up to 65,536 evenly
-    spread samples. Continuous data gives a gap far below its noise, which then decides."""
+    recorder's levels), 0 for continuous data: the smallest gap between distinct values among
+    up to 65,536 evenly spread samples, kept only where nearly all of them sit on multiples
+    of it. (A short stretch of a large carrier has few, widely spaced values: their smallest
+    gap is no ADC step, and taking it for one would drown the pulses in a false floor.)"""
     raw = np.asarray(raw)
     if raw.size < 2:
         return 0.0
     sample = raw[:: max(1, raw.size // QUANTUM_SAMPLES)]
-    gaps = np.diff(np.unique(sample))
-    return float(gaps.min()) if gaps.size else 0.0
+    values = np.unique(sample)
+    if values.size < 2:
+        return 0.0
+    step = float(np.diff(values).min())
+    multiples = (values - values[0]) / step
+    on_grid = np.abs(multiples - np.round(multiples)) <= GRID_TOLERANCE
+    return step if np.mean(on_grid) >= GRID_SHARE else 0.0
 
 
 def noise_scale(filtered: np.ndarray, raw_magnitude: float, quantum: float = 0.0) -> float:
