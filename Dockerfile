@@ -33,12 +33,13 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_ROOT_USER_ACTION=ignore
 WORKDIR /src
 COPY requirements.txt ./
-# Runtime subset of requirements.txt: the archiver, onnx (the exporter), the test runner, tqdm
-# and requests are needed only to build the archive, to train or to test.
+# Runtime subset of requirements.txt: the archiver, onnx (the exporter), the test runner, tqdm,
+# requests and the reliability suite's hypothesis and locust are needed only to build the
+# archive, to train or to test.
 RUN set -eu; \
     if [ -z "$PIP_FIND_LINKS" ]; then unset PIP_FIND_LINKS; fi; \
     if [ -z "$PIP_CERT" ]; then unset PIP_CERT; fi; \
-    grep -v -E '^(torch-model-archiver|onnx|pytest|tqdm|requests)==' requirements.txt > runtime-requirements.txt; \
+    grep -v -E '^(torch-model-archiver|onnx|pytest|tqdm|requests|hypothesis|locust)==' requirements.txt > runtime-requirements.txt; \
     python3 -m venv /opt/venv; \
     /opt/venv/bin/pip install ${TORCH_INDEX_URL:+--extra-index-url "$TORCH_INDEX_URL"} \
         -r runtime-requirements.txt; \

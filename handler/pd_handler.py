@@ -1,9 +1,11 @@
 """TorchServe handler for the PD segmenter: a thin layer over :mod:`pdseg`.
 
-TorchServe hands us a batch of requests; each may carry several signals. All signals' windows
-go through the network together (one batched pass), while decoding errors and bad input stay
-with their own request: ``context.set_response_status`` answers that request with a 4xx and a
-JSON message, and the rest of the batch is answered normally.
+TorchServe hands us a batch of requests; each may carry several signals. The batch's requests
+are decoded and charged their work (:class:`pdseg.decode.WorkLimits`), then analysed in groups
+that together cost at most one request's limit: within a group all signals' windows go through
+the network together, and a batch of the largest requests needs the memory of one. Decoding
+errors and bad input stay with their own request: ``context.set_response_status`` answers that
+request with a 4xx and a JSON message, and the rest of the batch is answered normally.
 """
 from __future__ import annotations
 
@@ -18,7 +20,8 @@ from types import SimpleNamespace
 import torch
 from ts.torch_handler.base_handler import BaseHandler
 
-from pdseg.decode import DEFAULT_MAX_SAMPLES, InputError, decode_request
+from pdseg import prpd
+from pdseg.decode import InputError, WorkLimits, decode_request, work_groups
 from pdseg.model import OnnxNetwork
 from pdseg.pipeline import Segmenter
 
@@ -29,7 +32,7 @@ RECORD_FILE = "pd_segmenter.json"
 def _new_request(accept: str) -> SimpleNamespace:
     """Per-request state through the three stages (TorchServe wants one class per handler
     module, so this is a namespace rather than a dataclass)."""
-    return SimpleNamespace(accept=accept, decoded=None, conditioned=[], probabilities=[], error=None)
+    return SimpleNamespace(accept=accept, decoded=None, answer=None, error=None)
 
 
 try:
@@ -49,6 +52,10 @@ def _release_freed_memory() -> None:
 
 # Batches of at least this many samples are followed by _release_freed_memory().
 TRIM_FROM_SAMPLES = 262_144
+# TorchServe's worker parses every application/json body of a batch into Python lists before the
+# handler runs (~70 bytes per sample, eight bodies at once) unless this is "false"; the handler
+# parses them itself, one at a time and after checking what they would cost (pdseg.decode).
+RAW_BODIES_SETTING = ("TS_DECODE_INPUT_REQUEST", "false")
 
 
 class PDSegmenterHandler(BaseHandler):
@@ -69,9 +76,11 @@ class PDSegmenterHandler(BaseHandler):
         model_dir = context.system_properties["model_dir"]
         with open(os.path.join(model_dir, RECORD_FILE)) as handle:
             record = json.load(handle)
-        self.max_samples = int(settings.get("max_samples_per_request", DEFAULT_MAX_SAMPLES))
         self.segmenter = Segmenter.from_record(
             self.model, record, chunk_windows=int(settings.get("chunk_windows", 32)))
+        self.limits = WorkLimits.from_settings(settings, min_window=self.segmenter.plan.width(1))
+        # Read by the worker for every request after this one (ts.protocol.otf_message_handler).
+        os.environ[RAW_BODIES_SETTING[0]] = RAW_BODIES_SETTING[1]
         manifest_model = (getattr(context, "manifest", None) or {}).get("model", {})
         self.model_info = {
             "name": manifest_model.get("modelName", getattr(context, "model_name", "pd_segmenter")),
@@ -91,8 +100,8 @@ class PDSegmenterHandler(BaseHandler):
         request.error = error
         self.context.set_response_status(error.status, error.message, index)
 
-    def _timed(self, name: str, started: float) -> None:
-        self.context.metrics.add_time(name, round((time.perf_counter() - started) * 1000, 3), None, "ms")
+    def _timed(self, name: str, milliseconds: float) -> None:
+        self.context.metrics.add_time(name, round(milliseconds, 3), None, "ms")
 
     # --- the three stages ----------------------------------------------------------------
 
@@ -104,26 +113,67 @@ class PDSegmenterHandler(BaseHandler):
             request = _new_request(str(headers.get("accept", "application/json")))
             requests.append(request)
             try:
-                request.decoded = decode_request(row, headers.get("content-type"), self.max_samples)
-                request.conditioned = [self.segmenter.condition(signal, request.decoded.options)
-                                       for signal in request.decoded.signals]
+                request.decoded = decode_request(row, headers.get("content-type"), self.limits,
+                                                 picture="image/png" in request.accept)
             except InputError as error:
                 self._fail(index, request, error)
             except Exception:  # a bug, not bad input: answer 500 for this request only
-                logger.exception("preprocessing request %d failed", index)
+                logger.exception("reading request %d failed", index)
                 self._fail(index, request, InputError("internal error while reading the signal", 500))
-        self._timed("PreprocessTime", started)
+        self.stage_ms = {"PreprocessTime": (time.perf_counter() - started) * 1000,
+                         "InferenceTime": 0.0, "PostprocessTime": 0.0}
         return requests
 
     def inference(self, requests, *args, **kwargs):
-        started = time.perf_counter()
-        conditioned = [item for request in requests if request.error is None for item in request.conditioned]
-        probabilities = iter(self.segmenter.probabilities(conditioned))
-        for request in requests:
-            if request.error is None:
-                request.probabilities = [next(probabilities) for _ in request.conditioned]
-        self._timed("InferenceTime", started)
+        """Condition, infer and describe one work group at a time; each stage's time still
+        goes to its own metric. A group's arrays are dropped before the next one starts."""
+        good = [request for request in requests if request.error is None]
+        for group in work_groups([request.decoded.work for request in good], self.limits.max_work):
+            members = [good[position] for position in group]
+            started = time.perf_counter()
+            conditioned = [self._condition(request) for request in members]
+            self.stage_ms["PreprocessTime"] += (time.perf_counter() - started) * 1000
+            started = time.perf_counter()
+            probabilities = iter(self.segmenter.probabilities([item for items in conditioned for item in items]))
+            self.stage_ms["InferenceTime"] += (time.perf_counter() - started) * 1000
+            started = time.perf_counter()
+            for request, items in zip(members, conditioned):
+                outputs = [next(probabilities) for _ in items]
+                if request.error is None:
+                    self._describe(request, items, outputs)
+                request.decoded.signals = []  # the raw samples are no longer needed
+            del conditioned, probabilities, outputs  # before the next group's arrays exist
+            self.stage_ms["PostprocessTime"] += (time.perf_counter() - started) * 1000
         return requests
+
+    def _condition(self, request: SimpleNamespace) -> list:
+        try:
+            return [self.segmenter.condition(signal, request.decoded.options) for signal in request.decoded.signals]
+        except Exception:  # a bug, not bad input: answer 500 for this request only
+            logger.exception("conditioning a request's signals failed")
+            request.error = InputError("internal error while reading the signal", 500)
+            return []
+
+    def _describe(self, request: SimpleNamespace, conditioned: list, probabilities: list) -> None:
+        """The request's answer (JSON or PNG) from its signals' network output."""
+        try:
+            results = self.segmenter.finish(conditioned, probabilities,
+                                            [request.decoded.options] * len(conditioned))
+            request.counts = (len(results), sum(result.conditioned.length for result in results),
+                              sum(len(result.regions) for result in results))
+            described = [result.to_json(number) for number, result in enumerate(results)]
+            summary = prpd.summarise(described, request.decoded.options.sampling_rate_hz)
+            if "image/png" in request.accept:
+                # matplotlib costs the worker ~40 MB: loaded only once a picture is asked for.
+                from pdseg.render import render_png
+
+                request.answer = (prpd.render_prpd_png(described, summary) if request.decoded.view == "prpd"
+                                  else render_png(results))
+            else:
+                request.answer = {"model": self.model_info, "summary": summary, "signals": described}
+        except Exception:
+            logger.exception("describing a request's result failed")
+            request.error = InputError("internal error while describing the result", 500)
 
     def postprocess(self, requests):
         started = time.perf_counter()
@@ -131,35 +181,22 @@ class PDSegmenterHandler(BaseHandler):
         signals = samples = regions = 0
         for index, request in enumerate(requests):
             if request.error is not None:
+                self._fail(index, request, request.error)  # again for errors found after decoding
+                self.context.set_response_content_type(index, "application/json")
                 responses.append({"error": request.error.message, "status": request.error.status})
                 continue
-            try:
-                results = self.segmenter.finish(request.conditioned, request.probabilities,
-                                                [request.decoded.options] * len(request.conditioned))
-                signals += len(results)
-                samples += sum(result.conditioned.length for result in results)
-                regions += sum(len(result.regions) for result in results)
-                if "image/png" in request.accept:
-                    # matplotlib costs the worker ~40 MB: loaded only once a picture is asked for.
-                    from pdseg.render import render_png
-
-                    self.context.set_response_content_type(index, "image/png")
-                    responses.append(render_png(results))
-                else:
-                    responses.append({
-                        "model": self.model_info,
-                        "signals": [result.to_json(number) for number, result in enumerate(results)],
-                    })
-            except Exception:
-                logger.exception("postprocessing request %d failed", index)
-                error = InputError("internal error while describing the result", 500)
-                self._fail(index, request, error)
-                responses.append({"error": error.message, "status": error.status})
+            signals, samples, regions = (total + count for total, count in
+                                         zip((signals, samples, regions), request.counts))
+            is_png = isinstance(request.answer, (bytes, bytearray))
+            self.context.set_response_content_type(index, "image/png" if is_png else "application/json")
+            responses.append(request.answer)
         metrics = self.context.metrics
         metrics.add_counter("PDSignalsProcessed", signals)
         metrics.add_counter("PDSamplesProcessed", samples)
         metrics.add_counter("PDRegionsFound", regions)
-        self._timed("PostprocessTime", started)
+        self.stage_ms["PostprocessTime"] += (time.perf_counter() - started) * 1000
+        for name, milliseconds in self.stage_ms.items():
+            self._timed(name, milliseconds)
         if samples >= TRIM_FROM_SAMPLES:
             _release_freed_memory()
         return responses

@@ -3,8 +3,10 @@
 #   the model gets READY under token authorization with keys from a mounted Secret-like
 #   folder (the token-keys plugin), JSON / .npy / PNG predictions answer,
 #   the process runs as a non-root user under tini, the root file system can be read-only
-#   (tmpfs only where TorchServe writes), the metrics port serves Prometheus text, SIGTERM
-#   stops it cleanly; the image size goes to docs/image.md.
+#   (tmpfs only where TorchServe writes), the metrics port serves Prometheus text, the worker
+#   killed under load and the worst accepted requests stay within the memory limit
+#   (scripts/reliability.py, figures in docs/reliability.md), SIGTERM stops it cleanly; the
+#   image size goes to docs/image.md.
 #
 #   sudo scripts/image_test.sh          # `make image-test`
 #
@@ -327,6 +329,19 @@ assert lines and float(lines[0].rsplit(" ", 1)[1]) >= 3, metrics[:2000]
 assert "PDSignalsProcessed" in metrics
 print("metrics:", lines[0])
 PY
+
+# --- reliability: the worker killed under load, the worst accepted requests --------------------
+# The same checks as `make reliability` runs against a local server (scripts/reliability.py),
+# here against the container under its memory limit; figures go to docs/reliability.md.
+if [[ ! -x .venv/bin/python ]]; then
+    log "no .venv for the load generator: make setup"
+    make setup
+fi
+log "reliability: worker kill under load, worst accepted requests"
+PD_INFERENCE_KEY=$EXPECTED_INFERENCE_KEY PD_MANAGEMENT_KEY=$EXPECTED_MANAGEMENT_KEY \
+    .venv/bin/python scripts/reliability.py --container "$NAME" --inference "$INFERENCE" \
+    --management "$MANAGEMENT" --only kill,worst || die "reliability checks against the container"
+[[ $(podman inspect --format '{{.State.OOMKilled}}' "$NAME") == false ]] || die "OOM-killed in the reliability checks"
 
 # Read the log into a variable first: with pipefail, `grep -q` closing the pipe early would
 # fail the pipeline through podman's SIGPIPE.

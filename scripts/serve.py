@@ -59,7 +59,7 @@ class LocalServer:
                  archive: str = f"{MODEL_NAME}.mar", extra_config: dict[str, str] | None = None,
                  runtime_dir: Path | None = None, stream_logs: bool = False,
                  environment: dict[str, str] | None = None,
-                 management_key: str | None = None) -> None:
+                 management_key: str | None = None, cpus: set[int] | None = None) -> None:
         self.ports = ports or {name: free_port() for name in DEFAULT_PORTS}
         self.model_store = Path(model_store).resolve()
         self.archive = archive
@@ -70,6 +70,9 @@ class LocalServer:
         # With token authorization on (a profile that does not disable it), the key that
         # wait_ready() shows the management API.
         self.management_key = management_key
+        # CPUs the frontend and its workers may run on (all when None): the reliability
+        # figures are taken on one core.
+        self.cpus = cpus
         self.process: subprocess.Popen | None = None
 
     @property
@@ -106,9 +109,11 @@ class LocalServer:
                    "--model-store", str(self.model_store)]
         output = None if self.stream_logs else open(self.runtime_dir / "logs" / "console.log", "wb")
         # Own process group: a stop reaches the launcher, the JVM frontend and its workers.
+        cpus = self.cpus
         self.process = subprocess.Popen(command, cwd=self.runtime_dir, env=environment,
                                         stdout=output, stderr=subprocess.STDOUT if output else None,
-                                        start_new_session=True)
+                                        start_new_session=True,
+                                        preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None)
         return self
 
     def wait_ready(self, timeout: float = 180.0, workers: int = 1) -> None:

@@ -1,7 +1,17 @@
+import os
+
 import numpy as np
 import pytest
+from hypothesis import settings
 
 from serve import ROOT, LocalServer
+
+# Property tests (tests/test_decode_properties.py): a few hundred bodies each in `make test`,
+# thousands under `make reliability` (HYPOTHESIS_PROFILE=reliability). No deadline: the
+# machine may be busy, and a slow example is not a wrong one.
+settings.register_profile("quick", max_examples=150, deadline=None)
+settings.register_profile("reliability", max_examples=1500, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "quick"))
 
 REAL_CAPTURES = ROOT.parent / "shared" / "data" / "real_pd_signals.npy"
 ARCHIVE = ROOT / "model_store" / "pd_segmenter.mar"

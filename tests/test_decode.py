@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from pdseg.decode import InputError, decode_request
+from pdseg.decode import InputError, WorkLimits, decode_request
 
 
 def npy_bytes(array) -> bytes:
@@ -62,14 +62,14 @@ def test_multipart_file_and_option_fields():
     ({"body": {"signal": []}}, "application/json", 400, "empty"),
     ({"body": {"signals": []}}, "application/json", 400, "non-empty"),
     ({"body": {"signal": [1, "a"]}}, "application/json", 400, "numbers"),
-    ({"body": {"signal": [1, None]}}, "application/json", 400, "NaN"),
+    ({"body": {"signal": [1, None]}}, "application/json", 400, "sample 1 is null"),
     ({"body": {"signal": [[1, 2]]}}, "application/json", 400, "flat list"),
     ({"body": {"signal": [1, 2], "threshold": 2}}, "application/json", 400, "threshold"),
     ({"body": {"signal": [1, 2], "sampling_rate_hz": "fast"}}, "application/json", 400, "sampling_rate_hz"),
     ({"body": b"garbage"}, "application/x-npy", 400, "malformed .npy"),
     ({"body": npy_bytes(np.zeros((2, 2, 2)))}, "application/x-npy", 400, "3 dimensions"),
     ({"body": npy_bytes(np.array([1.0, np.inf]))}, "application/x-npy", 400, "sample 1"),
-    ({"body": npy_bytes(np.array(["a", "b"]))}, "application/x-npy", 400, "not a real number"),
+    ({"body": npy_bytes(np.array(["a", "b"]))}, "application/x-npy", 400, "not an integer or floating-point"),
     ({"body": npy_bytes(np.zeros(0))}, "application/x-npy", 400, "empty"),
     ({"body": "1,2\n3,x"}, "text/csv", 400, "row 1"),
     ({"body": "1,nan"}, "text/csv", 400, "NaN"),
@@ -77,6 +77,19 @@ def test_multipart_file_and_option_fields():
     ({"body": b"abc"}, "image/png", 415, "unsupported content type"),
     ({"body": b"abc"}, None, 415, "unsupported content type"),
     ({"threshold": b"0.5"}, "multipart/form-data", 400, 'field "data"'),
+    # issue #15
+    ({"body": b"[" * 10_000 + b"]" * 10_000}, "application/json", 400, "nested 10000 levels"),
+    ({"body": b'{"signal": ' + b"[" * 10_000 + b"]" * 10_000 + b"}"}, "application/json", 400, "nested"),
+    ({"body": b'{"signal": [true, false, true]}'}, "application/json", 400, "sample 0 is true"),
+    ({"body": b'{"signal": ["1.5", "2", "3"]}'}, "application/json", 400, "sample 0 is a string"),
+    ({"signal": b"1,2,3"}, "application/x-www-form-urlencoded", 415, "curl -d"),
+    ({"body": json.dumps({"signals": [[0.5]] * 40_000}).encode()}, "application/json", 413, "40,000 signals"),
+    ({"body": b'{"signal": [' + b"7" * 5000 + b"]}"}, "application/json", 400, "malformed JSON"),
+    ({"body": b'{"signal": [1' + b"0" * 400 + b"]}"}, "application/json", 400, "float64"),
+    ({"body": {"signal": [1.0], "threshold": True}}, "application/json", 400, "threshold"),
+    ({"body": npy_bytes(np.zeros(10))[:-8]}, "application/x-npy", 400, "promises"),
+    ({"body": npy_bytes(np.array([True, False]))}, "application/x-npy", 400, "not an integer"),
+    ({"body": "1_000,2"}, "text/csv", 400, "plain numbers"),
 ])
 def test_bad_input_names_the_problem(row, content_type, status, words):
     with pytest.raises(InputError) as caught:
@@ -85,8 +98,34 @@ def test_bad_input_names_the_problem(row, content_type, status, words):
     assert words in caught.value.message
 
 
-def test_too_many_samples_is_413():
+def test_too_much_work_is_413():
+    limits = WorkLimits(max_work=100, max_signals=10, signal_overhead=0, min_window=1)
     with pytest.raises(InputError) as caught:
-        decode_request({"body": {"signals": [[0.0] * 60, [0.0] * 50]}}, "application/json", max_samples=100)
-    assert caught.value.status == 413
-    decode_request({"body": {"signal": [0.0] * 100}}, "application/json", max_samples=100)
+        decode_request({"body": {"signals": [[0.0] * 60, [0.0] * 50]}}, "application/json", limits)
+    assert caught.value.status == 413 and "100" in caught.value.message
+    decode_request({"body": {"signal": [0.0] * 100}}, "application/json", limits)
+
+
+def test_json_over_the_limits_is_refused_before_it_is_parsed(monkeypatch):
+    """Bracket and comma counts in the raw body: 600,000 signals are refused without building
+    600,000 lists."""
+    import pdseg.decode as decode
+
+    def no_parsing(*args, **kwargs):
+        raise AssertionError("parsed")
+
+    monkeypatch.setattr(decode.json, "loads", no_parsing)
+    for body, words in ((json.dumps({"signals": [[0.5]] * 600_000}).encode(), "600,000 signals"),
+                        (b'{"signal": [' + b"0," * 2_000_000 + b"0]}", "values")):
+        with pytest.raises(InputError) as caught:
+            decode_request({"body": body}, "application/json")
+        assert caught.value.status == 413 and words in caught.value.message
+
+
+def test_a_png_answer_costs_more():
+    limits = WorkLimits()
+    signals = [[0.0] * 100_000] * 8
+    decode_request({"body": {"signals": signals}}, "application/json", limits)
+    with pytest.raises(InputError) as caught:
+        decode_request({"body": {"signals": signals}}, "application/json", limits, picture=True)
+    assert caught.value.status == 413 and "PNG" in caught.value.message

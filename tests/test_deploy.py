@@ -585,7 +585,7 @@ def runtime_requirements() -> dict[str, str]:
 def test_runtime_requirements_cover_the_handler_imports():
     kept = runtime_requirements()
     assert {"torch", "torchserve", "numpy", "scipy", "matplotlib", "pillow", "pyyaml", "psutil"} <= set(kept)
-    assert not {"pytest", "tqdm", "torch-model-archiver"} & set(kept)
+    assert not {"pytest", "tqdm", "torch-model-archiver", "hypothesis", "locust"} & set(kept)
     tree = ast.parse((ROOT / "scripts" / "export.py").read_text())
     packaged = next(ast.literal_eval(node.value) for node in ast.walk(tree) if isinstance(node, ast.Assign)
                     and getattr(node.targets[0], "id", None) == "PACKAGE_FILES")
@@ -788,3 +788,31 @@ def test_start_script_reports_a_bad_option(tmp_path):
                             cwd=tmp_path, capture_output=True, text=True, timeout=60,
                             env={k: v for k, v in os.environ.items() if k != "TS_CONFIG_FILE"} | {"TMPDIR": str(tmp_path)})
     assert result.returncode == 1 and "not found" in result.stdout
+
+
+def mebibytes(quantity: str) -> float:
+    units = {"Ki": 1 / 1024, "Mi": 1, "Gi": 1024}
+    return float(quantity[:-2]) * units[quantity[-2:]] if quantity[-2:] in units else float(quantity) / 2**20
+
+
+def test_memory_resources_cover_the_measured_budgets():
+    """Pod memory follows from the budgets scripts/reliability.py holds the service to
+    (docs/reliability.md): the request holds the frontend and one worker, the base limit the
+    frontend and maxWorkers workers, the dev limit the frontend and one worker; the frontend's
+    budget covers what its vmargs allow the JVM."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from reliability import FRONTEND_BUDGET_MIB, MEMORY_BUDGET_MIB
+
+    max_workers = yaml.safe_load((ROOT / "config" / "model-config.yaml").read_text())["maxWorkers"]
+    base = torchserve_container(render(BASE))["resources"]
+    dev = torchserve_container(render(DEV))["resources"]
+    assert mebibytes(base["requests"]["memory"]) >= FRONTEND_BUDGET_MIB + MEMORY_BUDGET_MIB
+    assert mebibytes(base["limits"]["memory"]) >= FRONTEND_BUDGET_MIB + max_workers * MEMORY_BUDGET_MIB
+    assert mebibytes(dev["limits"]["memory"]) >= FRONTEND_BUDGET_MIB + MEMORY_BUDGET_MIB
+    for profile in (PRODUCTION, ROOT / "config" / "local.properties"):
+        vmargs = load_properties(profile)["vmargs"]
+        sizes = {flag: int(value) for flag, value in
+                 re.findall(r"-XX:(MaxDirectMemorySize|MaxMetaspaceSize|ReservedCodeCacheSize)=(\d+)m", vmargs)}
+        heap = int(re.search(r"-Xmx(\d+)m", vmargs).group(1))
+        assert heap + sum(sizes.values()) + 96 <= FRONTEND_BUDGET_MIB, profile.name
+        assert len(sizes) == 3, f"{profile.name}: direct memory, metaspace and code cache need explicit caps"

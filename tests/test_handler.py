@@ -14,6 +14,7 @@ from ts.torch_handler.unit_tests.test_utils.mock_context import MockContext
 
 from conftest import ARCHIVE
 from pd_handler import PDSegmenterHandler
+from pdseg.decode import PICTURE_PANELS, WorkLimits
 from serve import METRICS_CONFIG
 
 
@@ -53,7 +54,9 @@ def test_model_info_and_threshold_come_from_the_archive(handler):
     record = json.loads((handler.model_dir / "pd_segmenter.json").read_text())
     assert handler.segmenter.threshold == record["threshold"]
     assert handler.model_info == {"name": "pd_segmenter", "version": "1.0"}
-    assert handler.max_samples == 4_000_000
+    # model-config.yaml carries the limits decode.py documents, measured in docs/reliability.md
+    assert handler.limits == WorkLimits(min_window=handler.segmenter.plan.width(1)) == WorkLimits()
+    assert (handler.limits.max_work, handler.limits.max_signals) == (1_500_000, 256)
 
 
 def test_mixed_batch_bad_requests_get_4xx_and_good_ones_answers(handler, real_captures):
@@ -129,3 +132,41 @@ def test_small_batches_run_on_one_thread_large_ones_on_all(handler, real_capture
     finally:
         network.parallel_from_samples = configured
     assert parallel["signals"][0]["regions"] == single["signals"][0]["regions"]
+
+
+def test_a_batch_is_analysed_in_groups_of_at_most_one_requests_work(handler):
+    """Eight requests of the largest size in one batch: the network sees one request's windows
+    at a time (its calls never carry more than one request's samples), and every request is
+    answered."""
+    largest = handler.limits.max_work - handler.limits.signal_overhead
+    rows = [{"body": np.zeros(largest, dtype="<f4").tobytes()} for _ in range(3)]
+    headers = [{"Content-Type": "application/octet-stream"}] * 3
+    seen = []
+    network = handler.model
+    original = network.__call__
+
+    class Recording:
+        def __getattr__(self, name):
+            return getattr(network, name)
+
+        def __call__(self, windows):
+            seen.append(windows.shape[0])
+            return original(windows)
+
+    handler.segmenter.network = Recording()
+    try:
+        context = batch_context(handler, headers)
+        outputs = handler.handle(rows, context)
+    finally:
+        handler.segmenter.network = network
+    assert [context.get_response_status(i)[0] for i in range(3)] == [200] * 3
+    assert [output["signals"][0]["length"] for output in outputs] == [largest] * 3
+    windows, chunk = handler.segmenter.plan.count(largest), handler.segmenter.chunk_windows
+    assert windows % chunk  # each request ends in a part-filled call ...
+    assert seen == ([chunk] * (windows // chunk) + [windows % chunk]) * 3  # ... so none mixes two
+
+
+def test_png_answers_are_charged_per_panel():
+    from pdseg.render import MAX_PANELS
+
+    assert PICTURE_PANELS == MAX_PANELS

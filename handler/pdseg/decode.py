@@ -3,11 +3,16 @@
 Formats (the Content-Type decides):
 
 - ``application/json``: ``{"signal": [...]}`` or ``{"signals": [[...], ...]}`` plus options;
-- ``application/x-npy``: a 1-D or 2-D ``.npy`` of any real dtype, rows are signals;
+- ``application/x-npy``: a 1-D or 2-D ``.npy`` of integers or floats, rows are signals;
 - ``text/csv``: one signal per row;
 - ``application/octet-stream``: raw little-endian float32, one signal;
 - ``multipart/form-data``: the file in field ``data`` (any format above, told apart by its
   content), options as further fields.
+
+Every request is charged its work (:class:`WorkLimits`): what it costs the worker, counted in
+samples. Each format checks what it can before it builds anything large (bracket and comma
+counts, the ``.npy`` header), so a request over the limit is refused with 413 before it costs
+much; the exact figure is checked once the signals are known.
 
 The functions take bytes and dicts only, so a CLI or a test can call them without a server.
 """
@@ -17,15 +22,28 @@ import dataclasses
 import io
 import json
 import math
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from .pipeline import SignalOptions
+from .prpd import VIEWS
 
-DEFAULT_MAX_SAMPLES = 4_000_000  # per request: 5 cycles at 40 MS/s / 50 Hz (~32 MB as float64)
+# The shipped limits (config/model-config.yaml repeats them; docs/reliability.md has the
+# measurements behind them: the worst request they admit stays under 1 GiB and 5 s).
+DEFAULT_MAX_WORK = 1_500_000  # sample-equivalents per request
+DEFAULT_MAX_SIGNALS = 256  # signals per request
+DEFAULT_SIGNAL_OVERHEAD = 4_096  # sample-equivalents each signal costs besides its samples
+DEFAULT_PICTURE_PANEL_WORK = 131_072  # sample-equivalents per signal drawn in a PNG answer
+PICTURE_PANELS = 8  # signals drawn in a PNG answer at most (render.MAX_PANELS)
+DEFAULT_MIN_WINDOW = 1_024  # the network's smallest window: WindowPlan().width(1), 1 sample + 2 x 256 context
 NPY_MAGIC = b"\x93NUMPY"
 OPTION_FIELDS = ("threshold", "samples_per_cycle", "sampling_rate_hz", "power_frequency_hz")
+# {"signals": [[...]]} is two arrays deep inside one object; anything deeper is not ours.
+MAX_JSON_DEPTH = 3
+FORM_TYPE = "application/x-www-form-urlencoded"
+SUPPORTED_TYPES = ("application/json, application/x-npy, text/csv, application/octet-stream "
+                   "or multipart/form-data")
 
 
 class InputError(ValueError):
@@ -37,16 +55,113 @@ class InputError(ValueError):
         self.message = message
 
 
+@dataclasses.dataclass(frozen=True)
+class WorkLimits:
+    """What one request may cost the worker.
+
+    Time and memory grow with the samples the network sees and with the number of signals
+    (each is filtered, windowed, fitted and described on its own), so a signal costs its
+    length, at least the network's smallest window, plus ``signal_overhead``; a PNG answer
+    adds ``picture_panel_work`` per signal drawn (matplotlib's time per panel does not
+    shrink with the signal). A request may cost ``max_work`` and carry ``max_signals``
+    signals."""
+
+    max_work: int = DEFAULT_MAX_WORK
+    max_signals: int = DEFAULT_MAX_SIGNALS
+    signal_overhead: int = DEFAULT_SIGNAL_OVERHEAD
+    picture_panel_work: int = DEFAULT_PICTURE_PANEL_WORK
+    min_window: int = DEFAULT_MIN_WINDOW
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any], min_window: int = DEFAULT_MIN_WINDOW) -> "WorkLimits":
+        """The ``handler`` section of model-config.yaml."""
+        return cls(max_work=int(settings.get("max_work_per_request", DEFAULT_MAX_WORK)),
+                   max_signals=int(settings.get("max_signals_per_request", DEFAULT_MAX_SIGNALS)),
+                   signal_overhead=int(settings.get("signal_overhead_samples", DEFAULT_SIGNAL_OVERHEAD)),
+                   picture_panel_work=int(settings.get("picture_panel_samples", DEFAULT_PICTURE_PANEL_WORK)),
+                   min_window=int(min_window))
+
+    def signal_work(self, length: int) -> int:
+        return max(int(length), self.min_window) + self.signal_overhead
+
+    def work(self, lengths: Sequence[int], picture: bool = False) -> int:
+        panels = min(len(lengths), PICTURE_PANELS) if picture else 0
+        return sum(self.signal_work(length) for length in lengths) + panels * self.picture_panel_work
+
+    def _too_much(self, what: str) -> InputError:
+        return InputError(
+            f"{what}; one request may cost at most {self.max_work:,} sample-equivalents (each signal "
+            f"counts its samples, at least {self.min_window:,}, plus {self.signal_overhead:,} for its own "
+            f"processing, and {self.picture_panel_work:,} more when drawn in a PNG answer) and carry at most "
+            f"{self.max_signals:,} signals: split it into smaller requests",
+            status=413)
+
+    def check_signals(self, count: int) -> None:
+        if count > self.max_signals:
+            raise self._too_much(f"{count:,} signals in one request exceed the limit of {self.max_signals:,}")
+
+    def check_values(self, count: int, what: str) -> None:
+        """Before parsing: ``count`` is what the body's separators say it holds, at most a few
+        more than its samples; each sample costs at least one sample-equivalent."""
+        if count > self.max_work:
+            raise self._too_much(f"the body holds about {count:,} {what}, more than the limit of {self.max_work:,}")
+
+    def check(self, lengths: Sequence[int], picture: bool = False) -> int:
+        """The request's work, or 413 when it is over a limit."""
+        self.check_signals(len(lengths))
+        work = self.work(lengths, picture)
+        if work > self.max_work:
+            answer = " with a PNG answer" if picture else ""
+            signals = f"{len(lengths):,} signal{'s' if len(lengths) != 1 else ''}"
+            raise self._too_much(f"the request's {signals} of {sum(lengths):,} samples{answer} "
+                                 f"cost {work:,} sample-equivalents, more than the limit of {self.max_work:,}")
+        return work
+
+
+def work_groups(works: Sequence[int], max_work: int) -> list[list[int]]:
+    """Split a batch into consecutive groups of requests costing at most ``max_work`` each
+    (a request over it alone forms its own group). The handler runs one group at a time, so
+    a full batch of the largest requests needs the memory of one, not of eight."""
+    groups: list[list[int]] = []
+    total = 0
+    for index, work in enumerate(works):
+        if not groups or total + work > max_work:
+            groups.append([])
+            total = 0
+        groups[-1].append(index)
+        total += work
+    return groups
+
+
 @dataclasses.dataclass
 class DecodedRequest:
     signals: list[np.ndarray]
     options: SignalOptions
+    work: int = 0
+    view: str = "signals"  # what a PNG answer shows: the signals, or the phase-resolved plot
+
+
+def parse_view(value: Any) -> str:
+    """The ``view`` option (JSON field or multipart field): one of :data:`VIEWS`."""
+    if value is None:
+        return VIEWS[0]
+    text = _as_text(value).strip() if isinstance(value, (bytes, bytearray, str)) else None
+    if text not in VIEWS:
+        raise InputError(f'option "view" must be one of {", ".join(VIEWS)}')
+    return text
+
+
+def _as_bytes(value: Any) -> bytes | None:
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value)
+    return None
 
 
 def _as_text(value: Any) -> str:
-    if isinstance(value, (bytes, bytearray)):
+    raw = _as_bytes(value)
+    if raw is not None:
         try:
-            return bytes(value).decode("utf-8")
+            return raw.decode("utf-8")
         except UnicodeDecodeError as error:
             raise InputError(f"body is not UTF-8 text: {error}") from None
     return str(value)
@@ -55,8 +170,8 @@ def _as_text(value: Any) -> str:
 def _finite_signal(values: Any, where: str) -> np.ndarray:
     try:
         array = np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise InputError(f"{where}: values must all be numbers") from None
+    except (TypeError, ValueError, OverflowError):
+        raise InputError(f"{where}: values must all be numbers within the float64 range") from None
     if array.ndim != 1:
         raise InputError(f"{where}: a signal must be a flat list of numbers")
     if array.size == 0:
@@ -67,62 +182,159 @@ def _finite_signal(values: Any, where: str) -> np.ndarray:
     return array
 
 
-def _rows(array: np.ndarray, where: str) -> list[np.ndarray]:
-    if array.dtype.kind not in "biuf":
-        raise InputError(f"{where}: dtype {array.dtype} is not a real number type")
-    if array.ndim == 0:
-        array = array.reshape(1)
-    if array.ndim > 2:
-        raise InputError(f"{where}: {array.ndim} dimensions; send 1-D (one signal) or 2-D (rows are signals)")
-    rows = [array] if array.ndim == 1 else list(array)
-    if not rows:
-        raise InputError(f"{where}: no signals")
-    return [_finite_signal(row, f"{where} signal {index}") for index, row in enumerate(rows)]
+_JSON_NUMBER_TYPES = frozenset({int, float})
 
 
-def decode_json(body: Any) -> tuple[list[np.ndarray], dict]:
-    if isinstance(body, (bytes, bytearray, str)):
+def _json_kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    return f"a {type(value).__name__}"
+
+
+def _json_signal(values: Any, where: str) -> np.ndarray:
+    """A JSON list of numbers; true/false, strings and null are refused, not coerced."""
+    if not isinstance(values, list):
+        raise InputError(f"{where}: must be a list of numbers")
+    if not set(map(type, values)) <= _JSON_NUMBER_TYPES:
+        index, value = next((i, v) for i, v in enumerate(values) if type(v) not in _JSON_NUMBER_TYPES)
+        if isinstance(value, list):
+            raise InputError(f"{where}: a signal must be a flat list of numbers")
+        raise InputError(f"{where}: sample {index} is {_json_kind(value)}; values must all be numbers")
+    return _finite_signal(values, where)
+
+
+# Every byte but the four JSON brackets, for bytes.translate (C speed, no copy of the rest).
+_NOT_BRACKETS = bytes(set(range(256)) - set(b"[]{}"))
+_BRACKET_STEP = np.zeros(256, dtype=np.int8)
+_BRACKET_STEP[list(b"[{")] = 1
+_BRACKET_STEP[list(b"]}")] = -1
+_DEPTH_CHUNK = 1 << 20
+
+
+def _json_depth(payload: bytes) -> int:
+    """The deepest nesting of arrays and objects, counting brackets in strings too (our
+    bodies have none there). Chunked, so a 64 MiB body costs a few MiB, not 256."""
+    steps = np.frombuffer(payload.translate(None, _NOT_BRACKETS), dtype=np.uint8)
+    deepest = depth = 0
+    for first in range(0, steps.size, _DEPTH_CHUNK):
+        running = np.cumsum(_BRACKET_STEP[steps[first: first + _DEPTH_CHUNK]], dtype=np.int64) + depth
+        deepest = max(deepest, int(running.max()))
+        depth = int(running[-1])
+    return deepest
+
+
+def _guard_json_text(payload: bytes, limits: WorkLimits) -> None:
+    """What the parse would build, bounded before it is built: nesting, arrays (signals)
+    and values (samples) are counted in the raw bytes."""
+    depth = _json_depth(payload)
+    if depth > MAX_JSON_DEPTH:
+        raise InputError(f"JSON nested {depth} levels deep: a signal is a flat list of numbers, "
+                         '{"signal": [...]} or {"signals": [[...], ...]}')
+    limits.check_signals(payload.count(b"[") - 1)  # one array holds the signals
+    # n samples in any number of signals, with k options, take n - 1 + k commas.
+    limits.check_values(payload.count(b",") + 1 - len(OPTION_FIELDS), "values")
+
+
+def decode_json(body: Any, limits: WorkLimits = WorkLimits()) -> tuple[list[np.ndarray], dict]:
+    raw = _as_bytes(body)
+    if raw is not None or isinstance(body, str):
+        raw = raw if raw is not None else body.encode("utf-8", "surrogatepass")
+        _guard_json_text(raw, limits)
         try:
-            body = json.loads(_as_text(body))
+            body = json.loads(_as_text(raw))
         except json.JSONDecodeError as error:
+            raise InputError(f"malformed JSON: {error}") from None
+        except RecursionError:  # belt and braces: the depth guard should have caught it
+            raise InputError("malformed JSON: nested too deeply") from None
+        except ValueError as error:  # e.g. an integer of more than 4,300 digits
             raise InputError(f"malformed JSON: {error}") from None
     if not isinstance(body, Mapping):
         raise InputError('JSON body must be an object with "signal" or "signals"')
     if "signal" in body and "signals" in body:
         raise InputError('give either "signal" or "signals", not both')
     if "signal" in body:
-        raw = [body["signal"]]
+        raw_signals = [body["signal"]]
     elif "signals" in body:
-        raw = body["signals"]
-        if not isinstance(raw, list) or not raw:
+        raw_signals = body["signals"]
+        if not isinstance(raw_signals, list) or not raw_signals:
             raise InputError('"signals" must be a non-empty list of signals')
     else:
         raise InputError('missing field: "signal" (one signal) or "signals" (a list of signals)')
-    signals = []
-    for index, values in enumerate(raw):
-        if not isinstance(values, list):
-            raise InputError(f"signal {index}: must be a list of numbers")
-        signals.append(_finite_signal(values, f"signal {index}"))
-    return signals, {key: body[key] for key in OPTION_FIELDS if key in body}
+    limits.check_signals(len(raw_signals))
+    limits.check([len(values) if isinstance(values, list) else 0 for values in raw_signals])
+    signals = [_json_signal(values, f"signal {index}") for index, values in enumerate(raw_signals)]
+    options = {key: body[key] for key in OPTION_FIELDS + ("view",) if key in body}
+    for key, value in options.items():
+        if key == "view":
+            continue
+        if value is not None and type(value) not in _JSON_NUMBER_TYPES:
+            raise InputError(f'option "{key}" must be a number, not {_json_kind(value)}')
+    return signals, options
 
 
-def decode_npy(payload: bytes) -> list[np.ndarray]:
+# Integer and floating-point dtypes; bool, complex, strings, objects, dates and records are not
+# sample values.
+NPY_KINDS = "iuf"
+
+
+def decode_npy(payload: Any, limits: WorkLimits = WorkLimits()) -> list[np.ndarray]:
+    """The header is read and checked against the body's length and the limits before any
+    array is made; the data are then viewed in place, never pickled or allocated twice."""
+    payload = _as_bytes(payload) or b""
+    stream = io.BytesIO(payload)
     try:
-        array = np.load(io.BytesIO(bytes(payload)), allow_pickle=False)
-    except Exception as error:  # numpy raises several types for a broken header or size
+        version = np.lib.format.read_magic(stream)
+        if version == (1, 0):
+            shape, fortran_order, dtype = np.lib.format.read_array_header_1_0(stream)
+        elif version == (2, 0):
+            shape, fortran_order, dtype = np.lib.format.read_array_header_2_0(stream)
+        else:
+            raise InputError(f"malformed .npy: format version {version[0]}.{version[1]} is not supported (1.0 or 2.0)")
+    except InputError:
+        raise
+    except Exception as error:  # numpy raises several types for a broken magic or header
         raise InputError(f"malformed .npy: {error}") from None
-    if not isinstance(array, np.ndarray):
-        raise InputError("malformed .npy: expected one array")
-    return _rows(array, ".npy")
+    if dtype.kind not in NPY_KINDS or dtype.fields is not None or dtype.subdtype is not None:
+        raise InputError(f".npy: dtype {dtype} is not an integer or floating-point type")
+    if len(shape) > 2:
+        raise InputError(f".npy: {len(shape)} dimensions; send 1-D (one signal) or 2-D (rows are signals)")
+    rows, columns = (1, shape[0]) if len(shape) == 1 else (1, 1) if not shape else shape
+    if rows == 0:
+        raise InputError(".npy: no signals")
+    if columns == 0:
+        raise InputError(".npy signal 0: signal is empty")
+    limits.check_signals(rows)
+    limits.check([columns] * rows)
+    data_bytes = rows * columns * dtype.itemsize
+    if len(payload) - stream.tell() != data_bytes:
+        raise InputError(f"malformed .npy: the header promises {data_bytes:,} bytes of data "
+                         f"({'x'.join(map(str, shape)) or 'scalar'} {dtype}), the body has {len(payload) - stream.tell():,}")
+    array = np.frombuffer(payload, dtype=dtype, count=rows * columns, offset=stream.tell())
+    array = array.reshape((rows, columns) if not fortran_order else (columns, rows))
+    if fortran_order:
+        array = array.T
+    return [_finite_signal(row, f".npy signal {index}") for index, row in enumerate(array)]
 
 
-def decode_csv(payload: Any) -> list[np.ndarray]:
-    lines = [line.strip() for line in _as_text(payload).splitlines()]
+def decode_csv(payload: Any, limits: WorkLimits = WorkLimits()) -> list[np.ndarray]:
+    text = _as_text(payload)
+    limits.check_values(text.count(",") + text.count("\n") + 1, "cells")
+    lines = [line.strip() for line in text.splitlines()]
     lines = [line for line in lines if line]
     if not lines:
         raise InputError("CSV body is empty")
+    limits.check_signals(len(lines))
     signals = []
     for number, line in enumerate(lines):
+        # float() also reads "1_000" and non-ASCII digits; a capture's numbers are plain ASCII.
+        if not line.isascii() or "_" in line:
+            raise InputError(f"CSV row {number}: values must all be plain numbers (ASCII, no '_')")
         cells = [cell.strip() for cell in line.split(",")]
         try:
             values = [float(cell) for cell in cells if cell != ""]
@@ -132,23 +344,25 @@ def decode_csv(payload: Any) -> list[np.ndarray]:
     return signals
 
 
-def decode_float32(payload: bytes) -> list[np.ndarray]:
-    payload = bytes(payload)
+def decode_float32(payload: Any, limits: WorkLimits = WorkLimits()) -> list[np.ndarray]:
+    payload = _as_bytes(payload) or b""
     if len(payload) % 4:
         raise InputError(f"octet-stream body of {len(payload)} bytes is not whole float32 samples")
+    if payload:
+        limits.check([len(payload) // 4])
     return [_finite_signal(np.frombuffer(payload, dtype="<f4"), "octet-stream")]
 
 
-def _sniff(payload: Any) -> list[np.ndarray]:
+def _sniff(payload: Any, limits: WorkLimits) -> list[np.ndarray]:
     """A multipart file field: its own content type is not forwarded, so tell by content."""
     if isinstance(payload, (bytes, bytearray)) and bytes(payload[:6]) == NPY_MAGIC:
-        return decode_npy(payload)
+        return decode_npy(payload, limits)
     if isinstance(payload, (dict, list)):
-        return decode_json(payload if isinstance(payload, dict) else {"signals": payload})[0]
+        return decode_json(payload if isinstance(payload, dict) else {"signals": payload}, limits)[0]
     text = _as_text(payload).lstrip()
     if text.startswith("{"):
-        return decode_json(text)[0]
-    return decode_csv(text)
+        return decode_json(text, limits)[0]
+    return decode_csv(text, limits)
 
 
 def parse_options(values: Mapping[str, Any]) -> SignalOptions:
@@ -157,9 +371,11 @@ def parse_options(values: Mapping[str, Any]) -> SignalOptions:
         if key not in values or values[key] is None:
             continue
         raw = values[key]
+        if isinstance(raw, bool):
+            raise InputError(f'option "{key}" must be a number, not {_json_kind(raw)}')
         try:
             number = float(_as_text(raw) if isinstance(raw, (bytes, bytearray)) else raw)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError, InputError):
             raise InputError(f'option "{key}" must be a number') from None
         if not math.isfinite(number) or number <= 0:
             raise InputError(f'option "{key}" must be a positive number')
@@ -176,32 +392,38 @@ def base_type(content_type: str | None) -> str:
 
 
 def decode_request(row: Mapping[str, Any], content_type: str | None,
-                   max_samples: int = DEFAULT_MAX_SAMPLES) -> DecodedRequest:
-    """One TorchServe request row (``body``/``data`` plus multipart fields) to signals."""
+                   limits: WorkLimits = WorkLimits(), picture: bool = False) -> DecodedRequest:
+    """One TorchServe request row (``body``/``data`` plus multipart or form fields) to
+    signals, its work (with a PNG answer if ``picture``) checked against ``limits``."""
     kind = base_type(content_type)
     body = row.get("body", row.get("data"))
     options: dict = {}
+    if kind == FORM_TYPE:
+        # curl -d sends this type; TorchServe turns such a body into fields, so it would
+        # otherwise arrive as "no body".
+        raise InputError(
+            f"a form-encoded body ({FORM_TYPE}, what curl -d sends without a Content-Type) is not a "
+            f"signal: send {SUPPORTED_TYPES}, e.g. curl -H 'Content-Type: application/json' "
+            "-d '{\"signal\": [1, 2, 3]}', or --data-binary @capture.npy -H 'Content-Type: application/x-npy'",
+            status=415)
     if kind == "multipart/form-data":
         payload = row.get("data")
         if payload is None:
             raise InputError('multipart upload needs the signal file in field "data"')
-        signals = _sniff(payload)
-        options = {key: row[key] for key in OPTION_FIELDS if key in row}
-    elif body is None:
+        signals = _sniff(payload, limits)
+        options = {key: row[key] for key in OPTION_FIELDS + ("view",) if key in row}
+    elif body is None or (_as_bytes(body) is not None and not body):
         raise InputError("request has no body")
     elif kind in ("application/json", "text/json") or isinstance(body, dict):
-        signals, options = decode_json(body)
+        signals, options = decode_json(body, limits)
     elif kind in ("application/x-npy", "application/npy"):
-        signals = decode_npy(body)
-    elif kind in ("text/csv", "text/plain") and kind:
-        signals = decode_csv(body)
+        signals = decode_npy(body, limits)
+    elif kind in ("text/csv", "text/plain"):
+        signals = decode_csv(body, limits)
     elif kind == "application/octet-stream":
-        signals = decode_float32(body)
+        signals = decode_float32(body, limits)
     else:
-        raise InputError(
-            f"unsupported content type {kind or '(none)'}: use application/json, application/x-npy, "
-            "text/csv, application/octet-stream or multipart/form-data", status=415)
-    total = sum(signal.size for signal in signals)
-    if total > max_samples:
-        raise InputError(f"{total} samples in one request exceed the maximum of {max_samples}", status=413)
-    return DecodedRequest(signals=signals, options=parse_options(options))
+        raise InputError(f"unsupported content type {kind or '(none)'}: use {SUPPORTED_TYPES}", status=415)
+    work = limits.check([signal.size for signal in signals], picture)
+    view = parse_view(options.pop("view", None))
+    return DecodedRequest(signals=signals, options=parse_options(options), work=work, view=view)
