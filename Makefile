@@ -12,30 +12,39 @@ WEIGHTS := model_store/weights/pd_segmenter.state.pt model_store/weights/pd_segm
 ARCHIVE_INPUTS := handler/pd_handler.py $(wildcard handler/pdseg/*.py) $(WEIGHTS) \
                   config/model-config.yaml scripts/export.py
 
-.PHONY: help setup lint-deps lint image-test archive serve demo test test-unit train evaluate bench samples clean
+.PHONY: help setup lint-deps lint image-test archive serve demo test test-unit reliability train evaluate bench samples clean
 .DEFAULT_GOAL := help
 
 help:
 	@echo "make demo      serve the model and analyse the bundled sample captures"
 	@echo "make test      the whole test suite (unit, handler, real TorchServe)"
+	@echo "make reliability  fuzzing, batch-mates, slow clients, soak, worker kill, worst requests (~5 min); writes docs/reliability.md"
 	@echo "make setup     .venv with the pinned packages (needs Java 17+)"
 	@echo "make archive   ONNX export + model_store/pd_segmenter.mar"
 	@echo "make serve     TorchServe in the foreground (TS_INFERENCE_PORT etc., default 8080-8082)"
-	@echo "make train     retrain the shipped weights from scratch (CPU, ~30 min)"
-	@echo "make evaluate  model vs classical detector on the synthetic tiers + real captures"
+	@echo "make train     retrain the shipped weights from scratch (CPU, ~1 h; resumes if interrupted)"
+	@echo "make evaluate  model vs classical detector: training tiers, independent set, pulse atlas, real captures"
 	@echo "make bench     speed benchmark over HTTP; writes docs/benchmarks.md"
 	@echo "make lint      deployment checks (Dockerfile, k8s/): tests/test_deploy.py"
 	@echo "make image-test  build the image with podman and test the container (root); writes docs/image.md"
 
 setup: $(SETUP_STAMP)
 
-$(SETUP_STAMP): requirements.txt
+# Also installs the client's packages (requirements-client.txt: not in the serving image) and
+# this project's package, editable: the client (.venv/bin/pd-analyse) and pdseg (setuptools is
+# there already: torch requires it); and headless Chromium, which the report test opens
+# report.html in (Debian's package; installed when running as root).
+$(SETUP_STAMP): requirements.txt requirements-client.txt pyproject.toml
 	@command -v java >/dev/null 2>&1 || { echo "Java 17 or newer is required by TorchServe's frontend (Debian: apt-get install openjdk-17-jre-headless)." >&2; exit 1; }
 	@java_major=$$(java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -n1); \
 	  if [ -z "$$java_major" ] || [ "$$java_major" -lt 17 ]; then \
 	    echo "Java 17 or newer is required by TorchServe's frontend; found: $$(java -version 2>&1 | head -n1)" >&2; exit 1; fi
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt -r requirements-client.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@command -v chromium >/dev/null 2>&1 || { if [ "$$(id -u)" = 0 ]; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	  else echo "chromium is missing: the report test needs it (as root: apt-get install chromium)" >&2; fi; }
 	touch $@
 
 lint-deps: $(LINT_STAMP)
@@ -68,11 +77,15 @@ test: $(MAR) $(LINT_STAMP)
 test-unit: $(SETUP_STAMP) $(LINT_STAMP)
 	$(PY) -m pytest -ra -m "not server"
 
+reliability: $(MAR)
+	$(PY) scripts/reliability.py
+
 train: $(SETUP_STAMP)
 	$(PY) scripts/train.py
 
 evaluate: $(SETUP_STAMP)
 	$(PY) scripts/evaluate.py
+	$(PY) scripts/atlas.py
 
 bench: $(MAR)
 	$(PY) scripts/bench.py

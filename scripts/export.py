@@ -23,7 +23,7 @@ BUILD = ROOT / "build"
 SERVING_RECORD_KEYS = ("name", "preset", "architecture", "threshold", "postprocess", "window",
                        "note")
 PACKAGE_FILES = ("__init__.py", "decode.py", "model.py", "phase.py", "pipeline.py",
-                 "preprocess.py", "regions.py", "render.py", "window.py")
+                 "preprocess.py", "prpd.py", "regions.py", "render.py", "window.py")
 
 
 def export(weights_dir: Path, name: str, out_dir: Path, version: str,

@@ -116,8 +116,8 @@ BAD_REQUESTS = [
     ({"data": b"\x93NUMPY broken", "headers": {"Content-Type": "application/x-npy"}}, 400, "malformed .npy"),
     ({"data": b"1,2,x", "headers": {"Content-Type": "text/csv"}}, 400, "numbers"),
     ({"data": b"abc", "headers": {"Content-Type": "application/xml"}}, 415, "unsupported content type"),
-    ({"data": np.zeros(4_000_001, dtype="<f4").tobytes(), "headers": {"Content-Type": "application/octet-stream"}},
-     413, "exceed the maximum"),
+    ({"data": np.zeros(1_500_001, dtype="<f4").tobytes(), "headers": {"Content-Type": "application/octet-stream"}},
+     413, "more than the limit of 1,500,000"),
 ]
 
 
@@ -251,3 +251,20 @@ def test_make_serve_runs_beside_another_server_and_stops_on_sigterm(server):
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
     assert requests.get(f"{server.inference_url}/ping", timeout=10).json()["status"] == "Healthy"
+
+
+def test_prpd_view_and_request_summary(server, real_captures):
+    """Every JSON answer carries the request's summary over all its signals; with
+    "view": "prpd" and Accept: image/png the answer is the phase-resolved plot."""
+    body = {"signals": real_captures[:2].tolist()}
+    answer = post(server, json=body).json()
+    summary = answer["summary"]
+    assert summary["pulse_count"] == sum(len(signal["regions"]) for signal in answer["signals"]) > 0
+    assert len(summary["phase_histogram"]["counts"]) == 36
+    assert sum(summary["phase_histogram"]["counts"]) == summary["phase_resolved_pulses"]
+    picture = post(server, json=body | {"view": "prpd"}, headers={"Accept": "image/png"})
+    assert picture.status_code == 200 and picture.content.startswith(b"\x89PNG")
+    signals_picture = post(server, json=body, headers={"Accept": "image/png"})
+    assert signals_picture.content != picture.content
+    wrong = post(server, json=body | {"view": "spectrum"})
+    assert wrong.status_code == 400 and "view" in wrong.json()["error"]

@@ -1,0 +1,92 @@
+"""Whole signals grouped into requests that stay under the service's limits.
+
+The service charges each signal its samples, at least one smallest window, plus an overhead,
+and limits a request's total and its number of signals (``max_work_per_request``,
+``max_signals_per_request`` in config/model-config.yaml). The budget here reckons the same way
+with the shipped figures; a batch that a differently configured service still refuses with 413
+is split (:mod:`pdclient.service`), and a signal over the budget on its own goes alone, so the
+service names its limit.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Iterable, Iterator
+
+import numpy as np
+
+MIN_SIGNAL_COST = 1024  # the shipped model's smallest window: a 10-sample signal costs as much
+SIGNAL_OVERHEAD = 4096  # each signal's own filtering, fitting and description
+# The shipped server's limits (config/model-config.yaml, docs/reliability.md); a server with
+# others answers 413 and the batch is split.
+DEFAULT_MAX_SIGNALS = 256
+DEFAULT_MAX_COST = 1_500_000
+
+
+@dataclasses.dataclass(frozen=True)
+class Budget:
+    max_signals: int = DEFAULT_MAX_SIGNALS
+    max_cost: int = DEFAULT_MAX_COST
+
+    @staticmethod
+    def cost(length: int) -> int:
+        return max(int(length), MIN_SIGNAL_COST) + SIGNAL_OVERHEAD
+
+
+@dataclasses.dataclass
+class Item:
+    """One signal on its way: where it came from and its values."""
+    file: str
+    signal: int | str
+    values: np.ndarray
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.file, str(self.signal)
+
+
+@dataclasses.dataclass
+class Batch:
+    items: list[Item]
+
+    @property
+    def cost(self) -> int:
+        return sum(Budget.cost(item.values.size) for item in self.items)
+
+    def stacked(self) -> np.ndarray:
+        """Rows are signals: one 2-D array, as the service reads a ``.npy``."""
+        return np.stack([item.values for item in self.items])
+
+    def halves(self) -> tuple["Batch", "Batch"]:
+        middle = len(self.items) // 2
+        return Batch(self.items[:middle]), Batch(self.items[middle:])
+
+
+def wire_dtype(values: np.ndarray) -> np.dtype:
+    """The dtype a signal travels in: its own where the service reads it exactly (ints, floats
+    of 32/64 bits), float64 otherwise."""
+    dtype = values.dtype
+    if dtype.kind in "iu" or dtype in (np.float32, np.float64):
+        return dtype
+    return np.dtype(np.float64)
+
+
+def batches(items: Iterable[Item], budget: Budget) -> Iterator[Batch]:
+    """Consecutive signals of one length and dtype (one 2-D array per request), at most
+    ``budget.max_signals`` of them and ``budget.max_cost`` in all; a signal over the cost
+    budget travels alone."""
+    pending: list[Item] = []
+    pending_cost = 0
+    shape_key = None
+    for item in items:
+        item.values = np.asarray(item.values, dtype=wire_dtype(item.values))
+        cost = Budget.cost(item.values.size)
+        key = (item.values.size, item.values.dtype.str)
+        if pending and (key != shape_key or len(pending) >= budget.max_signals
+                        or pending_cost + cost > budget.max_cost):
+            yield Batch(pending)
+            pending, pending_cost = [], 0
+        pending.append(item)
+        pending_cost += cost
+        shape_key = key
+    if pending:
+        yield Batch(pending)

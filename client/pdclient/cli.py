@@ -1,0 +1,320 @@
+"""pd-analyse: analyse signal files and folders against a running PD service.
+
+    pd-analyse captures/ more.parquet --url http://127.0.0.1:8080 --out results/
+
+Writes results.jsonl (the service's answer per signal), regions.csv (one row per region),
+prpd.png and report.html into --out. Ctrl-C keeps what is finished; running the same command
+again skips it. Exit status: 0 all analysed, 1 something failed (each failure is listed with
+the service's message), 2 bad usage, 130 interrupted.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import os
+import queue
+import signal as signals_module
+import sys
+import threading
+from pathlib import Path
+from typing import Iterator
+
+from tqdm import tqdm
+
+from . import __version__
+from .batching import DEFAULT_MAX_COST, DEFAULT_MAX_SIGNALS, Batch, Budget, Item, batches
+from .inputs import InputFile, InputFileError, count_signals, discover, iter_signals, load_signal, signal_problem
+from .report import build_report
+from .service import Outcome, Service, ServiceError
+from .store import ResultStore, SettingsMismatch
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+ANALYSIS_OPTIONS = ("threshold", "sampling_rate_hz", "power_frequency_hz", "samples_per_cycle")
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number")
+    return value
+
+
+def _threshold(text: str) -> float:
+    value = float(text)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError("the threshold lies between 0 and 1")
+    return value
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a count of at least 1")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pd-analyse", description="Analyse .npy, .csv, .f32 and Parquet (VSB layout) files or folders "
+        "with a running PD segmentation service.")
+    parser.add_argument("inputs", nargs="+", help="files or folders (searched recursively)")
+    parser.add_argument("--url", default=os.environ.get("PD_URL", "http://127.0.0.1:8080"),
+                        help="the service's inference address (default: $PD_URL or %(default)s)")
+    parser.add_argument("--out", type=Path, default=Path("pd-results"), help="output folder (default: %(default)s)")
+    analysis = parser.add_argument_group("analysis options (sent with every request)")
+    analysis.add_argument("--threshold", type=_threshold, help="PD probability threshold, 0-1 (default: the model's)")
+    analysis.add_argument("--sampling-rate-hz", type=_positive)
+    analysis.add_argument("--power-frequency-hz", type=_positive)
+    analysis.add_argument("--samples-per-cycle", type=_positive)
+    connection = parser.add_argument_group("connection")
+    connection.add_argument("--concurrency", type=_count, default=2, help="requests in flight (default: %(default)s)")
+    connection.add_argument("--timeout", type=_positive, default=300.0, help="seconds to wait for one answer (default: %(default)s)")
+    connection.add_argument("--retries", type=int, default=8,
+                            help="retries after a 503 or a connection error, with backoff (default: %(default)s)")
+    tokens = connection.add_mutually_exclusive_group()
+    tokens.add_argument("--token", help="inference key of a server with token authorization (or $PD_TOKEN)")
+    tokens.add_argument("--token-file", type=Path,
+                        help="file holding the key, or TorchServe's key_file.json (or $PD_TOKEN_FILE)")
+    limits = parser.add_argument_group("request size")
+    limits.add_argument("--max-signals-per-request", type=_count, default=DEFAULT_MAX_SIGNALS)
+    limits.add_argument("--max-samples-per-request", type=_count, default=DEFAULT_MAX_COST,
+                        help="work per request: each signal counts its samples, at least 1024, plus 4096 "
+                        "(the service's reckoning; default: %(default)s)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    return parser
+
+
+@dataclasses.dataclass
+class Failure:
+    file: str
+    signal: object  # None: the whole file
+    status: int | None
+    message: str
+
+    def line(self) -> str:
+        where = self.file if self.signal is None else f"{self.file} signal {self.signal}"
+        return f"{where}: {'HTTP ' + str(self.status) + ': ' if self.status else ''}{self.message}"
+
+
+@dataclasses.dataclass
+class Run:
+    """One invocation's state, shared by the reading loop and the finishing steps."""
+    args: argparse.Namespace
+    store: ResultStore
+    service: Service
+    files: dict[str, InputFile]
+    failures: list[Failure] = dataclasses.field(default_factory=list)
+    analysed: int = 0
+    stop_reason: str | None = None
+    stop: threading.Event = dataclasses.field(default_factory=threading.Event)
+
+    def fail(self, failure: Failure) -> None:
+        self.failures.append(failure)
+        self.store.add_failure(failure.file, failure.signal, failure.status, failure.message)
+
+
+def analysis_options(args: argparse.Namespace) -> dict:
+    return {name: getattr(args, name) for name in ANALYSIS_OPTIONS if getattr(args, name) is not None}
+
+
+def make_service(args: argparse.Namespace) -> Service:
+    token = args.token or (None if args.token_file else os.environ.get("PD_TOKEN"))
+    key_file = args.token_file or (Path(os.environ["PD_TOKEN_FILE"]) if not token and os.environ.get("PD_TOKEN_FILE") else None)
+    return Service(args.url, analysis_options(args), token=token, key_file=key_file,
+                   timeout=args.timeout, retries=args.retries)
+
+
+def pending_items(run: Run, done: dict[str, frozenset], progress: tqdm) -> Iterator[Item]:
+    """Every signal not analysed yet; unreadable files and signals the service would refuse
+    become failures here, without a request."""
+    for source in run.files.values():
+        try:
+            for signal_id, values in iter_signals(source, skip=done.get(source.name, frozenset())):
+                problem = signal_problem(values)
+                if problem:
+                    run.fail(Failure(source.name, signal_id, None, problem))
+                    progress.update(1)
+                    continue
+                yield Item(source.name, signal_id, values)
+        except (InputFileError, OSError, UnicodeDecodeError) as error:
+            run.fail(Failure(source.name, None, None, str(error)))
+
+
+def _worker(run: Run, work: queue.Queue, finished: queue.Queue) -> None:
+    while True:
+        batch = work.get()
+        if run.stop.is_set():
+            finished.put((batch, None))  # not sent: stays to do for the next run
+            continue
+        try:
+            finished.put((batch, run.service.analyse(batch)))
+        except Exception as error:  # a bug must not hang the run: the batch fails, visibly
+            finished.put((batch, Outcome(failures=[(item, ServiceError(None, f"client error: {error!r}"))
+                                                   for item in batch.items])))
+
+
+def _record(run: Run, batch: Batch, outcome: Outcome | None, progress: tqdm) -> None:
+    if outcome is None:
+        return
+    for item, entry, model in outcome.answers:
+        run.store.add_result(item.file, item.signal, model, entry)
+    for item, error in outcome.failures:
+        run.fail(Failure(item.file, item.signal, error.status, error.message))
+        if error.fatal and not run.stop.is_set():
+            run.stop_reason = f"the service answered {error}"
+            run.stop.set()
+    run.store.flush()
+    run.analysed += len(outcome.answers)
+    progress.update(len(outcome.answers) + len(outcome.failures))
+    progress.set_postfix(failed=len(run.failures), refresh=False)
+
+
+def send_all(run: Run, items: Iterator[Item], progress: tqdm) -> None:
+    """Batches to ``--concurrency`` threads, answers recorded as they come (this thread only
+    writes files). A bounded queue keeps reading just ahead of sending."""
+    work: queue.Queue = queue.Queue(maxsize=run.args.concurrency)
+    finished: queue.Queue = queue.Queue()
+    for _ in range(run.args.concurrency):
+        # Daemon threads: an interrupted run leaves without waiting for answers in flight.
+        threading.Thread(target=_worker, args=(run, work, finished), daemon=True).start()
+    sent = received = 0
+
+    def drain(wait: float) -> None:
+        nonlocal received
+        try:
+            while True:
+                batch, outcome = finished.get(timeout=wait)
+                received += 1
+                _record(run, batch, outcome, progress)
+                wait = 0
+        except queue.Empty:
+            pass
+
+    budget = Budget(run.args.max_signals_per_request, run.args.max_samples_per_request)
+    for batch in batches(items, budget):
+        while not run.stop.is_set():
+            drain(0)
+            try:
+                work.put(batch, timeout=0.1)
+                sent += 1
+                break
+            except queue.Full:
+                continue
+        if run.stop.is_set():
+            break
+    while received < sent:
+        drain(0.1)
+
+
+def _loader(run: Run):
+    def load(file: str, signal_id):
+        source = run.files.get(file) or InputFile(Path(file), file)
+        try:
+            return load_signal(source, signal_id)
+        except (InputFileError, OSError, ValueError, KeyError, IndexError):
+            return None  # the file moved or changed since: the report goes without its picture
+    return load
+
+
+def finish(run: Run, settings: dict) -> None:
+    """regions.csv, prpd.png and report.html over everything the folder holds."""
+    run.store.flush()
+    run.store.sort_results(list(run.files))
+    run.store.write_regions_csv()
+    records = list(run.store.records())
+    failures = [dataclasses.asdict(failure) | {"error": failure.message} for failure in run.failures]
+    page, prpd_png, _ = build_report(records, settings, failures, _loader(run), run.args.sampling_rate_hz)
+    (run.store.folder / "prpd.png").write_bytes(prpd_png)
+    (run.store.folder / "report.html").write_text(page, encoding="utf-8")
+
+
+def run_settings(run: Run, started: datetime.datetime, already: int, state: str) -> dict:
+    """What the report says about this run."""
+    options = analysis_options(run.args)
+    return {"service": run.args.url, "inputs": ", ".join(run.args.inputs),
+            "analysis options": ", ".join(f"{key}={value:g}" for key, value in options.items()) or "the model's defaults",
+            "client": f"pd-analyse {__version__}", "started": started.isoformat(timespec="seconds"),
+            "finished": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+            "signals analysed in this run": run.analysed, "analysed before (resumed)": already,
+            "requests retried (503, connection)": run.service.retried, "state": state}
+
+
+def _raise_interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def count_signals_to_do(run: Run, done: dict[str, frozenset]) -> tuple[int, int]:
+    """(signals in all readable files, of which already analysed); an unreadable file fails."""
+    total = already = 0
+    for source in list(run.files.values()):
+        try:
+            count = count_signals(source)
+        except (InputFileError, OSError, UnicodeDecodeError) as error:
+            run.fail(Failure(source.name, None, None, str(error)))
+            run.files.pop(source.name)
+            continue
+        total += count
+        already += min(len(done.get(source.name, ())), count)
+    return total, already
+
+
+def analyse_until_done_or_interrupted(run: Run, done: dict[str, frozenset], to_do: int) -> bool:
+    """Send everything not done; True when Ctrl-C or SIGTERM cut the run short."""
+    # SIGTERM (a stopped job or container) ends the run like Ctrl-C: what is finished is kept.
+    on_main_thread = threading.current_thread() is threading.main_thread()
+    previous_handler = signals_module.signal(signals_module.SIGTERM, _raise_interrupt) if on_main_thread else None
+    progress = tqdm(total=to_do, unit="signal", desc="pd-analyse", disable=run.args.no_progress,
+                    dynamic_ncols=True, mininterval=0.5)
+    try:
+        send_all(run, pending_items(run, done, progress), progress)
+        return False
+    except KeyboardInterrupt:
+        run.stop.set()
+        return True
+    finally:
+        progress.close()
+        if on_main_thread:
+            signals_module.signal(signals_module.SIGTERM, previous_handler)
+
+
+def run_analysis(args: argparse.Namespace) -> int:
+    started = datetime.datetime.now().astimezone()
+    store = ResultStore(args.out)
+    try:
+        store.check_settings(analysis_options(args))
+    except SettingsMismatch as error:
+        print(f"pd-analyse: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    sources, rejected = discover(args.inputs)
+    run = Run(args, store, make_service(args), {source.name: source for source in sources})
+    for name, reason in rejected:
+        run.fail(Failure(name, None, None, reason))
+    done = store.done()
+    total, already = count_signals_to_do(run, done)
+    print(f"{len(run.files)} files, {total} signals; {already} already analysed in {args.out}, "
+          f"{total - already} to go, to {run.service.predict_url}", file=sys.stderr, flush=True)
+    interrupted = analyse_until_done_or_interrupted(run, done, total - already)
+    state = "interrupted" if interrupted else (f"stopped: {run.stop_reason}" if run.stop_reason else "complete")
+    finish(run, run_settings(run, started, already, state))
+    store.close()
+    for failure in run.failures:
+        print(f"FAILED {failure.line()}", file=sys.stderr)
+    print(f"{run.analysed} signals analysed, {len(run.failures)} failed; results in {args.out}/ "
+          f"(report.html, regions.csv, results.jsonl)", file=sys.stderr)
+    if interrupted:
+        print("interrupted: run the same command again to analyse the rest", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if run.stop_reason:
+        print(f"stopped early: {run.stop_reason}", file=sys.stderr)
+    return EXIT_FAILED if run.failures or run.stop_reason else EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return run_analysis(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

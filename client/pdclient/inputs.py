@@ -1,0 +1,193 @@
+"""Signal files on disk: find them, count their signals, and read them one signal at a time.
+
+Formats, told by extension: ``.npy`` (1-D: one signal; 2-D: rows are signals), ``.csv`` (one
+signal per row, as the service reads CSV; a file of single values per line is one signal, a
+column), ``.f32`` (raw little-endian float32, one signal) and ``.parquet`` (the VSB layout: each
+column one signal, named by its column). Reading is lazy, so a file larger than memory streams.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+EXTENSIONS = (".npy", ".csv", ".f32", ".parquet")
+# Parquet columns are read this many values at a time: whole columns, bounded memory.
+PARQUET_VALUES_PER_READ = 8_000_000
+
+
+class InputFileError(ValueError):
+    """A file that cannot be read as signals at all."""
+
+
+@dataclasses.dataclass(frozen=True)
+class InputFile:
+    path: Path
+    name: str  # how results and reports name it: the path as given, or under the given folder
+
+    @property
+    def kind(self) -> str:
+        return self.path.suffix.lower()
+
+
+def discover(inputs: list[str]) -> tuple[list[InputFile], list[tuple[str, str]]]:
+    """Files to analyse (folders walked recursively, sorted) and (name, reason) of inputs
+    that are not signal files."""
+    found: list[InputFile] = []
+    rejected: list[tuple[str, str]] = []
+    for given in inputs:
+        path = Path(given)
+        if path.is_dir():
+            for root, folders, files in os.walk(path):
+                folders.sort()
+                for file_name in sorted(files):
+                    child = Path(root) / file_name
+                    if child.suffix.lower() in EXTENSIONS:
+                        found.append(InputFile(child, str(child)))
+        elif path.is_file():
+            if path.suffix.lower() in EXTENSIONS:
+                found.append(InputFile(path, str(path)))
+            else:
+                rejected.append((str(path), f"unsupported file type {path.suffix or '(none)'}: "
+                                            f"use {', '.join(EXTENSIONS)}"))
+        else:
+            rejected.append((str(path), "no such file or folder"))
+    return found, rejected
+
+
+# --- per format --------------------------------------------------------------------------
+
+
+def _npy(path: Path) -> np.ndarray:
+    try:
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
+    except Exception as error:  # numpy raises several types for a broken header
+        raise InputFileError(f"not a readable .npy: {error}") from None
+    if array.ndim not in (1, 2):
+        raise InputFileError(f".npy has {array.ndim} dimensions; 1-D (one signal) or 2-D (rows are signals)")
+    if array.dtype.kind not in "biuf":
+        raise InputFileError(f".npy dtype {array.dtype} is not a real number type")
+    return array
+
+
+def _csv_rows(path: Path) -> Iterator[np.ndarray]:
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle):
+            cells = [cell.strip() for cell in line.strip().split(",")]
+            cells = [cell for cell in cells if cell]
+            if not cells:
+                continue
+            try:
+                yield np.asarray([float(cell) for cell in cells], dtype=np.float64)
+            except ValueError:
+                raise InputFileError(f"CSV line {number + 1}: values must all be numbers") from None
+
+
+def _csv_shape(path: Path) -> tuple[int, bool]:
+    """(rows with values, whether every row has one value: then the file is one column)."""
+    rows = 0
+    single = True
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            cells = [cell for cell in line.strip().split(",") if cell.strip()]
+            if cells:
+                rows += 1
+                single = single and len(cells) == 1
+    return rows, single and rows > 1
+
+
+def _parquet(path: Path):
+    import pyarrow.parquet as parquet  # only needed for Parquet input
+
+    try:
+        return parquet.ParquetFile(path)
+    except Exception as error:  # pyarrow raises ArrowInvalid, OSError, ...
+        raise InputFileError(f"not a readable Parquet file: {error}") from None
+
+
+def _column_values(column) -> np.ndarray:
+    if column.null_count:
+        return np.full(len(column), np.nan)  # reported as a bad signal, like NaN
+    return column.to_numpy()
+
+
+def count_signals(source: InputFile) -> int:
+    if source.kind == ".npy":
+        array = _npy(source.path)
+        return 1 if array.ndim == 1 else array.shape[0]
+    if source.kind == ".csv":
+        rows, single_column = _csv_shape(source.path)
+        return 1 if single_column else rows
+    if source.kind == ".parquet":
+        return len(_parquet(source.path).schema_arrow.names)
+    return 1  # .f32
+
+
+def iter_signals(source: InputFile, skip: frozenset = frozenset()) -> Iterator[tuple[int | str, np.ndarray]]:
+    """(signal id, values) of each signal whose id (as text) is not in ``skip``; ids are row
+    numbers, or column names for Parquet."""
+    if source.kind == ".npy":
+        array = _npy(source.path)
+        rows = [array] if array.ndim == 1 else array
+        for index, row in enumerate(rows):
+            if str(index) not in skip:
+                yield index, np.asarray(row)
+    elif source.kind == ".csv":
+        if _csv_shape(source.path)[1]:
+            if "0" not in skip:
+                yield 0, np.concatenate(list(_csv_rows(source.path)))
+            return
+        for index, row in enumerate(_csv_rows(source.path)):
+            if str(index) not in skip:
+                yield index, row
+    elif source.kind == ".f32":
+        if "0" not in skip:
+            yield 0, _f32(source.path)
+    elif source.kind == ".parquet":
+        yield from _parquet_signals(source.path, skip)
+    else:
+        raise InputFileError(f"unsupported file type {source.kind}")
+
+
+def _f32(path: Path) -> np.ndarray:
+    size = path.stat().st_size
+    if size % 4:
+        raise InputFileError(f"{size} bytes is not whole float32 samples")
+    return np.fromfile(path, dtype="<f4")
+
+
+def _parquet_signals(path: Path, skip: frozenset) -> Iterator[tuple[str, np.ndarray]]:
+    table_file = _parquet(path)
+    names = [name for name in table_file.schema_arrow.names if name not in skip]
+    rows = max(table_file.metadata.num_rows, 1)
+    step = max(1, PARQUET_VALUES_PER_READ // rows)
+    for first in range(0, len(names), step):
+        chunk = table_file.read(columns=names[first:first + step])
+        for name in chunk.column_names:
+            yield name, _column_values(chunk.column(name))
+
+
+def load_signal(source: InputFile, signal: int | str) -> np.ndarray:
+    """One signal again, for a report's picture."""
+    if source.kind == ".parquet":
+        return _column_values(_parquet(source.path).read(columns=[str(signal)]).column(0))
+    if source.kind == ".npy":
+        array = _npy(source.path)
+        return np.asarray(array if array.ndim == 1 else array[int(signal)])
+    for index, values in iter_signals(source):
+        if index == signal:
+            return values
+    raise InputFileError(f"signal {signal} is not in {source.name}")
+
+
+def signal_problem(values: np.ndarray) -> str | None:
+    """What the service would refuse in this signal, found before sending it."""
+    if values.size == 0:
+        return "signal is empty"
+    if values.dtype.kind == "f" and not np.all(np.isfinite(values)):
+        bad = int(np.flatnonzero(~np.isfinite(values))[0])
+        return f"sample {bad} is NaN, infinite or missing"
+    return None

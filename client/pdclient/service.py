@@ -1,0 +1,173 @@
+"""Talking to the PD service: one batch of signals per request, retried only where that helps.
+
+- 503 (queue full, no worker yet), 507 (frontend buffers full) and connection errors: retried
+  with exponential backoff
+  (``Retry-After`` honoured); a 4xx never is, since the same request would fail the same way.
+- 413 for a batch of several signals: split in two and each half sent again; for one signal
+  it is that signal's failure, with the service's message (which names the limit).
+- A key from a key file that the server calls invalid (TorchServe answers 400
+  ``InvalidKeyException``) is read again once: the key may have been rotated
+  (docs/operations.md, "Keys").
+"""
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import random
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import requests
+
+from .batching import Batch, Item
+
+MODEL_NAME = "pd_segmenter"
+# 507: TorchServe's frontend out of body buffers under a burst (docs/reliability.md).
+RETRY_STATUSES = frozenset({503, 507})
+# Answers that every further request of the run would get too: the run stops.
+FATAL_STATUSES = frozenset({401, 403, 404, 405, 415})
+INVALID_KEY = "InvalidKeyException"
+
+
+class ServiceError(Exception):
+    def __init__(self, status: int | None, message: str, gave_up: bool = False) -> None:
+        super().__init__(f"HTTP {status}: {message}" if status else message)
+        self.status = status
+        self.message = message
+        self.gave_up = gave_up  # retried until the retries ran out: the service is down or swamped
+
+    @property
+    def fatal(self) -> bool:
+        """Every further request would get the same: the run stops (and a rerun resumes)."""
+        return self.gave_up or self.status in FATAL_STATUSES or INVALID_KEY in self.message
+
+
+@dataclasses.dataclass
+class Outcome:
+    """What became of each signal of a batch: its answer, or the reason it has none."""
+    answers: list[tuple[Item, dict, dict]] = dataclasses.field(default_factory=list)  # item, entry, model
+    failures: list[tuple[Item, ServiceError]] = dataclasses.field(default_factory=list)
+
+
+def read_key(path: Path) -> str:
+    """The inference key: a file holding the key itself (a mounted Secret's ``inference``), or
+    TorchServe's ``key_file.json``."""
+    text = Path(path).read_text().strip()
+    if text.startswith("{"):
+        return json.loads(text)["inference"]["key"]
+    return text
+
+
+def error_message(response: requests.Response) -> str:
+    """The service's own words: the handler's ``error``, TorchServe's ``message``, or the text."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text.strip()[:500] or response.reason
+    if isinstance(body, dict):
+        for field in ("error", "message"):
+            if body.get(field):
+                kind = body.get("type")
+                return f"{kind}: {body[field]}" if kind and field == "message" else str(body[field])
+    return json.dumps(body)[:500]
+
+
+def npy_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    return buffer.getvalue()
+
+
+class Service:
+    def __init__(self, url: str, options: dict, token: str | None = None, key_file: Path | None = None,
+                 timeout: float = 300.0, retries: int = 8, backoff_s: float = 0.5, max_backoff_s: float = 30.0) -> None:
+        self.predict_url = f"{url.rstrip('/')}/predictions/{MODEL_NAME}"
+        self.options = {key: str(value) for key, value in options.items() if value is not None}
+        self.key_file = key_file
+        self.token = token if token is not None else (read_key(key_file) if key_file else None)
+        self.timeout = timeout
+        self.retries = retries
+        self.backoff_s = backoff_s
+        self.max_backoff_s = max_backoff_s
+        self.retried = 0  # requests sent again after a 503 or connection error (for the summary)
+        self._local = threading.local()  # one HTTP session (connection pool) per thread
+
+    def _session(self) -> requests.Session:
+        if not hasattr(self._local, "session"):
+            self._local.session = requests.Session()
+        return self._local.session
+
+    def _headers(self) -> dict:
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
+
+    def _delay(self, attempt: int, response: requests.Response | None) -> float:
+        retry_after = response.headers.get("Retry-After") if response is not None else None
+        if retry_after and retry_after.strip().isdigit():
+            return min(float(retry_after), self.max_backoff_s)
+        # Jitter keeps concurrent clients from coming back in step.
+        return min(self.backoff_s * 2**attempt, self.max_backoff_s) * random.uniform(0.8, 1.2)
+
+    def _send(self, body: bytes) -> requests.Response:
+        return self._session().post(self.predict_url, files={"data": ("signals.npy", body, "application/x-npy")},
+                                    data=self.options, headers=self._headers(), timeout=self.timeout)
+
+    def post(self, array: np.ndarray) -> dict:
+        """One request: the JSON answer, or :class:`ServiceError` once retrying is over."""
+        body = npy_bytes(array)
+        attempt = 0
+        key_reread = False
+        while True:
+            response = None
+            try:
+                response = self._send(body)
+            except requests.Timeout as error:
+                if not isinstance(error, requests.ConnectTimeout):
+                    # The service may still be working on it: sending it again doubles its load.
+                    raise ServiceError(None, f"no answer within {self.timeout:g} s (--timeout)") from None
+                problem = f"connection timed out: {error}"
+            except requests.ConnectionError as error:
+                problem = f"connection failed: {getattr(error.args[0] if error.args else None, 'reason', error)}"
+            else:
+                if response.status_code == 200:
+                    return response.json()
+                problem = error_message(response)
+                if response.status_code not in RETRY_STATUSES:
+                    if INVALID_KEY in problem and self.key_file and not key_reread:
+                        key_reread = True  # once: a key that is still refused stays refused
+                        self.token = read_key(self.key_file)
+                        continue
+                    raise ServiceError(response.status_code, problem)
+            if attempt == self.retries:
+                raise ServiceError(response.status_code if response is not None else None,
+                                   f"{problem} (gave up after {self.retries} retries)", gave_up=True)
+            self.retried += 1
+            time.sleep(self._delay(attempt, response))
+            attempt += 1
+
+    def analyse(self, batch: Batch) -> Outcome:
+        """Answers for every signal of ``batch``; a 413 splits it until each part fits."""
+        outcome = Outcome()
+        try:
+            answer = self.post(batch.stacked())
+        except ServiceError as error:
+            if error.status == 413 and len(batch.items) > 1:
+                for half in batch.halves():
+                    part = self.analyse(half)
+                    outcome.answers += part.answers
+                    outcome.failures += part.failures
+                return outcome
+            if error.status == 413:
+                error = ServiceError(413, f"{error.message} (this signal alone is over the service's limit)")
+            outcome.failures = [(item, error) for item in batch.items]
+            return outcome
+        entries = answer.get("signals", [])
+        if len(entries) != len(batch.items):
+            error = ServiceError(200, f"answer has {len(entries)} signals for {len(batch.items)} sent")
+            outcome.failures = [(item, error) for item in batch.items]
+            return outcome
+        model = answer.get("model", {})
+        outcome.answers = [(item, entry, model) for item, entry in zip(batch.items, entries)]
+        return outcome

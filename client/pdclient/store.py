@@ -1,0 +1,115 @@
+"""The output folder: what is done survives an interruption, and a rerun skips it.
+
+- ``run.json``: the analysis options of the results kept here (a rerun with other options
+  would mix answers to different questions, so it is refused);
+- ``results.jsonl``: one line per analysed signal, appended as answers arrive:
+  ``{"file", "signal", "model", "answer"}`` with the service's answer for that signal;
+- ``failures.jsonl``: this run's failures (rewritten each run; failed signals are tried again);
+- ``regions.csv``: one row per region over all results, rebuilt at the end of each run.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+from typing import Iterator
+
+RESULTS = "results.jsonl"
+FAILURES = "failures.jsonl"
+REGIONS = "regions.csv"
+RUN = "run.json"
+REGION_COLUMNS = ("file", "signal", "start", "end", "duration", "peak", "peak_index", "polarity",
+                  "phase_deg", "score", "energy", "start_s", "duration_s")
+
+
+class SettingsMismatch(ValueError):
+    pass
+
+
+class ResultStore:
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.results_path = self.folder / RESULTS
+        self._repair_last_line()
+        self._results = open(self.results_path, "a", encoding="utf-8")
+        self._failures = open(self.folder / FAILURES, "w", encoding="utf-8")
+
+    def _repair_last_line(self) -> None:
+        """Drop a line cut short by a killed run, so every line of the file parses."""
+        if not self.results_path.is_file():
+            return
+        data = self.results_path.read_bytes()
+        if data and not data.endswith(b"\n"):
+            self.results_path.write_bytes(data[: data.rfind(b"\n") + 1])
+
+    def check_settings(self, analysis: dict) -> None:
+        """Record the options on the first run; refuse a rerun that changes them."""
+        path = self.folder / RUN
+        if path.is_file() and self.results_path.is_file() and self.results_path.stat().st_size:
+            kept = json.loads(path.read_text()).get("analysis", {})
+            if kept != analysis:
+                raise SettingsMismatch(
+                    f"{self.folder} holds results for options {kept}, not {analysis}: "
+                    "use another --out folder, or delete this one to start over")
+        path.write_text(json.dumps({"analysis": analysis}, indent=2) + "\n")
+
+    def records(self) -> Iterator[dict]:
+        if not self.results_path.is_file():
+            return
+        with open(self.results_path, encoding="utf-8") as handle:
+            for line in handle:
+                if line.strip():
+                    yield json.loads(line)
+
+    def sort_results(self, file_order: list[str]) -> None:
+        """Rewrite results.jsonl in file order (as found), then signal order: answers arrive
+        in completion order. Replaced whole, so an interruption here loses nothing."""
+        rank = {file: number for number, file in enumerate(file_order)}
+
+        def key(record: dict):
+            signal = record["signal"]
+            return (rank.get(record["file"], len(rank)), record["file"],
+                    (0, signal, "") if isinstance(signal, int)
+                    else (1, int(signal) if str(signal).isdigit() else -1, str(signal)))  # "9" before "10"
+
+        records = sorted(self.records(), key=key)
+        self._results.close()
+        temporary = self.results_path.with_suffix(".jsonl.tmp")
+        with open(temporary, "w", encoding="utf-8") as handle:
+            handle.writelines(json.dumps(record) + "\n" for record in records)
+        os.replace(temporary, self.results_path)
+        self._results = open(self.results_path, "a", encoding="utf-8")
+
+    def done(self) -> dict[str, frozenset]:
+        """Per file, the ids (as text) of the signals that have an answer."""
+        done: dict[str, set] = {}
+        for record in self.records():
+            done.setdefault(record["file"], set()).add(str(record["signal"]))
+        return {file: frozenset(signals) for file, signals in done.items()}
+
+    def add_result(self, file: str, signal, model: dict, answer: dict) -> None:
+        record = {"file": file, "signal": signal, "model": model, "answer": answer}
+        self._results.write(json.dumps(record) + "\n")
+
+    def add_failure(self, file: str, signal, status: int | None, message: str) -> None:
+        self._failures.write(json.dumps({"file": file, "signal": signal, "status": status, "error": message}) + "\n")
+
+    def flush(self) -> None:
+        self._results.flush()
+        self._failures.flush()
+
+    def close(self) -> None:
+        self._results.close()
+        self._failures.close()
+
+    def write_regions_csv(self) -> Path:
+        path = self.folder / REGIONS
+        with open(path, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=REGION_COLUMNS, extrasaction="ignore")
+            writer.writeheader()
+            for record in self.records():
+                for region in record["answer"].get("regions", []):
+                    writer.writerow({"file": record["file"], "signal": record["signal"], **region})
+        return path

@@ -1,0 +1,310 @@
+"""pd-analyse against the suite's real TorchServe: every input format, a folder, batching and
+413 splitting, resume after an interruption; a loopback stub in front of it for 503s, 4xx
+and keys."""
+import http.server
+import io
+import json
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as parquet
+import pytest
+import requests
+import yaml
+
+from pdclient import cli
+from pdclient.service import Service
+from serve import ROOT, free_port
+
+pytestmark = pytest.mark.server
+
+SAMPLES = np.load(ROOT / "data" / "sample_captures.npy")  # (6, 10000) float32, PD in 5 of 6
+
+
+def npy(array) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+def service_answer(server, array) -> list[dict]:
+    """The service's own answer for these rows, one request: what the client must reproduce."""
+    response = requests.post(server.predict_url, data=npy(np.atleast_2d(array)),
+                             headers={"Content-Type": "application/x-npy"}, timeout=120)
+    assert response.status_code == 200, response.text
+    return response.json()["signals"]
+
+
+def results(out: Path) -> dict[tuple[str, str], dict]:
+    lines = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    keyed = {(Path(r["file"]).name, str(r["signal"])): r for r in lines}
+    assert len(keyed) == len(lines), "a signal was recorded twice"
+    return keyed
+
+
+def analyse(url: str, *args) -> int:
+    return cli.main([*map(str, args), "--url", url, "--no-progress"])
+
+
+def test_every_format_in_a_folder_gives_the_service_answer(server, tmp_path):
+    folder = tmp_path / "captures"
+    (folder / "deeper").mkdir(parents=True)
+    vsb = np.clip(SAMPLES / np.abs(SAMPLES).max() * 127, -128, 127).astype(np.int8)
+    np.save(folder / "rows.npy", SAMPLES[:3])
+    np.save(folder / "one.npy", SAMPLES[3].astype(np.float64))
+    np.savetxt(folder / "deeper" / "rows.csv", SAMPLES[[4, 5]].astype(np.float64), delimiter=",", fmt="%.17g")
+    np.savetxt(folder / "deeper" / "column.csv", SAMPLES[0].astype(np.float64), fmt="%.17g")
+    SAMPLES[1].astype("<f4").tofile(folder / "deeper" / "raw.f32")
+    # The VSB layout: one int8 column per signal, named by its signal id.
+    parquet.write_table(pa.table({str(1000 + i): vsb[i] for i in range(6)}), folder / "vsb.parquet")
+    parquet.write_table(pa.table({"a": SAMPLES[2], "b": SAMPLES[3]}), folder / "deeper" / "float.parquet")
+    (folder / "notes.txt").write_text("not a signal file: skipped inside a folder")
+    out = tmp_path / "out"
+
+    assert analyse(server.inference_url, folder, "--out", out) == 0
+
+    expected = {
+        "rows.npy": dict(zip("012", service_answer(server, SAMPLES[:3]))),
+        "one.npy": {"0": service_answer(server, SAMPLES[3].astype(np.float64))[0]},
+        "rows.csv": dict(zip("01", service_answer(server, SAMPLES[[4, 5]].astype(np.float64)))),
+        "column.csv": {"0": service_answer(server, SAMPLES[0].astype(np.float64))[0]},
+        "raw.f32": {"0": service_answer(server, SAMPLES[1])[0]},
+        "vsb.parquet": {str(1000 + i): answer for i, answer in enumerate(service_answer(server, vsb))},
+        "float.parquet": dict(zip("ab", service_answer(server, SAMPLES[[2, 3]]))),
+    }
+    got = results(out)
+    assert set(got) == {(file, signal) for file, answers in expected.items() for signal in answers}
+    for (file, signal), record in got.items():
+        assert record["answer"]["regions"] == expected[file][signal]["regions"], (file, signal)
+        assert record["answer"]["length"] == 10_000 and record["model"]["name"] == "pd_segmenter"
+    # Put back in order: per file as found (a folder's files by name, then its subfolders), then per signal.
+    order = [(Path(r["file"]).name, str(r["signal"])) for r in map(json.loads, (out / "results.jsonl").read_text().splitlines())]
+    assert order == [("one.npy", "0"), *[("rows.npy", s) for s in "012"], *[("vsb.parquet", str(1000 + i)) for i in range(6)],
+                     ("column.csv", "0"), ("float.parquet", "a"), ("float.parquet", "b"), ("raw.f32", "0"),
+                     ("rows.csv", "0"), ("rows.csv", "1")]
+    rows = (out / "regions.csv").read_text().splitlines()
+    assert rows[0].startswith("file,signal,start,end,duration,peak,peak_index,polarity,phase_deg,score")
+    assert len(rows) - 1 == sum(len(r["answer"]["regions"]) for r in got.values()) > 0
+    assert (out / "report.html").stat().st_size > 0 and (out / "prpd.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.fixture
+def posts(monkeypatch):
+    """Rows of every request the client sends (a spy: the requests still go out)."""
+    sent = []
+    original = Service.post
+
+    def spy(self, array):
+        sent.append(array.shape[0])
+        return original(self, array)
+
+    monkeypatch.setattr(Service, "post", spy)
+    return sent
+
+
+def test_a_large_file_goes_as_several_requests_of_whole_signals(server, tmp_path, posts):
+    signals = np.concatenate([SAMPLES, SAMPLES[:3] * 0.5])  # 9 signals
+    np.save(tmp_path / "many.npy", signals)
+    out = tmp_path / "out"
+    assert analyse(server.inference_url, tmp_path / "many.npy", "--out", out, "--max-signals-per-request", 4,
+                   "--samples-per-cycle", 3333, "--concurrency", 2) == 0
+    assert sorted(posts) == [1, 4, 4]
+    alone = requests.post(server.predict_url, files={"data": ("x.npy", npy(signals))},
+                          data={"samples_per_cycle": "3333"}, timeout=120).json()["signals"]
+    got = results(out)
+    for index, answer in enumerate(alone):
+        assert got[("many.npy", str(index))]["answer"]["regions"] == answer["regions"]
+
+
+def service_work_limit() -> int:
+    """The archive's limit on one request's work (samples plus each signal's overhead)."""
+    settings = yaml.safe_load((ROOT / "config" / "model-config.yaml").read_text())["handler"]
+    return int(settings.get("max_work_per_request", settings.get("max_samples_per_request", 0)))
+
+
+def test_413_splits_the_batch_and_a_signal_over_the_limit_fails_naming_it(server, tmp_path, posts, capsys):
+    limit = service_work_limit()
+    noise = np.random.default_rng(1).normal(size=(5, int(limit * 1.03) // 5)).astype(np.float32)  # over it together
+    np.save(tmp_path / "five.npy", noise)
+    np.save(tmp_path / "huge.npy", np.zeros(limit + 1, dtype=np.float32))
+    out = tmp_path / "out"
+    # A client budget above the service's limit, so the service's 413 decides.
+    code = analyse(server.inference_url, tmp_path / "five.npy", tmp_path / "huge.npy", "--out", out,
+                   "--max-samples-per-request", 10 * limit, "--concurrency", 1)
+    assert code == 1
+    assert posts == [5, 2, 3, 1]  # refused, then the halves; the single signal once, never split or retried
+    assert {key for key in results(out)} == {("five.npy", str(i)) for i in range(5)}
+    [failure] = [json.loads(line) for line in (out / "failures.jsonl").read_text().splitlines()]
+    assert failure["file"].endswith("huge.npy") and failure["signal"] == 0 and failure["status"] == 413
+    assert f"limit of {limit:,}" in failure["error"] and "this signal alone is over the service's limit" in failure["error"]
+    assert "huge.npy signal 0: HTTP 413" in capsys.readouterr().err
+
+
+class Stub:
+    """A loopback HTTP server in front of the real one: ``answer(stub, request)`` returns
+    (status, JSON body) to answer itself, or None to pass the request on."""
+
+    def __init__(self, upstream: str, answer):
+        self.upstream, self.answer = upstream, answer
+        self.seen: list[dict] = []
+        stub = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                stub.seen.append(dict(self.headers))
+                own = stub.answer(stub, self.headers)
+                if own is None:
+                    passed = requests.post(stub.upstream + self.path, data=body, timeout=120,
+                                           headers={"Content-Type": self.headers["Content-Type"]})
+                    status, payload = passed.status_code, passed.content
+                else:
+                    status, payload = own[0], json.dumps(own[1]).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args):
+                pass
+
+        self.http = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.http.server_address[1]}"
+
+    def __enter__(self):
+        threading.Thread(target=self.http.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc):
+        self.http.shutdown()
+        self.http.server_close()
+
+
+def test_503_for_a_while_is_retried_with_backoff(server, tmp_path):
+    np.save(tmp_path / "two.npy", SAMPLES[:2])
+    out = tmp_path / "out"
+
+    def busy_three_times(stub, headers):
+        return (503, {"code": 503, "type": "ServiceUnavailableException", "message": "busy"}) \
+            if len(stub.seen) <= 3 else None
+
+    with Stub(server.inference_url, busy_three_times) as stub:
+        started = time.monotonic()
+        assert analyse(stub.url, tmp_path / "two.npy", "--out", out) == 0
+        elapsed = time.monotonic() - started
+    assert len(stub.seen) == 4
+    assert elapsed > 0.75 * (0.5 + 1 + 2)  # backoff doubles from 0.5 s (±20 % jitter)
+    assert len(results(out)) == 2
+    assert "<td>requests retried (503, connection)</td><td>3</td>" in (out / "report.html").read_text()
+
+
+def test_4xx_is_never_retried_and_each_failure_carries_the_service_message(server, tmp_path, capsys):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    np.save(folder / "a.npy", SAMPLES[:2])
+    np.save(folder / "b.npy", SAMPLES[2:3, :5000])
+    out = tmp_path / "out"
+
+    def refuse(stub, headers):
+        return 400, {"error": "option \"threshold\" must lie between 0 and 1", "status": 400}
+
+    with Stub(server.inference_url, refuse) as stub:
+        assert analyse(stub.url, folder, "--out", out) == 1
+    assert len(stub.seen) == 2  # one request per batch (two lengths), none repeated
+    err = capsys.readouterr().err
+    for where in ("a.npy signal 0", "a.npy signal 1", "b.npy signal 0"):
+        assert f"{where}: HTTP 400: option \"threshold\" must lie between 0 and 1" in err
+    assert len((out / "failures.jsonl").read_text().splitlines()) == 3
+
+
+def test_connection_errors_are_retried_then_reported(tmp_path, capsys):
+    np.save(tmp_path / "a.npy", SAMPLES[:1])
+    nobody_listens = f"http://127.0.0.1:{free_port()}"
+    assert analyse(nobody_listens, tmp_path / "a.npy", "--out", tmp_path / "out", "--retries", 2) == 1
+    err = capsys.readouterr().err
+    assert "a.npy signal 0: connection failed" in err and "gave up after 2 retries" in err
+
+
+def test_token_is_sent_and_a_rotated_key_file_is_read_again(server, tmp_path, monkeypatch):
+    np.save(tmp_path / "a.npy", SAMPLES[:1])
+    key_file = tmp_path / "inference"
+    key_file.write_text("old-key-0123456789\n")
+    invalid = (400, {"code": 400, "type": "InvalidKeyException", "message": "Token Authorization failed"})
+
+    def rotate_once(stub, headers):
+        if headers.get("Authorization") == "Bearer new-key-0123456789":
+            return None
+        key_file.write_text(json.dumps({"inference": {"key": "new-key-0123456789"}}))  # TorchServe's key_file.json
+        return invalid
+
+    with Stub(server.inference_url, rotate_once) as stub:
+        assert analyse(stub.url, tmp_path / "a.npy", "--out", tmp_path / "out1", "--token-file", key_file) == 0
+    assert [h.get("Authorization") for h in stub.seen] == ["Bearer old-key-0123456789", "Bearer new-key-0123456789"]
+
+    monkeypatch.setenv("PD_TOKEN", "env-key-0123456789")
+    with Stub(server.inference_url, lambda stub, headers: None if headers.get("Authorization") == "Bearer env-key-0123456789" else invalid) as stub:
+        assert analyse(stub.url, tmp_path / "a.npy", "--out", tmp_path / "out2") == 0
+
+
+def test_unreadable_inputs_fail_one_by_one_and_the_rest_is_analysed(server, tmp_path, capsys):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    with_nan = SAMPLES[:3].copy()
+    with_nan[1, 7] = np.nan
+    np.save(folder / "nan.npy", with_nan)
+    np.save(folder / "cube.npy", np.zeros((2, 2, 2)))
+    (tmp_path / "capture.wav").write_bytes(b"RIFF")
+    out = tmp_path / "out"
+    assert analyse(server.inference_url, folder, tmp_path / "capture.wav", tmp_path / "missing.npy", "--out", out) == 1
+    err = capsys.readouterr().err
+    assert "nan.npy signal 1: sample 7 is NaN" in err
+    assert "cube.npy: .npy has 3 dimensions" in err
+    assert "capture.wav: unsupported file type .wav" in err and "missing.npy: no such file or folder" in err
+    assert set(results(out)) == {("nan.npy", "0"), ("nan.npy", "2")}
+    assert "Failures (4)" in (out / "report.html").read_text()
+
+
+def test_a_rerun_with_other_options_is_refused(server, tmp_path):
+    np.save(tmp_path / "a.npy", SAMPLES[:1])
+    url = server.inference_url
+    assert analyse(url, tmp_path / "a.npy", "--out", tmp_path / "out", "--threshold", 0.5) == 0
+    assert analyse(url, tmp_path / "a.npy", "--out", tmp_path / "out", "--threshold", 0.6) == 2
+    assert analyse(url, tmp_path / "a.npy", "--out", tmp_path / "out", "--threshold", 0.5) == 0
+
+
+def test_an_interrupted_run_keeps_its_results_and_a_rerun_does_the_rest(server, tmp_path):
+    count = 400
+    signals = np.tile(SAMPLES[:, :2000], (count // 6 + 1, 1))[:count]
+    np.save(tmp_path / "many.npy", signals)
+    out = tmp_path / "out"
+    command = [str(Path(sys.executable).parent / "pd-analyse"), str(tmp_path / "many.npy"), "--url", server.inference_url,
+               "--out", str(out), "--max-signals-per-request", "1", "--concurrency", "1"]
+    first = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    results_file = out / "results.jsonl"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and first.poll() is None:
+        if results_file.is_file() and len(results_file.read_text().splitlines()) >= 10:
+            break
+        time.sleep(0.01)
+    first.send_signal(signal.SIGINT)
+    err = first.communicate(timeout=120)[1]
+    assert first.returncode == 130, err
+    assert "signal/s" in err  # the progress bar, with its rate
+    kept = len(results_file.read_text().splitlines())
+    assert 10 <= kept < count
+    assert (out / "report.html").is_file() and "interrupted" in (out / "report.html").read_text()
+
+    second = subprocess.run(command + ["--no-progress"], stderr=subprocess.PIPE, text=True, timeout=300)
+    assert second.returncode == 0, second.stderr
+    assert f"{kept} already analysed" in second.stderr and f"{count - kept} to go" in second.stderr
+    assert f"{count - kept} signals analysed, 0 failed" in second.stderr
+    assert set(results(out)) == {("many.npy", str(i)) for i in range(count)}
+    assert len((out / "regions.csv").read_text().splitlines()) - 1 == sum(
+        len(r["answer"]["regions"]) for r in results(out).values())
