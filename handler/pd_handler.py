@@ -21,7 +21,7 @@ import torch
 from ts.torch_handler.base_handler import BaseHandler
 
 from pdseg import prpd
-from pdseg.decode import InputError, WorkLimits, decode_request, work_groups
+from pdseg.decode import InputError, WorkLimits, answer_type, decode_request, work_groups
 from pdseg.model import OnnxNetwork
 from pdseg.pipeline import Segmenter
 
@@ -110,11 +110,12 @@ class PDSegmenterHandler(BaseHandler):
         requests = []
         for index, row in enumerate(data):
             headers = self._headers(index)
-            request = _new_request(str(headers.get("accept", "application/json")))
+            request = _new_request("application/json")
             requests.append(request)
             try:
+                request.accept = answer_type(headers.get("accept"))
                 request.decoded = decode_request(row, headers.get("content-type"), self.limits,
-                                                 picture="image/png" in request.accept)
+                                                 picture=request.accept == "image/png")
             except InputError as error:
                 self._fail(index, request, error)
             except Exception:  # a bug, not bad input: answer 500 for this request only
@@ -163,7 +164,7 @@ class PDSegmenterHandler(BaseHandler):
                               sum(len(result.regions) for result in results))
             described = [result.to_json(number) for number, result in enumerate(results)]
             summary = prpd.summarise(described, request.decoded.options.sampling_rate_hz)
-            if "image/png" in request.accept:
+            if request.accept == "image/png":
                 # matplotlib costs the worker ~40 MB: loaded only once a picture is asked for.
                 from pdseg.render import render_png
 

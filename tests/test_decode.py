@@ -129,3 +129,31 @@ def test_a_png_answer_costs_more():
     with pytest.raises(InputError) as caught:
         decode_request({"body": {"signals": signals}}, "application/json", limits, picture=True)
     assert caught.value.status == 413 and "PNG" in caught.value.message
+
+
+def test_unknown_fields_are_refused_with_the_known_ones_named():
+    from pdseg.decode import check_fields
+
+    with pytest.raises(InputError) as error:
+        decode_request({"body": b'{"signal": [1, 2, 3], "treshold": 0.5}'}, "application/json")
+    assert error.value.status == 400 and "'treshold'" in error.value.message
+    assert "threshold" in error.value.message.split("known fields are")[1]
+    with pytest.raises(InputError, match="'colour'"):
+        decode_request({"data": bytearray(npy_bytes(np.ones(8))), "colour": b"red"}, "multipart/form-data")
+    check_fields({"signals": [], "threshold": 0.5, "view": "prpd"}, ("signal", "signals"))  # all known
+
+
+@pytest.mark.parametrize("accept, expected", [
+    (None, "application/json"), ("*/*", "application/json"), ("application/json", "application/json"),
+    ("text/html,application/xhtml+xml,*/*;q=0.8", "application/json"), ("application/*", "application/json"),
+    ("image/png", "image/png"), ("application/json, image/png", "image/png"), ("text/csv", 406),
+    ("image/jpeg", 406)])
+def test_accept_header_chooses_the_answer_or_406(accept, expected):
+    from pdseg.decode import answer_type
+
+    if expected == 406:
+        with pytest.raises(InputError) as error:
+            answer_type(accept)
+        assert error.value.status == 406 and "application/json, image/png" in error.value.message
+    else:
+        assert answer_type(accept) == expected

@@ -268,3 +268,18 @@ def test_prpd_view_and_request_summary(server, real_captures):
     assert signals_picture.content != picture.content
     wrong = post(server, json=body | {"view": "spectrum"})
     assert wrong.status_code == 400 and "view" in wrong.json()["error"]
+
+
+def test_unknown_options_and_unanswerable_accept_get_their_4xx(server):
+    misspelt = post(server, json={"signal": [0.1, 0.2, 5.0, 0.3], "treshold": 0.5})
+    assert misspelt.status_code == 400
+    message = misspelt.json()["error"]
+    assert "'treshold'" in message and "threshold" in message.split("known fields are")[1]
+    field = post(server, files={"data": ("s.csv", b"1,2,3,4")}, data={"colour": "red"})
+    assert field.status_code == 400 and "'colour'" in field.json()["error"]
+    csv_only = post(server, json={"signal": [0.1, 0.2]}, headers={"Accept": "text/csv"})
+    assert csv_only.status_code == 406
+    assert "application/json, image/png" in csv_only.json()["error"]
+    assert csv_only.headers["Content-Type"].startswith("application/json")
+    fine = post(server, json={"signal": [0.1, 0.2]}, headers={"Accept": "text/html, */*;q=0.8"})
+    assert fine.status_code == 200 and fine.headers["Content-Type"].startswith("application/json")

@@ -266,6 +266,7 @@ def decode_json(body: Any, limits: WorkLimits = WorkLimits()) -> tuple[list[np.n
             raise InputError('"signals" must be a non-empty list of signals')
     else:
         raise InputError('missing field: "signal" (one signal) or "signals" (a list of signals)')
+    check_fields(body, ("signal", "signals"))
     limits.check_signals(len(raw_signals))
     limits.check([len(values) if isinstance(values, list) else 0 for values in raw_signals])
     signals = [_json_signal(values, f"signal {index}") for index, values in enumerate(raw_signals)]
@@ -365,6 +366,30 @@ def _sniff(payload: Any, limits: WorkLimits) -> list[np.ndarray]:
     return decode_csv(text, limits)
 
 
+def check_fields(fields: Mapping[str, Any], carriers: tuple[str, ...]) -> None:
+    """400 for a field the service does not know (a misspelt option would otherwise be
+    ignored without a word), naming the known ones."""
+    known = carriers + OPTION_FIELDS + ("view",)
+    unknown = sorted(str(key) for key in fields if key not in known)
+    if unknown:
+        raise InputError(f"unknown field{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}: "
+                         f"known fields are {', '.join(known)}")
+
+
+ANSWER_TYPES = ("application/json", "image/png")
+
+
+def answer_type(accept: str | None) -> str:
+    """The answer's content type for an ``Accept`` header: PNG where it names image/png, JSON
+    where it admits JSON (application/json, application/*, */* or no header), else 406."""
+    ranges = [part.split(";")[0].strip().lower() for part in (accept or "").split(",") if part.strip()]
+    if "image/png" in ranges:
+        return "image/png"
+    if not ranges or {"application/json", "application/*", "*/*"} & set(ranges):
+        return "application/json"
+    raise InputError(f"cannot answer {accept!r}: this service offers {', '.join(ANSWER_TYPES)}", status=406)
+
+
 def parse_options(values: Mapping[str, Any]) -> SignalOptions:
     parsed: dict[str, float] = {}
     for key in OPTION_FIELDS:
@@ -410,6 +435,7 @@ def decode_request(row: Mapping[str, Any], content_type: str | None,
         payload = row.get("data")
         if payload is None:
             raise InputError('multipart upload needs the signal file in field "data"')
+        check_fields(row, ("data",))
         signals = _sniff(payload, limits)
         options = {key: row[key] for key in OPTION_FIELDS + ("view",) if key in row}
     elif body is None or (_as_bytes(body) is not None and not body):
