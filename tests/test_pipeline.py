@@ -102,3 +102,25 @@ def test_a_request_threshold_keeps_the_extent_level_unless_lower(segmenter):
         for start, end in default.regions.tolist():
             assert any(a <= start and end <= b for a, b in lowest.regions.tolist())
     assert added > 0
+
+
+def test_a_contradicted_period_is_kept_and_warned_about(segmenter):
+    from pdseg.pipeline import SignalOptions
+
+    samples = np.arange(12000)
+    signal = 5e5 * np.sin(2 * np.pi * samples / 3333.0) + np.random.default_rng(0).normal(size=samples.size)
+    wrong, right, none = segmenter.analyse([signal] * 3, [SignalOptions(samples_per_cycle=2000.0),
+                                                          SignalOptions(samples_per_cycle=3300.0),
+                                                          SignalOptions()])
+    described = wrong.to_json(0)
+    assert described["stats"]["carrier"]["samples_per_cycle"] == 2000.0  # the caller's value kept
+    assert len(described["warnings"]) == 1 and "3333" in described["warnings"][0]
+    assert "warnings" not in right.to_json(0) and "warnings" not in none.to_json(0)
+
+
+def test_answer_figures_are_rounded_to_what_they_mean(segmenter):
+    signal = np.random.default_rng(1).normal(size=4000)
+    signal[2000:2006] += [0.44477999999999973 * 40, 9, 5, 2, 1, 0.5]
+    answer = segmenter.analyse([signal])[0].to_json(0)
+    numbers = [answer["stats"]["noise_scale"]] + [r[k] for r in answer["regions"] for k in ("peak", "energy")]
+    assert numbers and all(len(repr(n).replace("-", "").replace(".", "").lstrip("0").split("e")[0]) <= 6 for n in numbers)

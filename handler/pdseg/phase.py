@@ -36,7 +36,7 @@ class CarrierFit:
         return {
             "detected": self.detected,
             "samples_per_cycle": None if self.samples_per_cycle is None else round(self.samples_per_cycle, 3),
-            "amplitude": self.amplitude,
+            "amplitude": None if self.amplitude is None else float(f"{self.amplitude:.6g}"),
             "phase_offset_deg": None if self.phase_offset_deg is None else round(self.phase_offset_deg, 2),
         }
 

@@ -14,7 +14,11 @@ import torch
 
 from . import phase as phase_mod
 from . import preprocess
-from .regions import DEFAULT_MIN_GAP, DEFAULT_MIN_LENGTH, describe_regions, probability_to_regions
+from .regions import DEFAULT_MIN_GAP, DEFAULT_MIN_LENGTH, describe_regions, probability_to_regions, significant
+
+# A caller's period further than this from a clearly visible carrier's is reported, not used
+# silently: phases computed from it would drift through the capture.
+PERIOD_DISAGREEMENT = 0.05
 from .window import WindowPlan
 
 Network = Callable[[torch.Tensor], torch.Tensor]
@@ -46,6 +50,7 @@ class SignalResult:
     options: SignalOptions
     extent_threshold: float | None = None  # where regions end (hysteresis); None: threshold
     merge_gap: int = DEFAULT_MIN_GAP  # the time resolution: closer pulses are one region
+    warnings: list[str] = dataclasses.field(default_factory=list)
 
     def phase_deg(self) -> np.ndarray | None:
         return self.carrier.phase_deg(self.conditioned.length)
@@ -58,7 +63,7 @@ class SignalResult:
         stats = {
             "regions": len(regions),
             "pd_samples": int(sum(r["duration"] for r in regions)),
-            "noise_scale": self.conditioned.scale,
+            "noise_scale": significant(self.conditioned.scale),
             "max_probability": round(float(self.probability.max()), 4) if length else 0.0,
             "threshold": self.threshold,
             "extent_threshold": self.extent_threshold if self.extent_threshold is not None else self.threshold,
@@ -67,7 +72,25 @@ class SignalResult:
             "cycles": None if cycles is None else round(cycles, 3),
             "regions_per_cycle": None if not cycles else round(len(regions) / cycles, 3),
         }
-        return {"index": index, "length": length, "regions": regions, "stats": stats}
+        answer = {"index": index, "length": length, "regions": regions, "stats": stats}
+        if self.warnings:
+            answer["warnings"] = self.warnings
+        return answer
+
+
+def period_warnings(item: preprocess.Conditioned, given: float | None) -> list[str]:
+    """A warning where the caller's period contradicts the carrier the capture shows by more
+    than :data:`PERIOD_DISAGREEMENT`; the caller's value is kept (it is the caller's call)."""
+    if not given:
+        return []
+    seen = phase_mod.fit_carrier(item.raw, item.filtered, item.scale)
+    if not seen.detected or not seen.samples_per_cycle:
+        return []
+    if abs(given - seen.samples_per_cycle) <= PERIOD_DISAGREEMENT * seen.samples_per_cycle:
+        return []
+    return [f"the given period of {given:g} samples per cycle differs by more than "
+            f"{PERIOD_DISAGREEMENT:.0%} from the carrier visible in the signal "
+            f"({seen.samples_per_cycle:.1f} samples per cycle); phases use the given period"]
 
 
 class Segmenter:
@@ -150,5 +173,5 @@ class Segmenter:
             carrier = phase_mod.fit_carrier(item.raw, item.filtered, item.scale, option.period())
             results.append(SignalResult(item, probability, self.regions(probability, threshold),
                                         carrier, threshold, option, self.extent_for(threshold),
-                                        self.min_gap))
+                                        self.min_gap, period_warnings(item, option.period())))
         return results

@@ -59,6 +59,14 @@ def reaches(regions: np.ndarray, probability: np.ndarray, level: float) -> np.nd
     return np.maximum.reduceat(padded, np.asarray(regions).ravel())[::2] >= level
 
 
+SIGNIFICANT_DIGITS = 6  # measured magnitudes: beyond this the digits are float noise
+
+
+def significant(value: float, digits: int = SIGNIFICANT_DIGITS) -> float:
+    """``value`` rounded to ``digits`` significant digits (0.44477999999999973 -> 0.44478)."""
+    return float(f"{value:.{digits}g}")
+
+
 def describe_regions(regions: np.ndarray, filtered: np.ndarray, probability: np.ndarray,
                      phase_deg: np.ndarray | None = None,
                      sampling_rate_hz: float | None = None) -> list[dict]:
@@ -73,16 +81,16 @@ def describe_regions(regions: np.ndarray, filtered: np.ndarray, probability: np.
             "start": start,
             "end": end,
             "duration": end - start,
-            "peak": abs(peak_value),
+            "peak": significant(abs(peak_value)),
             "peak_index": peak_index,
             "polarity": "positive" if peak_value >= 0 else "negative",
-            "energy": float(np.sum(segment**2)),
+            "energy": significant(float(np.sum(segment**2))),
             "score": round(float(np.max(probability[start:end])), 4),
         }
         if phase_deg is not None:
             region["phase_deg"] = round(float(phase_deg[peak_index]), 2)
         if sampling_rate_hz:
-            region["start_s"] = start / sampling_rate_hz
-            region["duration_s"] = (end - start) / sampling_rate_hz
+            region["start_s"] = significant(start / sampling_rate_hz, 9)
+            region["duration_s"] = significant((end - start) / sampling_rate_hz, 9)
         described.append(region)
     return described
