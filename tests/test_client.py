@@ -280,7 +280,9 @@ def test_a_rerun_with_other_options_is_refused(server, tmp_path):
 
 
 def test_an_interrupted_run_keeps_its_results_and_a_rerun_does_the_rest(server, tmp_path):
-    count = 400
+    # Long enough (~20 s at one signal per request) that the interrupt lands mid-run even when
+    # this machine is slow to notice the first results (400 signals once finished first).
+    count = 1200
     signals = np.tile(SAMPLES[:, :2000], (count // 6 + 1, 1))[:count]
     np.save(tmp_path / "many.npy", signals)
     out = tmp_path / "out"
