@@ -225,3 +225,36 @@ def test_phase_from_caller_period_without_carrier():
     assert not fit.detected
     assert fit.phase_deg(2000)[250] == pytest.approx(180.0)
     assert phase.fit_carrier(noise, filtered, 1.0).phase_deg(2000) is None
+
+
+@pytest.mark.parametrize("length, decay", [(64, 12.0), (128, 30.0), (256, 30.0)])
+def test_a_pulse_filling_a_short_window_is_filtered_as_amid_quiet_signal(length, decay):
+    """A triggered window whose pulse decays over half of it or more: the carrier removal
+    leaves the pulse as it would in a long capture of the same noise, instead of taking it for
+    the window's trend (which left a third of it at 128 samples), and the noise scale stays
+    near the noise's (it was 2-4.6 times that)."""
+    rng = np.random.default_rng(length)
+    t = np.arange(length - 12, dtype=float)
+    pulse = 40.0 * (np.exp(-t / decay) - np.exp(-t / 1.0))
+    for trial in range(5):
+        long = rng.normal(size=8192) + carrier(8192, 3333.0, 1e5, 40.0 * trial)
+        start = 4000
+        long[start + 12: start + length] += pulse
+        window = long[start: start + length]
+        alone = preprocess.remove_carrier(window)
+        amid = preprocess.remove_carrier(long)[start: start + length]
+        peak = int(np.argmax(np.abs(amid)))
+        assert alone[peak] == pytest.approx(amid[peak], rel=0.2), (trial, alone[peak], amid[peak])
+        scale = preprocess.noise_scale(alone, float(np.abs(window).max()))
+        assert 0.6 < scale < 2.5, (trial, scale)
+
+
+def test_a_short_window_of_a_steep_carrier_keeps_no_trend():
+    """The trend's degree rises until the fit explains a window's ends: a 1e6 carrier of a
+    1,000-sample period over 64-301 samples leaves only noise."""
+    rng = np.random.default_rng(9)
+    for length in (12, 40, 64, 150, 301):
+        raw = carrier(length, 1000.0, 1e6, 70.0) + rng.normal(size=length)
+        sigma = max(preprocess.difference_noise(raw), 1.0)
+        residual = raw - preprocess.short_signal_trend(raw, sigma)
+        assert np.abs(residual).max() < 6.0, (length, np.abs(residual).max())

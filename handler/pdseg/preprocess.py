@@ -26,6 +26,8 @@ HIGHPASS_CUTOFF = 0.01  # cycles per sample
 HIGHPASS_ORDER = 4
 NOISE_BLOCK = 64  # samples per block in the noise-floor estimate
 NOISE_QUANTILE = 0.2  # the quietest fifth of blocks defines the floor
+FEW_BLOCKS = 16  # below this many blocks the noise estimate also asks the third differences
+DIFFERENCE_NOISE_REACH = 1.5  # ... and is kept within this factor of theirs
 # A floor on the noise scale relative to the raw signal's magnitude: float32 captures of a
 # 1e6 carrier cannot resolve less than ~0.1, so residues below that are not signal.
 RELATIVE_NOISE_FLOOR = 1e-6
@@ -65,17 +67,90 @@ def carrier_baseline(raw: np.ndarray) -> np.ndarray:
     return baseline
 
 
+def difference_noise(values: np.ndarray) -> float:
+    """The rms of white noise in ``values`` from the MAD of its third differences: a carrier
+    (even 1e6 times the noise at a 2,500-sample period) and slow pulses barely move third
+    differences, and a short pulse moves only a few of them."""
+    if values.size < 8:
+        return 0.0
+    third = np.diff(values, 3)
+    return float(1.4826 * np.median(np.abs(third - np.median(third))) / np.sqrt(20.0))
+
+
+def robust_trend(raw: np.ndarray, degree: int, sigma: float,
+                 iterations: int = 12) -> tuple[np.ndarray, np.ndarray]:
+    """The polynomial of ``degree`` that the quiet samples of ``raw`` follow: least absolute
+    deviations (iteratively reweighted) to start, then Tukey's biweight at 4.685 ``sigma``,
+    so a pulse that covers a good part of the signal is left out of the fit rather than
+    bent into it. Returns the trend and which samples it explains (within the biweight's
+    reach)."""
+    x = np.linspace(-1.0, 1.0, raw.size)
+    basis = np.polynomial.legendre.legvander(x, degree)
+
+    def solve(weights: np.ndarray) -> np.ndarray:
+        weighted = basis.T * weights
+        return np.linalg.lstsq(weighted @ basis, weighted @ raw, rcond=None)[0]
+
+    coefficients = solve(np.ones(raw.size))
+    for _ in range(iterations):
+        coefficients = solve(1.0 / np.maximum(np.abs(raw - basis @ coefficients), 0.1 * sigma))
+    for _ in range(iterations):
+        u = (raw - basis @ coefficients) / (4.685 * sigma)
+        weights = np.where(np.abs(u) < 1.0, (1.0 - u**2) ** 2, 0.0)
+        if np.count_nonzero(weights) <= 2 * (degree + 1):
+            break  # nothing quiet left to fit: the trend is steeper than this degree follows
+        coefficients = solve(weights)
+    trend = basis @ coefficients
+    return trend, np.abs(raw - trend) < 4.685 * sigma
+
+
+# A triggered window of a few hundred samples or less is analysed as if it lay in a longer
+# quiet capture: its trend (at most a stretch of carrier, which a low-order polynomial follows
+# closely over so few samples) is fitted to its quiet samples and removed, its end levels go on
+# on both sides, and the long-capture filters run over that. A pulse filling half the window stays a
+# pulse instead of becoming the window's trend (docs/model-card.md, pulse atlas).
+SHORT_SIGNAL = 2 * BASELINE_WINDOW  # samples: below, the local baseline would span half the signal
+EMBEDDING_PAD = 1024  # samples of end level on each side of a short signal
+SHORT_TREND_DEGREES = (3, 5, 7, 9)
+
+
+def short_signal_trend(raw: np.ndarray, sigma: float) -> np.ndarray:
+    """The trend of a short signal: the lowest degree of :data:`SHORT_TREND_DEGREES` whose
+    robust fit keeps a signal's first or last sample. The fewer the terms, the less of a broad
+    pulse the trend can take; a carrier too steep for them (a 1e6 one of a 1,000-sample period
+    over 64 samples) leaves the fit at both ends at once, where a pulse leaves it at one."""
+    if raw.size < 4 * SHORT_TREND_DEGREES[0]:
+        return robust_trend(raw, raw.size // 4, sigma)[0]
+    for degree in SHORT_TREND_DEGREES:
+        if raw.size < 4 * degree:
+            break
+        trend, kept = robust_trend(raw, degree, sigma)
+        if kept[0] or kept[-1]:
+            break
+    return trend
+
+
+EDGE_LEVEL_SAMPLES = 9  # samples whose median continues a short signal's ends into its padding
+
+
 def remove_carrier(raw: np.ndarray, cutoff: float = HIGHPASS_CUTOFF) -> np.ndarray:
     """Zero-phase carrier removal: the local polynomial baseline is subtracted, then the
     zero-phase Butterworth high-pass takes what is left of the carrier and its low harmonics;
-    pulses stay where they are. Signals too short for the filter's edge padding are returned
-    minus their mean (nothing periodic can be resolved in so few samples)."""
+    pulses stay where they are. A signal shorter than :data:`SHORT_SIGNAL` loses its robust
+    trend first and is filtered amid its continued end levels."""
     raw = np.asarray(raw, dtype=np.float64)
+    if raw.size == 0:
+        return raw.copy()
     sos = _highpass_sos(cutoff, HIGHPASS_ORDER)
-    # sosfiltfilt's default padding needs more than 3 * (2 * sections + 1) samples.
-    minimum = 3 * (2 * len(sos) + 1) + 1
-    if raw.size < minimum:
-        return raw - raw.mean() if raw.size else raw.copy()
+    if raw.size < SHORT_SIGNAL:
+        magnitude = float(np.max(np.abs(raw)))
+        sigma = max(difference_noise(raw), RELATIVE_NOISE_FLOOR * magnitude, np.finfo(np.float64).tiny)
+        quiet = raw - short_signal_trend(raw, sigma)
+        # What the trend left at the ends (a steep carrier that a cubic does not quite follow)
+        # continues as a level, so that the filters see no step there.
+        first, last = (float(np.median(end)) for end in (quiet[:EDGE_LEVEL_SAMPLES], quiet[-EDGE_LEVEL_SAMPLES:]))
+        padded = np.concatenate((np.full(EMBEDDING_PAD, first), quiet, np.full(EMBEDDING_PAD, last)))
+        return sps.sosfiltfilt(sos, padded - carrier_baseline(padded))[EMBEDDING_PAD: EMBEDDING_PAD + raw.size]
     return sps.sosfiltfilt(sos, raw - carrier_baseline(raw))
 
 
@@ -120,6 +195,10 @@ def noise_scale(filtered: np.ndarray, raw_magnitude: float, quantum: float = 0.0
         estimate = float(np.quantile(block_rms, NOISE_QUANTILE))
     else:
         estimate = float(1.4826 * np.median(np.abs(filtered - np.median(filtered))))
+    if filtered.size < FEW_BLOCKS * NOISE_BLOCK:
+        # Too few blocks for a quiet one to be sure: a pulse filling most of a short window
+        # would pass for noise. Its third differences still show the noise.
+        estimate = min(estimate, DIFFERENCE_NOISE_REACH * difference_noise(filtered)) if filtered.size >= 8 else estimate
     return max(estimate, floor)
 
 
