@@ -60,7 +60,9 @@ COPY config/model-config.yaml config/
 COPY model_store/weights/ model_store/weights/
 # The version the model reports ("model": {"version": ...}) and TorchServe registers.
 ARG MODEL_VERSION=1.0
-RUN /opt/venv/bin/python scripts/export.py --version "$MODEL_VERSION"
+# The network's runtime: frozen TorchScript, or onnx for ONNX Runtime (README, "Which runtime").
+ARG RUNTIME=torchscript
+RUN /opt/venv/bin/python scripts/export.py --version "$MODEL_VERSION" --runtime "$RUNTIME"
 
 # ---------------------------------------------------------------------------------------
 FROM python-deps AS runtime-venv

@@ -20,7 +20,7 @@ help:
 	@echo "make test      the whole test suite (unit, handler, real TorchServe)"
 	@echo "make reliability  fuzzing, batch-mates, slow clients, soak, worker kill, worst requests (~5 min); writes docs/reliability.md"
 	@echo "make setup     .venv with the pinned packages (needs Java 17+)"
-	@echo "make archive   ONNX export + model_store/pd_segmenter.mar"
+	@echo "make archive   model_store/pd_segmenter.mar: frozen TorchScript (RUNTIME=onnx: ONNX Runtime)"
 	@echo "make serve     TorchServe in the foreground (TS_INFERENCE_PORT etc., default 8080-8082)"
 	@echo "make train     retrain the shipped weights from scratch (CPU, ~1 h; resumes if interrupted)"
 	@echo "make evaluate  model vs classical detector: training tiers, independent set, pulse atlas, real captures"
@@ -32,8 +32,9 @@ setup: $(SETUP_STAMP)
 
 # Also installs the client's packages (requirements-client.txt: not in the serving image) and
 # this project's package, editable: the client (.venv/bin/pd-analyse) and pdseg (setuptools is
-# there already: torch requires it); and headless Chromium, which the report test opens
-# report.html in (Debian's package; installed when running as root).
+# there already: torch requires it); headless Chromium, which the report test opens
+# report.html in, and redis-server, which the cache tests start (the shared tier,
+# docs/cache.md) (Debian's packages; installed when running as root).
 $(SETUP_STAMP): requirements.txt requirements-client.txt pyproject.toml
 	@command -v java >/dev/null 2>&1 || { echo "Java 17 or newer is required by TorchServe's frontend (Debian: apt-get install openjdk-17-jre-headless)." >&2; exit 1; }
 	@java_major=$$(java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -n1); \
@@ -45,6 +46,9 @@ $(SETUP_STAMP): requirements.txt requirements-client.txt pyproject.toml
 	@command -v chromium >/dev/null 2>&1 || { if [ "$$(id -u)" = 0 ]; then \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
 	  else echo "chromium is missing: the report test needs it (as root: apt-get install chromium)" >&2; fi; }
+	@command -v redis-server >/dev/null 2>&1 || { if [ "$$(id -u)" = 0 ]; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; \
+	  else echo "redis-server is missing: the cache tests need it (as root: apt-get install redis-server)" >&2; fi; }
 	touch $@
 
 lint-deps: $(LINT_STAMP)
@@ -60,10 +64,15 @@ lint: $(SETUP_STAMP) $(LINT_STAMP)
 image-test:
 	scripts/image_test.sh
 
-archive: $(MAR)
+# The network the archive carries: frozen TorchScript, loaded by TorchServe's BaseHandler, or
+# RUNTIME=onnx for ONNX Runtime (README, "Which runtime"). `make archive` always repacks.
+RUNTIME ?= torchscript
+
+archive: $(SETUP_STAMP)
+	$(PY) scripts/export.py --runtime $(RUNTIME)
 
 $(MAR): $(SETUP_STAMP) $(ARCHIVE_INPUTS)
-	$(PY) scripts/export.py
+	$(PY) scripts/export.py --runtime $(RUNTIME)
 
 serve: $(MAR)
 	$(PY) scripts/serve.py
@@ -86,6 +95,7 @@ train: $(SETUP_STAMP)
 evaluate: $(SETUP_STAMP)
 	$(PY) scripts/evaluate.py
 	$(PY) scripts/atlas.py
+	$(PY) scripts/detection_bound.py
 
 bench: $(MAR)
 	$(PY) scripts/bench.py

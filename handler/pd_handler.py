@@ -21,6 +21,7 @@ import torch
 from ts.torch_handler.base_handler import BaseHandler
 
 from pdseg import prpd
+from pdseg.cache import ResultCache, cache_directives, model_identity
 from pdseg.decode import InputError, WorkLimits, answer_type, decode_request, work_groups
 from pdseg.model import OnnxNetwork
 from pdseg.pipeline import Segmenter
@@ -32,7 +33,8 @@ RECORD_FILE = "pd_segmenter.json"
 def _new_request(accept: str) -> SimpleNamespace:
     """Per-request state through the three stages (TorchServe wants one class per handler
     module, so this is a namespace rather than a dataclass)."""
-    return SimpleNamespace(accept=accept, decoded=None, answer=None, error=None)
+    return SimpleNamespace(accept=accept, decoded=None, answer=None, error=None,
+                           cache_key=None, cache_status=None, store=False)
 
 
 try:
@@ -64,15 +66,16 @@ class PDSegmenterHandler(BaseHandler):
         # The network's intra-op threads; PD_TORCH_THREADS lets an operator match them to the
         # pod's CPU limit without rebuilding the archive.
         threads = int(os.environ.get("PD_TORCH_THREADS") or settings.get("torch_threads", os.cpu_count() or 1))
-        # Network calls on fewer samples than this run on one thread: their convolutions are too
-        # short for a second thread to pay, and on a small pod its wait would hold up the
-        # frontend and the next batch (tail latency, docs/benchmarks.md).
-        parallel_from = int(os.environ.get("PD_PARALLEL_FROM_SAMPLES") or settings.get("parallel_from_samples", 0))
-        # torch only carries arrays here; ONNX Runtime runs the network (below).
-        torch.set_num_threads(1)
-        super().initialize(context)  # BaseHandler opens pd_segmenter.onnx with ONNX Runtime ...
-        # ... with a thread per host CPU; ours follows the archive's settings instead.
-        self.model = OnnxNetwork(self.model_pt_path, threads, parallel_from)
+        torch.set_num_threads(max(1, threads))
+        # BaseHandler loads the archive's serialized file: frozen TorchScript by default, or an
+        # ONNX graph (make archive RUNTIME=onnx), for which it opens an ONNX Runtime session.
+        super().initialize(context)
+        if not isinstance(self.model, torch.nn.Module):
+            # ... whose threads are one per host CPU: ours follow the archive's settings, and
+            # small calls run on one (a second thread's wait there holds up the frontend and
+            # the next batch on a small pod: tail latency, docs/benchmarks.md).
+            parallel_from = int(os.environ.get("PD_PARALLEL_FROM_SAMPLES") or settings.get("parallel_from_samples", 0))
+            self.model = OnnxNetwork(self.model_pt_path, threads, parallel_from)
         model_dir = context.system_properties["model_dir"]
         with open(os.path.join(model_dir, RECORD_FILE)) as handle:
             record = json.load(handle)
@@ -86,6 +89,10 @@ class PDSegmenterHandler(BaseHandler):
             "name": manifest_model.get("modelName", getattr(context, "model_name", "pd_segmenter")),
             "version": manifest_model.get("modelVersion", "unknown"),
         }
+        # Answers to repeated requests (docs/cache.md). The archive's fingerprint is in every
+        # key, so a shared Redis never answers for another build of the same version.
+        self.cache = ResultCache.from_settings(settings.get("cache") or {},
+                                               model_identity(self.model_info, model_dir))
 
     # --- helpers -------------------------------------------------------------------------
 
@@ -114,6 +121,8 @@ class PDSegmenterHandler(BaseHandler):
             requests.append(request)
             try:
                 request.accept = answer_type(headers.get("accept"))
+                if self._answer_from_cache(request, row, headers):
+                    continue  # neither decoded nor analysed
                 request.decoded = decode_request(row, headers.get("content-type"), self.limits,
                                                  picture=request.accept == "image/png")
             except InputError as error:
@@ -125,10 +134,25 @@ class PDSegmenterHandler(BaseHandler):
                          "InferenceTime": 0.0, "PostprocessTime": 0.0}
         return requests
 
+    def _answer_from_cache(self, request: SimpleNamespace, row, headers: dict) -> bool:
+        """Whether a stored answer now answers ``request``. Its key is kept either way, for
+        storing the answer once it is known."""
+        read, request.store = cache_directives(headers.get("cache-control"))
+        if read or request.store:
+            request.cache_key = self.cache.key(row, headers.get("content-type"), request.accept)
+        if request.cache_key is None:
+            return False
+        if not read:
+            request.cache_status = "fwd=request"  # the caller asked for a fresh analysis
+            return False
+        request.answer = self.cache.get(request.cache_key)
+        request.cache_status = "hit" if request.answer is not None else "fwd=miss"
+        return request.answer is not None
+
     def inference(self, requests, *args, **kwargs):
         """Condition, infer and describe one work group at a time; each stage's time still
         goes to its own metric. A group's arrays are dropped before the next one starts."""
-        good = [request for request in requests if request.error is None]
+        good = [request for request in requests if request.error is None and request.cache_status != "hit"]
         for group in work_groups([request.decoded.work for request in good], self.limits.max_work):
             members = [good[position] for position in group]
             started = time.perf_counter()
@@ -186,8 +210,14 @@ class PDSegmenterHandler(BaseHandler):
                 self.context.set_response_content_type(index, "application/json")
                 responses.append({"error": request.error.message, "status": request.error.status})
                 continue
-            signals, samples, regions = (total + count for total, count in
-                                         zip((signals, samples, regions), request.counts))
+            if request.cache_status != "hit":
+                signals, samples, regions = (total + count for total, count in
+                                             zip((signals, samples, regions), request.counts))
+                if request.store:
+                    self.cache.put(request.cache_key, request.answer)
+            if request.cache_status is not None:  # RFC 9211: whether the answer was stored before
+                self.context.set_response_header(index, "Cache-Status",
+                                                 f"{self.model_info['name']}; {request.cache_status}")
             is_png = isinstance(request.answer, (bytes, bytearray))
             self.context.set_response_content_type(index, "image/png" if is_png else "application/json")
             responses.append(request.answer)
@@ -195,6 +225,10 @@ class PDSegmenterHandler(BaseHandler):
         metrics.add_counter("PDSignalsProcessed", signals)
         metrics.add_counter("PDSamplesProcessed", samples)
         metrics.add_counter("PDRegionsFound", regions)
+        if self.cache.enabled:
+            statuses = [request.cache_status for request in requests]
+            metrics.add_counter("PDCacheHits", statuses.count("hit"))
+            metrics.add_counter("PDCacheMisses", statuses.count("fwd=miss"))
         self.stage_ms["PostprocessTime"] += (time.perf_counter() - started) * 1000
         for name, milliseconds in self.stage_ms.items():
             self._timed(name, milliseconds)

@@ -135,9 +135,9 @@ def figure(results: dict, path: Path) -> None:
 
 
 def machine(threads: int) -> str:
-    import onnxruntime
+    import torch
     return (f"{platform.machine()} {platform.processor() or ''}".strip()
-            + f", {os.cpu_count()} cores, network in ONNX Runtime {onnxruntime.__version__} on {threads} "
+            + f", {os.cpu_count()} cores, network in frozen TorchScript (torch {torch.__version__}) on {threads} "
             f"thread{'s' if threads != 1 else ''}, Python {platform.python_version()}")
 
 
@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--snr", type=float, nargs="+", default=None, help="a subset of the SNRs (dB)")
     parser.add_argument("--quick", action="store_true", help=f"{atlas.QUICK_TRIALS} pulses per cell")
     parser.add_argument("--no-write", action="store_true", help="print only, write no docs")
-    parser.add_argument("--threads", type=int, default=2, help="ONNX Runtime threads")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads")
     parser.add_argument("--seed", type=int, default=atlas.DEFAULT_SEED)
     parser.add_argument("--json", default=None, help="also write the results to this file")
     args = parser.parse_args(argv)

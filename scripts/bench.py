@@ -3,6 +3,11 @@
     python scripts/bench.py                      # starts its own TorchServe on free ports
     python scripts/bench.py --url http://127.0.0.1:8080   # an already running server
     python scripts/bench.py --quick --no-write   # tiny sizes (the smoke test uses this)
+    python scripts/bench.py --runtimes onnx      # only the ONNX Runtime archive
+
+Every figure is taken for each archive, one after the other: frozen TorchScript (the default,
+model_store/pd_segmenter.mar) and ONNX Runtime (the same weights packed with --runtime onnx);
+the first is reported in full, both side by side.
 
 Measures: one long capture (800,000 samples, one 20 ms cycle at 40 MS/s) sent as .npy;
 7,920-sample signals at 1, 4, 8 and 16 concurrent clients, a warm-up and 3 rounds each,
@@ -10,8 +15,9 @@ medians (requests/s, p50/p95/p99, errors; an asyncio load generator, light on th
 server shares);
 RSS of the frontend and each worker before and after the load; the predecessor's approach
 in-process on the same capture (its 12.1 M-parameter network, eager, one 1,024-sample window at
-a time, 50 % overlap); the model's FLOP per sample against a matmul measured here. Prints a
-table and writes docs/benchmarks.md.
+a time, 50 % overlap); the model's FLOP per sample against a matmul measured here; a repeated
+request answered from the result cache (docs/cache.md: everything else is sent with
+Cache-Control: no-cache, so it measures analysis). Prints a table and writes docs/benchmarks.md.
 """
 from __future__ import annotations
 
@@ -23,6 +29,7 @@ import os
 import platform
 import statistics
 import sys
+import tempfile
 import threading
 import time
 import urllib.parse
@@ -35,13 +42,17 @@ import requests
 import torch
 from scipy import signal as sps
 
-from pdseg import synthetic
 from pdseg.model import PRESETS, UNet1D, flops_per_window, load_trained
 from pdseg.window import WindowPlan
 from serve import LocalServer
+from training import synthetic
 
 ROOT = _bootstrap.ROOT
 PREDECESSOR_WINDOW = 1024
+RUNTIMES = ("torchscript", "onnx")  # the default archive first (scripts/export.py --runtime)
+# Sent with every measured request but the cache's own: the same payloads are sent many times,
+# and each should be analysed (its answer is still stored, as a first request's would be).
+FRESH = "no-cache"
 
 
 def npy_bytes(array: np.ndarray) -> bytes:
@@ -116,7 +127,8 @@ def long_capture_over_http(url: str, capture: np.ndarray, repeats: int) -> dict:
     durations, regions = [], None
     for _ in range(repeats):
         started = time.perf_counter()
-        response = requests.post(url, data=payload, headers={"Content-Type": "application/x-npy"}, timeout=300)
+        response = requests.post(url, data=payload, headers={"Content-Type": "application/x-npy",
+                                                             "Cache-Control": FRESH}, timeout=300)
         durations.append(time.perf_counter() - started)
         response.raise_for_status()
         regions = len(response.json()["signals"][0]["regions"])
@@ -136,6 +148,7 @@ async def _http_client(host: str, port: int, path: str, payloads: list[bytes], n
     for index in range(count):
         body = payloads[(number + index) % len(payloads)]
         request = (f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/x-npy\r\n"
+                   f"Cache-Control: {FRESH}\r\n"
                    f"Content-Length: {len(body)}\r\n\r\n").encode() + body
         started = time.perf_counter()
         try:
@@ -210,6 +223,25 @@ def repeated_load(url: str, signals: list[np.ndarray], clients: int, requests_pe
     if rounds > 1:
         summary["rounds"] = runs
     return summary
+
+
+def cache_hit_latency(url: str, signal_: np.ndarray, repeats: int) -> dict:
+    """One request sent ``repeats`` + 1 times in a row on one connection: the first is analysed
+    and stored, the others are answered from the result cache (with several workers, some may
+    land on a worker that has not seen it yet: "hits" counts those that did not)."""
+    payload = npy_bytes(signal_)
+    durations, statuses = [], []
+    with requests.Session() as session:
+        for _ in range(repeats + 1):
+            started = time.perf_counter()
+            response = session.post(url, data=payload, headers={"Content-Type": "application/x-npy"}, timeout=120)
+            durations.append(time.perf_counter() - started)
+            response.raise_for_status()
+            statuses.append(response.headers.get("Cache-Status", ""))
+    repeated = durations[1:]
+    return {"samples": int(signal_.size), "first_ms": round(durations[0] * 1000, 1), "repeats": repeats,
+            "hits": sum(status.endswith("; hit") for status in statuses[1:]),
+            "p50_ms": round(percentile(repeated, 50) * 1000, 2), "p99_ms": round(percentile(repeated, 99) * 1000, 2)}
 
 
 # --- the predecessor's approach, in-process ------------------------------------------------
@@ -294,12 +326,31 @@ def table(results: dict) -> str:
     for row in results["concurrency"]:
         lines.append(f"| {row['clients']} | {row['requests']} | {row['errors']} | {row['requests_per_s']} | "
                      f"{row['p50_ms']} | {row['p95_ms']} | {row['p99_ms']} |")
+    cached = results["cache"]
+    lines.append("")
+    lines.append(f"Repeated request ({cached['samples']:,} samples, .npy, one client): the first "
+                 f"{cached['first_ms']} ms (analysed); {cached['hits']} of {cached['repeats']} repeats answered from "
+                 f"the result cache, p50 {cached['p50_ms']} ms, p99 {cached['p99_ms']} ms")
     memory = results["memory"]
     lines.append("")
     lines.append(f"RSS MiB before load: frontend {memory['before']['frontend']}, workers {memory['before']['workers']}, "
                  f"total {memory['before']['total']}")
     lines.append(f"RSS MiB after load:  frontend {memory['after']['frontend']}, workers {memory['after']['workers']}, "
                  f"total {memory['after']['total']}; during load min {memory['during_min']}, max {memory['during_max']}")
+    if len(results.get("runtimes", {})) > 1:
+        lines.append("")
+        lines.append("The archives side by side (same weights, same server settings, one after the other):")
+        lines.append("")
+        lines.append("| runtime | long capture s | speed-up | p50 / p99 ms, 1 client | p50 / p99 ms, 8 clients "
+                     "| requests/s, 8 clients | RSS max MiB under load |")
+        lines.append("|---|---|---|---|---|---|---|")
+        for runtime, figures in results["runtimes"].items():
+            by_clients = {row["clients"]: row for row in figures["concurrency"]}
+            one, eight = by_clients.get(1, {}), by_clients.get(8, {})
+            lines.append(f"| {runtime} | {figures['long_capture']['seconds_median']:.3f} | {figures['speedup']:.1f}x | "
+                         f"{one.get('p50_ms', '-')} / {one.get('p99_ms', '-')} | {eight.get('p50_ms', '-')} / "
+                         f"{eight.get('p99_ms', '-')} | {eight.get('requests_per_s', '-')} | "
+                         f"{figures['memory']['during_max']} |")
     model = results["model"]
     lines.append("")
     lines.append(f"Model: {model['flops_per_sample']:,.0f} FLOP per output sample (window {model['window']}, "
@@ -323,6 +374,46 @@ def write_report(results: dict, text: str) -> None:
     path.write_text(head + "<!-- bench:start -->\n" + generated + "<!-- bench:end -->" + tail)
 
 
+def measure(url: str, server: LocalServer | None, capture: np.ndarray, short_signals: list[np.ndarray],
+            repeated: np.ndarray, quick: bool, levels) -> dict:
+    """Every figure of one running server: the long capture, the load levels, memory, a repeat."""
+    for signal_ in short_signals[:2] + [capture[:50_000]]:  # warm-up
+        requests.post(url, data=npy_bytes(signal_), headers={"Content-Type": "application/x-npy",
+                                                             "Cache-Control": FRESH}, timeout=120)
+    figures = {}
+    memory = {"before": rss_mib(server)}
+    figures["long_capture"] = long_capture_over_http(url, capture, 1 if quick else 5)
+    sampler = RssSampler(server)
+    sampler.start()
+    figures["concurrency"] = [repeated_load(url, short_signals, clients, 3 if quick else 40, 1 if quick else 3)
+                              for clients in levels]
+    during = sampler.stop()
+    memory["after"] = rss_mib(server)
+    memory["during_min"] = round(min(during), 1) if during else None
+    memory["during_max"] = round(max(during), 1) if during else None
+    figures["memory"] = memory
+    figures["cache"] = cache_hit_latency(url, repeated, 20 if quick else 200)
+    return figures
+
+
+def start_server(runtime: str, environment: dict, workers: int | None, store: Path) -> LocalServer:
+    """A local TorchServe on the archive of ``runtime``: model_store/'s for the default one, else
+    the same weights packed into ``store`` (make archive RUNTIME=onnx)."""
+    if runtime != RUNTIMES[0]:
+        from export import export
+
+        export(ROOT / "model_store" / "weights", "pd_segmenter", store, "1.0", runtime=runtime)
+    server = LocalServer(environment=environment,
+                         **({} if runtime == RUNTIMES[0] else {"model_store": store})).start()
+    server.wait_ready()
+    if workers:
+        requests.put(f"{server.management_url}/models/pd_segmenter",
+                     params={"min_worker": workers, "max_worker": workers, "synchronous": "true"},
+                     timeout=300).raise_for_status()
+        server.wait_ready(workers=workers)
+    return server
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", default=None, help="inference base URL of a running server")
@@ -332,56 +423,45 @@ def main() -> None:
     parser.add_argument("--clients", type=int, nargs="+", default=None, help="concurrency levels (default 1 4 8 16)")
     parser.add_argument("--workers", type=int, default=None, help="scale the started server to N workers")
     parser.add_argument("--threads", type=int, default=None, help="network threads per worker (PD_TORCH_THREADS)")
+    parser.add_argument("--runtimes", nargs="+", choices=RUNTIMES, default=list(RUNTIMES),
+                        help="archives to serve one after the other (the first is reported in full)")
     args = parser.parse_args()
     torch.set_num_threads(min(2, os.cpu_count() or 1))
 
     long_length = 40_000 if args.quick else 800_000
-    repeats = 1 if args.quick else 5
-    per_client = 3 if args.quick else 40
-    rounds = 1 if args.quick else 3
     levels = args.clients or ((1, 2) if args.quick else (1, 4, 8, 16))
     rng = np.random.default_rng(2026)
     capture = synthetic.make_capture(rng, long_length, samples_per_cycle=float(long_length), pd_free=False,
                                      snr_db=24.0, interference=True).signal
     short_signals = [synthetic.make_capture(rng, 7920, samples_per_cycle=3333.0).signal for _ in range(8)]
+    repeated = synthetic.make_capture(rng, 7920, samples_per_cycle=3333.0).signal  # a signal not sent before
 
     environment = {"PD_TORCH_THREADS": str(args.threads)} if args.threads else {}
-    server = None if args.url else LocalServer(environment=environment).start()
-    try:
-        if server is not None:
-            server.wait_ready()
-            if args.workers:
-                requests.put(f"{server.management_url}/models/pd_segmenter",
-                             params={"min_worker": args.workers, "max_worker": args.workers,
-                                     "synchronous": "true"}, timeout=300).raise_for_status()
-                server.wait_ready(workers=args.workers)
-        base = args.url or server.inference_url
-        url = f"{base}/predictions/pd_segmenter"
-        for signal_ in short_signals[:2] + [capture[:50_000]]:  # warm-up
-            requests.post(url, data=npy_bytes(signal_), headers={"Content-Type": "application/x-npy"}, timeout=120)
-        results = {"command": "python scripts/bench.py " + " ".join(sys.argv[1:]),
-                   "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-                   "machine": machine(), "versions": versions(),
-                   "server": (f"started by the benchmark from model_store/pd_segmenter.mar, config/local.properties, "
-                              f"workers {args.workers or 1}, network threads per worker {args.threads or 'from model-config.yaml'}")
-                             if server else base}
-        memory = {"before": rss_mib(server)}
-        results["long_capture"] = long_capture_over_http(url, capture, repeats)
-        sampler = RssSampler(server)
-        sampler.start()
-        results["concurrency"] = [repeated_load(url, short_signals, clients, per_client, rounds)
-                                  for clients in levels]
-        during = sampler.stop()
-        memory["after"] = rss_mib(server)
-        memory["during_min"] = round(min(during), 1) if during else None
-        memory["during_max"] = round(max(during), 1) if during else None
-        results["memory"] = memory
-    finally:
-        if server is not None:
-            server.stop()
+    runtimes = ["(given server)"] if args.url else args.runtimes
+    measured = {}
+    for runtime in runtimes:
+        with tempfile.TemporaryDirectory(prefix="bench-store-") as store:
+            server = None if args.url else start_server(runtime, environment, args.workers, Path(store))
+            try:
+                base = args.url or server.inference_url
+                measured[runtime] = measure(f"{base}/predictions/pd_segmenter", server, capture, short_signals,
+                                            repeated, args.quick, levels)
+            finally:
+                if server is not None:
+                    server.stop()
 
+    results = {"command": "python scripts/bench.py " + " ".join(sys.argv[1:]),
+               "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+               "machine": machine(), "versions": versions(),
+               "server": (f"started by the benchmark from the {runtimes[0]} archive (model_store/pd_segmenter.mar), "
+                          f"config/local.properties, workers {args.workers or 1}, network threads per worker "
+                          f"{args.threads or 'from model-config.yaml'}") if not args.url else args.url}
+    results |= measured[runtimes[0]]
     results["predecessor"] = predecessor_samples_per_s(capture, seconds_budget=1.0 if args.quick else 8.0)
-    results["speedup"] = round(results["long_capture"]["samples_per_s"] / results["predecessor"]["samples_per_s"], 1)
+    for figures in measured.values():
+        figures["speedup"] = round(figures["long_capture"]["samples_per_s"] / results["predecessor"]["samples_per_s"], 1)
+    results["speedup"] = measured[runtimes[0]]["speedup"]
+    results["runtimes"] = measured
     network, record = load_trained(ROOT / "model_store" / "weights")
     plan = WindowPlan(**record["window"])
     flops_window = flops_per_window(network, plan.window)

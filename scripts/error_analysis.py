@@ -31,9 +31,9 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from evaluate import EVAL_SEED, score, served_segmenter
-from pdseg import synthetic
 from pdseg.regions import mask_to_regions
-from pdseg.scoring import EventCounts, interval_iou, match_events, truth_events
+from training import synthetic
+from training.scoring import EventCounts, interval_iou, match_events, truth_events
 
 MIN_IOU = 0.3
 JOIN_GAPS = (8, 16, 32)  # 8: the evaluation's rule (regions.DEFAULT_MIN_GAP)

@@ -23,12 +23,11 @@ import _bootstrap  # noqa: F401
 import numpy as np
 import torch
 
-from pdseg import classical, synthetic
-from pdseg.model import OnnxNetwork, export_onnx, flops_per_window, load_trained, parameter_count
+from pdseg.model import export_torchscript, flops_per_window, load_trained, parameter_count
 from pdseg.pipeline import Segmenter
 from pdseg.render import render_png
-from pdseg.scoring import EventCounts, match_events, truth_events
-from training import independent
+from training import classical, independent, synthetic
+from training.scoring import EventCounts, match_events, truth_events
 
 ROOT = _bootstrap.ROOT
 EVAL_SEED = 424242
@@ -39,12 +38,14 @@ REAL_CAPTURES = ROOT.parent / "shared" / "data" / "real_pd_signals.npy"
 
 
 def served_segmenter(weights_dir: Path, threads: int = 2) -> tuple[Segmenter, dict]:
-    """The network exactly as the server runs it: the ONNX export in ONNX Runtime."""
+    """The network exactly as the default archive serves it: frozen TorchScript on ``threads``
+    torch threads (the ONNX archive gives the same regions: tests/test_server.py)."""
     network, record = load_trained(weights_dir)
+    torch.set_num_threads(threads)
     with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "model.onnx"
-        export_onnx(network, path, window=record["window"]["window"])
-        served = OnnxNetwork(path, threads)
+        path = Path(folder) / "model.pt"
+        export_torchscript(network, path, window=record["window"]["window"])
+        served = torch.jit.load(str(path)).eval()
     return Segmenter.from_record(served, record), record
 
 
@@ -196,9 +197,8 @@ def main() -> None:
     results["model"] = {"parameters": parameter_count(network),
                         "flops_per_sample": flops_per_window(network, 4096) / 4096,
                         "weights_bytes": (Path(args.weights) / "pd_segmenter.state.pt").stat().st_size}
-    import onnxruntime
-    results["machine"] = (f"{platform.machine()}, network in ONNX Runtime {onnxruntime.__version__} on 2 threads, "
-                          f"torch {torch.__version__}")
+    results["machine"] = (f"{platform.machine()}, network in frozen TorchScript on {torch.get_num_threads()} "
+                          f"threads, torch {torch.__version__}")
     results["command"] = "python scripts/evaluate.py " + " ".join(sys.argv[1:])
     results["seconds"] = round(time.time() - started, 1)
     print(f"done in {results['seconds']} s")

@@ -2,11 +2,10 @@
 
     python scripts/optimise_check.py
 
-Variants: eager fp32; traced + frozen TorchScript fp32 (what the server runs); frozen +
+Variants: eager fp32; traced + frozen TorchScript fp32 (the default archive); frozen +
 ``torch.jit.optimize_for_inference``; bf16 autocast (oneDNN uses AVX-512 BF16 / AMX where the
-CPU has them); and, when ``onnxruntime`` and ``onnx`` are installed (they are not serving
-dependencies: ``pip install onnxruntime onnx`` into the venv for this check), ONNX Runtime
-fp32 and ONNX Runtime with dynamic int8 quantisation (ConvInteger). Speed is pure inference on 16 windows of 4,096 samples, 2 threads, median of
+CPU has them); ONNX Runtime fp32 (the ``make archive RUNTIME=onnx`` archive) and ONNX Runtime
+with dynamic int8 quantisation (ConvInteger). Speed is pure inference on 16 windows of 4,096 samples, 2 threads, median of
 repeats; accuracy is event F1 on a fixed synthetic set and the largest probability change
 against fp32. Prints a Markdown table (pasted into docs/benchmarks.md).
 """
@@ -21,12 +20,12 @@ import _bootstrap  # noqa: F401
 import numpy as np
 import torch
 
-from pdseg import synthetic
 from pdseg.model import export_torchscript, load_trained
 from pdseg.pipeline import Segmenter
 from pdseg.regions import mask_to_regions
-from pdseg.scoring import EventCounts, match_events
 from pdseg.window import WindowPlan
+from training import synthetic
+from training.scoring import EventCounts, match_events
 
 
 class Bf16(torch.nn.Module):

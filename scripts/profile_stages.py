@@ -1,4 +1,4 @@
-"""Where one request's time goes, stage by stage, in-process with the served network (ONNX Runtime).
+"""Where one request's time goes, stage by stage, in-process with the served network (frozen TorchScript).
 
     python scripts/profile_stages.py
 
@@ -15,9 +15,10 @@ import _bootstrap  # noqa: F401
 import numpy as np
 import torch
 
-from pdseg import phase, preprocess, synthetic
 from evaluate import served_segmenter
+from pdseg import phase, preprocess
 from pdseg.pipeline import SignalOptions
+from training import synthetic
 
 
 def timed(function, repeats: int) -> tuple[float, object]:

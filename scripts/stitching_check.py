@@ -18,11 +18,12 @@ import _bootstrap  # noqa: F401
 import numpy as np
 import torch
 
-from pdseg import preprocess, synthetic
+from pdseg import preprocess
 from pdseg.model import load_trained
 from pdseg.pipeline import Segmenter
-from pdseg.scoring import EventCounts, match_events, truth_events
 from pdseg.window import WindowPlan
+from training import synthetic
+from training.scoring import EventCounts, match_events, truth_events
 
 DENSE_STRIDE = 512
 END_MARGIN = 300  # the ends differ by construction: the tiling puts context zeros before them

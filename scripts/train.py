@@ -19,36 +19,36 @@ import numpy as np
 import torch
 
 from pdseg import model as model_mod
-from pdseg import training
 from pdseg.window import WindowPlan
+from training import trainer
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="tiny", choices=sorted(set(model_mod.PRESETS) - {"predecessor"}))
-    parser.add_argument("--steps", type=int, default=training.TrainConfig.steps)
-    parser.add_argument("--train-captures", type=int, default=training.TrainConfig.train_captures)
+    parser.add_argument("--steps", type=int, default=trainer.TrainConfig.steps)
+    parser.add_argument("--train-captures", type=int, default=trainer.TrainConfig.train_captures)
     parser.add_argument("--short-capture-fraction", type=float,
-                        default=training.TrainConfig.short_capture_fraction,
+                        default=trainer.TrainConfig.short_capture_fraction,
                         help="share of training and validation rows that hold a short capture")
     parser.add_argument("--false-alarm-budget", type=float,
-                        default=training.TrainConfig.max_false_alarms_per_cycle,
+                        default=trainer.TrainConfig.max_false_alarms_per_cycle,
                         help="most regions per AC cycle on PD-free validation captures that the "
                              "chosen region rules may report; 0: best validation F1 alone")
     parser.add_argument("--interference-fraction", type=float,
-                        default=training.TrainConfig.interference_fraction,
+                        default=trainer.TrainConfig.interference_fraction,
                         help="share of training captures (not near noise-free) with interference; "
                              "validation keeps the default mix")
-    parser.add_argument("--gap-weight", type=float, default=training.TrainConfig.gap_weight,
+    parser.add_argument("--gap-weight", type=float, default=trainer.TrainConfig.gap_weight,
                         help="loss weight of unlabelled samples between close events")
-    parser.add_argument("--batch-size", type=int, default=training.TrainConfig.batch_size)
-    parser.add_argument("--crop", type=int, default=training.TrainConfig.crop,
+    parser.add_argument("--batch-size", type=int, default=trainer.TrainConfig.batch_size)
+    parser.add_argument("--crop", type=int, default=trainer.TrainConfig.crop,
                         help="samples per training crop (a multiple of 16)")
-    parser.add_argument("--learning-rate", type=float, default=training.TrainConfig.learning_rate)
+    parser.add_argument("--learning-rate", type=float, default=trainer.TrainConfig.learning_rate)
     parser.add_argument("--bf16", action=argparse.BooleanOptionalAction,
-                        default=training.TrainConfig.bf16,
+                        default=trainer.TrainConfig.bf16,
                         help="forward pass in bfloat16 autocast (weights and optimiser stay float32)")
-    parser.add_argument("--seed", type=int, default=training.TrainConfig.seed,
+    parser.add_argument("--seed", type=int, default=trainer.TrainConfig.seed,
                         help="training captures (seed), initialisation (seed), batches (seed + 1), "
                              "validation captures (seed + 7)")
     parser.add_argument("--device", default="cpu",
@@ -68,7 +68,7 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     architecture = model_mod.PRESETS[args.preset]
-    config = training.TrainConfig(steps=args.steps, train_captures=args.train_captures,
+    config = trainer.TrainConfig(steps=args.steps, train_captures=args.train_captures,
                                   short_capture_fraction=args.short_capture_fraction,
                                   max_false_alarms_per_cycle=args.false_alarm_budget,
                                   gap_weight=args.gap_weight,
@@ -77,11 +77,11 @@ def main() -> None:
                                   interference_fraction=args.interference_fraction,
                                   seed=args.seed, bf16=args.bf16)
     started = time.time()
-    inputs, labels = training.make_dataset(
+    inputs, labels = trainer.make_dataset(
         config.train_captures, config.capture_length, config.seed, progress=True,
         short_capture_fraction=config.short_capture_fraction,
         interference_fraction=config.interference_fraction)
-    val_inputs, val_labels, _, val_cycles = training.make_dataset(
+    val_inputs, val_labels, _, val_cycles = trainer.make_dataset(
         config.validation_captures, config.capture_length, config.seed + 7, keep_filtered=True,
         short_capture_fraction=config.short_capture_fraction)
     torch.manual_seed(config.seed)
@@ -89,11 +89,11 @@ def main() -> None:
     out = model_mod.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     checkpoint = out / f"{args.name}.checkpoint.pt"
-    losses = training.train(network, inputs, labels, config,
+    losses = trainer.train(network, inputs, labels, config,
                             time_limit_s=None if args.minutes is None else args.minutes * 60,
                             device=args.device, checkpoint=checkpoint)
-    probabilities = training.predict(network, val_inputs)
-    chosen, postprocess_scores = training.choose_postprocess(
+    probabilities = trainer.predict(network, val_inputs)
+    chosen, postprocess_scores = trainer.choose_postprocess(
         probabilities, val_labels, cycles=val_cycles,
         max_false_alarms=config.max_false_alarms_per_cycle or None)
 
@@ -130,13 +130,13 @@ def postprocess_rules(chosen: dict) -> dict:
 
 def retune(out, name: str, false_alarm_budget: float) -> None:
     network, record = model_mod.load_trained(out, name)
-    config = training.TrainConfig.from_record(record["training"])
+    config = trainer.TrainConfig.from_record(record["training"])
     config = dataclasses.replace(config, max_false_alarms_per_cycle=false_alarm_budget)
-    val_inputs, val_labels, _, val_cycles = training.make_dataset(
+    val_inputs, val_labels, _, val_cycles = trainer.make_dataset(
         config.validation_captures, config.capture_length, config.seed + 7, keep_filtered=True,
         short_capture_fraction=config.short_capture_fraction)
-    chosen, scores = training.choose_postprocess(
-        training.predict(network, val_inputs), val_labels, cycles=val_cycles,
+    chosen, scores = trainer.choose_postprocess(
+        trainer.predict(network, val_inputs), val_labels, cycles=val_cycles,
         max_false_alarms=config.max_false_alarms_per_cycle or None)
     record.pop("validation_event_f1_by_threshold", None)
     record["training"] = dataclasses.asdict(config) | {"steps_run": record["training"].get("steps_run")}

@@ -1,4 +1,5 @@
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,6 +24,23 @@ def server():
     if not ARCHIVE.is_file():
         pytest.fail(f"{ARCHIVE} is missing: `make test` builds it (make archive)")
     with LocalServer() as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def onnx_model_store(tmp_path_factory) -> Path:
+    """A model store holding the same weights packed for ONNX Runtime (make archive RUNTIME=onnx)."""
+    from export import export
+
+    store = tmp_path_factory.mktemp("onnx-store")
+    export(ROOT / "model_store" / "weights", "pd_segmenter", store, "1.0", runtime="onnx")
+    return store
+
+
+@pytest.fixture(scope="session")
+def onnx_server(onnx_model_store):
+    """A second real TorchServe, serving the ONNX archive."""
+    with LocalServer(model_store=onnx_model_store) as running:
         yield running
 
 

@@ -31,3 +31,8 @@ def test_bench_quick_reports_every_figure(tmp_path):
     assert memory["after"]["total"] > 0 and memory["during_max"] >= memory["during_min"] > 0
     assert results["predecessor"]["samples_per_s"] > 0 and results["speedup"] > 0
     assert results["model"]["flops_per_sample"] > 0 and results["model"]["matmul_gflops"] > 0
+    # both archives, side by side: the default (TorchScript) is the one reported in full
+    assert list(results["runtimes"]) == ["torchscript", "onnx"] and "| runtime | long capture s |" in run.stdout
+    assert results["runtimes"]["torchscript"]["long_capture"] == results["long_capture"]
+    for figures in results["runtimes"].values():
+        assert figures["speedup"] > 0 and all(row["errors"] == 0 for row in figures["concurrency"])

@@ -28,6 +28,7 @@ import socket
 import subprocess
 import sys
 import threading
+import urllib.parse
 import xml.etree.ElementTree as ElementTree
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -47,6 +48,7 @@ PRODUCTION = ROOT / "config" / "config.properties"
 HEALTHCHECK = CONTAINER / "healthcheck.py"
 START = CONTAINER / "start_torchserve.py"
 KUBERNETES_VERSIONS = ("1.29.0", "1.37.0")  # oldest cluster we support, newest schema bundled
+CACHE = "pd-segmenter-cache"  # the dev overlay's Redis: Deployment, Service, NetworkPolicy, ConfigMap
 
 
 # --- helpers ------------------------------------------------------------------------------
@@ -215,7 +217,8 @@ def pod_spec(resource: dict) -> dict | None:
 
 
 def one(resources: list[dict], kind: str) -> dict:
-    found = [r for r in resources if r["kind"] == kind]
+    """The service's own resource of ``kind`` (the dev overlay's Redis has its own beside it)."""
+    found = [r for r in resources if r["kind"] == kind and r["metadata"]["name"] != CACHE]
     assert len(found) == 1, f"expected one {kind}, found {len(found)}"
     return found[0]
 
@@ -518,6 +521,50 @@ def test_dev_overlay():
     assert dev["requests"]["cpu"] != base["requests"]["cpu"]
 
 
+def test_dev_overlay_cache_redis():
+    """The dev overlay's Redis for the shared result cache (docs/cache.md): a pinned image
+    under the restricted profile, reachable by the service's pods only, at the address they
+    are given; the base has no Redis and no address (each worker caches on its own)."""
+    resources = render(DEV)
+
+    def named(kind: str) -> dict:
+        [found] = [r for r in resources if r["kind"] == kind and r["metadata"]["name"] == CACHE]
+        return found
+
+    pod = pod_spec(named("Deployment"))
+    [container] = pod["containers"]
+    assert re.fullmatch(r"redis:\d+\.\d+\.\d+(-alpine)?", container["image"]), "Redis needs a version tag"
+    assert pod["automountServiceAccountToken"] is False and pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] >= 10000  # no CKV_K8S_40 waiver needed
+    assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+    context = container["securityContext"]
+    assert context["readOnlyRootFilesystem"] is True and context["allowPrivilegeEscalation"] is False
+    assert context["capabilities"]["drop"] == ["ALL"] and context["runAsUser"] == pod["securityContext"]["runAsUser"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    [data] = [m for m in container["volumeMounts"] if m["mountPath"] == "/data"]  # Redis's working directory
+    assert volumes[data["name"]]["emptyDir"]["sizeLimit"]
+    for kind in ("requests", "limits"):
+        assert {"cpu", "memory"} <= set(container["resources"][kind])
+    arguments = container["args"]
+    assert arguments[arguments.index("--save") + 1] == "" and arguments[arguments.index("--appendonly") + 1] == "no"
+    assert mebibytes(container["resources"]["limits"]["memory"]) > int(arguments[arguments.index("--maxmemory") + 1][:-2])
+    url = urllib.parse.urlsplit(named("ConfigMap")["data"]["PD_CACHE_URL"].strip())
+    [port] = named("Service")["spec"]["ports"]
+    assert (url.scheme, url.hostname, url.port) == ("redis", f"{CACHE}.pd-detection.svc", port["port"])
+    env = {e["name"]: e for e in torchserve_container(resources)["env"]}
+    assert env["PD_CACHE_URL"]["valueFrom"]["configMapKeyRef"] == {"name": CACHE, "key": "PD_CACHE_URL"}
+    assert "PD_CACHE_URL" not in {e["name"] for e in torchserve_container(render(BASE))["env"]}
+    assert not [r for r in render(BASE) if r["metadata"]["name"] == CACHE]
+    policy = named("NetworkPolicy")["spec"]
+    labels = one(resources, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    [rule] = policy["ingress"]
+    [source] = rule["from"]
+    assert all(labels.get(k) == v for k, v in source["podSelector"]["matchLabels"].items())
+    assert policy["egress"] == [] and policy["policyTypes"] == ["Ingress", "Egress"]
+    egress = one(resources, "NetworkPolicy")["spec"]["egress"]  # the service's pods: Redis and DNS only
+    assert {(p["port"], p["protocol"]) for r in egress for p in r["ports"]} == {(6379, "TCP"), (53, "UDP"), (53, "TCP")}
+
+
 def test_kserve_manifest_and_profile():
     [service] = yaml_documents(KSERVE / "inferenceservice.yaml")
     assert (service["apiVersion"], service["kind"]) == ("serving.kserve.io/v1beta1", "InferenceService")
@@ -586,10 +633,7 @@ def test_runtime_requirements_cover_the_handler_imports():
     kept = runtime_requirements()
     assert {"torch", "torchserve", "numpy", "scipy", "matplotlib", "pillow", "pyyaml", "psutil"} <= set(kept)
     assert not {"pytest", "tqdm", "torch-model-archiver", "hypothesis", "locust"} & set(kept)
-    tree = ast.parse((ROOT / "scripts" / "export.py").read_text())
-    packaged = next(ast.literal_eval(node.value) for node in ast.walk(tree) if isinstance(node, ast.Assign)
-                    and getattr(node.targets[0], "id", None) == "PACKAGE_FILES")
-    files = [ROOT / "handler" / "pd_handler.py"] + [ROOT / "handler" / "pdseg" / f for f in packaged]
+    files = [ROOT / "handler" / "pd_handler.py"] + sorted((ROOT / "handler" / "pdseg").glob("*.py"))
     distributions = importlib.metadata.packages_distributions()
     prune = re.search(r'ARG PRUNE_PACKAGES="([^"]*)"', DOCKERFILE.read_text()).group(1).split()
     for path in files:

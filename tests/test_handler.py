@@ -8,28 +8,58 @@ import zipfile
 
 import numpy as np
 import pytest
+import torch
+import yaml
 from ts.context import Context, RequestProcessor
 from ts.metrics.metric_cache_yaml_impl import MetricsCacheYamlImpl
 from ts.torch_handler.unit_tests.test_utils.mock_context import MockContext
 
-from conftest import ARCHIVE
+from conftest import ARCHIVE, ROOT
 from pd_handler import PDSegmenterHandler
 from pdseg.decode import PICTURE_PANELS, WorkLimits
 from serve import METRICS_CONFIG
 
 
-@pytest.fixture(scope="module")
-def handler(tmp_path_factory):
-    model_dir = tmp_path_factory.mktemp("model")
-    with zipfile.ZipFile(ARCHIVE) as archive:  # the real .mar, unpacked as TorchServe does
+def load_handler(archive_path, model_dir):
+    with zipfile.ZipFile(archive_path) as archive:  # the real .mar, unpacked as TorchServe does
         archive.extractall(model_dir)
-    context = MockContext(model_pt_file="pd_segmenter.onnx", model_dir=str(model_dir), model_file=None,
-                          model_name="pd_segmenter", model_yaml_config_file="model-config.yaml")
-    context.manifest = json.loads((model_dir / "MAR-INF" / "MANIFEST.json").read_text())
+    manifest = json.loads((model_dir / "MAR-INF" / "MANIFEST.json").read_text())
+    context = MockContext(model_pt_file=manifest["model"]["serializedFile"], model_dir=str(model_dir),
+                          model_file=None, model_name="pd_segmenter", model_yaml_config_file="model-config.yaml")
+    context.manifest = manifest
     loaded = PDSegmenterHandler()
     loaded.initialize(context)
     loaded.model_dir = model_dir
     return loaded
+
+
+@pytest.fixture(scope="module")
+def handler(tmp_path_factory):
+    return load_handler(ARCHIVE, tmp_path_factory.mktemp("model"))
+
+
+@pytest.fixture(scope="module")
+def onnx_handler(tmp_path_factory, onnx_model_store):
+    return load_handler(onnx_model_store / "pd_segmenter.mar", tmp_path_factory.mktemp("onnx-model"))
+
+
+def test_the_archive_carries_torchscript_weights_and_exactly_the_handler_code(handler):
+    """What `unzip -l model_store/pd_segmenter.mar` shows: frozen TorchScript weights, loaded by
+    BaseHandler itself; the small serving record and config; as code, every file of handler/
+    and no other."""
+    with zipfile.ZipFile(ARCHIVE) as archive:
+        names = set(archive.namelist())
+    handler_dir = ROOT / "handler"
+    code = {str(path.relative_to(handler_dir)) for path in handler_dir.rglob("*.py")}
+    assert {name for name in names if name.endswith(".py")} == code
+    assert {"pd_segmenter.pt", "pd_segmenter.json", "model-config.yaml", "MAR-INF/MANIFEST.json"} <= names
+    assert not {name for name in names if name.endswith((".onnx", ".state.pt"))}
+    assert isinstance(handler.model, torch.jit.ScriptModule)
+    settings = yaml.safe_load((handler.model_dir / "model-config.yaml").read_text())["handler"]
+    assert torch.get_num_threads() == settings["torch_threads"]
+    record = json.loads((handler.model_dir / "pd_segmenter.json").read_text())
+    assert "validation" not in record and {"threshold", "postprocess", "window", "architecture"} <= set(record)
+    assert (handler.model_dir / "pd_segmenter.json").stat().st_size < 4096
 
 
 def batch_context(handler, headers):
@@ -81,8 +111,9 @@ def test_mixed_batch_bad_requests_get_4xx_and_good_ones_answers(handler, real_ca
     assert [s["length"] for s in outputs[0]["signals"]] == [7920]
     assert [s["length"] for s in outputs[2]["signals"]] == [7920, 7920]
     assert outputs[4]["signals"][0]["length"] == 3
-    # The same capture answered alone, in another batch, gets the same regions.
-    alone = handler.handle([rows[0]], batch_context(handler, headers[:1]))[0]
+    # The same capture answered alone, in another batch, gets the same regions (analysed
+    # again, not taken from the result cache).
+    alone = handler.handle([rows[0]], batch_context(handler, [headers[0] | {"Cache-Control": "no-cache"}]))[0]
     assert alone["signals"][0]["regions"] == outputs[0]["signals"][0]["regions"]
 
 
@@ -108,12 +139,14 @@ def test_custom_metrics_are_emitted(handler, caplog):
         assert value(stage) > 0
 
 
-def test_small_batches_run_on_one_thread_large_ones_on_all(handler, real_captures):
-    """parallel_from_samples (model-config.yaml): a network call on fewer samples runs on a
-    one-thread session, a larger one on torch_threads; the regions do not depend on which."""
+def test_small_batches_run_on_one_thread_large_ones_on_all(onnx_handler, real_captures):
+    """The ONNX archive (make archive RUNTIME=onnx) with parallel_from_samples
+    (model-config.yaml): a network call on fewer samples runs on a one-thread session, a larger
+    one on torch_threads; the regions do not depend on which."""
+    handler = onnx_handler
     network = handler.model
     assert network.threads == 2 and network.parallel_from_samples == 131072
-    headers = [{"Content-Type": "application/x-npy"}]
+    headers = [{"Content-Type": "application/x-npy", "Cache-Control": "no-cache"}]  # every call analysed
     request = [{"body": npy(real_captures[0])}]
     network.calls_by_threads.clear()
     single = handler.handle(request, batch_context(handler, headers))[0]

@@ -49,8 +49,8 @@ def test_shipped_weights_are_small_and_load():
 
 
 def test_onnx_export_runs_like_the_torch_network_at_any_batch_and_width(tmp_path):
-    """What the server runs (the ONNX export in ONNX Runtime) against the eager network:
-    other batch sizes and widths than the export's example, one and two threads."""
+    """The ONNX archive's network (ONNX Runtime) against the eager network: other batch sizes
+    and widths than the export's example, one and two threads."""
     network, record = load_trained(ROOT / "model_store" / "weights")
     export_onnx(network, tmp_path / "m.onnx", window=record["window"]["window"])
     batch = torch.randn(3, network.config.in_channels, 8704)

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from pdseg import synthetic
 from pdseg.model import load_trained
 from pdseg.pipeline import Segmenter, SignalOptions
+from training import synthetic
 from serve import ROOT
 
 

@@ -3,10 +3,10 @@ import numpy as np
 import pytest
 import torch
 
-from pdseg import classical, synthetic
 from pdseg.model import UNet1D, load_trained
 from pdseg.pipeline import Segmenter
-from pdseg.scoring import EventCounts, match_events, truth_events
+from training import classical, synthetic
+from training.scoring import EventCounts, match_events, truth_events
 from serve import ROOT
 
 

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from pdseg import synthetic
 from pdseg.preprocess import remove_carrier
 from pdseg.regions import mask_to_regions
+from training import synthetic
 
 
 def test_seeds_reproduce():

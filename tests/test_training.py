@@ -2,18 +2,18 @@ import numpy as np
 import pytest
 import torch
 
-from pdseg import training
 from pdseg.model import UNet1D, UNetConfig
+from training import trainer
 
 
 @pytest.mark.parametrize("bf16", [False, True], ids=["float32", "bf16-autocast"])
 def test_short_training_lowers_the_loss(bf16):
     torch.set_num_threads(1)
-    config = training.TrainConfig(train_captures=64, capture_length=2048, crop=1024, batch_size=8,
+    config = trainer.TrainConfig(train_captures=64, capture_length=2048, crop=1024, batch_size=8,
                                   steps=100, learning_rate=5e-3, bf16=bf16)
-    inputs, labels = training.make_dataset(config.train_captures, config.capture_length, seed=1)
+    inputs, labels = trainer.make_dataset(config.train_captures, config.capture_length, seed=1)
     network = UNet1D(UNetConfig(features=(4, 8, 16), dilations=(1, 2, 4), in_channels=2))
-    losses = training.train(network, inputs, labels, config, progress=False)
+    losses = trainer.train(network, inputs, labels, config, progress=False)
     assert len(losses) == 100
     assert np.mean(losses[-10:]) < 0.85 * np.mean(losses[:10])
     # autocast computes in bfloat16 but keeps (and exports) float32 weights
@@ -25,7 +25,7 @@ def test_threshold_choice_prefers_the_separating_value():
     labels[:, 50:80] = True
     probabilities = np.where(labels, 0.7, 0.1).astype(np.float32)
     probabilities[:, 120:125] = 0.45  # a false bump only a low threshold reports
-    threshold, scores = training.choose_threshold(probabilities, labels)
+    threshold, scores = trainer.choose_threshold(probabilities, labels)
     assert 0.45 < threshold <= 0.7
     assert scores[threshold] == 1.0 and scores[0.4] < 1.0
 
@@ -35,7 +35,7 @@ def test_gap_weights_mark_only_short_gaps_between_events():
     labels[0, 10:20] = True
     labels[0, 30:40] = True   # gap 20-30: short, between two events
     labels[0, 90:95] = True   # gap 40-90: too long
-    weights = training.gap_weights(labels, span=16, weight=5.0)[0]
+    weights = trainer.gap_weights(labels, span=16, weight=5.0)[0]
     assert weights[20:30].tolist() == [5.0] * 10
     assert set(weights[:20].tolist() + weights[30:].tolist()) == {1.0}
 
@@ -52,10 +52,10 @@ def test_region_rules_respect_the_false_alarm_budget():
     probabilities[2, 200:210] = 0.3  # PD-free capture, two cycles long
     cycles = np.full(3, 2.0)
     rules = dict(min_gaps=(8,), min_lengths=(2,), cycles=cycles)
-    alone, _ = training.choose_postprocess(probabilities, labels, **rules)
+    alone, _ = trainer.choose_postprocess(probabilities, labels, **rules)
     assert alone["threshold"] <= 0.3 and alone["false_alarms_per_cycle"] == 0.5
     assert alone["f1"] == round(6 / 7, 4)
-    budget, _ = training.choose_postprocess(probabilities, labels, max_false_alarms=0.25, **rules)
+    budget, _ = trainer.choose_postprocess(probabilities, labels, max_false_alarms=0.25, **rules)
     assert budget["threshold"] > 0.3 and budget["false_alarms_per_cycle"] == 0.0
     assert budget["f1"] == 0.5
 
@@ -73,7 +73,7 @@ def test_region_rules_choose_an_extent_level_where_it_helps():
         probabilities[row, start + 10: start + 60] = 0.3  # the tail: under a decision threshold
     probabilities[2, 100:130] = 0.5  # PD-free capture: a bump a low single level reports
     cycles = np.full(3, 2.0)
-    chosen, scores = training.choose_postprocess(
+    chosen, scores = trainer.choose_postprocess(
         probabilities, labels, min_gaps=(8,), min_lengths=(2,), cycles=cycles,
         max_false_alarms=0.1, extent_thresholds=(None, 0.2))
     assert chosen["extent_threshold"] == 0.2 and chosen["threshold"] > 0.5
@@ -86,10 +86,10 @@ def test_region_rules_choose_an_extent_level_where_it_helps():
 
 def test_polarity_flips_negate_whole_crops():
     """A flipped crop is the same capture with the opposite polarity: both planes change sign."""
-    config = training.TrainConfig(batch_size=64, crop=256, edge_probability=0.0)
+    config = trainer.TrainConfig(batch_size=64, crop=256, edge_probability=0.0)
     inputs = np.abs(np.random.default_rng(0).normal(size=(4, 2, 512))).astype(np.float32) + 1.0
     labels = np.zeros((4, 512), dtype=bool)
-    x, *_ = training._batch(np.random.default_rng(1), inputs, labels, config)
+    x, *_ = trainer._batch(np.random.default_rng(1), inputs, labels, config)
     flipped = x[:, 0, 0] < 0
     assert 0 < int(flipped.sum()) < 64
     assert bool((x[flipped] < 0).all()) and bool((x[~flipped] > 0).all())
@@ -98,7 +98,7 @@ def test_polarity_flips_negate_whole_crops():
 def test_short_captures_sit_amid_zeros_with_their_labels():
     """Rows holding a short capture: the capture's planes and labels in one stretch, zeros
     around it, as a triggered window reaches the network."""
-    inputs, labels = training.make_dataset(40, 4096, seed=5, short_capture_fraction=1.0)
+    inputs, labels = trainer.make_dataset(40, 4096, seed=5, short_capture_fraction=1.0)
     for row, label in zip(inputs, labels):
         active = np.flatnonzero(np.abs(row).sum(axis=0) > 0)
         assert 0 < active.size <= 2048
@@ -108,9 +108,9 @@ def test_short_captures_sit_amid_zeros_with_their_labels():
 
 def test_an_interrupted_training_resumes_to_the_same_weights(tmp_path, monkeypatch):
     torch.set_num_threads(1)
-    monkeypatch.setattr(training, "CHECKPOINT_EVERY", 10)
-    config = training.TrainConfig(train_captures=16, capture_length=2048, crop=1024, batch_size=4, steps=25)
-    inputs, labels = training.make_dataset(16, 2048, seed=1)
+    monkeypatch.setattr(trainer, "CHECKPOINT_EVERY", 10)
+    config = trainer.TrainConfig(train_captures=16, capture_length=2048, crop=1024, batch_size=4, steps=25)
+    inputs, labels = trainer.make_dataset(16, 2048, seed=1)
 
     def run(checkpoint, stop_after=None):
         torch.manual_seed(config.seed)
@@ -126,7 +126,7 @@ def test_an_interrupted_training_resumes_to_the_same_weights(tmp_path, monkeypat
 
         monkeypatch.setattr(torch.optim.AdamW, "step", counted)
         try:
-            return network, training.train(network, inputs, labels, config, progress=False,
+            return network, trainer.train(network, inputs, labels, config, progress=False,
                                            checkpoint=checkpoint)
         finally:
             monkeypatch.setattr(torch.optim.AdamW, "step", step)
@@ -142,5 +142,5 @@ def test_an_interrupted_training_resumes_to_the_same_weights(tmp_path, monkeypat
 
 
 def test_record_configuration_ignores_removed_options():
-    config = training.TrainConfig.from_record({"steps": 7, "joined_weight": 1.0, "onset_span": [-1, 3]})
-    assert config.steps == 7 and config.batch_size == training.TrainConfig.batch_size
+    config = trainer.TrainConfig.from_record({"steps": 7, "joined_weight": 1.0, "onset_span": [-1, 3]})
+    assert config.steps == 7 and config.batch_size == trainer.TrainConfig.batch_size

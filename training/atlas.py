@@ -4,7 +4,7 @@ whatever its shape and whatever the capture's length?
 Isolated single pulses are swept over a grid and the recall is counted per cell:
 
 * **shape** (~40 rows): three parametric families, written here independently of the training
-  generator (``pdseg.synthetic`` is neither imported nor copied):
+  generator (``training.synthetic`` is neither imported nor copied):
 
   - ``exponential``: unipolar double exponential ``exp(-t/decay) - exp(-t/rise)``, rise
     0.2 / 1 / 5 samples x decay 1 / 3 / 10 / 30 / 100 samples (rise > decay skipped; rise =
@@ -70,7 +70,7 @@ from scipy.optimize import linear_sum_assignment
 from scipy.special import dawsn
 
 from pdseg.regions import DEFAULT_MIN_GAP, mask_to_regions
-from pdseg.scoring import interval_iou
+from training.scoring import interval_iou
 
 FAMILIES = ("exponential", "oscillation", "bipolar")
 EXPONENTIAL_RISES = (0.2, 1.0, 5.0)
@@ -715,8 +715,8 @@ def segmenter_detector(segmenter) -> Detector:
 
 
 def classical_detector(k: float, min_gap: int = DEFAULT_MIN_GAP) -> Detector:
-    """The classical baseline (``pdseg.classical.detect``: high-pass, ``k`` MAD sigmas)."""
-    from pdseg import classical
+    """The classical baseline (``training.classical.detect``: high-pass, ``k`` MAD sigmas)."""
+    from training import classical
 
     def detect(signals: Sequence[np.ndarray]) -> list[np.ndarray]:
         return [classical.detect(signal, k, min_gap) for signal in signals]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .preprocess import remove_carrier
-from .regions import DEFAULT_MIN_GAP, mask_to_regions
+from pdseg.preprocess import remove_carrier
+from pdseg.regions import DEFAULT_MIN_GAP, mask_to_regions
 
 MAD_TO_SIGMA = 1.4826
 

@@ -1,6 +1,6 @@
 """An evaluation generator written independently of the training generator.
 
-The network is trained on captures from ``handler/pdseg/synthetic.py``; scores measured on that
+The network is trained on captures from ``training/synthetic.py``; scores measured on that
 generator mostly measure how well the network learnt that generator. This module draws captures
 from a separately written physical model and shares no code with it (it imports only numpy and
 scipy). Use it for evaluation only: never train or tune the network, or its thresholds, on it.

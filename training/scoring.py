@@ -6,7 +6,7 @@ import dataclasses
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from .regions import mask_to_regions
+from pdseg.regions import mask_to_regions
 
 
 def interval_iou(first: np.ndarray, second: np.ndarray) -> np.ndarray:

@@ -10,9 +10,11 @@ import torch
 from torch.nn import functional as F
 from tqdm import tqdm
 
-from . import preprocess, synthetic
-from .model import UNet1D
-from .regions import mask_to_regions, probability_to_regions, reaches
+from pdseg import preprocess
+from pdseg.model import UNet1D
+from pdseg.regions import mask_to_regions, probability_to_regions, reaches
+
+from . import synthetic
 from .scoring import EventCounts, match_events, truth_events
 
 

@@ -151,7 +151,8 @@ def flops_per_window(model: nn.Module, window: int) -> int:
 
 
 def export_torchscript(model: UNet1D, path: Path, window: int = 4096) -> None:
-    """Trace, freeze (folds BatchNorm into the convolutions) and save for inference."""
+    """Trace, freeze (folds BatchNorm into the convolutions) and save for inference: what the
+    default archive carries and BaseHandler loads."""
     model = model.eval()
     example = torch.zeros(2, model.config.in_channels, window)
     with torch.no_grad():
@@ -162,9 +163,9 @@ def export_torchscript(model: UNet1D, path: Path, window: int = 4096) -> None:
 
 
 def export_onnx(model: UNet1D, path: Path, window: int = 4096) -> None:
-    """ONNX export with free batch and width axes, for ONNX Runtime (what the server runs:
-    1.4x the pure-inference speed of frozen TorchScript here, same probabilities to 1e-5,
-    docs/benchmarks.md). Needs the ``onnx`` package, a build-time dependency only."""
+    """ONNX export with free batch and width axes, for ONNX Runtime (archives built with
+    ``make archive RUNTIME=onnx``; docs/benchmarks.md compares the runtimes). Needs the ``onnx``
+    package, a build-time dependency only."""
     model = model.eval()
     example = torch.zeros(2, model.config.in_channels, window)
     path.parent.mkdir(parents=True, exist_ok=True)
