@@ -94,7 +94,7 @@ RUN set -eu; \
         "$t/lib/libbackend_with_compiler.so" "$t/lib/libaoti_custom_ops.so"; \
     find "$t/bin" -mindepth 1 -maxdepth 1 ! -name torch_shm_manager -exec rm -rf {} +; \
     strip --strip-unneeded "$t"/lib/*.so* "$t/bin/torch_shm_manager"; \
-    /opt/venv/bin/python -c "import torch, onnxruntime, numpy, scipy.signal, scipy.optimize, matplotlib, PIL, yaml, psutil, ts"
+    /opt/venv/bin/python -c "import torch, onnxruntime, numpy, scipy.signal, scipy.optimize, matplotlib, PIL, yaml, psutil, redis, ts"
 
 # ---------------------------------------------------------------------------------------
 FROM ${BASE_IMAGE} AS jre

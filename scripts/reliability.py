@@ -63,6 +63,8 @@ MEMORY_BUDGET_MIB = 1024  # one worker's peak RSS, shipped settings (k8s/base/de
 # config/*.properties) and ~96 for threads and the JVM itself.
 FRONTEND_BUDGET_MIB = 832
 TIME_BUDGET_S = 5.0  # the worst single request, one core
+# Requests whose answer must come from analysis, not from the result cache (docs/cache.md).
+FRESH = {"Cache-Control": "no-cache"}
 RSS_GROWTH_LIMIT = 0.05  # soak, after warm-up
 CHECKS = ("properties", "corpus", "batch", "slow", "soak", "kill", "worst")
 CONTAINER_CHECKS = ("kill", "worst")
@@ -360,10 +362,12 @@ def check_batch_mates(target: LocalTarget, rounds: int = 3) -> tuple[dict, list[
         ]
         bad = [cases[name] for name in bad_sets[number % len(bad_sets)]]
         alone = [target.post(**kwargs) for kwargs in good]
-        mixed = [item for pair in zip(good, [{"data": c.body, "headers": c.headers} for c in bad]) for item in pair]
+        # Analysed again, not answered from the result cache that `alone` just filled.
+        fresh = [kwargs | {"headers": kwargs["headers"] | FRESH} for kwargs in good]
+        mixed = [item for pair in zip(fresh, [{"data": c.body, "headers": c.headers} for c in bad]) for item in pair]
         before = _settled(target.batches_received)
         with ThreadPoolExecutor(max_workers=len(mixed) + 1) as pool:
-            busy = pool.submit(target.post, data=blocker, headers={"Content-Type": "application/x-npy"})
+            busy = pool.submit(target.post, data=blocker, headers={"Content-Type": "application/x-npy"} | FRESH)
             time.sleep(0.3)
             futures = [pool.submit(target.post, **kwargs) for kwargs in mixed]
             together = [future.result() for future in futures]
@@ -654,7 +658,7 @@ def check_worst(target: Target, limits: WorkLimits, batch: int = 8, burst: int =
     rng = np.random.default_rng(8)
     largest = limits.max_work - limits.signal_overhead
     short_json = json.dumps({"signal": np.round(rng.standard_normal(largest), 2).tolist()}).encode()
-    blocker = {"data": _npy(rng.standard_normal(largest)), "headers": {"Content-Type": "application/x-npy"}}
+    blocker = {"data": _npy(rng.standard_normal(largest)), "headers": {"Content-Type": "application/x-npy"} | FRESH}
     pid = target.worker_pid()
     counter = getattr(target, "batches_received", None)
     batches_before = _settled(counter) if counter else None
@@ -662,7 +666,7 @@ def check_worst(target: Target, limits: WorkLimits, batch: int = 8, burst: int =
         started = time.monotonic()
         first = pool.submit(target.post, timeout=600, **blocker)
         time.sleep(0.5)
-        rest = [pool.submit(target.post, timeout=600, data=short_json, headers={"Content-Type": "application/json"})
+        rest = [pool.submit(target.post, timeout=600, data=short_json, headers={"Content-Type": "application/json"} | FRESH)
                 for _ in range(batch)]
         statuses = [future.result().status_code for future in [first, *rest]]
         seconds = time.monotonic() - started
@@ -680,6 +684,7 @@ def check_worst(target: Target, limits: WorkLimits, batch: int = 8, burst: int =
     # A burst of the largest bodies the frontend accepts: more than its direct-buffer memory
     # (as large as its heap, -Xmx) holds. TorchServe answers the excess 507 and carries on.
     description, kwargs = worst_requests(limits)[0]
+    kwargs = kwargs | {"headers": kwargs.get("headers", {}) | FRESH}  # its answer is in the result cache
     with ThreadPoolExecutor(max_workers=burst) as pool:
         futures = [pool.submit(target.post, timeout=600, **kwargs) for _ in range(burst)]
         burst_statuses = []

@@ -16,6 +16,8 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "quick"))
 
 REAL_CAPTURES = ROOT.parent / "shared" / "data" / "real_pd_signals.npy"
 ARCHIVE = ROOT / "model_store" / "pd_segmenter.mar"
+# The servers under test keep no shared cache a developer's shell may point at (docs/cache.md).
+ISOLATED = {"PD_CACHE_URL": ""}
 
 
 @pytest.fixture(scope="session")
@@ -23,7 +25,7 @@ def server():
     """One real TorchServe for the integration tests, on free loopback ports."""
     if not ARCHIVE.is_file():
         pytest.fail(f"{ARCHIVE} is missing: `make test` builds it (make archive)")
-    with LocalServer() as running:
+    with LocalServer(environment=ISOLATED) as running:
         yield running
 
 
@@ -37,10 +39,10 @@ def onnx_model_store(tmp_path_factory) -> Path:
     return store
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def onnx_server(onnx_model_store):
-    """A second real TorchServe, serving the ONNX archive."""
-    with LocalServer(model_store=onnx_model_store) as running:
+    """A second real TorchServe, serving the ONNX archive (for one module's tests)."""
+    with LocalServer(model_store=onnx_model_store, environment=ISOLATED) as running:
         yield running
 
 

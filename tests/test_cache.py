@@ -452,3 +452,14 @@ def test_server_with_redis_shares_answers_and_survives_redis_stopping(redis_serv
         lost = [line for line in lines if "result cache: Redis at" in line and "failed" in line]
         assert len(lost) == 1, lost
         assert "redis://" not in model_log(server)  # the URL (it may carry a password) is not logged
+
+
+def test_unreadable_settings_fall_back_to_defaults_and_the_worker_starts(caplog):
+    """A cache is not worth a worker that cannot start: settings that are not numbers, or a
+    URL whose client cannot be built, leave the defaults and one log line."""
+    environ = {cache_mod.MAX_BYTES_VARIABLE: "64Mi", cache_mod.URL_VARIABLE: "redis://[::1"}
+    with caplog.at_level(logging.ERROR):
+        cache = cache_mod.ResultCache.from_settings({"ttl_s": None, "max_entry_bytes": "lots"}, "m", environ)
+    assert cache.local is not None and cache.local.max_bytes == cache_mod.DEFAULT_MAX_BYTES
+    assert cache.remote is None and cache.max_entry_bytes == cache_mod.DEFAULT_MAX_ENTRY_BYTES
+    assert any("64Mi" in record.getMessage() for record in caplog.records)

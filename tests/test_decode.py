@@ -90,6 +90,8 @@ def test_multipart_file_and_option_fields():
     ({"body": npy_bytes(np.zeros(10))[:-8]}, "application/x-npy", 400, "promises"),
     ({"body": npy_bytes(np.array([True, False]))}, "application/x-npy", 400, "not an integer"),
     ({"body": "1_000,2"}, "text/csv", 400, "plain numbers"),
+    ({"body": npy_bytes(np.array([1.0, -1e300, 2.0]))}, "application/x-npy", 400, "sample 1 is -1e+300"),
+    ({"body": {"signal": [0.0, 1e101]}}, "application/json", 400, "magnitudes above 1e+100"),
 ])
 def test_bad_input_names_the_problem(row, content_type, status, words):
     with pytest.raises(InputError) as caught:

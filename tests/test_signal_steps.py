@@ -258,3 +258,33 @@ def test_a_short_window_of_a_steep_carrier_keeps_no_trend():
         sigma = max(preprocess.difference_noise(raw), 1.0)
         residual = raw - preprocess.short_signal_trend(raw, sigma)
         assert np.abs(residual).max() < 6.0, (length, np.abs(residual).max())
+
+
+@pytest.mark.parametrize("raw", [np.zeros(50), np.full(50, 3.0), np.full(7, 1e-310), np.zeros(1),
+                                 np.r_[np.zeros(40), 1.0, np.zeros(20)], 1e99 * np.sin(np.arange(300.0))])
+def test_odd_short_signals_condition_to_finite_input(raw):
+    """Constant, subnormal, one-sample, single-spike and huge short signals: finite network
+    input, no warning (the trend is fitted in units of the signal's magnitude)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        conditioned = preprocess.condition(raw)
+    assert np.all(np.isfinite(conditioned.network_input)) and conditioned.scale > 0
+
+
+@pytest.mark.parametrize("cutoff", [0.2, 0.1, 0.05])
+def test_band_limited_noise_in_a_short_signal_keeps_its_scale(cutoff):
+    """Low-passed noise has next to no third differences: the short-signal noise estimate does
+    not take them for its floor (which made the scale 0.008-0.27 of the noise's rms and the
+    noise stand 10-100 scales tall); nothing stands out of it."""
+    from scipy import signal as sps
+
+    rng = np.random.default_rng(int(cutoff * 100))
+    sos = sps.butter(6, cutoff, fs=1.0, output="sos")
+    for length in (128, 256, 900):
+        noise = sps.sosfilt(sos, rng.normal(size=length + 2000))[2000:]
+        noise /= noise.std()
+        conditioned = preprocess.condition(noise + carrier(length, amplitude=1e3))
+        tallest = float(np.abs(conditioned.filtered).max() / conditioned.scale)
+        assert conditioned.scale > 0.25 and tallest < 6.0, (length, conditioned.scale, tallest)

@@ -227,6 +227,9 @@ class RedisStore:
         # waiting per request while Redis is down. One attempt, then the back-off below.
         self.client = redis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s,
                                            retry=Retry(NoBackoff(), 0), health_check_interval=0)
+        # Answers are bytes: a URL asking for decoded responses (its options win over the
+        # arguments above) would turn every hit into a miss.
+        self.client.connection_pool.connection_kwargs["decode_responses"] = False
         self.resume_at = 0.0  # while the clock is before this, Redis is not asked
         self.failing = False
 
@@ -291,19 +294,31 @@ class ResultCache:
         worker tier), so an operator can size it to the pod without rebuilding the archive."""
         environ = os.environ if environ is None else environ
         settings = settings or {}
-        max_bytes = int(environ.get(MAX_BYTES_VARIABLE) or settings.get("max_bytes", DEFAULT_MAX_BYTES))
+
+        # A cache is not worth a worker that cannot start: a setting that cannot be read falls
+        # back to its default, and the log says so once.
+        def setting(name: str, variable: str | None, default: float) -> float:
+            given = (environ.get(variable) if variable else None) or settings.get(name)
+            if given is None:
+                return default
+            try:
+                return float(given)
+            except (TypeError, ValueError):
+                logger.error("result cache: %s=%r is not a number; using %g", variable or name, given, default)
+                return default
+
+        max_bytes = int(setting("max_bytes", MAX_BYTES_VARIABLE, DEFAULT_MAX_BYTES))
         url = (environ.get(URL_VARIABLE) or "").strip()
         remote = None
         if url:
             try:
-                remote = RedisStore(url, ttl_s=float(settings.get("ttl_s", DEFAULT_TTL_S)),
-                                    timeout_s=float(settings.get("redis_timeout_ms", DEFAULT_REDIS_TIMEOUT_MS)) / 1000,
-                                    retry_s=float(settings.get("redis_retry_s", DEFAULT_REDIS_RETRY_S)))
-            except ValueError as error:
-                # A cache is not worth a worker that cannot start: serve, and say why once.
-                logger.error("result cache: no Redis tier (%s); running without it", error)
+                remote = RedisStore(url, ttl_s=setting("ttl_s", None, DEFAULT_TTL_S),
+                                    timeout_s=setting("redis_timeout_ms", None, DEFAULT_REDIS_TIMEOUT_MS) / 1000,
+                                    retry_s=setting("redis_retry_s", None, DEFAULT_REDIS_RETRY_S))
+            except Exception as error:  # noqa: BLE001 - a bad URL, a missing client library
+                logger.error("result cache: no Redis tier (%s: %s); running without it", type(error).__name__, error)
         cache = cls(model_identity, LruStore(max_bytes), remote,
-                    int(settings.get("max_entry_bytes", DEFAULT_MAX_ENTRY_BYTES)))
+                    int(setting("max_entry_bytes", None, DEFAULT_MAX_ENTRY_BYTES)))
         local = f"{max_bytes / 2**20:g} MiB" if cache.local is not None else "none"
         shared = f", Redis at {remote.where} (entries expire after {remote.ttl_s} s)" if remote is not None else ""
         logger.info("result cache: %s in the worker%s", local, shared)

@@ -41,6 +41,8 @@ NPY_MAGIC = b"\x93NUMPY"
 OPTION_FIELDS = ("threshold", "samples_per_cycle", "sampling_rate_hz", "power_frequency_hz")
 # {"signals": [[...]]} is two arrays deep inside one object; anything deeper is not ours.
 MAX_JSON_DEPTH = 3
+# Squares of larger values overflow float64 in the noise estimates; no recorder comes close.
+MAX_MAGNITUDE = 1e100
 FORM_TYPE = "application/x-www-form-urlencoded"
 SUPPORTED_TYPES = ("application/json, application/x-npy, text/csv, application/octet-stream "
                    "or multipart/form-data")
@@ -179,6 +181,10 @@ def _finite_signal(values: Any, where: str) -> np.ndarray:
     if not np.all(np.isfinite(array)):
         bad = int(np.flatnonzero(~np.isfinite(array))[0])
         raise InputError(f"{where}: sample {bad} is NaN or infinite")
+    if np.max(np.abs(array)) > MAX_MAGNITUDE:
+        bad = int(np.argmax(np.abs(array)))
+        raise InputError(f"{where}: sample {bad} is {array[bad]:g}; magnitudes above {MAX_MAGNITUDE:g} "
+                         "are not supported (rescale the signal: its regions do not depend on its units)")
     return array
 
 

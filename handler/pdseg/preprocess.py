@@ -12,6 +12,7 @@ the capture's units (×0.5 or ×2 gives the same regions).
 from __future__ import annotations
 
 import dataclasses
+import math
 from functools import lru_cache
 
 import numpy as np
@@ -27,7 +28,8 @@ HIGHPASS_ORDER = 4
 NOISE_BLOCK = 64  # samples per block in the noise-floor estimate
 NOISE_QUANTILE = 0.2  # the quietest fifth of blocks defines the floor
 FEW_BLOCKS = 16  # below this many blocks the noise estimate also asks the third differences
-DIFFERENCE_NOISE_REACH = 1.5  # ... and is kept within this factor of theirs
+DIFFERENCE_NOISE_REACH = 1.5  # ... and is kept within this factor of theirs ...
+WHITE_NOISE_RATIO = 0.5  # ... where they show at least this share of what first differences do
 # A floor on the noise scale relative to the raw signal's magnitude: float32 captures of a
 # 1e6 carrier cannot resolve less than ~0.1, so residues below that are not signal.
 RELATIVE_NOISE_FLOOR = 1e-6
@@ -67,14 +69,16 @@ def carrier_baseline(raw: np.ndarray) -> np.ndarray:
     return baseline
 
 
-def difference_noise(values: np.ndarray) -> float:
-    """The rms of white noise in ``values`` from the MAD of its third differences: a carrier
-    (even 1e6 times the noise at a 2,500-sample period) and slow pulses barely move third
-    differences, and a short pulse moves only a few of them."""
+def difference_noise(values: np.ndarray, order: int = 3) -> float:
+    """The rms of white noise in ``values`` from the MAD of its differences of ``order``: a
+    carrier (even 1e6 times the noise at a 2,500-sample period) and slow pulses barely move
+    third differences, and a short pulse moves only a few of them. Band-limited noise has
+    fewer differences the higher their order (white noise the same at every order)."""
     if values.size < 8:
         return 0.0
-    third = np.diff(values, 3)
-    return float(1.4826 * np.median(np.abs(third - np.median(third))) / np.sqrt(20.0))
+    differences = np.diff(values, order)
+    spread = 1.4826 * np.median(np.abs(differences - np.median(differences)))
+    return float(spread / np.sqrt(math.comb(2 * order, order)))
 
 
 def robust_trend(raw: np.ndarray, degree: int, sigma: float,
@@ -144,8 +148,13 @@ def remove_carrier(raw: np.ndarray, cutoff: float = HIGHPASS_CUTOFF) -> np.ndarr
     sos = _highpass_sos(cutoff, HIGHPASS_ORDER)
     if raw.size < SHORT_SIGNAL:
         magnitude = float(np.max(np.abs(raw)))
-        sigma = max(difference_noise(raw), RELATIVE_NOISE_FLOOR * magnitude, np.finfo(np.float64).tiny)
-        quiet = raw - short_signal_trend(raw, sigma)
+        if magnitude == 0.0 or np.ptp(raw) == 0.0:
+            return np.zeros_like(raw)  # a constant: no trend to fit, nothing left after it
+        # The fit runs in units of the signal's magnitude (its result does not depend on them),
+        # so that neither subnormal nor huge values reach the solver.
+        unit = raw / magnitude
+        sigma = max(difference_noise(unit), RELATIVE_NOISE_FLOOR)
+        quiet = (unit - short_signal_trend(unit, sigma)) * magnitude
         # What the trend left at the ends (a steep carrier that a cubic does not quite follow)
         # continues as a level, so that the filters see no step there.
         first, last = (float(np.median(end)) for end in (quiet[:EDGE_LEVEL_SAMPLES], quiet[-EDGE_LEVEL_SAMPLES:]))
@@ -195,10 +204,13 @@ def noise_scale(filtered: np.ndarray, raw_magnitude: float, quantum: float = 0.0
         estimate = float(np.quantile(block_rms, NOISE_QUANTILE))
     else:
         estimate = float(1.4826 * np.median(np.abs(filtered - np.median(filtered))))
-    if filtered.size < FEW_BLOCKS * NOISE_BLOCK:
+    if 8 <= filtered.size < FEW_BLOCKS * NOISE_BLOCK:
         # Too few blocks for a quiet one to be sure: a pulse filling most of a short window
-        # would pass for noise. Its third differences still show the noise.
-        estimate = min(estimate, DIFFERENCE_NOISE_REACH * difference_noise(filtered)) if filtered.size >= 8 else estimate
+        # would pass for noise. Where the noise is white, its third differences still show it
+        # (band-limited noise has next to none: there they would take it for a pulse's floor).
+        third = difference_noise(filtered)
+        if third >= WHITE_NOISE_RATIO * difference_noise(filtered, order=1):
+            estimate = min(estimate, DIFFERENCE_NOISE_REACH * third)
     return max(estimate, floor)
 
 
