@@ -23,7 +23,7 @@ from ts.torch_handler.base_handler import BaseHandler
 from pdseg import prpd
 from pdseg.cache import ResultCache, cache_directives, model_identity
 from pdseg.decode import InputError, WorkLimits, answer_type, decode_request, work_groups
-from pdseg.model import OnnxNetwork
+from pdseg.model import OnnxNetwork, TorchThreads
 from pdseg.pipeline import Segmenter
 
 logger = logging.getLogger(__name__)
@@ -66,15 +66,16 @@ class PDSegmenterHandler(BaseHandler):
         # The network's intra-op threads; PD_TORCH_THREADS lets an operator match them to the
         # pod's CPU limit without rebuilding the archive.
         threads = int(os.environ.get("PD_TORCH_THREADS") or settings.get("torch_threads", os.cpu_count() or 1))
+        # Network calls on fewer samples than this run on one thread (tail latency on a small
+        # pod, docs/benchmarks.md).
+        parallel_from = int(os.environ.get("PD_PARALLEL_FROM_SAMPLES") or settings.get("parallel_from_samples", 0))
         torch.set_num_threads(max(1, threads))
         # BaseHandler loads the archive's serialized file: frozen TorchScript by default, or an
-        # ONNX graph (make archive RUNTIME=onnx), for which it opens an ONNX Runtime session.
+        # ONNX graph (make archive RUNTIME=onnx), for which it opens an ONNX Runtime session ...
         super().initialize(context)
-        if not isinstance(self.model, torch.nn.Module):
-            # ... whose threads are one per host CPU: ours follow the archive's settings, and
-            # small calls run on one (a second thread's wait there holds up the frontend and
-            # the next batch on a small pod: tail latency, docs/benchmarks.md).
-            parallel_from = int(os.environ.get("PD_PARALLEL_FROM_SAMPLES") or settings.get("parallel_from_samples", 0))
+        if isinstance(self.model, torch.nn.Module):
+            self.model = TorchThreads(self.model, threads, parallel_from)
+        else:  # ... whose threads are one per host CPU: ours follow the archive's settings.
             self.model = OnnxNetwork(self.model_pt_path, threads, parallel_from)
         model_dir = context.system_properties["model_dir"]
         with open(os.path.join(model_dir, RECORD_FILE)) as handle:

@@ -244,7 +244,7 @@ def _failures(result: atlas.AtlasResult, minimum: float) -> str:
 
 
 # The goal of issue #14, not met by the shipped model: it fails in the 64- and 256-sample
-# captures, on pulses whose truth fills much of the capture (docs/model-card.md, "Pulse atlas"
+# captures, on pulses whose truth covers most of the capture or runs past its end (docs/model-card.md, "Pulse atlas"
 # and "Known failure modes"). Strict: the day it passes, the marker must go.
 @pytest.mark.xfail(strict=True, reason="issue #14 open: 64-256-sample captures (model card)")
 def test_served_model_finds_every_isolated_pulse_at_30_db(segmenter):
@@ -289,7 +289,7 @@ def test_served_model_keeps_the_atlas_recall_it_shipped_with(segmenter):
     config = atlas.AtlasConfig(snrs_db=(30.0,), lengths=ATLAS_LENGTHS, trials=ATLAS_TRIALS)
     result = atlas.run_atlas(atlas.segmenter_detector(segmenter), config, min_gap=segmenter.min_gap)
     by_length = dict(zip(result.table("length")["rows"], (row[0] for row in result.table("length")["recall"])))
-    floors = {"64": 0.40, "256": 0.78, "1,024": 0.97, "8,192": 0.97, "65,536": 0.97}
+    floors = {"64": 0.68, "256": 0.88, "1,024": 0.97, "8,192": 0.97, "65,536": 0.97}
     assert {row: by_length[row] >= floor for row, floor in floors.items()} == dict.fromkeys(floors, True), by_length
 
 

@@ -54,7 +54,7 @@ def test_the_archive_carries_torchscript_weights_and_exactly_the_handler_code(ha
     assert {name for name in names if name.endswith(".py")} == code
     assert {"pd_segmenter.pt", "pd_segmenter.json", "model-config.yaml", "MAR-INF/MANIFEST.json"} <= names
     assert not {name for name in names if name.endswith((".onnx", ".state.pt"))}
-    assert isinstance(handler.model, torch.jit.ScriptModule)
+    assert isinstance(handler.model.module, torch.jit.ScriptModule)  # BaseHandler's, on our threads
     settings = yaml.safe_load((handler.model_dir / "model-config.yaml").read_text())["handler"]
     assert torch.get_num_threads() == settings["torch_threads"]
     record = json.loads((handler.model_dir / "pd_segmenter.json").read_text())
@@ -139,11 +139,12 @@ def test_custom_metrics_are_emitted(handler, caplog):
         assert value(stage) > 0
 
 
-def test_small_batches_run_on_one_thread_large_ones_on_all(onnx_handler, real_captures):
-    """The ONNX archive (make archive RUNTIME=onnx) with parallel_from_samples
-    (model-config.yaml): a network call on fewer samples runs on a one-thread session, a larger
-    one on torch_threads; the regions do not depend on which."""
-    handler = onnx_handler
+@pytest.mark.parametrize("runtime", ["torchscript", "onnx"])
+def test_small_batches_run_on_one_thread_large_ones_on_all(runtime, request, real_captures):
+    """parallel_from_samples (model-config.yaml), in both archives: a network call on fewer
+    samples runs on one thread, a larger one on torch_threads; the regions do not depend on
+    which."""
+    handler = request.getfixturevalue("handler" if runtime == "torchscript" else "onnx_handler")
     network = handler.model
     assert network.threads == 2 and network.parallel_from_samples == 131072
     headers = [{"Content-Type": "application/x-npy", "Cache-Control": "no-cache"}]  # every call analysed

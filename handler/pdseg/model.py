@@ -176,6 +176,27 @@ def export_onnx(model: UNet1D, path: Path, window: int = 4096) -> None:
                                         "probability": {0: "windows", 1: "width"}})
 
 
+class TorchThreads:
+    """A TorchScript network called on ``threads`` torch threads, or on one for calls on fewer
+    than ``parallel_from_samples`` samples: their convolutions are too short for a second
+    thread to pay, and on a small pod its wait holds up the frontend and the next batch (tail
+    latency, docs/benchmarks.md). The module itself is BaseHandler's, unchanged."""
+
+    def __init__(self, module: torch.nn.Module, threads: int = 1, parallel_from_samples: int = 0) -> None:
+        self.module = module
+        self.threads = max(1, int(threads))
+        self.parallel_from_samples = int(parallel_from_samples)
+        self.calls_by_threads: dict[int, int] = {}  # how many calls ran on how many threads
+
+    def __call__(self, windows: torch.Tensor) -> torch.Tensor:
+        small = windows.shape[0] * windows.shape[-1] < self.parallel_from_samples
+        threads = 1 if small else self.threads
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
+        self.calls_by_threads[threads] = self.calls_by_threads.get(threads, 0) + 1
+        return self.module(windows)
+
+
 class OnnxNetwork:
     """An ONNX Runtime session called like the torch network: ``(windows, channels, width)``
     float32 tensor in, ``(windows, width)`` probabilities out.

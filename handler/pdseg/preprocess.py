@@ -187,23 +187,33 @@ def quantisation_step(raw: np.ndarray) -> float:
     return step if np.mean(on_grid) >= GRID_SHARE else 0.0
 
 
-def noise_scale(filtered: np.ndarray, raw_magnitude: float, quantum: float = 0.0) -> float:
-    """Robust noise level of a carrier-free signal: the RMS of its quietest blocks, and at
-    least half an ADC step ``quantum``.
-
-    PD bursts with long ringing can cover more than half of a capture, which would inflate a
-    plain MAD; the quiet stretches between bursts still show the true noise floor. A
-    few-bit capture can be exactly flat between pulses, and one step there is no pulse."""
-    floor = max(RELATIVE_NOISE_FLOOR * raw_magnitude, 0.5 * quantum, np.finfo(np.float64).tiny)
-    if filtered.size == 0:
-        return floor
+def block_noise(filtered: np.ndarray) -> float:
+    """The RMS of the quietest fifth of a carrier-free signal's 64-sample blocks (the MAD for
+    signals of fewer than four blocks): PD bursts with long ringing can cover more than half
+    of a capture, which would inflate a plain MAD; the quiet stretches between bursts still
+    show the true noise floor."""
     blocks = filtered.size // NOISE_BLOCK
     if blocks >= 4:
         trimmed = filtered[: blocks * NOISE_BLOCK].reshape(blocks, NOISE_BLOCK)
         block_rms = np.sqrt(np.mean(trimmed**2, axis=1))
-        estimate = float(np.quantile(block_rms, NOISE_QUANTILE))
-    else:
-        estimate = float(1.4826 * np.median(np.abs(filtered - np.median(filtered))))
+        return float(np.quantile(block_rms, NOISE_QUANTILE))
+    return float(1.4826 * np.median(np.abs(filtered - np.median(filtered))))
+
+
+def noise_floor(raw_magnitude: float, quantum: float = 0.0) -> float:
+    """The least noise scale a capture can have: what float32 resolves of its magnitude, and
+    half its ADC step ``quantum`` (a few-bit capture can be exactly flat between pulses, and
+    one step there is no pulse)."""
+    return max(RELATIVE_NOISE_FLOOR * raw_magnitude, 0.5 * quantum, np.finfo(np.float64).tiny)
+
+
+def noise_scale(filtered: np.ndarray, raw_magnitude: float, quantum: float = 0.0) -> float:
+    """Robust noise level of a carrier-free signal: :func:`block_noise`, and at least
+    :func:`noise_floor`."""
+    floor = noise_floor(raw_magnitude, quantum)
+    if filtered.size == 0:
+        return floor
+    estimate = block_noise(filtered)
     if 8 <= filtered.size < FEW_BLOCKS * NOISE_BLOCK:
         # Too few blocks for a quiet one to be sure: a pulse filling most of a short window
         # would pass for noise. Where the noise is white, its third differences still show it
@@ -252,12 +262,15 @@ class Conditioned:
         return int(self.raw.size)
 
 
+def network_planes(filtered: np.ndarray, scale: float) -> np.ndarray:
+    """The planes of :data:`PLANES`, in that order, float32 ``(channels, length)``."""
+    return np.stack((compress(filtered / scale), relative_to_local_peak(filtered, scale))).astype(np.float32)
+
+
 def condition(raw: np.ndarray) -> Conditioned:
-    """The network input of one signal: the planes of :data:`PLANES`, in that order."""
+    """The network input of one signal."""
     raw = np.asarray(raw, dtype=np.float64)
     filtered = remove_carrier(raw)
     magnitude = float(np.max(np.abs(raw))) if raw.size else 0.0
     scale = noise_scale(filtered, magnitude, quantisation_step(raw))
-    planes = (compress(filtered / scale), relative_to_local_peak(filtered, scale))
-    return Conditioned(raw=raw, filtered=filtered, scale=scale,
-                       network_input=np.stack(planes).astype(np.float32))
+    return Conditioned(raw=raw, filtered=filtered, scale=scale, network_input=network_planes(filtered, scale))
