@@ -537,7 +537,10 @@ def check_soak(target: LocalTarget, workdir: Path, seconds: int = 60, warmup: in
         figures[part] = {"rss_first_10s_mib": first, "rss_last_10s_mib": last,
                          "floor_first_10s_mib": first_floor, "floor_last_10s_mib": last_floor,
                          "growth": round(growth, 4), "max_mib": round(max(s[part] for _, s in samples), 1)}
-        if growth >= RSS_GROWTH_LIMIT:
+        # The frontend's JVM grows its heap towards -Xmx over the first minutes of traffic (266 ->
+        # 294 MiB in one run whose predecessor held 300-302 MiB throughout) and cannot pass its
+        # heap and direct-memory caps: its bound is the budget below. The workers have no cap.
+        if part == "workers" and growth >= RSS_GROWTH_LIMIT:
             failures.append(f"soak: {part} RSS floor grew {growth:.1%} ({first_floor} -> {last_floor} MiB)")
     if figures["frontend"]["max_mib"] > FRONTEND_BUDGET_MIB:
         failures.append(f"soak: frontend RSS {figures['frontend']['max_mib']} MiB, over {FRONTEND_BUDGET_MIB}")
