@@ -4,14 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from pdseg.preprocess import remove_carrier
+from pdseg.preprocess import mad_sigma, remove_carrier
 from pdseg.regions import DEFAULT_MIN_GAP, mask_to_regions
-
-MAD_TO_SIGMA = 1.4826
-
-
-def mad_sigma(filtered: np.ndarray) -> float:
-    return float(MAD_TO_SIGMA * np.median(np.abs(filtered - np.median(filtered))))
 
 
 def detect(raw: np.ndarray, k: float, min_gap: int = DEFAULT_MIN_GAP) -> np.ndarray:

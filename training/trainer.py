@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from scipy import signal as sps
 from torch.nn import functional as F
 from tqdm import tqdm
 
@@ -95,12 +94,8 @@ def condition_short_capture(raw: np.ndarray) -> preprocess.Conditioned:
     every row) found 0.61 / 0.87 of the atlas's pulses in 64 / 256-sample captures at 30 dB,
     these 0.75 / 0.94, and scored 0.02-0.03 lower on the independent set (docs/model-card.md,
     Training). The fainter short pulses seen in training make the served ones easy."""
-    raw = np.asarray(raw, dtype=np.float64)
-    sos = preprocess._highpass_sos(preprocess.HIGHPASS_CUTOFF, preprocess.HIGHPASS_ORDER)
-    if raw.size < 3 * (2 * len(sos) + 1) + 1:  # too short for sosfiltfilt's padding
-        filtered = raw - raw.mean()
-    else:
-        filtered = sps.sosfiltfilt(sos, raw - preprocess.carrier_baseline(raw))
+    raw = np.asarray(raw, dtype=np.float64)  # 64 samples or more: long enough for both steps
+    filtered = preprocess.baseline_and_highpass(raw)
     magnitude = float(np.max(np.abs(raw)))
     scale = max(preprocess.block_noise(filtered), preprocess.noise_floor(magnitude, preprocess.quantisation_step(raw)))
     return preprocess.Conditioned(raw=raw, filtered=filtered, scale=scale,

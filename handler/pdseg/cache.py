@@ -36,6 +36,10 @@ import urllib.parse
 from pathlib import Path
 from typing import Any, Mapping
 
+# The decoders read only the media type; a multipart boundary differs between two uploads of
+# the same file and must not split their keys.
+from .decode import base_type
+
 logger = logging.getLogger(__name__)
 
 # Shipped defaults; config/model-config.yaml (handler: cache:) repeats them.
@@ -57,12 +61,6 @@ MAX_BYTES_VARIABLE = "PD_CACHE_MAX_BYTES"
 JSON_TAG, BYTES_TAG = b"J", b"B"
 
 
-def _media_type(content_type: str | None) -> str:
-    # The decoders read only the media type (pdseg.decode.base_type); a multipart boundary
-    # differs between two uploads of the same file and must not split their keys.
-    return (content_type or "").split(";")[0].strip().lower()
-
-
 def request_key(row: Mapping[str, Any], content_type: str | None, answer_type: str,
                 model_identity: str) -> bytes | None:
     """The key of one TorchServe request row, or None when a field is of a kind that has no
@@ -78,7 +76,7 @@ def request_key(row: Mapping[str, Any], content_type: str | None, answer_type: s
 
     part(b"F", KEY_FORMAT)
     part(b"M", model_identity.encode("utf-8"))
-    part(b"T", _media_type(content_type).encode("utf-8", "surrogatepass"))
+    part(b"T", base_type(content_type).encode("utf-8", "surrogatepass"))
     part(b"A", answer_type.encode("utf-8"))
     for name in sorted(row, key=str):
         value = row[name]

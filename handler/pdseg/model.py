@@ -176,28 +176,39 @@ def export_onnx(model: UNet1D, path: Path, window: int = 4096) -> None:
                                         "probability": {0: "windows", 1: "width"}})
 
 
-class TorchThreads:
-    """A TorchScript network called on ``threads`` torch threads, or on one for calls on fewer
-    than ``parallel_from_samples`` samples: their convolutions are too short for a second
-    thread to pay, and on a small pod its wait holds up the frontend and the next batch (tail
-    latency, docs/benchmarks.md). The module itself is BaseHandler's, unchanged."""
+class ThreadPolicy:
+    """How many intra-op threads a network call gets: ``threads``, or one for calls on fewer than
+    ``parallel_from_samples`` samples, whose convolutions are too short for a second thread to
+    pay; on a small pod its wait holds up the frontend and the next batch (tail latency,
+    docs/benchmarks.md). ``calls_by_threads`` counts the calls made on each."""
 
-    def __init__(self, module: torch.nn.Module, threads: int = 1, parallel_from_samples: int = 0) -> None:
-        self.module = module
+    def __init__(self, threads: int = 1, parallel_from_samples: int = 0) -> None:
         self.threads = max(1, int(threads))
         self.parallel_from_samples = int(parallel_from_samples)
-        self.calls_by_threads: dict[int, int] = {}  # how many calls ran on how many threads
+        self.calls_by_threads: dict[int, int] = {}
+
+    def threads_for(self, windows) -> int:
+        threads = 1 if windows.shape[0] * windows.shape[-1] < self.parallel_from_samples else self.threads
+        self.calls_by_threads[threads] = self.calls_by_threads.get(threads, 0) + 1
+        return threads
+
+
+class TorchThreads(ThreadPolicy):
+    """A TorchScript network (the module BaseHandler loaded, unchanged) on torch threads by the
+    :class:`ThreadPolicy`."""
+
+    def __init__(self, module: torch.nn.Module, threads: int = 1, parallel_from_samples: int = 0) -> None:
+        super().__init__(threads, parallel_from_samples)
+        self.module = module
 
     def __call__(self, windows: torch.Tensor) -> torch.Tensor:
-        small = windows.shape[0] * windows.shape[-1] < self.parallel_from_samples
-        threads = 1 if small else self.threads
+        threads = self.threads_for(windows)
         if torch.get_num_threads() != threads:
             torch.set_num_threads(threads)
-        self.calls_by_threads[threads] = self.calls_by_threads.get(threads, 0) + 1
         return self.module(windows)
 
 
-class OnnxNetwork:
+class OnnxNetwork(ThreadPolicy):
     """An ONNX Runtime session called like the torch network: ``(windows, channels, width)``
     float32 tensor in, ``(windows, width)`` probabilities out.
 
@@ -206,14 +217,12 @@ class OnnxNetwork:
     than it saves. Spinning is off: an idle pool thread sleeps instead of holding a core."""
 
     def __init__(self, path: str | Path, threads: int = 1, parallel_from_samples: int = 0) -> None:
-        self.threads = max(1, int(threads))
-        self.parallel_from_samples = int(parallel_from_samples)
+        super().__init__(threads, parallel_from_samples)
         # Large calls (long captures) get no memory arena: it would keep every size it ever
         # served; small calls, the latency-critical ones, keep theirs, which stays small.
         self.session = self._session(path, self.threads, arena=self.parallel_from_samples <= 0)
         self.single_thread_session = (self._session(path, 1, arena=True)
                                       if self.threads > 1 and self.parallel_from_samples > 0 else self.session)
-        self.calls_by_threads: dict[int, int] = {}  # how many calls ran on how many threads
 
     @staticmethod
     def _session(path: str | Path, threads: int, arena: bool):
@@ -233,11 +242,7 @@ class OnnxNetwork:
 
     def __call__(self, windows: torch.Tensor) -> torch.Tensor:
         array = windows.detach().cpu().numpy().astype("float32", copy=False)
-        if array.shape[0] * array.shape[-1] < self.parallel_from_samples:
-            session, threads = self.single_thread_session, 1
-        else:
-            session, threads = self.session, self.threads
-        self.calls_by_threads[threads] = self.calls_by_threads.get(threads, 0) + 1
+        session = self.single_thread_session if self.threads_for(array) == 1 else self.session
         return torch.from_numpy(session.run(None, {"signal": array})[0])
 
 

@@ -69,6 +69,15 @@ def carrier_baseline(raw: np.ndarray) -> np.ndarray:
     return baseline
 
 
+MAD_TO_SIGMA = 1.4826  # the MAD of Gaussian noise times this is its rms
+
+
+def mad_sigma(values: np.ndarray) -> float:
+    """The rms of Gaussian noise from the median absolute deviation: robust to a minority of
+    pulse samples."""
+    return float(MAD_TO_SIGMA * np.median(np.abs(values - np.median(values))))
+
+
 def difference_noise(values: np.ndarray, order: int = 3) -> float:
     """The rms of white noise in ``values`` from the MAD of its differences of ``order``: a
     carrier (even 1e6 times the noise at a 2,500-sample period) and slow pulses barely move
@@ -76,9 +85,7 @@ def difference_noise(values: np.ndarray, order: int = 3) -> float:
     fewer differences the higher their order (white noise the same at every order)."""
     if values.size < 8:
         return 0.0
-    differences = np.diff(values, order)
-    spread = 1.4826 * np.median(np.abs(differences - np.median(differences)))
-    return float(spread / np.sqrt(math.comb(2 * order, order)))
+    return mad_sigma(np.diff(values, order)) / math.sqrt(math.comb(2 * order, order))
 
 
 def robust_trend(raw: np.ndarray, degree: int, sigma: float,
@@ -145,7 +152,6 @@ def remove_carrier(raw: np.ndarray, cutoff: float = HIGHPASS_CUTOFF) -> np.ndarr
     raw = np.asarray(raw, dtype=np.float64)
     if raw.size == 0:
         return raw.copy()
-    sos = _highpass_sos(cutoff, HIGHPASS_ORDER)
     if raw.size < SHORT_SIGNAL:
         magnitude = float(np.max(np.abs(raw)))
         if magnitude == 0.0 or np.ptp(raw) == 0.0:
@@ -159,8 +165,14 @@ def remove_carrier(raw: np.ndarray, cutoff: float = HIGHPASS_CUTOFF) -> np.ndarr
         # continues as a level, so that the filters see no step there.
         first, last = (float(np.median(end)) for end in (quiet[:EDGE_LEVEL_SAMPLES], quiet[-EDGE_LEVEL_SAMPLES:]))
         padded = np.concatenate((np.full(EMBEDDING_PAD, first), quiet, np.full(EMBEDDING_PAD, last)))
-        return sps.sosfiltfilt(sos, padded - carrier_baseline(padded))[EMBEDDING_PAD: EMBEDDING_PAD + raw.size]
-    return sps.sosfiltfilt(sos, raw - carrier_baseline(raw))
+        return baseline_and_highpass(padded, cutoff)[EMBEDDING_PAD: EMBEDDING_PAD + raw.size]
+    return baseline_and_highpass(raw, cutoff)
+
+
+def baseline_and_highpass(raw: np.ndarray, cutoff: float = HIGHPASS_CUTOFF) -> np.ndarray:
+    """The two zero-phase steps over a signal long enough for them (more than 31 samples):
+    :func:`carrier_baseline` subtracted, then the Butterworth high-pass forwards and backwards."""
+    return sps.sosfiltfilt(_highpass_sos(cutoff, HIGHPASS_ORDER), raw - carrier_baseline(raw))
 
 
 QUANTUM_SAMPLES = 65_536  # samples looked at for the ADC step
@@ -197,7 +209,7 @@ def block_noise(filtered: np.ndarray) -> float:
         trimmed = filtered[: blocks * NOISE_BLOCK].reshape(blocks, NOISE_BLOCK)
         block_rms = np.sqrt(np.mean(trimmed**2, axis=1))
         return float(np.quantile(block_rms, NOISE_QUANTILE))
-    return float(1.4826 * np.median(np.abs(filtered - np.median(filtered))))
+    return mad_sigma(filtered)
 
 
 def noise_floor(raw_magnitude: float, quantum: float = 0.0) -> float:
