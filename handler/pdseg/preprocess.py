@@ -1,4 +1,5 @@
-"""Per-signal conditioning: remove the AC carrier, estimate the noise floor, scale robustly.
+"""Per-signal conditioning: remove the AC carrier and the stationary tones (:mod:`.tones`),
+estimate the noise floor, scale robustly.
 
 The network gets two input planes (channels): the carrier-free signal in units of its noise
 floor, asinh compressed ("signal"), and the same signal relative to its local peak
@@ -18,6 +19,8 @@ from functools import lru_cache
 import numpy as np
 from scipy import ndimage
 from scipy import signal as sps
+
+from . import tones
 
 # The carrier sits at 1/1,000 cycles per sample or below (even a 50 Hz carrier sampled at only
 # 50 kS/s); PD pulses and their ringing live above 1/50. A 4th-order Butterworth high-pass at
@@ -169,6 +172,26 @@ def remove_carrier(raw: np.ndarray, cutoff: float = HIGHPASS_CUTOFF) -> np.ndarr
     return baseline_and_highpass(raw, cutoff)
 
 
+RESPONSE_GRID = 8193  # frequencies, 0 to 0.5 cycles per sample, of the tabulated response
+
+
+@lru_cache(maxsize=1)
+def _carrier_filter_response() -> tuple[np.ndarray, np.ndarray]:
+    grid = np.linspace(0.0, 0.5, RESPONSE_GRID)
+    _, highpass = sps.sosfreqz(_highpass_sos(HIGHPASS_CUTOFF, HIGHPASS_ORDER), worN=grid, fs=1.0)
+    taps = _baseline_taps(BASELINE_WINDOW, BASELINE_ORDER)
+    lags = np.arange(taps.size) - taps.size // 2
+    baseline = np.cos(2.0 * np.pi * grid[:, None] * lags[None, :]) @ taps  # symmetric taps: real
+    return grid, (1.0 - baseline) * np.abs(highpass) ** 2
+
+
+def carrier_filter_gain(frequencies: np.ndarray) -> np.ndarray:
+    """The gain of :func:`baseline_and_highpass` (zero phase, so real) away from a signal's
+    ends, at ``frequencies`` in cycles per sample."""
+    grid, gain = _carrier_filter_response()
+    return np.interp(np.abs(frequencies), grid, gain)
+
+
 def baseline_and_highpass(raw: np.ndarray, cutoff: float = HIGHPASS_CUTOFF) -> np.ndarray:
     """The two zero-phase steps over a signal long enough for them (more than 31 samples):
     :func:`carrier_baseline` subtracted, then the Butterworth high-pass forwards and backwards."""
@@ -279,10 +302,15 @@ def network_planes(filtered: np.ndarray, scale: float) -> np.ndarray:
     return np.stack((compress(filtered / scale), relative_to_local_peak(filtered, scale))).astype(np.float32)
 
 
-def condition(raw: np.ndarray) -> Conditioned:
-    """The network input of one signal."""
+def condition(raw: np.ndarray, remove_tones: bool = True) -> Conditioned:
+    """The network input of one signal: carrier removed (:func:`remove_carrier`), then its
+    stationary tones (:func:`pdseg.tones.remove_tones`; ``remove_tones`` False keeps them, as
+    the recipe of weights trained before that step did)."""
     raw = np.asarray(raw, dtype=np.float64)
     filtered = remove_carrier(raw)
+    if remove_tones:
+        # Signals long enough to have tones take the linear path of remove_carrier.
+        filtered = tones.remove_tones(filtered, refilter=(baseline_and_highpass, carrier_filter_gain))
     magnitude = float(np.max(np.abs(raw))) if raw.size else 0.0
     scale = noise_scale(filtered, magnitude, quantisation_step(raw))
     return Conditioned(raw=raw, filtered=filtered, scale=scale, network_input=network_planes(filtered, scale))

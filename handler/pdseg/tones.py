@@ -1,0 +1,216 @@
+"""Stationary narrowband tones: find them in a carrier-free signal and take them out.
+
+Radio transmitters, switched-mode supplies and what the carrier filter leaves of a short-period
+carrier's harmonics put lines into a capture's spectrum that are present all the time. They are
+not PD (model card, "What the service reports as PD"), yet they raise the noise floor every pulse
+is measured against: a 14 dB pulse over three such tones stands 20-30 dB over the white noise
+beneath them. So they are found by what tells them from PD, being present in nearly every
+stretch of the capture, and subtracted before the network sees the signal.
+
+* **Finding** (:func:`stationary_tones`): short-time spectra of 256 samples, hop 128. In each
+  frequency bin the power that 80 % of the frames exceed (its 20th percentile) is a line's
+  level: a tone is in every frame, a pulse's ringing only in the frames it falls into. A bin is
+  a line where that level stands :data:`LINE_RATIO` times over both the median of the 17 bins
+  around it (the noise's spectral shape) and the bins three to either side (so that a broad
+  hump of coloured noise is no line), and where its phase moves on steadily from frame to
+  frame (:data:`MIN_COHERENCE`: dense ringing PD, present in most frames, starts anew with
+  each pulse). Signals of fewer than :data:`MIN_SAMPLES` samples have
+  too few frames to tell a tone from a pulse, and keep what they have.
+* **Removing** (:func:`remove_tones`): each tone, amplitude modulation included, is the band
+  within :data:`TONE_HALF_WIDTH` of its frequency: a zero-phase band-pass applied in the Fourier
+  domain, with the signal's ends continued by the tones as fitted to their last 64 samples
+  (amplitudes that change linearly over them, taken at the end) so that the band-pass starts
+  on a tone, not on a cut. Pulses would leak into that band-pass and
+  leave ringing around themselves; a Huber estimate keeps them out: what stands more than
+  :data:`HUBER_K` robust sigmas off the previous estimate's residual is clipped before the
+  next estimate. A pulse loses only its share of the notched bands (about 1 % of a short
+  pulse's energy per tone).
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+from scipy import fft as sp_fft
+from scipy import ndimage
+from scipy import signal as sps
+
+SEGMENT = 256  # samples per short-time spectrum: bins of 1/256 cycles per sample
+HOP = SEGMENT // 2
+MIN_FRAMES = 16
+MIN_SAMPLES = SEGMENT + (MIN_FRAMES - 1) * HOP  # 2,176 samples
+FLOOR_QUANTILE = 0.2  # a line's level: the power 80 % of the frames exceed
+BACKGROUND_BINS = 17  # bins over which the noise's spectral shape is a running median
+SHOULDER_BINS = 3  # a line stands over the bins this far to either side (a Hann line is 4 wide)
+LINE_RATIO = 8.0  # 9 dB: far above the 20th percentile's scatter for 16 or more frames
+# A tone's phase moves on by the same angle from each frame to the next one that does not
+# overlap it; dense PD ringing, present in most frames, has a new phase with each pulse.
+MIN_COHERENCE = 0.5
+MAX_TONES = 8
+RESOLVABLE_POWER = 1e-20
+# Bins 0 and 1 (under 0.008 cycles per sample) are the high-pass's stop band: a line there is
+# what is left of a capture's offset or carrier, and notching it would low-pass the whole signal.
+LOWEST_BIN = 2
+# The band taken out around each tone: amplitude modulation of up to ~3e-3 cycles per sample
+# (a radio carrier's audio at a few MS/s) stays inside it.
+TONE_HALF_WIDTH = 0.006  # cycles per sample
+EDGE_FIT = 64  # samples at each end that the continuation's tones are fitted to
+EDGE_PAD = 1024  # samples of continuation at each end
+HUBER_START = 4.0  # robust sigmas of the signal itself: the first estimate's clip
+HUBER_K = 3.0  # robust sigmas of the residual: the refined estimate's clip
+REFINEMENTS = 2
+MAD_TO_SIGMA = 1.4826
+# Where the carrier filter passes less than this, the band is not scaled back up further: there
+# (under ~0.003 cycles per sample) the filtered signal holds too little of the raw one to tell.
+MIN_REFILTER_GAIN = 0.01
+# The carrier filter's end effects (the baseline's end fit over 151 samples, the high-pass's
+# start-up) are over within a few hundred samples: it is rerun on this many samples at each end
+# and the first or last REFILTER_KEEP of them are kept.
+REFILTER_SEGMENT = 4096
+REFILTER_KEEP = 1024
+
+
+def stationary_tones(filtered: np.ndarray) -> np.ndarray:
+    """The frequencies (cycles per sample, ascending) of the stationary lines in ``filtered``;
+    empty for signals under :data:`MIN_SAMPLES` samples or without lines."""
+    filtered = np.asarray(filtered, dtype=np.float64)
+    if filtered.size < MIN_SAMPLES or not np.any(filtered):
+        return np.zeros(0)
+    _, _, spectra = sps.stft(filtered, nperseg=SEGMENT, noverlap=SEGMENT - HOP, boundary=None, padded=False)
+    floor = np.quantile(np.abs(spectra) ** 2, FLOOR_QUANTILE, axis=1)
+    tiny = np.finfo(np.float64).tiny
+    # Levels 200 dB under the spectrum's mean are float64 round-off, not a noise floor.
+    resolvable = RESOLVABLE_POWER * float(np.mean(floor))
+    background = np.maximum(ndimage.median_filter(floor, BACKGROUND_BINS, mode="nearest"), resolvable)
+    edge = np.full(SHOULDER_BINS, np.inf)
+    padded = np.concatenate((edge, floor, edge))
+    sides = np.stack((padded[: -2 * SHOULDER_BINS], padded[2 * SHOULDER_BINS:]))
+    # At the spectrum's ends only the inner side counts.
+    shoulder = np.where(np.isinf(sides), -np.inf, sides).max(axis=0)
+    ratio = floor / np.maximum(np.maximum(background, shoulder), tiny)
+    peaks, _ = sps.find_peaks(np.concatenate(([0.0], ratio, [0.0])), height=LINE_RATIO)
+    peaks = peaks - 1
+    peaks = peaks[peaks >= LOWEST_BIN]
+    following = spectra[peaks, SEGMENT // HOP:] * np.conj(spectra[peaks, : -(SEGMENT // HOP)])
+    coherence = np.abs(following.sum(axis=1)) / np.maximum(np.abs(following).sum(axis=1), tiny)
+    peaks = peaks[coherence >= MIN_COHERENCE]
+    if peaks.size > MAX_TONES:
+        peaks = np.sort(peaks[np.argsort(ratio[peaks])[-MAX_TONES:]])
+    log_floor = np.log(floor + tiny)
+    frequencies = []
+    for bin_index in peaks:
+        offset = 0.0
+        if 0 < bin_index < floor.size - 1:  # the peak of the parabola through three log powers
+            left, centre, right = log_floor[bin_index - 1: bin_index + 2]
+            curvature = left - 2.0 * centre + right
+            if curvature < 0.0:
+                offset = float(np.clip(0.5 * (left - right) / curvature, -0.5, 0.5))
+        frequencies.append((bin_index + offset) / SEGMENT)
+    return np.asarray(frequencies, dtype=np.float64)
+
+
+def _continuation(end: np.ndarray, frequencies: np.ndarray, edge: int, steps: np.ndarray) -> np.ndarray:
+    """The tones at ``frequencies`` as they are at sample ``edge`` of ``end`` (its first or last),
+    evaluated at the times ``steps`` (on ``end``'s time axis). Each tone is fitted (least
+    squares) with an amplitude that changes linearly over ``end``, so that amplitude modulation
+    does not leave the continuation at the stretch's mean level instead of the end's."""
+    time = np.arange(end.size, dtype=np.float64)
+    angles = 2.0 * np.pi * frequencies[None, :]
+    waves = np.hstack((np.cos(time[:, None] * angles), np.sin(time[:, None] * angles)))
+    drift = (time[:, None] - edge) / max(end.size, 1)
+    coefficients, *_ = np.linalg.lstsq(np.hstack((waves, drift * waves)), end, rcond=None)
+    ahead = np.hstack((np.cos(steps[:, None] * angles), np.sin(steps[:, None] * angles)))
+    return ahead @ coefficients[: waves.shape[1]]
+
+
+def _band_gain(size: int, frequencies: np.ndarray) -> np.ndarray:
+    """The band-pass's gain on the bins of a real FFT of ``size`` samples: one minus the
+    product of the notches, each a zero-phase second-order Butterworth (``sosfiltfilt``'s
+    magnitude) around its tone."""
+    bins = np.fft.rfftfreq(size)
+    passed = np.ones_like(bins)
+    for frequency in frequencies:
+        offset = ((bins - frequency) / TONE_HALF_WIDTH) ** 2
+        passed *= offset * offset / (1.0 + offset * offset)
+    return 1.0 - passed
+
+
+def tone_estimate(signal: np.ndarray, frequencies: np.ndarray, gain: np.ndarray | None = None) -> np.ndarray:
+    """The part of ``signal`` within :data:`TONE_HALF_WIDTH` of each frequency (zero phase);
+    ``gain`` is :func:`_band_gain` for this signal's padded size, if already at hand, or a stack
+    of gains ``(k, bins)``, which gives a stack of estimates ``(k, length)`` from one transform."""
+    length = signal.size
+    fit = min(EDGE_FIT, length)
+    pad = EDGE_PAD
+    # Each end continues as the tones fitted to it, so that the band-pass sees no cut there.
+    before = _continuation(signal[:fit], frequencies, 0, np.arange(-pad, 0, dtype=np.float64))
+    after = _continuation(signal[length - fit:], frequencies, fit - 1, np.arange(fit, fit + pad, dtype=np.float64))
+    extended = np.concatenate((before, signal, after))
+    size = padded_size(length)
+    if gain is None:
+        gain = _band_gain(size, frequencies)
+    # In single precision (half the time of double; its 1e-7 of the signal's largest value is
+    # far under any noise floor), on the signal in units of that value, so that no magnitude
+    # the service accepts overflows it.
+    unit = float(np.max(np.abs(extended))) or 1.0
+    spectrum = sp_fft.rfft((extended / unit).astype(np.float32), size)
+    band = sp_fft.irfft(spectrum * np.asarray(gain, dtype=np.float32), size, axis=-1)
+    return band[..., pad: pad + length].astype(np.float64) * unit
+
+
+def padded_size(length: int) -> int:
+    return sp_fft.next_fast_len(length + 2 * EDGE_PAD, real=True)
+
+
+ROBUST_SAMPLES = 65_536  # evenly spread samples that the clip's median and MAD look at
+
+
+def _clipped(values: np.ndarray, k: float) -> np.ndarray:
+    """``values`` limited to ``k`` robust sigmas around their median."""
+    sample = values[:: max(1, values.size // ROBUST_SAMPLES)]
+    centre = float(np.median(sample))
+    sigma = MAD_TO_SIGMA * float(np.median(np.abs(sample - centre)))
+    return np.clip(values, centre - k * sigma, centre + k * sigma)
+
+
+def remove_tones(filtered: np.ndarray, frequencies: np.ndarray | None = None,
+                 refilter: tuple[Callable[[np.ndarray], np.ndarray], Callable[[np.ndarray], np.ndarray]] | None = None,
+                 ) -> np.ndarray:
+    """``filtered`` without its stationary tones (a new array; the input itself where there are
+    none). ``frequencies`` defaults to :func:`stationary_tones` of ``filtered``.
+
+    ``refilter`` is the linear, zero-phase filter that made ``filtered`` from the raw capture
+    (the carrier removal) and its gain as a function of frequency: the tones are then estimated
+    as they were before it (the band divided by the gain) and subtracted as they came out of it.
+    At a signal's ends that is not the same: a polynomial baseline fitted to the last 151
+    samples bends a tone there by a fraction of its amplitude, a slow step that the band-pass
+    does not see and that, with the tones gone, would stand out of the noise."""
+    filtered = np.asarray(filtered, dtype=np.float64)
+    if frequencies is None:
+        frequencies = stationary_tones(filtered)
+    if len(frequencies) == 0:
+        return filtered
+    frequencies = np.asarray(frequencies, dtype=np.float64)
+    size = padded_size(filtered.size)
+    gain = _band_gain(size, frequencies)
+    # Huber: pulses enter each estimate only up to a few sigmas, so they leave no ringing.
+    cleaned = _clipped(filtered, HUBER_START)
+    for _ in range(REFINEMENTS):
+        residual = filtered - tone_estimate(cleaned, frequencies, gain)
+        cleaned = filtered - (residual - _clipped(residual, HUBER_K))
+    if refilter is None:
+        return filtered - tone_estimate(cleaned, frequencies, gain)
+    carrier_filter, carrier_gain = refilter
+    passed = carrier_gain(np.fft.rfftfreq(size))
+    # Where the filter passed too little to scale back, the band is taken as it came out.
+    restorable = np.minimum(passed / MIN_REFILTER_GAIN, 1.0)
+    raw, refiltered, direct = tone_estimate(cleaned, frequencies, np.stack((
+        gain / np.maximum(passed, MIN_REFILTER_GAIN), gain * restorable, gain * (1.0 - restorable))))
+    # Away from the ends the filter only scales each frequency (``refiltered`` already is the raw
+    # estimate filtered there); near them it is run on the raw estimate itself.
+    if filtered.size <= 2 * REFILTER_SEGMENT:
+        refiltered = carrier_filter(raw)
+    else:
+        refiltered[:REFILTER_KEEP] = carrier_filter(raw[:REFILTER_SEGMENT])[:REFILTER_KEEP]
+        refiltered[-REFILTER_KEEP:] = carrier_filter(raw[-REFILTER_SEGMENT:])[-REFILTER_KEEP:]
+    return filtered - refiltered - direct

@@ -1,0 +1,135 @@
+"""Stationary tones (pdseg.tones): found by being present all the time, taken out without
+touching the pulses, and never found in noise or in PD alone."""
+import numpy as np
+import pytest
+
+from pdseg import preprocess, tones
+
+LENGTH = 16384
+TIME = np.arange(LENGTH, dtype=np.float64)
+
+
+def am_tone(frequency, rms, depth=0.5, modulation=0.002, phase=1.0):
+    envelope = 1.0 + depth * np.sin(2 * np.pi * modulation * TIME + 0.3)
+    return np.sqrt(2.0) * rms * envelope * np.sin(2 * np.pi * frequency * TIME + phase)
+
+
+def ringing_pulse(decay=1.5, frequency=0.29, samples=24):
+    k = np.arange(samples)
+    return np.exp(-k / decay) * np.cos(2 * np.pi * frequency * k)
+
+
+def pulse_train(shape, spacing=700, first=500, height=1.0):
+    train = np.zeros(LENGTH)
+    for start in range(first, LENGTH - shape.size, spacing):
+        train[start: start + shape.size] += height * shape
+    return train
+
+
+@pytest.mark.parametrize("frequencies", [(0.0143,), (0.05, 0.2), (0.2111, 0.2515, 0.4)])
+def test_tones_are_found_at_their_frequency_and_taken_out(frequencies):
+    rng = np.random.default_rng(len(frequencies))
+    noise = rng.normal(size=LENGTH)
+    raw = noise + sum(am_tone(f, 3.0, phase=i) for i, f in enumerate(frequencies))
+    found = tones.stationary_tones(raw)
+    assert found.size == len(frequencies)
+    assert np.abs(found - np.array(frequencies)).max() < 0.5 / tones.SEGMENT
+    left = tones.remove_tones(raw, found) - noise
+    # What is left of three 3-sigma tones is well under the noise, ends included.
+    assert left.std() < 0.35
+    assert np.abs(left[:200]).max() < 2.5 and np.abs(left[-200:]).max() < 2.5
+
+
+@pytest.mark.parametrize("kind", ["white", "pink", "low-passed", "ar1"])
+def test_noise_alone_has_no_tones(kind):
+    from scipy import signal as sps
+    for seed in range(5):
+        rng = np.random.default_rng(seed)
+        white = rng.normal(size=LENGTH + 256)
+        if kind == "pink":
+            spectrum = np.fft.rfft(white)
+            frequencies = np.maximum(np.fft.rfftfreq(white.size), 1.0 / white.size)
+            noise = np.fft.irfft(spectrum / np.sqrt(frequencies), n=white.size)
+        elif kind == "low-passed":
+            noise = sps.sosfilt(sps.butter(4, 0.1 + 0.07 * seed, fs=1.0, output="sos"), white)
+        elif kind == "ar1":
+            noise = sps.lfilter([1.0], [1.0, -0.9], white)
+        else:
+            noise = white
+        filtered = preprocess.remove_carrier(noise[256:])
+        assert tones.stationary_tones(filtered).size == 0, (kind, seed)
+
+
+@pytest.mark.parametrize("decay, frequency", [(1.5, 0.29), (20.0, 0.1), (60.0, 0.05)])
+@pytest.mark.parametrize("spacing", [150, 300])
+def test_pd_alone_is_no_tone_even_when_it_rings_in_every_frame(decay, frequency, spacing):
+    """Ringing pulses of either polarity every 75-450 samples, so that a pulse rings in nearly
+    every 256-sample frame (60 samples of decay at 40 sigma ring for 220), are PD, not a
+    stationary line: each starts with its own phase, and they pass untouched."""
+    rng = np.random.default_rng(spacing)
+    raw = rng.normal(size=LENGTH)
+    shape = ringing_pulse(decay, frequency, 200)
+    start = 100
+    while start < LENGTH - shape.size:
+        raw[start: start + shape.size] += 40.0 * rng.choice([-1.0, 1.0]) * rng.uniform(0.5, 1.5) * shape
+        start += int(rng.uniform(0.5, 1.5) * spacing)
+    assert tones.stationary_tones(raw).size == 0
+    np.testing.assert_array_equal(tones.remove_tones(raw), raw)
+
+
+def test_a_pulse_amid_tones_keeps_its_height_and_leaves_no_ringing():
+    rng = np.random.default_rng(3)
+    noise = rng.normal(size=LENGTH)
+    background = am_tone(0.0143, 3.0) + am_tone(0.2111, 4.0, phase=2.0) + am_tone(0.2515, 5.0, phase=3.0)
+    pulses = pulse_train(ringing_pulse(), height=180.0)
+    cleaned = tones.remove_tones(noise + background + pulses)
+    left = cleaned - noise - pulses
+    assert np.abs(left[100:-100]).max() < 1.5  # around the 180-sigma pulses too, not only between them
+    assert np.abs(left).max() < 3.0  # the ends continue the tones as fitted to their last 256 samples
+    starts = np.arange(500, LENGTH - 24, 700)
+    np.testing.assert_allclose(cleaned[starts], (noise + pulses)[starts], atol=2.0)
+
+
+def test_short_signals_keep_what_they_have():
+    raw = am_tone(0.1, 3.0)[: tones.MIN_SAMPLES - 1]
+    assert tones.stationary_tones(raw).size == 0
+    np.testing.assert_array_equal(tones.remove_tones(raw), raw)
+    assert tones.stationary_tones(am_tone(0.1, 3.0)[: tones.MIN_SAMPLES]).size == 1
+
+
+def test_removal_scales_with_the_signal():
+    rng = np.random.default_rng(5)
+    raw = rng.normal(size=LENGTH) + am_tone(0.07, 2.0) + pulse_train(ringing_pulse(), height=30.0)
+    for factor in (0.5, 2.0, 1e-6, 1e6):
+        np.testing.assert_allclose(tones.remove_tones(raw * factor), tones.remove_tones(raw) * factor,
+                                   rtol=1e-9, atol=1e-9 * factor)
+
+
+def test_condition_takes_tones_out_unless_asked_not_to():
+    rng = np.random.default_rng(11)
+    raw = 7e5 * np.sin(2 * np.pi * TIME / 3333.0) + rng.normal(size=LENGTH) + am_tone(0.13, 4.0)
+    served = preprocess.condition(raw)
+    kept = preprocess.condition(raw, remove_tones=False)
+    assert served.scale < 0.5 * kept.scale  # the tone no longer counts as noise
+    assert served.scale == pytest.approx(1.0, rel=0.2)
+
+
+def test_silence_and_constants_pass():
+    for raw in (np.zeros(LENGTH), np.full(LENGTH, 3.0)):
+        assert tones.stationary_tones(raw).size == 0
+        np.testing.assert_array_equal(tones.remove_tones(raw), raw)
+
+
+@pytest.mark.parametrize("carrier_amplitude", [0.0, 7e5])
+def test_tones_leave_nothing_at_a_capture_ends_after_the_carrier_filter(carrier_amplitude):
+    """The carrier filter bends tones near a signal's ends; the tones are subtracted as they came
+    out of it, so the ends keep the noise and nothing else (a slow step of a third of a tone's
+    amplitude was left there otherwise, which, with the tones gone, stands out of the noise)."""
+    rng = np.random.default_rng(2)
+    noise = rng.normal(size=LENGTH)
+    raw = noise + am_tone(0.3955, 3.0) + am_tone(0.1432, 2.0, phase=2.0)
+    raw += carrier_amplitude * np.sin(2 * np.pi * TIME / 3333.0 + 0.4)
+    left = preprocess.condition(raw).filtered - preprocess.remove_carrier(noise)
+    assert np.abs(left).max() < 1.5
+    unrefiltered = tones.remove_tones(preprocess.remove_carrier(raw)) - preprocess.remove_carrier(noise)
+    assert np.abs(unrefiltered[:20]).max() > 2.0  # what the refilter step is there for
