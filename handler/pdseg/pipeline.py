@@ -69,6 +69,7 @@ class SignalResult:
             "extent_threshold": self.extent_threshold if self.extent_threshold is not None else self.threshold,
             "merge_gap": self.merge_gap,
             "carrier": self.carrier.to_dict(),
+            "tones_removed": tone_list(self.conditioned.tones, self.options.sampling_rate_hz),
             "cycles": None if cycles is None else round(cycles, 3),
             "regions_per_cycle": None if not cycles else round(len(regions) / cycles, 3),
         }
@@ -76,6 +77,18 @@ class SignalResult:
         if self.warnings:
             answer["warnings"] = self.warnings
         return answer
+
+
+def tone_list(frequencies: np.ndarray, sampling_rate_hz: float | None) -> list[dict]:
+    """The stationary tones conditioning took out, for the answer: cycles per sample, and Hz
+    where the caller gave the sampling rate."""
+    out = []
+    for frequency in frequencies:
+        tone = {"cycles_per_sample": round(float(frequency), 5)}
+        if sampling_rate_hz:
+            tone["hz"] = significant(float(frequency) * float(sampling_rate_hz))
+        out.append(tone)
+    return out
 
 
 def period_warnings(item: preprocess.Conditioned, given: float | None) -> list[str]:

@@ -57,6 +57,15 @@ def _baseline_taps(window: int, order: int) -> np.ndarray:
     return sps.savgol_coeffs(window, order)
 
 
+@lru_cache(maxsize=2)
+def _edge_fit(window: int, order: int) -> np.ndarray:
+    """The matrix that takes a window's samples to the values, at its first half, of the
+    polynomial of ``order`` fitted to them (least squares): ``savgol_filter(mode="interp")``'s
+    end fit, computed once instead of solved per signal."""
+    vandermonde = np.vander(np.arange(window, dtype=np.float64), order + 1)
+    return vandermonde[: window // 2] @ np.linalg.pinv(vandermonde)
+
+
 def carrier_baseline(raw: np.ndarray) -> np.ndarray:
     """The local polynomial (Savitzky-Golay) baseline of ``raw``: in the interior the filter
     as an FFT convolution (the taps are symmetric), at each end the polynomial fitted to the
@@ -67,8 +76,9 @@ def carrier_baseline(raw: np.ndarray) -> np.ndarray:
         return sps.savgol_filter(raw, window, BASELINE_ORDER, mode="interp")
     baseline = sps.oaconvolve(raw, _baseline_taps(window, BASELINE_ORDER), mode="same")
     half = window // 2
-    baseline[:half] = sps.savgol_filter(raw[:window], window, BASELINE_ORDER, mode="interp")[:half]
-    baseline[-half:] = sps.savgol_filter(raw[-window:], window, BASELINE_ORDER, mode="interp")[-half:]
+    fit = _edge_fit(window, BASELINE_ORDER)
+    baseline[:half] = fit @ raw[:window]
+    baseline[-half:] = (fit @ raw[-window:][::-1])[::-1]
     return baseline
 
 
@@ -291,6 +301,8 @@ class Conditioned:
     filtered: np.ndarray  # float64, carrier removed, input units
     scale: float  # noise scale in input units
     network_input: np.ndarray  # float32 (channels, length), unitless
+    # frequencies (cycles per sample) of the stationary tones taken out of ``filtered``
+    tones: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
 
     @property
     def length(self) -> int:
@@ -308,9 +320,11 @@ def condition(raw: np.ndarray, remove_tones: bool = True) -> Conditioned:
     the recipe of weights trained before that step did)."""
     raw = np.asarray(raw, dtype=np.float64)
     filtered = remove_carrier(raw)
-    if remove_tones:
+    found = tones.stationary_tones(filtered) if remove_tones else np.zeros(0)
+    if found.size:
         # Signals long enough to have tones take the linear path of remove_carrier.
-        filtered = tones.remove_tones(filtered, refilter=(baseline_and_highpass, carrier_filter_gain))
+        filtered = tones.remove_tones(filtered, found, refilter=(baseline_and_highpass, carrier_filter_gain))
     magnitude = float(np.max(np.abs(raw))) if raw.size else 0.0
     scale = noise_scale(filtered, magnitude, quantisation_step(raw))
-    return Conditioned(raw=raw, filtered=filtered, scale=scale, network_input=network_planes(filtered, scale))
+    return Conditioned(raw=raw, filtered=filtered, scale=scale, network_input=network_planes(filtered, scale),
+                       tones=found)
