@@ -15,8 +15,9 @@ Checks, each with its figures (a check that fails makes the exit status 1):
   as one batch; each good answer must equal the same request sent alone;
 - slow clients: slow-header, half-sent-body, silent and never-reading connections held open
   while locust sends normal traffic; that traffic must see no errors;
-- soak: locust, 8 clients for 60 s after a warm-up: no errors, and the frontend's and the
-  worker's RSS floor (the lowest of the first and of the last 20 s) grows by less than 5 %;
+- soak: locust, 8 clients for 60 s after a warm-up: no errors, and the workers' RSS does not
+  grow by 5 % or more both in its floor (the lowest of the first and of the last 20 s) and in
+  its median (first and last 10 s); the frontend stays within its budget;
 - worker kill: the worker is SIGKILLed under 8 clients' load: failed requests, time to the
   next success, requests that never got an answer (must be none);
 - worst requests: on a server confined to one core, the largest request of each format, the
@@ -540,8 +541,14 @@ def check_soak(target: LocalTarget, workdir: Path, seconds: int = 60, warmup: in
         # The frontend's JVM grows its heap towards -Xmx over the first minutes of traffic (266 ->
         # 294 MiB in one run whose predecessor held 300-302 MiB throughout) and cannot pass its
         # heap and direct-memory caps: its bound is the budget below. The workers have no cap.
-        if part == "workers" and growth >= RSS_GROWTH_LIMIT:
-            failures.append(f"soak: {part} RSS floor grew {growth:.1%} ({first_floor} -> {last_floor} MiB)")
+        # A leak raises both the floor and the level around it; a floor alone moves with where
+        # the handler's malloc_trim after a large request happens to fall (436.8 -> 477.2 MiB,
+        # +9.2 %, at a flat median of 561.6 -> 561.9 MiB in one run, -0.5 % in the next).
+        level_growth = last / first - 1
+        figures[part]["median_growth"] = round(level_growth, 4)
+        if part == "workers" and growth >= RSS_GROWTH_LIMIT and level_growth >= RSS_GROWTH_LIMIT:
+            failures.append(f"soak: {part} RSS floor grew {growth:.1%} ({first_floor} -> {last_floor} MiB) "
+                            f"and its median {level_growth:.1%} ({first} -> {last} MiB)")
     if figures["frontend"]["max_mib"] > FRONTEND_BUDGET_MIB:
         failures.append(f"soak: frontend RSS {figures['frontend']['max_mib']} MiB, over {FRONTEND_BUDGET_MIB}")
     return figures, failures
