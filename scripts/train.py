@@ -39,8 +39,6 @@ def main() -> None:
                         default=trainer.TrainConfig.interference_fraction,
                         help="share of training captures (not near noise-free) with interference; "
                              "validation keeps the default mix")
-    parser.add_argument("--coloured-fraction", type=float, default=trainer.TrainConfig.coloured_fraction,
-                        help="share of training captures with coloured instead of white noise")
     parser.add_argument("--remove-tones", action=argparse.BooleanOptionalAction,
                         default=trainer.TrainConfig.remove_tones,
                         help="condition training captures with their stationary tones removed, as served")
@@ -80,17 +78,17 @@ def main() -> None:
                                   batch_size=args.batch_size, crop=args.crop,
                                   learning_rate=args.learning_rate,
                                   interference_fraction=args.interference_fraction,
-                                  coloured_fraction=args.coloured_fraction, remove_tones=args.remove_tones,
+                                  remove_tones=args.remove_tones,
                                   seed=args.seed, bf16=args.bf16)
     started = time.time()
     inputs, labels = trainer.make_dataset(
         config.train_captures, config.capture_length, config.seed, progress=True,
         short_capture_fraction=config.short_capture_fraction,
-        interference_fraction=config.interference_fraction, coloured_fraction=config.coloured_fraction,
+        interference_fraction=config.interference_fraction,
         remove_tones=config.remove_tones)
     val_inputs, val_labels, _, val_cycles = trainer.make_dataset(
         config.validation_captures, config.capture_length, config.seed + 7, keep_filtered=True,
-        short_capture_fraction=config.short_capture_fraction, coloured_fraction=config.coloured_fraction,
+        short_capture_fraction=config.short_capture_fraction,
         remove_tones=config.remove_tones)
     torch.manual_seed(config.seed)
     network = model_mod.UNet1D(architecture)
@@ -142,7 +140,7 @@ def retune(out, name: str, false_alarm_budget: float) -> None:
     config = dataclasses.replace(config, max_false_alarms_per_cycle=false_alarm_budget)
     val_inputs, val_labels, _, val_cycles = trainer.make_dataset(
         config.validation_captures, config.capture_length, config.seed + 7, keep_filtered=True,
-        short_capture_fraction=config.short_capture_fraction, coloured_fraction=config.coloured_fraction,
+        short_capture_fraction=config.short_capture_fraction,
         remove_tones=config.remove_tones)
     chosen, scores = trainer.choose_postprocess(
         trainer.predict(network, val_inputs), val_labels, cycles=val_cycles,

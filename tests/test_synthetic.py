@@ -147,24 +147,3 @@ def test_every_labelled_onset_comes_with_the_shape_drawn():
         shapes += len(capture.pulses)
     assert shapes > 20
 
-
-def test_coloured_noise_is_drawn_only_when_asked_for():
-    """``coloured_fraction`` gives training captures noise with a non-flat spectrum; at 0 (the
-    evaluation tiers) the draws are exactly those of before."""
-    for seed in range(3):
-        plain = synthetic.make_capture(np.random.default_rng(seed), 4096)
-        zero = synthetic.make_capture(np.random.default_rng(seed), 4096, coloured_fraction=0.0)
-        assert np.array_equal(plain.signal, zero.signal)
-
-    def high_to_low(noise):
-        power = np.abs(np.fft.rfft(noise)) ** 2
-        return power[power.size // 2:].mean() / power[power.size // 20: power.size // 4].mean()
-
-    rng = np.random.default_rng(4)
-    white = [high_to_low(synthetic.make_capture(rng, 8192, pd_free=True, smooth=False, interference=False,
-                                                carrier=False, quantised=False).signal) for _ in range(10)]
-    coloured = [high_to_low(synthetic.make_capture(rng, 8192, pd_free=True, smooth=False, interference=False,
-                                                   carrier=False, quantised=False, coloured_fraction=1.0).signal)
-                for _ in range(10)]
-    assert all(0.7 < ratio < 1.4 for ratio in white)
-    assert sum(ratio < 0.5 for ratio in coloured) >= 7  # most coloured draws lose their top band

@@ -36,7 +36,6 @@ class TrainConfig:
     # a triggered window reaches the network: its answer must not depend on the signal's length.
     short_capture_fraction: float = 0.15
     interference_fraction: float = 0.6  # training captures (not near noise-free) with interference
-    coloured_fraction: float = 0.0  # training captures (not near noise-free) with coloured noise
     # Long rows conditioned as served, stationary tones removed (pdseg.tones)? The shipped
     # weights were trained before that step existed, so the recipe that reproduces them keeps
     # the tones in (docs/model-card.md, Training).
@@ -59,8 +58,7 @@ class TrainConfig:
 
 def make_dataset(count: int, length: int, seed: int, progress: bool = False,
                  keep_filtered: bool = False, short_capture_fraction: float = 0.0,
-                 interference_fraction: float = 0.6, coloured_fraction: float = 0.0,
-                 remove_tones: bool = False):
+                 interference_fraction: float = 0.6, remove_tones: bool = False):
     """Conditioned network inputs ``(count, channels, length)`` float32 and labels ``(count,
     length)`` bool of ``count`` synthetic captures; with ``keep_filtered`` also the high-passed
     signals ``(count, length)`` and the AC cycles in each row ``(count,)`` (for false alarms
@@ -73,8 +71,7 @@ def make_dataset(count: int, length: int, seed: int, progress: bool = False,
     for index in tqdm(range(count), desc="synthesising", disable=not progress, leave=False):
         short = rng.random() < short_capture_fraction
         size = int(_log_uniform_int(rng, 64, 2048)) if short else length
-        capture = synthetic.make_capture(rng, size, interference_fraction=interference_fraction,
-                                         coloured_fraction=coloured_fraction)
+        capture = synthetic.make_capture(rng, size, interference_fraction=interference_fraction)
         conditioned = condition_short_capture(capture.signal) if short else preprocess.condition(capture.signal, remove_tones)
         # A short capture sits at a random place amid zeros, the network input beyond a
         # signal's ends (window.py).
