@@ -273,6 +273,44 @@ def test_odd_short_signals_condition_to_finite_input(raw):
     assert np.all(np.isfinite(conditioned.network_input)) and conditioned.scale > 0
 
 
+@pytest.mark.parametrize("frequency", [0.05, 0.1, 0.2])
+def test_a_slow_oscillation_filling_a_short_window_is_measured_against_its_quiet_start(frequency):
+    """A 64-sample triggered window: 8 samples of noise, then a damped oscillation (decay 60
+    samples) 30 times the noise that runs past the window's end. Its ringing is most of the
+    window and of its third differences, which put the scale at 10-17 noise units and the pulse
+    under two of them; the quiet start now tells the floor in at least half of the windows.
+    The rest keep the old estimate: the white-looking test refuses one stretch of plain noise
+    in seven, and more where the carrier filter bends the start before a crest."""
+    rng = np.random.default_rng(int(frequency * 1000))
+    t = np.arange(56, dtype=float)
+    pulse = 30.0 * np.exp(-t / 60.0) * np.sin(2 * np.pi * frequency * t + 0.5 * np.pi)
+    scales = []
+    for trial in range(12):
+        raw = rng.normal(size=64) + carrier(64, 3333.0, 1e5 * (trial % 2), 40.0 * trial)
+        raw[8:] += pulse
+        filtered = preprocess.remove_carrier(raw)
+        scales.append(preprocess.noise_scale(filtered, float(np.abs(raw).max())))
+        before = max(preprocess.block_noise(filtered), 0.0)
+        assert before > 8.0  # what the window as a whole says: the pulse
+    scales = np.array(scales)
+    assert np.sum((scales > 0.4) & (scales < 2.5)) >= 6, scales
+    assert np.all(scales > 0.4), scales
+
+
+def test_the_quiet_stretch_estimate_is_on_the_long_captures_level_and_rarely_takes_over():
+    """On white noise alone the quiet-end estimate sits where the long-capture estimate does
+    (its median within 5 %), and it takes over from the window's own estimate in fewer than
+    one window in 1,000: it does not shrink the scale of plain noise."""
+    rng = np.random.default_rng(5)
+    long_level = preprocess.block_noise(rng.normal(size=200_000))
+    for length in (64, 256, 900):
+        noise = rng.normal(size=(2000, length))
+        quiet = np.array([preprocess.quiet_stretch_noise(row) for row in noise])
+        assert np.median(quiet[np.isfinite(quiet)]) == pytest.approx(long_level, rel=0.05)
+        scales = np.array([preprocess.noise_scale(row, 1.0) for row in noise])
+        assert np.mean(scales < 0.5) < 1e-3, (length, np.sort(scales)[:5])
+
+
 @pytest.mark.parametrize("cutoff", [0.2, 0.1, 0.05])
 def test_band_limited_noise_in_a_short_signal_keeps_its_scale(cutoff):
     """Low-passed noise has next to no third differences: the short-signal noise estimate does

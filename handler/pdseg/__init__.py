@@ -1,7 +1,8 @@
 """PD segmentation: the signal and model code behind the TorchServe handler.
 
 Each module is one step, usable without a server: ``decode`` (request bodies to signals),
-``preprocess`` (carrier removal, robust scaling), ``window`` (cut and stitch), ``model`` (the
+``preprocess`` (carrier removal, robust scaling), ``tones`` (stationary tones out),
+``robust`` (the MAD scale both use), ``window`` (cut and stitch), ``model`` (the
 UNet1D), ``pipeline`` (all steps over a batch), ``regions`` (probability to regions),
 ``phase`` (carrier phase for PRPD), ``prpd`` (phase-resolved summary), ``render`` (PNG),
 ``cache`` (answers to repeated requests).

@@ -35,6 +35,8 @@ from scipy import fft as sp_fft
 from scipy import ndimage
 from scipy import signal as sps
 
+from .robust import mad_sigma
+
 SEGMENT = 256  # samples per short-time spectrum: bins of 1/256 cycles per sample
 HOP = SEGMENT // 2
 MIN_FRAMES = 16
@@ -60,7 +62,6 @@ CONTINUATION_RIDGE = 1e-6
 HUBER_START = 4.0  # robust sigmas of the signal itself: the first estimate's clip
 HUBER_K = 3.0  # robust sigmas of the residual: the refined estimate's clip
 REFINEMENTS = 1
-MAD_TO_SIGMA = 1.4826
 # Where the carrier filter passes less than this, the band is not scaled back up further: there
 # (under ~0.003 cycles per sample) the filtered signal holds too little of the raw one to tell.
 MIN_REFILTER_GAIN = 0.01
@@ -186,7 +187,7 @@ def _clipped(values: np.ndarray, k: float) -> np.ndarray:
     """``values`` limited to ``k`` robust sigmas around their median."""
     sample = values[:: -(-values.size // ROBUST_SAMPLES)]
     centre = float(np.median(sample))
-    sigma = MAD_TO_SIGMA * float(np.median(np.abs(sample - centre)))
+    sigma = mad_sigma(sample, centre)
     return np.clip(values, centre - k * sigma, centre + k * sigma)
 
 
