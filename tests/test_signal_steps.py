@@ -142,36 +142,6 @@ def test_every_kept_sample_has_full_context():
             np.testing.assert_array_equal(right[: expected_right.size], expected_right)
 
 
-def test_window_margins_are_what_a_single_window_holds_beyond_its_signal():
-    plan = WindowPlan(window=4096, context=256, max_single=16384)
-    for length in (1, 64, 255, 256, 3000, 7920, 15872):
-        before, after = plan.margins(length)
-        assert before == 256 and after >= 256 and before + length + after == plan.width(length)
-    assert plan.margins(15873) is None and plan.margins(800_000) is None  # tiled
-
-
-def test_a_short_signal_is_shown_amid_quiet_signal_of_its_own_noise_level():
-    """The margins of a short signal's window hold white noise at the level the signal's noise
-    scale was measured at (the window's signal plane ~N(0, 1.08) compressed), the same for
-    every request and for the signal's units; the signal's own samples are as conditioned."""
-    rng = np.random.default_rng(11)
-    raw = rng.normal(scale=3.0, size=256) + carrier(256, amplitude=1e5)
-    conditioned = preprocess.condition(raw)
-    planes = preprocess.planes_amid_quiet(conditioned, 256, 512)
-    assert planes.shape == (preprocess.INPUT_CHANNELS, 256 + 256 + 512) and planes.dtype == np.float32
-    np.testing.assert_array_equal(planes[0, 256:512], conditioned.network_input[0])
-    margins = np.r_[planes[0, :256], planes[0, 512:]]
-    noise_units = np.sinh(margins.astype(np.float64))
-    assert 0.95 < noise_units.std() < 1.25 and abs(noise_units.mean()) < 0.15
-    # relative to the local peak: the signal's edges see the margins' noise, nothing larger
-    np.testing.assert_allclose(planes[1, 256 + 200: 512 - 200], conditioned.network_input[1, 200:-200], atol=1e-6)
-    for factor in (1e-3, 2.0, 1e4):
-        again = preprocess.planes_amid_quiet(preprocess.condition(raw * factor), 256, 512)
-        np.testing.assert_allclose(again, planes, atol=1e-4)
-    with pytest.raises(ValueError):
-        preprocess.planes_amid_quiet(conditioned, preprocess.QUIET_SAMPLES, 1)
-
-
 def test_window_plan_rejects_bad_geometry():
     with pytest.raises(ValueError):
         WindowPlan(window=512, context=256)

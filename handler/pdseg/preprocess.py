@@ -365,32 +365,6 @@ def network_planes(filtered: np.ndarray, scale: float) -> np.ndarray:
     return np.stack((compress(filtered / scale), relative_to_local_peak(filtered, scale))).astype(np.float32)
 
 
-# The quiet signal a short capture is shown amid: one fixed white-noise sequence (the same for
-# every request, so that a signal's answer is its own), long enough for any window's margins.
-QUIET_SEED = 20261202
-QUIET_SAMPLES = 1 << 15
-
-
-@lru_cache(maxsize=1)
-def _quiet_noise() -> np.ndarray:
-    return np.random.default_rng(QUIET_SEED).standard_normal(QUIET_SAMPLES)
-
-
-def planes_amid_quiet(conditioned: Conditioned, before: int, after: int) -> np.ndarray:
-    """The network planes of ``conditioned`` continued by ``before`` and ``after`` samples of
-    quiet signal: white noise at the level its noise scale was measured at (the scale is what
-    :func:`block_noise` gives for that noise, 0.92 of its rms). A network shown a triggered
-    window amid zeros was less sure of it than of the same window inside a longer capture, and
-    more so where pooling falls unevenly on it: a 30 dB pulse of 10 samples in a 256-sample
-    window was found at some positions and missed at others four samples away
-    (docs/model-card.md)."""
-    if before + after > QUIET_SAMPLES:
-        raise ValueError(f"at most {QUIET_SAMPLES} samples of quiet context")
-    quiet = _quiet_noise()[: before + after] * (conditioned.scale / _block_noise_of_white())
-    extended = np.concatenate((quiet[:before], conditioned.filtered, quiet[before:]))
-    return network_planes(extended, conditioned.scale)
-
-
 def condition(raw: np.ndarray, remove_tones: bool = True) -> Conditioned:
     """The network input of one signal: carrier removed (:func:`remove_carrier`), then its
     stationary tones (:func:`pdseg.tones.remove_tones`; ``remove_tones`` False keeps them, as

@@ -10,9 +10,7 @@ window`` (12.5 %) extra work instead of the 100 % of 50 % overlap.
 A signal that fits, with its context, into one window of at most ``max_single`` samples gets
 exactly one window, sized to it in steps of ``size_step`` (a 7,920-sample capture costs one
 8,704-sample window instead of three 4,096-sample ones). Beyond the signal's ends the input is
-zero, the value of a quiet, carrier-free stretch after conditioning; the pipeline fills the
-margins of a signal shorter than a standard window with quiet noise instead (:meth:`margins`,
-``preprocess.planes_amid_quiet``).
+zero, the value of a quiet, carrier-free stretch after conditioning.
 """
 from __future__ import annotations
 
@@ -53,14 +51,6 @@ class WindowPlan:
         if single <= self.max_single and single <= self._tiles(length) * self.window:
             return max(single, self.size_step)
         return self.window
-
-    def margins(self, length: int) -> tuple[int, int] | None:
-        """Samples of the one window of a signal of ``length`` samples that lie before and
-        after it, for a signal that gets one window; None for a tiled one."""
-        if self.count(length) != 1:
-            return None
-        width = self.width(length)
-        return self.context, width - self.context - length
 
     def count(self, length: int) -> int:
         """Windows needed for a signal of ``length`` samples (at least one)."""
