@@ -59,13 +59,18 @@ def _baseline_taps(window: int, order: int) -> np.ndarray:
     return sps.savgol_coeffs(window, order)
 
 
-@lru_cache(maxsize=2)
-def _edge_fit(window: int, order: int) -> np.ndarray:
-    """The matrix that takes a window's samples to the values, at its first half, of the
-    polynomial of ``order`` fitted to them (least squares): ``savgol_filter(mode="interp")``'s
-    end fit, computed once instead of solved per signal."""
+@lru_cache(maxsize=4)
+def _polynomial_fit(window: int, order: int, rows: int | None = None) -> np.ndarray:
+    """The matrix that takes a window's samples to the values, at its first ``rows`` samples
+    (all by default), of the polynomial of ``order`` fitted to them by least squares; computed
+    once instead of solved per signal."""
     vandermonde = np.vander(np.arange(window, dtype=np.float64), order + 1)
-    return vandermonde[: window // 2] @ np.linalg.pinv(vandermonde)
+    return vandermonde[: window if rows is None else rows] @ np.linalg.pinv(vandermonde)
+
+
+def _edge_fit(window: int, order: int) -> np.ndarray:
+    """``savgol_filter(mode="interp")``'s end fit: the fitted polynomial at a window's first half."""
+    return _polynomial_fit(window, order, window // 2)
 
 
 def carrier_baseline(raw: np.ndarray) -> np.ndarray:
@@ -271,13 +276,6 @@ def _block_noise_of_white() -> float:
     return float(stats.chi.ppf(NOISE_QUANTILE, NOISE_BLOCK) / math.sqrt(NOISE_BLOCK))
 
 
-@lru_cache(maxsize=1)
-def _line_fit(block: int) -> np.ndarray:
-    """The matrix that takes a block's samples to the least-squares line through them."""
-    basis = np.vander(np.arange(block, dtype=np.float64), 2)
-    return basis @ np.linalg.pinv(basis)
-
-
 def quiet_stretch_noise(filtered: np.ndarray) -> float:
     """The noise of a short signal from the quieter of its first and last :data:`QUIET_BLOCK`
     samples: a pulse that fills all but a few samples of a triggered window leaves those few,
@@ -288,7 +286,7 @@ def quiet_stretch_noise(filtered: np.ndarray) -> float:
     if filtered.size < 2 * QUIET_BLOCK:
         return math.inf
     ends = np.stack((filtered[:QUIET_BLOCK], filtered[-QUIET_BLOCK:]))
-    ends = ends - ends @ _line_fit(QUIET_BLOCK).T
+    ends = ends - ends @ _polynomial_fit(QUIET_BLOCK, 1).T  # about the line through each
     block_rms = np.sqrt(np.sum(ends**2, axis=1) / (QUIET_BLOCK - 2))
     quieter = int(np.argmin(block_rms))
     least = float(block_rms[quieter])
