@@ -262,11 +262,11 @@ QUIET_CONTRAST = 6.0
 QUIET_WHITENESS = 1.2
 
 
-@lru_cache(maxsize=256)
-def _median_least_rms(blocks: int, block: int) -> float:
-    """The median of the least of ``blocks`` rms values of ``block`` samples of unit white
-    noise (order statistics of the chi distribution)."""
-    return float(stats.chi.ppf(1.0 - 0.5 ** (1.0 / blocks), block) / math.sqrt(block))
+@lru_cache(maxsize=1)
+def _median_quieter_rms(degrees_of_freedom: int) -> float:
+    """The median of the quieter of two rms values of unit white noise, each with
+    ``degrees_of_freedom`` (order statistics of the chi distribution)."""
+    return float(stats.chi.ppf(1.0 - 0.5 ** 0.5, degrees_of_freedom) / math.sqrt(degrees_of_freedom))
 
 
 @lru_cache(maxsize=1)
@@ -292,7 +292,7 @@ def quiet_stretch_noise(filtered: np.ndarray) -> float:
     least = float(block_rms[quieter])
     if float(np.sqrt(np.mean(np.diff(ends[quieter]) ** 2))) < QUIET_WHITENESS * least:
         return math.inf  # a slow swing, not a stretch of white noise
-    return least / _median_least_rms(2, QUIET_BLOCK - 2) * _block_noise_of_white()
+    return least / _median_quieter_rms(QUIET_BLOCK - 2) * _block_noise_of_white()
 
 
 def noise_scale(filtered: np.ndarray, raw_magnitude: float, quantum: float = 0.0) -> float:
