@@ -92,9 +92,9 @@ def commutation_notches(samples_per_cycle: float, per_cycle: int, cycles: float,
 @pytest.mark.parametrize("per_cycle", [6, 12])
 def test_converter_commutation_is_not_reported(shipped, per_cycle):
     """Equal notches at regular phases, over whole cycles of a carrier with white noise, are
-    interference, not PD: at most one region per cycle (the budget is 0.1 per cycle over
-    many captures; a single capture gets some slack), while a PD pulse of the same height
-    added at a wandering phase is found."""
+    interference, not PD: they are taken out before the network (pdseg.commutation), so at
+    most one region is left over three cycles (a notch cut by the capture's end keeps its
+    shape), while a PD pulse of the same height added at a wandering phase is found."""
     rng = np.random.default_rng(per_cycle)
     period, cycles = 3333.0, 3.0
     noise = 50.0
@@ -103,7 +103,7 @@ def test_converter_commutation_is_not_reported(shipped, per_cycle):
     carrier = 5e5 * np.sin(2 * np.pi * t / period)
     signal = carrier + notches + noise * rng.normal(size=t.size)
     regions = shipped.analyse([signal])[0].regions
-    assert len(regions) <= cycles, regions.tolist()
+    assert len(regions) <= 1, regions.tolist()
     onset = int(period * 1.37)
     pulse = np.zeros(t.size)
     pulse[onset: onset + 40] = 20 * noise * np.exp(-np.arange(40) / 4.0)
@@ -137,3 +137,15 @@ def test_no_region_at_a_signals_ends_comes_from_the_filter_edge(shipped, thresho
         flank = 7e5 * np.sin(2 * np.pi * t / 3333.0 + phase) + np.random.default_rng(seed).normal(size=t.size)
         regions = shipped.analyse([flank], [SignalOptions(threshold=threshold)])[0].regions
         assert not any(start < 64 or end > t.size - 64 for start, end in regions.tolist()), regions.tolist()
+
+
+@pytest.mark.parametrize("length", [64, 256, 4096, 20_000])
+@pytest.mark.parametrize("level", [0.0, 3.0])
+def test_a_lone_spike_on_a_dead_flat_line_is_reported(shipped, length, level):
+    """A stranger's first try: zeros (or a constant) with one sample raised. Nothing else
+    moves, so the spike stands out of any floor; it was missed while its height was taken
+    for the capture's ADC step."""
+    signal = np.full(length, level)
+    signal[length // 2] += 5.0
+    regions = shipped.analyse([signal])[0].regions.tolist()
+    assert len(regions) == 1 and regions[0][0] <= length // 2 < regions[0][1], regions

@@ -58,6 +58,17 @@ def test_adc_step_is_found_on_a_grid_and_nowhere_else():
     assert np.abs(conditioned.filtered[2000]) / conditioned.scale > 15
 
 
+def test_two_levels_show_a_step_only_where_the_rarer_is_common():
+    toggling = np.zeros(4096)
+    toggling[::97] = 3.0  # 43 samples: the LSB of a recorder on a quiet line
+    assert preprocess.quantisation_step(toggling) == pytest.approx(3.0)
+    for length in (64, 4096, 100_000):
+        lone = np.zeros(length)
+        lone[length // 2] = 5.0  # one spike on a dead-flat line: its height is no ADC step
+        assert preprocess.quantisation_step(lone) == 0.0
+        assert preprocess.quantisation_step(lone + 7.0) == 0.0
+
+
 @pytest.mark.parametrize("length", [1, 2, 27, 28, 1000])
 def test_condition_any_length(length):
     conditioned = preprocess.condition(np.random.default_rng(0).normal(size=length))

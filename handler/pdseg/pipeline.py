@@ -96,7 +96,7 @@ def period_warnings(item: preprocess.Conditioned, given: float | None) -> list[s
     than :data:`PERIOD_DISAGREEMENT`; the caller's value is kept (it is the caller's call)."""
     if not given:
         return []
-    seen = phase_mod.fit_carrier(item.raw, item.filtered, item.scale)
+    seen = item.carrier if item.carrier is not None else phase_mod.fit_carrier(item.raw, item.filtered, item.scale)
     if not seen.detected or not seen.samples_per_cycle:
         return []
     if abs(given - seen.samples_per_cycle) <= PERIOD_DISAGREEMENT * seen.samples_per_cycle:
@@ -183,7 +183,8 @@ class Segmenter:
         results = []
         for item, probability, option in zip(conditioned, probabilities, options):
             threshold = self.threshold if option.threshold is None else float(option.threshold)
-            carrier = phase_mod.fit_carrier(item.raw, item.filtered, item.scale, option.period())
+            carrier = (item.carrier if item.carrier is not None and option.period() is None
+                       else phase_mod.fit_carrier(item.raw, item.filtered, item.scale, option.period()))
             results.append(SignalResult(item, probability, self.regions(probability, threshold),
                                         carrier, threshold, option, self.extent_for(threshold),
                                         self.min_gap, period_warnings(item, option.period())))

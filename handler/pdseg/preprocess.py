@@ -21,7 +21,8 @@ from scipy import ndimage
 from scipy import signal as sps
 from scipy import stats
 
-from . import tones
+from . import commutation, tones
+from .phase import CarrierFit, fit_carrier
 from .robust import mad_sigma
 
 # The carrier sits at 1/1,000 cycles per sample or below (even a 50 Hz carrier sampled at only
@@ -209,6 +210,10 @@ def baseline_and_highpass(raw: np.ndarray, cutoff: float = HIGHPASS_CUTOFF) -> n
 QUANTUM_SAMPLES = 65_536  # samples looked at for the ADC step
 GRID_TOLERANCE = 0.01  # of a step: how close to a multiple a value must be to lie on the grid
 GRID_SHARE = 0.99  # share of distinct values on the grid for the capture to count as quantised
+# A capture of two levels shows its step only where the rarer is this common (a share of the
+# samples, and at least this many of them); fewer are pulses on a dead-flat line.
+TWO_LEVEL_SHARE = 0.01
+TWO_LEVEL_FEWEST = 4
 
 
 def quantisation_step(raw: np.ndarray) -> float:
@@ -221,8 +226,12 @@ def quantisation_step(raw: np.ndarray) -> float:
     if raw.size < 2:
         return 0.0
     sample = raw[:: max(1, raw.size // QUANTUM_SAMPLES)]
-    values = np.unique(sample)
+    values, counts = np.unique(sample, return_counts=True)
     if values.size < 2:
+        return 0.0
+    if values.size == 2 and counts.min() < max(TWO_LEVEL_SHARE * sample.size, TWO_LEVEL_FEWEST):
+        # A flat line with a few samples at one other level: those are transients on a
+        # floor of nothing, and their height is no ADC step.
         return 0.0
     step = float(np.diff(values).min())
     multiples = (values - values[0]) / step
@@ -352,6 +361,8 @@ class Conditioned:
     network_input: np.ndarray  # float32 (channels, length), unitless
     # frequencies (cycles per sample) of the stationary tones taken out of ``filtered``
     tones: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
+    # the carrier the capture shows (its own, no caller's period), where conditioning fitted it
+    carrier: CarrierFit | None = None
 
     @property
     def length(self) -> int:
@@ -363,10 +374,11 @@ def network_planes(filtered: np.ndarray, scale: float) -> np.ndarray:
     return np.stack((compress(filtered / scale), relative_to_local_peak(filtered, scale))).astype(np.float32)
 
 
-def condition(raw: np.ndarray, remove_tones: bool = True) -> Conditioned:
+def condition(raw: np.ndarray, remove_tones: bool = True, remove_commutation: bool = True) -> Conditioned:
     """The network input of one signal: carrier removed (:func:`remove_carrier`), then its
-    stationary tones (:func:`pdseg.tones.remove_tones`; ``remove_tones`` False keeps them, as
-    the recipe of weights trained before that step did)."""
+    stationary tones (:func:`pdseg.tones.remove_tones`) and its converter commutation
+    (:func:`pdseg.commutation.remove_commutation`). False keeps either, as the recipe of weights
+    trained before those steps did."""
     raw = np.asarray(raw, dtype=np.float64)
     filtered = remove_carrier(raw)
     found = tones.stationary_tones(filtered) if remove_tones else np.zeros(0)
@@ -374,6 +386,14 @@ def condition(raw: np.ndarray, remove_tones: bool = True) -> Conditioned:
         # Signals long enough to have tones take the linear path of remove_carrier.
         filtered = tones.remove_tones(filtered, found, refilter=(baseline_and_highpass, carrier_filter_gain))
     magnitude = float(np.max(np.abs(raw))) if raw.size else 0.0
-    scale = noise_scale(filtered, magnitude, quantisation_step(raw))
+    quantum = quantisation_step(raw)
+    scale = noise_scale(filtered, magnitude, quantum)
+    carrier = None
+    if remove_commutation:
+        carrier = fit_carrier(raw, filtered, scale)
+        cleaned = commutation.remove_commutation(filtered, scale, carrier.samples_per_cycle if carrier.detected else None)
+        if cleaned is not filtered:
+            # Twelve notches a cycle touch about a quarter of the noise estimate's blocks.
+            filtered, scale = cleaned, noise_scale(cleaned, magnitude, quantum)
     return Conditioned(raw=raw, filtered=filtered, scale=scale, network_input=network_planes(filtered, scale),
-                       tones=found)
+                       tones=found, carrier=carrier)

@@ -1,0 +1,101 @@
+"""Converter commutation (pdseg.commutation): a phase-locked train of equal notches is taken
+out before the network; PD, which wanders in phase and size, is left alone."""
+import numpy as np
+import pytest
+
+from pdseg import commutation, preprocess
+
+PERIOD = 3333.3
+NOISE = 1.0
+
+
+def notch_train(length: int, per_cycle: int, width: float, depth: float, period: float = PERIOD,
+                first: float = 40.3) -> np.ndarray:
+    """Equal notches at sub-sample positions, ``per_cycle`` per cycle."""
+    t = np.arange(length, dtype=np.float64)
+    notches = np.zeros(length)
+    for centre in np.arange(first, length, period / per_cycle):
+        notches -= depth * 0.5 * (np.tanh((t - centre + width / 2) / 1.5) - np.tanh((t - centre - width / 2) / 1.5))
+    return notches
+
+
+def capture(length: int, seed: int, period: float = PERIOD) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(length)
+    return 3e4 * np.sin(2 * np.pi * t / period + rng.uniform(0, 6.3)) + NOISE * rng.normal(size=length)
+
+
+def interior(values: np.ndarray, period: float = PERIOD) -> np.ndarray:
+    """Away from the ends: a sixth of a cycle cut by a capture's end keeps its notch."""
+    edge = int(period / 6) + 1
+    return values[edge:-edge]
+
+
+@pytest.mark.parametrize("per_cycle,width,period", [(6, 12.0, PERIOD), (12, 6.0, PERIOD), (12, 18.0, 2100.7)])
+def test_an_equal_notch_train_is_taken_out(per_cycle, width, period):
+    base = capture(16_384, per_cycle, period)
+    notches = notch_train(base.size, per_cycle, width, depth=25 * NOISE, period=period)
+    clean = preprocess.condition(base)
+    cleaned = preprocess.condition(base + notches)
+    kept = preprocess.condition(base + notches, remove_commutation=False)
+    before = np.abs(interior(kept.filtered - clean.filtered, period)).max() / clean.scale
+    after = np.abs(interior(cleaned.filtered - clean.filtered, period)).max() / clean.scale
+    assert before > 10
+    assert after < 3, (before, after)
+    # the floor is that of the capture without the notches, not raised by them
+    assert cleaned.scale == pytest.approx(clean.scale, rel=0.1)
+
+
+def test_pd_amid_the_notches_keeps_its_height():
+    rng = np.random.default_rng(5)
+    base = capture(16_384, 5)
+    notches = notch_train(base.size, 12, 10.0, depth=25 * NOISE)
+    pulses = np.zeros(base.size)
+    onsets = []
+    # PD on every cycle's rising flank, wandering in phase and size
+    for cycle in range(4):
+        onset = int(cycle * PERIOD + rng.uniform(200, 900))
+        onsets.append(onset)
+        pulses[onset: onset + 30] += rng.uniform(15, 40) * np.exp(-np.arange(30) / 3.0)
+    clean = preprocess.condition(base + pulses)
+    cleaned = preprocess.condition(base + pulses + notches)
+    for onset in onsets:
+        height = clean.filtered[onset: onset + 5].max()
+        assert cleaned.filtered[onset: onset + 5].max() == pytest.approx(height, rel=0.15, abs=2 * clean.scale)
+
+
+@pytest.mark.parametrize("jitter", [2.0, 40.0])
+def test_pd_at_the_same_phase_every_sixth_is_not_a_train(jitter):
+    """Only what the median of all sixths holds is taken out: pulses of varying size, even at
+    nearly the same phase of every sixth, are not a commutation train unless they are equal."""
+    rng = np.random.default_rng(int(jitter))
+    base = capture(16_384, 9)
+    pulses = np.zeros(base.size)
+    for centre in np.arange(100.0, base.size - 60, PERIOD / 6):
+        onset = int(centre + rng.uniform(-jitter, jitter))
+        # sizes spread over a factor of ten, most slots without a pulse at all
+        if rng.random() < 0.45:
+            pulses[onset: onset + 30] += rng.uniform(5, 50) * np.exp(-np.arange(30) / 3.0)
+    conditioned = preprocess.condition(base + pulses)
+    kept = preprocess.condition(base + pulses, remove_commutation=False)
+    np.testing.assert_array_equal(conditioned.filtered, kept.filtered)
+
+
+def test_nothing_is_looked_for_without_a_carrier_or_in_too_few_sixths():
+    rng = np.random.default_rng(3)
+    no_carrier = NOISE * rng.normal(size=16_384) + notch_train(16_384, 12, 10.0, 25 * NOISE)
+    filtered = preprocess.remove_carrier(no_carrier)
+    assert commutation.remove_commutation(filtered, NOISE, None) is filtered
+    assert preprocess.condition(no_carrier).carrier.detected is False
+    short = capture(2_000, 4) + notch_train(2_000, 12, 10.0, 25 * NOISE)  # 3.6 sixths
+    filtered = preprocess.remove_carrier(short)
+    assert commutation.remove_commutation(filtered, NOISE, PERIOD) is filtered
+
+
+def test_removal_is_scale_invariant():
+    signal = capture(16_384, 12) + notch_train(16_384, 12, 8.0, 25 * NOISE)
+    reference = preprocess.condition(signal)
+    for factor in (0.5, 2.0):
+        scaled = preprocess.condition(signal * factor)
+        np.testing.assert_allclose(scaled.filtered, reference.filtered * factor,
+                                   atol=1e-6 * np.abs(reference.filtered).max() * factor)
