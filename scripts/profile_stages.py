@@ -2,9 +2,10 @@
 
     python scripts/profile_stages.py
 
-For an 800,000-sample capture and a 7,920-sample signal: conditioning (high-pass, noise
-scale, local-peak channel), network (all windows), regions + carrier fit, JSON description;
-medians of repeats, 2 torch threads.
+For an 800,000-sample capture and a 7,920-sample signal: conditioning (high-pass, tones,
+carrier fit, converter commutation, noise scale, local-peak channel) and, within it, the
+commutation step alone; network (all windows), regions (the carrier fit is conditioning's),
+JSON description; medians of repeats, 2 torch threads.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import numpy as np
 import torch
 
 from evaluate import served_segmenter
-from pdseg import phase, preprocess
+from pdseg import commutation, phase, preprocess
 from pdseg.pipeline import SignalOptions
 from training import synthetic
 
@@ -34,8 +35,8 @@ def main() -> None:
     torch.set_num_threads(2)
     segmenter, record = served_segmenter(_bootstrap.ROOT / "model_store" / "weights")
     rng = np.random.default_rng(2026)
-    print("| signal | conditioning ms | network ms | regions + carrier fit ms | (carrier fit alone) | JSON ms |")
-    print("|---|---|---|---|---|---|")
+    print("| signal | conditioning ms | (commutation step) | (carrier fit) | network ms | regions ms | JSON ms |")
+    print("|---|---|---|---|---|---|---|")
     for length, period, repeats in ((800_000, 800_000.0, 3), (7_920, 3333.0, 20)):
         raw = synthetic.make_capture(rng, length, samples_per_cycle=period, pd_free=False,
                                      snr_db=24.0, interference=True).signal
@@ -44,8 +45,11 @@ def main() -> None:
         network_ms, probabilities = timed(lambda: segmenter.probabilities([conditioned]), repeats)
         finish_ms, results = timed(lambda: segmenter.finish([conditioned], probabilities, [SignalOptions()]), repeats)
         fit_ms, _ = timed(lambda: phase.fit_carrier(conditioned.raw, conditioned.filtered, conditioned.scale), repeats)
+        period = conditioned.carrier.samples_per_cycle if conditioned.carrier.detected else None
+        commutation_ms, _ = timed(lambda: commutation.remove_commutation(conditioned.filtered, conditioned.scale, period), repeats)
         json_ms, _ = timed(lambda: results[0].to_json(0), repeats)
-        print(f"| {length:,} samples | {condition_ms:.1f} | {network_ms:.1f} | {finish_ms:.1f} | {fit_ms:.1f} | {json_ms:.1f} |")
+        print(f"| {length:,} samples | {condition_ms:.1f} | {commutation_ms:.1f} | {fit_ms:.1f} | {network_ms:.1f} "
+              f"| {finish_ms:.1f} | {json_ms:.1f} |")
 
 
 if __name__ == "__main__":
