@@ -31,7 +31,8 @@ def interior(values: np.ndarray, period: float = PERIOD) -> np.ndarray:
     return values[edge:-edge]
 
 
-@pytest.mark.parametrize("per_cycle,width,period", [(6, 12.0, PERIOD), (12, 6.0, PERIOD), (12, 18.0, 2100.7)])
+@pytest.mark.parametrize("per_cycle,width,period", [(6, 12.0, PERIOD), (12, 6.0, PERIOD), (12, 18.0, 2100.7),
+                                                     (12, 10.0, 1050.3), (12, 18.0, 1234.5)])
 def test_an_equal_notch_train_is_taken_out(per_cycle, width, period):
     base = capture(16_384, per_cycle, period)
     notches = notch_train(base.size, per_cycle, width, depth=25 * NOISE, period=period)

@@ -35,6 +35,7 @@ FIRST_SLOTS = 16  # sixths whose median the others are lined up against
 MAX_LAG = 8  # samples a sixth may lie off the carrier fit's grid
 GLANCE_SLOTS = 8  # sixths of the quick look for a train
 CHUNK_SLOTS = 64  # sixths per independently refined stretch of a long capture
+MAD_TO_SIGMA = 1.4826
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,6 +87,13 @@ def _refine(filtered: np.ndarray, start: float, slot: float, count: int) -> floa
     return slot
 
 
+def _spread_across_slots(slots: np.ndarray, median: np.ndarray) -> float:
+    """The noise level the slots show about their median: at each spot of a slot, the MAD
+    across slots (sigma-scaled); the median over spots (PD in a few of them does not move it)."""
+    deviation = np.median(np.abs(slots - median), axis=0) * MAD_TO_SIGMA
+    return float(np.median(deviation))
+
+
 def find_train(filtered: np.ndarray, scale: float, start: float, slot: float, count: int) -> Train | None:
     """The phase-locked train in ``count`` slots from ``start``, or None where there is none:
     the median slot stands under :data:`TEMPLATE_LEVEL` noise units, or most slots do not hold
@@ -94,6 +102,9 @@ def find_train(filtered: np.ndarray, scale: float, start: float, slot: float, co
     # samples, which halves no notch; most captures stop here.
     few = _slots(filtered, start, slot, min(count, GLANCE_SLOTS))
     glance = np.median(few, axis=0)
+    # A dense train (twelve a cycle of a short cycle) fills most of the noise estimate's blocks
+    # and raises it up to threefold; the spread across slots at one spot of them holds none of it.
+    scale = min(scale, _spread_across_slots(few, glance))
     peak = float(np.max(np.abs(glance)))
     if peak < 0.5 * TEMPLATE_LEVEL * scale:
         return None

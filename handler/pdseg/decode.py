@@ -171,7 +171,8 @@ def _as_text(value: Any) -> str:
 
 def _finite_signal(values: Any, where: str) -> np.ndarray:
     try:
-        array = np.asarray(values, dtype=np.float64)
+        with np.errstate(invalid="ignore"):  # a NaN cast from another dtype: refused just below
+            array = np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError, OverflowError):
         raise InputError(f"{where}: values must all be numbers within the float64 range") from None
     if array.ndim != 1:
