@@ -46,7 +46,8 @@ def main() -> None:
         finish_ms, results = timed(lambda: segmenter.finish([conditioned], probabilities, [SignalOptions()]), repeats)
         fit_ms, _ = timed(lambda: phase.fit_carrier(conditioned.raw, conditioned.filtered, conditioned.scale), repeats)
         period = conditioned.carrier.samples_per_cycle if conditioned.carrier.detected else None
-        commutation_ms, _ = timed(lambda: commutation.remove_commutation(conditioned.filtered, conditioned.scale, period), repeats)
+        commutation_ms, _ = timed(lambda: commutation.remove_commutation(conditioned.filtered, conditioned.scale, period),
+                                  repeats)
         json_ms, _ = timed(lambda: results[0].to_json(0), repeats)
         print(f"| {length:,} samples | {condition_ms:.1f} | {commutation_ms:.1f} | {fit_ms:.1f} | {network_ms:.1f} "
               f"| {finish_ms:.1f} | {json_ms:.1f} |")

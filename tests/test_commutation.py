@@ -45,6 +45,12 @@ def test_an_equal_notch_train_is_taken_out(per_cycle, width, period):
     assert after < 3, (before, after)
     # the floor is that of the capture without the notches, not raised by them
     assert cleaned.scale == pytest.approx(clean.scale, rel=0.1)
+    # what was taken out is named: a sixth of the cycle, the notches' depth
+    assert clean.commutation is None and kept.commutation is None
+    assert cleaned.commutation.slot == pytest.approx(period / 6, abs=0.05)
+    described = cleaned.commutation.to_dict()
+    assert described["samples_per_sixth"] == pytest.approx(period / 6, abs=0.05)
+    assert described["peak"] == pytest.approx(np.abs(kept.filtered - clean.filtered).max(), rel=0.3)
 
 
 def test_pd_amid_the_notches_keeps_its_height():
@@ -86,11 +92,13 @@ def test_nothing_is_looked_for_without_a_carrier_or_in_too_few_sixths():
     rng = np.random.default_rng(3)
     no_carrier = NOISE * rng.normal(size=16_384) + notch_train(16_384, 12, 10.0, 25 * NOISE)
     filtered = preprocess.remove_carrier(no_carrier)
-    assert commutation.remove_commutation(filtered, NOISE, None) is filtered
+    cleaned, train = commutation.remove_commutation(filtered, NOISE, None)
+    assert cleaned is filtered and train is None
     assert preprocess.condition(no_carrier).carrier.detected is False
     short = capture(2_000, 4) + notch_train(2_000, 12, 10.0, 25 * NOISE)  # 3.6 sixths
     filtered = preprocess.remove_carrier(short)
-    assert commutation.remove_commutation(filtered, NOISE, PERIOD) is filtered
+    cleaned, train = commutation.remove_commutation(filtered, NOISE, PERIOD)
+    assert cleaned is filtered and train is None
 
 
 def test_removal_is_scale_invariant():

@@ -102,8 +102,14 @@ def test_converter_commutation_is_not_reported(shipped, per_cycle):
     t = np.arange(notches.size)
     carrier = 5e5 * np.sin(2 * np.pi * t / period)
     signal = carrier + notches + noise * rng.normal(size=t.size)
-    regions = shipped.analyse([signal])[0].regions
+    result, without = shipped.analyse([signal, signal - notches])
+    regions = result.regions
     assert len(regions) <= 1, regions.tolist()
+    # the answer says what was taken out, and nothing where there was nothing
+    taken = result.to_json(0)["stats"]["commutation_removed"]
+    assert taken["samples_per_sixth"] == pytest.approx(period / 6, abs=0.5)
+    assert taken["peak"] > 10 * noise
+    assert without.to_json(0)["stats"]["commutation_removed"] is None
     onset = int(period * 1.37)
     pulse = np.zeros(t.size)
     pulse[onset: onset + 40] = 20 * noise * np.exp(-np.arange(40) / 4.0)

@@ -84,9 +84,13 @@ def test_report_has_settings_summary_and_a_row_per_signal(server, run_folder):
         regions = record["answer"]["regions"]
         assert f"<tr><td>{record['signal']}</td><td>10000</td><td>{len(regions)}</td>" in page
         tones = ", ".join(f"{t['cycles_per_sample']:g}" for t in record["answer"]["stats"]["tones_removed"]) or "none"
-        assert f"<td>{html.escape(tones)}</td></tr>" in page
-    # the bundled captures with radio-like interference carry tones, which the service took out
+        train = record["answer"]["stats"]["commutation_removed"]
+        commutation = f"{train['samples_per_sixth']:g}" if train else "none"
+        assert f"<td>{html.escape(tones)}</td><td>{commutation}</td></tr>" in page
+    # the bundled captures with radio-like interference carry tones and converter notches,
+    # which the service took out
     assert sum(bool(record["answer"]["stats"]["tones_removed"]) for record in answers) >= 2
+    assert sum(bool(record["answer"]["stats"]["commutation_removed"]) for record in answers) >= 1
     with_pd = sum(1 for record in answers if record["answer"]["regions"])
     assert page.count("<img ") == 1 + min(with_pd, 6)  # the PRPD plot and the signals with most PD
     assert "src=\"http" not in page and "<link" not in page  # self-contained

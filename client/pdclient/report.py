@@ -73,9 +73,11 @@ def _signal_row(record: Mapping) -> tuple:
     regions = answer.get("regions", [])
     polarity = [region.get("polarity") for region in regions]
     tones = ", ".join(f"{tone['cycles_per_sample']:g}" for tone in stats.get("tones_removed", [])) or "none"
+    train = stats.get("commutation_removed")
+    commutation = f"{train['samples_per_sixth']:g}" if train else "none"
     return (record["signal"], answer.get("length"), len(regions), stats.get("cycles"),
             stats.get("regions_per_cycle"), max((r["peak"] for r in regions), default=None),
-            polarity.count("positive"), polarity.count("negative"), tones)
+            polarity.count("positive"), polarity.count("negative"), tones, commutation)
 
 
 def most_pd(records: Sequence[Mapping], count: int = TOP_SIGNALS) -> list[Mapping]:
@@ -137,7 +139,7 @@ def build_report(records: Sequence[Mapping], settings: Mapping, failures: Sequen
                      f"{file_summary['signals']} signals, {_cell(file_summary['repetition_rate_per_cycle'])} per cycle</h3>")
         parts.append(_table(("signal", "samples", "PD regions", "cycles", "regions per cycle",
                              f"largest peak ({prpd.MAGNITUDE_UNIT})", "positive", "negative",
-                             "tones removed (cycles/sample)"),
+                             "tones removed (cycles/sample)", "commutation removed (samples per sixth)"),
                             [_signal_row(record) for record in file_records]))
     page = ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>PD analysis report</title><style>{STYLE}</style></head><body>\n"

@@ -44,6 +44,12 @@ class Train:
     slot: float
     template: np.ndarray
 
+    def to_dict(self) -> dict:
+        """What the answer says of it: the sixth's length and the train's largest excursion
+        (input units, carrier removed)."""
+        return {"samples_per_sixth": round(self.slot, 3),
+                "peak": float(f"{float(np.max(np.abs(self.template))):.6g}")}
+
 
 def _slots(filtered: np.ndarray, start: float, slot: float, count: int, order: int = 1,
            width: int | None = None) -> np.ndarray:
@@ -155,20 +161,22 @@ def _subtract(filtered: np.ndarray, start: int, end: int, origin: float, train: 
     part -= np.where(equal & (whole[slot_index] | lowers), model, 0.0)
 
 
-def remove_commutation(filtered: np.ndarray, scale: float, samples_per_cycle: float | None) -> np.ndarray:
+def remove_commutation(filtered: np.ndarray, scale: float,
+                       samples_per_cycle: float | None) -> tuple[np.ndarray, Train | None]:
     """``filtered`` (carrier removed, noise ``scale``) with its converter commutation taken out
-    (a new array), or ``filtered`` itself where none is found or no carrier period is known."""
+    (a new array) and the train found in its first stretch; ``filtered`` itself and None where
+    none is found or no carrier period is known."""
     if not samples_per_cycle:
-        return filtered
+        return filtered, None
     slot = samples_per_cycle / SLOTS_PER_CYCLE
     total = int(filtered.size // slot)
     if total < MIN_SLOTS or int(slot) < 2:
-        return filtered
+        return filtered, None
     chunks = max(1, total // CHUNK_SLOTS)
     counts = [CHUNK_SLOTS] * (chunks - 1) + [total - CHUNK_SLOTS * (chunks - 1)]
     first = find_train(filtered, scale, 0.0, slot, counts[0])
     if first is None:
-        return filtered
+        return filtered, None
     cleaned = filtered.copy()
     bounds = [int(np.ceil(chunk * CHUNK_SLOTS * first.slot)) for chunk in range(chunks)] + [filtered.size]
     for chunk, count in enumerate(counts):
@@ -176,4 +184,4 @@ def remove_commutation(filtered: np.ndarray, scale: float, samples_per_cycle: fl
         train = first if chunk == 0 else find_train(filtered, scale, origin, first.slot, count)
         if train is not None:
             _subtract(cleaned, bounds[chunk], bounds[chunk + 1], origin, train)
-    return cleaned
+    return cleaned, first

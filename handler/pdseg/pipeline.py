@@ -70,6 +70,8 @@ class SignalResult:
             "merge_gap": self.merge_gap,
             "carrier": self.carrier.to_dict(),
             "tones_removed": tone_list(self.conditioned.tones, self.options.sampling_rate_hz),
+            "commutation_removed": (None if self.conditioned.commutation is None
+                                    else self.conditioned.commutation.to_dict()),
             "cycles": None if cycles is None else round(cycles, 3),
             "regions_per_cycle": None if not cycles else round(len(regions) / cycles, 3),
         }

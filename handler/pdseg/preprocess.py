@@ -363,6 +363,8 @@ class Conditioned:
     tones: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
     # the carrier the capture shows (its own, no caller's period), where conditioning fitted it
     carrier: CarrierFit | None = None
+    # the converter commutation train taken out of ``filtered``, if any
+    commutation: commutation.Train | None = None
 
     @property
     def length(self) -> int:
@@ -388,12 +390,12 @@ def condition(raw: np.ndarray, remove_tones: bool = True, remove_commutation: bo
     magnitude = float(np.max(np.abs(raw))) if raw.size else 0.0
     quantum = quantisation_step(raw)
     scale = noise_scale(filtered, magnitude, quantum)
-    carrier = None
+    carrier, train = None, None
     if remove_commutation:
         carrier = fit_carrier(raw, filtered, scale)
-        cleaned = commutation.remove_commutation(filtered, scale, carrier.samples_per_cycle if carrier.detected else None)
+        cleaned, train = commutation.remove_commutation(filtered, scale, carrier.samples_per_cycle if carrier.detected else None)
         if cleaned is not filtered:
             # Twelve notches a cycle touch about a quarter of the noise estimate's blocks.
             filtered, scale = cleaned, noise_scale(cleaned, magnitude, quantum)
     return Conditioned(raw=raw, filtered=filtered, scale=scale, network_input=network_planes(filtered, scale),
-                       tones=found, carrier=carrier)
+                       tones=found, carrier=carrier, commutation=train)
