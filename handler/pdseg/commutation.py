@@ -24,6 +24,8 @@ import dataclasses
 import numpy as np
 from scipy import ndimage
 
+from .robust import MAD_TO_SIGMA
+
 
 SLOTS_PER_CYCLE = 6
 MIN_SLOTS = 8  # sixths a capture must hold (1.3 cycles) for a median to mean anything
@@ -35,7 +37,6 @@ FIRST_SLOTS = 16  # sixths whose median the others are lined up against
 MAX_LAG = 8  # samples a sixth may lie off the carrier fit's grid
 GLANCE_SLOTS = 8  # sixths of the quick look for a train
 CHUNK_SLOTS = 64  # sixths per independently refined stretch of a long capture
-MAD_TO_SIGMA = 1.4826
 
 
 @dataclasses.dataclass(frozen=True)
