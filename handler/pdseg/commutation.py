@@ -26,7 +26,6 @@ from scipy import ndimage
 
 from .robust import MAD_TO_SIGMA
 
-
 SLOTS_PER_CYCLE = 6
 MIN_SLOTS = 8  # sixths a capture must hold (1.3 cycles) for a median to mean anything
 TEMPLATE_LEVEL = 4.0  # noise units the median must reach somewhere ...
