@@ -336,3 +336,49 @@ def test_band_limited_noise_in_a_short_signal_keeps_its_scale(cutoff):
         conditioned = preprocess.condition(noise + carrier(length, amplitude=1e3))
         tallest = float(np.abs(conditioned.filtered).max() / conditioned.scale)
         assert conditioned.scale > 0.25 and tallest < 6.0, (length, conditioned.scale, tallest)
+
+
+@pytest.mark.parametrize("cutoff", [0.3, 0.35, 0.4])
+def test_anti_aliased_noise_in_a_short_signal_is_measured_at_its_level(cutoff):
+    """Noise low-passed just under the Nyquist rate, as a recorder's anti-alias filter leaves
+    it: a short signal's scale stays on the level the same noise gets in a long capture. Its
+    third differences alone put the scale at 0.65 of that at 0.3 cycles/sample, and the noise's
+    own swings stood out as pulses (median 0.72-0.75 of that level at every length); the first
+    differences, corrected for the colour, keep it. The spread is what 64 samples allow: white
+    noise's own tenth percentile there is 0.8."""
+    from scipy import signal as sps
+
+    rng = np.random.default_rng(int(cutoff * 100))
+    sos = sps.butter(4, cutoff, fs=1.0, output="sos")
+    long = sps.sosfilt(sos, rng.normal(size=200_000))[1000:]
+    long_level = preprocess.noise_scale(preprocess.remove_carrier(long), 1.0)
+    for length in (64, 256, 900):
+        scales = []
+        for trial in range(200):
+            noise = sps.sosfilt(sos, rng.normal(size=length + 400))[400:]
+            scales.append(preprocess.noise_scale(preprocess.remove_carrier(noise), 1.0))
+        ratio = np.array(scales) / long_level
+        least = 0.7 if length < 256 else 0.8
+        assert 0.9 < np.median(ratio) < 1.15 and np.percentile(ratio, 10) > least, (
+            length, np.median(ratio), np.percentile(ratio, 10))
+
+
+def test_the_difference_noise_of_a_short_signal_follows_white_noise_and_skips_strong_colour():
+    """White noise: the third differences' level with its headroom (they agree with the first).
+    Noise low-passed at 0.3 cycles/sample: the first differences corrected for the colour,
+    near its rms, where the third alone with their headroom gave 0.66 of it. Low-passed at 0.1:
+    no estimate, the block estimate stands."""
+    from scipy import signal as sps
+
+    rng = np.random.default_rng(12)
+    white = [preprocess.short_signal_difference_noise(rng.normal(size=256)) for _ in range(200)]
+    assert np.median(white) == pytest.approx(preprocess.DIFFERENCE_NOISE_REACH, rel=0.05)
+    sos = sps.butter(4, 0.3, fs=1.0, output="sos")
+    low_passed = []
+    for _ in range(200):
+        noise = sps.sosfilt(sos, rng.normal(size=656))[400:]
+        low_passed.append(preprocess.short_signal_difference_noise(noise / noise.std()))
+    assert 0.85 < np.median(low_passed) < 1.1, np.median(low_passed)
+    sos = sps.butter(4, 0.1, fs=1.0, output="sos")
+    coloured = sps.sosfilt(sos, rng.normal(size=1256))[1000:]
+    assert preprocess.short_signal_difference_noise(coloured) == np.inf
