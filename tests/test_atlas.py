@@ -258,11 +258,7 @@ def test_served_model_finds_every_isolated_pulse_at_30_db(segmenter):
     assert recall.min() >= 0.99, "cells below 0.99:\n" + _failures(result, 0.99)
 
 
-@pytest.mark.parametrize("family", [
-    "exponential", "oscillation",
-    pytest.param("bipolar", marks=pytest.mark.xfail(
-        strict=True, reason="issue #14 open: a width-6 bipolar pulse is found, but over under 0.3 "
-                            "of the atlas's 45-sample truth (model card)"))])
+@pytest.mark.parametrize("family", ["exponential", "oscillation", "bipolar"])
 def test_served_model_finds_a_clean_isolated_pulse_of_any_length(segmenter, family):
     """White noise, no carrier, 30 dB, an 8,192-sample capture: two pulses (one of each
     polarity) of every shape of the family, truth lengths from a few samples to ~250."""

@@ -382,3 +382,25 @@ def test_the_difference_noise_of_a_short_signal_follows_white_noise_and_skips_st
     sos = sps.butter(4, 0.1, fs=1.0, output="sos")
     coloured = sps.sosfilt(sos, rng.normal(size=1256))[1000:]
     assert preprocess.short_signal_difference_noise(coloured) == np.inf
+
+
+def test_region_ends_move_in_to_where_the_signal_stands_out():
+    """A spike of one sample: its region shrinks to it. A weaker pulse leading a merged region
+    keeps its samples (the level is at most 5 noise units). No end moves by more than 8
+    samples, no region grows, and one whose peak is under a noise unit stays as it was."""
+    from pdseg.regions import trim_to_signal
+
+    magnitude = np.zeros(400)
+    magnitude[50] = 40.0
+    magnitude[52] = 3.0  # under 10 % of the spike
+    magnitude[100:104] = 6.0  # a weaker pulse ...
+    magnitude[130] = 200.0  # ... leading a strong one in the same region
+    magnitude[200] = 30.0
+    magnitude[201:300] = np.linspace(10.0, 0.5, 99)  # a long tail past the region's end
+    magnitude[350:360] = 0.5
+    regions = np.array([[45, 59], [98, 140], [198, 300], [348, 362]])
+    trimmed = trim_to_signal(regions, magnitude)
+    assert trimmed.tolist() == [[50, 51], [100, 132], [200, 292], [348, 362]]
+    assert np.all(trimmed[:, 0] >= regions[:, 0]) and np.all(trimmed[:, 1] <= regions[:, 1])
+    assert np.all(trimmed[:, 0] - regions[:, 0] <= 8) and np.all(regions[:, 1] - trimmed[:, 1] <= 8)
+    assert trim_to_signal(np.zeros((0, 2), dtype=np.int64), magnitude).shape == (0, 2)

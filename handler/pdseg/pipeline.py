@@ -14,7 +14,8 @@ import torch
 
 from . import phase as phase_mod
 from . import preprocess
-from .regions import DEFAULT_MIN_GAP, DEFAULT_MIN_LENGTH, describe_regions, probability_to_regions, significant
+from .regions import (DEFAULT_MIN_GAP, DEFAULT_MIN_LENGTH, describe_regions, probability_to_regions, significant,
+                      trim_to_signal)
 
 # A caller's period further than this from a clearly visible carrier's is reported, not used
 # silently: phases computed from it would drift through the capture.
@@ -172,12 +173,16 @@ class Segmenter:
         or the threshold itself where that is lower (a caller's low threshold is never undone)."""
         return threshold if self.extent_threshold is None else min(self.extent_threshold, threshold)
 
-    def regions(self, probability: np.ndarray, threshold: float | None = None) -> np.ndarray:
+    def regions(self, probability: np.ndarray, threshold: float | None = None,
+                magnitude: np.ndarray | None = None) -> np.ndarray:
         """The region rules on one signal's probability: decision threshold and extent level,
-        merge gap, shortest region."""
+        merge gap, shortest region; with ``magnitude`` (the conditioned signal's, in noise
+        units) each region's ends are then fitted to where the signal stands out
+        (:func:`regions.trim_to_signal`)."""
         threshold = self.threshold if threshold is None else threshold
-        return probability_to_regions(probability, threshold, self.min_gap, self.min_length,
-                                      self.extent_for(threshold))
+        regions = probability_to_regions(probability, threshold, self.min_gap, self.min_length,
+                                         self.extent_for(threshold))
+        return regions if magnitude is None else trim_to_signal(regions, magnitude)
 
     def finish(self, conditioned: Sequence[preprocess.Conditioned],
                probabilities: Sequence[np.ndarray],
@@ -187,7 +192,8 @@ class Segmenter:
             threshold = self.threshold if option.threshold is None else float(option.threshold)
             carrier = (item.carrier if item.carrier is not None and option.period() is None
                        else phase_mod.fit_carrier(item.raw, item.filtered, item.scale, option.period()))
-            results.append(SignalResult(item, probability, self.regions(probability, threshold),
+            magnitude = np.abs(item.filtered) / item.scale
+            results.append(SignalResult(item, probability, self.regions(probability, threshold, magnitude),
                                         carrier, threshold, option, self.extent_for(threshold),
                                         self.min_gap, period_warnings(item, option.period())))
         return results

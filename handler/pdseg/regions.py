@@ -5,7 +5,8 @@ than ``min_gap`` samples are one region (a pulse's ringing crosses zero, the pro
 dip for a sample or two), and runs shorter than ``min_length`` are dropped. The same rule
 turns the synthetic labels into ground-truth events, so predictions and truth are comparable.
 With an extent level below the threshold (hysteresis) the runs are taken at the extent level
-and kept when they reach the threshold: see :func:`probability_to_regions`.
+and kept when they reach the threshold: see :func:`probability_to_regions`. The served regions'
+ends are then fitted to where the signal stands out (:func:`trim_to_signal`).
 """
 from __future__ import annotations
 
@@ -94,3 +95,38 @@ def describe_regions(regions: np.ndarray, filtered: np.ndarray, probability: np.
             region["duration_s"] = significant((end - start) / sampling_rate_hz, 9)
         described.append(region)
     return described
+
+
+
+# A region's ends are moved in to the outermost samples that stand at least this fraction of its
+# peak out of the noise (the label rule: an event lasts while the pulse is at 10 % of its peak),
+# at least FLOOR and at most CEILING noise units, and by no more than MOST samples: the
+# network's extent runs a few samples past a spike of one or two samples.
+TRIM_FRACTION = 0.1
+TRIM_FLOOR = 1.0  # noise units
+TRIM_CEILING = 5.0  # noise units: a weaker pulse leading a merged region keeps its samples
+TRIM_MOST = 8  # samples per end
+
+
+def trim_to_signal(regions: np.ndarray, magnitude: np.ndarray, fraction: float = TRIM_FRACTION,
+                   floor: float = TRIM_FLOOR, ceiling: float = TRIM_CEILING,
+                   most: int = TRIM_MOST) -> np.ndarray:
+    """``regions`` with each end moved in, by at most ``most`` samples, to the outermost sample
+    whose ``magnitude`` (the carrier-free signal's magnitude in noise units) reaches
+    ``fraction`` of the region's peak, kept between ``floor`` and ``ceiling``. The network's
+    probability spreads a few samples either side of a short spike, where the label of a
+    one-sample pulse is one or two samples long; the signal shows where it stands out. The
+    bound keeps the tail the network extends past what the carrier filter left of a slow
+    pulse (a 100-sample decay is over within 80 samples of its onset after it). A region whose
+    peak is under ``floor`` is kept as it is."""
+    regions = np.asarray(regions, dtype=np.int64).reshape(-1, 2)
+    trimmed = regions.copy()
+    for index, (start, end) in enumerate(regions.tolist()):
+        segment = magnitude[start:end]
+        if segment.size == 0:
+            continue
+        level = max(floor, min(fraction * float(segment.max()), ceiling))
+        above = np.flatnonzero(segment >= level)
+        if above.size:
+            trimmed[index] = (start + min(int(above[0]), most), max(start + int(above[-1]) + 1, end - most))
+    return trimmed
