@@ -399,8 +399,8 @@ def test_region_ends_move_in_to_where_the_signal_stands_out():
     magnitude[201:300] = np.linspace(10.0, 0.5, 99)  # a long tail past the region's end
     magnitude[350:360] = 0.5
     regions = np.array([[45, 59], [98, 140], [198, 300], [348, 362]])
-    trimmed = trim_to_signal(regions, magnitude)
+    trimmed = trim_to_signal(regions, -magnitude * 2.0, 2.0)  # either polarity, any units
     assert trimmed.tolist() == [[50, 51], [100, 132], [200, 292], [348, 362]]
     assert np.all(trimmed[:, 0] >= regions[:, 0]) and np.all(trimmed[:, 1] <= regions[:, 1])
     assert np.all(trimmed[:, 0] - regions[:, 0] <= 8) and np.all(regions[:, 1] - trimmed[:, 1] <= 8)
-    assert trim_to_signal(np.zeros((0, 2), dtype=np.int64), magnitude).shape == (0, 2)
+    assert trim_to_signal(np.zeros((0, 2), dtype=np.int64), magnitude, 1.0).shape == (0, 2)

@@ -174,15 +174,16 @@ class Segmenter:
         return threshold if self.extent_threshold is None else min(self.extent_threshold, threshold)
 
     def regions(self, probability: np.ndarray, threshold: float | None = None,
-                magnitude: np.ndarray | None = None) -> np.ndarray:
+                conditioned: preprocess.Conditioned | None = None) -> np.ndarray:
         """The region rules on one signal's probability: decision threshold and extent level,
-        merge gap, shortest region; with ``magnitude`` (the conditioned signal's, in noise
-        units) each region's ends are then fitted to where the signal stands out
-        (:func:`regions.trim_to_signal`)."""
+        merge gap, shortest region; given the signal it was computed from, each region's ends
+        are then fitted to where that signal stands out (:func:`regions.trim_to_signal`)."""
         threshold = self.threshold if threshold is None else threshold
         regions = probability_to_regions(probability, threshold, self.min_gap, self.min_length,
                                          self.extent_for(threshold))
-        return regions if magnitude is None else trim_to_signal(regions, magnitude)
+        if conditioned is None:
+            return regions
+        return trim_to_signal(regions, conditioned.filtered, conditioned.scale)
 
     def finish(self, conditioned: Sequence[preprocess.Conditioned],
                probabilities: Sequence[np.ndarray],
@@ -192,8 +193,7 @@ class Segmenter:
             threshold = self.threshold if option.threshold is None else float(option.threshold)
             carrier = (item.carrier if item.carrier is not None and option.period() is None
                        else phase_mod.fit_carrier(item.raw, item.filtered, item.scale, option.period()))
-            magnitude = np.abs(item.filtered) / item.scale
-            results.append(SignalResult(item, probability, self.regions(probability, threshold, magnitude),
+            results.append(SignalResult(item, probability, self.regions(probability, threshold, item),
                                         carrier, threshold, option, self.extent_for(threshold),
                                         self.min_gap, period_warnings(item, option.period())))
         return results

@@ -334,7 +334,7 @@ def noise_scale(filtered: np.ndarray, raw_magnitude: float, quantum: float = 0.0
         # Too few blocks for a quiet one to be sure: a pulse filling most of a short window
         # would pass for noise, where the differences still show the floor.
         estimate = min(estimate, short_signal_difference_noise(filtered))
-        # A slow oscillation filling the window moves third differences too; a few quiet
+        # A slow oscillation filling the window moves the differences too; a few quiet
         # samples before it still show the floor.
         quiet = quiet_stretch_noise(filtered)
         if QUIET_CONTRAST * quiet < estimate:

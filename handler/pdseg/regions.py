@@ -97,7 +97,6 @@ def describe_regions(regions: np.ndarray, filtered: np.ndarray, probability: np.
     return described
 
 
-
 # A region's ends are moved in to the outermost samples that stand at least this fraction of its
 # peak out of the noise (the label rule: an event lasts while the pulse is at 10 % of its peak),
 # at least FLOOR and at most CEILING noise units, and by no more than MOST samples: the
@@ -108,24 +107,24 @@ TRIM_CEILING = 5.0  # noise units: a weaker pulse leading a merged region keeps 
 TRIM_MOST = 8  # samples per end
 
 
-def trim_to_signal(regions: np.ndarray, magnitude: np.ndarray, fraction: float = TRIM_FRACTION,
-                   floor: float = TRIM_FLOOR, ceiling: float = TRIM_CEILING,
-                   most: int = TRIM_MOST) -> np.ndarray:
+def trim_to_signal(regions: np.ndarray, filtered: np.ndarray, scale: float,
+                   fraction: float = TRIM_FRACTION, floor: float = TRIM_FLOOR,
+                   ceiling: float = TRIM_CEILING, most: int = TRIM_MOST) -> np.ndarray:
     """``regions`` with each end moved in, by at most ``most`` samples, to the outermost sample
-    whose ``magnitude`` (the carrier-free signal's magnitude in noise units) reaches
-    ``fraction`` of the region's peak, kept between ``floor`` and ``ceiling``. The network's
+    of the carrier-free signal ``filtered`` whose magnitude reaches ``fraction`` of the region's
+    peak, kept between ``floor`` and ``ceiling`` noise units (``scale``). The network's
     probability spreads a few samples either side of a short spike, where the label of a
     one-sample pulse is one or two samples long; the signal shows where it stands out. The
     bound keeps the tail the network extends past what the carrier filter left of a slow
     pulse (a 100-sample decay is over within 80 samples of its onset after it). A region whose
-    peak is under ``floor`` is kept as it is."""
+    peak is under ``floor`` is kept as it is. Only the regions' own samples are read."""
     regions = np.asarray(regions, dtype=np.int64).reshape(-1, 2)
     trimmed = regions.copy()
     for index, (start, end) in enumerate(regions.tolist()):
-        segment = magnitude[start:end]
+        segment = np.abs(filtered[start:end])
         if segment.size == 0:
             continue
-        level = max(floor, min(fraction * float(segment.max()), ceiling))
+        level = scale * max(floor, min(fraction * float(segment.max()) / scale, ceiling))
         above = np.flatnonzero(segment >= level)
         if above.size:
             trimmed[index] = (start + min(int(above[0]), most), max(start + int(above[-1]) + 1, end - most))
