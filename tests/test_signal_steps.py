@@ -404,3 +404,30 @@ def test_region_ends_move_in_to_where_the_signal_stands_out():
     assert np.all(trimmed[:, 0] >= regions[:, 0]) and np.all(trimmed[:, 1] <= regions[:, 1])
     assert np.all(trimmed[:, 0] - regions[:, 0] <= 8) and np.all(regions[:, 1] - trimmed[:, 1] <= 8)
     assert trim_to_signal(np.zeros((0, 2), dtype=np.int64), magnitude, 1.0).shape == (0, 2)
+
+
+def test_a_short_signal_is_shown_amid_its_own_quiet_noise():
+    """The margins mirror the signal at its ends, with every sample that stands out of the
+    noise (and 6 samples either side) silenced: no pulse is repeated there, the signal itself
+    is untouched, and the planes follow the signal's units (×2 gives the same planes)."""
+    rng = np.random.default_rng(12)
+    samples = rng.normal(size=200)
+    samples[20:26] += 40.0 * np.exp(-np.arange(6) / 1.5)  # a pulse near the start
+    conditioned = preprocess.condition(samples)
+    before, after = WindowPlan().margins(samples.size)
+    assert (before, after) == (256, 568)
+    planes = preprocess.planes_amid_own_noise(conditioned, before, after)
+    assert planes.shape == (2, before + samples.size + after)
+    np.testing.assert_array_equal(planes[0, before: before + samples.size], conditioned.network_input[0])
+    margins = np.concatenate((planes[0, :before], planes[0, before + samples.size:]))
+    assert np.abs(margins).max() <= np.arcsinh(preprocess.MARGIN_QUIET) + 1e-6
+    assert np.abs(margins).max() > 1.0  # noise, not zeros
+    signal_plane = planes[0, before: before + samples.size]
+    mirrored = planes[0, before - 1: before - 9: -1]  # sample k before the start mirrors sample k
+    same = mirrored == signal_plane[1:9]
+    assert np.all(same | (mirrored == 0.0)) and same.sum() >= 6
+    assert np.all(planes[0, before - 26: before - 19] == 0.0)  # the pulse (samples 20-26) is not mirrored
+    doubled = preprocess.planes_amid_own_noise(preprocess.condition(2.0 * samples), before, after)
+    np.testing.assert_allclose(doubled, planes, atol=1e-5)
+    single = preprocess.condition(np.array([3.0]))
+    assert preprocess.planes_amid_own_noise(single, 4, 5).shape == (2, 10)

@@ -138,7 +138,7 @@ class Segmenter:
         equal width, from all signals, go
         through the network together in chunks of about ``chunk_windows`` standard windows'
         worth of samples."""
-        pieces = [self.plan.cut(item.network_input) for item in conditioned]
+        pieces = [self.windows(item) for item in conditioned]
         outputs: list[np.ndarray] = [np.empty(0)] * len(pieces)
         by_width: dict[int, list[int]] = {}
         for index, piece in enumerate(pieces):
@@ -156,6 +156,17 @@ class Segmenter:
                     outputs[index] = results[first: first + count]
                     first += count
         return [self.plan.stitch(output, item.length) for output, item in zip(outputs, conditioned)]
+
+    def windows(self, item: preprocess.Conditioned) -> np.ndarray:
+        """The network windows of one conditioned signal. One shorter than a standard window
+        is shown amid its own noise (:func:`pdseg.preprocess.planes_amid_own_noise`): amid
+        zeros, the network missed pulses early in a short window that it found inside a
+        longer capture. Longer signals keep zeros beyond their ends; the network finds their
+        early pulses."""
+        margins = self.plan.margins(item.length)
+        if margins is None or item.length >= self.plan.window:
+            return self.plan.cut(item.network_input)
+        return preprocess.planes_amid_own_noise(item, *margins)[None]
 
     def condition(self, raw: np.ndarray, option: SignalOptions | None = None) -> preprocess.Conditioned:
         """One signal conditioned for the network (the options do not change it: a signal's

@@ -10,7 +10,9 @@ window`` (12.5 %) extra work instead of the 100 % of 50 % overlap.
 A signal that fits, with its context, into one window of at most ``max_single`` samples gets
 exactly one window, sized to it in steps of ``size_step`` (a 7,920-sample capture costs one
 8,704-sample window instead of three 4,096-sample ones). Beyond the signal's ends the input is
-zero, the value of a quiet, carrier-free stretch after conditioning.
+zero, the value of a quiet, carrier-free stretch after conditioning; the pipeline shows a
+signal shorter than a standard window amid its own noise instead (:meth:`WindowPlan.margins`,
+``preprocess.planes_amid_own_noise``).
 """
 from __future__ import annotations
 
@@ -51,6 +53,13 @@ class WindowPlan:
         if single <= self.max_single and single <= self._tiles(length) * self.window:
             return max(single, self.size_step)
         return self.window
+
+    def margins(self, length: int) -> tuple[int, int] | None:
+        """Samples before and after a signal of ``length`` samples in its one window; None for
+        a tiled signal."""
+        if self.count(length) != 1:
+            return None
+        return self.context, self.width(length) - self.context - length
 
     def count(self, length: int) -> int:
         """Windows needed for a signal of ``length`` samples (at least one)."""
