@@ -281,11 +281,12 @@ def test_served_model_finds_a_clean_isolated_pulse_of_any_length(segmenter, fami
 
 def test_served_model_keeps_the_atlas_recall_it_shipped_with(segmenter):
     """A guard for what the shipped model reaches at 30 dB (docs/atlas.json), until the goal
-    above holds: recall by capture length, all shapes, conditions and polarities together."""
+    above holds: recall by capture length, all shapes, conditions and polarities together.
+    Short windows shown amid zeros instead of their own noise gave 0.80 (64) and 0.94 (256)."""
     config = atlas.AtlasConfig(snrs_db=(30.0,), lengths=ATLAS_LENGTHS, trials=ATLAS_TRIALS)
     result = atlas.run_atlas(atlas.segmenter_detector(segmenter), config, min_gap=segmenter.min_gap)
     by_length = dict(zip(result.table("length")["rows"], (row[0] for row in result.table("length")["recall"])))
-    floors = {"64": 0.78, "256": 0.88, "1,024": 0.97, "8,192": 0.97, "65,536": 0.97}
+    floors = {"64": 0.81, "256": 0.95, "1,024": 0.97, "8,192": 0.97, "65,536": 0.97}
     assert {row: by_length[row] >= floor for row, floor in floors.items()} == dict.fromkeys(floors, True), by_length
 
 
