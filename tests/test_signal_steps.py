@@ -229,6 +229,21 @@ def test_phase_from_visible_carrier():
     assert min(phases[positive_zero_crossing], 360 - phases[positive_zero_crossing]) < 1.0
 
 
+@pytest.mark.parametrize("length", [64, 256, 1024])
+def test_a_stretch_shorter_than_half_a_cycle_reports_no_carrier_period(length):
+    """A window on a 3,333-sample carrier's flank shows too little of it for a period: no
+    carrier is reported. The period search's longest candidate, twice the window, was taken for
+    the period (128, 512, 2,048 samples per cycle), with phases to match; from 1,700 samples
+    (just over half a cycle) the true period is found."""
+    rng = np.random.default_rng(length)
+    for _ in range(5):
+        raw = carrier(length, period=3333.0, phase_deg=rng.uniform(0, 360)) + rng.normal(size=length)
+        assert not preprocess.condition(raw).carrier.detected
+    raw = carrier(1700, period=3333.0, phase_deg=200.0)
+    fit = preprocess.condition(raw).carrier
+    assert fit.detected and fit.samples_per_cycle == pytest.approx(3333.0, rel=0.01)
+
+
 def test_phase_from_caller_period_without_carrier():
     noise = np.random.default_rng(3).normal(size=2000)
     filtered = preprocess.remove_carrier(noise)

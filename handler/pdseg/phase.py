@@ -17,6 +17,7 @@ from scipy import optimize
 MIN_CYCLES_FOR_ESTIMATE = 0.5  # a period is only estimated from at least half a cycle
 MAX_RESIDUAL_FRACTION = 0.35  # harmonics and clipping leave some residue; noise must not
 MIN_CARRIER_TO_NOISE = 20.0
+BOUND_FRACTION = 0.98  # a period found within 2 % of the longest one searched is that bound
 
 
 @dataclasses.dataclass
@@ -97,7 +98,10 @@ def _fit_decimated(carrier: np.ndarray, noise_scale: float,
                                         bounds=(shortest, longest), method="bounded",
                                         options={"xatol": 1e-3})
         period = float(best.x)
-        if length / period < MIN_CYCLES_FOR_ESTIMATE:
+        # A fit pressed against the half-cycle limit says only that the period is longer than
+        # the signal can show: a 256-sample stretch of a 3,333-sample flank was "detected" at
+        # 512 samples per cycle, twice its length, and phases from that are wrong.
+        if length / period < MIN_CYCLES_FOR_ESTIMATE or period > BOUND_FRACTION * length / MIN_CYCLES_FOR_ESTIMATE:
             return CarrierFit(False, None, None, None)
     else:
         period = float(samples_per_cycle)
