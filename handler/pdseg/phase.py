@@ -101,7 +101,7 @@ def _fit_decimated(carrier: np.ndarray, noise_scale: float,
         # A fit pressed against the half-cycle limit says only that the period is longer than
         # the signal can show: a 256-sample stretch of a 3,333-sample flank was "detected" at
         # 512 samples per cycle, twice its length, and phases from that are wrong.
-        if length / period < MIN_CYCLES_FOR_ESTIMATE or period > BOUND_FRACTION * length / MIN_CYCLES_FOR_ESTIMATE:
+        if period > BOUND_FRACTION * length / MIN_CYCLES_FOR_ESTIMATE:
             return CarrierFit(False, None, None, None)
     else:
         period = float(samples_per_cycle)
