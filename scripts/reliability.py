@@ -39,7 +39,6 @@ import platform
 import re
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -518,13 +517,13 @@ def check_soak(target: LocalTarget, workdir: Path, seconds: int = 90, warmup: in
     """Sustained load; a leak is a trend in the workers' RSS per request served.
 
     Under load the RSS swings by ±7 % with the requests in flight (427-539 MiB within a flat
-    ten-minute soak of 6,897 requests on 2026-12-03, whose per-minute medians stayed within
-    499-517 MiB), so a comparison of the first and last seconds judges noise: it failed CI once
+    ten-minute soak on 2026-12-03; a 25-minute one, 31,568 requests, kept its five-minute
+    medians within 506.8-510.2 MiB), so a comparison of the first and last seconds judges noise: it failed CI once
     at +12.7 % without a leak. The trend is a Theil-Sen slope over every one-second reading,
     and the check fails when even the low end of its 95 % interval grows the RSS by
     RSS_GROWTH_LIMIT per 1,000 requests (12.5 KB a request at 500 MiB). A handler patched to
     keep 30 KB of every request failed it: 5.4 % (3.5-7.1 %) per 1,000 requests. The 40 s
-    warm-up: after 20 s, 90 s soaks still read 1.2-1.7 % per 1,000 requests, ten minutes 0.26 %."""
+    warm-up: after 20 s, 90 s soaks still read 1.2-1.7 % per 1,000 requests; 25 minutes -0.0 %."""
     warm = run_locust(target, users, warmup, workdir, "soak-warmup")
     before = _settled_rss(target)
     samples: list[tuple[float, dict]] = []
@@ -554,7 +553,7 @@ def check_soak(target: LocalTarget, workdir: Path, seconds: int = 90, warmup: in
     if soak["failures"] or warm["failures"]:
         failures.append(f"soak: {soak['failures'] + warm['failures']} failed requests: {soak['failure_kinds']}")
     times = np.array([t for t, _ in samples])
-    per_thousand = 1000 / max(soak["requests"], 1)  # seconds of this soak per 1,000 requests
+    per_thousand = 1000 / max(soak["requests"], 1)  # growth over the soak -> per 1,000 requests
     for part in ("frontend", "workers"):
         values = np.array([s[part] for _, s in samples])
         trend = stats.theilslopes(values, times, alpha=0.95)
