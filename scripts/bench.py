@@ -13,9 +13,10 @@ Measures: one long capture (800,000 samples, one 20 ms cycle at 40 MS/s) sent as
 7,920-sample signals at 1, 4, 8 and 16 concurrent clients, a warm-up and 3 rounds each,
 medians (requests/s, p50/p95/p99, errors; an asyncio load generator, light on the cores the
 server shares);
-RSS of the frontend and each worker before and after the load; the predecessor's approach
-in-process on the same capture (its 12.1 M-parameter network, eager, one 1,024-sample window at
-a time, 50 % overlap); the model's FLOP per sample against a matmul measured here; a repeated
+RSS of the frontend and each worker before and after the load, and the CPU time they use per
+request; the predecessor's approach in-process on the same capture (its 12.1 M-parameter
+network, eager, one 1,024-sample window at a time, 50 % overlap), timed for 1.6 s after each
+long-capture request, so that each speed-up is a pair measured at the same moment; the model's FLOP per sample against a matmul measured here; a repeated
 request answered from the result cache (docs/cache.md: everything else is sent with
 Cache-Control: no-cache, so it measures analysis). Prints a table and writes docs/benchmarks.md.
 """
@@ -40,6 +41,7 @@ import numpy as np
 import psutil
 import requests
 import torch
+import yaml
 from scipy import signal as sps
 
 from pdseg.model import PRESETS, UNet1D, flops_per_window, load_trained
@@ -103,6 +105,21 @@ def rss_mib(server: LocalServer | None) -> dict:
     return sizes
 
 
+def cpu_seconds(server: LocalServer | None) -> dict[str, float]:
+    """User + system CPU seconds the frontend and the workers have used so far."""
+    used = {}
+    for role, members in server_processes(server).items():
+        total = 0.0
+        for process in members:
+            try:
+                times = process.cpu_times()
+                total += times.user + times.system
+            except psutil.Error:
+                pass
+        used[role] = total
+    return used
+
+
 class RssSampler(threading.Thread):
     """Frontend + worker RSS every ``period`` seconds while the load runs."""
 
@@ -122,9 +139,12 @@ class RssSampler(threading.Thread):
         return self.samples
 
 
-def long_capture_over_http(url: str, capture: np.ndarray, repeats: int) -> dict:
+def long_capture_over_http(url: str, capture: np.ndarray, repeats: int,
+                           predecessor: "Predecessor | None" = None, predecessor_s: float = 1.6) -> dict:
+    """The long capture ``repeats`` times over HTTP; with ``predecessor``, its approach timed for
+    ``predecessor_s`` after each request, and the speed-up as the median of the pairs' ratios."""
     payload = npy_bytes(capture)
-    durations, regions = [], None
+    durations, rates, regions = [], [], None
     for _ in range(repeats):
         started = time.perf_counter()
         response = requests.post(url, data=payload, headers={"Content-Type": "application/x-npy",
@@ -132,10 +152,18 @@ def long_capture_over_http(url: str, capture: np.ndarray, repeats: int) -> dict:
         durations.append(time.perf_counter() - started)
         response.raise_for_status()
         regions = len(response.json()["signals"][0]["regions"])
+        if predecessor is not None:
+            rates.append(predecessor.rate(predecessor_s))
     median = statistics.median(durations)
-    return {"samples": int(capture.size), "payload_mb": round(len(payload) / 1e6, 2), "repeats": repeats,
-            "seconds_median": round(median, 4), "seconds_all": [round(d, 4) for d in durations],
-            "samples_per_s": round(capture.size / median), "regions": regions}
+    figures = {"samples": int(capture.size), "payload_mb": round(len(payload) / 1e6, 2), "repeats": repeats,
+               "seconds_median": round(median, 4), "seconds_all": [round(d, 4) for d in durations],
+               "samples_per_s": round(capture.size / median), "regions": regions}
+    if rates:
+        ratios = [capture.size / seconds / rate for seconds, rate in zip(durations, rates)]
+        figures["predecessor_samples_per_s_all"] = [round(rate) for rate in rates]
+        figures["speedup_all"] = [round(ratio, 1) for ratio in ratios]
+        figures["speedup_median"] = round(statistics.median(ratios), 1)
+    return figures
 
 
 async def _http_client(host: str, port: int, path: str, payloads: list[bytes], number: int,
@@ -246,35 +274,47 @@ def cache_hit_latency(url: str, signal_: np.ndarray, repeats: int) -> dict:
 
 # --- the predecessor's approach, in-process ------------------------------------------------
 
-def predecessor_samples_per_s(capture: np.ndarray, seconds_budget: float) -> dict:
+class Predecessor:
     """Its preprocessing (3rd-order Butterworth high-pass, one maximum for the whole input) and
     its inference loop: the 12.1 M-parameter UNet1D in eager mode, one 1,024-sample window at a
-    time, stride 512. Random weights: the speed does not depend on them. The loop runs until
-    the time budget is spent and the rate is extrapolated to the whole capture."""
-    torch.manual_seed(0)
-    network = UNet1D(PRESETS["predecessor"]).eval()
-    stride = PREDECESSOR_WINDOW // 2
-    started = time.perf_counter()
-    b, a = sps.butter(3, 0.4 / 0.5, btype="high")
-    filtered = sps.filtfilt(b, a, capture).astype(np.float32)
-    filtered /= max(np.abs(filtered).max(), 1e-30)
-    preprocess_s = time.perf_counter() - started
-    windows_done, inference_s = 0, 0.0
-    with torch.no_grad():
-        network(torch.zeros(1, 1, PREDECESSOR_WINDOW))  # warm-up
-        loop_started = time.perf_counter()
-        for start in range(0, filtered.size - PREDECESSOR_WINDOW + 1, stride):
-            window = torch.from_numpy(filtered[start: start + PREDECESSOR_WINDOW]).view(1, 1, -1)
-            network(window).squeeze().numpy()
-            windows_done += 1
-            inference_s = time.perf_counter() - loop_started
-            if inference_s > seconds_budget:
-                break
-    samples_covered = windows_done * stride
-    seconds_for_capture = preprocess_s + inference_s * (capture.size / samples_covered)
-    return {"windows_timed": windows_done, "seconds_timed": round(inference_s, 2),
-            "seconds_per_capture_extrapolated": round(seconds_for_capture, 2),
-            "samples_per_s": round(capture.size / seconds_for_capture)}
+    time, stride 512. Random weights: the speed does not depend on them. :meth:`rate` runs the
+    loop for a time budget, going on where the last call stopped, and extrapolates to the whole
+    capture; calls between the long-capture requests make each ratio a pair measured at the
+    same moment of a machine whose speed drifts by 20-30 % within an hour."""
+
+    def __init__(self, capture: np.ndarray) -> None:
+        torch.manual_seed(0)
+        self.network = UNet1D(PRESETS["predecessor"]).eval()
+        self.size = capture.size
+        self.stride = PREDECESSOR_WINDOW // 2
+        started = time.perf_counter()
+        b, a = sps.butter(3, 0.4 / 0.5, btype="high")
+        filtered = sps.filtfilt(b, a, capture).astype(np.float32)
+        filtered /= max(np.abs(filtered).max(), 1e-30)
+        self.preprocess_s = time.perf_counter() - started
+        self.filtered = filtered
+        self.starts = range(0, filtered.size - PREDECESSOR_WINDOW + 1, self.stride)
+        self.next = 0
+        self.windows_timed, self.seconds_timed = 0, 0.0
+        with torch.no_grad():
+            self.network(torch.zeros(1, 1, PREDECESSOR_WINDOW))  # warm-up
+
+    def rate(self, seconds_budget: float) -> float:
+        """Samples per second over the whole capture, from windows timed for ``seconds_budget``."""
+        windows_done, inference_s = 0, 0.0
+        with torch.no_grad():
+            loop_started = time.perf_counter()
+            while inference_s <= seconds_budget:
+                start = self.starts[self.next % len(self.starts)]
+                self.next += 1
+                window = torch.from_numpy(self.filtered[start: start + PREDECESSOR_WINDOW]).view(1, 1, -1)
+                self.network(window).squeeze().numpy()
+                windows_done += 1
+                inference_s = time.perf_counter() - loop_started
+        self.windows_timed += windows_done
+        self.seconds_timed += inference_s
+        seconds_for_capture = self.preprocess_s + inference_s * (self.size / (windows_done * self.stride))
+        return self.size / seconds_for_capture
 
 
 def matmul_gflops(size: int = 2048, repeats: int = 10) -> float:
@@ -317,15 +357,20 @@ def table(results: dict) -> str:
     lines.append(f"Predecessor approach (in-process, 12.1 M params, eager, 1,024-sample windows one at a time, "
                  f"50 % overlap): {predecessor['samples_per_s']:,} samples/s, "
                  f"{predecessor['seconds_per_capture_extrapolated']} s per capture")
-    lines.append(f"Speed-up over the predecessor: {results['speedup']:.1f}x")
+    pairs = long.get("speedup_all")
+    lines.append(f"Speed-up over the predecessor: {results['speedup']:.1f}x"
+                 + (f" (median of {len(pairs)} pairs, each request timed beside the predecessor's approach right "
+                    f"after it: {', '.join(f'{ratio:g}' for ratio in pairs)})" if pairs else ""))
     lines.append("")
     lines.append("Concurrent 7,920-sample signals (.npy), closed loop; medians over the rounds of each level:")
     lines.append("")
-    lines.append("| clients | requests | errors | requests/s | p50 ms | p95 ms | p99 ms |")
-    lines.append("|---|---|---|---|---|---|---|")
+    lines.append("| clients | requests | errors | requests/s | p50 ms | p95 ms | p99 ms | CPU ms per request: frontend / workers |")
+    lines.append("|---|---|---|---|---|---|---|---|")
     for row in results["concurrency"]:
+        cpu = row.get("cpu_ms_per_request")
         lines.append(f"| {row['clients']} | {row['requests']} | {row['errors']} | {row['requests_per_s']} | "
-                     f"{row['p50_ms']} | {row['p95_ms']} | {row['p99_ms']} |")
+                     f"{row['p50_ms']} | {row['p95_ms']} | {row['p99_ms']} | "
+                     + (f"{cpu['frontend']} / {cpu['workers']} |" if cpu else "- |"))
     cached = results["cache"]
     lines.append("")
     lines.append(f"Repeated request ({cached['samples']:,} samples, .npy, one client): the first "
@@ -375,18 +420,32 @@ def write_report(results: dict, text: str) -> None:
 
 
 def measure(url: str, server: LocalServer | None, capture: np.ndarray, short_signals: list[np.ndarray],
-            repeated: np.ndarray, quick: bool, levels) -> dict:
+            repeated: np.ndarray, quick: bool, levels, predecessor: Predecessor | None = None) -> dict:
     """Every figure of one running server: the long capture, the load levels, memory, a repeat."""
-    for signal_ in short_signals[:2] + [capture[:50_000]]:  # warm-up
+    # Warm-up: every worker sees long captures (its first costs it up to twice a warm
+    # one: allocations and caches of a new size), as a running service has long done.
+    workers = max(1, len(server_processes(server)["workers"]))
+    for signal_ in short_signals[:2] + [capture[:50_000] if quick else capture] * (2 * workers):
         requests.post(url, data=npy_bytes(signal_), headers={"Content-Type": "application/x-npy",
-                                                             "Cache-Control": FRESH}, timeout=120)
+                                                             "Cache-Control": FRESH}, timeout=300)
     figures = {}
     memory = {"before": rss_mib(server)}
-    figures["long_capture"] = long_capture_over_http(url, capture, 1 if quick else 5)
+    figures["long_capture"] = long_capture_over_http(url, capture, 1 if quick else 7, predecessor,
+                                                     0.5 if quick else 1.6)
     sampler = RssSampler(server)
     sampler.start()
-    figures["concurrency"] = [repeated_load(url, short_signals, clients, 3 if quick else 40, 1 if quick else 3)
-                              for clients in levels]
+    figures["concurrency"] = []
+    for clients in levels:
+        # Where the cores go: the CPU the server's processes used over the level (its warm-up
+        # round included) per request sent.
+        per_client, rounds = (3, 1) if quick else (40, 3)
+        before = cpu_seconds(server)
+        row = repeated_load(url, short_signals, clients, per_client, rounds)
+        after = cpu_seconds(server)
+        if server is not None:
+            sent = clients * per_client * (rounds + 1)
+            row["cpu_ms_per_request"] = {role: round((after[role] - before[role]) / sent * 1000, 2) for role in after}
+        figures["concurrency"].append(row)
     during = sampler.stop()
     memory["after"] = rss_mib(server)
     memory["during_min"] = round(min(during), 1) if during else None
@@ -396,13 +455,20 @@ def measure(url: str, server: LocalServer | None, capture: np.ndarray, short_sig
     return figures
 
 
-def start_server(runtime: str, environment: dict, workers: int | None, store: Path) -> LocalServer:
+def start_server(runtime: str, environment: dict, workers: int | None, store: Path,
+                 batch_size: int | None = None) -> LocalServer:
     """A local TorchServe on the shipped weights packed for ``runtime`` into ``store`` (model_store/'s
-    archive may hold either, after make archive RUNTIME=...). A caller's PD_CACHE_URL stays out:
-    a shared cache would answer the first request of the cache figure."""
+    archive may hold either, after make archive RUNTIME=...), with ``batch_size`` instead of the
+    shipped one where given. A caller's PD_CACHE_URL stays out: a shared cache would answer the
+    first request of the cache figure."""
     from export import export
 
-    export(ROOT / "model_store" / "weights", "pd_segmenter", store, "1.0", runtime=runtime)
+    model_config = ROOT / "config" / "model-config.yaml"
+    if batch_size:
+        settings = yaml.safe_load(model_config.read_text()) | {"batchSize": batch_size}
+        model_config = store / "model-config.yaml"
+        model_config.write_text(yaml.safe_dump(settings, sort_keys=False))
+    export(ROOT / "model_store" / "weights", "pd_segmenter", store, "1.0", model_config=model_config, runtime=runtime)
     server = LocalServer(environment={"PD_CACHE_URL": ""} | environment, model_store=store).start()
     server.wait_ready()
     if workers:
@@ -422,6 +488,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, nargs="+", default=None, help="concurrency levels (default 1 4 8 16)")
     parser.add_argument("--workers", type=int, default=None, help="scale the started server to N workers")
     parser.add_argument("--threads", type=int, default=None, help="network threads per worker (PD_TORCH_THREADS)")
+    parser.add_argument("--batch-size", type=int, default=None, help="pack the archive with this batchSize")
     parser.add_argument("--runtimes", nargs="+", choices=RUNTIMES, default=list(RUNTIMES),
                         help="archives to serve one after the other (the first is reported in full)")
     args = parser.parse_args()
@@ -436,29 +503,40 @@ def main() -> None:
     repeated = synthetic.make_capture(rng, 7920, samples_per_cycle=3333.0).signal  # a signal not sent before
 
     environment = {"PD_TORCH_THREADS": str(args.threads)} if args.threads else {}
+    predecessor = Predecessor(capture)
     runtimes = ["(given server)"] if args.url else args.runtimes
     measured = {}
     for runtime in runtimes:
         with tempfile.TemporaryDirectory(prefix="bench-store-") as store:
-            server = None if args.url else start_server(runtime, environment, args.workers, Path(store))
+            server = None if args.url else start_server(runtime, environment, args.workers, Path(store),
+                                                        args.batch_size)
             try:
                 base = args.url or server.inference_url
                 measured[runtime] = measure(f"{base}/predictions/pd_segmenter", server, capture, short_signals,
-                                            repeated, args.quick, levels)
+                                            repeated, args.quick, levels, predecessor)
             finally:
                 if server is not None:
                     server.stop()
 
+    shipped = yaml.safe_load((ROOT / "config" / "model-config.yaml").read_text())
     results = {"command": "python scripts/bench.py " + " ".join(sys.argv[1:]),
                "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                "machine": machine(), "versions": versions(),
                "server": (f"started by the benchmark on the shipped weights, packed for {' and '.join(runtimes)} "
-                          f"(scripts/export.py --runtime), config/local.properties, workers {args.workers or 1}, network threads per worker "
+                          f"(scripts/export.py --runtime), config/local.properties, workers {args.workers or shipped['minWorkers']}, "
+                          f"batch size {args.batch_size or shipped['batchSize']}, network threads per worker "
                           f"{args.threads or 'from model-config.yaml'}") if not args.url else args.url}
     results |= measured[runtimes[0]]
-    results["predecessor"] = predecessor_samples_per_s(capture, seconds_budget=1.0 if args.quick else 8.0)
+    # Every runtime's long-capture requests were paired with the predecessor's approach timed
+    # right after each (Predecessor); its rate over all of them is the one reported.
+    rate = predecessor.size / (predecessor.preprocess_s + predecessor.seconds_timed
+                               * predecessor.size / (predecessor.windows_timed * predecessor.stride))
+    results["predecessor"] = {"windows_timed": predecessor.windows_timed,
+                              "seconds_timed": round(predecessor.seconds_timed, 2),
+                              "seconds_per_capture_extrapolated": round(predecessor.size / rate, 2),
+                              "samples_per_s": round(rate)}
     for figures in measured.values():
-        figures["speedup"] = round(figures["long_capture"]["samples_per_s"] / results["predecessor"]["samples_per_s"], 1)
+        figures["speedup"] = figures["long_capture"]["speedup_median"]
     results["speedup"] = measured[runtimes[0]]["speedup"]
     results["runtimes"] = measured
     network, record = load_trained(ROOT / "model_store" / "weights")

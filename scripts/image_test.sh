@@ -20,7 +20,7 @@
 #   IMAGE              tag to build                        pd-segmenter:image-test
 #   BASE_IMAGE         a python:3.11-slim already in build/podman's storage, used instead
 #                      of the stand-in (e.g. one loaded with `podman load`)
-#   MEMORY             container memory limit              2g
+#   MEMORY             container memory limit              3g
 #   SIZE_LIMIT_BYTES   fail when the image is larger       1000000000 (1.0 GB)
 #   PODMAN_DIR         podman's configuration and storage  build/podman
 #   STORAGE_DRIVER     overlay, or vfs where overlay fails overlay
@@ -34,7 +34,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 IMAGE=${IMAGE:-pd-segmenter:image-test}
-MEMORY=${MEMORY:-2g}
+MEMORY=${MEMORY:-3g}
 SIZE_LIMIT_BYTES=${SIZE_LIMIT_BYTES:-1000000000}
 PODMAN_DIR=${PODMAN_DIR:-$ROOT/build/podman}
 STORAGE_DRIVER=${STORAGE_DRIVER:-overlay}
@@ -338,7 +338,7 @@ if [[ ! -x .venv/bin/python ]]; then
     make setup
 fi
 log "reliability: worker kill under load, worst accepted requests"
-PD_INFERENCE_KEY=$EXPECTED_INFERENCE_KEY PD_MANAGEMENT_KEY=$EXPECTED_MANAGEMENT_KEY \
+MEMORY=$MEMORY PD_INFERENCE_KEY=$EXPECTED_INFERENCE_KEY PD_MANAGEMENT_KEY=$EXPECTED_MANAGEMENT_KEY \
     .venv/bin/python scripts/reliability.py --container "$NAME" --inference "$INFERENCE" \
     --management "$MANAGEMENT" --only kill,worst || die "reliability checks against the container"
 [[ $(podman inspect --format '{{.State.OOMKilled}}' "$NAME") == false ]] || die "OOM-killed in the reliability checks"

@@ -51,6 +51,7 @@ import _bootstrap  # noqa: F401
 import numpy as np
 import psutil
 import requests
+import yaml
 from scipy import stats
 
 from bad_inputs import corpus
@@ -102,14 +103,24 @@ class Target:
     def worker_pid(self) -> int:
         return int(self.workers()[0]["pid"])
 
+    def worker_pids(self) -> list[int]:
+        """Every worker's pid (the archive starts ``minWorkers`` of them)."""
+        return [int(worker["pid"]) for worker in self.workers()]
+
+    def batch_size(self) -> int:
+        response = requests.get(f"{self.management_url}/models/{MODEL_NAME}", headers=self.management_auth,
+                                timeout=10)
+        return int(response.json()[0]["batchSize"])
+
     def wait_new_worker(self, old_pid: int, timeout: float = 120) -> float:
-        """Seconds until a READY worker other than ``old_pid`` is there."""
+        """Seconds until as many READY workers as before are there, none of them ``old_pid``."""
         started = time.monotonic()
+        count = len(self.workers())
         while time.monotonic() - started < timeout:
             try:
                 ready = [w for w in self.workers() if w["status"] == "READY" and int(w["pid"]) != old_pid
                          and self.alive(int(w["pid"]))]
-                if ready:
+                if len(ready) >= count:
                     return time.monotonic() - started
             except (requests.RequestException, ValueError, KeyError, IndexError):
                 pass
@@ -198,16 +209,17 @@ class ContainerTarget(Target):
 
 
 class PeakSampler:
-    """Peak RSS of a process while a block runs: VmHWM after a reset where the kernel lets us,
-    else the largest RSS seen every 10 ms."""
+    """The largest peak RSS of any of the processes ``pids`` (the workers: a request may reach
+    either) while a block runs: VmHWM after a reset where the kernel lets us, else the largest
+    RSS seen every 10 ms."""
 
-    def __init__(self, target: Target, pid: int) -> None:
-        self.target, self.pid = target, pid
+    def __init__(self, target: Target, pids: list[int]) -> None:
+        self.target, self.pids = target, list(pids)
         self.peak_kb = 0
         self.method = ""
 
     def __enter__(self) -> "PeakSampler":
-        self.exact = self.target.reset_peak(self.pid)
+        self.exact = all([self.target.reset_peak(pid) for pid in self.pids])
         self.method = "VmHWM after clear_refs" if self.exact else "VmRSS sampled every 10 ms"
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
@@ -218,14 +230,14 @@ class PeakSampler:
     def _sample(self) -> None:
         while not self._stop.is_set():
             try:
-                self.peak_kb = max(self.peak_kb, self.target.status(self.pid)["VmRSS"])
+                self.peak_kb = max(self.peak_kb, *(self.target.status(pid)["VmRSS"] for pid in self.pids))
             except (OSError, KeyError, subprocess.SubprocessError):
                 return
             time.sleep(0.01)
 
     def __exit__(self, *exc) -> None:
         if self.exact:
-            self.peak_kb = self.target.status(self.pid)["VmHWM"]
+            self.peak_kb = max(self.target.status(pid)["VmHWM"] for pid in self.pids)
         else:
             self._stop.set()
             self._thread.join()
@@ -288,7 +300,7 @@ def check_properties() -> tuple[dict, list[str]]:
 def check_corpus(target: LocalTarget) -> tuple[dict, list[str]]:
     limits = WorkLimits()
     cases = corpus(limits.max_work, limits.max_signals)
-    pid = target.worker_pid()
+    pids = sorted(target.worker_pids())
     rows, failures = [], []
     for case in cases:
         started = time.monotonic()
@@ -309,9 +321,9 @@ def check_corpus(target: LocalTarget) -> tuple[dict, list[str]]:
         if not ok:
             failures.append(f"corpus {case.name}: expected {case.status}, got {status} {detail}")
     healthy = requests.get(f"{target.inference_url}/ping", timeout=10).json().get("status") == "Healthy"
-    survived = target.worker_pid() == pid
+    survived = sorted(target.worker_pids()) == pids
     if not survived:
-        failures.append("corpus: the worker was replaced while answering bad input")
+        failures.append("corpus: a worker was replaced while answering bad input")
     statuses = {}
     for row in rows:
         statuses[str(row["status"])] = statuses.get(str(row["status"]), 0) + 1
@@ -339,8 +351,9 @@ def _settled(counter, wait: float = 10) -> int:
 
 
 def check_batch_mates(target: LocalTarget, rounds: int = 3) -> tuple[dict, list[str]]:
-    """Per round: a long request occupies the worker, 4 good and 4 bad requests queue behind it
-    and reach the worker as one batch. Good answers must equal the same requests sent alone."""
+    """Per round: a long request occupies each worker, 4 good and 4 bad requests queue behind
+    them, interleaved, and reach the workers in as few batches as the batch size allows. Good
+    answers must equal the same requests sent alone."""
     limits = WorkLimits()
     captures = np.load(ROOT / "data" / "sample_captures.npy").astype(np.float64)
     cases = {case.name: case for case in corpus(limits.max_work, limits.max_signals)}
@@ -349,8 +362,9 @@ def check_batch_mates(target: LocalTarget, rounds: int = 3) -> tuple[dict, list[
                 ["json_nan", "npy_pickled_objects", "csv_letters", "float32_partial_sample"],
                 ["issue15_numeric_strings", "json_too_many_signals", "multipart_bad_threshold", "xml"]]
     blocker = _npy(np.random.default_rng(5).standard_normal(limits.max_work - limits.signal_overhead))
+    workers, batch_size = len(target.worker_pids()), target.batch_size()
     failures, figures = [], {"rounds": rounds, "batches": [], "good_equal_alone": 0, "good": 0, "bad_4xx": 0,
-                             "bad": 0}
+                             "bad": 0, "workers": workers, "batch_size": batch_size}
     for number in range(rounds):
         rng = np.random.default_rng(number)
         rows = captures[rng.permutation(len(captures))[:4]]
@@ -367,16 +381,20 @@ def check_batch_mates(target: LocalTarget, rounds: int = 3) -> tuple[dict, list[
         fresh = [kwargs | {"headers": kwargs["headers"] | FRESH} for kwargs in good]
         mixed = [item for pair in zip(fresh, [{"data": c.body, "headers": c.headers} for c in bad]) for item in pair]
         before = _settled(target.batches_received)
-        with ThreadPoolExecutor(max_workers=len(mixed) + 1) as pool:
-            busy = pool.submit(target.post, data=blocker, headers={"Content-Type": "application/x-npy"} | FRESH)
+        with ThreadPoolExecutor(max_workers=len(mixed) + workers) as pool:
+            busy = [pool.submit(target.post, data=blocker, headers={"Content-Type": "application/x-npy"} | FRESH)
+                    for _ in range(workers)]
             time.sleep(0.3)
             futures = [pool.submit(target.post, **kwargs) for kwargs in mixed]
             together = [future.result() for future in futures]
-            busy.result()
-        batches = _settled(target.batches_received) - before - 1  # less the blocker's
+            for future in busy:
+                future.result()
+        batches = _settled(target.batches_received) - before - workers  # less the blockers'
         figures["batches"].append(batches)
-        if batches != 1:
-            failures.append(f"batch-mates round {number}: the 8 requests took {batches} batches, not 1")
+        expected = -(-len(mixed) // batch_size)
+        if batches != expected:
+            failures.append(f"batch-mates round {number}: the {len(mixed)} requests took {batches} batches, "
+                            f"not {expected}")
         for response, case in zip(together[1::2], bad):
             figures["bad"] += 1
             if response.status_code == case.status:
@@ -555,7 +573,7 @@ def check_soak(target: LocalTarget, workdir: Path, seconds: int = 90, warmup: in
 
 def check_kill(target: Target, workdir: Path, users: int = 8, seconds: int = 30, kill_at: float = 8,
                timeout_s: float = 20) -> tuple[dict, list[str]]:
-    """SIGKILL the worker under load; every request must be answered within ``timeout_s``."""
+    """SIGKILL a worker under load; every request must be answered within ``timeout_s``."""
     request_log = workdir / "kill-requests.jsonl"
     request_log.unlink(missing_ok=True)
     old_pid = target.worker_pid()
@@ -638,14 +656,14 @@ def worst_requests(limits: WorkLimits) -> list[tuple[str, dict]]:
     ]
 
 
-def check_worst(target: Target, limits: WorkLimits, batch: int = 8, burst: int = 8) -> tuple[dict, list[str]]:
+def check_worst(target: Target, limits: WorkLimits, burst: int = 8) -> tuple[dict, list[str]]:
     failures, rows = [], []
     frontend = target.frontend_pid()
     for description, kwargs in worst_requests(limits):
-        pid = target.worker_pid()
-        target.post(json={"signal": [1.0, 2.0, 3.0]}, timeout=60)  # the worker is awake
-        before = target.status(pid)["VmRSS"] / 1024
-        with PeakSampler(target, pid) as peak:
+        pids = target.worker_pids()
+        target.post(json={"signal": [1.0, 2.0, 3.0]}, timeout=60)  # the workers are awake
+        before = max(target.status(pid)["VmRSS"] for pid in pids) / 1024
+        with PeakSampler(target, pids) as peak:
             started = time.monotonic()
             response = target.post(timeout=300, **kwargs)
             seconds = time.monotonic() - started
@@ -661,28 +679,30 @@ def check_worst(target: Target, limits: WorkLimits, batch: int = 8, burst: int =
             failures.append(f"worst request {description}: {seconds:.2f} s, over {TIME_BUDGET_S} s")
         if peak.peak_mib > MEMORY_BUDGET_MIB:
             failures.append(f"worst request {description}: worker peak {peak.peak_mib} MiB, over {MEMORY_BUDGET_MIB}")
-    # A full batch of the largest requests, queued behind one so that they reach the worker
-    # together. JSON with short numbers (~13 MB a body): the frontend holds nine at once, which
-    # it could not with full-precision floats (below).
+    # A full batch of the largest requests for every worker, queued behind one long request per
+    # worker so that each batch reaches its worker whole. JSON with short numbers (~13 MB a
+    # body): the frontend holds all of them at once, which it could not with full-precision
+    # floats (below).
     rng = np.random.default_rng(8)
     largest = limits.max_work - limits.signal_overhead
     short_json = json.dumps({"signal": np.round(rng.standard_normal(largest), 2).tolist()}).encode()
     blocker = {"data": _npy(rng.standard_normal(largest)), "headers": {"Content-Type": "application/x-npy"} | FRESH}
-    pid = target.worker_pid()
+    pids = target.worker_pids()
+    batch = len(pids) * target.batch_size()
     counter = getattr(target, "batches_received", None)
     batches_before = _settled(counter) if counter else None
-    with PeakSampler(target, pid) as peak, ThreadPoolExecutor(max_workers=batch + 1) as pool:
+    with PeakSampler(target, pids) as peak, ThreadPoolExecutor(max_workers=batch + len(pids)) as pool:
         started = time.monotonic()
-        first = pool.submit(target.post, timeout=600, **blocker)
+        first = [pool.submit(target.post, timeout=600, **blocker) for _ in pids]
         time.sleep(0.5)
         rest = [pool.submit(target.post, timeout=600, data=short_json, headers={"Content-Type": "application/json"} | FRESH)
                 for _ in range(batch)]
-        statuses = [future.result().status_code for future in [first, *rest]]
+        statuses = [future.result().status_code for future in [*first, *rest]]
         seconds = time.monotonic() - started
-    batches = (_settled(target.batches_received) - batches_before - 1) if batches_before is not None else None
+    batches = (_settled(target.batches_received) - batches_before - len(pids)) if batches_before is not None else None
     batch_row = {"request": f"{batch} x JSON, one signal of {largest:,} samples ({len(short_json) / 1e6:.0f} MB), "
-                            "queued behind a largest .npy"
-                            + (f", reaching the worker in {batches} batch(es)" if batches is not None else ""),
+                            f"queued behind a largest .npy in each of the {len(pids)} workers"
+                            + (f", reaching them in {batches} batch(es)" if batches is not None else ""),
                  "statuses": statuses, "seconds_all": round(seconds, 2), "worker_peak_mib": peak.peak_mib,
                  "peak_method": peak.method}
     log(f"  batch: {statuses}, {seconds:.1f} s, worker peak {peak.peak_mib} MiB")
@@ -779,7 +799,7 @@ def render(results: dict) -> str:
         lines += ["### Fuzz corpus (scripts/bad_inputs.py)", "",
                   f"{c['as_expected']} of {c['cases']} named bad requests got their expected 4xx with a JSON message; "
                   f"statuses {_counts(c['statuses'])}; 5xx: {c['server_errors']}, no answer/reset: {c['no_answer']}; "
-                  f"healthy after: {c['healthy_after']}, same worker after: {c['same_worker_after']}.", "",
+                  f"healthy after: {c['healthy_after']}, same workers after: {c['same_worker_after']}.", "",
                   "<details><summary>Every case</summary>", "", "| case | content type | bytes | expected | got | ms |",
                   "|---|---|---|---|---|---|"]
         lines += [f"| {r['name']} | {r['content_type']} | {r['bytes']:,} | {r['expected']} | {r['status']} | {r['ms']} |"
@@ -788,7 +808,8 @@ def render(results: dict) -> str:
     if "batch" in results:
         b = results["batch"]
         lines += ["### Batch-mates", "",
-                  f"{b['rounds']} rounds of 4 good and 4 bad requests queued behind a long one; batches the 8 "
+                  f"{b['rounds']} rounds of 4 good and 4 bad requests queued behind a long one in each of the "
+                  f"{b['workers']} workers (batch size {b['batch_size']}); batches the 8 "
                   f"took per round: {b['batches']}; good answers equal to the same request alone: "
                   f"{b['good_equal_alone']} of {b['good']}; bad ones answered with their 4xx: {b['bad_4xx']} of {b['bad']}.", ""]
     if "slow" in results:
@@ -822,10 +843,10 @@ def render(results: dict) -> str:
     if "kill" in results:
         k = results["kill"]
         lines += ["### Worker killed under load", "",
-                  f"SIGKILL to the worker {k['killed_after_s']} s into {k['seconds']} s of {k['users']} clients: "
+                  f"SIGKILL to a worker {k['killed_after_s']} s into {k['seconds']} s of {k['users']} clients: "
                   f"{k['requests']} requests, {k['in_flight_at_kill']} in flight at the kill, {k['failed']} failed "
                   f"({_counts(k['failed_by_status']) or 'none'}); next success {k['next_success_after_kill_s']} s after the kill "
-                  f"(new worker READY after {k['new_worker_ready_s']} s); longest request {k['longest_request_s']} s; "
+                  f"(its replacement READY after {k['new_worker_ready_s']} s); longest request {k['longest_request_s']} s; "
                   f"requests without an answer within {k['client_timeout_s']:.0f} s: {k['no_answer_within_timeout']}.", ""]
     if "worst" in results:
         w = results["worst"]
@@ -837,7 +858,7 @@ def render(results: dict) -> str:
                          f"{r['worker_rss_before_mib']} | **{r['worker_peak_mib']}** | {r['answer_mb']} |")
         b, burst = w["batch"], w["burst"]
         lines += ["", f"- Batch: {b['request']}: statuses {sorted(set(b['statuses']))}, {b['seconds_all']} s for "
-                  f"all nine, worker peak **{b['worker_peak_mib']} MiB**.",
+                  f"all of them, worker peak **{b['worker_peak_mib']} MiB**.",
                   f"- Burst: {burst['request']}: {_counts(burst['statuses'])}; the next request: {burst['next_request']}.",
                   f"- One sample over the limit: {w['one_sample_over']}.",
                   f"- Frontend RSS afterwards {w['frontend_rss_mib']} MiB, peak {w['frontend_peak_mib']} MiB.",
@@ -899,7 +920,8 @@ def main() -> int:
                                  inference_key=os.environ.get("PD_INFERENCE_KEY", ""),
                                  management_key=os.environ.get("PD_MANAGEMENT_KEY", ""))
         results["server"] = f"container {args.container} (scripts/image_test.sh): production profile, token keys"
-        results["worst_server"] = "The container as image_test.sh runs it (no CPU limit, 2 GB memory limit)."
+        results["worst_server"] = ("The container as image_test.sh runs it (no CPU limit, memory limit "
+                                   f"{os.environ.get('MEMORY', '3g')}).")
         for name in [c for c in checks if c in CONTAINER_CHECKS]:
             run(name, {"kill": check_kill, "worst": check_worst}[name], target,
                 *((workdir,) if name == "kill" else (limits,)))
@@ -908,8 +930,10 @@ def main() -> int:
         if "properties" in checks:
             run("properties", check_properties)
         server_checks = [c for c in checks if c in ("corpus", "batch", "slow", "soak", "kill")]
+        shipped = yaml.safe_load((ROOT / "config" / "model-config.yaml").read_text())
         results["server"] = ("started by this script from model_store/pd_segmenter.mar with config/local.properties "
-                             "(scripts/serve.py), shipped model-config.yaml: batch size 8, 1 worker, 2 threads")
+                             f"(scripts/serve.py), shipped model-config.yaml: batch size {shipped['batchSize']}, "
+                             f"{shipped['minWorkers']} workers, {shipped['handler']['torch_threads']} threads each")
         if server_checks:
             with LocalServer() as server:
                 target = LocalTarget(server, "local")
@@ -923,7 +947,7 @@ def main() -> int:
         if "worst" in checks:
             core = max(os.sched_getaffinity(0))
             others = os.sched_getaffinity(0) - {core}
-            results["worst_server"] = (f"A second server, the frontend and its worker confined to CPU {core} "
+            results["worst_server"] = (f"A second server, the frontend and its workers confined to CPU {core} "
                                        "(sched_setaffinity), the client on the other CPUs; shipped settings.")
             with LocalServer(cpus={core}) as server:
                 if others:

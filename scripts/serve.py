@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import requests
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL_NAME = "pd_segmenter"
@@ -116,7 +117,10 @@ class LocalServer:
                                         preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None)
         return self
 
-    def wait_ready(self, timeout: float = 180.0, workers: int = 1) -> None:
+    def wait_ready(self, timeout: float = 180.0, workers: int | None = None) -> None:
+        """Until ``workers`` workers are READY (by default the archive's ``minWorkers``)."""
+        if workers is None:
+            workers = int(yaml.safe_load((ROOT / "config" / "model-config.yaml").read_text())["minWorkers"])
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:

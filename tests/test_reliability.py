@@ -74,8 +74,9 @@ def settled_batch_count(server) -> int:
 
 
 def test_good_and_bad_requests_in_one_batch(server, real_captures):
-    """A long request keeps the worker busy while 4 good and 4 bad requests queue up; the
-    worker takes all 8 as one batch. Every good answer equals the same request sent alone."""
+    """Long requests keep every worker busy while 4 good and 4 bad requests queue up; the
+    workers take the 8 in as few batches as the batch size allows, good and bad requests
+    interleaved. Every good answer equals the same request sent alone."""
     captures = [capture for capture in real_captures]
     good = [
         {"json": {"signal": captures[0].tolist()}},
@@ -92,16 +93,20 @@ def test_good_and_bad_requests_in_one_batch(server, real_captures):
     # Analysed in the batch, not answered from the result cache that `alone` filled (docs/cache.md).
     fresh = [kwargs | {"headers": kwargs.get("headers", {}) | {"Cache-Control": "no-cache"}} for kwargs in good]
     mixed = [item for pair in zip(fresh, bad) for item in pair]
+    [described] = requests.get(f"{server.management_url}/models/pd_segmenter", timeout=10).json()
+    workers, batch_size = len(described["workers"]), described["batchSize"]
     before = settled_batch_count(server)
-    blocker = np.random.default_rng(7).standard_normal(LIMITS.max_work - LIMITS.signal_overhead)
-    with ThreadPoolExecutor(max_workers=len(mixed) + 1) as pool:
-        busy = pool.submit(requests.post, server.predict_url, data=npy(blocker),
-                           headers={"Content-Type": "application/x-npy"}, timeout=120)
-        time.sleep(0.3)  # the blocker is in the worker; the next 8 wait in the queue
+    rng = np.random.default_rng(7)
+    blockers = [npy(rng.standard_normal(LIMITS.max_work - LIMITS.signal_overhead)) for _ in range(workers)]
+    with ThreadPoolExecutor(max_workers=len(mixed) + workers) as pool:
+        busy = [pool.submit(requests.post, server.predict_url, data=blocker,
+                            headers={"Content-Type": "application/x-npy"}, timeout=120) for blocker in blockers]
+        time.sleep(0.3)  # a blocker in every worker; the next 8 wait in the queue
         futures = [pool.submit(requests.post, server.predict_url, timeout=120, **kwargs) for kwargs in mixed]
         responses = [future.result() for future in futures]
-        assert busy.result().status_code == 200
-    assert settled_batch_count(server) - before == 2  # the blocker's batch, then all 8 in one
+        assert [future.result().status_code for future in busy] == [200] * workers
+    # The blockers' batches, then the 8 in full batches.
+    assert settled_batch_count(server) - before == workers + -(-len(mixed) // batch_size)
     assert [r.status_code for r in responses[1::2]] == [by_name[name].status for name in bad_names]
     for together, single in zip(responses[0::2], alone):
         assert together.status_code == 200

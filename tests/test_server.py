@@ -11,6 +11,7 @@ import numpy as np
 import psutil
 import pytest
 import requests
+import yaml
 from PIL import Image
 
 from pdseg.preprocess import remove_carrier
@@ -37,7 +38,9 @@ def regions_of(answer):
 def test_health_and_model_ready(server):
     assert requests.get(f"{server.inference_url}/ping", timeout=10).json()["status"] == "Healthy"
     [described] = requests.get(f"{server.management_url}/models/pd_segmenter", timeout=10).json()
-    assert described["batchSize"] == 8 and described["workers"][0]["status"] == "READY"
+    shipped = yaml.safe_load((ROOT / "config" / "model-config.yaml").read_text())
+    assert described["batchSize"] == shipped["batchSize"] and described["maxBatchDelay"] == shipped["maxBatchDelay"]
+    assert [worker["status"] for worker in described["workers"]] == ["READY"] * shipped["minWorkers"]
 
 
 def test_every_input_format_gives_the_same_answer(server, real_captures):
@@ -195,18 +198,22 @@ def test_metrics_endpoint_shows_our_counters(server):
 
 
 def test_management_api_scales_workers(server):
+    """Down to one worker and back to the archive's count (model-config.yaml)."""
+    shipped = yaml.safe_load((ROOT / "config" / "model-config.yaml").read_text())
     url = f"{server.management_url}/models/pd_segmenter"
     try:
-        response = requests.put(url, params={"min_worker": 2, "synchronous": "true"}, timeout=180)
+        response = requests.put(url, params={"min_worker": 1, "max_worker": 1, "synchronous": "true"}, timeout=180)
         assert response.status_code == 200, response.text
-        server.wait_ready(workers=2, timeout=120)
         [described] = requests.get(url, timeout=10).json()
-        assert sum(w["status"] == "READY" for w in described["workers"]) == 2
+        assert [w["status"] for w in described["workers"]] == ["READY"]
         assert post(server, json={"signal": [1.0, 2.0, 3.0]}).status_code == 200
     finally:
-        requests.put(url, params={"min_worker": 1, "max_worker": 1, "synchronous": "true"}, timeout=180)
+        requests.put(url, params={"min_worker": shipped["minWorkers"], "max_worker": shipped["maxWorkers"],
+                                  "synchronous": "true"}, timeout=180)
+    server.wait_ready(workers=shipped["minWorkers"], timeout=120)
     [described] = requests.get(url, timeout=10).json()
-    assert len(described["workers"]) == 1
+    assert sum(w["status"] == "READY" for w in described["workers"]) == shipped["minWorkers"]
+    assert post(server, json={"signal": [1.0, 2.0, 3.0]}).status_code == 200
 
 
 def test_register_api_is_off(server):
