@@ -46,7 +46,7 @@ from scipy import signal as sps
 
 from pdseg.model import PRESETS, UNet1D, flops_per_window, load_trained
 from pdseg.window import WindowPlan
-from serve import LocalServer
+from serve import LocalServer, shipped_model_config
 from training import synthetic
 
 ROOT = _bootstrap.ROOT
@@ -313,8 +313,16 @@ class Predecessor:
                 inference_s = time.perf_counter() - loop_started
         self.windows_timed += windows_done
         self.seconds_timed += inference_s
-        seconds_for_capture = self.preprocess_s + inference_s * (self.size / (windows_done * self.stride))
-        return self.size / seconds_for_capture
+        return self._extrapolated(windows_done, inference_s)
+
+    def _extrapolated(self, windows: int, seconds: float) -> float:
+        return self.size / (self.preprocess_s + seconds * self.size / (windows * self.stride))
+
+    def overall(self) -> dict:
+        """Its figures over every window timed so far."""
+        rate = self._extrapolated(self.windows_timed, self.seconds_timed)
+        return {"windows_timed": self.windows_timed, "seconds_timed": round(self.seconds_timed, 2),
+                "seconds_per_capture_extrapolated": round(self.size / rate, 2), "samples_per_s": round(rate)}
 
 
 def matmul_gflops(size: int = 2048, repeats: int = 10) -> float:
@@ -465,9 +473,8 @@ def start_server(runtime: str, environment: dict, workers: int | None, store: Pa
 
     model_config = ROOT / "config" / "model-config.yaml"
     if batch_size:
-        settings = yaml.safe_load(model_config.read_text()) | {"batchSize": batch_size}
         model_config = store / "model-config.yaml"
-        model_config.write_text(yaml.safe_dump(settings, sort_keys=False))
+        model_config.write_text(yaml.safe_dump(shipped_model_config() | {"batchSize": batch_size}, sort_keys=False))
     export(ROOT / "model_store" / "weights", "pd_segmenter", store, "1.0", model_config=model_config, runtime=runtime)
     server = LocalServer(environment={"PD_CACHE_URL": ""} | environment, model_store=store).start()
     server.wait_ready()
@@ -518,7 +525,7 @@ def main() -> None:
                 if server is not None:
                     server.stop()
 
-    shipped = yaml.safe_load((ROOT / "config" / "model-config.yaml").read_text())
+    shipped = shipped_model_config()
     results = {"command": "python scripts/bench.py " + " ".join(sys.argv[1:]),
                "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                "machine": machine(), "versions": versions(),
@@ -529,12 +536,7 @@ def main() -> None:
     results |= measured[runtimes[0]]
     # Every runtime's long-capture requests were paired with the predecessor's approach timed
     # right after each (Predecessor); its rate over all of them is the one reported.
-    rate = predecessor.size / (predecessor.preprocess_s + predecessor.seconds_timed
-                               * predecessor.size / (predecessor.windows_timed * predecessor.stride))
-    results["predecessor"] = {"windows_timed": predecessor.windows_timed,
-                              "seconds_timed": round(predecessor.seconds_timed, 2),
-                              "seconds_per_capture_extrapolated": round(predecessor.size / rate, 2),
-                              "samples_per_s": round(rate)}
+    results["predecessor"] = predecessor.overall()
     for figures in measured.values():
         figures["speedup"] = figures["long_capture"]["speedup_median"]
     results["speedup"] = measured[runtimes[0]]["speedup"]

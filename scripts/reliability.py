@@ -51,12 +51,11 @@ import _bootstrap  # noqa: F401
 import numpy as np
 import psutil
 import requests
-import yaml
 from scipy import stats
 
 from bad_inputs import corpus
 from pdseg.decode import PICTURE_PANELS, WorkLimits
-from serve import MODEL_NAME, ROOT, LocalServer
+from serve import MODEL_NAME, ROOT, LocalServer, shipped_model_config
 
 DOC = ROOT / "docs" / "reliability.md"
 LOCUSTFILE = ROOT / "scripts" / "locustfile.py"
@@ -95,10 +94,14 @@ class Target:
     def post(self, timeout: float = 120, headers: dict | None = None, **kwargs) -> requests.Response:
         return requests.post(self.predict_url, headers=self.auth | (headers or {}), timeout=timeout, **kwargs)
 
-    def workers(self) -> list[dict]:
+    def described(self) -> dict:
+        """The management API's description of the model (workers, batch size, ...)."""
         response = requests.get(f"{self.management_url}/models/{MODEL_NAME}", headers=self.management_auth,
                                 timeout=10)
-        return response.json()[0]["workers"]
+        return response.json()[0]
+
+    def workers(self) -> list[dict]:
+        return self.described()["workers"]
 
     def worker_pid(self) -> int:
         return int(self.workers()[0]["pid"])
@@ -108,9 +111,7 @@ class Target:
         return [int(worker["pid"]) for worker in self.workers()]
 
     def batch_size(self) -> int:
-        response = requests.get(f"{self.management_url}/models/{MODEL_NAME}", headers=self.management_auth,
-                                timeout=10)
-        return int(response.json()[0]["batchSize"])
+        return int(self.described()["batchSize"])
 
     def wait_new_worker(self, old_pid: int, timeout: float = 120) -> float:
         """Seconds until as many READY workers as before are there, none of them ``old_pid``."""
@@ -930,7 +931,7 @@ def main() -> int:
         if "properties" in checks:
             run("properties", check_properties)
         server_checks = [c for c in checks if c in ("corpus", "batch", "slow", "soak", "kill")]
-        shipped = yaml.safe_load((ROOT / "config" / "model-config.yaml").read_text())
+        shipped = shipped_model_config()
         results["server"] = ("started by this script from model_store/pd_segmenter.mar with config/local.properties "
                              f"(scripts/serve.py), shipped model-config.yaml: batch size {shipped['batchSize']}, "
                              f"{shipped['minWorkers']} workers, {shipped['handler']['torch_threads']} threads each")

@@ -27,6 +27,11 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL_NAME = "pd_segmenter"
+
+
+def shipped_model_config() -> dict:
+    """config/model-config.yaml, which the archive packs: workers, batching, handler settings."""
+    return yaml.safe_load((ROOT / "config" / "model-config.yaml").read_text())
 LOCAL_PROFILE = ROOT / "config" / "local.properties"
 METRICS_CONFIG = ROOT / "config" / "metrics.yaml"
 DEFAULT_PORTS = {"inference": 8080, "management": 8081, "metrics": 8082}
@@ -120,7 +125,7 @@ class LocalServer:
     def wait_ready(self, timeout: float = 180.0, workers: int | None = None) -> None:
         """Until ``workers`` workers are READY (by default the archive's ``minWorkers``)."""
         if workers is None:
-            workers = int(yaml.safe_load((ROOT / "config" / "model-config.yaml").read_text())["minWorkers"])
+            workers = int(shipped_model_config()["minWorkers"])
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:

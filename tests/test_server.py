@@ -11,12 +11,11 @@ import numpy as np
 import psutil
 import pytest
 import requests
-import yaml
 from PIL import Image
 
 from pdseg.preprocess import remove_carrier
 from training import synthetic
-from serve import ROOT, free_port
+from serve import ROOT, free_port, shipped_model_config
 
 pytestmark = pytest.mark.server
 
@@ -38,7 +37,7 @@ def regions_of(answer):
 def test_health_and_model_ready(server):
     assert requests.get(f"{server.inference_url}/ping", timeout=10).json()["status"] == "Healthy"
     [described] = requests.get(f"{server.management_url}/models/pd_segmenter", timeout=10).json()
-    shipped = yaml.safe_load((ROOT / "config" / "model-config.yaml").read_text())
+    shipped = shipped_model_config()
     assert described["batchSize"] == shipped["batchSize"] and described["maxBatchDelay"] == shipped["maxBatchDelay"]
     assert [worker["status"] for worker in described["workers"]] == ["READY"] * shipped["minWorkers"]
 
@@ -199,7 +198,7 @@ def test_metrics_endpoint_shows_our_counters(server):
 
 def test_management_api_scales_workers(server):
     """Down to one worker and back to the archive's count (model-config.yaml)."""
-    shipped = yaml.safe_load((ROOT / "config" / "model-config.yaml").read_text())
+    shipped = shipped_model_config()
     url = f"{server.management_url}/models/pd_segmenter"
     try:
         response = requests.put(url, params={"min_worker": 1, "max_worker": 1, "synchronous": "true"}, timeout=180)
