@@ -16,7 +16,8 @@ server shares);
 RSS of the frontend and each worker before and after the load, and the CPU time they use per
 request; the predecessor's approach in-process on the same capture (its 12.1 M-parameter
 network, eager, one 1,024-sample window at a time, 50 % overlap), timed for 1.6 s after each
-long-capture request, so that each speed-up is a pair measured at the same moment; the model's FLOP per sample against a matmul measured here; a repeated
+long-capture request, so that each speed-up is a pair measured at the same moment; the model's
+FLOP per sample against a matmul measured here; a repeated
 request answered from the result cache (docs/cache.md: everything else is sent with
 Cache-Control: no-cache, so it measures analysis). Prints a table and writes docs/benchmarks.md.
 """
