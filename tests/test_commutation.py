@@ -85,7 +85,9 @@ def test_pd_at_the_same_phase_every_sixth_is_not_a_train(jitter):
             pulses[onset: onset + 30] += rng.uniform(5, 50) * np.exp(-np.arange(30) / 3.0)
     conditioned = preprocess.condition(base + pulses)
     kept = preprocess.condition(base + pulses, remove_commutation=False)
-    np.testing.assert_array_equal(conditioned.filtered, kept.filtered)
+    assert conditioned.commutation is None and conditioned.scale == kept.scale
+    # nothing taken out: what differs is only the pits filled around the loudest pulses
+    np.testing.assert_array_equal(conditioned.filtered, preprocess.restore_pulse_area(kept.filtered, kept.scale))
 
 
 def test_nothing_is_looked_for_without_a_carrier_or_in_too_few_sixths():

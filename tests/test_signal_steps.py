@@ -446,3 +446,69 @@ def test_a_short_signal_is_shown_amid_its_own_quiet_noise():
     np.testing.assert_allclose(doubled, planes, atol=1e-5)
     single = preprocess.condition(np.array([3.0]))
     assert preprocess.planes_amid_own_noise(single, 4, 5).shape == (2, 10)
+
+
+
+def dense_burst(rng, length=16384, count=40, peak=40.0, decay=2.5, sign=1.0):
+    """White noise of unit rms with ``count`` unipolar pulses of one polarity (an RC sensor's
+    response), 60-200 samples apart from sample 1,000 on (a PD burst), and their onsets."""
+    samples = rng.normal(size=length)
+    onsets = 1000 + np.cumsum(rng.integers(60, 200, count))
+    shape = np.exp(-np.arange(40) / decay) * (1.0 - np.exp(-np.arange(40) / 0.7))
+    for onset in onsets:
+        samples[onset: onset + 40] += sign * peak * shape / shape.max()
+    return samples, onsets
+
+
+def level_before(filtered, onsets, scale):
+    """The median level of the 30 samples before each onset, in noise units."""
+    return np.array([np.median(filtered[onset - 32: onset - 2]) for onset in onsets]) / scale
+
+
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_the_carrier_filters_pits_around_a_dense_burst_are_mostly_filled(sign):
+    rng = np.random.default_rng(31)
+    samples, onsets = dense_burst(rng, sign=sign)
+    filtered = preprocess.remove_carrier(samples)
+    scale = preprocess.noise_scale(filtered, float(np.abs(samples).max()))
+    pits = np.median(sign * level_before(filtered, onsets, scale))
+    assert pits < -1.5  # the filter takes the pulses' area away as a dip around them
+    restored = preprocess.restore_pulse_area(filtered, scale)
+    assert abs(np.median(level_before(restored, onsets, scale))) < 0.4 * abs(pits)
+    # the pulses keep their height, and the noise away from the burst is untouched
+    peaks = [restored[onset: onset + 10][np.argmax(np.abs(restored[onset: onset + 10]))] for onset in onsets]
+    assert np.median(np.abs(peaks)) == pytest.approx(40.0, rel=0.1)
+    assert np.abs(restored[:800] - filtered[:800]).max() < 0.01 * scale
+    doubled = preprocess.restore_pulse_area(2.0 * filtered, 2.0 * scale)
+    np.testing.assert_allclose(doubled, 2.0 * restored, rtol=1e-9, atol=1e-9)
+
+
+def test_noise_bipolar_pulses_and_short_signals_keep_their_pits():
+    rng = np.random.default_rng(32)
+    noise = preprocess.remove_carrier(rng.normal(size=8192))
+    assert preprocess.restore_pulse_area(noise, 1.0) is noise  # nothing stands 12 units out
+    bipolar = rng.normal(size=8192)
+    t = np.arange(-20, 21)
+    for onset in range(1000, 7000, 150):
+        bipolar[onset - 20: onset + 21] += 60.0 * -t / 3.0 * np.exp(0.5 - 0.5 * (t / 3.0) ** 2)
+    filtered = preprocess.remove_carrier(bipolar)
+    assert np.abs(filtered).max() > 40.0
+    assert preprocess.restore_pulse_area(filtered, 1.0) is filtered  # no area to give back
+    short = rng.normal(size=preprocess.SHORT_SIGNAL - 1)
+    short[100:140] += 40.0 * np.exp(-np.arange(40) / 2.5)
+    short = preprocess.remove_carrier(short)
+    assert preprocess.restore_pulse_area(short, 1.0) is short
+
+
+def test_the_pits_are_filled_only_where_commutation_could_be_looked_for():
+    rng = np.random.default_rng(33)
+    samples, onsets = dense_burst(rng, length=16384)
+    period = 3333.0
+    conditioned = preprocess.condition(samples + carrier(samples.size, period, amplitude=1e4))
+    assert conditioned.carrier.detected
+    assert abs(np.median(level_before(conditioned.filtered, onsets, conditioned.scale))) < 1.0
+    # 4,096 samples of a 3,333-sample cycle hold fewer than eight sixths: no step there
+    inside = onsets[onsets < 4000]
+    short = preprocess.condition(samples[:4096] + carrier(4096, period, amplitude=1e4))
+    assert short.carrier.detected
+    assert np.median(level_before(short.filtered, inside, short.scale)) < -1.5
