@@ -234,18 +234,13 @@ def test_strong_pulses_of_a_dense_burst_are_found_despite_the_carrier_filters_pi
     60-1,200 samples apart, mostly of one polarity per half cycle) the network gave 0.01-0.44
     while they sat in the dips the carrier filter dug around them: 17 of 38 found before
     ``preprocess.restore_pulse_area``, 37 with it (docs/model-card.md, Known failure modes)."""
+    from evaluate import capture_mask
     from training import independent
 
     capture = independent.tier(30.0, False, "test", 30)[29]
     assert capture.sensor == "rc" and capture.samples_per_cycle is not None
-    truth = truth_events(_mask(capture), shipped.min_gap)
+    truth = truth_events(capture_mask(capture), shipped.min_gap)
     found = match_events(truth, np.asarray(shipped.analyse([capture.signal])[0].regions).reshape(-1, 2))
     assert len(truth) == 38
     assert found.true_positive >= 34 and found.false_positive <= 1
 
-
-def _mask(capture) -> np.ndarray:
-    mask = np.zeros(capture.signal.size, dtype=bool)
-    for start, end in np.asarray(capture.events).reshape(-1, 2):
-        mask[start:end] = True
-    return mask

@@ -161,17 +161,24 @@ def _subtract(filtered: np.ndarray, start: int, end: int, origin: float, train: 
     part -= np.where(equal & (whole[slot_index] | lowers), model, 0.0)
 
 
+def can_look(length: int, samples_per_cycle: float | None) -> bool:
+    """Whether a capture of ``length`` samples with this carrier period holds enough sixths
+    (:data:`MIN_SLOTS`) for a commutation train to be looked for."""
+    if not samples_per_cycle:
+        return False
+    slot = samples_per_cycle / SLOTS_PER_CYCLE
+    return int(length // slot) >= MIN_SLOTS and int(slot) >= 2
+
+
 def remove_commutation(filtered: np.ndarray, scale: float,
                        samples_per_cycle: float | None) -> tuple[np.ndarray, Train | None]:
     """``filtered`` (carrier removed, noise ``scale``) with its converter commutation taken out
     (a new array) and the train found in its first stretch; ``filtered`` itself and None where
     none is found or no carrier period is known."""
-    if not samples_per_cycle:
+    if not can_look(filtered.size, samples_per_cycle):
         return filtered, None
     slot = samples_per_cycle / SLOTS_PER_CYCLE
     total = int(filtered.size // slot)
-    if total < MIN_SLOTS or int(slot) < 2:
-        return filtered, None
     chunks = max(1, total // CHUNK_SLOTS)
     counts = [CHUNK_SLOTS] * (chunks - 1) + [total - CHUNK_SLOTS * (chunks - 1)]
     first = find_train(filtered, scale, 0.0, slot, counts[0])

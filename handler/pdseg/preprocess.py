@@ -473,11 +473,12 @@ def condition(raw: np.ndarray, remove_tones: bool = True, remove_commutation: bo
     carrier, train = None, None
     if remove_commutation:
         carrier = fit_carrier(raw, filtered, scale)
-        cleaned, train = commutation.remove_commutation(filtered, scale, carrier.samples_per_cycle if carrier.detected else None)
+        period = carrier.samples_per_cycle if carrier.detected else None
+        cleaned, train = commutation.remove_commutation(filtered, scale, period)
         if cleaned is not filtered:
             # Twelve notches a cycle touch about a quarter of the noise estimate's blocks.
             filtered, scale = cleaned, noise_scale(cleaned, magnitude, quantum)
-        if carrier.detected and raw.size >= commutation.MIN_SLOTS * carrier.samples_per_cycle / commutation.SLOTS_PER_CYCLE:
+        if commutation.can_look(raw.size, period):
             # Only where commutation could be looked for: elsewhere a notch train's restored
             # notches were reported as PD (docs/model-card.md, Conditioning).
             filtered = restore_pulse_area(filtered, scale)
