@@ -383,9 +383,12 @@ def check_batch_mates(target: LocalTarget, rounds: int = 3) -> tuple[dict, list[
         mixed = [item for pair in zip(fresh, [{"data": c.body, "headers": c.headers} for c in bad]) for item in pair]
         before = _settled(target.batches_received)
         with ThreadPoolExecutor(max_workers=len(mixed) + workers) as pool:
-            busy = [pool.submit(target.post, data=blocker, headers={"Content-Type": "application/x-npy"} | FRESH)
-                    for _ in range(workers)]
-            time.sleep(0.3)
+            busy = []
+            for _ in range(workers):
+                busy.append(pool.submit(target.post, data=blocker, headers={"Content-Type": "application/x-npy"} | FRESH))
+                # One at a time: blockers sent together can land in one batch of one worker.
+                time.sleep(0.1)
+            time.sleep(0.2)
             futures = [pool.submit(target.post, **kwargs) for kwargs in mixed]
             together = [future.result() for future in futures]
             for future in busy:

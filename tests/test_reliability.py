@@ -99,9 +99,14 @@ def test_good_and_bad_requests_in_one_batch(server, real_captures):
     rng = np.random.default_rng(7)
     blockers = [npy(rng.standard_normal(LIMITS.max_work - LIMITS.signal_overhead)) for _ in range(workers)]
     with ThreadPoolExecutor(max_workers=len(mixed) + workers) as pool:
-        busy = [pool.submit(requests.post, server.predict_url, data=blocker,
-                            headers={"Content-Type": "application/x-npy"}, timeout=120) for blocker in blockers]
-        time.sleep(0.3)  # a blocker in every worker; the next 8 wait in the queue
+        busy = []
+        for blocker in blockers:
+            busy.append(pool.submit(requests.post, server.predict_url, data=blocker,
+                                    headers={"Content-Type": "application/x-npy"}, timeout=120))
+            # Sent together, two blockers arrived within maxBatchDelay and one worker took both
+            # as one batch (a fresh-clone CI run): one at a time, each reaches its own worker.
+            time.sleep(0.1)
+        time.sleep(0.2)  # a blocker in every worker; the next 8 wait in the queue
         futures = [pool.submit(requests.post, server.predict_url, timeout=120, **kwargs) for kwargs in mixed]
         responses = [future.result() for future in futures]
         assert [future.result().status_code for future in busy] == [200] * workers
