@@ -173,8 +173,15 @@ class PDSegmenterHandler(BaseHandler):
         return requests
 
     def _condition(self, request: SimpleNamespace) -> list:
+        # A whitened view runs the network a second time over its signal: only within what
+        # the request's work limit leaves over its own signals.
+        room, conditioned = self.limits.max_work - request.decoded.work, []
         try:
-            return [self.segmenter.condition(signal, request.decoded.options) for signal in request.decoded.signals]
+            for signal in request.decoded.signals:
+                conditioned.append(self.segmenter.condition(signal, request.decoded.options, view_room=room))
+                if conditioned[-1].whitened is not None:
+                    room -= conditioned[-1].length
+            return conditioned
         except Exception:  # a bug, not bad input: answer 500 for this request only
             logger.exception("conditioning a request's signals failed")
             request.error = InputError("internal error while reading the signal", 500)

@@ -3,6 +3,7 @@ and run the real captures.
 
     python scripts/evaluate.py                  # full run; updates docs/model-card.md
     python scripts/evaluate.py --count 5 --no-write   # a quick look
+    python scripts/evaluate.py --held-out [--without-whitened-view]   # validation splits, print only
 
 Per tier (per-pulse peak SNR 30/20/14/10/6 dB, white noise only and with full interference):
 event precision, recall and F1 (one-to-one matching, hit at IoU >= 0.3, F1 also at IoU >= 0.5)
@@ -23,6 +24,7 @@ import _bootstrap  # noqa: F401
 import numpy as np
 import torch
 
+from pdseg import preprocess
 from pdseg.model import export_torchscript, flops_per_window, load_trained, parameter_count
 from pdseg.pipeline import Segmenter
 from pdseg.render import render_png
@@ -86,7 +88,7 @@ def in_distribution_validation(count: int, length: int) -> list:
             for capture in synthetic.evaluation_set(snr, interference, count, length, VALIDATION_SEED)]
 
 
-def independent_report(segmenter: Segmenter, count: int, length: int) -> dict:
+def independent_report(segmenter: Segmenter, count: int, length: int, split: str = "test") -> dict:
     """The model against the classical detector tuned on the independent generator's own
     validation split, on that generator's test split (training/independent.py: shares no
     code with the training generator, never used to train or tune the network)."""
@@ -96,7 +98,7 @@ def independent_report(segmenter: Segmenter, count: int, length: int) -> dict:
     (best_k, best_gap), _ = tune_classical(validation, gap)
     report = {"classical_k": best_k, "classical_gap": best_gap, "tiers": [], "false_alarms": []}
     for snr, interference in independent.TIERS:
-        captures = independent.tier(snr, interference, "test", count, length)
+        captures = independent.tier(snr, interference, split, count, length)
         model_regions = [r.regions for r in segmenter.analyse([c.signal for c in captures])]
         classic_regions = [classical.detect(c.signal, best_k, best_gap) for c in captures]
         report["tiers"].append({
@@ -105,7 +107,7 @@ def independent_report(segmenter: Segmenter, count: int, length: int) -> dict:
             "classical": row(score(captures, classic_regions, 0.3, gap),
                              score(captures, classic_regions, 0.5, gap))})
     for interference in (False, True):
-        captures = independent.pd_free_tier(interference, "test", count, length)
+        captures = independent.pd_free_tier(interference, split, count, length)
         model_count = sum(len(r.regions) for r in segmenter.analyse([c.signal for c in captures]))
         classic_count = sum(len(classical.detect(c.signal, best_k, best_gap)) for c in captures)
         report["false_alarms"].append({
@@ -142,7 +144,17 @@ def main() -> None:
     parser.add_argument("--real", default=str(REAL_CAPTURES))
     parser.add_argument("--no-write", action="store_true", help="print only, write no docs")
     parser.add_argument("--json", default=None, help="also write the figures to this file")
+    parser.add_argument("--held-out", action="store_true",
+                        help="the validation splits instead of the test splits (print only): where a "
+                             "conditioning choice is made, so that the test splits stay untouched")
+    parser.add_argument("--without-whitened-view", action="store_true",
+                        help="condition without the whitened view of correlated noise (print only)")
     args = parser.parse_args()
+    if args.held_out or args.without_whitened_view:
+        args.no_write = True
+    if args.without_whitened_view:
+        preprocess.with_whitened_view = lambda conditioned, magnitude, quantum: conditioned
+    seed, split = (VALIDATION_SEED, "validation") if args.held_out else (EVAL_SEED, "test")
     torch.set_num_threads(2)
     started = time.time()
 
@@ -157,7 +169,7 @@ def main() -> None:
           f"{max(k_scores.values())} over {len(k_scores)} settings)")
     for interference in (False, True):
         for snr in synthetic.SNR_TIERS_DB:
-            captures = list(synthetic.evaluation_set(snr, interference, args.count, args.length, EVAL_SEED))
+            captures = list(synthetic.evaluation_set(snr, interference, args.count, args.length, seed))
             model_regions = [r.regions for r in segmenter.analyse([c.signal for c in captures])]
             classic_regions = [classical.detect(c.signal, best_k, best_gap) for c in captures]
             entry = {
@@ -168,10 +180,10 @@ def main() -> None:
                                  score(captures, classic_regions, 0.5, segmenter.min_gap)),
             }
             results["tiers"].append(entry)
-    print("in-distribution tiers (the training generator's, fixed seeds):")
+    print(f"in-distribution tiers (the training generator's, {'validation' if args.held_out else 'fixed'} seeds):")
     print_tier_table(results["tiers"])
     for interference in (False, True):
-        captures = list(synthetic.pd_free_set(interference, args.count, args.length, EVAL_SEED))
+        captures = list(synthetic.pd_free_set(interference, args.count, args.length, seed))
         cycles = sum(c.signal.size / c.samples_per_cycle for c in captures)
         model_count = sum(len(r.regions) for r in segmenter.analyse([c.signal for c in captures]))
         classic_count = sum(len(classical.detect(c.signal, best_k, best_gap)) for c in captures)
@@ -182,8 +194,8 @@ def main() -> None:
         print(f"PD-free {'interference' if interference else 'white'}: false alarms per cycle "
               f"model {entry['model_per_cycle']}, classical {entry['classical_per_cycle']} over {cycles:.0f} cycles")
 
-    results["independent"] = independent_report(segmenter, args.count, args.length)
-    print(f"independent generator (test split; classical k = {results['independent']['classical_k']}, "
+    results["independent"] = independent_report(segmenter, args.count, args.length, split)
+    print(f"independent generator ({split} split; classical k = {results['independent']['classical_k']}, "
           f"gap = {results['independent']['classical_gap']}, tuned on its validation split):")
     print_tier_table(results["independent"]["tiers"])
     for entry in results["independent"]["false_alarms"]:

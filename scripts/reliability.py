@@ -340,6 +340,13 @@ def _npy(array: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
+def _wait_for(counter, count: int, wait: float = 60) -> None:
+    """Until ``counter()`` reaches ``count`` (or ``wait`` seconds pass)."""
+    deadline = time.monotonic() + wait
+    while counter() < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def _settled(counter, wait: float = 10) -> int:
     count, deadline = counter(), time.monotonic() + wait
     while time.monotonic() < deadline:  # the worker's log is written asynchronously
@@ -384,10 +391,11 @@ def check_batch_mates(target: LocalTarget, rounds: int = 3) -> tuple[dict, list[
         before = _settled(target.batches_received)
         with ThreadPoolExecutor(max_workers=len(mixed) + workers) as pool:
             busy = []
-            for _ in range(workers):
+            for number in range(1, workers + 1):
                 busy.append(pool.submit(target.post, data=blocker, headers={"Content-Type": "application/x-npy"} | FRESH))
-                # One at a time: blockers sent together can land in one batch of one worker.
-                time.sleep(0.1)
+                # Once a worker holds the one before: two blockers in the queue together, even
+                # 0.1 s apart, can be one batch of one worker.
+                _wait_for(target.batches_received, before + number)
             time.sleep(0.2)
             futures = [pool.submit(target.post, **kwargs) for kwargs in mixed]
             together = [future.result() for future in futures]
@@ -629,6 +637,14 @@ def _signal_with_pulses(rng: np.random.Generator, length: int, every: int = 300)
     return values
 
 
+def _correlated_noise(rng: np.random.Generator, length: int) -> np.ndarray:
+    """One-pole noise (each sample 0.9 of the one before): the service analyses it twice, as
+    recorded and whitened, where the request's work limit leaves room for the second pass
+    (docs/model-card.md, Conditioning)."""
+    from scipy import signal as sps
+    return sps.lfilter([1.0], [1.0, -0.9], rng.standard_normal(length))
+
+
 def worst_requests(limits: WorkLimits) -> list[tuple[str, dict]]:
     """The largest requests the limits admit, per format and shape: (description, post kwargs)."""
     rng = np.random.default_rng(15)
@@ -638,6 +654,7 @@ def worst_requests(limits: WorkLimits) -> list[tuple[str, dict]]:
     panels = PICTURE_PANELS
     png_length = (limits.max_work - panels * limits.picture_panel_work) // panels - limits.signal_overhead
     many = [_signal_with_pulses(rng, per_signal) for _ in range(limits.max_signals)]
+    viewed = (limits.max_work - limits.signal_overhead) // 2  # its view fits in what the limit leaves
     return [
         (f"JSON, one signal of {largest:,} samples", {
             "data": json.dumps({"signal": long_signal.tolist()}).encode(),
@@ -648,6 +665,12 @@ def worst_requests(limits: WorkLimits) -> list[tuple[str, dict]]:
             "data": _npy(long_signal), "headers": {"Content-Type": "application/x-npy"}}),
         (f"raw float32, {largest:,} samples", {
             "data": long_signal.astype("<f4").tobytes(), "headers": {"Content-Type": "application/octet-stream"}}),
+        (f"JSON, one signal of {largest:,} samples of correlated noise (its whitened view left out at the limit)", {
+            "data": json.dumps({"signal": _correlated_noise(rng, largest).tolist()}).encode(),
+            "headers": {"Content-Type": "application/json"}}),
+        (f"JSON, one signal of {viewed:,} samples of correlated noise (the longest analysed twice, whitened too)", {
+            "data": json.dumps({"signal": _correlated_noise(rng, viewed).tolist()}).encode(),
+            "headers": {"Content-Type": "application/json"}}),
         (f"JSON, {largest:,} samples with a pulse every 300 (most regions)", {
             "data": json.dumps({"signal": _signal_with_pulses(rng, largest).tolist()}).encode(),
             "headers": {"Content-Type": "application/json"}}),

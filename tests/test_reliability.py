@@ -62,6 +62,13 @@ def batches_so_far(server) -> int:
     return server._read_log("model_log.log").count("Backend received inference at")
 
 
+def wait_for_batches(server, count: int, wait: float = 60) -> None:
+    """Until the workers have received ``count`` batches in all (or ``wait`` seconds pass)."""
+    deadline = time.monotonic() + wait
+    while batches_so_far(server) < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def settled_batch_count(server) -> int:
     count, deadline = batches_so_far(server), time.monotonic() + 10
     while time.monotonic() < deadline:  # the log is written asynchronously
@@ -100,12 +107,12 @@ def test_good_and_bad_requests_in_one_batch(server, real_captures):
     blockers = [npy(rng.standard_normal(LIMITS.max_work - LIMITS.signal_overhead)) for _ in range(workers)]
     with ThreadPoolExecutor(max_workers=len(mixed) + workers) as pool:
         busy = []
-        for blocker in blockers:
+        for number, blocker in enumerate(blockers, start=1):
             busy.append(pool.submit(requests.post, server.predict_url, data=blocker,
                                     headers={"Content-Type": "application/x-npy"}, timeout=120))
-            # Sent together, two blockers arrived within maxBatchDelay and one worker took both
-            # as one batch (a fresh-clone CI run): one at a time, each reaches its own worker.
-            time.sleep(0.1)
+            # Each blocker goes out once a worker holds the one before: two that reach the queue
+            # together, even 0.1 s apart (a 12 MB body takes a while), are one batch of one worker.
+            wait_for_batches(server, before + number)
         time.sleep(0.2)  # a blocker in every worker; the next 8 wait in the queue
         futures = [pool.submit(requests.post, server.predict_url, timeout=120, **kwargs) for kwargs in mixed]
         responses = [future.result() for future in futures]

@@ -306,3 +306,25 @@ def test_torchscript_and_onnx_archives_give_the_same_regions(server, onnx_server
         assert all(answer.status_code == 200 for answer in answers), [a.text for a in answers]
         torchscript, onnx = (regions_of(answer.json()) for answer in answers)
         assert torchscript == onnx and bool(torchscript[0]) == has_pd
+
+
+def test_a_capture_of_correlated_noise_is_also_analysed_whitened(server, real_captures):
+    """Over HTTP, in one request beside a real capture: the independent generator's HFCT
+    capture behind AR(1) noise reports its whitening coefficient and finds its pulses (the
+    signal as recorded alone finds 12 of 40: docs/model-card.md, Conditioning); the real
+    capture, whose scale is the floor, gets no second view and its answer of when sent alone."""
+    from evaluate import capture_mask
+    from training import independent
+    from training.scoring import match_events, truth_events
+
+    capture = independent.tier(30.0, False, "test", 40)[7]
+    response = post(server, json={"signals": [capture.signal.tolist(), real_captures[0].tolist()]})
+    assert response.status_code == 200, response.text
+    coloured, real = response.json()["signals"]
+    assert 0.5 <= coloured["stats"]["noise_whitening"] <= 0.95
+    regions = np.array([[r["start"], r["end"]] for r in coloured["regions"]]).reshape(-1, 2)
+    found = match_events(truth_events(capture_mask(capture), coloured["stats"]["merge_gap"]), regions)
+    assert found.true_positive >= 36 and found.false_positive <= 1, found
+    assert real["stats"]["noise_whitening"] is None
+    alone = post(server, json={"signal": real_captures[0].tolist()}).json()["signals"][0]
+    assert real["regions"] == alone["regions"]

@@ -512,3 +512,90 @@ def test_the_pits_are_filled_only_where_commutation_could_be_looked_for():
     short = preprocess.condition(samples[:4096] + carrier(4096, period, amplitude=1e4))
     assert short.carrier.detected
     assert np.median(level_before(short.filtered, inside, short.scale)) < -1.5
+
+
+def one_pole_noise(rng, length, coefficient):
+    """Gaussian AR(1) noise of unit innovation: each sample ``coefficient`` of the one before."""
+    from scipy import signal as sps
+    return sps.lfilter([1.0], [1.0, -coefficient], rng.normal(size=length))
+
+
+@pytest.mark.parametrize("coefficient", [0.0, 0.5, 0.9])
+def test_noise_correlation_reads_the_noise_not_the_pulses(coefficient):
+    from pdseg import whiten
+    rng = np.random.default_rng(41)
+    noise = one_pole_noise(rng, 16384, coefficient)
+    # the quieter half of the blocks reads the correlation a little low (0.44 for 0.5)
+    assert coefficient - 0.1 <= whiten.noise_correlation(noise) <= coefficient + 0.02
+    scale = np.std(noise)
+    for onset in range(500, 16000, 700):  # smooth pulses 40 noise units high: the quiet half skips them
+        noise[onset: onset + 12] += 40 * scale * np.hanning(12)
+    assert coefficient - 0.1 <= whiten.noise_correlation(noise) <= coefficient + 0.02
+    assert whiten.noise_correlation(noise[:200]) == 0.0  # fewer than four blocks
+
+
+def test_whitening_a_one_pole_noise_gives_back_white_noise_and_keeps_an_onset():
+    from pdseg import whiten
+    rng = np.random.default_rng(42)
+    noise = one_pole_noise(rng, 16384, 0.87)
+    coefficient = whiten.whitening_coefficient(noise)
+    assert 0.77 <= coefficient <= 0.89
+    assert abs(whiten.noise_correlation(whiten.whiten(noise, coefficient))) < 0.15
+    assert whiten.whitening_coefficient(rng.normal(size=16384)) is None
+    step = np.zeros(100)
+    step[40:] = 1.0
+    whitened = whiten.whiten(step, 0.9)
+    assert np.all(whitened[:40] == 0.0) and whitened[40] == 1.0  # causal: nothing before the onset
+
+
+def test_correlated_noise_gets_a_whitened_view_and_white_noise_none():
+    rng = np.random.default_rng(43)
+    length = 16384
+    plain = preprocess.condition(carrier(length, amplitude=1e4) + 30.0 * rng.normal(size=length))
+    assert plain.whitened is None and plain.whitening is None
+    raw = carrier(length, amplitude=1e4) + 30.0 * one_pole_noise(rng, length, 0.9)
+    coloured = preprocess.condition(raw)
+    assert coloured.whitening is not None and 0.5 <= coloured.whitening <= 0.95
+    view = coloured.whitened
+    assert view.length == length and view.network_input.shape == coloured.network_input.shape
+    assert view.scale < coloured.scale  # what the correlation carried is gone from the floor
+    doubled = preprocess.condition(2.0 * raw)  # units do not matter
+    assert doubled.whitening == pytest.approx(coloured.whitening, abs=1e-12)
+    np.testing.assert_allclose(doubled.whitened.network_input, view.network_input, atol=1e-5)
+
+
+def test_short_and_noise_free_signals_get_no_whitened_view():
+    from pdseg import tones
+    rng = np.random.default_rng(44)
+    short = 30.0 * one_pole_noise(rng, tones.MIN_SAMPLES - 1, 0.9)
+    assert preprocess.condition(short).whitened is None  # tones are not looked for there either
+    # a near noise-free capture: the floor, not its residue's correlation, sets its scale
+    smooth = carrier(16384) + 1e-3 * one_pole_noise(rng, 16384, 0.9)
+    assert preprocess.condition(smooth).whitened is None
+
+
+def test_the_whitened_view_adds_only_near_what_stands_out_of_the_signal():
+    from pdseg import whiten
+    probability = np.zeros(8000)
+    probability[2000:2020] = 0.5
+    viewed = np.zeros(8000)
+    viewed[[1000, 2005, 5000]] = 0.99  # near a loud sample, inside a found region, in noise
+    filtered = np.zeros(8000)
+    filtered[1010] = 7.0  # 7 noise units: within reach of sample 1000
+    filtered[5000 + whiten.VIEW_REACH + 1] = 7.0  # just out of reach of sample 5000
+    combined = whiten.combine(probability, viewed, filtered, 1.0)
+    assert combined[1000] == 0.99 and combined[5000] == 0.0
+    assert combined[2005] == 0.5  # nothing loud near it: the signal as recorded decides
+    assert whiten.combine(probability, viewed, np.zeros(8000), 1.0) is probability
+
+
+def test_a_whitened_view_is_made_only_within_the_room_left_for_it():
+    rng = np.random.default_rng(45)
+    raw = 30.0 * one_pole_noise(rng, 8000, 0.9)
+    viewed = preprocess.condition(raw, view_room=8000)
+    assert viewed.whitened is not None and not viewed.view_skipped
+    skipped = preprocess.condition(raw, view_room=7999)
+    assert skipped.whitened is None and skipped.whitening is None and skipped.view_skipped
+    np.testing.assert_array_equal(skipped.network_input, viewed.network_input)  # the signal's own view is the same
+    white = preprocess.condition(rng.normal(size=8000), view_room=0)
+    assert white.whitened is None and not white.view_skipped  # no view was due

@@ -199,23 +199,6 @@ def _pink_noise(rng: np.random.Generator, length: int) -> np.ndarray:
     return noise / (np.std(noise) + 1e-30)
 
 
-def _coloured_noise(rng: np.random.Generator, length: int) -> np.ndarray:
-    """Unit-rms Gaussian noise whose spectrum is not flat: a power law 1/f^alpha (alpha 0.3-2,
-    an amplifier's or a long cable's shaping) or a smooth roll-off above 0.01-0.45 cycles per
-    sample (an anti-alias filter, a band-limited sensor), drawn in the Fourier domain."""
-    frequencies = np.fft.rfftfreq(length)
-    spectrum = rng.normal(size=frequencies.size) + 1j * rng.normal(size=frequencies.size)
-    if rng.random() < 0.5:
-        lowest = frequencies[1] if length > 1 else 1.0
-        shape = np.maximum(frequencies, lowest) ** (-rng.uniform(0.3, 2.0) / 2)
-    else:
-        corner = float(np.exp(rng.uniform(np.log(0.01), np.log(0.45))))
-        order = rng.uniform(1.0, 4.0)
-        shape = 1.0 / np.sqrt(1.0 + (frequencies / corner) ** (2 * order))
-    noise = np.fft.irfft(spectrum * shape, n=length)
-    return noise / (np.std(noise) + 1e-30)
-
-
 def _broadband_interference(rng: np.random.Generator, length: int, sigma: float) -> np.ndarray:
     """1/f noise and AM radio-like carriers: part of the noise floor a pulse is measured against."""
     t = np.arange(length, dtype=np.float64)
@@ -263,8 +246,7 @@ def make_capture(rng: np.random.Generator, length: int, snr_db: float | None = N
                  interference: bool | None = None, pd_free: bool | None = None,
                  smooth: bool | None = None, samples_per_cycle: float | None = None,
                  converter_notches: bool = True, interference_fraction: float = 0.6,
-                 carrier: bool | None = None, quantised: bool | None = None,
-                 coloured_fraction: float = 0.0) -> Capture:
+                 carrier: bool | None = None, quantised: bool | None = None) -> Capture:
     """One raw capture. ``snr_db`` fixes the per-pulse peak SNR (±1 dB jitter); None draws a
     log-normal mix for training. ``smooth`` makes a near noise-free capture like the real ones;
     when ``interference`` is None, ``interference_fraction`` of the other captures get it.
@@ -302,10 +284,7 @@ def make_capture(rng: np.random.Generator, length: int, snr_db: float | None = N
         background = sigma * rng.normal(size=length)
     else:
         sigma_white = amplitude * 10 ** rng.uniform(-4, -2.5)
-        if coloured_fraction > 0 and rng.random() < coloured_fraction:
-            background = sigma_white * _coloured_noise(rng, length)
-        else:
-            background = sigma_white * rng.normal(size=length)
+        background = sigma_white * rng.normal(size=length)
         if interference:
             background += _broadband_interference(rng, length, sigma_white)
         # The peak SNR is taken against everything that is not a pulse: white noise plus,

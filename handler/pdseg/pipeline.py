@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from . import phase as phase_mod
-from . import preprocess
+from . import preprocess, whiten
 from .regions import (DEFAULT_MIN_GAP, DEFAULT_MIN_LENGTH, describe_regions, probability_to_regions, significant,
                       trim_to_signal)
 
@@ -73,6 +73,8 @@ class SignalResult:
             "tones_removed": tone_list(self.conditioned.tones, self.options.sampling_rate_hz),
             "commutation_removed": (None if self.conditioned.commutation is None
                                     else self.conditioned.commutation.to_dict()),
+            "noise_whitening": (None if self.conditioned.whitening is None
+                                else round(float(self.conditioned.whitening), 3)),
             "cycles": None if cycles is None else round(cycles, 3),
             "regions_per_cycle": None if not cycles else round(len(regions) / cycles, 3),
         }
@@ -135,9 +137,20 @@ class Segmenter:
 
     def probabilities(self, conditioned: Sequence[preprocess.Conditioned]) -> list[np.ndarray]:
         """Per-sample PD probability for each conditioned signal, ``(length,)``. Windows of
-        equal width, from all signals, go
-        through the network together in chunks of about ``chunk_windows`` standard windows'
-        worth of samples."""
+        equal width, from all signals and their whitened views, go through the network
+        together in chunks of about ``chunk_windows`` standard windows' worth of samples; a
+        signal's view adds to its probability by :func:`pdseg.whiten.combine`."""
+        signals = list(conditioned)
+        owners = [index for index, item in enumerate(signals) if item.whitened is not None]
+        views = self.view_probabilities(signals + [signals[index].whitened for index in owners])
+        results = views[: len(signals)]
+        for index, probability in zip(owners, views[len(signals):]):
+            item = signals[index]
+            results[index] = whiten.combine(results[index], probability, item.filtered, item.scale)
+        return results
+
+    def view_probabilities(self, conditioned: Sequence[preprocess.Conditioned]) -> list[np.ndarray]:
+        """The network's probability for each of ``conditioned`` on its own input planes."""
         pieces = [self.windows(item) for item in conditioned]
         outputs: list[np.ndarray] = [np.empty(0)] * len(pieces)
         by_width: dict[int, list[int]] = {}
@@ -168,10 +181,11 @@ class Segmenter:
             return self.plan.cut(item.network_input)
         return preprocess.planes_amid_own_noise(item, *margins)[None]
 
-    def condition(self, raw: np.ndarray, option: SignalOptions | None = None) -> preprocess.Conditioned:
+    def condition(self, raw: np.ndarray, option: SignalOptions | None = None,
+                  view_room: int | None = None) -> preprocess.Conditioned:
         """One signal conditioned for the network (the options do not change it: a signal's
-        input is its own)."""
-        return preprocess.condition(raw)
+        input is its own); ``view_room``: see :func:`pdseg.preprocess.condition`."""
+        return preprocess.condition(raw, view_room=view_room)
 
     def analyse(self, signals: Sequence[np.ndarray],
                 options: Sequence[SignalOptions] | None = None) -> list[SignalResult]:
@@ -206,5 +220,6 @@ class Segmenter:
                        else phase_mod.fit_carrier(item.raw, item.filtered, item.scale, option.period()))
             results.append(SignalResult(item, probability, self.regions(probability, threshold, item),
                                         carrier, threshold, option, self.extent_for(threshold),
-                                        self.min_gap, period_warnings(item, option.period())))
+                                        self.min_gap, period_warnings(item, option.period())
+                                        + ([whiten.SKIPPED_WARNING] if item.view_skipped else [])))
         return results

@@ -21,7 +21,7 @@ from scipy import ndimage
 from scipy import signal as sps
 from scipy import stats
 
-from . import commutation, tones
+from . import commutation, tones, whiten
 from .phase import CarrierFit, fit_carrier
 from .robust import mad_sigma
 
@@ -380,6 +380,11 @@ class Conditioned:
     carrier: CarrierFit | None = None
     # the converter commutation train taken out of ``filtered``, if any
     commutation: commutation.Train | None = None
+    # the same signal with its correlated noise whitened (:mod:`pdseg.whiten`), for the network
+    # to look at as well, and the whitening filter's coefficient; None where the noise is white
+    whitened: "Conditioned | None" = None
+    whitening: float | None = None
+    view_skipped: bool = False  # a view was due but left out for the request's work limit
 
     @property
     def length(self) -> int:
@@ -454,13 +459,16 @@ def restore_pulse_area(filtered: np.ndarray, scale: float) -> np.ndarray:
     return filtered + (transients - baseline_and_highpass(transients))
 
 
-def condition(raw: np.ndarray, remove_tones: bool = True, remove_commutation: bool = True) -> Conditioned:
+def condition(raw: np.ndarray, remove_tones: bool = True, remove_commutation: bool = True,
+              view_room: int | None = None) -> Conditioned:
     """The network input of one signal: carrier removed (:func:`remove_carrier`), then its
     stationary tones (:func:`pdseg.tones.remove_tones`) and its converter commutation
     (:func:`pdseg.commutation.remove_commutation`); where commutation could be looked for, the
-    loud pulses get back the area the carrier filter took (:func:`restore_pulse_area`). False
-    keeps the tones, or the commutation and that area, as the recipe of weights trained before
-    those steps did."""
+    loud pulses get back the area the carrier filter took (:func:`restore_pulse_area`); a signal
+    whose noise is strongly correlated gets a whitened view beside it (:func:`with_whitened_view`).
+    False keeps the tones, or the commutation, that area and the view, as the recipe of weights
+    trained before those steps did. ``view_room``: the samples of whitened view the caller's
+    work limit leaves (None: no limit)."""
     raw = np.asarray(raw, dtype=np.float64)
     filtered = remove_carrier(raw)
     found = tones.stationary_tones(filtered) if remove_tones else np.zeros(0)
@@ -482,5 +490,32 @@ def condition(raw: np.ndarray, remove_tones: bool = True, remove_commutation: bo
             # Only where commutation could be looked for: elsewhere a notch train's restored
             # notches were reported as PD (docs/model-card.md, Conditioning).
             filtered = restore_pulse_area(filtered, scale)
-    return Conditioned(raw=raw, filtered=filtered, scale=scale, network_input=network_planes(filtered, scale),
-                       tones=found, carrier=carrier, commutation=train)
+    conditioned = Conditioned(raw=raw, filtered=filtered, scale=scale, network_input=network_planes(filtered, scale),
+                              tones=found, carrier=carrier, commutation=train)
+    if remove_commutation:
+        conditioned = with_whitened_view(conditioned, magnitude, quantum, view_room)
+    return conditioned
+
+
+def with_whitened_view(conditioned: Conditioned, magnitude: float, quantum: float,
+                       room: int | None = None) -> Conditioned:
+    """``conditioned`` with its whitened view (:mod:`pdseg.whiten`) where its noise is strongly
+    correlated: only in signals long enough for tones to be looked for (shorter ones keep
+    theirs, which a one-pole whitener takes for correlated noise) and whose noise stands over
+    the floor (a near noise-free capture's residue is no noise to whiten). A view longer than
+    ``room`` samples is not made, and ``view_skipped`` says so: it runs the network a second
+    time, and a request at its work limit would take twice as long as the limit was chosen
+    for (docs/reliability.md)."""
+    filtered = conditioned.filtered
+    if filtered.size < tones.MIN_SAMPLES or block_noise(filtered) <= noise_floor(magnitude, quantum):
+        return conditioned
+    coefficient = whiten.whitening_coefficient(filtered)
+    if coefficient is None:
+        return conditioned
+    if room is not None and filtered.size > room:
+        return dataclasses.replace(conditioned, view_skipped=True)
+    whitened = whiten.whiten(filtered, coefficient)
+    scale = noise_scale(whitened, magnitude, quantum)
+    view = dataclasses.replace(conditioned, filtered=whitened, scale=scale,
+                               network_input=network_planes(whitened, scale))
+    return dataclasses.replace(conditioned, whitened=view, whitening=coefficient)
