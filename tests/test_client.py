@@ -311,3 +311,18 @@ def test_an_interrupted_run_keeps_its_results_and_a_rerun_does_the_rest(server, 
     assert set(results(out)) == {("many.npy", str(i)) for i in range(count)}
     assert len((out / "regions.csv").read_text().splitlines()) - 1 == sum(
         len(r["answer"]["regions"]) for r in results(out).values())
+
+
+def test_the_report_says_which_signals_were_also_seen_whitened():
+    from pdclient.report import build_report
+
+    def record(signal, whitening):
+        stats = {"cycles": None, "regions_per_cycle": None, "tones_removed": [], "commutation_removed": None,
+                 "noise_whitening": whitening}
+        return {"file": "f.npy", "signal": signal, "model": {"name": "pd_segmenter", "version": "1.0"},
+                "answer": {"length": 16384, "regions": [], "stats": stats}}
+
+    page, _, _ = build_report([record(0, 0.812), record(1, None)], {}, [], lambda file, signal: None)
+    assert "<th>also seen whitened (coefficient)</th>" in page
+    assert "<td>none</td><td>none</td><td>0.812</td></tr>" in page
+    assert "<td>none</td><td>none</td><td>no</td></tr>" in page

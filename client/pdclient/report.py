@@ -75,9 +75,11 @@ def _signal_row(record: Mapping) -> tuple:
     tones = ", ".join(f"{tone['cycles_per_sample']:g}" for tone in stats.get("tones_removed", [])) or "none"
     train = stats.get("commutation_removed")
     commutation = f"{train['samples_per_sixth']:g}" if train else "none"
+    whitening = stats.get("noise_whitening")
+    whitened = f"{whitening:g}" if whitening is not None else "no"
     return (record["signal"], answer.get("length"), len(regions), stats.get("cycles"),
             stats.get("regions_per_cycle"), max((r["peak"] for r in regions), default=None),
-            polarity.count("positive"), polarity.count("negative"), tones, commutation)
+            polarity.count("positive"), polarity.count("negative"), tones, commutation, whitened)
 
 
 def most_pd(records: Sequence[Mapping], count: int = TOP_SIGNALS) -> list[Mapping]:
@@ -139,7 +141,8 @@ def build_report(records: Sequence[Mapping], settings: Mapping, failures: Sequen
                      f"{file_summary['signals']} signals, {_cell(file_summary['repetition_rate_per_cycle'])} per cycle</h3>")
         parts.append(_table(("signal", "samples", "PD regions", "cycles", "regions per cycle",
                              f"largest peak ({prpd.MAGNITUDE_UNIT})", "positive", "negative",
-                             "tones removed (cycles/sample)", "commutation removed (samples per sixth)"),
+                             "tones removed (cycles/sample)", "commutation removed (samples per sixth)",
+                             "also seen whitened (coefficient)"),
                             [_signal_row(record) for record in file_records]))
     page = ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>PD analysis report</title><style>{STYLE}</style></head><body>\n"
