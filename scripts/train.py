@@ -1,7 +1,10 @@
 """Train the shipped PD segmenter from scratch on synthetic captures (CPU, seeded).
 
-Writes ``model_store/weights/pd_segmenter.state.pt`` and ``pd_segmenter.json`` (architecture,
-decision threshold, window plan, training configuration, validation scores).
+Two stages: the base training (``training.trainer``), then the fine-tuning stage
+(``training.finetune``: conditioned as served, sources rounded by their sensor, commutation
+left to the conditioning); the region rules are chosen after both. Writes
+``model_store/weights/pd_segmenter.state.pt`` and ``pd_segmenter.json`` (architecture,
+decision threshold, window plan, both stages' configuration, validation scores).
 
     python scripts/train.py                 # the shipped model
     python scripts/train.py --preset tiny --steps 200 --out /tmp/w   # a quick look
@@ -21,7 +24,7 @@ import torch
 
 from pdseg import model as model_mod
 from pdseg.window import WindowPlan
-from training import trainer
+from training import finetune, trainer
 
 
 def native_bf16() -> bool:
@@ -71,6 +74,8 @@ def main() -> None:
     parser.add_argument("--name", default="pd_segmenter")
     parser.add_argument("--retune-only", action="store_true",
                         help="keep the weights in --out; choose threshold and region rules again")
+    parser.add_argument("--finetune", action=argparse.BooleanOptionalAction, default=True,
+                        help="run the fine-tuning stage after the base training (training/finetune.py)")
     args = parser.parse_args()
     if args.retune_only:
         return retune(model_mod.Path(args.out), args.name, args.false_alarm_budget)
@@ -106,9 +111,24 @@ def main() -> None:
     out = model_mod.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     checkpoint = out / f"{args.name}.checkpoint.pt"
-    losses = trainer.train(network, inputs, labels, config,
-                            time_limit_s=None if args.minutes is None else args.minutes * 60,
-                            device=args.device, checkpoint=checkpoint)
+    # The base stage's weights are kept until the end, so that an interrupted fine-tune resumes
+    # without training the base again.
+    base_weights = out / f"{args.name}.base.pt"
+    if base_weights.is_file():
+        saved = torch.load(base_weights, map_location="cpu", weights_only=False)
+        network.load_state_dict(saved["model"])
+        losses = saved["losses"]
+    else:
+        losses = trainer.train(network, inputs, labels, config,
+                               time_limit_s=None if args.minutes is None else args.minutes * 60,
+                               device=args.device, checkpoint=checkpoint)
+        if args.finetune:
+            torch.save({"model": network.state_dict(), "losses": losses}, base_weights)
+    del inputs, labels
+    stage = None
+    if args.finetune:
+        stage = finetune.finetune(network, finetune.FinetuneConfig(), device=args.device,
+                                  checkpoint=out / f"{args.name}.finetune.checkpoint.pt")
     probabilities = trainer.predict(network, val_inputs)
     chosen, postprocess_scores = trainer.choose_postprocess(
         probabilities, val_labels, cycles=val_cycles,
@@ -125,6 +145,7 @@ def main() -> None:
         "window": {"window": plan.window, "context": plan.context},
         "training": dataclasses.asdict(config) | {"steps_run": len(losses)},
         "loss": {"first_50": float(np.mean(losses[:50])), "last_50": float(np.mean(losses[-50:]))},
+        **({"finetune": stage} if stage else {}),
         "validation_event_f1": chosen["f1"],
         "validation_false_alarms_per_cycle": chosen["false_alarms_per_cycle"],
         "validation_event_f1_by_setting": postprocess_scores,
@@ -135,7 +156,8 @@ def main() -> None:
         "device": torch.cuda.get_device_name() if args.device.startswith("cuda") else args.device,
     }
     (out / f"{args.name}.json").write_text(json.dumps(record, indent=2) + "\n")
-    checkpoint.unlink(missing_ok=True)
+    for partial in (checkpoint, base_weights, out / f"{args.name}.finetune.checkpoint.pt"):
+        partial.unlink(missing_ok=True)
     print(f"{chosen}  "
           f"loss {record['loss']['first_50']:.4f} -> {record['loss']['last_50']:.4f}  "
           f"{record['seconds']} s  -> {out}")

@@ -147,3 +147,29 @@ def test_every_labelled_onset_comes_with_the_shape_drawn():
         shapes += len(capture.pulses)
     assert shapes > 20
 
+
+
+def test_gaussian_pulses_are_labelled_from_their_first_tenth_and_leave_the_base_mix_alone():
+    # The fine-tuning stage's pulses with no sharp onset: a label runs from where the bump
+    # first reaches 10 % of its peak to where it last does, and the option drawn at 0 (the
+    # base recipe) leaves every capture as it was.
+    rng = np.random.default_rng(11)
+    for _ in range(50):
+        waveform, envelope, shape = synthetic._gaussian_pulse(rng)
+        assert shape["family"] == "gaussian" and np.array_equal(waveform, envelope)
+        above = np.flatnonzero(envelope >= synthetic.LABEL_FRACTION)
+        assert shape["lead"] == above[0] > 0 and waveform[: shape["lead"]].max() < synthetic.LABEL_FRACTION
+        assert np.all(np.diff(above) == 1)  # one bump
+    base = synthetic.make_capture(np.random.default_rng(3), 8192)
+    explicit = synthetic.make_capture(np.random.default_rng(3), 8192, gaussian_fraction=0.0)
+    np.testing.assert_array_equal(base.signal, explicit.signal)
+    capture = synthetic.make_capture(np.random.default_rng(9), 20000, snr_db=30.0, interference=False,
+                                     pd_free=False, carrier=False, quantised=False, gaussian_fraction=1.0)
+    gaussians = [p for p in capture.pulses if p["family"] == "gaussian"]
+    assert len(gaussians) >= 3
+    regions = mask_to_regions(capture.mask, min_gap=0, min_length=1)
+    starts = set(regions[:, 0].tolist())
+    assert all(p["onset"] in starts or capture.mask[p["onset"] - 1] for p in gaussians)
+    for start, end in regions.tolist():
+        # the clean bump at a label's first sample is at least a tenth of the label's peak
+        assert abs(capture.signal[start]) >= 0.05 * np.abs(capture.signal[start:end]).max()

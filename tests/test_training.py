@@ -163,3 +163,28 @@ def test_short_training_rows_keep_the_conditioning_the_shipped_weights_were_trai
     assert np.mean(served.filtered[13:30]) > 2 * np.mean(trained.filtered[13:30]) > 0
     long = rng.normal(size=8192)
     assert np.array_equal(trainer.condition_short_capture(long).network_input, preprocess.condition(long).network_input)
+
+
+def test_the_finetuning_stage_sees_sensor_rounded_sources_and_no_commutation(tmp_path):
+    from pdseg import preprocess
+    from training import finetune, synthetic
+
+    config = finetune.FinetuneConfig(captures=6, capture_length=4096, steps=2, gaussian_fraction=1.0,
+                                     short_capture_fraction=0.0)
+    inputs, labels = finetune.make_rows(config, progress=False)
+    assert inputs.shape == (6, preprocess.INPUT_CHANNELS, 4096) and labels.any()
+    # the rows are the service's conditioning of the generator's captures, drawn in order
+    rng = np.random.default_rng(config.seed)
+    rng.random()
+    capture = synthetic.make_capture(rng, 4096, interference_fraction=0.6, gaussian_fraction=1.0,
+                                     converter_notches=False)
+    np.testing.assert_array_equal(labels[0], capture.mask)
+    np.testing.assert_allclose(inputs[0], preprocess.condition(capture.signal, view_room=0).network_input)
+    assert all(p["family"] == "gaussian" for p in capture.pulses if p["source"] != "burst")
+
+    torch.set_num_threads(1)
+    network = UNet1D(UNetConfig(features=(4, 8, 16), dilations=(1, 2, 4), in_channels=2))
+    before = [p.detach().clone() for p in network.parameters()]
+    record = finetune.finetune(network, config, progress=False)
+    assert record["steps_run"] == 2 and record["config"]["converter_notches"] is False
+    assert any(not torch.equal(a, b) for a, b in zip(before, network.parameters()))

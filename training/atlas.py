@@ -3,7 +3,7 @@ whatever its shape and whatever the capture's length?
 
 Isolated single pulses are swept over a grid and the recall is counted per cell:
 
-* **shape** (~40 rows): three parametric families, written here independently of the training
+* **shape** (41 rows): four parametric families, written here independently of the training
   generator (``training.synthetic`` is neither imported nor copied):
 
   - ``exponential``: unipolar double exponential ``exp(-t/decay) - exp(-t/rise)``, rise
@@ -17,6 +17,10 @@ Isolated single pulses are swept over a grid and the recall is counted per cell:
     envelope is the magnitude of the analytic signal (closed form with Dawson's function);
     it has no causal onset, so its onset is where that envelope first reaches 10 % of its
     peak (3.72 sigma before the zero crossing).
+  - ``gaussian``: a unipolar Gaussian of width (sigma) 1 / 2 / 4 / 8 samples, a PD current
+    pulse as often modelled, or any short pulse after a sensor or front end of limited
+    bandwidth: no sharp onset, symmetric. Its onset is where it first reaches 10 % of its
+    peak (2.15 sigma before the peak).
 
   Every pulse is drawn with a random sub-sample onset (its sampled waveform differs between
   trials) and with either polarity.
@@ -72,12 +76,13 @@ from scipy.special import dawsn
 from pdseg.regions import DEFAULT_MIN_GAP, mask_to_regions
 from training.scoring import interval_iou
 
-FAMILIES = ("exponential", "oscillation", "bipolar")
+FAMILIES = ("exponential", "oscillation", "bipolar", "gaussian")
 EXPONENTIAL_RISES = (0.2, 1.0, 5.0)
 EXPONENTIAL_DECAYS = (1.0, 3.0, 10.0, 30.0, 100.0)
 OSCILLATION_FREQUENCIES = (0.02, 0.05, 0.1, 0.2, 0.45)
 OSCILLATION_DECAYS = (1.5, 5.0, 20.0, 60.0)
 BIPOLAR_WIDTHS = (0.7, 1.5, 3.0, 6.0)
+GAUSSIAN_WIDTHS = (1.0, 2.0, 4.0, 8.0)
 
 SNRS_DB = (6.0, 10.0, 14.0, 20.0, 30.0, 40.0)
 LENGTHS = (64, 256, 1024, 8192, 65536, 800000)
@@ -85,6 +90,7 @@ CONDITIONS = ("white", "white + tones", "carrier, white", "carrier, white + tone
 POLARITIES = (1, -1)
 
 LABEL_FRACTION = 0.1  # the truth ends where the clean envelope falls below this fraction of its peak
+GAUSSIAN_HALF_SPAN = math.sqrt(2.0 * math.log(1.0 / LABEL_FRACTION))  # sigmas from 10 % to the peak
 MIN_IOU = 0.3
 EDGE_MARGIN = 8  # samples between a capture's ends and any pulse's onset / truth end
 MIN_SPACING = 600  # samples from one pulse's truth end to the next pulse's onset
@@ -142,6 +148,9 @@ class Shape:
             sigma = self.param("width")
             u = (t - self._bipolar_centre()) / (sigma * math.sqrt(2.0))
             return 2.0 * u * np.exp(-u * u)  # positive lobe after the zero crossing
+        if self.family == "gaussian":
+            sigma = self.param("width")
+            return np.exp(-0.5 * ((t - GAUSSIAN_HALF_SPAN * sigma) / sigma) ** 2)
         raise ValueError(self.family)
 
     def envelope(self, t: np.ndarray) -> np.ndarray:
@@ -155,6 +164,8 @@ class Shape:
             sigma = self.param("width")
             u = (t - self._bipolar_centre()) / (sigma * math.sqrt(2.0))
             return _gaussian_derivative_envelope(u)
+        if self.family == "gaussian":
+            return self.waveform(t)
         raise ValueError(self.family)
 
     @property
@@ -172,7 +183,7 @@ class Shape:
         if self.family == "oscillation":
             return 0.0, self.param("decay") * math.log(1 / SUPPORT_FRACTION) + 2
         sigma = self.param("width")
-        centre = self._bipolar_centre()
+        centre = self._bipolar_centre() if self.family == "bipolar" else GAUSSIAN_HALF_SPAN * sigma
         return min(0.0, centre - 6 * sigma) - 1, centre + 6 * sigma + 1
 
     def to_dict(self) -> dict:
@@ -209,12 +220,13 @@ def _truth_span(shape: Shape) -> float:
 
 
 def shape_grid() -> tuple[Shape, ...]:
-    """The atlas's rows: 13 exponential, 20 oscillation and 4 bipolar shapes (37)."""
+    """The atlas's rows: 13 exponential, 20 oscillation, 4 bipolar and 4 Gaussian shapes (41)."""
     shapes = [Shape("exponential", (("rise", r), ("decay", d)))
               for r in EXPONENTIAL_RISES for d in EXPONENTIAL_DECAYS if r <= d]
     shapes += [Shape("oscillation", (("frequency", f), ("decay", d)))
                for f in OSCILLATION_FREQUENCIES for d in OSCILLATION_DECAYS]
     shapes += [Shape("bipolar", (("width", w),)) for w in BIPOLAR_WIDTHS]
+    shapes += [Shape("gaussian", (("width", w),)) for w in GAUSSIAN_WIDTHS]
     return tuple(shapes)
 
 

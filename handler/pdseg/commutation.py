@@ -16,6 +16,11 @@ over dozens of sixths that would smear the median, so the slot length is refined
 itself: each sixth is lined up against the median of the first few by cross-correlation, and a
 straight line through those lags gives the length. A long capture is taken in stretches of
 :data:`CHUNK_SLOTS` sixths, each refined on its own.
+
+The same median over whole cycles (``slots_per_cycle=1``, at least :data:`MIN_CYCLES` of them)
+takes out what else repeats identically once a cycle: the carrier filter's residue at the
+corners of a clipped or flat-topped carrier, two or four smooth bumps a cycle at fixed phases,
+which a network that reports smooth pulses as PD would report (docs/model-card.md, Conditioning).
 """
 from __future__ import annotations
 
@@ -28,6 +33,10 @@ from .robust import MAD_TO_SIGMA
 
 SLOTS_PER_CYCLE = 6
 MIN_SLOTS = 8  # sixths a capture must hold (1.3 cycles) for a median to mean anything
+MIN_CYCLES = 6  # whole cycles, where the median is taken over cycles (4 took PD out)
+# Once a cycle, PD clustered at a phase can make a median too: what is taken out there must be
+# the same in most cycles, within this many noise units (rms over the median's core).
+IDENTICAL_LEVEL = 2.0
 TEMPLATE_LEVEL = 4.0  # noise units the median must reach somewhere ...
 SUPPORT_LEVEL = 1.0  # noise units: where the median is subtracted ...
 SUPPORT_MARGIN = 4  # ... widened by this many samples each side
@@ -50,6 +59,11 @@ class Train:
         return {"samples_per_sixth": round(self.slot, 3),
                 "peak": float(f"{float(np.max(np.abs(self.template))):.6g}")}
 
+    def cycle_dict(self) -> dict:
+        """The same for a pattern repeating once a cycle."""
+        return {"samples_per_cycle": round(self.slot, 3),
+                "peak": float(f"{float(np.max(np.abs(self.template))):.6g}")}
+
 
 def _slots(filtered: np.ndarray, start: float, slot: float, count: int, order: int = 1,
            width: int | None = None) -> np.ndarray:
@@ -65,7 +79,7 @@ def _slots(filtered: np.ndarray, start: float, slot: float, count: int, order: i
     return values.reshape(count, width)
 
 
-def _refine(filtered: np.ndarray, start: float, slot: float, count: int) -> float:
+def _refine(filtered: np.ndarray, start: float, slot: float, count: int, min_slots: int = MIN_SLOTS) -> float:
     """The slot length that lines the slots up: each slot's lag against the median slot (the
     peak of their cross-correlation, to a fraction of a sample), a straight line through the
     lags of the slots that hold the transient, twice."""
@@ -83,11 +97,11 @@ def _refine(filtered: np.ndarray, start: float, slot: float, count: int) -> floa
         offset = np.divide(0.5 * (left - right), curvature, out=np.zeros(count), where=curvature < 0)
         lag = lags[best] + np.clip(offset, -0.5, 0.5)
         holds = centre > 0.5 * float(template @ template)
-        if holds.sum() < MIN_SLOTS // 2:
+        if holds.sum() < max(min_slots // 2, 2):
             return slot
         slope, intercept = np.polyfit(numbers[holds], lag[holds], 1)
         near = holds & (np.abs(lag - (intercept + slope * numbers)) < 1.0)
-        if near.sum() >= MIN_SLOTS // 2:
+        if near.sum() >= max(min_slots // 2, 2):
             slope = np.polyfit(numbers[near], lag[near], 1)[0]
         slot += float(slope)
     return slot
@@ -100,7 +114,8 @@ def _spread_across_slots(slots: np.ndarray, median: np.ndarray) -> float:
     return float(np.median(deviation))
 
 
-def find_train(filtered: np.ndarray, scale: float, start: float, slot: float, count: int) -> Train | None:
+def find_train(filtered: np.ndarray, scale: float, start: float, slot: float, count: int,
+               min_slots: int = MIN_SLOTS, identical: bool = False) -> Train | None:
     """The phase-locked train in ``count`` slots from ``start``, or None where there is none:
     the median slot stands under :data:`TEMPLATE_LEVEL` noise units, or most slots do not hold
     a transient like it."""
@@ -120,7 +135,7 @@ def find_train(filtered: np.ndarray, scale: float, start: float, slot: float, co
     size = few[:, core] @ glance[core] / float(glance[core] @ glance[core])
     if np.mean((size > 0.4) & (size < 2.5)) < 0.5:
         return None
-    slot = _refine(filtered, start, slot, count)
+    slot = _refine(filtered, start, slot, count, min_slots)
     slots = _slots(filtered, start, slot, count, order=3)
     template = np.median(slots, axis=0)
     peak = float(np.max(np.abs(template)))
@@ -130,6 +145,10 @@ def find_train(filtered: np.ndarray, scale: float, start: float, slot: float, co
     size = slots[:, core] @ template[core] / float(template[core] @ template[core])
     if np.mean((size > 0.5) & (size < 2.0)) < MIN_MATCHING_SHARE:
         return None
+    if identical:
+        residual = np.sqrt(np.median((slots[:, core] - template[core]) ** 2, axis=1))
+        if np.median(residual) > IDENTICAL_LEVEL * scale:
+            return None
     support = ndimage.binary_dilation(np.abs(template) > SUPPORT_LEVEL * scale, iterations=SUPPORT_MARGIN)
     return Train(slot, np.where(support, template, 0.0))
 
@@ -161,34 +180,41 @@ def _subtract(filtered: np.ndarray, start: int, end: int, origin: float, train: 
     part -= np.where(equal & (whole[slot_index] | lowers), model, 0.0)
 
 
-def can_look(length: int, samples_per_cycle: float | None) -> bool:
-    """Whether a capture of ``length`` samples with this carrier period holds enough sixths
-    (:data:`MIN_SLOTS`) for a commutation train to be looked for."""
+def _min_slots(slots_per_cycle: int) -> int:
+    return MIN_SLOTS if slots_per_cycle > 1 else MIN_CYCLES
+
+
+def can_look(length: int, samples_per_cycle: float | None, slots_per_cycle: int = SLOTS_PER_CYCLE) -> bool:
+    """Whether a capture of ``length`` samples with this carrier period holds enough slots
+    (:data:`MIN_SLOTS` sixths, or :data:`MIN_CYCLES` cycles) for a train to be looked for."""
     if not samples_per_cycle:
         return False
-    slot = samples_per_cycle / SLOTS_PER_CYCLE
-    return int(length // slot) >= MIN_SLOTS and int(slot) >= 2
+    slot = samples_per_cycle / slots_per_cycle
+    return int(length // slot) >= _min_slots(slots_per_cycle) and int(slot) >= 2
 
 
-def remove_commutation(filtered: np.ndarray, scale: float,
-                       samples_per_cycle: float | None) -> tuple[np.ndarray, Train | None]:
+def remove_commutation(filtered: np.ndarray, scale: float, samples_per_cycle: float | None,
+                       slots_per_cycle: int = SLOTS_PER_CYCLE) -> tuple[np.ndarray, Train | None]:
     """``filtered`` (carrier removed, noise ``scale``) with its converter commutation taken out
     (a new array) and the train found in its first stretch; ``filtered`` itself and None where
-    none is found or no carrier period is known."""
-    if not can_look(filtered.size, samples_per_cycle):
+    none is found or no carrier period is known. ``slots_per_cycle`` 1: what repeats once a
+    cycle instead."""
+    if not can_look(filtered.size, samples_per_cycle, slots_per_cycle):
         return filtered, None
-    slot = samples_per_cycle / SLOTS_PER_CYCLE
+    least = _min_slots(slots_per_cycle)
+    slot = samples_per_cycle / slots_per_cycle
     total = int(filtered.size // slot)
     chunks = max(1, total // CHUNK_SLOTS)
     counts = [CHUNK_SLOTS] * (chunks - 1) + [total - CHUNK_SLOTS * (chunks - 1)]
-    first = find_train(filtered, scale, 0.0, slot, counts[0])
+    first = find_train(filtered, scale, 0.0, slot, counts[0], least, identical=slots_per_cycle == 1)
     if first is None:
         return filtered, None
     cleaned = filtered.copy()
     bounds = [int(np.ceil(chunk * CHUNK_SLOTS * first.slot)) for chunk in range(chunks)] + [filtered.size]
     for chunk, count in enumerate(counts):
         origin = chunk * CHUNK_SLOTS * first.slot
-        train = first if chunk == 0 else find_train(filtered, scale, origin, first.slot, count)
+        train = first if chunk == 0 else find_train(filtered, scale, origin, first.slot, count, least,
+                                                    identical=slots_per_cycle == 1)
         if train is not None:
             _subtract(cleaned, bounds[chunk], bounds[chunk + 1], origin, train)
     return cleaned, first

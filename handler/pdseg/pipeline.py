@@ -73,6 +73,8 @@ class SignalResult:
             "tones_removed": tone_list(self.conditioned.tones, self.options.sampling_rate_hz),
             "commutation_removed": (None if self.conditioned.commutation is None
                                     else self.conditioned.commutation.to_dict()),
+            "phase_locked_removed": (None if self.conditioned.phase_locked is None
+                                     else self.conditioned.phase_locked.cycle_dict()),
             "noise_whitening": (None if self.conditioned.whitening is None
                                 else round(float(self.conditioned.whitening), 3)),
             "cycles": None if cycles is None else round(cycles, 3),

@@ -380,6 +380,8 @@ class Conditioned:
     carrier: CarrierFit | None = None
     # the converter commutation train taken out of ``filtered``, if any
     commutation: commutation.Train | None = None
+    # what repeated identically once a cycle and was taken out too (a clipped carrier's residue)
+    phase_locked: commutation.Train | None = None
     # the same signal with its correlated noise whitened (:mod:`pdseg.whiten`), for the network
     # to look at as well, and the whitening filter's coefficient; None where the noise is white
     whitened: "Conditioned | None" = None
@@ -478,7 +480,7 @@ def condition(raw: np.ndarray, remove_tones: bool = True, remove_commutation: bo
     magnitude = float(np.max(np.abs(raw))) if raw.size else 0.0
     quantum = quantisation_step(raw)
     scale = noise_scale(filtered, magnitude, quantum)
-    carrier, train = None, None
+    carrier, train, locked = None, None, None
     if remove_commutation:
         carrier = fit_carrier(raw, filtered, scale)
         period = carrier.samples_per_cycle if carrier.detected else None
@@ -486,12 +488,15 @@ def condition(raw: np.ndarray, remove_tones: bool = True, remove_commutation: bo
         if cleaned is not filtered:
             # Twelve notches a cycle touch about a quarter of the noise estimate's blocks.
             filtered, scale = cleaned, noise_scale(cleaned, magnitude, quantum)
+        cleaned, locked = commutation.remove_commutation(filtered, scale, period, slots_per_cycle=1)
+        if cleaned is not filtered:
+            filtered, scale = cleaned, noise_scale(cleaned, magnitude, quantum)
         if commutation.can_look(raw.size, period):
             # Only where commutation could be looked for: elsewhere a notch train's restored
             # notches were reported as PD (docs/model-card.md, Conditioning).
             filtered = restore_pulse_area(filtered, scale)
     conditioned = Conditioned(raw=raw, filtered=filtered, scale=scale, network_input=network_planes(filtered, scale),
-                              tones=found, carrier=carrier, commutation=train)
+                              tones=found, carrier=carrier, commutation=train, phase_locked=locked)
     if remove_commutation:
         conditioned = with_whitened_view(conditioned, magnitude, quantum, view_room)
     return conditioned
