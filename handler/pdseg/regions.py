@@ -99,25 +99,35 @@ def describe_regions(regions: np.ndarray, filtered: np.ndarray, probability: np.
 
 # A region's ends are moved in to the outermost samples that stand at least this fraction of its
 # peak out of the noise (the label rule: an event lasts while the pulse is at 10 % of its peak),
-# at least FLOOR and at most CEILING noise units, and by no more than MOST samples: the
-# network's extent runs a few samples past a spike of one or two samples.
+# at least FLOOR and at most CEILING noise units. An end moves by at most MOST samples, unless the
+# stretch past what stands out is longer than MOST plus TAIL_RATIO times what stands out: the
+# network's extent runs a few samples past a spike of one or two samples, and in band-limited
+# noise it can run on for a hundred; a slow pulse's tail, which the carrier filter takes out
+# (truth of 70-240 samples, 70-80 of them left standing), is within that bound and is kept.
 TRIM_FRACTION = 0.1
 TRIM_FLOOR = 1.0  # noise units
 TRIM_CEILING = 5.0  # noise units: a weaker pulse leading a merged region keeps its samples
 TRIM_MOST = 8  # samples per end
+TRIM_TAIL_RATIO = 2.0  # an unseen stretch longer than this many times the visible part is cut
 
 
 def trim_to_signal(regions: np.ndarray, filtered: np.ndarray, scale: float,
                    fraction: float = TRIM_FRACTION, floor: float = TRIM_FLOOR,
-                   ceiling: float = TRIM_CEILING, most: int = TRIM_MOST) -> np.ndarray:
-    """``regions`` with each end moved in, by at most ``most`` samples, to the outermost sample
-    of the carrier-free signal ``filtered`` whose magnitude reaches ``fraction`` of the region's
-    peak, kept between ``floor`` and ``ceiling`` noise units (``scale``). The network's
-    probability spreads a few samples either side of a short spike, where the label of a
-    one-sample pulse is one or two samples long; the signal shows where it stands out. The
-    bound keeps the tail the network extends past what the carrier filter left of a slow
-    pulse (a 100-sample decay is over within 80 samples of its onset after it). A region whose
-    peak is under ``floor`` is kept as it is. Only the regions' own samples are read."""
+                   ceiling: float = TRIM_CEILING, most: int = TRIM_MOST,
+                   tail_ratio: float = TRIM_TAIL_RATIO) -> np.ndarray:
+    """``regions`` with each end moved in to the outermost sample of the carrier-free signal
+    ``filtered`` whose magnitude reaches ``fraction`` of the region's peak, kept between
+    ``floor`` and ``ceiling`` noise units (``scale``). The network's probability spreads a few
+    samples either side of a short spike, where the label of a one-sample pulse is one or two
+    samples long; the signal shows where it stands out.
+
+    An end moves by at most ``most`` samples, unless the stretch beyond the visible part (from
+    the first to the last sample at the level) is longer than ``most`` plus ``tail_ratio``
+    times that part: then it moves all the way in. The bound keeps the tail the network
+    extends past what the carrier filter left of a slow pulse (a 100-sample decay is over
+    within 80 samples of its onset after it); the exception cuts the long extent that
+    band-limited noise after a short pulse draws (``[8, 110]`` for a 6-sample event). A region
+    whose peak is under ``floor`` is kept as it is. Only the regions' own samples are read."""
     regions = np.asarray(regions, dtype=np.int64).reshape(-1, 2)
     trimmed = regions.copy()
     for index, (start, end) in enumerate(regions.tolist()):
@@ -126,6 +136,12 @@ def trim_to_signal(regions: np.ndarray, filtered: np.ndarray, scale: float,
             continue
         level = scale * max(floor, min(fraction * float(segment.max()) / scale, ceiling))
         above = np.flatnonzero(segment >= level)
-        if above.size:
-            trimmed[index] = (start + min(int(above[0]), most), max(start + int(above[-1]) + 1, end - most))
+        if above.size == 0:
+            continue
+        first, last = int(above[0]), int(above[-1]) + 1  # the visible part, [first, last)
+        unseen_allowed = most + tail_ratio * (last - first)
+        lead, tail = first, (end - start) - last
+        new_start = start + (lead if lead > unseen_allowed else min(lead, most))
+        new_end = end - (tail if tail > unseen_allowed else min(tail, most))
+        trimmed[index] = (new_start, new_end)
     return trimmed
