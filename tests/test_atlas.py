@@ -47,7 +47,7 @@ def oracle(config: atlas.AtlasConfig, shift: int = 0, extra: int | None = None):
 
 def test_grid_has_the_four_families_and_their_parameters():
     families = [shape.family for shape in SHAPES]
-    assert families.count("exponential") == 13  # 3 rises x 5 decays, rise > decay skipped
+    assert families.count("exponential") == 14  # 3 rises x 6 decays, rise > decay skipped
     assert families.count("oscillation") == 20 and families.count("bipolar") == 4
     assert families.count("gaussian") == 4
     assert all(s.param("rise") <= s.param("decay") for s in SHAPES if s.family == "exponential")
