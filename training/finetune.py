@@ -43,7 +43,6 @@ class FinetuneConfig:
     steps: int = 3000
     learning_rate: float = 5e-4  # one-cycle peak; the base stage's was 3e-3
     gaussian_fraction: float = 0.3  # of the PD sources, all of whose pulses are then Gaussian
-    spike_fraction: float = 0.0  # of the PD sources, all of whose pulses are then 1-2-sample spikes
     served_conditioning: bool = True  # long rows as the service conditions them
     converter_notches: bool = False  # commutation is the conditioning's to remove
     short_capture_fraction: float = 0.15  # rows holding a 64-2,048-sample capture, as in the base stage
@@ -60,7 +59,6 @@ def make_rows(config: FinetuneConfig, progress: bool = True) -> tuple[np.ndarray
         size = trainer._log_uniform_int(rng, 64, 2048) if short else length
         capture = synthetic.make_capture(rng, size, interference_fraction=0.6,
                                          gaussian_fraction=config.gaussian_fraction,
-                                         spike_fraction=config.spike_fraction,
                                          converter_notches=config.converter_notches)
         if short:
             conditioned = trainer.condition_short_capture(capture.signal)

@@ -72,22 +72,16 @@ def _log_uniform(rng: np.random.Generator, low: float, high: float) -> float:
     return float(np.exp(rng.uniform(np.log(low), np.log(high))))
 
 
-def _pulse(rng: np.random.Generator, family: str | None = None,
-           spike: bool = False) -> tuple[np.ndarray, np.ndarray, dict]:
+def _pulse(rng: np.random.Generator, family: str | None = None) -> tuple[np.ndarray, np.ndarray, dict]:
     """One PD pulse on a local time axis: (waveform with peak |1|, envelope with peak 1, the
-    shape drawn: family, rise, decay, frequency or None). ``spike``: an exponential of
-    :data:`SPIKE_RISE` and :data:`SPIKE_DECAYS`, one or two samples above 10 % of its peak.
+    shape drawn: family, rise, decay, frequency or None).
     The waveform starts at a random sub-sample offset so onsets are not grid aligned."""
-    if spike:
-        family = "exponential"
     if family is None:
         family = str(rng.choice(PULSE_FAMILIES, p=FAMILY_WEIGHTS))
     if family == "gaussian":
         return _gaussian_pulse(rng)
     frequency = None
-    if spike:
-        rise, decay = _log_uniform(rng, *SPIKE_RISE), _log_uniform(rng, *SPIKE_DECAYS)
-    elif family == "exponential":
+    if family == "exponential":
         rise, decay = _log_uniform(rng, 0.2, 5.0), _log_uniform(rng, 1.0, 100.0)
     elif family == "oscillation":
         rise, decay = _log_uniform(rng, 0.2, 3.0), _log_uniform(rng, 1.5, 60.0)
@@ -123,11 +117,6 @@ def _pulse(rng: np.random.Generator, family: str | None = None,
 # (an HFCT behind a Gaussian current, a 20 MHz front end at 100 MS/s). Weights trained on the
 # three families above rejected such bumps at 30-40 dB, since only the unlabelled commutation
 # notches looked like them (docs/model-card.md, Training).
-# A digitiser much slower than the pulse (a GIS sensor at 1 MS/s, an oscilloscope channel at a
-# few MS/s) records each pulse as a spike of one or two samples. Weights trained on decays of 1
-# sample or more found positive one-sample spikes at 20 dB and missed most negative ones.
-SPIKE_RISE = (0.1, 0.3)  # samples
-SPIKE_DECAYS = (0.15, 1.0)  # samples
 GAUSSIAN_WIDTHS = (0.6, 12.0)  # samples, the Gaussian's standard deviation on its leading side
 GAUSSIAN_SKEW = (0.5, 2.0)  # trailing over leading standard deviation
 GAUSSIAN_LEAD = 4.0  # standard deviations of the leading side rendered before the peak
@@ -286,7 +275,7 @@ def make_capture(rng: np.random.Generator, length: int, snr_db: float | None = N
                  smooth: bool | None = None, samples_per_cycle: float | None = None,
                  converter_notches: bool = True, interference_fraction: float = 0.6,
                  carrier: bool | None = None, quantised: bool | None = None,
-                 gaussian_fraction: float = 0.0, spike_fraction: float = 0.0) -> Capture:
+                 gaussian_fraction: float = 0.0) -> Capture:
     """One raw capture. ``snr_db`` fixes the per-pulse peak SNR (±1 dB jitter); None draws a
     log-normal mix for training. ``smooth`` makes a near noise-free capture like the real ones;
     when ``interference`` is None, ``interference_fraction`` of the other captures get it.
@@ -343,12 +332,8 @@ def make_capture(rng: np.random.Generator, length: int, snr_db: float | None = N
         cycles = int(np.ceil(length / samples_per_cycle)) + 2
         for source in sources:
             source_gain = rng.uniform(0.5, 1.5) if snr_db is None else 1.0
-            # A sensor that rounds one pulse rounds them all, and a digitiser too slow for one
-            # pulse is too slow for all: a source's pulses are smooth, or spikes, together. No
-            # draw at all where both fractions are 0 (the base mix stays as it was).
-            draw = rng.random() if (gaussian_fraction or spike_fraction) else 1.0
-            smooth_source = draw < gaussian_fraction
-            spike_source = gaussian_fraction <= draw < gaussian_fraction + spike_fraction
+            # A sensor that rounds one pulse rounds them all: a source's pulses are smooth together.
+            smooth_source = bool(gaussian_fraction) and rng.random() < gaussian_fraction
             for phase_deg, polarity in _source_phases(rng, source, cycles):
                 onset = (phase_deg - phase0) / 360 * samples_per_cycle - samples_per_cycle
                 start = int(np.floor(onset))
@@ -356,8 +341,6 @@ def make_capture(rng: np.random.Generator, length: int, snr_db: float | None = N
                     waveform, envelope, shape = _burst(rng)
                 elif smooth_source:
                     waveform, envelope, shape = _gaussian_pulse(rng)
-                elif spike_source:
-                    waveform, envelope, shape = _pulse(rng, spike=True)
                 else:
                     waveform, envelope, shape = _pulse(rng)
                 lead = int(shape.pop("lead", 0))
