@@ -324,5 +324,23 @@ def test_the_report_says_which_signals_were_also_seen_whitened():
 
     page, _, _ = build_report([record(0, 0.812), record(1, None)], {}, [], lambda file, signal: None)
     assert "<th>also seen whitened (coefficient)</th>" in page
-    assert "<td>none</td><td>none</td><td>0.812</td></tr>" in page
-    assert "<td>none</td><td>none</td><td>no</td></tr>" in page
+    assert "<td>none</td><td>none</td><td>none</td><td>0.812</td></tr>" in page
+    assert "<td>none</td><td>none</td><td>none</td><td>no</td></tr>" in page
+
+
+def test_the_report_says_which_signals_had_a_once_a_cycle_pattern_taken_out():
+    """stats.phase_locked_removed (what repeats identically every cycle, a clipped carrier's
+    corners): its largest excursion in the table's row, "none" where nothing was taken out."""
+    from pdclient.report import build_report
+
+    def record(signal, repeating):
+        stats = {"cycles": 8.0, "regions_per_cycle": 0.0, "tones_removed": [], "commutation_removed": None,
+                 "phase_locked_removed": repeating, "noise_whitening": None}
+        return {"file": "f.npy", "signal": signal, "model": {"name": "pd_segmenter", "version": "1.0"},
+                "answer": {"length": 26664, "regions": [], "stats": stats}}
+
+    page, _, _ = build_report([record(0, {"samples_per_cycle": 3333.0, "peak": 1234.5}), record(1, None)],
+                              {}, [], lambda file, signal: None)
+    assert "<th>once-a-cycle pattern removed (peak, " in page
+    assert "<td>none</td><td>none</td><td>1234.5</td><td>no</td></tr>" in page
+    assert "<td>none</td><td>none</td><td>none</td><td>no</td></tr>" in page

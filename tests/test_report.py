@@ -86,9 +86,12 @@ def test_report_has_settings_summary_and_a_row_per_signal(server, run_folder):
         tones = ", ".join(f"{t['cycles_per_sample']:g}" for t in record["answer"]["stats"]["tones_removed"]) or "none"
         train = record["answer"]["stats"]["commutation_removed"]
         commutation = f"{train['samples_per_sixth']:g}" if train else "none"
+        repeating = record["answer"]["stats"]["phase_locked_removed"]
+        phase_locked = "none" if repeating is None else f"{repeating['peak']:g}"
         whitening = record["answer"]["stats"]["noise_whitening"]
         whitened = "no" if whitening is None else f"{whitening:g}"
-        assert f"<td>{html.escape(tones)}</td><td>{commutation}</td><td>{whitened}</td></tr>" in page
+        assert (f"<td>{html.escape(tones)}</td><td>{commutation}</td><td>{phase_locked}</td>"
+                f"<td>{whitened}</td></tr>") in page
     # the bundled captures with radio-like interference carry tones and converter notches,
     # which the service took out
     assert sum(bool(record["answer"]["stats"]["tones_removed"]) for record in answers) >= 2
