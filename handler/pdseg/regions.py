@@ -126,7 +126,8 @@ def trim_to_signal(regions: np.ndarray, filtered: np.ndarray, scale: float,
     times that part: then it moves all the way in. The bound keeps the tail the network
     extends past what the carrier filter left of a slow pulse (a 100-sample decay is over
     within 80 samples of its onset after it); the exception cuts the long extent that
-    band-limited noise after a short pulse draws (``[8, 110]`` for a 6-sample event). A region
+    band-limited noise after a short pulse draws (``[364, 412]`` for the 6-sample event
+    ``[365, 370]`` becomes ``[365, 370]``). A region
     whose peak is under ``floor`` is kept as it is. Only the regions' own samples are read."""
     regions = np.asarray(regions, dtype=np.int64).reshape(-1, 2)
     trimmed = regions.copy()
