@@ -77,10 +77,20 @@ def card_table(results: dict) -> str:
         worst = ", ".join(f"{name} {value:.2f}" for value, name in cells[:WORST_PER_SNR])
         below = sum(value < 0.99 for value, _ in cells)
         lines.append(f"| {snr:g} dB | {below} of {len(cells)} | {worst} |")
-    for by, title in (("length", "capture length"), ("condition", "background condition"),
-                      ("family", "family")):
-        table = results["maps"][by]
-        lines += ["", f"Recall by {title}:", "", header.replace("| |", f"| {title} |", 1), rule]
+    for by, title in (("length", "capture length"), ("whole_length", "capture length"),
+                      ("condition", "background condition"), ("family", "family")):
+        table = results["maps"].get(by)
+        if table is None:
+            continue
+        intro = f"Recall by {title}:"
+        if by == "whole_length":
+            whole = [sum(row) for row in table["pulses"]]
+            every = [sum(row) for row in results["maps"]["length"]["pulses"]]
+            cut = ", ".join(f"{every[i] - whole[i]:,} of {every[i]:,} at {label} samples"
+                            for i, label in enumerate(table["rows"]) if every[i] > whole[i])
+            intro = ("Recall by capture length, only the pulses that end inside their capture "
+                     f"(left out, the pulses longer than it: {cut or 'none'}):")
+        lines += ["", intro, "", header.replace("| |", f"| {title} |", 1), rule]
         for index, label in enumerate(table["rows"]):
             lines.append(f"| {label} | " + " | ".join("-" if v is None else f"{v:.2f}"
                                                      for v in table["recall"][index]) + " |")
@@ -176,7 +186,7 @@ def main(argv: list[str] | None = None) -> dict:
           f"{results['recall']:.3f}, merge gap {segmenter.min_gap}\n")
     print("recall per shape (rows) and SNR dB (columns); '-' no pulses")
     print(text_table(results["maps"]["shape"]))
-    for by in ("length", "condition", "family", "polarity"):
+    for by in ("length", "whole_length", "condition", "family", "polarity"):
         print()
         print(text_table(results["maps"][by], width=24))
     print("\nfalse regions away from any pulse per million samples: " + ", ".join(

@@ -24,9 +24,10 @@ def segmenter():
     return served
 
 
-def oracle(config: atlas.AtlasConfig, shift: int = 0, extra: int | None = None):
+def oracle(config: atlas.AtlasConfig, shift: int = 0, extra: int | None = None, truncated: bool = True):
     """A detector that knows the truth (the atlas's captures in the same order), optionally
-    shifted by ``shift`` samples and with an extra region ``extra`` samples after each pulse."""
+    shifted by ``shift`` samples and with an extra region ``extra`` samples after each pulse;
+    ``truncated=False``: blind to pulses cut by their capture's end."""
     captures = atlas.iter_captures(config)
 
     def detect(signals):
@@ -34,7 +35,7 @@ def oracle(config: atlas.AtlasConfig, shift: int = 0, extra: int | None = None):
         for signal in signals:
             capture = next(captures)
             assert np.array_equal(capture.signal, signal)
-            regions = [(p.start + shift, p.end + shift) for p in capture.pulses]
+            regions = [(p.start + shift, p.end + shift) for p in capture.pulses if truncated or not p.truncated]
             if extra is not None:
                 regions += [(p.end + extra, p.end + extra + 3) for p in capture.pulses
                             if p.end + extra + 3 <= capture.length]
@@ -209,6 +210,21 @@ def test_scoring_counts_each_pulse_and_charges_false_regions_to_cells():
     text = __import__("atlas").card_table(stray.to_json())  # scripts/atlas.py
     assert "Worst shape cells per SNR" in text and "Recall by capture length" in text
     assert "| 8,192 |" in text and "| carrier, white + tones |" in text
+
+
+def test_pulses_longer_than_their_capture_are_counted_apart_by_length():
+    config = atlas.AtlasConfig(snrs_db=(30.0,), lengths=(64, 256, 1024), trials=12)
+    blind = atlas.run_atlas(oracle(config, truncated=False), config)
+    assert blind.pulse_truncated.any() and np.all(blind.pulse_length[blind.pulse_truncated] <= 256)
+    assert np.array_equal(blind.pulse_hit, ~blind.pulse_truncated)
+    every, whole = blind.table("length"), blind.table("whole_length")
+    assert every["rows"] == whole["rows"] == ["64", "256", "1,024"]
+    assert every["recall"][0][0] < 1.0 and every["recall"][2][0] == 1.0
+    assert all(row == [1.0] for row in whole["recall"])
+    cut = int(np.sum(blind.pulse_truncated & (blind.pulse_length == 64)))
+    assert whole["pulses"][0][0] == every["pulses"][0][0] - cut
+    text = __import__("atlas").card_table(blind.to_json())  # scripts/atlas.py
+    assert f"{cut:,} of {every['pulses'][0][0]:,} at 64 samples" in text
 
 
 def test_false_regions_are_charged_to_the_nearest_pulse_within_reach():

@@ -543,12 +543,15 @@ class AtlasResult:
     samples: dict  # (snr, length, condition) -> samples analysed
     captures: int
 
-    ROWS = ("shape", "length", "condition", "polarity", "family")
+    # "whole_length": by capture length, only the pulses whose truth ends inside the capture (a
+    # 64-sample capture cuts a pulse that decays over 30-100 samples, and then no record of it
+    # tells its end, nor whether its tail is pulse or baseline).
+    ROWS = ("shape", "length", "whole_length", "condition", "polarity", "family")
 
     def row_labels(self, by: str) -> list[str]:
         if by == "shape":
             return [shape.name for shape in self.config.shapes]
-        if by == "length":
+        if by in ("length", "whole_length"):
             return [f"{length:,}" for length in self.config.lengths]
         if by == "condition":
             return list(CONDITIONS)
@@ -563,6 +566,8 @@ class AtlasResult:
             return self.pulse_shape
         if by == "length":
             return np.searchsorted(np.asarray(self.config.lengths), self.pulse_length)
+        if by == "whole_length":  # -1: a truncated pulse, left out
+            return np.where(self.pulse_truncated, -1, self._pulse_rows("length"))
         if by == "condition":
             return self.pulse_condition
         if by == "polarity":
@@ -582,20 +587,21 @@ class AtlasResult:
         if by == "family":
             families = np.array([FAMILIES.index(s.family) for s in self.config.shapes] + [-1])
             return families[self.false_shape]  # -1 (background) stays -1
-        return None  # polarity: a false region has none
+        return None  # polarity: a false region has none; whole_length: the length map has them
 
     def table(self, by: str) -> dict:
-        """Rows ``by`` (shape, length, condition, polarity, family) x SNR columns: pulses,
-        found, recall (None where a cell has no pulse) and false regions (charged to a pulse of
-        that row; for length and condition rows also the background's)."""
+        """Rows ``by`` (:data:`ROWS`) x SNR columns: pulses, found, recall (None where a cell
+        has no pulse) and false regions (charged to a pulse of that row; for length and
+        condition rows also the background's)."""
         labels = self.row_labels(by)
         snrs = list(self.config.snrs_db)
         rows = self._pulse_rows(by)
+        counted = rows >= 0
         columns = np.searchsorted(np.asarray(snrs), self.pulse_snr)
         pulses = np.zeros((len(labels), len(snrs)), dtype=np.int64)
         found = np.zeros_like(pulses)
-        np.add.at(pulses, (rows, columns), 1)
-        np.add.at(found, (rows, columns), self.pulse_hit.astype(np.int64))
+        np.add.at(pulses, (rows[counted], columns[counted]), 1)
+        np.add.at(found, (rows[counted], columns[counted]), self.pulse_hit[counted].astype(np.int64))
         recall = [[(round(f / p, 4) if p else None) for f, p in zip(fr, pr)] for fr, pr in zip(found, pulses)]
         table = {"rows": labels, "snrs_db": snrs, "pulses": pulses.tolist(), "found": found.tolist(),
                  "recall": recall}
