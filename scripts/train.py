@@ -1,8 +1,10 @@
 """Train the shipped PD segmenter from scratch on synthetic captures (CPU, seeded).
 
-Two stages: the base training (``training.trainer``), then the fine-tuning stage
+Three stages: the base training (``training.trainer``), the fine-tuning stage
 (``training.finetune``: conditioned as served, sources rounded by their sensor, commutation
-left to the conditioning); the region rules are chosen after both. Writes
+left to the conditioning), and the same again on other captures with the network's first level
+made blind to the signal's sign (``finetune.SIGN_INVARIANT_STAGE``); the region rules are
+chosen after all three. Writes
 ``model_store/weights/pd_segmenter.state.pt`` and ``pd_segmenter.json`` (architecture,
 decision threshold, window plan, both stages' configuration, validation scores).
 
@@ -125,10 +127,12 @@ def main() -> None:
         if args.finetune:
             torch.save({"model": network.state_dict(), "losses": losses}, base_weights)
     del inputs, labels
-    stage = None
+    stages = {}
     if args.finetune:
-        stage = finetune.finetune(network, finetune.FinetuneConfig(), device=args.device,
-                                  checkpoint=out / f"{args.name}.finetune.checkpoint.pt")
+        for number, stage_config in enumerate((finetune.FinetuneConfig(), finetune.SIGN_INVARIANT_STAGE)):
+            checkpoint_of_stage = out / f"{args.name}.finetune{number or ''}.checkpoint.pt"
+            stages[finetune.stage_key(stage_config)] = finetune.finetune(
+                network, stage_config, device=args.device, checkpoint=checkpoint_of_stage)
     probabilities = trainer.predict(network, val_inputs)
     chosen, postprocess_scores = trainer.choose_postprocess(
         probabilities, val_labels, cycles=val_cycles,
@@ -139,13 +143,13 @@ def main() -> None:
     record = {
         "name": args.name,
         "preset": args.preset,
-        "architecture": architecture.to_dict(),
+        "architecture": network.config.to_dict(),
         "threshold": chosen["threshold"],
         "postprocess": postprocess_rules(chosen),
         "window": {"window": plan.window, "context": plan.context},
         "training": dataclasses.asdict(config) | {"steps_run": len(losses)},
         "loss": {"first_50": float(np.mean(losses[:50])), "last_50": float(np.mean(losses[-50:]))},
-        **({"finetune": stage} if stage else {}),
+        **stages,
         "validation_event_f1": chosen["f1"],
         "validation_false_alarms_per_cycle": chosen["false_alarms_per_cycle"],
         "validation_event_f1_by_setting": postprocess_scores,
@@ -156,7 +160,8 @@ def main() -> None:
         "device": torch.cuda.get_device_name() if args.device.startswith("cuda") else args.device,
     }
     (out / f"{args.name}.json").write_text(json.dumps(record, indent=2) + "\n")
-    for partial in (checkpoint, base_weights, out / f"{args.name}.finetune.checkpoint.pt"):
+    for partial in (checkpoint, base_weights, out / f"{args.name}.finetune.checkpoint.pt",
+                    out / f"{args.name}.finetune1.checkpoint.pt"):
         partial.unlink(missing_ok=True)
     print(f"{chosen}  "
           f"loss {record['loss']['first_50']:.4f} -> {record['loss']['last_50']:.4f}  "
