@@ -188,3 +188,37 @@ def test_the_finetuning_stage_sees_sensor_rounded_sources_and_no_commutation(tmp
     record = finetune.finetune(network, config, progress=False)
     assert record["steps_run"] == 2 and record["config"]["converter_notches"] is False
     assert any(not torch.equal(a, b) for a, b in zip(before, network.parameters()))
+
+
+def test_the_recipe_chooses_region_rules_on_the_base_stage_network(tmp_path, monkeypatch):
+    """scripts/train.py: the validation rows are conditioned the base stage's way, so the rules
+    are chosen before the fine-tuning stage changes the network (the shipped record's were)."""
+    import train as train_script  # scripts/train.py
+    from training import finetune
+
+    events = []
+    real_make_dataset, real_choose = trainer.make_dataset, trainer.choose_postprocess
+
+    def small_dataset(count, length, seed, **kwargs):
+        return real_make_dataset(4, 1024, seed, **{k: v for k, v in kwargs.items() if k != "progress"})
+
+    def choose(probabilities, *args, **kwargs):
+        events.append("rules")
+        return real_choose(probabilities, *args, **kwargs)
+
+    def fake_finetune(network, config, **kwargs):
+        events.append("finetune")
+        with torch.no_grad():
+            for parameter in network.parameters():
+                parameter.add_(1.0)
+        return {"config": {}, "steps_run": 0}
+
+    monkeypatch.setattr(trainer, "make_dataset", small_dataset)
+    monkeypatch.setattr(trainer, "choose_postprocess", choose)
+    monkeypatch.setattr(finetune, "finetune", fake_finetune)
+    monkeypatch.setattr("sys.argv", ["train.py", "--steps", "2", "--batch-size", "2", "--crop", "512",
+                                     "--no-bf16", "--out", str(tmp_path), "--name", "m"])
+    train_script.main()
+    assert events == ["rules", "finetune"]
+    record = __import__("json").loads((tmp_path / "m.json").read_text())
+    assert record["finetune"] == {"config": {}, "steps_run": 0} and 0 < record["threshold"] < 1

@@ -46,17 +46,6 @@ class FinetuneConfig:
     served_conditioning: bool = True  # long rows as the service conditions them
     converter_notches: bool = False  # commutation is the conditioning's to remove
     short_capture_fraction: float = 0.15  # rows holding a 64-2,048-sample capture, as in the base stage
-    sign_invariant: bool = False  # the network's first level made blind to the signal's sign first
-
-
-# The recipe's third stage: the fine-tuned network's first level made blind to the signal's
-# sign (``UNetConfig.sign_invariant``), then trained as the second stage, on other captures.
-SIGN_INVARIANT_STAGE = FinetuneConfig(seed=20261205, sign_invariant=True)
-
-
-def stage_key(config: FinetuneConfig) -> str:
-    """Where a stage's record goes in the weights' JSON."""
-    return "sign_invariant_stage" if config.sign_invariant else "finetune"
 
 
 def make_rows(config: FinetuneConfig, progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
@@ -88,8 +77,6 @@ def finetune(network: torch.nn.Module, config: FinetuneConfig, checkpoint: Path 
     """Fine-tune ``network`` in place (float32; resumes from ``checkpoint``); returns the
     stage's record for the weights' JSON."""
     started = time.time()
-    if config.sign_invariant and not network.config.sign_invariant:
-        network.config = dataclasses.replace(network.config, sign_invariant=True)
     inputs, labels = make_rows(config, progress)
     train_config = trainer.TrainConfig(steps=config.steps, learning_rate=config.learning_rate,
                                        seed=config.seed, bf16=False)
@@ -119,8 +106,7 @@ def main(argv: list[str] | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     stage = finetune(network, config, checkpoint=out / "finetune.checkpoint.pt")
     torch.save(network.state_dict(), out / "pd_segmenter.state.pt")
-    record = record | {"architecture": network.config.to_dict(), stage_key(config): stage}
-    (out / "pd_segmenter.json").write_text(json.dumps(record, indent=2) + "\n")
+    (out / "pd_segmenter.json").write_text(json.dumps(record | {"finetune": stage}, indent=2) + "\n")
     (out / "finetune.checkpoint.pt").unlink(missing_ok=True)
     print(json.dumps(stage))
 

@@ -29,10 +29,6 @@ class UNetConfig:
     dilations: tuple[int, ...] = (1, 2, 4, 8)
     in_channels: int = INPUT_CHANNELS
     attention: bool = True
-    # The first level sees the input and its negation and adds what it finds in both: the
-    # network's answer is then the same for a signal and its mirror image (PD has both
-    # polarities; the unconstrained network found negative one-sample spikes far less often).
-    sign_invariant: bool = False
 
     def __post_init__(self) -> None:
         if len(self.features) != len(self.dilations) or not self.features:
@@ -57,7 +53,6 @@ class UNetConfig:
             dilations=tuple(values["dilations"]),
             in_channels=int(values.get("in_channels", 1)),
             attention=bool(values.get("attention", True)),
-            sign_invariant=bool(values.get("sign_invariant", False)),
         )
 
 
@@ -130,12 +125,8 @@ class UNet1D(nn.Module):
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         skips = []
-        for level, encoder in enumerate(self.encoders):
-            if level == 0 and self.config.sign_invariant:
-                same, mirrored = encoder(torch.cat((x, -x), dim=0)).chunk(2, dim=0)
-                x = same + mirrored
-            else:
-                x = encoder(x)
+        for encoder in self.encoders:
+            x = encoder(x)
             skips.append(x)
             x = F.max_pool1d(x, 2)
         x = self.attention(self.bottleneck(x))
