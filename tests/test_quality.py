@@ -275,9 +275,11 @@ def test_smooth_pulses_in_correlated_noise_are_found_with_and_without_the_whiten
         assert found.true_positive >= 36 and found.false_positive <= 1, found
 
 
-def test_the_whitened_view_adds_no_region_to_correlated_noise_without_pd(shipped):
-    """The independent generator's PD-free captures (test split, with tones and without):
-    the regions in its AR(1) and band-limited noise are those of the signal as recorded."""
+def test_the_whitened_view_takes_regions_out_of_correlated_noise_without_pd(shipped):
+    """The independent generator's PD-free captures (test split, with tones and without): in
+    its AR(1) and band-limited noise the view adds no region, and the regions the signal as
+    recorded gave bumps of the noise go where the view does not back them (40 without the
+    view, 15 with it, on 2026-12-04)."""
     import dataclasses
 
     from training import independent
@@ -295,8 +297,8 @@ def test_the_whitened_view_adds_no_region_to_correlated_noise_without_pd(shipped
                     with_view += count
                 else:
                     without_view += count
-    assert viewed >= 10
-    assert with_view <= without_view + 1, (with_view, without_view)
+    assert viewed >= 20 and without_view >= 20
+    assert with_view <= 0.5 * without_view, (with_view, without_view)
 
 
 def test_a_view_left_out_for_the_work_limit_is_said_in_the_answer(shipped):

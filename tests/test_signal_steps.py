@@ -591,7 +591,39 @@ def test_the_whitened_view_adds_only_near_what_stands_out_of_the_signal():
     combined = whiten.combine(probability, viewed, filtered, 1.0)
     assert combined[1000] == 0.99 and combined[5000] == 0.0
     assert combined[2005] == 0.5  # nothing loud near it: the signal as recorded decides
-    assert whiten.combine(probability, viewed, np.zeros(8000), 1.0) is probability
+    np.testing.assert_array_equal(whiten.combine(probability, viewed, np.zeros(8000), 1.0), probability)
+
+
+def test_in_correlated_noise_a_stretch_of_probability_needs_backing():
+    """A run of the signal-as-recorded probability stays where a loud sample or the whitened
+    view backs it, and goes where neither does (a bump of coloured noise)."""
+    from pdseg import whiten
+    probability = np.zeros(8000)
+    runs = {"bump": (1000, 1012), "loud": (3000, 3012), "seen whitened": (5000, 5012), "edge of reach": (7000, 7012)}
+    for start, end in runs.values():
+        probability[start:end] = 0.97
+    filtered = np.full(8000, 0.5)
+    filtered[1005] = 4.0  # a bump of the noise, under VIEW_LOUD
+    filtered[3006] = 7.0
+    viewed = np.zeros(8000)
+    viewed[5003] = 0.9
+    viewed[7011 + whiten.BACKING_REACH] = 0.9  # within reach of the run's last sample
+    combined = whiten.combine(probability, viewed, filtered, 1.0)
+    kept = {name: bool(combined[start:end].max() > 0.9) for name, (start, end) in runs.items()}
+    assert kept == {"bump": False, "loud": True, "seen whitened": True, "edge of reach": True}
+    viewed[7011 + whiten.BACKING_REACH] = 0.0
+    viewed[7011 + whiten.BACKING_REACH + 1] = 0.9  # one sample out of reach
+    assert whiten.combine(probability, viewed, filtered, 1.0)[7000:7012].max() == 0.0
+
+
+def test_noise_that_alternates_sample_to_sample_is_whitened_too():
+    from pdseg import whiten
+    rng = np.random.default_rng(46)
+    noise = one_pole_noise(rng, 16384, -0.7)
+    coefficient = whiten.whitening_coefficient(noise)
+    assert coefficient is not None and -0.75 <= coefficient <= -0.55
+    assert abs(whiten.noise_correlation(whiten.whiten(noise, coefficient))) < 0.15
+    assert whiten.whitening_coefficient(one_pole_noise(rng, 16384, -0.3)) is None
 
 
 def test_a_whitened_view_is_made_only_within_the_room_left_for_it():

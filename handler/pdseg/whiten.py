@@ -7,9 +7,10 @@ amplifier (an HFCT whose noise follows each sample to 0.87 of the one before) it
 pulses standing 35-48 noise units out of that noise a probability of 0.2-0.5, and the same
 pulses in the whitened signal over 0.95 (docs/model-card.md, Known failure modes). Whitening
 alone moves every pulse's shape and extent (a slow RC pulse becomes a spike at its onset), so
-the whitened view only adds: its probability counts near samples that stand out of the noise
-in the signal as recorded (:func:`combine`), and what the signal as recorded finds keeps its
-extent.
+the whitened view mostly adds: its probability counts near samples that stand out of the
+noise in the signal as recorded (:func:`combine`), and what the signal as recorded finds keeps
+its extent, unless nothing backs it (a bump of the coloured noise, which the network, trained
+on white noise, took for a pulse).
 """
 from __future__ import annotations
 
@@ -27,6 +28,12 @@ WHITEN_FROM = 0.5
 WHITEN_MOST = 0.95  # the filter's coefficient at most: nearer 1 it is a differentiator
 VIEW_LOUD = 6.0  # noise units in the signal as recorded, near which the view may add ...
 VIEW_REACH = 32  # ... within this many samples (the merge gap)
+# In correlated noise the signal as recorded keeps a stretch of probability (a run at or above
+# RUN_LEVEL) only where something backs it: a sample VIEW_LOUD noise units out, or the whitened
+# view's probability at least VIEW_BACKING, within BACKING_REACH samples.
+RUN_LEVEL = 0.1
+VIEW_BACKING = 0.5
+BACKING_REACH = 8
 
 
 def noise_correlation(filtered: np.ndarray) -> float:
@@ -46,9 +53,13 @@ def noise_correlation(filtered: np.ndarray) -> float:
 
 def whitening_coefficient(filtered: np.ndarray) -> float | None:
     """The coefficient of the one-pole whitener for ``filtered``, or None where its quiet
-    samples are not correlated enough (:data:`WHITEN_FROM`) to need one."""
+    samples are not correlated enough (:data:`WHITEN_FROM`, either sign) to need one. Noise
+    that alternates from sample to sample (an amplifier's AR(1) with a negative coefficient)
+    is whitened too: its swings of two or three samples look like short oscillations."""
     correlation = noise_correlation(filtered)
-    return min(correlation, WHITEN_MOST) if correlation >= WHITEN_FROM else None
+    if abs(correlation) < WHITEN_FROM:
+        return None
+    return float(np.clip(correlation, -WHITEN_MOST, WHITEN_MOST))
 
 
 def whiten(filtered: np.ndarray, coefficient: float) -> np.ndarray:
@@ -62,8 +73,20 @@ def combine(probability: np.ndarray, whitened_probability: np.ndarray, filtered:
     only within :data:`VIEW_REACH` samples of a sample of ``filtered`` (the signal as
     recorded) at least :data:`VIEW_LOUD` noise units out. Band-limited noise is only roughly
     whitened by one pole, and its bumps of 3-5 units stood out in the whitened view as
-    regions (docs/model-card.md, Conditioning)."""
+    regions (docs/model-card.md, Conditioning).
+
+    The signal as recorded, whose noise the network never saw so coloured, gave its own
+    bumps of 3-5 noise units a region as well: a run of its probability is kept only where a
+    loud sample or the whitened view backs it (:data:`VIEW_BACKING`), a pulse standing out
+    of the noise once whitened, which a bump of the noise does not."""
     loud = np.abs(filtered) >= VIEW_LOUD * scale
+    backing = loud | (whitened_probability >= VIEW_BACKING)
+    runs, count = ndimage.label(probability >= RUN_LEVEL)
+    if count:
+        backed = np.zeros(count + 1, dtype=bool)
+        backed[np.unique(runs[ndimage.binary_dilation(backing, iterations=BACKING_REACH) & (runs > 0)])] = True
+        backed[0] = True  # below the run level: left as it is
+        probability = np.where(backed[runs], probability, 0.0)
     if not loud.any():
         return probability
     near = ndimage.binary_dilation(loud, iterations=VIEW_REACH)
