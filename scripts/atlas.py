@@ -79,9 +79,7 @@ def card_table(results: dict) -> str:
         lines.append(f"| {snr:g} dB | {below} of {len(cells)} | {worst} |")
     for by, title in (("length", "capture length"), ("whole_length", "capture length"),
                       ("condition", "background condition"), ("family", "family")):
-        table = results["maps"].get(by)
-        if table is None:
-            continue
+        table = results["maps"][by]
         intro = f"Recall by {title}:"
         if by == "whole_length":
             whole = [sum(row) for row in table["pulses"]]
