@@ -5,10 +5,13 @@
 For an 800,000-sample capture and a 7,920-sample signal: conditioning (high-pass, tones,
 carrier fit, converter commutation, noise scale, local-peak channel) and, within it, the
 commutation step alone; network (all windows), regions (the carrier fit is conditioning's),
-JSON description; medians of repeats, 2 torch threads.
+JSON description; medians of repeats, 2 torch threads. Then what the second look at loud
+undecided samples (pdseg.polarity) costs ``make bench``'s eight 7,920-sample signals: CPU time
+per signal, analysed one at a time on one thread, with and without it, alternating rounds.
 """
 from __future__ import annotations
 
+import math
 import statistics
 import time
 
@@ -17,7 +20,7 @@ import numpy as np
 import torch
 
 from evaluate import served_segmenter
-from pdseg import commutation, phase, preprocess
+from pdseg import commutation, phase, polarity, preprocess
 from pdseg.pipeline import SignalOptions
 from training import synthetic
 
@@ -51,6 +54,32 @@ def main() -> None:
         json_ms, _ = timed(lambda: results[0].to_json(0), repeats)
         print(f"| {length:,} samples | {condition_ms:.1f} | {commutation_ms:.1f} | {fit_ms:.1f} | {network_ms:.1f} "
               f"| {finish_ms:.1f} | {json_ms:.1f} |")
+    second_look_cost(segmenter)
+
+
+def second_look_cost(segmenter, rounds: int = 25) -> None:
+    """Median CPU ms per signal over ``rounds`` of the benchmark's short signals (drawn as
+    scripts/bench.py draws them), with the second look and without it (no sample loud enough)."""
+    rng = np.random.default_rng(2026)
+    synthetic.make_capture(rng, 800_000, samples_per_cycle=800_000.0, pd_free=False, snr_db=24.0, interference=True)
+    signals = [synthetic.make_capture(rng, 7920, samples_per_cycle=3333.0).signal for _ in range(8)]
+    threads, level = torch.get_num_threads(), polarity.LOOK_LOUD
+    torch.set_num_threads(1)
+    cpu_ms: dict[float, list[float]] = {level: [], math.inf: []}
+    try:
+        for _ in range(rounds):
+            for loud in cpu_ms:
+                polarity.LOOK_LOUD = loud
+                started = time.process_time()
+                for raw in signals:
+                    segmenter.analyse([raw])
+                cpu_ms[loud].append((time.process_time() - started) * 1000 / len(signals))
+    finally:
+        polarity.LOOK_LOUD = level
+        torch.set_num_threads(threads)
+    with_look, without = (statistics.median(cpu_ms[key]) for key in (level, math.inf))
+    print(f"\nmake bench's 7,920-sample signals, CPU ms per signal on one thread (median of {rounds} rounds): "
+          f"{with_look:.2f} with the second look, {without:.2f} without ({with_look / without - 1:+.1%})")
 
 
 if __name__ == "__main__":

@@ -151,18 +151,21 @@ def test_small_batches_run_on_one_thread_large_ones_on_all(runtime, request, rea
     request = [{"body": npy(real_captures[0])}]
     network.calls_by_threads.clear()
     single = handler.handle(request, batch_context(handler, headers))[0]
-    assert network.calls_by_threads == {1: 1}
+    # Two calls: the capture's window, and again negated for its loud undecided samples
+    # (pdseg.polarity: a real capture always holds some).
+    assert network.calls_by_threads == {1: 2}
     # 269,280 samples: windows in chunks of 131,072 samples, and past TRIM_FROM_SAMPLES
     network.calls_by_threads.clear()
     large = handler.handle([{"body": npy(np.tile(real_captures[0], 34))}], batch_context(handler, headers))[0]
     assert large["signals"][0]["length"] == 269_280
-    assert network.calls_by_threads == {2: 2, 1: 1}  # 32 + 32 windows of 4,096, then the last 12
+    # Each look: 32 + 32 windows of 4,096, then the last few
+    assert network.calls_by_threads == {2: 4, 1: 2}
     configured = network.parallel_from_samples
     try:
         network.parallel_from_samples = 0  # the same small request on both threads
         network.calls_by_threads.clear()
         parallel = handler.handle(request, batch_context(handler, headers))[0]
-        assert network.calls_by_threads == {2: 1}
+        assert network.calls_by_threads == {2: 2}
     finally:
         network.parallel_from_samples = configured
     assert parallel["signals"][0]["regions"] == single["signals"][0]["regions"]
@@ -204,3 +207,25 @@ def test_png_answers_are_charged_per_panel():
     from pdseg.render import MAX_PANELS
 
     assert PICTURE_PANELS == MAX_PANELS
+
+
+def test_the_second_look_stays_within_the_requests_work_limit(handler):
+    """Loud samples the network left undecided are looked at again with the signal negated
+    (pdseg.polarity): only within the room the request's work limit leaves. A request of the
+    largest size has none left, and its answer says what was left out."""
+    from pdseg import polarity
+
+    largest = handler.limits.max_work - handler.limits.signal_overhead
+    signal = np.random.default_rng(5).normal(0.0, 1.0, largest).astype("<f4")
+    signal[1000::2000] -= 20.0  # one-sample spikes, negative: the look's case
+    small = signal[:16400].copy()
+    rows = [{"body": signal.tobytes()}, {"body": small.tobytes()}]
+    headers = [{"Content-Type": "application/octet-stream"}] * 2
+    context = batch_context(handler, headers)
+    outputs = handler.handle(rows, context)
+    assert [context.get_response_status(i)[0] for i in range(2)] == [200] * 2
+    assert outputs[0]["signals"][0]["warnings"] == [polarity.SKIPPED_WARNING]
+    assert "warnings" not in outputs[1]["signals"][0]
+    spikes = np.arange(1000, small.size, 2000)
+    regions = outputs[1]["signals"][0]["regions"]
+    assert all(any(r["start"] <= s < r["end"] for r in regions) for s in spikes)

@@ -636,3 +636,57 @@ def test_a_whitened_view_is_made_only_within_the_room_left_for_it():
     np.testing.assert_array_equal(skipped.network_input, viewed.network_input)  # the signal's own view is the same
     white = preprocess.condition(rng.normal(size=8000), view_room=0)
     assert white.whitened is None and not white.view_skipped  # no view was due
+
+
+def test_only_loud_samples_the_network_left_undecided_get_a_second_look():
+    from pdseg import polarity
+
+    filtered = np.zeros(400)
+    filtered[[50, 200, 300]] = [-20.0, 20.0, 5.0]  # noise scale 1: two loud samples, one not
+    probability = np.full(400, 0.1)
+    probability[195:198] = 0.97  # the network decided for the one at 200, 2 samples away
+    looked = polarity.undecided_loud_samples(filtered, 1.0, probability, 0.95)
+    assert looked.tolist() == [50]
+    probability[195:198] = 0.9  # under the threshold: undecided
+    assert polarity.undecided_loud_samples(filtered, 1.0, probability, 0.95).tolist() == [50, 200]
+    probability[191] = 0.99  # a decision 9 samples away is out of reach
+    assert polarity.undecided_loud_samples(filtered, 1.0, probability, 0.95).tolist() == [50, 200]
+    # Within the merge gap of a region the first look reported: a decision would only move its end.
+    assert polarity.undecided_loud_samples(filtered, 1.0, probability, 0.95, np.array([[60, 80]]), 8).tolist() == [50, 200]
+    assert polarity.undecided_loud_samples(filtered, 1.0, probability, 0.95, np.array([[60, 80]]), 10).tolist() == [200]
+    assert polarity.undecided_loud_samples(filtered, 1.0, probability, 0.95, np.array([[30, 50]]), 0).tolist() == [50, 200]
+    assert polarity.undecided_loud_samples(filtered, 1.0, probability, 0.95, np.array([[30, 50]]), 1).tolist() == [200]
+    assert polarity.undecided_loud_samples(filtered, 1.0, probability, 0.95, np.array([[62, 80]]), 11).tolist() == [50, 200]
+    assert polarity.undecided_loud_samples(filtered, 1.0, probability, 0.95, np.zeros((0, 2)), 8).tolist() == [50, 200]
+    # In units of the noise scale: at scale 4 the 20-unit samples stand 5 out.
+    assert polarity.undecided_loud_samples(filtered, 4.0, probability, 0.95).size == 0
+    assert polarity.undecided_loud_samples(np.zeros(0), 1.0, np.zeros(0), 0.95).size == 0
+
+
+def test_the_second_look_counts_only_where_it_decides_next_to_a_looked_at_sample():
+    from pdseg import polarity
+
+    probability = np.full(100, 0.2)
+    negated = np.full(100, 0.99)
+    negated[60:63] = 0.6  # undecided there too
+    looked = np.array([20, 61])
+    after = polarity.second_look(probability, negated, looked, 0.95)
+    reach = polarity.LOOK_REACH
+    changed = np.flatnonzero(after != probability)
+    assert changed.tolist() == list(range(20 - reach, 20 + reach + 1))
+    assert np.all(after[changed] == 0.99)
+    assert polarity.second_look(probability, negated, np.zeros(0, dtype=np.int64), 0.95) is probability
+    # It never lowers what the first look found.
+    high = np.full(100, 0.999)
+    assert np.array_equal(polarity.second_look(high, negated, looked, 0.95), high)
+
+
+def test_the_second_look_runs_the_tiles_that_predict_the_looked_at_samples():
+    from pdseg import polarity
+
+    core = WindowPlan().core
+    assert polarity.windows_holding(np.array([5, core + 3]), core, 10).tolist() == [0, 1]
+    # a sample at a core's last position reaches into the next tile's first
+    assert polarity.windows_holding(np.array([2 * core - 1]), core, 10).tolist() == [1, 2]
+    assert polarity.windows_holding(np.array([0]), core, 10).tolist() == [0]
+    assert polarity.windows_holding(np.array([10 * core - 1]), core, 10).tolist() == [9]
