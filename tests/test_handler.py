@@ -151,21 +151,18 @@ def test_small_batches_run_on_one_thread_large_ones_on_all(runtime, request, rea
     request = [{"body": npy(real_captures[0])}]
     network.calls_by_threads.clear()
     single = handler.handle(request, batch_context(handler, headers))[0]
-    # Two calls: the capture's window, and again negated for its loud undecided samples
-    # (pdseg.polarity: a real capture always holds some).
-    assert network.calls_by_threads == {1: 2}
+    assert network.calls_by_threads == {1: 1}
     # 269,280 samples: windows in chunks of 131,072 samples, and past TRIM_FROM_SAMPLES
     network.calls_by_threads.clear()
     large = handler.handle([{"body": npy(np.tile(real_captures[0], 34))}], batch_context(handler, headers))[0]
     assert large["signals"][0]["length"] == 269_280
-    # Each look: 32 + 32 windows of 4,096, then the last few
-    assert network.calls_by_threads == {2: 4, 1: 2}
+    assert network.calls_by_threads == {2: 2, 1: 1}  # 32 + 32 windows of 4,096, then the last 12
     configured = network.parallel_from_samples
     try:
         network.parallel_from_samples = 0  # the same small request on both threads
         network.calls_by_threads.clear()
         parallel = handler.handle(request, batch_context(handler, headers))[0]
-        assert network.calls_by_threads == {2: 2}
+        assert network.calls_by_threads == {2: 1}
     finally:
         network.parallel_from_samples = configured
     assert parallel["signals"][0]["regions"] == single["signals"][0]["regions"]

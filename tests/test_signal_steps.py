@@ -663,6 +663,20 @@ def test_only_loud_samples_the_network_left_undecided_get_a_second_look():
     assert polarity.undecided_loud_samples(np.zeros(0), 1.0, np.zeros(0), 0.95).size == 0
 
 
+def test_only_short_transients_get_a_second_look():
+    """The ringing of a burst stands out for many samples; a spike for one or a few."""
+    from pdseg import polarity
+
+    filtered = np.zeros(400)
+    filtered[100] = -20.0  # a spike, and ringing that stands 6 units out for 12 samples
+    filtered[250:262] = 6.0 * np.where(np.arange(12) % 2, -1.0, 1.0)
+    filtered[256] = 20.0
+    probability = np.full(400, 0.1)
+    assert polarity.undecided_loud_samples(filtered, 1.0, probability, 0.95).tolist() == [100]
+    filtered[250:256] = 0.0  # six samples of it left, with the spike: short enough
+    assert polarity.undecided_loud_samples(filtered, 1.0, probability, 0.95).tolist() == [100, 256]
+
+
 def test_the_second_look_counts_only_where_it_decides_next_to_a_looked_at_sample():
     from pdseg import polarity
 

@@ -4,9 +4,9 @@ The conditioning is exactly odd (the planes of a negated signal are the negated 
 the network is not: it gives a one-sample spike of one polarity far less than the same spike
 of the other (at 20 dB, probability 0.95 or more for 65 % of positive one-sample spikes and
 9 % of negative ones; docs/model-card.md, Known failure modes, "One-sample spikes"). Where a
-sample stands :data:`LOOK_LOUD` noise units out, away from the regions the network reported,
-and its probability stays under the decision threshold within :data:`UNDECIDED_REACH`
-samples, the network looks again at the negated signal; where that look decides for PD
+sample of a short transient stands :data:`LOOK_LOUD` noise units out, away from the regions
+the network reported, and its probability stays under the decision threshold within
+:data:`UNDECIDED_REACH` samples, the network looks again at the negated signal; where that look decides for PD
 within :data:`LOOK_REACH` samples of such a sample, it counts. Everywhere else the first look
 stands. Averaged over both polarities everywhere, the network's answer would cost twice the
 time; their maximum everywhere raised the false alarms on the training generator's PD-free
@@ -20,14 +20,20 @@ from scipy import ndimage
 LOOK_LOUD = 10.0  # noise units a sample stands out by, to be looked at again
 UNDECIDED_REACH = 8  # samples either side in which the first look stayed under the threshold
 LOOK_REACH = 1  # samples either side of a looked-at sample where the second look counts
+# Only short transients: at most SHORT_MOST samples within SHORT_REACH either side stand half
+# LOOK_LOUD out. The ringing of real captures' bursts is loud for many samples; looked at
+# again, their captures cost half as much CPU more and got regions the first look gave 0.0.
+SHORT_REACH = 16
+SHORT_MOST = 8
 
 
 def undecided_loud_samples(filtered: np.ndarray, scale: float, probability: np.ndarray,
                            threshold: float, reported: np.ndarray | None = None,
                            gap: int = 0) -> np.ndarray:
     """Indices of the samples of ``filtered`` at least :data:`LOOK_LOUD` noise units
-    (``scale``) out, in either direction, with no probability at or above ``threshold``
-    within :data:`UNDECIDED_REACH` samples, and not within ``gap`` samples of the first
+    (``scale``) out, in either direction, in a short transient (:data:`SHORT_MOST`), with no
+    probability at or above ``threshold`` within :data:`UNDECIDED_REACH` samples, and not
+    within ``gap`` samples of the first
     look's ``reported`` regions (``(k, 2)`` [start, end)): with the merge gap there, a
     decision would only move a reported region's end, and in real captures' bursts nearly
     every loud sample would be looked at again."""
@@ -37,7 +43,10 @@ def undecided_loud_samples(filtered: np.ndarray, scale: float, probability: np.n
     if not loud.any():
         return np.zeros(0, dtype=np.int64)
     undecided = ndimage.maximum_filter1d(probability, 2 * UNDECIDED_REACH + 1, mode="constant") < threshold
-    candidates = loud & undecided
+    half_loud = (np.abs(filtered) >= 0.5 * LOOK_LOUD * scale).astype(np.float64)
+    span = 2 * SHORT_REACH + 1
+    short = ndimage.uniform_filter1d(half_loud, span, mode="constant") * span <= SHORT_MOST + 0.5
+    candidates = loud & undecided & short
     if reported is not None and len(reported):
         # +1 at each widened region's start, -1 past its end: covered where the sum is positive
         edges = np.zeros(filtered.size + 1, dtype=np.int64)
