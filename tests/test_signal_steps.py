@@ -652,12 +652,13 @@ def test_only_loud_samples_the_network_left_undecided_get_a_second_look():
     probability[191] = 0.99  # a decision 9 samples away is out of reach
     assert polarity.undecided_loud_samples(filtered, 1.0, probability, 0.95).tolist() == [50, 200]
     # Within the merge gap of a region the first look reported: a decision would only move its end.
-    assert polarity.undecided_loud_samples(filtered, 1.0, probability, 0.95, np.array([[60, 80]]), 8).tolist() == [50, 200]
-    assert polarity.undecided_loud_samples(filtered, 1.0, probability, 0.95, np.array([[60, 80]]), 10).tolist() == [200]
-    assert polarity.undecided_loud_samples(filtered, 1.0, probability, 0.95, np.array([[30, 50]]), 0).tolist() == [50, 200]
-    assert polarity.undecided_loud_samples(filtered, 1.0, probability, 0.95, np.array([[30, 50]]), 1).tolist() == [200]
-    assert polarity.undecided_loud_samples(filtered, 1.0, probability, 0.95, np.array([[62, 80]]), 11).tolist() == [50, 200]
-    assert polarity.undecided_loud_samples(filtered, 1.0, probability, 0.95, np.zeros((0, 2)), 8).tolist() == [50, 200]
+    looked = np.array([50, 200])
+    assert polarity.away_from(looked, np.array([[60, 80]]), 8).tolist() == [50, 200]
+    assert polarity.away_from(looked, np.array([[60, 80]]), 10).tolist() == [200]
+    assert polarity.away_from(looked, np.array([[30, 50]]), 0).tolist() == [50, 200]
+    assert polarity.away_from(looked, np.array([[30, 50]]), 1).tolist() == [200]
+    assert polarity.away_from(looked, np.array([[30, 50], [240, 260]]), 40).tolist() == []
+    assert polarity.away_from(looked, np.zeros((0, 2)), 8).tolist() == [50, 200]
     # In units of the noise scale: at scale 4 the 20-unit samples stand 5 out.
     assert polarity.undecided_loud_samples(filtered, 4.0, probability, 0.95).size == 0
     assert polarity.undecided_loud_samples(np.zeros(0), 1.0, np.zeros(0), 0.95).size == 0

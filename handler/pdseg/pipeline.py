@@ -184,17 +184,16 @@ class Segmenter:
         """``probabilities`` after the second look at the negated signal
         (:mod:`pdseg.polarity`), over the windows that predict a loud, undecided sample: the
         signal's one window, or those of its tiles (a signal of a standard window or more in one
-        window is tiled for this where that is less work). (Crops of 512-1,024 samples around such
-        samples cost less, but the network, seeing less around a spike, found fewer: 0.30 of
-        the negative one-sample spikes at 20 dB against 0.48.) A signal's ``look_room``
+        window is tiled for this where that is less work; crops of 512-1,024 samples cost less
+        still, but the network, seeing less around a spike, found 0.30 of the negative
+        one-sample spikes at 20 dB against 0.48). A signal's ``look_room``
         bounds the samples of windows looked at again (its request's work limit); where
         windows are left out, ``look_skipped`` is set on it."""
         jobs, pieces = [], []
         for index, (item, probability) in enumerate(zip(conditioned, probabilities)):
-            reported = probability_to_regions(probability, self.threshold, self.min_gap, self.min_length,
-                                              self.extent_for(self.threshold))
-            samples = polarity.undecided_loud_samples(item.filtered, item.scale, probability, self.threshold,
-                                                      reported, self.min_gap)
+            samples = polarity.undecided_loud_samples(item.filtered, item.scale, probability, self.threshold)
+            if samples.size:  # the first look's regions only where there is something to check
+                samples = polarity.away_from(samples, self.regions(probability), self.min_gap)
             if samples.size == 0:
                 continue
             windows = self.windows(item)

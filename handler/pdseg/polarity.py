@@ -6,11 +6,12 @@ of the other (at 20 dB, probability 0.95 or more for 65 % of positive one-sample
 9 % of negative ones; docs/model-card.md, Known failure modes, "One-sample spikes"). Where a
 sample of a short transient stands :data:`LOOK_LOUD` noise units out, away from the regions
 the network reported, and its probability stays under the decision threshold within
-:data:`UNDECIDED_REACH` samples, the network looks again at the negated signal; where that look decides for PD
-within :data:`LOOK_REACH` samples of such a sample, it counts. Everywhere else the first look
-stands. Averaged over both polarities everywhere, the network's answer would cost twice the
-time; their maximum everywhere raised the false alarms on the training generator's PD-free
-validation captures with interference from 0.083 to 0.130 per cycle (docs/model-card.md).
+:data:`UNDECIDED_REACH` samples, the network looks again at the negated signal; where that
+look decides for PD within :data:`LOOK_REACH` samples of such a sample, it counts. Everywhere
+else the first look stands. Averaged over both polarities everywhere, the network's answer
+would cost twice the time; their maximum everywhere raised the false alarms on the training
+generator's PD-free validation captures with interference from 0.083 to 0.130 per cycle
+(docs/model-card.md).
 """
 from __future__ import annotations
 
@@ -28,17 +29,10 @@ SHORT_MOST = 8
 
 
 def undecided_loud_samples(filtered: np.ndarray, scale: float, probability: np.ndarray,
-                           threshold: float, reported: np.ndarray | None = None,
-                           gap: int = 0) -> np.ndarray:
+                           threshold: float) -> np.ndarray:
     """Indices of the samples of ``filtered`` at least :data:`LOOK_LOUD` noise units
     (``scale``) out, in either direction, in a short transient (:data:`SHORT_MOST`), with no
-    probability at or above ``threshold`` within :data:`UNDECIDED_REACH` samples, and not
-    within ``gap`` samples of the first
-    look's ``reported`` regions (``(k, 2)`` [start, end)): with the merge gap there, a
-    decision would only move a reported region's end, and in real captures' bursts nearly
-    every loud sample would be looked at again."""
-    if filtered.size == 0:
-        return np.zeros(0, dtype=np.int64)
+    probability at or above ``threshold`` within :data:`UNDECIDED_REACH` samples."""
     loud = np.abs(filtered) >= LOOK_LOUD * scale
     if not loud.any():
         return np.zeros(0, dtype=np.int64)
@@ -46,15 +40,22 @@ def undecided_loud_samples(filtered: np.ndarray, scale: float, probability: np.n
     half_loud = (np.abs(filtered) >= 0.5 * LOOK_LOUD * scale).astype(np.float64)
     span = 2 * SHORT_REACH + 1
     short = ndimage.uniform_filter1d(half_loud, span, mode="constant") * span <= SHORT_MOST + 0.5
-    candidates = loud & undecided & short
-    if reported is not None and len(reported):
-        # +1 at each widened region's start, -1 past its end: covered where the sum is positive
-        edges = np.zeros(filtered.size + 1, dtype=np.int64)
-        reported = np.asarray(reported, dtype=np.int64).reshape(-1, 2)
-        np.add.at(edges, np.clip(reported[:, 0] - gap, 0, filtered.size), 1)
-        np.add.at(edges, np.clip(reported[:, 1] + gap, 0, filtered.size), -1)
-        candidates &= np.cumsum(edges[:-1]) == 0
-    return np.flatnonzero(candidates)
+    return np.flatnonzero(loud & undecided & short)
+
+
+def away_from(samples: np.ndarray, regions: np.ndarray, gap: int) -> np.ndarray:
+    """The sorted ``samples`` not within ``gap`` samples of any of ``regions`` (``(k, 2)``
+    [start, end), sorted, as :func:`pdseg.regions.probability_to_regions` gives them): with
+    the merge gap there, a decision would only move a reported region's end, and in real
+    captures' bursts nearly every loud sample would be looked at again."""
+    regions = np.asarray(regions, dtype=np.int64).reshape(-1, 2)
+    if samples.size == 0 or len(regions) == 0:
+        return samples
+    # The last region whose widened start is at or before each sample; regions are at least
+    # the merge gap apart, so a sample past its widened end is clear of every region.
+    last = np.searchsorted(regions[:, 0] - gap, samples, side="right") - 1
+    clear = (last < 0) | (samples >= regions[np.maximum(last, 0), 1] + gap)
+    return samples[clear]
 
 
 def windows_holding(samples: np.ndarray, core: int, count: int) -> np.ndarray:
