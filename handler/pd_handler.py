@@ -181,10 +181,6 @@ class PDSegmenterHandler(BaseHandler):
                 conditioned.append(self.segmenter.condition(signal, request.decoded.options, view_room=room))
                 if conditioned[-1].whitened is not None:
                     room -= conditioned[-1].length
-            # The second look at loud undecided samples (pdseg.polarity) runs the network
-            # again over their windows: the room left, shared equally by the signals.
-            for item in conditioned:
-                item.look_room = max(0, room) // max(1, len(conditioned))
             return conditioned
         except Exception:  # a bug, not bad input: answer 500 for this request only
             logger.exception("conditioning a request's signals failed")

@@ -3,7 +3,7 @@ and run the real captures.
 
     python scripts/evaluate.py                  # full run; updates docs/model-card.md
     python scripts/evaluate.py --count 5 --no-write   # a quick look
-    python scripts/evaluate.py --held-out [--without-whitened-view] [--without-second-look]
+    python scripts/evaluate.py --held-out [--without-whitened-view] [--without-isolated-transients]
                                                 # validation splits, print only
 
 Per tier (per-pulse peak SNR 30/20/14/10/6 dB, white noise only and with full interference):
@@ -26,7 +26,7 @@ import _bootstrap  # noqa: F401
 import numpy as np
 import torch
 
-from pdseg import polarity, preprocess
+from pdseg import preprocess, transients
 from pdseg.model import export_torchscript, flops_per_window, load_trained, parameter_count
 from pdseg.pipeline import Segmenter
 from pdseg.render import render_png
@@ -149,17 +149,18 @@ def main() -> None:
     parser.add_argument("--held-out", action="store_true",
                         help="the validation splits instead of the test splits (print only): where a "
                              "conditioning choice is made, so that the test splits stay untouched")
-    parser.add_argument("--without-second-look", action="store_true",
-                        help="no second look at loud undecided samples with the signal negated (print only)")
+    parser.add_argument("--without-isolated-transients", action="store_true",
+                        help="report only the network's regions, not the isolated short transients far "
+                             "out of the noise that it leaves undecided (print only)")
     parser.add_argument("--without-whitened-view", action="store_true",
                         help="condition without the whitened view of correlated noise (print only)")
     args = parser.parse_args()
-    if args.held_out or args.without_whitened_view or args.without_second_look:
+    if args.held_out or args.without_whitened_view or args.without_isolated_transients:
         args.no_write = True
     if args.without_whitened_view:
         preprocess.with_whitened_view = lambda conditioned, *_: conditioned
-    if args.without_second_look:
-        polarity.LOOK_LOUD = math.inf  # no sample is loud enough
+    if args.without_isolated_transients:
+        transients.LEVEL = math.inf  # no sample is loud enough
     seed, split = (VALIDATION_SEED, "validation") if args.held_out else (EVAL_SEED, "test")
     torch.set_num_threads(2)
     started = time.time()

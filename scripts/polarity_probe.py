@@ -6,8 +6,9 @@ Forty one-sample spikes, half of each polarity at random, 400 samples apart in 1
 of white noise, at 20 and 26 dB: the share of each polarity that the network gives a
 probability of at least the decision threshold, two-sample spikes beside them, and the largest
 difference between the network's answers to a capture's input planes and to the same planes
-negated (the conditioning is exactly odd, so a polarity-blind network would give 0). The
-figures are the model card's "One-sample spikes, and their polarity".
+negated (the conditioning is exactly odd, so a polarity-blind network would give 0); then the
+share of each polarity in the served regions, which also hold the isolated short transients
+(pdseg.transients). The figures are the model card's "One-sample spikes, and their polarity".
 """
 from __future__ import annotations
 
@@ -43,12 +44,15 @@ def main() -> None:
             signal, positions, signs = spike_capture(rng, snr_db, width)
             result = segmenter.analyse([signal])[0]
             found = np.array([result.probability[p - 3: p + width + 3].max() for p in positions]) >= segmenter.threshold
+            reported = np.array([np.any((result.regions[:, 0] < p + width) & (result.regions[:, 1] > p))
+                                 for p in positions])
             planes = np.ascontiguousarray(segmenter.windows(result.conditioned))
             with torch.inference_mode():
                 difference = (segmenter.network(torch.from_numpy(planes)) - segmenter.network(torch.from_numpy(-planes))).abs().max()
             print(f"{snr_db:g} dB, {width}-sample spikes: positive {found[signs > 0].mean():.2f}, "
                   f"negative {found[signs < 0].mean():.2f} at p >= {segmenter.threshold:g}; "
-                  f"largest |f(x) - f(-x)| {float(difference):.2f}")
+                  f"largest |f(x) - f(-x)| {float(difference):.2f}; in the served regions: positive "
+                  f"{reported[signs > 0].mean():.2f}, negative {reported[signs < 0].mean():.2f}")
 
 
 if __name__ == "__main__":

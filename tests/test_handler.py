@@ -204,25 +204,3 @@ def test_png_answers_are_charged_per_panel():
     from pdseg.render import MAX_PANELS
 
     assert PICTURE_PANELS == MAX_PANELS
-
-
-def test_the_second_look_stays_within_the_requests_work_limit(handler):
-    """Loud samples the network left undecided are looked at again with the signal negated
-    (pdseg.polarity): only within the room the request's work limit leaves. A request of the
-    largest size has none left, and its answer says what was left out."""
-    from pdseg import polarity
-
-    largest = handler.limits.max_work - handler.limits.signal_overhead
-    signal = np.random.default_rng(5).normal(0.0, 1.0, largest).astype("<f4")
-    signal[1000::2000] -= 20.0  # one-sample spikes, negative: the look's case
-    small = signal[:16400].copy()
-    rows = [{"body": signal.tobytes()}, {"body": small.tobytes()}]
-    headers = [{"Content-Type": "application/octet-stream"}] * 2
-    context = batch_context(handler, headers)
-    outputs = handler.handle(rows, context)
-    assert [context.get_response_status(i)[0] for i in range(2)] == [200] * 2
-    assert outputs[0]["signals"][0]["warnings"] == [polarity.SKIPPED_WARNING]
-    assert "warnings" not in outputs[1]["signals"][0]
-    spikes = np.arange(1000, small.size, 2000)
-    regions = outputs[1]["signals"][0]["regions"]
-    assert all(any(r["start"] <= s < r["end"] for r in regions) for s in spikes)

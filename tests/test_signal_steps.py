@@ -638,70 +638,42 @@ def test_a_whitened_view_is_made_only_within_the_room_left_for_it():
     assert white.whitened is None and not white.view_skipped  # no view was due
 
 
-def test_only_loud_samples_the_network_left_undecided_get_a_second_look():
-    from pdseg import polarity
-
+def test_isolated_transients_are_short_loud_and_away_from_reported_regions():
+    from pdseg import transients
     filtered = np.zeros(400)
-    filtered[[50, 200, 300]] = [-20.0, 20.0, 5.0]  # noise scale 1: two loud samples, one not
-    probability = np.full(400, 0.1)
-    probability[195:198] = 0.97  # the network decided for the one at 200, 2 samples away
-    looked = polarity.undecided_loud_samples(filtered, 1.0, probability, 0.95)
-    assert looked.tolist() == [50]
-    probability[195:198] = 0.9  # under the threshold: undecided
-    assert polarity.undecided_loud_samples(filtered, 1.0, probability, 0.95).tolist() == [50, 200]
-    probability[191] = 0.99  # a decision 9 samples away is out of reach
-    assert polarity.undecided_loud_samples(filtered, 1.0, probability, 0.95).tolist() == [50, 200]
-    # Within the merge gap of a region the first look reported: a decision would only move its end.
-    looked = np.array([50, 200])
-    assert polarity.away_from(looked, np.array([[60, 80]]), 8).tolist() == [50, 200]
-    assert polarity.away_from(looked, np.array([[60, 80]]), 10).tolist() == [200]
-    assert polarity.away_from(looked, np.array([[30, 50]]), 0).tolist() == [50, 200]
-    assert polarity.away_from(looked, np.array([[30, 50]]), 1).tolist() == [200]
-    assert polarity.away_from(looked, np.array([[30, 50], [240, 260]]), 40).tolist() == []
-    assert polarity.away_from(looked, np.zeros((0, 2)), 8).tolist() == [50, 200]
-    # In units of the noise scale: at scale 4 the 20-unit samples stand 5 out.
-    assert polarity.undecided_loud_samples(filtered, 4.0, probability, 0.95).size == 0
-    assert polarity.undecided_loud_samples(np.zeros(0), 1.0, np.zeros(0), 0.95).size == 0
+    filtered[50] = 9.0  # a one-sample spike, 9 units out
+    filtered[120] = -7.9  # under the level
+    filtered[200:203] = [-12.0, 6.0, -2.9]  # a short oscillation, negative first
+    filtered[300:306] = 6.0  # six samples at half its magnitude or more: not short
+    filtered[303] = 10.0
+    loud = transients.loud_samples(filtered, 1.0)
+    assert loud.tolist() == [50, 200, 303]
+    assert loud[transients.short(filtered, loud)].tolist() == [50, 200]
+    assert transients.loud_samples(filtered, 1.3).tolist() == [200]  # units of the noise scale
+    # Short is against the sample's own magnitude: a 100-unit spike amid samples at 4-7 units.
+    busy = np.tile([5.0, -4.5, 6.0, -7.0], 25)
+    busy[50] = 100.0
+    assert transients.short(busy, np.array([50, 51])).tolist() == [True, False]
+    found = transients.isolated_transients(filtered, 1.0, np.zeros((0, 2)), 32)
+    # At least one sample past the loud one; on over neighbours at a quarter of its level.
+    assert found.tolist() == [[50, 52], [200, 202]]
+    filtered[201:204] = [6.0, 3.0, 2.6]  # 2.6 < 12 / 4: the run stops before it
+    assert transients.isolated_transients(filtered, 1.0, np.zeros((0, 2)), 32).tolist() == [[50, 52], [200, 203]]
+    # Away from reported regions and their merge gap.
+    assert transients.isolated_transients(filtered, 1.0, np.array([[60, 80]]), 10).tolist() == [[200, 203]]
+    assert transients.isolated_transients(filtered, 1.0, np.array([[60, 80]]), 9).tolist() == [[50, 52], [200, 203]]
+    assert transients.away_from(np.array([50, 200]), np.array([[30, 50], [240, 260]]), 40).tolist() == []
+    assert transients.isolated_transients(np.zeros(0), 1.0, np.zeros((0, 2)), 32).size == 0
+    assert transients.isolated_transients(filtered, 0.0, np.zeros((0, 2)), 32).size == 0
 
 
-def test_only_short_transients_get_a_second_look():
-    """The ringing of a burst stands out for many samples; a spike for one or a few."""
-    from pdseg import polarity
-
-    filtered = np.zeros(400)
-    filtered[100] = -20.0  # a spike, and ringing that stands 6 units out for 12 samples
-    filtered[250:262] = 6.0 * np.where(np.arange(12) % 2, -1.0, 1.0)
-    filtered[256] = 20.0
-    probability = np.full(400, 0.1)
-    assert polarity.undecided_loud_samples(filtered, 1.0, probability, 0.95).tolist() == [100]
-    filtered[250:256] = 0.0  # six samples of it left, with the spike: short enough
-    assert polarity.undecided_loud_samples(filtered, 1.0, probability, 0.95).tolist() == [100, 256]
-
-
-def test_the_second_look_counts_only_where_it_decides_next_to_a_looked_at_sample():
-    from pdseg import polarity
-
-    probability = np.full(100, 0.2)
-    negated = np.full(100, 0.99)
-    negated[60:63] = 0.6  # undecided there too
-    looked = np.array([20, 61])
-    after = polarity.second_look(probability, negated, looked, 0.95)
-    reach = polarity.LOOK_REACH
-    changed = np.flatnonzero(after != probability)
-    assert changed.tolist() == list(range(20 - reach, 20 + reach + 1))
-    assert np.all(after[changed] == 0.99)
-    assert polarity.second_look(probability, negated, np.zeros(0, dtype=np.int64), 0.95) is probability
-    # It never lowers what the first look found.
-    high = np.full(100, 0.999)
-    assert np.array_equal(polarity.second_look(high, negated, looked, 0.95), high)
-
-
-def test_the_second_look_runs_the_tiles_that_predict_the_looked_at_samples():
-    from pdseg import polarity
-
-    core = WindowPlan().core
-    assert polarity.windows_holding(np.array([5, core + 3]), core, 10).tolist() == [0, 1]
-    # a sample at a core's last position reaches into the next tile's first
-    assert polarity.windows_holding(np.array([2 * core - 1]), core, 10).tolist() == [1, 2]
-    assert polarity.windows_holding(np.array([0]), core, 10).tolist() == [0]
-    assert polarity.windows_holding(np.array([10 * core - 1]), core, 10).tolist() == [9]
+def test_isolated_transients_join_the_regions_by_the_merge_gap():
+    from pdseg import transients
+    filtered = np.zeros(1000)
+    filtered[[100, 400, 420, 700]] = [20.0, -15.0, 11.0, 9.0]
+    reported = np.array([[650, 690]])
+    joined = transients.with_isolated_transients(reported, filtered, 1.0, 32)
+    # 400 and 420 are one event; 700 lies within the gap of a reported region and is left to it.
+    assert joined.tolist() == [[100, 102], [400, 422], [650, 690]]
+    assert transients.with_isolated_transients(reported, np.zeros(1000), 1.0, 32) is not None
+    np.testing.assert_array_equal(transients.with_isolated_transients(reported, np.zeros(1000), 1.0, 32), reported)

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from . import phase as phase_mod
-from . import polarity, preprocess, whiten
+from . import preprocess, transients, whiten
 from .regions import (DEFAULT_MIN_GAP, DEFAULT_MIN_LENGTH, describe_regions, probability_to_regions, significant,
                       trim_to_signal)
 
@@ -140,14 +140,12 @@ class Segmenter:
     def probabilities(self, conditioned: Sequence[preprocess.Conditioned]) -> list[np.ndarray]:
         """Per-sample PD probability for each conditioned signal, ``(length,)``. Windows of
         equal width, from all signals and their whitened views, go through the network
-        together in chunks of about ``chunk_windows`` standard windows' worth of samples; loud
-        samples the network left undecided get a second look at the negated signal
-        (:mod:`pdseg.polarity`); a signal's view adds to its probability by
-        :func:`pdseg.whiten.combine`."""
+        together in chunks of about ``chunk_windows`` standard windows' worth of samples; a
+        signal's view adds to its probability by :func:`pdseg.whiten.combine`."""
         signals = list(conditioned)
         owners = [index for index, item in enumerate(signals) if item.whitened is not None]
         views = self.view_probabilities(signals + [signals[index].whitened for index in owners])
-        results = self.second_looks(signals, views[: len(signals)])
+        results = views[: len(signals)]
         for index, probability in zip(owners, views[len(signals):]):
             item = signals[index]
             results[index] = whiten.combine(results[index], probability, item.filtered, item.scale)
@@ -155,12 +153,7 @@ class Segmenter:
 
     def view_probabilities(self, conditioned: Sequence[preprocess.Conditioned]) -> list[np.ndarray]:
         """The network's probability for each of ``conditioned`` on its own input planes."""
-        outputs = self.infer([self.windows(item) for item in conditioned])
-        return [self.plan.stitch(output, item.length) for output, item in zip(outputs, conditioned)]
-
-    def infer(self, pieces: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """The network's output for each ``(windows, channels, width)`` piece; pieces of equal
-        width go through together, in chunks that bound memory."""
+        pieces = [self.windows(item) for item in conditioned]
         outputs: list[np.ndarray] = [np.empty(0)] * len(pieces)
         by_width: dict[int, list[int]] = {}
         for index, piece in enumerate(pieces):
@@ -177,56 +170,7 @@ class Segmenter:
                     count = pieces[index].shape[0]
                     outputs[index] = results[first: first + count]
                     first += count
-        return outputs
-
-    def second_looks(self, conditioned: Sequence[preprocess.Conditioned],
-                     probabilities: list[np.ndarray]) -> list[np.ndarray]:
-        """``probabilities`` after the second look at the negated signal
-        (:mod:`pdseg.polarity`), over the windows that predict a loud, undecided sample: the
-        signal's one window, or those of its tiles (a signal of a standard window or more in one
-        window is tiled for this where that is less work; crops of 512-1,024 samples cost less
-        still, but the network, seeing less around a spike, found 0.30 of the negative
-        one-sample spikes at 20 dB against 0.48). A signal's ``look_room``
-        bounds the samples of windows looked at again (its request's work limit); where
-        windows are left out, ``look_skipped`` is set on it."""
-        jobs, pieces = [], []
-        for index, (item, probability) in enumerate(zip(conditioned, probabilities)):
-            samples = polarity.undecided_loud_samples(item.filtered, item.scale, probability, self.threshold)
-            if samples.size:  # the first look's regions only where there is something to check
-                samples = polarity.away_from(samples, self.regions(probability), self.min_gap)
-            if samples.size == 0:
-                continue
-            windows = self.windows(item)
-            if windows.shape[0] == 1 and item.length >= self.plan.window:
-                # A signal in one window wider than a standard one (no margins of its own
-                # noise): the standard windows that would tile it, where those holding the
-                # samples are fewer samples to run.
-                tiles = self.plan.tile(item.network_input)
-                held = polarity.windows_holding(samples, self.plan.core, tiles.shape[0])
-                if held.size * tiles.shape[-1] < windows.shape[-1]:
-                    windows = tiles
-            chosen = (np.zeros(1, dtype=np.int64) if windows.shape[0] == 1
-                      else polarity.windows_holding(samples, self.plan.core, windows.shape[0]))
-            if item.look_room is not None and chosen.size * windows.shape[-1] > item.look_room:
-                item.look_skipped = True
-                chosen = chosen[: max(0, item.look_room) // windows.shape[-1]]
-                if chosen.size == 0:
-                    continue
-            jobs.append((index, chosen, windows.shape[0], samples))
-            pieces.append(-windows[chosen])
-        results = list(probabilities)
-        core, context = self.plan.core, self.plan.context
-        for (index, chosen, count, samples), output in zip(jobs, self.infer(pieces)):
-            length = conditioned[index].length
-            if count == 1:
-                negated = self.plan.stitch(output, length)
-            else:  # the chosen tiles' cores; the samples of tiles left out stay undecided
-                negated = np.zeros(length, dtype=output.dtype)
-                for window, values in zip(chosen.tolist(), output):
-                    span = negated[window * core: (window + 1) * core]
-                    span[:] = values[context: context + span.size]
-            results[index] = polarity.second_look(results[index], negated, samples, self.threshold)
-        return results
+        return [self.plan.stitch(output, item.length) for output, item in zip(outputs, conditioned)]
 
     def windows(self, item: preprocess.Conditioned) -> np.ndarray:
         """The network windows of one conditioned signal. One shorter than a standard window
@@ -260,13 +204,16 @@ class Segmenter:
                 conditioned: preprocess.Conditioned | None = None) -> np.ndarray:
         """The region rules on one signal's probability: decision threshold and extent level,
         merge gap, shortest region; given the signal it was computed from, each region's ends
-        are then fitted to where that signal stands out (:func:`regions.trim_to_signal`)."""
+        are then fitted to where that signal stands out (:func:`regions.trim_to_signal`), and
+        the short transients standing far out of its noise that no region holds are added
+        (:mod:`pdseg.transients`), whatever the threshold."""
         threshold = self.threshold if threshold is None else threshold
         regions = probability_to_regions(probability, threshold, self.min_gap, self.min_length,
                                          self.extent_for(threshold))
         if conditioned is None:
             return regions
-        return trim_to_signal(regions, conditioned.filtered, conditioned.scale)
+        regions = trim_to_signal(regions, conditioned.filtered, conditioned.scale)
+        return transients.with_isolated_transients(regions, conditioned.filtered, conditioned.scale, self.min_gap)
 
     def finish(self, conditioned: Sequence[preprocess.Conditioned],
                probabilities: Sequence[np.ndarray],
@@ -279,6 +226,5 @@ class Segmenter:
             results.append(SignalResult(item, probability, self.regions(probability, threshold, item),
                                         carrier, threshold, option, self.extent_for(threshold),
                                         self.min_gap, period_warnings(item, option.period())
-                                        + ([whiten.SKIPPED_WARNING] if item.view_skipped else [])
-                                        + ([polarity.SKIPPED_WARNING] if item.look_skipped else [])))
+                                        + ([whiten.SKIPPED_WARNING] if item.view_skipped else [])))
         return results

@@ -387,10 +387,6 @@ class Conditioned:
     whitened: "Conditioned | None" = None
     whitening: float | None = None
     view_skipped: bool = False  # a view was due but left out for the request's work limit
-    # samples of windows the second look at the negated signal may run over (pdseg.polarity;
-    # None: no limit), and whether it left some out for that limit
-    look_room: int | None = None
-    look_skipped: bool = False
 
     @property
     def length(self) -> int:

@@ -75,13 +75,6 @@ class WindowPlan:
             single = np.zeros((1, *leading, width), dtype=samples.dtype)
             single[..., self.context: self.context + length] = samples
             return single
-        return self.tile(samples)
-
-    def tile(self, samples: np.ndarray) -> np.ndarray:
-        """Standard windows whose cores tile ``samples`` (zeros beyond its ends), whatever its
-        length: :meth:`cut`'s windows of a long signal."""
-        length = samples.shape[-1]
-        leading = samples.shape[:-1]
         count = self._tiles(length)
         padded = np.zeros((*leading, self.context + count * self.core + self.context), dtype=samples.dtype)
         padded[..., self.context: self.context + length] = samples
