@@ -1,6 +1,8 @@
 """Pure signal steps: carrier removal and scaling, windowing and stitching, regions, phase."""
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pdseg import phase, preprocess
 from pdseg.regions import describe_regions, mask_to_regions, probability_to_regions
@@ -677,3 +679,37 @@ def test_isolated_transients_join_the_regions_by_the_merge_gap():
     assert joined.tolist() == [[100, 102], [400, 422], [650, 690]]
     assert transients.with_isolated_transients(reported, np.zeros(1000), 1.0, 32) is not None
     np.testing.assert_array_equal(transients.with_isolated_transients(reported, np.zeros(1000), 1.0, 32), reported)
+
+
+def _regions_from_marks(marks: list[tuple[int, int]], length: int, gap: int) -> np.ndarray:
+    mask = np.zeros(length, dtype=bool)
+    for start, width in marks:
+        mask[start % length: start % length + width] = True
+    return mask_to_regions(mask, min_gap=gap, min_length=1)
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1))
+def test_isolated_transients_keep_the_regions_rules(seed):
+    """Whatever the signal and the reported regions: every reported region is still covered,
+    the result is sorted, disjoint and at least the merge gap apart, each added region holds
+    a sample LEVEL noise units out, and nothing is added to a signal with no such sample."""
+    from pdseg import transients
+    rng = np.random.default_rng(seed)
+    length, gap = int(rng.integers(1, 3000)), int(rng.choice([1, 8, 32]))
+    filtered = rng.standard_t(int(rng.integers(1, 6)), length) * float(rng.choice([1e-3, 1.0, 1e4]))
+    filtered[rng.integers(0, length, int(rng.integers(0, 6)))] *= 50.0
+    scale = float(np.median(np.abs(filtered)) / 0.6745) or 1.0
+    reported = _regions_from_marks([(int(s), int(w)) for s, w in zip(rng.integers(0, length, 5),
+                                                                       rng.integers(1, 60, 5))],
+                                   length, gap)[: int(rng.integers(0, 6))]
+    joined = transients.with_isolated_transients(reported, filtered, scale, gap)
+    assert joined.dtype == np.int64 and joined.shape[1] == 2
+    assert np.all(joined[:, 0] < joined[:, 1]) and np.all(joined[:, 0] >= 0) and np.all(joined[:, 1] <= length)
+    assert np.all(joined[1:, 0] - joined[:-1, 1] >= gap)
+    for start, end in reported.tolist():
+        assert np.any((joined[:, 0] <= start) & (joined[:, 1] >= end))
+    for start, end in transients.isolated_transients(filtered, scale, reported, gap).tolist():
+        assert np.abs(filtered[start:end]).max() >= transients.LEVEL * scale
+    quiet = np.clip(filtered, -7.9 * scale, 7.9 * scale)
+    np.testing.assert_array_equal(transients.with_isolated_transients(reported, quiet, scale, gap), reported)
