@@ -124,6 +124,27 @@ def test_converter_commutation_is_not_reported(shipped, per_cycle):
     assert any(start <= onset + 2 and end >= onset + 2 for start, end in with_pd.tolist()), with_pd.tolist()
 
 
+@pytest.mark.parametrize("per_cycle", [6, 12])
+@pytest.mark.parametrize("cycles", [1.0, 1.2])
+def test_converter_commutation_over_one_cycle_is_not_reported(shipped, per_cycle, cycles):
+    """One power cycle is the usual PD acquisition window: its equal notches are taken out as
+    over three cycles (a whole cycle holds 5.99 sixths where the period is fitted a sample
+    long), and a PD pulse of the same height beside them is still found."""
+    rng = np.random.default_rng(per_cycle + int(10 * cycles))
+    period, noise = 3333.0, 50.0
+    notches = commutation_notches(period, per_cycle, cycles, width=10.0, depth=20 * noise)
+    t = np.arange(notches.size)
+    signal = 5e5 * np.sin(2 * np.pi * t / period + 0.3) + notches + noise * rng.normal(size=t.size)
+    [result] = shipped.analyse([signal])
+    assert result.conditioned.commutation is not None
+    assert len(result.regions) <= 1, result.regions.tolist()
+    onset = int(period * 0.37)
+    pulse = np.zeros(t.size)
+    pulse[onset: onset + 40] = 20 * noise * np.exp(-np.arange(40) / 4.0)
+    with_pd = shipped.analyse([signal + pulse])[0].regions
+    assert any(start <= onset + 2 and end >= onset + 2 for start, end in with_pd.tolist()), with_pd.tolist()
+
+
 @pytest.mark.parametrize("threshold", [None, 0.6])
 def test_no_region_at_a_signals_ends_comes_from_the_filter_edge(shipped, threshold):
     """Issue #16: regions at the first or last samples of the bundled captures came from the
