@@ -53,6 +53,8 @@ def short(filtered: np.ndarray, samples: np.ndarray) -> np.ndarray:
     within :data:`SHORT_REACH` either side stand at half its magnitude or more. Half its own,
     not half the level: beside a spike 100 noise units out, what a tone's removal leaves at
     4-7 units does not make it long."""
+    if samples.size == 0:
+        return np.zeros(0, dtype=bool)
     magnitude = np.pad(np.abs(filtered), SHORT_REACH)
     windows = np.lib.stride_tricks.sliding_window_view(magnitude, 2 * SHORT_REACH + 1)
     result = np.zeros(samples.size, dtype=bool)
@@ -97,7 +99,7 @@ def isolated_transients(filtered: np.ndarray, scale: float, reported: np.ndarray
     if scale <= 0 or filtered.size == 0:
         return np.zeros((0, 2), dtype=np.int64)
     samples = away_from(loud_samples(filtered, scale), reported, gap)
-    samples = samples[short(filtered, samples)]
+    samples = samples[short(filtered, samples)]  # most signals have no candidate left here
     if samples.size == 0:
         return np.zeros((0, 2), dtype=np.int64)
     units = np.abs(filtered) / scale
