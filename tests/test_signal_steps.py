@@ -324,6 +324,28 @@ def test_a_slow_oscillation_filling_a_short_window_is_measured_against_its_quiet
     assert np.all(scales > 0.4), scales
 
 
+def test_a_short_signal_of_white_noise_is_measured_on_the_long_captures_level():
+    """64-200 samples of white noise, conditioned as served: the median scale within 3 % of
+    what the network learned noise at (the block estimate of a long capture). The MAD of the
+    whole signal, which signals under 256 samples got before, put it 5-8 % over, and every
+    pulse in a short window that many per cent fewer noise units out."""
+    rng = np.random.default_rng(3)
+    long_level = preprocess.block_noise(preprocess.remove_carrier(rng.normal(size=200_000)))
+    for length in (64, 128, 200):
+        scales = [preprocess.condition(rng.normal(size=length)).scale for _ in range(400)]
+        assert np.median(scales) == pytest.approx(long_level, rel=0.03), length
+
+
+def test_the_expected_block_quantile_matches_white_noise():
+    """The calibration's order statistics against a simulation of the same quantile."""
+    rng = np.random.default_rng(8)
+    for blocks in (4, 7, 15):
+        rms = np.sqrt(np.mean(rng.normal(size=(20_000, blocks, preprocess.SHORT_NOISE_BLOCK)) ** 2, axis=2))
+        simulated = float(np.mean(np.quantile(rms, preprocess.NOISE_QUANTILE, axis=1)))
+        assert preprocess._expected_block_quantile(preprocess.SHORT_NOISE_BLOCK, blocks) == pytest.approx(
+            simulated, rel=0.003)
+
+
 def test_the_quiet_stretch_estimate_is_on_the_long_captures_level_and_rarely_takes_over():
     """On white noise alone the quiet-end estimate sits where the long-capture estimate does
     (its median within 5 %), and it takes over from the window's own estimate in fewer than
@@ -446,7 +468,11 @@ def test_a_short_signal_is_shown_amid_its_own_quiet_noise():
     assert np.abs(margins).max() > 1.0  # noise, not zeros
     signal_plane = planes[0, before: before + samples.size]
     mirrored = planes[0, before - 1: before - 9: -1]  # sample k before the start mirrors sample k
-    same = mirrored == signal_plane[1:9]
+    assert np.all((mirrored == signal_plane[1:9]) | (mirrored == 0.0))
+    # After the end, away from the pulse and the pit the carrier filter digs beside it, the
+    # margin is the signal's own noise, mirrored.
+    mirrored = planes[0, before + samples.size: before + samples.size + 8]
+    same = mirrored == signal_plane[-2:-10:-1]
     assert np.all(same | (mirrored == 0.0)) and same.sum() >= 6
     assert np.all(planes[0, before - 26: before - 19] == 0.0)  # the pulse (samples 20-26) is not mirrored
     doubled = preprocess.planes_amid_own_noise(preprocess.condition(2.0 * samples), before, after)

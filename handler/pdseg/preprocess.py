@@ -304,6 +304,53 @@ def quiet_stretch_noise(filtered: np.ndarray) -> float:
     return least / _median_quieter_rms(QUIET_BLOCK - 2) * _block_noise_of_white()
 
 
+# A signal of fewer than four NOISE_BLOCKs (256 samples) is measured in blocks of
+# SHORT_NOISE_BLOCK samples: in four or more of them a pulse filling a third of the signal still
+# leaves the quietest fifth clean, where the MAD of the whole signal (the estimate before) counted
+# it, and the MAD of plain noise sits 8 % over the long captures' level besides. Both put short
+# windows' pulses fewer noise units out than the network learned them at (docs/model-card.md,
+# Conditioning, "A short window's noise on the long captures' level"). Only where the noise is
+# near white: low-passed noise swings slower than 16 samples.
+SHORT_NOISE_BLOCK = 16
+SHORT_NOISE_BLOCKS = 4  # fewer blocks than this: the MAD, put on the same level
+
+
+QUANTILE_GRID = 4096  # midpoints over (0, 1) for the expected order statistics
+
+
+@lru_cache(maxsize=64)
+def _expected_block_quantile(block: int, blocks: int) -> float:
+    """What ``np.quantile(rms, NOISE_QUANTILE)`` of the rms values of ``blocks`` blocks of
+    ``block`` samples of unit white noise gives on average: the quantile's interpolation
+    between the expected order statistics of the chi distribution (each the chi quantile
+    function weighted by its rank's beta density, summed over a grid of midpoints)."""
+    grid = (np.arange(QUANTILE_GRID) + 0.5) / QUANTILE_GRID
+    rms = stats.chi.ppf(grid, block) / math.sqrt(block)
+
+    def order_statistic(rank: int) -> float:  # the expected rank-th smallest (1-based)
+        return float(np.mean(rms * stats.beta.pdf(grid, rank, blocks - rank + 1)))
+
+    position = NOISE_QUANTILE * (blocks - 1)
+    lower = int(math.floor(position))
+    value = order_statistic(lower + 1)
+    if position > lower:
+        value += (position - lower) * (order_statistic(lower + 2) - value)
+    return value
+
+
+def short_block_noise(filtered: np.ndarray) -> float:
+    """:func:`block_noise` for a signal shorter than four of its blocks, on the level it gives
+    a long capture's white noise: the quietest fifth of :data:`SHORT_NOISE_BLOCK`-sample blocks,
+    divided by what that quantile of so few blocks gives white noise on average; under
+    :data:`SHORT_NOISE_BLOCKS` blocks the MAD, put on that level."""
+    blocks = filtered.size // SHORT_NOISE_BLOCK
+    if blocks < SHORT_NOISE_BLOCKS:
+        return mad_sigma(filtered) * _block_noise_of_white()
+    trimmed = filtered[: blocks * SHORT_NOISE_BLOCK].reshape(blocks, SHORT_NOISE_BLOCK)
+    quantile = float(np.quantile(np.sqrt(np.mean(trimmed**2, axis=1)), NOISE_QUANTILE))
+    return quantile * _block_noise_of_white() / _expected_block_quantile(SHORT_NOISE_BLOCK, blocks)
+
+
 def short_signal_difference_noise(filtered: np.ndarray) -> float:
     """The most noise a short signal's differences allow, which a pulse filling much of it
     barely moves: :data:`DIFFERENCE_NOISE_REACH` times the third differences' level (room for
@@ -323,17 +370,22 @@ def short_signal_difference_noise(filtered: np.ndarray) -> float:
 
 
 def noise_scale(filtered: np.ndarray, raw_magnitude: float, quantum: float = 0.0) -> float:
-    """Robust noise level of a carrier-free signal: :func:`block_noise`, and at least
-    :func:`noise_floor`. Short signals also ask their differences
+    """Robust noise level of a carrier-free signal: :func:`block_noise` (:func:`short_block_noise`
+    under four blocks where the noise is near white), and at least :func:`noise_floor`. Short signals also ask their differences
     (:func:`short_signal_difference_noise`) and their quiet ends (:func:`quiet_stretch_noise`)."""
     floor = noise_floor(raw_magnitude, quantum)
     if filtered.size == 0:
         return floor
     estimate = block_noise(filtered)
     if 8 <= filtered.size < FEW_BLOCKS * NOISE_BLOCK:
+        differences = short_signal_difference_noise(filtered)
+        if filtered.size < 4 * NOISE_BLOCK and math.isfinite(differences):
+            # Small blocks only in noise near white: strongly coloured noise swings slower
+            # than they are long, and its quietest fifth is a swing's zero crossing.
+            estimate = short_block_noise(filtered)
         # Too few blocks for a quiet one to be sure: a pulse filling most of a short window
         # would pass for noise, where the differences still show the floor.
-        estimate = min(estimate, short_signal_difference_noise(filtered))
+        estimate = min(estimate, differences)
         # A slow oscillation filling the window moves the differences too; a few quiet
         # samples before it still show the floor.
         quiet = quiet_stretch_noise(filtered)
