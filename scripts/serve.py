@@ -10,6 +10,7 @@ benchmark.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -37,10 +38,23 @@ METRICS_CONFIG = ROOT / "config" / "metrics.yaml"
 DEFAULT_PORTS = {"inference": 8080, "management": 8081, "metrics": 8082}
 
 
+def free_ports(count: int) -> list[int]:
+    """``count`` loopback ports free at this moment, all different (held together while chosen)."""
+    with contextlib.ExitStack() as stack:
+        probes = [stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) for _ in range(count)]
+        for probe in probes:
+            probe.bind(("127.0.0.1", 0))
+        return [probe.getsockname()[1] for probe in probes]
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    return free_ports(1)[0]
+
+
+# A port free when chosen can be taken before TorchServe binds it (a client's ephemeral port
+# comes from the same range): a server on ports we chose starts again on new ones, this often.
+PORT_RETRIES = 3
+ADDRESS_IN_USE = "Address already in use"
 
 
 def render_profile(ports: dict[str, int], model_store: Path, temp_dir: Path,
@@ -53,7 +67,7 @@ def render_profile(ports: dict[str, int], model_store: Path, temp_dir: Path,
     text = re.sub(r"^(vmargs=.*)$", rf"\1 -Djava.io.tmpdir={temp_dir}", text, flags=re.M)
     lines = [text.rstrip("\n"), f"model_store={model_store}", f"metrics_config={METRICS_CONFIG}",
              f"allowed_urls=file://{model_store}/.*",
-             f"grpc_inference_port={free_port()}", f"grpc_management_port={free_port()}"]
+             *(f"grpc_{name}_port={port}" for name, port in zip(("inference", "management"), free_ports(2)))]
     lines += [f"{key}={value}" for key, value in (extra or {}).items()]
     return "\n".join(lines) + "\n"
 
@@ -66,7 +80,9 @@ class LocalServer:
                  runtime_dir: Path | None = None, stream_logs: bool = False,
                  environment: dict[str, str] | None = None,
                  management_key: str | None = None, cpus: set[int] | None = None) -> None:
-        self.ports = ports or {name: free_port() for name in DEFAULT_PORTS}
+        self.chosen_ports = ports is None  # ours to choose again when one is taken (wait_ready)
+        self.ports = ports or dict(zip(DEFAULT_PORTS, free_ports(len(DEFAULT_PORTS))))
+        self.port_retries = 0
         self.model_store = Path(model_store).resolve()
         self.archive = archive
         self.extra_config = extra_config or {}
@@ -129,6 +145,11 @@ class LocalServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
+                if self.chosen_ports and self.port_retries < PORT_RETRIES and ADDRESS_IN_USE in self.log_tail():
+                    self.port_retries += 1
+                    self.ports = dict(zip(DEFAULT_PORTS, free_ports(len(DEFAULT_PORTS))))
+                    self.start()
+                    continue
                 raise RuntimeError(f"TorchServe exited with {self.process.returncode}:\n{self.log_tail()}")
             if "Backend worker process died" in self._read_log("model_log.log"):
                 raise RuntimeError(f"a worker died while loading the model:\n{self.log_tail()}")

@@ -259,6 +259,27 @@ def test_make_serve_runs_beside_another_server_and_stops_on_sigterm(server):
     assert requests.get(f"{server.inference_url}/ping", timeout=10).json()["status"] == "Healthy"
 
 
+def test_a_server_whose_chosen_port_is_taken_starts_again_on_new_ones(tmp_path):
+    """A port free when it was chosen can be taken before TorchServe binds it (it failed a CI
+    run once: "bind(..) failed: Address already in use"). With its inference port held by
+    someone else, a server on ports it chose starts again on new ones and answers there."""
+    import socket
+
+    from serve import LocalServer
+
+    server = LocalServer(runtime_dir=tmp_path / "run")
+    taken = server.ports["inference"]
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as squatter:
+        squatter.bind(("127.0.0.1", taken))
+        squatter.listen()
+        try:
+            server.start().wait_ready()
+            assert server.port_retries >= 1 and server.ports["inference"] != taken
+            assert requests.get(f"{server.inference_url}/ping", timeout=10).json()["status"] == "Healthy"
+        finally:
+            server.stop()
+
+
 def test_prpd_view_and_request_summary(server, real_captures):
     """Every JSON answer carries the request's summary over all its signals; with
     "view": "prpd" and Accept: image/png the answer is the phase-resolved plot."""
