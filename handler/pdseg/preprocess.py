@@ -244,12 +244,17 @@ def block_noise(filtered: np.ndarray) -> float:
     signals of fewer than four blocks): PD bursts with long ringing can cover more than half
     of a capture, which would inflate a plain MAD; the quiet stretches between bursts still
     show the true noise floor."""
-    blocks = filtered.size // NOISE_BLOCK
-    if blocks >= 4:
-        trimmed = filtered[: blocks * NOISE_BLOCK].reshape(blocks, NOISE_BLOCK)
-        block_rms = np.sqrt(np.mean(trimmed**2, axis=1))
-        return float(np.quantile(block_rms, NOISE_QUANTILE))
+    if filtered.size // NOISE_BLOCK >= 4:
+        return quiet_block_rms(filtered, NOISE_BLOCK)
     return mad_sigma(filtered)
+
+
+def quiet_block_rms(filtered: np.ndarray, block: int) -> float:
+    """The :data:`NOISE_QUANTILE` quantile of the rms of ``filtered``'s whole ``block``-sample
+    blocks (the rest of the signal left out)."""
+    blocks = filtered.size // block
+    trimmed = filtered[: blocks * block].reshape(blocks, block)
+    return float(np.quantile(np.sqrt(np.mean(trimmed**2, axis=1)), NOISE_QUANTILE))
 
 
 def noise_floor(raw_magnitude: float, quantum: float = 0.0) -> float:
@@ -346,9 +351,8 @@ def short_block_noise(filtered: np.ndarray) -> float:
     blocks = filtered.size // SHORT_NOISE_BLOCK
     if blocks < SHORT_NOISE_BLOCKS:
         return mad_sigma(filtered) * _block_noise_of_white()
-    trimmed = filtered[: blocks * SHORT_NOISE_BLOCK].reshape(blocks, SHORT_NOISE_BLOCK)
-    quantile = float(np.quantile(np.sqrt(np.mean(trimmed**2, axis=1)), NOISE_QUANTILE))
-    return quantile * _block_noise_of_white() / _expected_block_quantile(SHORT_NOISE_BLOCK, blocks)
+    return (quiet_block_rms(filtered, SHORT_NOISE_BLOCK) * _block_noise_of_white()
+            / _expected_block_quantile(SHORT_NOISE_BLOCK, blocks))
 
 
 def short_signal_difference_noise(filtered: np.ndarray) -> float:
@@ -371,26 +375,27 @@ def short_signal_difference_noise(filtered: np.ndarray) -> float:
 
 def noise_scale(filtered: np.ndarray, raw_magnitude: float, quantum: float = 0.0) -> float:
     """Robust noise level of a carrier-free signal: :func:`block_noise` (:func:`short_block_noise`
-    under four blocks where the noise is near white), and at least :func:`noise_floor`. Short signals also ask their differences
-    (:func:`short_signal_difference_noise`) and their quiet ends (:func:`quiet_stretch_noise`)."""
+    under four blocks where the noise is near white), and at least :func:`noise_floor`. Short
+    signals also ask their differences (:func:`short_signal_difference_noise`) and their quiet
+    ends (:func:`quiet_stretch_noise`)."""
     floor = noise_floor(raw_magnitude, quantum)
     if filtered.size == 0:
         return floor
-    estimate = block_noise(filtered)
-    if 8 <= filtered.size < FEW_BLOCKS * NOISE_BLOCK:
-        differences = short_signal_difference_noise(filtered)
-        if filtered.size < 4 * NOISE_BLOCK and math.isfinite(differences):
-            # Small blocks only in noise near white: strongly coloured noise swings slower
-            # than they are long, and its quietest fifth is a swing's zero crossing.
-            estimate = short_block_noise(filtered)
-        # Too few blocks for a quiet one to be sure: a pulse filling most of a short window
-        # would pass for noise, where the differences still show the floor.
-        estimate = min(estimate, differences)
-        # A slow oscillation filling the window moves the differences too; a few quiet
-        # samples before it still show the floor.
-        quiet = quiet_stretch_noise(filtered)
-        if QUIET_CONTRAST * quiet < estimate:
-            estimate = quiet
+    if not 8 <= filtered.size < FEW_BLOCKS * NOISE_BLOCK:
+        return max(block_noise(filtered), floor)
+    differences = short_signal_difference_noise(filtered)
+    # Small blocks only in noise near white: strongly coloured noise swings slower than
+    # they are long, and its quietest fifth is a swing's zero crossing.
+    near_white_and_short = filtered.size < 4 * NOISE_BLOCK and math.isfinite(differences)
+    estimate = short_block_noise(filtered) if near_white_and_short else block_noise(filtered)
+    # Too few blocks for a quiet one to be sure: a pulse filling most of a short window
+    # would pass for noise, where the differences still show the floor.
+    estimate = min(estimate, differences)
+    # A slow oscillation filling the window moves the differences too; a few quiet
+    # samples before it still show the floor.
+    quiet = quiet_stretch_noise(filtered)
+    if QUIET_CONTRAST * quiet < estimate:
+        estimate = quiet
     return max(estimate, floor)
 
 
