@@ -423,6 +423,63 @@ def test_the_difference_noise_of_a_short_signal_follows_white_noise_and_skips_st
     assert preprocess.short_signal_difference_noise(coloured) == np.inf
 
 
+def test_the_ringing_residual_of_white_noise_is_on_the_long_captures_level():
+    """White noise of 48-127 samples: what the strongest components of its trajectory matrix
+    leave sits, on median, within 3 % of the level the network learned noise at, and looks
+    white in at least 9 of 10 windows (the short-signal trend the carrier filter takes out
+    colours 48 samples a little). Noise low-passed at 0.1 or 0.2 cycles per sample never
+    does: its residual would put the scale at a tenth to a half of the noise."""
+    from scipy import signal as sps
+
+    rng = np.random.default_rng(21)
+    long_level = preprocess.block_noise(preprocess.remove_carrier(rng.normal(size=200_000)))
+    for length in (48, 64, 100, 127):
+        values = np.array([preprocess.ringing_residual_noise(preprocess.remove_carrier(rng.normal(size=length)))
+                           for _ in range(300)])
+        finite = np.isfinite(values)
+        assert finite.mean() >= 0.9, length
+        assert np.median(values[finite]) == pytest.approx(long_level, rel=0.03), length
+    for cutoff in (0.1, 0.2):
+        sos = sps.butter(4, cutoff, fs=1.0, output="sos")
+        for _ in range(100):
+            noise = sps.sosfilt(sos, rng.normal(size=464))[400:]
+            assert preprocess.ringing_residual_noise(noise) == np.inf
+
+
+@pytest.mark.parametrize("frequency", [0.1, 0.2, 0.45])
+def test_a_ringing_pulse_filling_a_short_window_is_measured_at_the_noise(frequency):
+    """A 64-sample window: 8 samples of white noise, then a damped oscillation of 10 noise
+    units (20 dB) decaying over 60 samples, past the window's end. Every other estimate counts
+    the ringing (median scale 4.4-5.1 times the noise's level without this estimate); what the
+    strongest components of the window's trajectory matrix leave is near the noise (medians
+    1.1-1.5: the onset, which no few damped components describe, leaves some of the pulse)."""
+    rng = np.random.default_rng(int(frequency * 100))
+    t = np.arange(56, dtype=float)
+    ratios = []
+    for trial in range(20):
+        raw = rng.normal(size=64)
+        raw[8:] += (-1) ** trial * 10.0 * np.exp(-t / 60.0) * np.cos(2 * np.pi * frequency * t + rng.uniform(0, 2 * np.pi))
+        ratios.append(preprocess.condition(raw).scale / preprocess._block_noise_of_white())
+    assert np.median(ratios) < 2.0, np.round(ratios, 2)
+
+
+@pytest.mark.parametrize("frequency", [0.05, 0.12, 0.3])
+def test_a_stationary_tone_in_a_short_window_stays_in_its_noise(frequency):
+    """64 or 120 samples of white noise with a stationary tone of three times its rms: a window
+    this short keeps its tones, so the tone is part of its noise scale. Its trajectory matrix
+    takes the tone for two strong components and leaves the white noise alone, well under the
+    scale; the tone filling both ends of the window keeps that residual from the scale."""
+    rng = np.random.default_rng(int(frequency * 1000))
+    for length in (64, 120):
+        t = np.arange(length)
+        taken = 0
+        for _ in range(50):
+            raw = rng.normal(size=length) + 3.0 * np.sqrt(2.0) * np.sin(2 * np.pi * frequency * t + rng.uniform(0, 2 * np.pi))
+            filtered = preprocess.remove_carrier(raw)
+            taken += preprocess.noise_scale(filtered, float(np.abs(raw).max())) == preprocess.ringing_residual_noise(filtered)
+        assert taken <= 2, (length, taken)
+
+
 def test_region_ends_move_in_to_where_the_signal_stands_out():
     """A spike of one sample: its region shrinks to it. A weaker pulse leading a merged region
     keeps its samples (the level is at most 5 noise units). An end moves by at most 8 samples
