@@ -110,6 +110,9 @@ def corpus(max_work: int = WorkLimits.max_work, max_signals: int = WorkLimits.ma
         BadInput("json_infinity", J, b'{"signal": [1, -Infinity]}', 400, "NaN or infinite"),
         BadInput("json_float_overflow", J, b'{"signal": [1e400]}', 400, "NaN or infinite"),
         BadInput("json_integer_too_large_for_float", J, b'{"signal": [1' + b"0" * 400 + b"]}", 400, "float64"),
+        BadInput("json_magnitude_over_1e100", J, b'{"signal": [0, 1e101, 2]}', 400, "magnitudes above 1e+100"),
+        # Its squares underflow: white noise of 1e-200 came back as one region over the whole signal.
+        BadInput("npy_largest_magnitude_under_1e-100", N, npy(np.array([0.0, 3e-200, -1e-201])), 400, "under 1e-100"),
         BadInput("json_integer_of_5000_digits", J, b'{"signal": [' + b"7" * 5000 + b"]}", 400, "malformed JSON"),
         BadInput("json_signal_of_lists", J, _json({"signal": [[1, 2]]}), 400, "flat list"),
         BadInput("json_nested_4_deep", J, _json({"signals": [[[1]]]}), 400, "nested"),

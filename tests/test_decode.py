@@ -92,6 +92,7 @@ def test_multipart_file_and_option_fields():
     ({"body": "1_000,2"}, "text/csv", 400, "plain numbers"),
     ({"body": npy_bytes(np.array([1.0, -1e300, 2.0]))}, "application/x-npy", 400, "sample 1 is -1e+300"),
     ({"body": {"signal": [0.0, 1e101]}}, "application/json", 400, "magnitudes above 1e+100"),
+    ({"body": npy_bytes(np.array([0.0, 3e-200, -1e-201]))}, "application/x-npy", 400, "under 1e-100"),
 ])
 def test_bad_input_names_the_problem(row, content_type, status, words):
     with pytest.raises(InputError) as caught:

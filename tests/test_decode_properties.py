@@ -18,7 +18,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from pdseg.decode import (MAX_MAGNITUDE, NPY_KINDS, InputError, WorkLimits, decode_request, work_groups)
+from pdseg.decode import (MAX_MAGNITUDE, MIN_MAGNITUDE, NPY_KINDS, InputError, WorkLimits, decode_request,
+                           work_groups)
 
 # Small limits, so that generated bodies reach them.
 LIMITS = WorkLimits(max_work=4_000, max_signals=6, signal_overhead=100, picture_panel_work=500, min_window=16)
@@ -137,6 +138,7 @@ def test_npy_of_any_dtype_shape_and_damage(array, cut, flip, mutate):
         fits = (array.dtype.kind in NPY_KINDS and array.ndim <= 2 and array.size > 0
                 and np.all(np.isfinite(array.astype(np.float64)))
                 and np.all(np.abs(array.astype(np.float64)) <= MAX_MAGNITUDE)
+                and not 0.0 < np.max(np.abs(array.astype(np.float64)), initial=0.0) < MIN_MAGNITUDE
                 and LIMITS.work([array.shape[-1] if array.ndim else 1] * (array.shape[0] if array.ndim == 2 else 1))
                 <= LIMITS.max_work and (array.shape[0] if array.ndim == 2 else 1) <= LIMITS.max_signals)
         assert (decoded is not None) == bool(fits)

@@ -118,6 +118,9 @@ BAD_REQUESTS = [
     ({"data": b"\x93NUMPY broken", "headers": {"Content-Type": "application/x-npy"}}, 400, "malformed .npy"),
     ({"data": b"1,2,x", "headers": {"Content-Type": "text/csv"}}, 400, "numbers"),
     ({"data": b"abc", "headers": {"Content-Type": "application/xml"}}, 415, "unsupported content type"),
+    # White noise this small came back as one region over the whole signal: its squares underflow.
+    ({"data": npy(1e-200 * np.random.default_rng(0).normal(size=64)), "headers": {"Content-Type": "application/x-npy"}},
+     400, "under 1e-100"),
     ({"data": np.zeros(1_500_001, dtype="<f4").tobytes(), "headers": {"Content-Type": "application/octet-stream"}},
      413, "more than the limit of 1,500,000"),
 ]

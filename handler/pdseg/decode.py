@@ -43,6 +43,9 @@ OPTION_FIELDS = ("threshold", "samples_per_cycle", "sampling_rate_hz", "power_fr
 MAX_JSON_DEPTH = 3
 # Squares of larger values overflow float64 in the noise estimates; no recorder comes close.
 MAX_MAGNITUDE = 1e100
+# Squares of a signal this small underflow in the same estimates (below about 1e-154 its noise
+# measured as nothing, and the whole signal came back as one region); zeros alone are fine.
+MIN_MAGNITUDE = 1e-100
 FORM_TYPE = "application/x-www-form-urlencoded"
 SUPPORTED_TYPES = ("application/json, application/x-npy, text/csv, application/octet-stream "
                    "or multipart/form-data")
@@ -186,6 +189,10 @@ def _finite_signal(values: Any, where: str) -> np.ndarray:
         bad = int(np.argmax(np.abs(array)))
         raise InputError(f"{where}: sample {bad} is {array[bad]:g}; magnitudes above {MAX_MAGNITUDE:g} "
                          "are not supported (rescale the signal: its regions do not depend on its units)")
+    largest = float(np.max(np.abs(array)))
+    if 0.0 < largest < MIN_MAGNITUDE:
+        raise InputError(f"{where}: the largest magnitude is {largest:g}; signals whose largest magnitude is under "
+                         f"{MIN_MAGNITUDE:g} are not supported (rescale the signal: its regions do not depend on its units)")
     return array
 
 
