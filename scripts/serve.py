@@ -55,6 +55,7 @@ def free_port() -> int:
 # comes from the same range): a server on ports we chose starts again on new ones, this often.
 PORT_RETRIES = 3
 ADDRESS_IN_USE = "Address already in use"
+LOG_NAMES = ("console.log", "model_log.log", "ts_log.log")
 
 
 def render_profile(ports: dict[str, int], model_store: Path, temp_dir: Path,
@@ -96,6 +97,10 @@ class LocalServer:
         # figures are taken on one core.
         self.cpus = cpus
         self.process: subprocess.Popen | None = None
+        # Where each log stood when the latest start began: a retry or a second start in the
+        # same folder reads only what that start wrote (an old "Address already in use" or a
+        # dead worker of an earlier run is not this one's).
+        self.log_offsets: dict[str, int] = {}
 
     @property
     def inference_url(self) -> str:
@@ -129,6 +134,7 @@ class LocalServer:
         torchserve = shutil.which("torchserve", path=str(Path(sys.executable).parent)) or "torchserve"
         command = [torchserve, "--start", "--foreground", "--ncs", "--ts-config", str(config),
                    "--model-store", str(self.model_store)]
+        self.mark_logs()
         output = None if self.stream_logs else open(self.runtime_dir / "logs" / "console.log", "wb")
         # Own process group: a stop reaches the launcher, the JVM frontend and its workers.
         cpus = self.cpus
@@ -165,13 +171,24 @@ class LocalServer:
             time.sleep(0.5)
         raise TimeoutError(f"model not READY after {timeout:.0f} s:\n{self.log_tail()}")
 
+    def mark_logs(self) -> None:
+        """From now on read each log from where it ends now (console.log is rewritten at a start)."""
+        folder = self.runtime_dir / "logs"
+        self.log_offsets = {name: (folder / name).stat().st_size if (folder / name).is_file() else 0
+                            for name in LOG_NAMES if name != "console.log"}
+
     def _read_log(self, name: str) -> str:
         path = self.runtime_dir / "logs" / name
-        return path.read_text(errors="replace") if path.is_file() else ""
+        if not path.is_file():
+            return ""
+        offset = self.log_offsets.get(name, 0)
+        with open(path, "rb") as log:
+            log.seek(offset if path.stat().st_size >= offset else 0)  # a log rolled over since: all of it
+            return log.read().decode(errors="replace")
 
     def log_tail(self, characters: int = 4000) -> str:
         return "\n".join(f"--- {name}\n" + self._read_log(name)[-characters:]
-                         for name in ("console.log", "model_log.log", "ts_log.log"))
+                         for name in LOG_NAMES)
 
     def _group_alive(self) -> bool:
         try:

@@ -283,6 +283,28 @@ def test_a_server_whose_chosen_port_is_taken_starts_again_on_new_ones(tmp_path):
             server.stop()
 
 
+def test_a_start_reads_only_the_logs_it_wrote(tmp_path):
+    """A second start in the same folder (a port retry, or a rerun) does not take an earlier
+    start's "Address already in use" or dead worker for its own: wait_ready read the whole
+    ts_log.log, so an old bind failure could send a start that failed for another reason
+    round the port retries."""
+    from serve import ADDRESS_IN_USE, LocalServer
+
+    server = LocalServer(runtime_dir=tmp_path / "run")
+    logs = tmp_path / "run" / "logs"
+    logs.mkdir(parents=True)
+    (logs / "ts_log.log").write_text(f"bind(..) failed: {ADDRESS_IN_USE}\n")
+    (logs / "model_log.log").write_text("Backend worker process died.\n")
+    assert ADDRESS_IN_USE in server.log_tail() and "died" in server.log_tail()
+    server.mark_logs()
+    assert ADDRESS_IN_USE not in server.log_tail() and "died" not in server.log_tail()
+    with open(logs / "ts_log.log", "a") as log:
+        log.write("Model pd_segmenter loaded.\n")
+    assert "loaded" in server.log_tail() and ADDRESS_IN_USE not in server.log_tail()
+    (logs / "ts_log.log").write_text("rolled\n")  # shorter than where it stood: read from its start
+    assert "rolled" in server.log_tail()
+
+
 def test_prpd_view_and_request_summary(server, real_captures):
     """Every JSON answer carries the request's summary over all its signals; with
     "view": "prpd" and Accept: image/png the answer is the phase-resolved plot."""
