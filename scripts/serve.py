@@ -100,7 +100,7 @@ class LocalServer:
         # Where each log stood when the latest start began: a retry or a second start in the
         # same folder reads only what that start wrote (an old "Address already in use" or a
         # dead worker of an earlier run is not this one's).
-        self.log_offsets: dict[str, int] = {}
+        self.log_offsets: dict[str, tuple[int, int]] = {}  # name: (inode, size)
 
     @property
     def inference_url(self) -> str:
@@ -172,18 +172,24 @@ class LocalServer:
         raise TimeoutError(f"model not READY after {timeout:.0f} s:\n{self.log_tail()}")
 
     def mark_logs(self) -> None:
-        """From now on read each log from where it ends now (console.log is rewritten at a start)."""
-        folder = self.runtime_dir / "logs"
-        self.log_offsets = {name: (folder / name).stat().st_size if (folder / name).is_file() else 0
-                            for name in LOG_NAMES if name != "console.log"}
+        """From now on read each log from where it ends now (console.log, rewritten at each start
+        unless the logs stream to the terminal, from its beginning)."""
+        self.log_offsets = {}
+        for name in LOG_NAMES:
+            path = self.runtime_dir / "logs" / name
+            if path.is_file() and (name != "console.log" or self.stream_logs):
+                status = path.stat()
+                self.log_offsets[name] = (status.st_ino, status.st_size)
 
     def _read_log(self, name: str) -> str:
         path = self.runtime_dir / "logs" / name
         if not path.is_file():
             return ""
-        offset = self.log_offsets.get(name, 0)
         with open(path, "rb") as log:
-            log.seek(offset if path.stat().st_size >= offset else 0)  # a log rolled over since: all of it
+            status = os.fstat(log.fileno())
+            inode, offset = self.log_offsets.get(name, (status.st_ino, 0))
+            # A log rolled over since (another file, or shorter than it was): all of it.
+            log.seek(offset if status.st_ino == inode and status.st_size >= offset else 0)
             return log.read().decode(errors="replace")
 
     def log_tail(self, characters: int = 4000) -> str:

@@ -120,6 +120,7 @@ NPY_DTYPES = (hnp.integer_dtypes() | hnp.unsigned_integer_dtypes() | hnp.floatin
 @given(array=hnp.arrays(NPY_DTYPES, hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=40)),
        cut=st.integers(min_value=0, max_value=64), flip=st.integers(min_value=0, max_value=255),
        mutate=st.sampled_from(["none", "truncate", "extend", "flip_header", "flip_data"]))
+@example(array=np.array([[1.0], [5e-324]]), cut=0, flip=0, mutate="none")  # one row under 1e-100
 def test_npy_of_any_dtype_shape_and_damage(array, cut, flip, mutate):
     body = npy_bytes(array)
     header = body.index(b"\n") + 1
@@ -138,7 +139,8 @@ def test_npy_of_any_dtype_shape_and_damage(array, cut, flip, mutate):
         fits = (array.dtype.kind in NPY_KINDS and array.ndim <= 2 and array.size > 0
                 and np.all(np.isfinite(array.astype(np.float64)))
                 and np.all(np.abs(array.astype(np.float64)) <= MAX_MAGNITUDE)
-                and not 0.0 < np.max(np.abs(array.astype(np.float64)), initial=0.0) < MIN_MAGNITUDE
+                and not any(0.0 < np.max(np.abs(row.astype(np.float64))) < MIN_MAGNITUDE
+                            for row in (array.reshape(1, -1) if array.ndim < 2 else array))
                 and LIMITS.work([array.shape[-1] if array.ndim else 1] * (array.shape[0] if array.ndim == 2 else 1))
                 <= LIMITS.max_work and (array.shape[0] if array.ndim == 2 else 1) <= LIMITS.max_signals)
         assert (decoded is not None) == bool(fits)

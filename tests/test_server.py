@@ -303,6 +303,10 @@ def test_a_start_reads_only_the_logs_it_wrote(tmp_path):
     assert "loaded" in server.log_tail() and ADDRESS_IN_USE not in server.log_tail()
     (logs / "ts_log.log").write_text("rolled\n")  # shorter than where it stood: read from its start
     assert "rolled" in server.log_tail()
+    server.mark_logs()
+    (logs / "ts_log.log").rename(logs / "ts_log.log.1")  # rolled over to a new file already longer
+    (logs / "ts_log.log").write_text("a new file, longer than the old one was\n")
+    assert "a new file" in server.log_tail()
 
 
 def test_prpd_view_and_request_summary(server, real_captures):

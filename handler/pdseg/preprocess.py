@@ -360,16 +360,20 @@ def short_block_noise(filtered: np.ndarray) -> float:
 # the pulse: a 64-sample window holding a 0.1-cycle oscillation that decays over 60 samples was
 # measured at 5 times its noise. What a few damped components cannot describe is the noise:
 # the trajectory (Hankel) matrix of a sum of k damped exponentials has rank k, and white noise
-# spreads evenly over all its singular values (singular spectrum analysis). Taken only under
-# RINGING_MAX_SAMPLES samples (at 128-200 it found no more pulses on validation and a few more
-# false ones), where it is less than 1 / RINGING_CONTRAST of the other estimate, where what is
+# spreads evenly over all its singular values (singular spectrum analysis). Taken only from
+# RINGING_MIN_SAMPLES to under RINGING_MAX_SAMPLES samples (at 128-200 it found no more pulses
+# on validation and a few more false ones), where it is less than 1 / RINGING_CONTRAST of the other estimate, where what is
 # left looks white, and where one end of the window is as quiet about its mean: a stationary
 # tone, noise to a window too short to take tones out, fills both ends (and is one more pair
 # of components), where a pulse leaves the few samples before its onset.
-TRAJECTORY_ROWS = 16  # samples per row of the trajectory matrix
+TRAJECTORY_ROWS = 16  # rows of the trajectory matrix (each a run of n - 15 samples)
 RINGING_COMPONENTS = 8  # the strongest components, left out as the pulse
+# Under half the other estimate only: on plain noise the two agree, and a lower residual is a
+# pulse (or tone) the other estimate counted.
 RINGING_CONTRAST = 2.0
-RINGING_END_REACH = 1.5
+# A pulse leaves one end of the window at the noise, a stationary tone fills both.
+RINGING_QUIET_END_RATIO = 1.5
+RINGING_MIN_SAMPLES = 3 * TRAJECTORY_ROWS  # shorter, the residual of white noise sits 5 % low after the carrier filter
 RINGING_MAX_SAMPLES = 128
 RINGING_CALIBRATION_DRAWS = 1000  # white-noise windows simulated per length (fixed seed)
 RINGING_WHITENESS_QUANTILE = 0.01  # what is left is white unless its spread is rarer than this
@@ -384,15 +388,19 @@ def _trajectory_singular_values(windows: np.ndarray) -> np.ndarray:
 
 
 def _residual_rms(singular_values: np.ndarray, length: int) -> np.ndarray:
+    """The rms per matrix entry of what the strongest components leave (each of the n - 15
+    columns a window of the signal); only ever read against the same for white noise."""
     rest = singular_values[..., RINGING_COMPONENTS:]
     return np.sqrt(np.mean(rest**2, axis=-1) / (length - TRAJECTORY_ROWS + 1))
 
 
-@lru_cache(maxsize=RINGING_MAX_SAMPLES)
+@lru_cache(maxsize=RINGING_MAX_SAMPLES - RINGING_MIN_SAMPLES)
 def _ringing_calibration(length: int) -> tuple[float, float]:
     """For unit white noise of ``length`` samples: the median residual rms, and the
     :data:`RINGING_WHITENESS_QUANTILE` quantile of the smallest singular value over the
-    largest one left (simulated with a fixed seed, so the same every run)."""
+    largest one left (simulated with a fixed seed, so the same every run). Raw white noise:
+    the carrier filter's output of it, which a short signal's trend fit colours a little,
+    passes the whiteness test 90-95 % of the time, and a window refused keeps its estimate."""
     draws = np.random.default_rng(length).standard_normal((RINGING_CALIBRATION_DRAWS, length))
     values = _trajectory_singular_values(draws)
     spread = values[:, -1] / values[:, RINGING_COMPONENTS]
@@ -403,9 +411,10 @@ def ringing_residual_noise(filtered: np.ndarray) -> float:
     """The noise of a short signal as what its :data:`RINGING_COMPONENTS` strongest
     trajectory-matrix components leave, on :func:`block_noise`'s level; infinite where that
     does not look like white noise (low-passed noise leaves a spread thousands of times wider)
-    or where the signal is too short for the matrix."""
+    and outside :data:`RINGING_MIN_SAMPLES` to :data:`RINGING_MAX_SAMPLES` samples (longer
+    signals have quiet blocks to measure, and their calibration would cost seconds)."""
     magnitude = float(np.max(np.abs(filtered))) if filtered.size else 0.0
-    if filtered.size < 2 * TRAJECTORY_ROWS or not 0.0 < magnitude < math.inf:
+    if not RINGING_MIN_SAMPLES <= filtered.size < RINGING_MAX_SAMPLES or not 0.0 < magnitude < math.inf:
         return math.inf
     # In units of the magnitude (the result scales with it), so no square over- or underflows.
     values = _trajectory_singular_values(np.asarray(filtered, dtype=np.float64) / magnitude)
@@ -466,9 +475,10 @@ def noise_scale(filtered: np.ndarray, raw_magnitude: float, quantum: float = 0.0
     if QUIET_CONTRAST * quiet < estimate:
         estimate = quiet
     if filtered.size < RINGING_MAX_SAMPLES:
-        # A ringing pulse filling the window: what its strongest components leave.
+        # A ringing pulse can fill a window this short and every estimate above counts it; the
+        # quiet end keeps a stationary tone, noise to such a window, in the scale.
         ringing = ringing_residual_noise(filtered)
-        if RINGING_CONTRAST * ringing < estimate and quiet_end_about_mean(filtered) <= RINGING_END_REACH * ringing:
+        if RINGING_CONTRAST * ringing < estimate and quiet_end_about_mean(filtered) <= RINGING_QUIET_END_RATIO * ringing:
             estimate = ringing
     return max(estimate, floor)
 
