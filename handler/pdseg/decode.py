@@ -185,11 +185,12 @@ def _finite_signal(values: Any, where: str) -> np.ndarray:
     if not np.all(np.isfinite(array)):
         bad = int(np.flatnonzero(~np.isfinite(array))[0])
         raise InputError(f"{where}: sample {bad} is NaN or infinite")
-    if np.max(np.abs(array)) > MAX_MAGNITUDE:
-        bad = int(np.argmax(np.abs(array)))
+    magnitudes = np.abs(array)
+    bad = int(np.argmax(magnitudes))
+    largest = float(magnitudes[bad])
+    if largest > MAX_MAGNITUDE:
         raise InputError(f"{where}: sample {bad} is {array[bad]:g}; magnitudes above {MAX_MAGNITUDE:g} "
                          "are not supported (rescale the signal: its regions do not depend on its units)")
-    largest = float(np.max(np.abs(array)))
     if 0.0 < largest < MIN_MAGNITUDE:
         raise InputError(f"{where}: the largest magnitude is {largest:g}; signals whose largest magnitude is under "
                          f"{MIN_MAGNITUDE:g} are not supported (rescale the signal: its regions do not depend on its units)")

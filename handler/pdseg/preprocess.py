@@ -60,7 +60,7 @@ def _baseline_taps(window: int, order: int) -> np.ndarray:
     return sps.savgol_coeffs(window, order)
 
 
-@lru_cache(maxsize=4)
+@lru_cache(maxsize=8)
 def _polynomial_fit(window: int, order: int, rows: int | None = None) -> np.ndarray:
     """The matrix that takes a window's samples to the values, at its first ``rows`` samples
     (all by default), of the polynomial of ``order`` fitted to them by least squares; computed
@@ -299,14 +299,20 @@ def quiet_stretch_noise(filtered: np.ndarray) -> float:
     infinite where that stretch does not look white (:data:`QUIET_WHITENESS`)."""
     if filtered.size < 2 * QUIET_BLOCK:
         return math.inf
-    ends = np.stack((filtered[:QUIET_BLOCK], filtered[-QUIET_BLOCK:]))
-    ends = ends - ends @ _polynomial_fit(QUIET_BLOCK, 1).T  # about the line through each
-    block_rms = np.sqrt(np.sum(ends**2, axis=1) / (QUIET_BLOCK - 2))
+    ends, block_rms = _ends_about_fit(filtered, 1)  # about the line through each
     quieter = int(np.argmin(block_rms))
     least = float(block_rms[quieter])
     if float(np.sqrt(np.mean(np.diff(ends[quieter]) ** 2))) < QUIET_WHITENESS * least:
         return math.inf  # a slow swing, not a stretch of white noise
     return least / _median_quieter_rms(QUIET_BLOCK - 2) * _block_noise_of_white()
+
+
+def _ends_about_fit(filtered: np.ndarray, degree: int) -> tuple[np.ndarray, np.ndarray]:
+    """A signal's first and last :data:`QUIET_BLOCK` samples less the polynomial of ``degree``
+    fitted to each, and the rms of each on its ``QUIET_BLOCK - degree - 1`` degrees of freedom."""
+    ends = np.stack((filtered[:QUIET_BLOCK], filtered[-QUIET_BLOCK:]))
+    ends = ends - ends @ _polynomial_fit(QUIET_BLOCK, degree).T
+    return ends, np.sqrt(np.sum(ends**2, axis=1) / (QUIET_BLOCK - degree - 1))
 
 
 # A signal of fewer than four NOISE_BLOCKs (256 samples) is measured in blocks of
@@ -428,9 +434,7 @@ def quiet_end_about_mean(filtered: np.ndarray) -> float:
     """The rms about its mean of the quieter of a signal's first and last :data:`QUIET_BLOCK`
     samples, on :func:`block_noise`'s level. About the mean, not a line: a slow tone's slope
     over so few samples counts."""
-    ends = np.stack((filtered[:QUIET_BLOCK], filtered[-QUIET_BLOCK:]))
-    rms = np.sqrt(np.sum((ends - ends.mean(axis=1, keepdims=True)) ** 2, axis=1) / (QUIET_BLOCK - 1))
-    return float(rms.min()) / _median_quieter_rms(QUIET_BLOCK - 1) * _block_noise_of_white()
+    return float(_ends_about_fit(filtered, 0)[1].min()) / _median_quieter_rms(QUIET_BLOCK - 1) * _block_noise_of_white()
 
 
 def short_signal_difference_noise(filtered: np.ndarray) -> float:
