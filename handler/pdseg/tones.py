@@ -21,10 +21,11 @@ stretch of the capture, and subtracted before the network sees the signal.
   domain, with the signal's ends continued by the tones as fitted to their last 64 samples
   (amplitudes that change linearly over them, taken at the end) so that the band-pass starts
   on a tone, not on a cut. Pulses would leak into that band-pass and
-  leave ringing around themselves; a Huber estimate keeps them out: what stands more than
-  :data:`HUBER_K` robust sigmas off the previous estimate's residual is clipped before the
-  next estimate. A pulse loses only its share of the notched bands (about 1 % of a short
-  pulse's energy per tone).
+  leave ringing around themselves, so they are kept out of it: the first estimate sees the
+  signal clipped at :data:`HUBER_START` robust sigmas; the refined one sees, wherever the
+  residual stands more than :data:`OUTLIER_K` robust sigmas out (and :data:`OUTLIER_REACH`
+  samples either side), the previous estimate's tones instead of the signal. A pulse loses only
+  its share of the notched bands (about 1 % of a short pulse's energy per tone).
 """
 from __future__ import annotations
 
@@ -60,8 +61,13 @@ EDGE_FIT = 64  # samples at each end that the continuation's tones are fitted to
 EDGE_PAD = 512  # samples of continuation at each end
 CONTINUATION_RIDGE = 1e-6
 HUBER_START = 4.0  # robust sigmas of the signal itself: the first estimate's clip
-HUBER_K = 3.0  # robust sigmas of the residual: the refined estimate's clip
-REFINEMENTS = 1
+# The refined estimate leaves out what stands over OUTLIER_K robust sigmas of the residual, and
+# OUTLIER_REACH samples either side (a pulse's shoulders under that level), where a Huber clip
+# at 3 sigmas let in a plateau: a broad pulse whose spectrum sat on a tone then rang on after
+# itself for ~80 samples and its region ran past it (docs/model-card.md, Conditioning).
+OUTLIER_K = 6.0
+OUTLIER_REACH = 4
+REFINEMENTS = 2
 # Where the carrier filter passes less than this, the band is not scaled back up further: there
 # (under ~0.003 cycles per sample) the filtered signal holds too little of the raw one to tell.
 MIN_REFILTER_GAIN = 0.01
@@ -191,6 +197,22 @@ def _clipped(values: np.ndarray, k: float) -> np.ndarray:
     return np.clip(values, centre - k * sigma, centre + k * sigma)
 
 
+def _outliers_as_tones(filtered: np.ndarray, estimate: np.ndarray) -> np.ndarray:
+    """``filtered`` with the samples whose residual from the tones' ``estimate`` stands over
+    :data:`OUTLIER_K` robust sigmas, and :data:`OUTLIER_REACH` samples either side of each,
+    replaced by the estimate (at the residual's median level): a pulse then takes no part in
+    the next estimate instead of a clipped one."""
+    residual = filtered - estimate
+    sample = residual[:: -(-residual.size // ROBUST_SAMPLES)]
+    centre = float(np.median(sample))
+    sigma = mad_sigma(sample, centre)
+    outlying = np.abs(residual - centre) > OUTLIER_K * sigma
+    if not outlying.any():
+        return filtered
+    outlying = ndimage.binary_dilation(outlying, np.ones(2 * OUTLIER_REACH + 1, dtype=bool))
+    return np.where(outlying, estimate + centre, filtered)
+
+
 def remove_tones(filtered: np.ndarray, frequencies: np.ndarray | None = None,
                  refilter: tuple[Callable[[np.ndarray], np.ndarray], Callable[[np.ndarray], np.ndarray]] | None = None,
                  ) -> np.ndarray:
@@ -211,12 +233,12 @@ def remove_tones(filtered: np.ndarray, frequencies: np.ndarray | None = None,
     frequencies = np.asarray(frequencies, dtype=np.float64)
     size = padded_size(filtered.size)
     gain = _band_gain(size, frequencies)
-    # Huber: pulses enter each estimate only up to a few sigmas, so they leave no ringing.
+    # Pulses enter the first estimate only up to a few sigmas and the refined one not at all,
+    # so they leave no ringing.
     cleaned = _clipped(filtered, HUBER_START)
     ends = continued_ends(cleaned, frequencies)  # fitted once: pulses at an end are clipped already
     for _ in range(REFINEMENTS):
-        residual = filtered - tone_estimate(cleaned, frequencies, gain, ends)
-        cleaned = filtered - (residual - _clipped(residual, HUBER_K))
+        cleaned = _outliers_as_tones(filtered, tone_estimate(cleaned, frequencies, gain, ends))
     if refilter is None:
         return filtered - tone_estimate(cleaned, frequencies, gain, ends)
     carrier_filter, carrier_gain = refilter
