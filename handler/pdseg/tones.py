@@ -22,10 +22,11 @@ stretch of the capture, and subtracted before the network sees the signal.
   (amplitudes that change linearly over them, taken at the end) so that the band-pass starts
   on a tone, not on a cut. Pulses would leak into that band-pass and
   leave ringing around themselves, so they are kept out of it: the first estimate sees the
-  signal clipped at :data:`HUBER_START` robust sigmas; the refined one sees, wherever the
-  residual stands more than :data:`OUTLIER_K` robust sigmas out (and :data:`OUTLIER_REACH`
-  samples either side), the previous estimate's tones instead of the signal. A pulse loses only
-  its share of the notched bands (about 1 % of a short pulse's energy per tone).
+  signal clipped at :data:`HUBER_START` robust sigmas; each of :data:`REFINEMENTS` refined ones
+  sees, wherever the residual stands more than :data:`OUTLIER_K` robust sigmas out (and
+  :data:`OUTLIER_REACH` samples either side), the previous estimate's tones instead of the
+  signal. A pulse loses only what of it lies in the notched bands under that level and beyond
+  that reach.
 """
 from __future__ import annotations
 
@@ -67,6 +68,11 @@ HUBER_START = 4.0  # robust sigmas of the signal itself: the first estimate's cl
 # itself for ~80 samples and its region ran past it (docs/model-card.md, Conditioning).
 OUTLIER_K = 6.0
 OUTLIER_REACH = 4
+# Where more than this share of the signal would be left out (pulses every few samples), a round
+# clips the residual at HUBER_K robust sigmas instead: left out, so much signal would only
+# repeat the clipped first estimate.
+MAX_LEFT_OUT = 0.25
+HUBER_K = 3.0
 REFINEMENTS = 2
 # Where the carrier filter passes less than this, the band is not scaled back up further: there
 # (under ~0.003 cycles per sample) the filtered signal holds too little of the raw one to tell.
@@ -200,8 +206,11 @@ def _clipped(values: np.ndarray, k: float) -> np.ndarray:
 def _outliers_as_tones(filtered: np.ndarray, estimate: np.ndarray) -> np.ndarray:
     """``filtered`` with the samples whose residual from the tones' ``estimate`` stands over
     :data:`OUTLIER_K` robust sigmas, and :data:`OUTLIER_REACH` samples either side of each,
-    replaced by the estimate (at the residual's median level): a pulse then takes no part in
-    the next estimate instead of a clipped one."""
+    replaced by the estimate (at the residual's median level), so that a pulse takes no part in
+    the next estimate rather than a clipped part; where that would be more than
+    :data:`MAX_LEFT_OUT` of the signal, the residual clipped at :data:`HUBER_K` robust sigmas
+    instead. A residual with no spread (sigma 0) leaves out all but its median samples: the
+    next estimate is this one again."""
     residual = filtered - estimate
     sample = residual[:: -(-residual.size // ROBUST_SAMPLES)]
     centre = float(np.median(sample))
@@ -210,6 +219,8 @@ def _outliers_as_tones(filtered: np.ndarray, estimate: np.ndarray) -> np.ndarray
     if not outlying.any():
         return filtered
     outlying = ndimage.binary_dilation(outlying, np.ones(2 * OUTLIER_REACH + 1, dtype=bool))
+    if np.count_nonzero(outlying) > MAX_LEFT_OUT * outlying.size:
+        return estimate + np.clip(residual, centre - HUBER_K * sigma, centre + HUBER_K * sigma)
     return np.where(outlying, estimate + centre, filtered)
 
 
@@ -233,8 +244,8 @@ def remove_tones(filtered: np.ndarray, frequencies: np.ndarray | None = None,
     frequencies = np.asarray(frequencies, dtype=np.float64)
     size = padded_size(filtered.size)
     gain = _band_gain(size, frequencies)
-    # Pulses enter the first estimate only up to a few sigmas and the refined one not at all,
-    # so they leave no ringing.
+    # Pulses enter the first estimate only up to a few sigmas and the refined ones not at all
+    # (but for what the first estimate's fill still holds of them), so they leave no ringing.
     cleaned = _clipped(filtered, HUBER_START)
     ends = continued_ends(cleaned, frequencies)  # fitted once: pulses at an end are clipped already
     for _ in range(REFINEMENTS):
