@@ -195,11 +195,16 @@ def padded_size(length: int) -> int:
 ROBUST_SAMPLES = 4096  # at most this many evenly spread samples give the clip's median and MAD
 
 
-def _clipped(values: np.ndarray, k: float) -> np.ndarray:
-    """``values`` limited to ``k`` robust sigmas around their median."""
+def _robust_level(values: np.ndarray) -> tuple[float, float]:
+    """The median and the MAD's sigma of ``values``, from at most :data:`ROBUST_SAMPLES` of them."""
     sample = values[:: -(-values.size // ROBUST_SAMPLES)]
     centre = float(np.median(sample))
-    sigma = mad_sigma(sample, centre)
+    return centre, mad_sigma(sample, centre)
+
+
+def _clipped(values: np.ndarray, k: float, level: tuple[float, float] | None = None) -> np.ndarray:
+    """``values`` limited to ``k`` robust sigmas around their median (``level``, if at hand)."""
+    centre, sigma = _robust_level(values) if level is None else level
     return np.clip(values, centre - k * sigma, centre + k * sigma)
 
 
@@ -212,15 +217,13 @@ def _outliers_as_tones(filtered: np.ndarray, estimate: np.ndarray) -> np.ndarray
     instead. A residual with no spread (sigma 0) leaves out all but its median samples: the
     next estimate is this one again."""
     residual = filtered - estimate
-    sample = residual[:: -(-residual.size // ROBUST_SAMPLES)]
-    centre = float(np.median(sample))
-    sigma = mad_sigma(sample, centre)
+    centre, sigma = level = _robust_level(residual)
     outlying = np.abs(residual - centre) > OUTLIER_K * sigma
     if not outlying.any():
         return filtered
     outlying = ndimage.binary_dilation(outlying, np.ones(2 * OUTLIER_REACH + 1, dtype=bool))
     if np.count_nonzero(outlying) > MAX_LEFT_OUT * outlying.size:
-        return estimate + np.clip(residual, centre - HUBER_K * sigma, centre + HUBER_K * sigma)
+        return estimate + _clipped(residual, HUBER_K, level)
     return np.where(outlying, estimate + centre, filtered)
 
 
