@@ -96,6 +96,7 @@ evaluate: $(SETUP_STAMP)
 	$(PY) scripts/evaluate.py
 	$(PY) scripts/atlas.py
 	$(PY) scripts/detection_bound.py
+	$(PY) scripts/dense_trains.py
 
 bench: $(MAR)
 	$(PY) scripts/bench.py

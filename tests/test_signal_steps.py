@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy import signal as sps
 
 from pdseg import phase, preprocess
 from pdseg.regions import describe_regions, mask_to_regions, probability_to_regions
@@ -110,6 +111,50 @@ def test_noise_scale_ignores_dense_bursts():
     bursts = noise.copy()
     bursts[:14000] += 500 * np.sin(np.arange(14000) / 4.0)  # ringing over 70 % of the capture
     assert preprocess.noise_scale(bursts, 1.0) == pytest.approx(preprocess.noise_scale(noise, 1.0), rel=0.3)
+
+
+def dense_short_pulses(rng: np.random.Generator, length: int, spacing: int) -> np.ndarray:
+    """Unit white noise with a spike or a short ringing pulse of 10-50 noise units every
+    ``spacing`` samples (±8), on an ADC grid of one noise unit."""
+    signal = rng.normal(size=length)
+    t = np.arange(12.0)
+    shapes = (np.eye(1, 12)[0], np.exp(-t / 2.0) * np.cos(2 * np.pi * 0.25 * t))
+    for k, at in enumerate(range(spacing // 2, length - 20, spacing)):
+        at += int(rng.integers(-8, 9))
+        signal[at: at + 12] += rng.choice([-1.0, 1.0]) * rng.uniform(10.0, 50.0) * shapes[k % 2]
+    return np.round(signal)
+
+
+@pytest.mark.parametrize("length, spacing", [(256, 50), (4000, 52), (20_000, 60)])
+def test_noise_scale_between_dense_short_pulses(length, spacing):
+    """A pulse in every 64-sample block (a GIS capture): the quietest blocks hold pulses too and
+    read at 1.6-3 times the noise; the samples between the pulses show it."""
+    rng = np.random.default_rng(length)
+    dense = preprocess.remove_carrier(dense_short_pulses(rng, length, spacing))
+    plain = preprocess.remove_carrier(np.round(rng.normal(size=length)))
+    expected = preprocess.noise_scale(plain, 1.0)
+    assert preprocess.block_noise(dense) > 1.4 * expected  # what the blocks alone give
+    assert preprocess.noise_scale(dense, 1.0) == pytest.approx(expected, rel=0.2)
+
+
+@pytest.mark.parametrize("length", [256, 1000, 4096, 50_000])
+def test_plain_noise_keeps_the_block_estimate(length, monkeypatch):
+    """The samples between pulses replace the other estimates only where they are clearly
+    lower: plain noise, white or strongly low-passed, keeps the level the network learned at."""
+    rng = np.random.default_rng(7)
+    lowpass = sps.butter(4, 0.1, output="sos")
+    signals = [preprocess.remove_carrier(noise) for _ in range(20)
+               for noise in (rng.normal(size=length), sps.sosfilt(lowpass, rng.normal(size=length + 200))[200:])]
+    served = [preprocess.noise_scale(filtered, 1.0) for filtered in signals]
+    monkeypatch.setattr(preprocess, "DENSE_CONTRAST", np.inf)
+    assert served == [preprocess.noise_scale(filtered, 1.0) for filtered in signals]
+    # Ringing over most of a capture stands under the bar where it is the estimate, and over
+    # it where the noise is: under half the capture is left, no floor to read there.
+    ringing = rng.normal(size=length)
+    ringing[: int(0.7 * length)] += 500 * np.sin(np.arange(int(0.7 * length)) / 4.0)
+    estimate = preprocess.block_noise(ringing)
+    assert preprocess.with_dense_pulses(ringing, estimate) == estimate
+    assert preprocess.between_pulses_noise(ringing, 1.0) == np.inf
 
 
 @pytest.mark.parametrize("length", [1, 3583, 3584, 3585, 4095, 4096, 4097, 7920, 15872, 15873, 40000])

@@ -455,6 +455,48 @@ def short_signal_difference_noise(filtered: np.ndarray) -> float:
     return max(DIFFERENCE_NOISE_REACH * third, first * math.sqrt(first / third))
 
 
+# A dense train of short pulses (a GIS capture with a pulse every 50 samples) leaves no block
+# without one, and the quietest blocks then measure the pulses: 77 spikes and short ringing
+# pulses of 20-34 dB in 4,000 samples read at twice their noise, and a quarter of them were
+# missed. The samples between the pulses still show the floor: their rms with every sample over
+# DENSE_K times the estimate left out, DENSE_REACH samples either side with it, iterated from
+# the block estimate. Taken only where it is DENSE_CONTRAST times lower (plain noise keeps the
+# estimate the network learned at) and at least half the signal is left (ringing that fills a
+# capture is no floor); from DENSE_MIN_SAMPLES on.
+DENSE_K = 3.5
+DENSE_REACH = 5
+DENSE_ROUNDS = 4
+DENSE_CONTRAST = 1.2
+DENSE_MIN_SAMPLES = 4 * NOISE_BLOCK
+
+
+def between_pulses_noise(filtered: np.ndarray, estimate: float) -> float:
+    """The noise of ``filtered`` from the samples between its pulses, on :func:`block_noise`'s
+    level, starting from ``estimate`` (on that level); infinite where less than half the signal
+    stays under the bar. Converges in one round on plain noise."""
+    level = _block_noise_of_white()
+    sigma = estimate / level
+    if not (sigma > 0.0 and math.isfinite(sigma)):
+        return math.inf
+    magnitude = np.abs(filtered)
+    total = float(np.dot(magnitude, magnitude))
+    reach = np.arange(-DENSE_REACH, DENSE_REACH + 1)
+    for _ in range(DENSE_ROUNDS):
+        # The loud samples are few where this matters: index arithmetic, not a full dilation.
+        loud = np.flatnonzero(magnitude > DENSE_K * sigma)
+        if loud.size * reach.size > filtered.size:
+            return math.inf  # under half could be left
+        out = np.unique(np.clip((loud[:, None] + reach).ravel(), 0, filtered.size - 1))
+        kept = filtered.size - out.size
+        if 2 * kept < filtered.size:
+            return math.inf
+        left_out = magnitude[out]
+        previous, sigma = sigma, math.sqrt(max(total - float(np.dot(left_out, left_out)), 0.0) / kept)
+        if sigma >= 0.99 * previous:
+            break
+    return sigma * level
+
+
 def noise_scale(filtered: np.ndarray, raw_magnitude: float, quantum: float = 0.0) -> float:
     """Robust noise level of a carrier-free signal: :func:`block_noise` (:func:`short_block_noise`
     under four blocks where the noise is near white), and at least :func:`noise_floor`. Short
@@ -464,7 +506,7 @@ def noise_scale(filtered: np.ndarray, raw_magnitude: float, quantum: float = 0.0
     if filtered.size == 0:
         return floor
     if not 8 <= filtered.size < FEW_BLOCKS * NOISE_BLOCK:
-        return max(block_noise(filtered), floor)
+        return max(with_dense_pulses(filtered, block_noise(filtered)), floor)
     differences = short_signal_difference_noise(filtered)
     # Small blocks only in noise near white: strongly coloured noise swings slower than
     # they are long, and its quietest fifth is a swing's zero crossing.
@@ -484,7 +526,16 @@ def noise_scale(filtered: np.ndarray, raw_magnitude: float, quantum: float = 0.0
         ringing = ringing_residual_noise(filtered)
         if RINGING_CONTRAST * ringing < estimate and quiet_end_about_mean(filtered) <= RINGING_QUIET_END_RATIO * ringing:
             estimate = ringing
-    return max(estimate, floor)
+    return max(with_dense_pulses(filtered, estimate), floor)
+
+
+def with_dense_pulses(filtered: np.ndarray, estimate: float) -> float:
+    """``estimate``, or :func:`between_pulses_noise` where a signal of at least
+    :data:`DENSE_MIN_SAMPLES` shows its floor :data:`DENSE_CONTRAST` times lower between its pulses."""
+    if filtered.size < DENSE_MIN_SAMPLES:
+        return estimate
+    between = between_pulses_noise(filtered, estimate)
+    return between if DENSE_CONTRAST * between < estimate else estimate
 
 
 LOCAL_PEAK_SPAN = 1025  # samples over which the local peak is taken (about ±512)
