@@ -52,7 +52,7 @@ def main() -> None:
                                   repeats)
         network_regions = results[0].regions
         transients_ms, _ = timed(lambda: transients.with_isolated_transients(
-            network_regions, conditioned.filtered, conditioned.scale, segmenter.min_gap), repeats)
+            network_regions, conditioned.filtered, conditioned.scale, segmenter.min_gap, conditioned.quantum), repeats)
         json_ms, _ = timed(lambda: results[0].to_json(0), repeats)
         print(f"| {length:,} samples | {condition_ms:.1f} | {commutation_ms:.1f} | {fit_ms:.1f} | {network_ms:.1f} "
               f"| {finish_ms:.1f} | {transients_ms:.2f} | {json_ms:.1f} |")

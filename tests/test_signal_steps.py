@@ -799,6 +799,21 @@ def test_isolated_transients_are_short_loud_and_away_from_reported_regions():
     # Away from reported regions and their merge gap.
     assert transients.isolated_transients(filtered, 1.0, np.array([[60, 80]]), 10).tolist() == [[200, 203]]
     assert transients.isolated_transients(filtered, 1.0, np.array([[60, 80]]), 9).tolist() == [[50, 52], [200, 203]]
+
+
+def test_a_few_bit_line_is_loud_from_3_5_steps():
+    """Where the scale is the floor of half an ADC step, its noise never reaches it: 4 steps,
+    which the carrier filter leaves at 7.8 half-steps, is loud there; elsewhere 8 noise units."""
+    from pdseg import transients
+    assert transients.loud_level(0.5, 1.0) == 3.5
+    assert transients.loud_level(0.6, 1.0) == pytest.approx(4.8)  # the noise's own scale
+    assert transients.loud_level(0.5, 0.0) == 4.0
+    line = np.zeros(2000)
+    line[[500, 1500]] = [4.0, -3.0]
+    filtered = preprocess.remove_carrier(line)
+    assert 7.5 < abs(filtered[500]) / 0.5 < 8.0
+    assert transients.loud_samples(filtered, 0.5, 1.0).tolist() == [500]
+    assert transients.loud_samples(filtered, 0.5).size == 0
     assert transients.away_from(np.array([50, 200]), np.array([[30, 50], [240, 260]]), 40).tolist() == []
     assert transients.isolated_transients(np.zeros(0), 1.0, np.zeros((0, 2)), 32).size == 0
     assert transients.isolated_transients(filtered, 0.0, np.zeros((0, 2)), 32).size == 0

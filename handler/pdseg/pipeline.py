@@ -213,7 +213,8 @@ class Segmenter:
         if conditioned is None:
             return regions
         regions = trim_to_signal(regions, conditioned.filtered, conditioned.scale)
-        return transients.with_isolated_transients(regions, conditioned.filtered, conditioned.scale, self.min_gap)
+        return transients.with_isolated_transients(regions, conditioned.filtered, conditioned.scale, self.min_gap,
+                                                   conditioned.quantum)
 
     def finish(self, conditioned: Sequence[preprocess.Conditioned],
                probabilities: Sequence[np.ndarray],

@@ -583,6 +583,7 @@ class Conditioned:
     whitened: "Conditioned | None" = None
     whitening: float | None = None
     view_skipped: bool = False  # a view was due but left out for the request's work limit
+    quantum: float = 0.0  # the ADC step the capture's values lie on (0: continuous), :func:`quantisation_step`
 
     @property
     def length(self) -> int:
@@ -696,7 +697,7 @@ def condition(raw: np.ndarray, remove_tones: bool = True, remove_commutation: bo
             # notches were reported as PD (docs/model-card.md, Conditioning).
             filtered = restore_pulse_area(filtered, scale)
     conditioned = Conditioned(raw=raw, filtered=filtered, scale=scale, network_input=network_planes(filtered, scale),
-                              tones=found, carrier=carrier, commutation=train, phase_locked=locked)
+                              tones=found, carrier=carrier, commutation=train, phase_locked=locked, quantum=quantum)
     if remove_commutation:
         conditioned = with_whitened_view(conditioned, magnitude, quantum, view_room)
     return conditioned

@@ -24,6 +24,11 @@ from .regions import mask_to_regions
 # more: atlas at 20 dB 0.922 against 0.920), 10 found less (0.909). 8 keeps a margin for noise
 # with heavier tails than the generators draw.
 LEVEL = 8.0
+# A capture on an ADC grid whose noise stays under half a step is scaled by that half step
+# (preprocess.noise_floor), which its noise never reaches: there a spike of 4 steps reads 7.8
+# units after the carrier filter, just under LEVEL, and 4 steps is more than 8 of the noise's
+# own sigmas. A sample QUANTUM_LEVEL steps out is loud there (4 steps on an integer grid).
+QUANTUM_LEVEL = 3.5
 # Short: at most SHORT_MOST samples within SHORT_REACH either side stand at half the sample's
 # magnitude or more. What the removal of converter commutation leaves of its notches (about 20
 # samples at 5-9 units) and the ringing of real bursts are longer; with 6 samples, such
@@ -42,10 +47,18 @@ EXTENT_FLOOR = 2.5
 EXTENT_LEAST = 1
 
 
-def loud_samples(filtered: np.ndarray, scale: float) -> np.ndarray:
-    """Indices of the samples of ``filtered`` at least :data:`LEVEL` noise units (``scale``)
-    out, in either direction."""
-    return np.flatnonzero(np.abs(filtered) >= LEVEL * scale)
+def loud_level(scale: float, quantum: float = 0.0) -> float:
+    """How far out, in the signal's units, a sample is loud: :data:`LEVEL` noise units, or
+    :data:`QUANTUM_LEVEL` ADC steps where the scale is the floor of half a step ``quantum``."""
+    level = LEVEL * scale
+    if quantum > 0.0 and scale <= 0.5 * quantum * (1.0 + 1e-9):
+        level = min(level, QUANTUM_LEVEL * quantum)
+    return level
+
+
+def loud_samples(filtered: np.ndarray, scale: float, quantum: float = 0.0) -> np.ndarray:
+    """Indices of the samples of ``filtered`` at least :func:`loud_level` out, in either direction."""
+    return np.flatnonzero(np.abs(filtered) >= loud_level(scale, quantum))
 
 
 def short(filtered: np.ndarray, samples: np.ndarray) -> np.ndarray:
@@ -93,12 +106,13 @@ def extent(units: np.ndarray, sample: int) -> tuple[int, int]:
     return start, min(units.size, max(end, sample + 1 + EXTENT_LEAST))
 
 
-def isolated_transients(filtered: np.ndarray, scale: float, reported: np.ndarray, gap: int) -> np.ndarray:
+def isolated_transients(filtered: np.ndarray, scale: float, reported: np.ndarray, gap: int,
+                        quantum: float = 0.0) -> np.ndarray:
     """``(k, 2)`` [start, end) regions of the short transients of ``filtered`` that stand
-    :data:`LEVEL` noise units out with no region of ``reported`` within ``gap`` samples."""
+    :func:`loud_level` out with no region of ``reported`` within ``gap`` samples."""
     if scale <= 0 or filtered.size == 0:
         return np.zeros((0, 2), dtype=np.int64)
-    samples = away_from(loud_samples(filtered, scale), reported, gap)
+    samples = away_from(loud_samples(filtered, scale, quantum), reported, gap)
     samples = samples[short(filtered, samples)]  # most signals have no candidate left here
     if samples.size == 0:
         return np.zeros((0, 2), dtype=np.int64)
@@ -106,11 +120,12 @@ def isolated_transients(filtered: np.ndarray, scale: float, reported: np.ndarray
     return np.array([extent(units, sample) for sample in samples.tolist()], dtype=np.int64).reshape(-1, 2)
 
 
-def with_isolated_transients(reported: np.ndarray, filtered: np.ndarray, scale: float, gap: int) -> np.ndarray:
+def with_isolated_transients(reported: np.ndarray, filtered: np.ndarray, scale: float, gap: int,
+                             quantum: float = 0.0) -> np.ndarray:
     """``reported`` regions with the isolated transients of ``filtered`` added, regions closer
-    than ``gap`` joined as the region rules join them."""
+    than ``gap`` joined as the region rules join them; ``quantum``: the capture's ADC step."""
     reported = np.asarray(reported, dtype=np.int64).reshape(-1, 2)
-    found = isolated_transients(filtered, scale, reported, gap)
+    found = isolated_transients(filtered, scale, reported, gap, quantum)
     if len(found) == 0:
         return reported
     mask = np.zeros(filtered.size, dtype=bool)
