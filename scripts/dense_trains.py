@@ -27,14 +27,16 @@ from training.scoring import EventCounts, match_events, truth_events
 SEED = 20261205
 SNR_DB = (20.0, 34.0)  # each pulse's peak, drawn uniformly in dB
 PULSE_SAMPLES = 40
-# (name, capture length, pulses, least spacing in samples, captures)
+SPIKES, RINGING = (0, 1), (0, 1, 2)  # the kinds of pulse() drawn
+# (name, capture length, pulses, least spacing in samples, kinds, captures)
 CASES = (
-    ("isolated spikes, 20,000 samples", 20_000, 77, 40, 6),
-    ("clustered, 4,000 samples", 4_000, 77, 15, 6),
-    ("clustered, 2,048 samples", 2_048, 40, 15, 10),
-    ("clustered, 1,024 samples", 1_024, 20, 15, 20),
-    ("clustered, 512 samples", 512, 10, 15, 30),
-    ("clustered, 256 samples", 256, 6, 15, 30),
+    ("isolated spikes, 20,000 samples", 20_000, 77, 40, SPIKES, 6),
+    ("clustered, 4,000 samples", 4_000, 77, 15, RINGING, 6),
+    ("clustered densely, 4,000 samples (150 pulses)", 4_000, 150, 15, RINGING, 6),
+    ("clustered, 2,048 samples", 2_048, 40, 15, RINGING, 10),
+    ("clustered, 1,024 samples", 1_024, 20, 15, RINGING, 20),
+    ("clustered, 512 samples", 512, 10, 15, RINGING, 30),
+    ("clustered, 256 samples", 256, 6, 15, RINGING, 30),
 )
 
 
@@ -75,8 +77,7 @@ def capture(rng: np.random.Generator, length: int, count: int, spacing: int,
 def run(segmenter, seed: int = SEED) -> list[dict]:
     rng = np.random.default_rng(seed)
     rows = []
-    for name, length, count, spacing, captures in CASES:
-        kinds = (0, 1) if name.startswith("isolated") else (0, 1, 2)
+    for name, length, count, spacing, kinds, captures in CASES:
         drawn = [capture(rng, length, count, spacing, kinds) for _ in range(captures)]
         results = segmenter.analyse([signal for signal, _ in drawn])
         counts = EventCounts()
