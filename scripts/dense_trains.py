@@ -75,9 +75,9 @@ def capture(rng: np.random.Generator, length: int, count: int, spacing: int,
 
 
 def run(segmenter, seed: int = SEED) -> list[dict]:
-    rng = np.random.default_rng(seed)
     rows = []
-    for name, length, count, spacing, kinds, captures in CASES:
+    for index, (name, length, count, spacing, kinds, captures) in enumerate(CASES):
+        rng = np.random.default_rng((seed, index))  # a case's draws do not depend on the others
         drawn = [capture(rng, length, count, spacing, kinds) for _ in range(captures)]
         results = segmenter.analyse([signal for signal, _ in drawn])
         counts = EventCounts()

@@ -160,7 +160,7 @@ def main() -> None:
     if args.without_whitened_view:
         preprocess.with_whitened_view = lambda conditioned, *_: conditioned
     if args.without_isolated_transients:
-        transients.LEVEL = math.inf  # no sample is loud enough
+        transients.LEVEL = transients.QUANTUM_LEVEL = math.inf  # no sample is loud enough
     seed, split = (VALIDATION_SEED, "validation") if args.held_out else (EVAL_SEED, "test")
     torch.set_num_threads(2)
     started = time.time()

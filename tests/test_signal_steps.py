@@ -135,7 +135,9 @@ def test_noise_scale_between_dense_short_pulses(length, spacing):
     plain = preprocess.remove_carrier(np.round(rng.normal(size=length)))
     expected = preprocess.noise_scale(plain, 1.0)
     assert preprocess.block_noise(dense) > 1.5 * expected  # what the blocks alone give
-    assert 0.9 * expected < preprocess.noise_scale(dense, 1.0) < 1.35 * expected
+    # Ringing under the bar past the samples left out is still counted; more of it, the denser.
+    bound = 1.5 if spacing < 40 else 1.35
+    assert 0.9 * expected < preprocess.noise_scale(dense, 1.0) < bound * expected
 
 
 @pytest.mark.parametrize("length", [256, 1000, 4096, 50_000])
@@ -154,6 +156,8 @@ def test_plain_noise_keeps_the_block_estimate(length, monkeypatch):
     ringing = rng.normal(size=length)
     ringing[: int(0.7 * length)] += 500 * np.sin(np.arange(int(0.7 * length)) / 4.0)
     assert preprocess.between_pulses_noise(ringing, 1.0) == np.inf
+    estimate = preprocess.block_noise(ringing)
+    assert preprocess.with_dense_pulses(ringing, estimate) == estimate
 
 
 def test_between_pulses_noise_needs_half_the_signal_and_256_samples():
@@ -165,6 +169,13 @@ def test_between_pulses_noise_needs_half_the_signal_and_256_samples():
     spikes = noise.copy()
     spikes[::24] += 20.0  # 11 of 24: the floor shows between them
     assert preprocess.between_pulses_noise(spikes, preprocess.block_noise(spikes)) < 1.1 * preprocess.block_noise(noise)
+    # A later round that leaves under half does not undo the one before: from far too high an
+    # estimate, pulses of 20 sigmas every 14 samples stay in the first round's rms and are left
+    # out, with most of the signal, in the second.
+    pulses = noise.copy()
+    pulses[::14] += 20.0
+    first_round = np.sqrt(np.mean(pulses**2)) * preprocess._block_noise_of_white()
+    assert preprocess.between_pulses_noise(pulses, 20.0) == pytest.approx(first_round)
     # Under 256 samples the other estimates stand, even where this one is lower.
     assert preprocess.between_pulses_noise(spikes[:128], 3.0) < 1.1
     assert preprocess.with_dense_pulses(spikes[:128], 3.0) == 3.0
@@ -813,6 +824,9 @@ def test_isolated_transients_are_short_loud_and_away_from_reported_regions():
     # Away from reported regions and their merge gap.
     assert transients.isolated_transients(filtered, 1.0, np.array([[60, 80]]), 10).tolist() == [[200, 203]]
     assert transients.isolated_transients(filtered, 1.0, np.array([[60, 80]]), 9).tolist() == [[50, 52], [200, 203]]
+    assert transients.away_from(np.array([50, 200]), np.array([[30, 50], [240, 260]]), 40).tolist() == []
+    assert transients.isolated_transients(np.zeros(0), 1.0, np.zeros((0, 2)), 32).size == 0
+    assert transients.isolated_transients(filtered, 0.0, np.zeros((0, 2)), 32).size == 0
 
 
 def test_a_few_bit_line_is_loud_from_3_5_steps():
@@ -828,9 +842,6 @@ def test_a_few_bit_line_is_loud_from_3_5_steps():
     assert 7.5 < abs(filtered[500]) / 0.5 < 8.0
     assert transients.loud_samples(filtered, 0.5, 1.0).tolist() == [500]
     assert transients.loud_samples(filtered, 0.5).size == 0
-    assert transients.away_from(np.array([50, 200]), np.array([[30, 50], [240, 260]]), 40).tolist() == []
-    assert transients.isolated_transients(np.zeros(0), 1.0, np.zeros((0, 2)), 32).size == 0
-    assert transients.isolated_transients(filtered, 0.0, np.zeros((0, 2)), 32).size == 0
 
 
 def test_isolated_transients_join_the_regions_by_the_merge_gap():

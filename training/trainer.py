@@ -101,8 +101,9 @@ def condition_short_capture(raw: np.ndarray) -> preprocess.Conditioned:
     raw = np.asarray(raw, dtype=np.float64)  # 64 samples or more: long enough for both steps
     filtered = preprocess.baseline_and_highpass(raw)
     magnitude = float(np.max(np.abs(raw)))
-    scale = max(preprocess.block_noise(filtered), preprocess.noise_floor(magnitude, preprocess.quantisation_step(raw)))
-    return preprocess.Conditioned(raw=raw, filtered=filtered, scale=scale,
+    quantum = preprocess.quantisation_step(raw)
+    scale = max(preprocess.block_noise(filtered), preprocess.noise_floor(magnitude, quantum))
+    return preprocess.Conditioned(raw=raw, filtered=filtered, scale=scale, quantum=quantum,
                                   network_input=preprocess.network_planes(filtered, scale))
 
 

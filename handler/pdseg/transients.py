@@ -26,8 +26,9 @@ from .regions import mask_to_regions
 LEVEL = 8.0
 # A capture on an ADC grid whose noise stays under half a step is scaled by that half step
 # (preprocess.noise_floor), which its noise never reaches: there a spike of 4 steps reads 7.8
-# units after the carrier filter, just under LEVEL, and 4 steps is more than 8 of the noise's
-# own sigmas. A sample QUANTUM_LEVEL steps out is loud there (4 steps on an integer grid).
+# units after the carrier filter, just under LEVEL. Rounded noise keeps the floor up to about
+# 0.45 steps, so 4 steps is 8.9 or more of its sigmas, and a noise sample rounds to 4 steps only
+# from 3.5, 7.8 sigmas. A sample QUANTUM_LEVEL steps out is loud there (4 on an integer grid).
 QUANTUM_LEVEL = 3.5
 # Short: at most SHORT_MOST samples within SHORT_REACH either side stand at half the sample's
 # magnitude or more. What the removal of converter commutation leaves of its notches (about 20
