@@ -53,12 +53,27 @@ def pulse(rng: np.random.Generator, kind: int) -> np.ndarray:
     return waveform / np.abs(waveform).max()
 
 
+def add_pulses(rng: np.random.Generator, signal: np.ndarray, onsets, kinds: tuple[int, ...],
+               snr_db: tuple[float, float] = SNR_DB) -> tuple[np.ndarray, np.ndarray]:
+    """Pulses of ``kinds`` (drawn in turn), either polarity, ``snr_db`` over unit noise, added
+    to ``signal`` at ``onsets``; returns the label (where a clean pulse is at 10 % of its peak
+    or more) and each pulse's peak sample."""
+    mask = np.zeros(signal.size, dtype=bool)
+    peaks = []
+    for onset in onsets:
+        amplitude = 10 ** (rng.uniform(*snr_db) / 20) * rng.choice([-1.0, 1.0])
+        waveform = amplitude * pulse(rng, int(rng.choice(kinds)))[: signal.size - onset]
+        signal[onset: onset + waveform.size] += waveform
+        mask[onset: onset + waveform.size] |= np.abs(waveform) >= 0.1 * abs(amplitude)
+        peaks.append(onset + int(np.argmax(np.abs(waveform))))
+    return mask, np.array(peaks, dtype=np.int64)
+
+
 def capture(rng: np.random.Generator, length: int, count: int, spacing: int,
             kinds: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
     """Unit white noise with ``count`` pulses at least ``spacing`` apart, rounded to integers;
-    and the label (where a clean pulse is at 10 % of its peak or more)."""
+    and the label."""
     signal = rng.normal(0.0, 1.0, length)
-    mask = np.zeros(length, dtype=bool)
     onsets: list[int] = []
     for _ in range(100 * count):
         if len(onsets) == count:
@@ -66,12 +81,19 @@ def capture(rng: np.random.Generator, length: int, count: int, spacing: int,
         onset = int(rng.integers(4, length - PULSE_SAMPLES - 4))
         if all(abs(onset - other) >= spacing for other in onsets):
             onsets.append(onset)
-    for onset in onsets:
-        amplitude = 10 ** (rng.uniform(*SNR_DB) / 20) * rng.choice([-1.0, 1.0])
-        waveform = amplitude * pulse(rng, int(rng.choice(kinds)))
-        signal[onset: onset + PULSE_SAMPLES] += waveform
-        mask[onset: onset + PULSE_SAMPLES] |= np.abs(waveform) >= 0.1 * abs(amplitude)
+    mask, _ = add_pulses(rng, signal, onsets, kinds)
     return np.round(signal), mask
+
+
+def regular_train(rng: np.random.Generator, length: int, spacing: int, snr_db: tuple[float, float],
+                  kinds: tuple[int, ...] = RINGING) -> tuple[np.ndarray, np.ndarray]:
+    """Unit white noise with a pulse every ``spacing`` samples (±8), rounded to integers; and
+    each pulse's peak sample (for the tests)."""
+    signal = rng.normal(0.0, 1.0, length)
+    onsets = np.arange(spacing // 2, length - 20, spacing)
+    onsets = np.maximum(onsets + rng.integers(-8, 9, onsets.size), 0)
+    _, peaks = add_pulses(rng, signal, onsets.tolist(), kinds, snr_db)
+    return np.round(signal), peaks
 
 
 def run(segmenter, seed: int = SEED) -> list[dict]:

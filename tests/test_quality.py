@@ -8,6 +8,7 @@ from pdseg.pipeline import Segmenter
 from training import classical, synthetic
 from training.scoring import EventCounts, match_events, truth_events
 from serve import ROOT
+from dense_trains import regular_train
 
 
 @pytest.fixture(scope="module")
@@ -431,18 +432,12 @@ def test_the_regions_of_quiet_and_busy_captures_get_no_isolated_transient(shippe
 
 @pytest.mark.parametrize("snr_db", [20.0, 26.0])
 def test_a_dense_train_of_short_pulses_is_found(shipped, snr_db):
-    """A spike or a short ringing pulse every 66 samples (±8), 10-40 noise units out, on an ADC
-    grid of one noise unit (a GIS capture): no 64-sample block is free of pulses, and measured
-    on the quietest blocks the noise read 1.6-3 times too high and 20-45 % of the pulses were
+    """A spike or a short ringing pulse every 66 samples (±8), 20-32 dB, on an ADC grid of one
+    noise unit (a GIS capture; scripts/dense_trains.py's pulses): no 64-sample block is free of pulses, and measured
+    on the quietest blocks the noise read 1.9-3.5 times too high and 27-44 % of the pulses were
     lost (docs/model-card.md, "Dense trains of short pulses")."""
-    rng = np.random.default_rng(int(snr_db))
-    signal = rng.normal(0.0, 1.0, 4096)
-    positions = np.arange(33, 66 * 60, 66) + rng.integers(-8, 9, 60)
-    t = np.arange(12.0)
-    shapes = (np.eye(1, 12)[0], np.exp(-t / 2.0) * np.cos(2 * np.pi * 0.25 * t))
-    for k, at in enumerate(positions):
-        signal[at: at + 12] += rng.choice([-1.0, 1.0]) * 10 ** (snr_db / 20) * rng.uniform(1, 2) * shapes[k % 2]
-    [result] = shipped.analyse([np.round(signal)])
+    signal, positions = regular_train(np.random.default_rng(int(snr_db)), 4096, 66, (snr_db, snr_db + 6.0))
+    [result] = shipped.analyse([signal])
     assert result.conditioned.scale < 1.2
     assert spikes_in_regions(result.regions, positions).mean() >= 0.95
     assert all(((positions >= start) & (positions < end)).sum() <= 1 for start, end in result.regions)

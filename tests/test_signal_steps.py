@@ -8,6 +8,7 @@ from scipy import signal as sps
 from pdseg import phase, preprocess
 from pdseg.regions import describe_regions, mask_to_regions, probability_to_regions
 from pdseg.window import WindowPlan
+from dense_trains import regular_train
 
 
 def carrier(length, period=3333.0, amplitude=7e5, phase_deg=30.0):
@@ -113,25 +114,13 @@ def test_noise_scale_ignores_dense_bursts():
     assert preprocess.noise_scale(bursts, 1.0) == pytest.approx(preprocess.noise_scale(noise, 1.0), rel=0.3)
 
 
-def dense_short_pulses(rng: np.random.Generator, length: int, spacing: int) -> np.ndarray:
-    """Unit white noise with a spike or a short ringing pulse of 10-50 noise units every
-    ``spacing`` samples (±8), on an ADC grid of one noise unit."""
-    signal = rng.normal(size=length)
-    t = np.arange(12.0)
-    shapes = (np.eye(1, 12)[0], np.exp(-t / 2.0) * np.cos(2 * np.pi * 0.25 * t))
-    for k, at in enumerate(range(spacing // 2, length - 20, spacing)):
-        at += int(rng.integers(-8, 9))
-        signal[at: at + 12] += rng.choice([-1.0, 1.0]) * rng.uniform(10.0, 50.0) * shapes[k % 2]
-    return np.round(signal)
-
-
 @pytest.mark.parametrize("length, spacing", [(256, 50), (4000, 27), (4000, 52), (20_000, 60)])
 def test_noise_scale_between_dense_short_pulses(length, spacing):
     """A pulse in every 64-sample block (a GIS capture): the quietest blocks hold pulses too and
     read at 1.5-4 times the noise; the samples between the pulses show it, a little high (the
     pulses' ringing under the bar)."""
     rng = np.random.default_rng(length + spacing)
-    dense = preprocess.remove_carrier(dense_short_pulses(rng, length, spacing))
+    dense = preprocess.remove_carrier(regular_train(rng, length, spacing, (20.0, 34.0))[0])
     plain = preprocess.remove_carrier(np.round(rng.normal(size=length)))
     expected = preprocess.noise_scale(plain, 1.0)
     assert preprocess.block_noise(dense) > 1.5 * expected  # what the blocks alone give

@@ -51,10 +51,10 @@ EXTENT_LEAST = 1
 def loud_level(scale: float, quantum: float = 0.0) -> float:
     """How far out, in the signal's units, a sample is loud: :data:`LEVEL` noise units, or
     :data:`QUANTUM_LEVEL` ADC steps where the scale is the floor of half a step ``quantum``."""
-    level = LEVEL * scale
-    if quantum > 0.0 and scale <= 0.5 * quantum * (1.0 + 1e-9):
-        level = min(level, QUANTUM_LEVEL * quantum)
-    return level
+    # The floor is the same float 0.5 * quantum (preprocess.noise_floor), so no tolerance.
+    if quantum > 0.0 and scale <= 0.5 * quantum:
+        return QUANTUM_LEVEL * quantum
+    return LEVEL * scale
 
 
 def loud_samples(filtered: np.ndarray, scale: float, quantum: float = 0.0) -> np.ndarray:
