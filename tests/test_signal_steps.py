@@ -656,6 +656,58 @@ def test_noise_bipolar_pulses_and_short_signals_keep_their_pits():
     assert preprocess.restore_pulse_area(short, 1.0) is short
 
 
+def pit_level(filtered, at, scale):
+    """The median of the 20 samples either side of ``at`` (the sample itself and its
+    neighbours left out), in noise units."""
+    around = np.concatenate((filtered[max(at - 22, 0): at - 2], filtered[at + 3: at + 23]))
+    return float(np.median(around)) / scale
+
+
+@pytest.mark.parametrize("length", [200, 8192])
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_a_very_loud_spikes_pit_is_filled_in_any_capture(length, sign):
+    rng = np.random.default_rng(34)
+    samples = rng.normal(size=length)
+    at = length // 2
+    samples[at] += sign * 1000.0
+    filtered = preprocess.remove_carrier(samples)
+    scale = preprocess.noise_scale(filtered, float(np.abs(samples).max()))
+    assert sign * pit_level(filtered, at, scale) < -8.0  # the filter's own pit: 8-25 units
+    # its 12-unit stretch takes in the pit and is not unipolar: the rule for loud pulses leaves
+    # it (it may fill a stray fragment of the pit that stands 12 units out on its own)
+    assert sign * pit_level(preprocess.restore_pulse_area(filtered, scale, loud_pits=False), at, scale) < -8.0
+    restored = preprocess.restore_pulse_area(filtered, scale, unipolar_pits=False)
+    assert abs(pit_level(restored, at, scale)) < 1.0
+    assert restored[at] == pytest.approx(filtered[at], rel=0.05)
+    assert np.abs(restored[at - 2: at + 3] - filtered[at - 2: at + 3]).max() < 0.06 * 1000.0
+    if length > 2000:  # far from the spike nothing moves
+        assert np.abs(restored[:at - 600] - filtered[:at - 600]).max() < 0.05 * scale
+    doubled = preprocess.restore_pulse_area(2.0 * filtered, 2.0 * scale, unipolar_pits=False)
+    np.testing.assert_allclose(doubled, 2.0 * restored, rtol=1e-9, atol=1e-9)
+
+
+def test_a_loud_spikes_pit_stays_where_other_signal_fills_its_surroundings_and_a_weaker_one_keeps_it():
+    """The pit is filled only where that leaves the samples around the spike at most a fifth of
+    their energy: beside a ringing burst (under a tenth of the spike, so not part of it) the pit
+    is no longer what stands out there. A spike under 100 noise units keeps its pit where
+    commutation cannot be looked for, as before."""
+    rng = np.random.default_rng(35)
+    samples = rng.normal(size=8192)
+    samples[4000] += 1000.0
+    t = np.arange(120, dtype=float)
+    samples[4010: 4130] += 90.0 * np.sin(2 * np.pi * 0.1 * t) * np.exp(-t / 60.0)
+    filtered = preprocess.remove_carrier(samples)
+    scale = preprocess.noise_scale(filtered, float(np.abs(samples).max()))
+    assert np.abs(filtered).max() > 900.0 * scale
+    assert preprocess.restore_pulse_area(filtered, scale, unipolar_pits=False) is filtered
+    alone = preprocess.remove_carrier(np.where(np.arange(8192) >= 4010, rng.normal(size=8192), samples))
+    assert preprocess.restore_pulse_area(alone, scale, unipolar_pits=False) is not alone
+    weaker = rng.normal(size=8192)
+    weaker[4000] += 60.0
+    weaker = preprocess.remove_carrier(weaker)
+    assert preprocess.restore_pulse_area(weaker, 1.0, unipolar_pits=False) is weaker
+
+
 def test_the_pits_are_filled_only_where_commutation_could_be_looked_for():
     rng = np.random.default_rng(33)
     samples, onsets = dense_burst(rng, length=16384)

@@ -63,7 +63,8 @@ def make_rows(config: FinetuneConfig, progress: bool = True) -> tuple[np.ndarray
         if short:
             conditioned = trainer.condition_short_capture(capture.signal)
         elif config.served_conditioning:
-            conditioned = preprocess.condition(capture.signal, view_room=0)
+            # The very loud pulses' pits as the shipped weights were trained (before that step).
+            conditioned = preprocess.condition(capture.signal, view_room=0, fill_loud_pits=False)
         else:
             conditioned = preprocess.condition(capture.signal, False, remove_commutation=False)
         at = int(rng.integers(0, length - size + 1))

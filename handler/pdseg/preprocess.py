@@ -173,12 +173,23 @@ def remove_carrier(raw: np.ndarray, cutoff: float = HIGHPASS_CUTOFF) -> np.ndarr
         unit = raw / magnitude
         sigma = max(difference_noise(unit), RELATIVE_NOISE_FLOOR)
         quiet = (unit - short_signal_trend(unit, sigma)) * magnitude
-        # What the trend left at the ends (a steep carrier that a cubic does not quite follow)
-        # continues as a level, so that the filters see no step there.
-        first, last = (float(np.median(end)) for end in (quiet[:EDGE_LEVEL_SAMPLES], quiet[-EDGE_LEVEL_SAMPLES:]))
-        padded = np.concatenate((np.full(EMBEDDING_PAD, first), quiet, np.full(EMBEDDING_PAD, last)))
-        return baseline_and_highpass(padded, cutoff)[EMBEDDING_PAD: EMBEDDING_PAD + raw.size]
+        return filtered_amid_end_levels(quiet, cutoff)
     return baseline_and_highpass(raw, cutoff)
+
+
+def filtered_amid_end_levels(values: np.ndarray, cutoff: float = HIGHPASS_CUTOFF) -> np.ndarray:
+    """:func:`baseline_and_highpass` of a short signal as :func:`remove_carrier` runs it: what
+    the trend left at the ends (a steep carrier that a cubic does not quite follow) continues
+    as a level for :data:`EMBEDDING_PAD` samples each side, so that the filters see no step."""
+    first, last = (float(np.median(end)) for end in (values[:EDGE_LEVEL_SAMPLES], values[-EDGE_LEVEL_SAMPLES:]))
+    padded = np.concatenate((np.full(EMBEDDING_PAD, first), values, np.full(EMBEDDING_PAD, last)))
+    return baseline_and_highpass(padded, cutoff)[EMBEDDING_PAD: EMBEDDING_PAD + values.size]
+
+
+def carrier_filter(values: np.ndarray) -> np.ndarray:
+    """The linear part of :func:`remove_carrier` for a signal of ``values.size`` samples (its
+    trend fit left out): amid continued end levels under :data:`SHORT_SIGNAL` samples."""
+    return filtered_amid_end_levels(values) if values.size < SHORT_SIGNAL else baseline_and_highpass(values)
 
 
 RESPONSE_GRID = 8193  # frequencies, 0 to 0.5 cycles per sample, of the tabulated response
@@ -652,11 +663,26 @@ PIT_UNIPOLAR = 0.7
 # cycle, where commutation is looked for too, filling the pits took the independent
 # generator's 4,000-sample validation captures at 20 dB from 0.914 to 0.904 F1.
 PIT_MIN_SLOTS = 8
+# A transient so loud that the filter's pit around it stands PIT_LEVEL out itself (a one-sample
+# spike of 1,000 noise units leaves 25 units within +-20 samples) fails the unipolar test with its
+# pit in its stretch, and its region took the pit in: the atlas lost half its one-sample spikes at
+# 50 dB, two thirds at 60. From LOUD_PIT_LEVEL units on, a transient is its samples at
+# LOUD_PIT_FRACTION of its local peak (the label rule), its pit filled in every capture where
+# that leaves at most LOUD_PIT_FLATTER of the energy around it: where a burst's ringing or a
+# sensor's own undershoot fills the surroundings, the pit is not what stands out there (filled
+# wherever it flattened them at all, the real captures' bursts lost and gained regions, and the
+# independent generator's validation split at 30 dB with interference fell 0.985 -> 0.981).
+LOUD_PIT_LEVEL = 100.0
+LOUD_PIT_FRACTION = 0.1
+LOUD_PIT_SPAN = 301  # samples: the pit of the 151-sample baseline and the high-pass
+LOUD_PIT_FLATTER = 0.2
 
 
-def restore_pulse_area(filtered: np.ndarray, scale: float) -> np.ndarray:
+def restore_pulse_area(filtered: np.ndarray, scale: float, unipolar_pits: bool = True,
+                       loud_pits: bool = True) -> np.ndarray:
     """``filtered`` with the pit the carrier filter dug around each loud unipolar transient
-    filled in again.
+    filled in again (``unipolar_pits``), and around each very loud one (``loud_pits``,
+    :func:`very_loud_transients`).
 
     The filter passes no area: a unipolar pulse comes out of it with a shallow dip on either
     side, and the dips of a dense same-polarity burst add up to an offset of 2-4 noise units
@@ -665,29 +691,81 @@ def restore_pulse_area(filtered: np.ndarray, scale: float) -> np.ndarray:
     2.3 units against 0.8 for the pulses it found, and 39 of them rose over 0.5 with the offset
     lifted (docs/model-card.md, Known failure modes). What the filter took of a transient is
     the transient minus the filter's output for it; the loud samples stand for the transient."""
+    transients, response = np.zeros_like(filtered), np.zeros_like(filtered)
     loud = np.abs(filtered) > PIT_LEVEL * scale
-    if filtered.size < SHORT_SIGNAL or not loud.any():
-        return filtered
-    loud = ndimage.binary_dilation(loud, iterations=PIT_REACH)
-    transients = np.where(loud, filtered, 0.0)
-    labels, count = ndimage.label(loud)
-    index = np.arange(1, count + 1)
-    signed = np.abs(ndimage.sum(transients, labels, index))
-    unipolar = np.concatenate(([False], signed >= PIT_UNIPOLAR * ndimage.sum(np.abs(transients), labels, index)))
-    transients = np.where(unipolar[labels], transients, 0.0)
+    if unipolar_pits and filtered.size >= SHORT_SIGNAL and loud.any():
+        stretches, labels, unipolar, _ = _unipolar_stretches(filtered, loud)
+        transients = np.where(unipolar[labels], stretches, 0.0)
+        if transients.any():
+            response = carrier_filter(transients)
+    if loud_pits:
+        cores, cores_response = very_loud_transients(filtered, scale, taken=transients != 0)
+        transients, response = transients + cores, response + cores_response
     if not transients.any():
         return filtered
-    return filtered + (transients - baseline_and_highpass(transients))
+    return filtered + (transients - response)
+
+
+def _unipolar_stretches(filtered: np.ndarray, loud: np.ndarray):
+    """The stretches of ``loud`` samples widened by :data:`PIT_REACH` each side: their samples
+    (zero elsewhere), their labels, whether each is unipolar (:data:`PIT_UNIPOLAR`, indexed by
+    label, 0 for none) and the sign of its area."""
+    loud = ndimage.binary_dilation(loud, iterations=PIT_REACH)
+    stretches = np.where(loud, filtered, 0.0)
+    labels, count = ndimage.label(loud)
+    index = np.arange(1, count + 1)
+    signed = ndimage.sum(stretches, labels, index)
+    unipolar = np.concatenate(([False], np.abs(signed) >= PIT_UNIPOLAR * ndimage.sum(np.abs(stretches), labels, index)))
+    return stretches, labels, unipolar, np.concatenate(([0.0], np.sign(signed)))
+
+
+def very_loud_transients(filtered: np.ndarray, scale: float,
+                         taken: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The samples (zero elsewhere) of the transients whose pit is filled although their
+    :data:`PIT_LEVEL` stretch is not unipolar, and the carrier filter's output for them: those
+    reaching :data:`LOUD_PIT_LEVEL` noise units, taken as their samples at
+    :data:`LOUD_PIT_FRACTION` of the largest magnitude within ``LOUD_PIT_SPAN // 2`` samples or
+    more, widened by :data:`PIT_REACH` over samples of the same sign, where that stretch is
+    unipolar, no sample of it is ``taken`` already, and filling its pit leaves the
+    :data:`LOUD_PIT_SPAN` samples around it at most :data:`LOUD_PIT_FLATTER` of their energy."""
+    magnitude = np.abs(filtered)
+    if not (magnitude >= LOUD_PIT_LEVEL * scale).any():
+        return np.zeros_like(filtered), np.zeros_like(filtered)
+    local_peak = ndimage.maximum_filter1d(magnitude, LOUD_PIT_SPAN, mode="constant")
+    core = (magnitude > PIT_LEVEL * scale) & (magnitude >= LOUD_PIT_FRACTION * local_peak)
+    stretches, labels, unipolar, signs = _unipolar_stretches(filtered, core)
+    # Labels of a 1-D signal are runs numbered in order: each run's peak by one reduceat.
+    starts = np.flatnonzero(np.diff(labels, prepend=0) > 0)
+    peaks = np.concatenate(([0.0], np.maximum.reduceat(np.where(labels > 0, magnitude, 0.0), starts)))
+    loud = unipolar & (peaks >= LOUD_PIT_LEVEL * scale)
+    loud[np.unique(labels[taken])] = False
+    cores = np.where(loud[labels] & (np.sign(stretches) == signs[labels]), stretches, 0.0)
+    if not cores.any():
+        return cores, np.zeros_like(filtered)
+    response = carrier_filter(cores)
+    filled = filtered + (cores - response)
+    near = ndimage.maximum_filter1d((cores != 0).view(np.uint8), LOUD_PIT_SPAN) > 0  # cores widened by half the span
+    groups, count = ndimage.label(near)
+    index = np.arange(1, count + 1)
+    around = near & (cores == 0)
+    before = ndimage.sum(np.where(around, filtered**2, 0.0), groups, index)
+    after = ndimage.sum(np.where(around, filled**2, 0.0), groups, index)
+    flatter = np.concatenate(([False], after <= LOUD_PIT_FLATTER * before))
+    if flatter[1:].all():
+        return cores, response
+    cores = np.where(flatter[groups], cores, 0.0)
+    return cores, (carrier_filter(cores) if cores.any() else np.zeros_like(filtered))
 
 
 def condition(raw: np.ndarray, remove_tones: bool = True, remove_commutation: bool = True,
-              view_room: int | None = None) -> Conditioned:
+              view_room: int | None = None, fill_loud_pits: bool = True) -> Conditioned:
     """The network input of one signal: carrier removed (:func:`remove_carrier`), then its
     stationary tones (:func:`pdseg.tones.remove_tones`) and its converter commutation
     (:func:`pdseg.commutation.remove_commutation`); where commutation could be looked for, the
-    loud pulses get back the area the carrier filter took (:func:`restore_pulse_area`); a signal
-    whose noise is strongly correlated gets a whitened view beside it (:func:`with_whitened_view`).
-    False keeps the tones, or the commutation, that area and the view, as the recipe of weights
+    loud pulses get back the area the carrier filter took (:func:`restore_pulse_area`), and the
+    very loud ones everywhere; a signal whose noise is strongly correlated gets a whitened view
+    beside it (:func:`with_whitened_view`). False keeps the tones, or the commutation, that area
+    and the view, or the very loud pulses' pits (``fill_loud_pits``), as the recipe of weights
     trained before those steps did. ``view_room``: the samples of whitened view the caller's
     work limit leaves (None: no limit)."""
     raw = np.asarray(raw, dtype=np.float64)
@@ -710,10 +788,11 @@ def condition(raw: np.ndarray, remove_tones: bool = True, remove_commutation: bo
         cleaned, locked = commutation.remove_commutation(filtered, scale, period, slots_per_cycle=1)
         if cleaned is not filtered:
             filtered, scale = cleaned, noise_scale(cleaned, magnitude, quantum)
-        if commutation.can_look(raw.size, period, min_slots=PIT_MIN_SLOTS):
-            # Only where commutation could be looked for: elsewhere a notch train's restored
-            # notches were reported as PD (docs/model-card.md, Conditioning).
-            filtered = restore_pulse_area(filtered, scale)
+        # The unipolar pits only where commutation could be looked for: elsewhere a notch
+        # train's restored notches were reported as PD (docs/model-card.md, Conditioning).
+        unipolar_pits = commutation.can_look(raw.size, period, min_slots=PIT_MIN_SLOTS)
+        if unipolar_pits or fill_loud_pits:
+            filtered = restore_pulse_area(filtered, scale, unipolar_pits, fill_loud_pits)
     conditioned = Conditioned(raw=raw, filtered=filtered, scale=scale, network_input=network_planes(filtered, scale),
                               tones=found, carrier=carrier, commutation=train, phase_locked=locked, quantum=quantum)
     if remove_commutation:
