@@ -688,24 +688,28 @@ def test_a_very_loud_spikes_pit_is_filled_in_any_capture(length, sign):
 
 def test_a_loud_spikes_pit_stays_where_other_signal_fills_its_surroundings_and_a_weaker_one_keeps_it():
     """The pit is filled only where that leaves the samples around the spike at most a fifth of
-    their energy: beside a ringing burst (under a tenth of the spike, so not part of it) the pit
-    is no longer what stands out there. A spike under 100 noise units keeps its pit where
-    commutation cannot be looked for, as before."""
+    their energy: beside a ringing burst (its lobes under a tenth of the spike, so not part of
+    it) the pit is no longer what stands out there. A spike under 100 noise units keeps its pit
+    where commutation cannot be looked for, as before."""
     rng = np.random.default_rng(35)
     samples = rng.normal(size=8192)
     samples[4000] += 1000.0
     t = np.arange(120, dtype=float)
-    samples[4010: 4130] += 90.0 * np.sin(2 * np.pi * 0.1 * t) * np.exp(-t / 60.0)
+    samples[4010: 4130] += 70.0 * np.sin(2 * np.pi * 0.1 * t) * np.exp(-t / 60.0)
     filtered = preprocess.remove_carrier(samples)
     scale = preprocess.noise_scale(filtered, float(np.abs(samples).max()))
     assert np.abs(filtered).max() > 900.0 * scale
     assert preprocess.restore_pulse_area(filtered, scale, unipolar_pits=False) is filtered
-    alone = preprocess.remove_carrier(np.where(np.arange(8192) >= 4010, rng.normal(size=8192), samples))
-    assert preprocess.restore_pulse_area(alone, scale, unipolar_pits=False) is not alone
+    assert np.abs(filtered[4010:4130]).max() < 0.1 * np.abs(filtered).max()
+    alone = np.where(np.arange(8192) >= 4010, rng.normal(size=8192), samples)
+    alone = preprocess.remove_carrier(alone)
+    alone_scale = preprocess.noise_scale(alone, 1000.0)
+    assert preprocess.restore_pulse_area(alone, alone_scale, unipolar_pits=False) is not alone
     weaker = rng.normal(size=8192)
     weaker[4000] += 60.0
     weaker = preprocess.remove_carrier(weaker)
-    assert preprocess.restore_pulse_area(weaker, 1.0, unipolar_pits=False) is weaker
+    weaker_scale = preprocess.noise_scale(weaker, 60.0)
+    assert preprocess.restore_pulse_area(weaker, weaker_scale, unipolar_pits=False) is weaker
 
 
 def test_the_pits_are_filled_only_where_commutation_could_be_looked_for():

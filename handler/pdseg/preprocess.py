@@ -187,8 +187,9 @@ def filtered_amid_end_levels(values: np.ndarray, cutoff: float = HIGHPASS_CUTOFF
 
 
 def carrier_filter(values: np.ndarray) -> np.ndarray:
-    """The linear part of :func:`remove_carrier` for a signal of ``values.size`` samples (its
-    trend fit left out): amid continued end levels under :data:`SHORT_SIGNAL` samples."""
+    """The filters of :func:`remove_carrier` for a signal of ``values.size`` samples, without
+    its trend fit: under :data:`SHORT_SIGNAL` samples amid continued end levels (medians of the
+    ends, so not quite linear there)."""
     return filtered_amid_end_levels(values) if values.size < SHORT_SIGNAL else baseline_and_highpass(values)
 
 
@@ -691,22 +692,26 @@ def restore_pulse_area(filtered: np.ndarray, scale: float, unipolar_pits: bool =
     2.3 units against 0.8 for the pulses it found, and 39 of them rose over 0.5 with the offset
     lifted (docs/model-card.md, Known failure modes). What the filter took of a transient is
     the transient minus the filter's output for it; the loud samples stand for the transient."""
+    magnitude = np.abs(filtered)
+    loud = magnitude > PIT_LEVEL * scale
+    if not loud.any():
+        return filtered  # neither rule has a transient to fill
     transients, response = np.zeros_like(filtered), np.zeros_like(filtered)
-    loud = np.abs(filtered) > PIT_LEVEL * scale
-    if unipolar_pits and filtered.size >= SHORT_SIGNAL and loud.any():
+    if unipolar_pits and filtered.size >= SHORT_SIGNAL:
         stretches, labels, unipolar, _ = _unipolar_stretches(filtered, loud)
         transients = np.where(unipolar[labels], stretches, 0.0)
         if transients.any():
             response = carrier_filter(transients)
-    if loud_pits:
-        cores, cores_response = very_loud_transients(filtered, scale, taken=transients != 0)
+    if loud_pits and magnitude.max() >= LOUD_PIT_LEVEL * scale:
+        cores, cores_response = very_loud_transients(filtered, magnitude, scale, taken=transients != 0)
         transients, response = transients + cores, response + cores_response
     if not transients.any():
         return filtered
     return filtered + (transients - response)
 
 
-def _unipolar_stretches(filtered: np.ndarray, loud: np.ndarray):
+def _unipolar_stretches(filtered: np.ndarray,
+                        loud: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The stretches of ``loud`` samples widened by :data:`PIT_REACH` each side: their samples
     (zero elsewhere), their labels, whether each is unipolar (:data:`PIT_UNIPOLAR`, indexed by
     label, 0 for none) and the sign of its area."""
@@ -719,42 +724,49 @@ def _unipolar_stretches(filtered: np.ndarray, loud: np.ndarray):
     return stretches, labels, unipolar, np.concatenate(([0.0], np.sign(signed)))
 
 
-def very_loud_transients(filtered: np.ndarray, scale: float,
+def very_loud_transients(filtered: np.ndarray, magnitude: np.ndarray, scale: float,
                          taken: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The samples (zero elsewhere) of the transients whose pit is filled although their
-    :data:`PIT_LEVEL` stretch is not unipolar, and the carrier filter's output for them: those
-    reaching :data:`LOUD_PIT_LEVEL` noise units, taken as their samples at
-    :data:`LOUD_PIT_FRACTION` of the largest magnitude within ``LOUD_PIT_SPAN // 2`` samples or
-    more, widened by :data:`PIT_REACH` over samples of the same sign, where that stretch is
-    unipolar, no sample of it is ``taken`` already, and filling its pit leaves the
-    :data:`LOUD_PIT_SPAN` samples around it at most :data:`LOUD_PIT_FLATTER` of their energy."""
-    magnitude = np.abs(filtered)
-    if not (magnitude >= LOUD_PIT_LEVEL * scale).any():
-        return np.zeros_like(filtered), np.zeros_like(filtered)
+    """The samples (zero elsewhere) of the transients reaching :data:`LOUD_PIT_LEVEL` noise
+    units whose pit is to be filled, and the carrier filter's output for them. Such a
+    transient is its samples over :data:`PIT_LEVEL` units and at :data:`LOUD_PIT_FRACTION`
+    or more of the largest magnitude (``magnitude``: of ``filtered``) within
+    ``LOUD_PIT_SPAN // 2`` samples, widened by :data:`PIT_REACH` samples; its stretch must be
+    unipolar and share no sample with one filled already (``taken``), and it keeps only its
+    samples of its own sign. The unipolar rule does not run in every capture, and where it does
+    it misses these: their pit stands :data:`PIT_LEVEL` out and joins their stretch."""
     local_peak = ndimage.maximum_filter1d(magnitude, LOUD_PIT_SPAN, mode="constant")
     core = (magnitude > PIT_LEVEL * scale) & (magnitude >= LOUD_PIT_FRACTION * local_peak)
     stretches, labels, unipolar, signs = _unipolar_stretches(filtered, core)
     # Labels of a 1-D signal are runs numbered in order: each run's peak by one reduceat.
     starts = np.flatnonzero(np.diff(labels, prepend=0) > 0)
     peaks = np.concatenate(([0.0], np.maximum.reduceat(np.where(labels > 0, magnitude, 0.0), starts)))
-    loud = unipolar & (peaks >= LOUD_PIT_LEVEL * scale)
-    loud[np.unique(labels[taken])] = False
-    cores = np.where(loud[labels] & (np.sign(stretches) == signs[labels]), stretches, 0.0)
+    loud_label = unipolar & (peaks >= LOUD_PIT_LEVEL * scale)
+    loud_label[np.unique(labels[taken])] = False
+    cores = np.where(loud_label[labels] & (np.sign(stretches) == signs[labels]), stretches, 0.0)
     if not cores.any():
         return cores, np.zeros_like(filtered)
     response = carrier_filter(cores)
-    filled = filtered + (cores - response)
+    flatter = flatter_with_pits_filled(filtered, cores, response)
+    if flatter.all():
+        return cores, response
+    cores = np.where(flatter, cores, 0.0)
+    return cores, (carrier_filter(cores) if cores.any() else np.zeros_like(filtered))
+
+
+def flatter_with_pits_filled(filtered: np.ndarray, cores: np.ndarray, response: np.ndarray) -> np.ndarray:
+    """Per sample, whether the :data:`LOUD_PIT_SPAN` samples around the nearest ``cores`` (the
+    cores within that span of each other taken together) keep at most :data:`LOUD_PIT_FLATTER`
+    of their energy once the pits are filled (``response``: the carrier filter's output for
+    ``cores``). Where a burst's ringing or a sensor's own undershoot fills the surroundings,
+    the pit is not what stands out there."""
     near = ndimage.maximum_filter1d((cores != 0).view(np.uint8), LOUD_PIT_SPAN) > 0  # cores widened by half the span
     groups, count = ndimage.label(near)
     index = np.arange(1, count + 1)
     around = near & (cores == 0)
+    filled = filtered + (cores - response)
     before = ndimage.sum(np.where(around, filtered**2, 0.0), groups, index)
     after = ndimage.sum(np.where(around, filled**2, 0.0), groups, index)
-    flatter = np.concatenate(([False], after <= LOUD_PIT_FLATTER * before))
-    if flatter[1:].all():
-        return cores, response
-    cores = np.where(flatter[groups], cores, 0.0)
-    return cores, (carrier_filter(cores) if cores.any() else np.zeros_like(filtered))
+    return np.concatenate(([False], after <= LOUD_PIT_FLATTER * before))[groups] | (cores == 0)
 
 
 def condition(raw: np.ndarray, remove_tones: bool = True, remove_commutation: bool = True,
@@ -762,8 +774,9 @@ def condition(raw: np.ndarray, remove_tones: bool = True, remove_commutation: bo
     """The network input of one signal: carrier removed (:func:`remove_carrier`), then its
     stationary tones (:func:`pdseg.tones.remove_tones`) and its converter commutation
     (:func:`pdseg.commutation.remove_commutation`); where commutation could be looked for, the
-    loud pulses get back the area the carrier filter took (:func:`restore_pulse_area`), and the
-    very loud ones everywhere; a signal whose noise is strongly correlated gets a whitened view
+    loud pulses get back the area the carrier filter took (:func:`restore_pulse_area`), and with
+    the commutation step on (as served) the very loud ones in every capture; a signal whose
+    noise is strongly correlated gets a whitened view
     beside it (:func:`with_whitened_view`). False keeps the tones, or the commutation, that area
     and the view, or the very loud pulses' pits (``fill_loud_pits``), as the recipe of weights
     trained before those steps did. ``view_room``: the samples of whitened view the caller's
