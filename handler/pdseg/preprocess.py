@@ -22,6 +22,7 @@ from scipy import signal as sps
 from scipy import stats
 
 from . import commutation, tones, whiten
+from .regions import mask_to_regions, reaches
 from .phase import CarrierFit, fit_carrier
 from .robust import mad_sigma
 
@@ -737,10 +738,9 @@ def very_loud_transients(filtered: np.ndarray, magnitude: np.ndarray, scale: flo
     local_peak = ndimage.maximum_filter1d(magnitude, LOUD_PIT_SPAN, mode="constant")
     core = (magnitude > PIT_LEVEL * scale) & (magnitude >= LOUD_PIT_FRACTION * local_peak)
     stretches, labels, unipolar, signs = _unipolar_stretches(filtered, core)
-    # Labels of a 1-D signal are runs numbered in order: each run's peak by one reduceat.
-    starts = np.flatnonzero(np.diff(labels, prepend=0) > 0)
-    peaks = np.concatenate(([0.0], np.maximum.reduceat(np.where(labels > 0, magnitude, 0.0), starts)))
-    loud_label = unipolar & (peaks >= LOUD_PIT_LEVEL * scale)
+    # The labels of a 1-D signal number its runs in order, as mask_to_regions lists them.
+    runs = mask_to_regions(labels > 0, min_gap=0, min_length=1)
+    loud_label = unipolar & np.concatenate(([False], reaches(runs, magnitude, LOUD_PIT_LEVEL * scale)))
     loud_label[np.unique(labels[taken])] = False
     cores = np.where(loud_label[labels] & (np.sign(stretches) == signs[labels]), stretches, 0.0)
     if not cores.any():
