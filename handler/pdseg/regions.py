@@ -109,12 +109,21 @@ TRIM_FLOOR = 1.0  # noise units
 TRIM_CEILING = 5.0  # noise units: a weaker pulse leading a merged region keeps its samples
 TRIM_MOST = 8  # samples per end
 TRIM_TAIL_RATIO = 2.0  # an unseen stretch longer than this many times the visible part is cut
+# A spike: a region whose peak stands SPIKE_LEVEL noise units out (a loud sample, as
+# transients.LEVEL) with at most SPIKE_MOST samples at SPIKE_FLOOR units or more. Its 10 % level
+# is about one noise unit, which the noise beside it passes every third sample, so the visible
+# part ran as long as the network's extent (8 samples for a one-sample truth). Its region is
+# those samples and SPIKE_PAD either side: the sample of its onset and what noise hides of its decay.
+SPIKE_LEVEL = 8.0  # noise units
+SPIKE_FLOOR = 3.0  # noise units: white noise passes it once in a few hundred samples
+SPIKE_MOST = 2  # samples
+SPIKE_PAD = 1  # samples
 
 
 def trim_to_signal(regions: np.ndarray, filtered: np.ndarray, scale: float,
                    fraction: float = TRIM_FRACTION, floor: float = TRIM_FLOOR,
                    ceiling: float = TRIM_CEILING, most: int = TRIM_MOST,
-                   tail_ratio: float = TRIM_TAIL_RATIO) -> np.ndarray:
+                   tail_ratio: float = TRIM_TAIL_RATIO, spikes: bool = True) -> np.ndarray:
     """``regions`` with each end moved in to the outermost sample of the carrier-free signal
     ``filtered`` whose magnitude reaches ``fraction`` of the region's peak, kept between
     ``floor`` and ``ceiling`` noise units (``scale``). The network's probability spreads a few
@@ -128,7 +137,9 @@ def trim_to_signal(regions: np.ndarray, filtered: np.ndarray, scale: float,
     within 80 samples of its onset after it); the exception cuts the long extent that
     band-limited noise after a short pulse draws (``[364, 412]`` for the 6-sample event
     ``[365, 370]`` becomes ``[365, 370]``). A region
-    whose peak is under ``floor`` is kept as it is. Only the regions' own samples are read."""
+    whose peak is under ``floor`` is kept as it is. Then, with ``spikes``, a spike's region
+    (:data:`SPIKE_LEVEL`) becomes its samples at :data:`SPIKE_FLOOR` noise units or more and
+    :data:`SPIKE_PAD` either side (:func:`spike_extent`). Only the regions' own samples are read."""
     regions = np.asarray(regions, dtype=np.int64).reshape(-1, 2)
     trimmed = regions.copy()
     for index, (start, end) in enumerate(regions.tolist()):
@@ -145,4 +156,20 @@ def trim_to_signal(regions: np.ndarray, filtered: np.ndarray, scale: float,
         new_start = start + (lead if lead > unseen_allowed else min(lead, most))
         new_end = end - (tail if tail > unseen_allowed else min(tail, most))
         trimmed[index] = (new_start, new_end)
+        if spikes:
+            trimmed[index] = spike_extent(int(new_start), int(new_end), filtered, scale)
     return trimmed
+
+
+def spike_extent(start: int, end: int, filtered: np.ndarray, scale: float) -> tuple[int, int]:
+    """The region [start, end) of ``filtered`` cut to its spike, where it holds one: a peak
+    :data:`SPIKE_LEVEL` noise units (``scale``) out and at most :data:`SPIKE_MOST` samples at
+    :data:`SPIKE_FLOOR` or more, with :data:`SPIKE_PAD` samples either side (within the
+    region); any other region as it is."""
+    units = np.abs(filtered[start:end]) / scale
+    if units.size == 0 or units.max() < SPIKE_LEVEL:
+        return start, end
+    standing = np.flatnonzero(units >= SPIKE_FLOOR)
+    if standing[-1] + 1 - standing[0] > SPIKE_MOST:
+        return start, end
+    return max(start, start + int(standing[0]) - SPIKE_PAD), min(end, start + int(standing[-1]) + 1 + SPIKE_PAD)
