@@ -574,28 +574,32 @@ def test_region_ends_move_in_to_where_the_signal_stands_out():
 
 
 def test_a_spike_region_is_cut_to_the_spike_whatever_the_noise_beside_it():
-    """A spike 8 or more noise units out with at most two samples at 3 units or more: its
-    region is those samples and one either side, however far noise of 1-2.9 units (over the
-    spike's 10 % level, which the first rule keeps) and the network's extent run on. A pulse
-    whose decay keeps more samples at 3 units, a spike under 8 units, and a region without a
-    sample at 3 units are left to the first rule."""
+    """A spike 8 or more noise units out whose samples at 3 units or more span at most two: its
+    region is those samples and one either side (within the region), however far noise of
+    1.1-2.9 units (over the spike's 10 % level, which the first rule keeps) and the network's
+    extent run on. A pulse whose decay keeps more samples at 3 units, a spike under 8 units, and
+    a spike with another sample at 3 units further off in its region are left to the first rule."""
     from pdseg.regions import spike_extent, trim_to_signal
 
-    beside = np.tile([1.5, -2.9, 2.0, -1.2], 100)  # noise over 10 % of a 12-unit spike, under 3
+    beside = np.tile([1.5, -2.9, 2.0, -1.1], 100)  # noise over 10 % of a 12-unit spike, under 3
     signal = beside.copy()
     signal[100] = 12.0  # a one-sample spike
     signal[200:202] = (10.0, -9.0)  # a two-sample bipolar spike
     signal[300:310] = 12.0 * np.exp(-np.arange(10) / 3.0)  # decay 3: five samples at 3 units or more
     signal[352] = 7.0  # a spike under 8 units
-    regions = np.array([[95, 108], [196, 210], [298, 318], [348, 360], [380, 390]])
+    signal[385], signal[389] = 20.0, 3.5  # a spike, and 4 samples on a noise sample at 3 units
+    regions = np.array([[95, 108], [196, 210], [298, 318], [348, 360], [380, 395]])
     for sign, scale in ((1.0, 1.0), (-1.0, 2.0)):  # either polarity, any units
         values = sign * scale * signal
         without = trim_to_signal(regions, values, scale, spikes=False)
-        assert without.tolist() == [[96, 107], [196, 210], [298, 318], [348, 360], [380, 390]]
+        assert without.tolist() == [[96, 107], [196, 210], [298, 318], [348, 360], [381, 395]]
         assert trim_to_signal(regions, values, scale).tolist() == [
-            [99, 102], [199, 203], [298, 318], [348, 360], [380, 390]]
-    assert spike_extent(100, 101, signal, 1.0) == (100, 101)  # never wider than the region
+            [99, 102], [199, 203], [298, 318], [348, 360], [381, 395]]
+    quiet = np.zeros(100)
+    quiet[50] = 40.0  # in quiet noise the first rule cuts to the spike; the pad stays within its region
+    assert trim_to_signal(np.array([[45, 60]]), quiet, 1.0).tolist() == [[50, 52]]  # not 49: the first rule ended it there
     assert spike_extent(5, 5, signal, 1.0) == (5, 5)
+    assert spike_extent(0, 3, np.full(3, np.nan), 1.0) == (0, 3)
 
 
 def test_a_short_signal_is_shown_amid_its_own_quiet_noise():

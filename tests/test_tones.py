@@ -172,3 +172,46 @@ def test_tones_leave_nothing_at_a_capture_ends_after_the_carrier_filter(carrier_
     assert np.abs(left).max() < 1.5
     unrefiltered = tones.remove_tones(preprocess.remove_carrier(raw)) - preprocess.remove_carrier(noise)
     assert np.abs(unrefiltered[:20]).max() > 2.0  # what the refilter step is there for
+
+
+def converter_notches(depth, samples_per_cycle, width=30.0, first=300.0):
+    """Six equal dips a cycle (a six-pulse converter's commutation), ``depth`` deep."""
+    notches = np.zeros(LENGTH)
+    for k in range(-1, int(LENGTH / samples_per_cycle * 6) + 2):
+        centre = first + k * samples_per_cycle / 6
+        notches -= depth * 0.5 * (np.tanh((TIME - centre + width / 2) / 1.5) - np.tanh((TIME - centre - width / 2) / 1.5))
+    return notches
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_tone_the_converter_notches_hid_is_taken_out_after_them(seed):
+    """Notches 17 noise units deep, six a cycle, lift the spectrum a line is measured against,
+    and a weak stationary tone goes unseen by the first look for tones. Once the notch train is
+    taken out, the tone is found and taken out too: the capture is conditioned as it would be
+    without the converter (on the training generator's 20 dB tier with interference, such
+    tones drew long regions over the noise between pulses and notches)."""
+    rng = np.random.default_rng(seed)
+    samples_per_cycle = 2050.3
+    clean = 7e5 * np.sin(2 * np.pi * TIME / samples_per_cycle) + 100.0 * rng.normal(size=LENGTH)
+    clean += 45.0 * np.sin(2 * np.pi * 0.0376 * TIME + 1.0)  # 0.32 of the noise's rms
+    raw = clean + converter_notches(1700.0, samples_per_cycle)
+    assert tones.stationary_tones(preprocess.remove_carrier(raw)).size == 0  # hidden from the first look
+    served, without_notches = preprocess.condition(raw), preprocess.condition(clean)
+    assert served.commutation is not None
+    assert served.tones.size == 1 and abs(served.tones[0] - 0.0376) < 1.0 / tones.SEGMENT
+    np.testing.assert_allclose(served.tones, without_notches.tones, atol=1e-3)
+    residue = (served.filtered - without_notches.filtered)[512:-512] / without_notches.scale
+    assert np.sqrt(np.mean(residue**2)) < 0.3
+
+
+def test_a_removed_trains_own_harmonics_are_no_tones():
+    """After a notch train is taken out, what is left of it lies on its harmonics: a line there
+    is not taken for a tone, nor is one found before; a line between harmonics is."""
+    rng = np.random.default_rng(5)
+    spacing = 1.0 / 341.7
+    noise = rng.normal(size=LENGTH)
+    for multiple, expected in ((11.0, 0), (11.5, 1)):
+        signal = noise + am_tone(multiple * spacing, 1.0)
+        assert tones.stationary_tones(signal).size == 1
+        assert tones.tones_besides(signal, np.zeros(0), spacing).size == expected
+        assert tones.tones_besides(signal, np.array([multiple * spacing]), spacing).size == 0

@@ -770,16 +770,19 @@ def flatter_with_pits_filled(filtered: np.ndarray, cores: np.ndarray, response: 
 
 
 def condition(raw: np.ndarray, remove_tones: bool = True, remove_commutation: bool = True,
-              view_room: int | None = None, fill_loud_pits: bool = True) -> Conditioned:
+              view_room: int | None = None, fill_loud_pits: bool = True,
+              find_hidden_tones: bool = True) -> Conditioned:
     """The network input of one signal: carrier removed (:func:`remove_carrier`), then its
     stationary tones (:func:`pdseg.tones.remove_tones`) and its converter commutation
-    (:func:`pdseg.commutation.remove_commutation`); where commutation could be looked for, the
+    (:func:`pdseg.commutation.remove_commutation`), and the tones that the commutation hid
+    (:func:`pdseg.tones.tones_besides`); where commutation could be looked for, the
     loud pulses get back the area the carrier filter took (:func:`restore_pulse_area`), and with
     the commutation step on (as served) the very loud ones in every capture; a signal whose
     noise is strongly correlated gets a whitened view
     beside it (:func:`with_whitened_view`). False keeps the tones, or the commutation, that area
-    and the view, or the very loud pulses' pits (``fill_loud_pits``), as the recipe of weights
-    trained before those steps did. ``view_room``: the samples of whitened view the caller's
+    and the view, or the very loud pulses' pits (``fill_loud_pits``), or the tones the
+    commutation hid (``find_hidden_tones``), as the recipe of weights trained before those
+    steps did. ``view_room``: the samples of whitened view the caller's
     work limit leaves (None: no limit)."""
     raw = np.asarray(raw, dtype=np.float64)
     filtered = remove_carrier(raw)
@@ -798,6 +801,11 @@ def condition(raw: np.ndarray, remove_tones: bool = True, remove_commutation: bo
         if cleaned is not filtered:
             # Twelve notches a cycle touch about a quarter of the noise estimate's blocks.
             filtered, scale = cleaned, noise_scale(cleaned, magnitude, quantum)
+            hidden = (tones.tones_besides(filtered, found, 1.0 / train.slot) if remove_tones and find_hidden_tones
+                      else np.zeros(0))
+            if hidden.size:
+                filtered = tones.remove_tones(filtered, hidden, refilter=(baseline_and_highpass, carrier_filter_gain))
+                found, scale = np.sort(np.concatenate((found, hidden))), noise_scale(filtered, magnitude, quantum)
         cleaned, locked = commutation.remove_commutation(filtered, scale, period, slots_per_cycle=1)
         if cleaned is not filtered:
             filtered, scale = cleaned, noise_scale(cleaned, magnitude, quantum)

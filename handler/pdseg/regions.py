@@ -107,13 +107,16 @@ def describe_regions(regions: np.ndarray, filtered: np.ndarray, probability: np.
 TRIM_FRACTION = 0.1
 TRIM_FLOOR = 1.0  # noise units
 TRIM_CEILING = 5.0  # noise units: a weaker pulse leading a merged region keeps its samples
+# (but beside a spike, a pulse under SPIKE_FLOOR goes with the rest of the spike's region)
 TRIM_MOST = 8  # samples per end
 TRIM_TAIL_RATIO = 2.0  # an unseen stretch longer than this many times the visible part is cut
 # A spike: a region whose peak stands SPIKE_LEVEL noise units out (a loud sample, as
-# transients.LEVEL) with at most SPIKE_MOST samples at SPIKE_FLOOR units or more. Its 10 % level
-# is about one noise unit, which the noise beside it passes every third sample, so the visible
-# part ran as long as the network's extent (8 samples for a one-sample truth). Its region is
-# those samples and SPIKE_PAD either side: the sample of its onset and what noise hides of its decay.
+# transients.LEVEL) and whose samples at SPIKE_FLOOR units or more span at most SPIKE_MOST. Its
+# 10 % level is about one noise unit, which the noise beside it passes every third sample, so
+# the visible part ran as long as the network's extent (8-16 samples for a truth of one or two).
+# Its region is those samples and up to SPIKE_PAD either side, within the region: the sample of
+# its onset and what noise hides of its decay (the isolated transients' extent, added where the
+# network gave no region, starts at the loud sample: pdseg.transients).
 SPIKE_LEVEL = 8.0  # noise units
 SPIKE_FLOOR = 3.0  # noise units: white noise passes it once in a few hundred samples
 SPIKE_MOST = 2  # samples
@@ -163,11 +166,11 @@ def trim_to_signal(regions: np.ndarray, filtered: np.ndarray, scale: float,
 
 def spike_extent(start: int, end: int, filtered: np.ndarray, scale: float) -> tuple[int, int]:
     """The region [start, end) of ``filtered`` cut to its spike, where it holds one: a peak
-    :data:`SPIKE_LEVEL` noise units (``scale``) out and at most :data:`SPIKE_MOST` samples at
-    :data:`SPIKE_FLOOR` or more, with :data:`SPIKE_PAD` samples either side (within the
-    region); any other region as it is."""
+    :data:`SPIKE_LEVEL` noise units (``scale``) out, and its samples at :data:`SPIKE_FLOOR` or
+    more spanning at most :data:`SPIKE_MOST`; with up to :data:`SPIKE_PAD` samples either side
+    (never past the region's ends). Any other region as it is."""
     units = np.abs(filtered[start:end]) / scale
-    if units.size == 0 or units.max() < SPIKE_LEVEL:
+    if units.size == 0 or not units.max() >= SPIKE_LEVEL:  # NaN: as it is
         return start, end
     standing = np.flatnonzero(units >= SPIKE_FLOOR)
     if standing[-1] + 1 - standing[0] > SPIKE_MOST:

@@ -124,6 +124,27 @@ def stationary_tones(filtered: np.ndarray) -> np.ndarray:
     return np.asarray(frequencies, dtype=np.float64)
 
 
+# A converter's notch train, taken out after the tones were looked for (pdseg.commutation), can
+# have hidden a tone from that first look: its broad spectrum lifts the running median a line is
+# measured against (a line 22-30 times over it read 7.7 beside notches of 17 noise units, six a
+# cycle, under LINE_RATIO). What is left of
+# the train after its removal lies on its own harmonics; a line within this share of their
+# spacing from one is that, not a tone.
+HARMONIC_MARGIN = 0.1
+
+
+def tones_besides(filtered: np.ndarray, known: np.ndarray, harmonic_spacing: float) -> np.ndarray:
+    """The stationary tones of ``filtered`` (:func:`stationary_tones`) that are neither within
+    a bin of one of ``known`` nor within :data:`HARMONIC_MARGIN` of a multiple of
+    ``harmonic_spacing`` (cycles per sample: a removed train's line spacing)."""
+    found = stationary_tones(filtered)
+    known = np.asarray(known, dtype=np.float64)
+    harmonic = found / harmonic_spacing
+    new = ((np.abs(harmonic - np.round(harmonic)) >= HARMONIC_MARGIN)
+           & ~np.any(np.abs(found[:, None] - known[None, :]) < 1.0 / SEGMENT, axis=1))
+    return found[new]
+
+
 def _continuation(end: np.ndarray, frequencies: np.ndarray, edge: int, steps: np.ndarray) -> np.ndarray:
     """The tones at ``frequencies`` as they are at sample ``edge`` of ``end`` (its first or last),
     evaluated at the times ``steps`` (on ``end``'s time axis). Each tone is fitted (least
