@@ -183,7 +183,7 @@ def converter_notches(depth, samples_per_cycle, width=30.0, first=300.0):
     return notches
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("seed", [0, 6, 18, 23])  # 6, 18, 23: the tone's short-time frequency reads near a harmonic
 def test_a_tone_the_converter_notches_hid_is_taken_out_after_them(seed):
     """Notches 17 noise units deep, six a cycle, lift the spectrum a line is measured against,
     and a weak stationary tone goes unseen by the first look for tones. Once the notch train is
@@ -205,12 +205,13 @@ def test_a_tone_the_converter_notches_hid_is_taken_out_after_them(seed):
 
 
 def test_a_removed_trains_own_harmonics_are_no_tones():
-    """After a notch train is taken out, what is left of it lies on its harmonics: a line there
-    is not taken for a tone, nor is one found before; a line between harmonics is."""
+    """After a notch train is taken out, what is left of it lies on its harmonics: a line
+    within 3 bins of the whole signal's spectrum of one (0.0626 of the spacing here) is not
+    taken for a tone, nor is one found before; a line further from them is."""
     rng = np.random.default_rng(5)
     spacing = 1.0 / 341.7
     noise = rng.normal(size=LENGTH)
-    for multiple, expected in ((11.0, 0), (11.5, 1)):
+    for multiple, expected in ((11.0, 0), (11.03, 0), (10.96, 0), (11.1, 1), (11.5, 1)):
         signal = noise + am_tone(multiple * spacing, 1.0)
         assert tones.stationary_tones(signal).size == 1
         assert tones.tones_besides(signal, np.zeros(0), spacing).size == expected

@@ -1,5 +1,6 @@
-"""Per-signal conditioning: remove the AC carrier and the stationary tones (:mod:`.tones`),
-estimate the noise floor, scale robustly.
+"""Per-signal conditioning: remove the AC carrier, the stationary tones (:mod:`.tones`) and the
+converter commutation (:mod:`.commutation`, then the tones its train hid), estimate the noise
+floor, scale robustly.
 
 The network gets two input planes (channels): the carrier-free signal in units of its noise
 floor, asinh compressed ("signal"), and the same signal relative to its local peak

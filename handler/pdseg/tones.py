@@ -27,6 +27,8 @@ stretch of the capture, and subtracted before the network sees the signal.
   :data:`OUTLIER_REACH` samples either side), the previous estimate's tones instead of the
   signal. A pulse loses only what of it lies in the notched bands under that level and beyond
   that reach.
+* **Looking again** (:func:`tones_besides`): once a converter's notch train is taken out
+  (:mod:`pdseg.commutation`), the lines it hid, except those on its own harmonics.
 """
 from __future__ import annotations
 
@@ -127,22 +129,46 @@ def stationary_tones(filtered: np.ndarray) -> np.ndarray:
 # A converter's notch train, taken out after the tones were looked for (pdseg.commutation), can
 # have hidden a tone from that first look: its broad spectrum lifts the running median a line is
 # measured against (a line 22-30 times over it read 7.7 beside notches of 17 noise units, six a
-# cycle, under LINE_RATIO). What is left of
-# the train after its removal lies on its own harmonics; a line within this share of their
-# spacing from one is that, not a tone.
-HARMONIC_MARGIN = 0.1
+# cycle, under LINE_RATIO). What is left of the train after its removal lies on its own
+# harmonics, a third to one and a half of a short-time bin apart for cycles of 1,000-5,000
+# samples: the line's frequency is taken from the spectrum of the whole signal for this test,
+# and a line within this many of that spectrum's bins (1 / length) of a harmonic cannot be told
+# from it (the Hann window's main lobe reaches 2 bins either side; one more for the estimate).
+HARMONIC_MARGIN_BINS = 3.0
+
+
+def whole_signal_frequencies(filtered: np.ndarray, frequencies: np.ndarray) -> np.ndarray:
+    """Each of ``frequencies`` (found in short-time spectra) as the peak of the Hann-windowed
+    spectrum of all of ``filtered`` within a short-time bin of it (the parabola through three log
+    magnitudes), to a small fraction of a short-time bin."""
+    size = filtered.size
+    magnitude = np.abs(np.fft.rfft(filtered * np.hanning(size)))
+    log_magnitude = np.log(magnitude + np.finfo(np.float64).tiny)
+    refined = []
+    for frequency in np.asarray(frequencies, dtype=np.float64):
+        low = max(int(np.floor((frequency - 1.0 / SEGMENT) * size)), 1)
+        high = min(int(np.ceil((frequency + 1.0 / SEGMENT) * size)) + 1, magnitude.size - 1)
+        peak = low + int(np.argmax(magnitude[low:high]))
+        left, centre, right = log_magnitude[peak - 1: peak + 2]
+        curvature = left - 2.0 * centre + right
+        offset = float(np.clip(0.5 * (left - right) / curvature, -0.5, 0.5)) if curvature < 0.0 else 0.0
+        refined.append((peak + offset) / size)
+    return np.asarray(refined, dtype=np.float64)
 
 
 def tones_besides(filtered: np.ndarray, known: np.ndarray, harmonic_spacing: float) -> np.ndarray:
     """The stationary tones of ``filtered`` (:func:`stationary_tones`) that are neither within
-    a bin of one of ``known`` nor within :data:`HARMONIC_MARGIN` of a multiple of
-    ``harmonic_spacing`` (cycles per sample: a removed train's line spacing)."""
+    a short-time bin of one of ``known`` nor, at their frequency in the whole signal's spectrum
+    (:func:`whole_signal_frequencies`), within :data:`HARMONIC_MARGIN_BINS` of its bins of a
+    multiple of ``harmonic_spacing`` (cycles per sample: a removed train's line spacing)."""
     found = stationary_tones(filtered)
     known = np.asarray(known, dtype=np.float64)
-    harmonic = found / harmonic_spacing
-    new = ((np.abs(harmonic - np.round(harmonic)) >= HARMONIC_MARGIN)
-           & ~np.any(np.abs(found[:, None] - known[None, :]) < 1.0 / SEGMENT, axis=1))
-    return found[new]
+    found = found[~np.any(np.abs(found[:, None] - known[None, :]) < 1.0 / SEGMENT, axis=1)]
+    if found.size == 0:
+        return found
+    frequencies = whole_signal_frequencies(filtered, found)
+    nearest = np.round(frequencies / harmonic_spacing) * harmonic_spacing
+    return found[np.abs(frequencies - nearest) * filtered.size >= HARMONIC_MARGIN_BINS]
 
 
 def _continuation(end: np.ndarray, frequencies: np.ndarray, edge: int, steps: np.ndarray) -> np.ndarray:
