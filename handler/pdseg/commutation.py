@@ -201,6 +201,12 @@ def can_look(length: int, samples_per_cycle: float | None, slots_per_cycle: int 
     return int(length // slot) >= least and int(slot) >= 2
 
 
+def single_stretch(length: int, slot: float) -> bool:
+    """Whether :func:`remove_commutation` takes a signal of ``length`` samples in one stretch of
+    sixths of ``slot`` samples (one train from its first sixth to its last)."""
+    return int(length // slot) < 2 * CHUNK_SLOTS
+
+
 def remove_commutation(filtered: np.ndarray, scale: float, samples_per_cycle: float | None,
                        slots_per_cycle: int = SLOTS_PER_CYCLE) -> tuple[np.ndarray, Train | None]:
     """``filtered`` (carrier removed, noise ``scale``) with its converter commutation taken out

@@ -18,7 +18,7 @@ import math
 from functools import lru_cache
 
 import numpy as np
-from scipy import ndimage
+from scipy import ndimage, optimize
 from scipy import signal as sps
 from scipy import stats
 
@@ -770,9 +770,106 @@ def flatter_with_pits_filled(filtered: np.ndarray, cores: np.ndarray, response: 
     return np.concatenate(([False], after <= LOUD_PIT_FLATTER * before))[groups] | (cores == 0)
 
 
+# The commutation step takes out the median sixth: the shape the carrier filter gives a notch
+# away from a signal's ends. Within a few hundred samples of an end the filter's end fit and
+# start-up shape it otherwise (a notch cut by the end comes out as a bump of the other sign), and
+# what is left there was reported as PD. So the notch as it was before the filter is fitted (its
+# samples where the median sixth stands at half its peak, widened by END_NOTCH_MARGIN, whose
+# filtered repetition matches the median sixth best), the train is rebuilt from it over each
+# end's END_SEGMENT samples and run through the carrier filter, and what the filter does there
+# beyond its response away from the ends is taken out too; in the last sixth, cut by the end,
+# the rebuilt train replaces the median's partial subtraction. Of each segment END_KEEP samples
+# at the end are kept (its other end is a cut of the segment's own).
+END_NOTCH_MARGIN = 8
+END_NOTCH_MISFIT = 0.1  # of the median sixth's rms: beyond it the fit is no notch
+END_SEGMENT = 2048
+END_KEEP = 1024
+IMPULSE_HALF = 1024  # samples of the carrier filter's response kept each side
+
+
+@lru_cache(maxsize=1)
+def carrier_filter_impulse() -> np.ndarray:
+    """The carrier filter's response to a unit sample away from a signal's ends,
+    ``2 * IMPULSE_HALF + 1`` samples centred on it."""
+    size = 4 * IMPULSE_HALF + 1
+    unit = np.zeros(size)
+    unit[size // 2] = 1.0
+    return baseline_and_highpass(unit)[size // 2 - IMPULSE_HALF: size // 2 + IMPULSE_HALF + 1]
+
+
+def notch_before_filter(template: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """``(support, values, misfit)``: the samples (indices into the median sixth ``template``)
+    and values, all of the sign of its largest, of the notch whose repetition every sixth,
+    through the carrier filter away from the ends, comes closest to ``template`` (non-negative
+    least squares), and the rms of what it leaves of ``template`` relative to its own."""
+    width = template.size
+    core = np.abs(template) > 0.5 * float(np.max(np.abs(template)))
+    support = np.flatnonzero(ndimage.binary_dilation(core, iterations=END_NOTCH_MARGIN))
+    # The response folded onto one sixth: every sixth's notch reaches into its neighbours.
+    lags = np.arange(-IMPULSE_HALF, IMPULSE_HALF + 1)
+    folded = np.bincount(lags % width, weights=carrier_filter_impulse(), minlength=width)
+    design = folded[(np.arange(width)[:, None] - support[None, :]) % width]
+    # One-signed, as a notch is: the carrier filter passes next to nothing of a notch's area, and
+    # unconstrained, the fit gives it none (shoulders of the other sign), which the filter's end
+    # fit then treats otherwise than the notch.
+    sign = 1.0 if template[np.argmax(np.abs(template))] > 0 else -1.0
+    magnitudes, _ = optimize.nnls(design, sign * template)
+    values = sign * magnitudes
+    fit = float(np.sqrt(np.mean((design @ values - template) ** 2) / np.mean(template**2)))
+    return support, values, fit
+
+
+def _rebuilt_train(start: int, stop: int, slot: float, support: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """The notch ``values`` at ``support`` (zero between its samples) repeated every ``slot``
+    samples from sample 0, on the samples ``start`` to ``stop`` (linear interpolation between
+    whole samples)."""
+    offsets = np.arange(int(support[0]), int(support[-1]) + 1)
+    notch = np.zeros(offsets.size)
+    notch[support - support[0]] = values
+    samples = np.arange(start, stop)
+    train = np.zeros(samples.size)
+    first = int(np.floor((start - offsets[-1]) / slot)) - 1
+    last = int(np.ceil((stop - offsets[0]) / slot)) + 1
+    for number in range(first, last + 1):
+        positions = number * slot + offsets
+        inside = (samples >= positions[0] - 1) & (samples <= positions[-1] + 1)
+        train[inside] += np.interp(samples[inside], positions, notch, left=0.0, right=0.0)
+    return train
+
+
+def commutation_at_ends(filtered: np.ndarray, cleaned: np.ndarray, train: commutation.Train,
+                        whole_capture: bool) -> np.ndarray:
+    """``cleaned`` (``filtered`` less the median sixth, :func:`pdseg.commutation.remove_commutation`)
+    with what the carrier filter made of the ``train`` at the signal's start, and with
+    ``whole_capture`` (one train over all of it) at its end, taken out as well."""
+    size = filtered.size
+    if size < 2 * END_SEGMENT:
+        return cleaned
+    support, values, misfit = notch_before_filter(train.template)
+    if misfit > END_NOTCH_MISFIT:
+        return cleaned  # no one-signed notch makes this train (a sensor's bipolar response)
+    response = carrier_filter_impulse()
+    result = cleaned.copy()
+    ends = [(0, END_SEGMENT, slice(0, END_KEEP))]
+    if whole_capture:
+        ends.append((size - END_SEGMENT, size, slice(END_SEGMENT - END_KEEP, END_SEGMENT)))
+    for start, stop, keep in ends:
+        # Away from the ends the median sixth holds the response to notches beyond the signal too.
+        extended = _rebuilt_train(start - IMPULSE_HALF, stop + IMPULSE_HALF, train.slot, support, values)
+        rebuilt = extended[IMPULSE_HALF: IMPULSE_HALF + stop - start]
+        through_filter = baseline_and_highpass(rebuilt)
+        away_from_ends = sps.oaconvolve(extended, response, mode="same")[IMPULSE_HALF: IMPULSE_HALF + stop - start]
+        part = result[start:stop]
+        part[keep] -= (through_filter - away_from_ends)[keep]
+        if stop == size:
+            cut = int(np.ceil(np.floor(size / train.slot) * train.slot)) - start
+            part[cut:] = filtered[start + cut: stop] - through_filter[cut:]
+    return result
+
+
 def condition(raw: np.ndarray, remove_tones: bool = True, remove_commutation: bool = True,
               view_room: int | None = None, fill_loud_pits: bool = True,
-              find_hidden_tones: bool = True) -> Conditioned:
+              find_hidden_tones: bool = True, fit_commutation_ends: bool = True) -> Conditioned:
     """The network input of one signal: carrier removed (:func:`remove_carrier`), then its
     stationary tones (:func:`pdseg.tones.remove_tones`) and its converter commutation
     (:func:`pdseg.commutation.remove_commutation`), and the tones that the commutation hid
@@ -782,8 +879,9 @@ def condition(raw: np.ndarray, remove_tones: bool = True, remove_commutation: bo
     noise is strongly correlated gets a whitened view
     beside it (:func:`with_whitened_view`). False keeps the tones, or the commutation, that area
     and the view, or the very loud pulses' pits (``fill_loud_pits``), or the tones the
-    commutation hid (``find_hidden_tones``), as the recipe of weights trained before those
-    steps did. ``view_room``: the samples of whitened view the caller's
+    commutation hid (``find_hidden_tones``), or the train at the signal's ends
+    (``fit_commutation_ends``, :func:`commutation_at_ends`), as the recipe of weights trained
+    before those steps did. ``view_room``: the samples of whitened view the caller's
     work limit leaves (None: no limit)."""
     raw = np.asarray(raw, dtype=np.float64)
     filtered = remove_carrier(raw)
@@ -800,6 +898,8 @@ def condition(raw: np.ndarray, remove_tones: bool = True, remove_commutation: bo
         period = carrier.samples_per_cycle if carrier.detected else None
         cleaned, train = commutation.remove_commutation(filtered, scale, period)
         if cleaned is not filtered:
+            if fit_commutation_ends:
+                cleaned = commutation_at_ends(filtered, cleaned, train, commutation.single_stretch(filtered.size, train.slot))
             # Twelve notches a cycle touch about a quarter of the noise estimate's blocks.
             filtered, scale = cleaned, noise_scale(cleaned, magnitude, quantum)
             hidden = (tones.tones_besides(filtered, found, 1.0 / train.slot) if remove_tones and find_hidden_tones
