@@ -210,3 +210,15 @@ def test_a_train_no_one_signed_notch_makes_is_left_to_the_median():
     _, _, misfit = preprocess.notch_before_filter(served.commutation.template)
     assert misfit > preprocess.END_NOTCH_MISFIT
     np.testing.assert_array_equal(served.filtered, preprocess.condition(raw, fit_commutation_ends=False).filtered)
+
+
+def test_a_train_of_long_sixths_is_left_to_the_median_at_the_ends():
+    """Sixths longer than the 1,024 samples the ends' step keeps (cycles over 6,144 samples,
+    a fast digitiser) keep the median's subtraction alone: the last, cut sixth (3,000 samples
+    here) would reach past what is kept, past the 2,048 samples rebuilt."""
+    period = 24_000.3
+    base = capture(23_000, 7, period)
+    raw = base + notch_train(base.size, 6, 12.0, depth=40 * NOISE, period=period, first=700.0)
+    served = preprocess.condition(raw)
+    assert served.commutation is not None and served.commutation.slot > preprocess.END_KEEP
+    np.testing.assert_array_equal(served.filtered, preprocess.condition(raw, fit_commutation_ends=False).filtered)

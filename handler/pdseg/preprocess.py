@@ -813,7 +813,10 @@ def notch_before_filter(template: np.ndarray) -> tuple[np.ndarray, np.ndarray, f
     # unconstrained, the fit gives it none (shoulders of the other sign), which the filter's end
     # fit then treats otherwise than the notch.
     sign = 1.0 if template[np.argmax(np.abs(template))] > 0 else -1.0
-    magnitudes, _ = optimize.nnls(design, sign * template)
+    try:
+        magnitudes, _ = optimize.nnls(design, sign * template)
+    except (RuntimeError, ValueError):  # no convergence, or values beyond float range
+        return support, np.zeros(support.size), math.inf
     values = sign * magnitudes
     fit = float(np.sqrt(np.mean((design @ values - template) ** 2) / np.mean(template**2)))
     return support, values, fit
@@ -843,7 +846,9 @@ def commutation_at_ends(filtered: np.ndarray, cleaned: np.ndarray, train: commut
     with what the carrier filter made of the ``train`` at the signal's start, and with
     ``whole_capture`` (one train over all of it) at its end, taken out as well."""
     size = filtered.size
-    if size < 2 * END_SEGMENT:
+    if size < 2 * END_SEGMENT or train.slot > END_KEEP:
+        # A sixth longer than the samples kept: its cut end would reach into the segment's own
+        # cut, and the fit would grow with it (cycles of more than 6,144 samples keep the median).
         return cleaned
     support, values, misfit = notch_before_filter(train.template)
     if misfit > END_NOTCH_MISFIT:
@@ -899,7 +904,8 @@ def condition(raw: np.ndarray, remove_tones: bool = True, remove_commutation: bo
         cleaned, train = commutation.remove_commutation(filtered, scale, period)
         if cleaned is not filtered:
             if fit_commutation_ends:
-                cleaned = commutation_at_ends(filtered, cleaned, train, commutation.single_stretch(filtered.size, train.slot))
+                one_stretch = commutation.single_stretch(filtered.size, period / commutation.SLOTS_PER_CYCLE)
+                cleaned = commutation_at_ends(filtered, cleaned, train, one_stretch)
             # Twelve notches a cycle touch about a quarter of the noise estimate's blocks.
             filtered, scale = cleaned, noise_scale(cleaned, magnitude, quantum)
             hidden = (tones.tones_besides(filtered, found, 1.0 / train.slot) if remove_tones and find_hidden_tones
