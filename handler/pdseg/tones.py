@@ -114,16 +114,18 @@ def stationary_tones(filtered: np.ndarray) -> np.ndarray:
     if peaks.size > MAX_TONES:
         peaks = np.sort(peaks[np.argsort(ratio[peaks])[-MAX_TONES:]])
     log_floor = np.log(floor + tiny)
-    frequencies = []
-    for bin_index in peaks:
-        offset = 0.0
-        if 0 < bin_index < floor.size - 1:  # the peak of the parabola through three log powers
-            left, centre, right = log_floor[bin_index - 1: bin_index + 2]
-            curvature = left - 2.0 * centre + right
-            if curvature < 0.0:
-                offset = float(np.clip(0.5 * (left - right) / curvature, -0.5, 0.5))
-        frequencies.append((bin_index + offset) / SEGMENT)
+    frequencies = [(bin_index + (parabola_peak(log_floor[bin_index - 1: bin_index + 2])
+                                 if 0 < bin_index < floor.size - 1 else 0.0)) / SEGMENT
+                   for bin_index in peaks]
     return np.asarray(frequencies, dtype=np.float64)
+
+
+def parabola_peak(three: np.ndarray) -> float:
+    """Where the parabola through three equally spaced values (log powers or magnitudes around a
+    spectral peak) peaks, in bins from the middle one (within ±0.5; 0 where it has no maximum)."""
+    left, centre, right = three
+    curvature = left - 2.0 * centre + right
+    return float(np.clip(0.5 * (left - right) / curvature, -0.5, 0.5)) if curvature < 0.0 else 0.0
 
 
 # A converter's notch train, taken out after the tones were looked for (pdseg.commutation), can
@@ -139,7 +141,7 @@ HARMONIC_MARGIN_BINS = 3.0
 
 def whole_signal_frequencies(filtered: np.ndarray, frequencies: np.ndarray) -> np.ndarray:
     """Each of ``frequencies`` (found in short-time spectra) as the peak of the Hann-windowed
-    spectrum of all of ``filtered`` within a short-time bin of it (the parabola through three log
+    spectrum of all of ``filtered`` within a short-time bin of it (:func:`parabola_peak` on log
     magnitudes), to a small fraction of a short-time bin."""
     size = filtered.size
     magnitude = np.abs(np.fft.rfft(filtered * np.hanning(size)))
@@ -149,10 +151,7 @@ def whole_signal_frequencies(filtered: np.ndarray, frequencies: np.ndarray) -> n
         low = max(int(np.floor((frequency - 1.0 / SEGMENT) * size)), 1)
         high = min(int(np.ceil((frequency + 1.0 / SEGMENT) * size)) + 1, magnitude.size - 1)
         peak = low + int(np.argmax(magnitude[low:high]))
-        left, centre, right = log_magnitude[peak - 1: peak + 2]
-        curvature = left - 2.0 * centre + right
-        offset = float(np.clip(0.5 * (left - right) / curvature, -0.5, 0.5)) if curvature < 0.0 else 0.0
-        refined.append((peak + offset) / size)
+        refined.append((peak + parabola_peak(log_magnitude[peak - 1: peak + 2])) / size)
     return np.asarray(refined, dtype=np.float64)
 
 
