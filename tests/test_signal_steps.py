@@ -38,6 +38,22 @@ def test_carrier_leaves_no_edge_transient_at_any_length(length, period):
         assert np.abs(filtered).max() < 8.0, (phase_deg, np.abs(filtered).max())
 
 
+@pytest.mark.parametrize("length", [16, 17, 31, 200, 7920, 100_003])
+def test_the_high_pass_is_scipys_zero_phase_filter_to_the_bit(length):
+    """zero_phase_highpass keeps its start state between calls; what it returns must be
+    sosfiltfilt's answer exactly (same padding, same order of operations), whatever the
+    signal's length or scale."""
+    rng = np.random.default_rng(length)
+    values = rng.normal(size=length) * 10.0 ** rng.uniform(-3, 6) + rng.uniform(-1e6, 1e6)
+    expected = sps.sosfiltfilt(preprocess._highpass_sos(preprocess.HIGHPASS_CUTOFF, preprocess.HIGHPASS_ORDER), values)
+    np.testing.assert_array_equal(preprocess.zero_phase_highpass(values), expected)
+
+
+def test_the_high_pass_refuses_what_scipy_refuses():
+    with pytest.raises(ValueError, match="padlen"):
+        preprocess.zero_phase_highpass(np.ones(15))
+
+
 def test_carrier_removal_keeps_a_short_pulse_in_a_short_capture():
     raw = carrier(64, amplitude=1e6, phase_deg=5.0) + np.random.default_rng(1).normal(size=64)
     raw[30:36] += 40 * np.exp(-np.arange(6) / 1.0)

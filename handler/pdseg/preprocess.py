@@ -218,7 +218,33 @@ def carrier_filter_gain(frequencies: np.ndarray) -> np.ndarray:
 def baseline_and_highpass(raw: np.ndarray, cutoff: float = HIGHPASS_CUTOFF) -> np.ndarray:
     """The two zero-phase steps over a signal long enough for them (more than 31 samples):
     :func:`carrier_baseline` subtracted, then the Butterworth high-pass forwards and backwards."""
-    return sps.sosfiltfilt(_highpass_sos(cutoff, HIGHPASS_ORDER), raw - carrier_baseline(raw))
+    return zero_phase_highpass(raw - carrier_baseline(raw), cutoff)
+
+
+@lru_cache(maxsize=8)
+def _highpass_start(cutoff: float, order: int) -> tuple[np.ndarray, int]:
+    """The high-pass's steady state for a unit step (``sosfilt_zi``) and ``sosfiltfilt``'s
+    default padding for it (three times its taps)."""
+    sos = _highpass_sos(cutoff, order)
+    taps = 2 * len(sos) + 1 - min(int(np.sum(sos[:, 2] == 0)), int(np.sum(sos[:, 5] == 0)))
+    return sps.sosfilt_zi(sos), 3 * taps
+
+
+def zero_phase_highpass(values: np.ndarray, cutoff: float = HIGHPASS_CUTOFF) -> np.ndarray:
+    """``sps.sosfiltfilt`` of the Butterworth high-pass with its default odd padding, the same
+    operations in the same order but with the filter's start state computed once: solving for it
+    took a quarter of the call on a 7,920-sample signal, and conditioning calls it two to five
+    times per signal."""
+    sos = _highpass_sos(cutoff, HIGHPASS_ORDER)
+    start, pad = _highpass_start(cutoff, HIGHPASS_ORDER)
+    values = np.asarray(values, dtype=np.float64)
+    if values.ndim != 1 or values.size <= pad:
+        return sps.sosfiltfilt(sos, values)  # scipy's own answer, or its error, for the rare case
+    extended = np.concatenate((2 * values[:1] - values[pad:0:-1], values,
+                               2 * values[-1:] - values[-2:-(pad + 2):-1]))
+    forwards, _ = sps.sosfilt(sos, extended, zi=start * extended[:1])
+    backwards, _ = sps.sosfilt(sos, forwards[::-1], zi=start * forwards[-1:])
+    return backwards[::-1][pad:-pad]
 
 
 QUANTUM_SAMPLES = 65_536  # samples looked at for the ADC step
