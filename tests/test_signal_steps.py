@@ -38,6 +38,23 @@ def test_carrier_leaves_no_edge_transient_at_any_length(length, period):
         assert np.abs(filtered).max() < 8.0, (phase_deg, np.abs(filtered).max())
 
 
+@pytest.mark.parametrize("peak", [100.0, 1000.0])
+@pytest.mark.parametrize("with_carrier", [False, True])
+def test_a_loud_pulse_filling_a_short_window_is_not_taken_for_its_trend(peak, with_carrier):
+    """A bipolar pulse spanning most of a 64-sample window at 40 or 60 dB stands out of a cubic
+    trend at both ends (its tails); a trend of high enough degree to keep an end took most of
+    the pulse (a fifth of it was left)."""
+    rng = np.random.default_rng(int(peak) + with_carrier)
+    t = np.arange(64, dtype=np.float64)
+    for centre in (29.3, 32.0, 35.6):
+        pulse = -(t - centre) / 6.0 * np.exp(0.5 - 0.5 * ((t - centre) / 6.0) ** 2) * peak
+        raw = pulse + rng.normal(size=t.size)
+        if with_carrier:
+            raw += carrier(t.size, 3333.0, 7e5, rng.uniform(0.0, 360.0))
+        filtered = preprocess.remove_carrier(raw)
+        assert np.max(np.abs(filtered)) > 0.7 * peak, (centre, np.max(np.abs(filtered)))
+
+
 @pytest.mark.parametrize("length", [16, 17, 31, 200, 7920, 100_003])
 def test_the_high_pass_is_scipys_zero_phase_filter_to_the_bit(length):
     """zero_phase_highpass keeps its start state between calls; what it returns must be
