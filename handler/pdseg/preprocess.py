@@ -141,16 +141,22 @@ SHORT_TREND_DEGREES = (3, 5, 7, 9)
 
 def short_signal_trend(raw: np.ndarray, sigma: float) -> np.ndarray:
     """The trend of a short signal: the lowest degree of :data:`SHORT_TREND_DEGREES` whose
-    robust fit keeps a signal's first or last sample. The fewer the terms, the less of a broad
-    pulse the trend can take; a carrier too steep for them (a 1e6 one of a 1,000-sample period
-    over 64 samples) leaves the fit at both ends at once, where a pulse leaves it at one."""
+    robust fit keeps a signal's first or last sample, or (under :data:`TAIL_RULE_MAX_SAMPLES`
+    samples) whose fit leaves a pulse that the next degree would take part of
+    (:func:`leaves_a_pulse`). The fewer the terms, the less of a broad pulse the trend can take;
+    a carrier too steep for them (a 1e6 one of a 1,000-sample period over 64 samples) leaves
+    the fit at both ends at once, where a pulse leaves it at one, or, far louder than the noise,
+    leaves its tails at both."""
     if raw.size < 4 * SHORT_TREND_DEGREES[0]:
         return robust_trend(raw, raw.size // 4, sigma)[0]
-    for degree in SHORT_TREND_DEGREES:
-        if raw.size < 4 * degree:
+    degrees = [degree for degree in SHORT_TREND_DEGREES if raw.size >= 4 * degree]
+    fits = [robust_trend(raw, degrees[0], sigma)]
+    for number in range(len(degrees)):
+        trend, kept = fits[number]
+        if kept[0] or kept[-1] or number + 1 == len(degrees):
             break
-        trend, kept = robust_trend(raw, degree, sigma)
-        if kept[0] or kept[-1] or (raw.size < TAIL_RULE_MAX_SAMPLES and peaks_inside(raw - trend)):
+        fits.append(robust_trend(raw, degrees[number + 1], sigma))
+        if raw.size < TAIL_RULE_MAX_SAMPLES and leaves_a_pulse(raw - trend, raw - fits[-1][0]):
             break
     return trend
 
@@ -160,22 +166,29 @@ def short_signal_trend(raw: np.ndarray, sigma: float) -> np.ndarray:
 # end at 40 dB), and the degree-9 fit the rule above then chose took most of the pulse itself:
 # at 40 dB the atlas's 64-sample windows lost three in four such pulses, found at 30 dB. What a
 # steep carrier leaves of a low-degree fit peaks at the window's ends; a pulse peaks inside it,
-# its ends a fraction of that. Only in windows under TAIL_RULE_MAX_SAMPLES, where one pulse fills
-# most of the window: in the atlas's 256-sample windows the rule lost as many such pulses as it
-# found (40 / 50 / 60 dB: 69 / 119 / 246 missed without it, 71 / 132 / 241 with it).
+# its ends a fraction of that, and each higher degree takes a quarter or more of it (of a
+# bipolar pulse's 100 units 98 / 74 / 46 / 32 are left at degrees 3 / 5 / 7 / 9). A narrow pulse
+# on a steep carrier peaks inside too, but the next degree takes the carrier's misfit and
+# leaves the pulse (within a few percent), so there the degrees go on. Only in windows under
+# TAIL_RULE_MAX_SAMPLES, where one pulse fills most of the window: in the atlas's 256-sample
+# windows the rule lost as many such pulses as it found (40 / 50 / 60 dB: 69 / 119 / 246 missed
+# without it, 71 / 132 / 241 with it).
 TAIL_FRACTION = 0.25
+PULSE_TAKEN = 0.9  # the next degree's largest residual under this share of this one's: it takes the pulse
 TAIL_RULE_MAX_SAMPLES = 128
 
 
-def peaks_inside(residual: np.ndarray) -> bool:
+def leaves_a_pulse(residual: np.ndarray, next_residual: np.ndarray) -> bool:
     """Whether ``residual`` (a short signal less its trend) is largest at least
-    :data:`QUIET_BLOCK` samples from either end, and both ends stand under
-    :data:`TAIL_FRACTION` of that largest magnitude: a pulse the trend left out, not a trend
-    the fit did not follow."""
+    :data:`QUIET_BLOCK` samples from either end, both ends stand under :data:`TAIL_FRACTION` of
+    that largest magnitude, and the next degree's residual ``next_residual`` peaks under
+    :data:`PULSE_TAKEN` of it: a pulse the trend left out and the next would bend into, not a
+    trend the fit did not follow."""
     magnitude = np.abs(residual)
     peak = int(np.argmax(magnitude))
     inside = QUIET_BLOCK <= peak < residual.size - QUIET_BLOCK
-    return bool(inside and max(magnitude[0], magnitude[-1]) < TAIL_FRACTION * magnitude[peak])
+    return bool(inside and max(magnitude[0], magnitude[-1]) < TAIL_FRACTION * magnitude[peak]
+                and np.max(np.abs(next_residual)) < PULSE_TAKEN * magnitude[peak])
 
 
 EDGE_LEVEL_SAMPLES = 9  # samples whose median continues a short signal's ends into its padding
