@@ -60,7 +60,7 @@ def test_a_loud_pulse_filling_a_short_window_is_not_taken_for_its_trend(peak, wi
 def test_a_loud_narrow_pulse_on_a_steep_carrier_still_gets_the_carriers_degree(length, period):
     """A narrow pulse 1,000 noise units high peaks inside a short window as a loud broad pulse
     does, but the next degree takes the steep carrier's misfit and leaves the pulse: the trend
-    must go on to it, or 20-140 units of slow wave are left around the pulse (a review's case;
+    must go on to it, or up to 140 units of slow wave are left around the pulse (a review's case;
     at 64 samples and a 1,000-sample period up to 23 units are left whichever rule, as before)."""
     rng = np.random.default_rng(length + int(period))
     t = np.arange(length, dtype=np.float64)

@@ -161,24 +161,9 @@ def short_signal_trend(raw: np.ndarray, sigma: float) -> np.ndarray:
     return trend
 
 
-# A pulse far louder than the noise leaves its tails out of a low-degree fit at both ends of a
-# short window (a bipolar pulse spanning 45 of 64 samples stands 5-13 noise units out at either
-# end at 40 dB), and the degree-9 fit the rule above then chose took most of the pulse itself:
-# at 40 dB the atlas's 64-sample windows lost three in four such pulses, found at 30 dB. What a
-# steep carrier leaves of a low-degree fit peaks at the window's ends; a pulse peaks inside it,
-# its ends a fraction of that, and each higher degree takes a fifth or more of it (of a
-# bipolar pulse's 100 units 98 / 74 / 46 / 32 are left at degrees 3 / 5 / 7 / 9). A narrow pulse
-# on a steep carrier peaks inside too, but the next degree takes the carrier's misfit and
-# leaves the pulse (within a few percent, where that misfit at the pulse is under a tenth of
-# it), so there the degrees go on. Where the misfit at the pulse is larger and of the pulse's
-# sign, the drop reads as the pulse taken and the cubic stays: a review's 28,000 adversarial
-# windows (48-127 samples, 1e6 carriers of 500-5,000-sample periods, pulses of 100-10,000
-# units) found 98 left worse than before on both counts, against a median of what is left
-# away from the pulse of 580 -> 212 units over the 1,797 whose degree changed. Only in windows under
-# TAIL_RULE_MAX_SAMPLES, where one pulse fills most of the window and where the review looked: in
-# the atlas's 256-sample windows a first version without the next degree's test lost as many
-# such pulses as it found (40 / 50 / 60 dB: 69 / 119 / 246 missed without it, 71 / 132 / 241
-# with it), and this rule would find 0-4 more (69 / 115 / 243).
+# A pulse far louder than the noise keeps neither end of a short window, and the degree the
+# rule above then reached took the pulse itself; figures and limits in docs/model-card.md
+# ("Conditioning: a loud pulse filling a short window").
 TAIL_FRACTION = 0.25
 PULSE_TAKEN = 0.9  # the next degree's largest residual under this share of this one's: it takes the pulse
 PULSE_INSIDE = 8  # samples from either end where the residual must peak (a triggered window's pulse starts this far in)
@@ -270,7 +255,9 @@ def _highpass_start(cutoff: float, order: int) -> tuple[np.ndarray, int]:
     default padding for it (three times its taps)."""
     sos = _highpass_sos(cutoff, order)
     taps = 2 * len(sos) + 1 - min(int(np.sum(sos[:, 2] == 0)), int(np.sum(sos[:, 5] == 0)))
-    return sps.sosfilt_zi(sos), 3 * taps
+    start = sps.sosfilt_zi(sos)
+    start.setflags(write=False)  # shared by every call
+    return start, 3 * taps
 
 
 def zero_phase_highpass(values: np.ndarray, cutoff: float = HIGHPASS_CUTOFF) -> np.ndarray:
