@@ -341,14 +341,30 @@ def test_served_model_gives_a_spike_at_20_db_a_region_as_short_as_the_spike(segm
     assert max(lengths) <= 4, lengths
 
 
+def test_served_model_finds_a_slow_pulse_outlasting_a_short_window(segmenter):
+    """Slow exponentials (decay 30 or 100 samples, rise 0.2 or 1) starting 8-10 samples into a
+    64-sample capture at 30 dB, with and without a carrier, either polarity: the truth runs to
+    the capture's end. The short window's trend followed the pulse's body, and its region
+    covered only the onset: 12 of these 48 were found (``preprocess.onset_step_trend``)."""
+    shapes = [BY_NAME[f"exponential rise={rise} decay={decay}"] for rise in ("0.2", "1") for decay in ("30", "100")]
+    rng = np.random.default_rng(64)
+    captures = [atlas.make_capture(rng, 64, [shape], [polarity], 30.0, carrier=carrier, tones=False)
+                for shape in shapes for carrier in (False, True) for polarity in (1, -1) for _ in range(3)]
+    assert all(c.pulses[0].truncated for c in captures)
+    predicted = atlas.segmenter_detector(segmenter)([c.signal for c in captures])
+    found = sum(bool(atlas.score_capture(c, regions, segmenter.min_gap).hit[0]) for c, regions in zip(captures, predicted))
+    assert found >= 46, found
+
+
 def test_served_model_keeps_the_atlas_recall_it_shipped_with(segmenter):
     """A guard for what the shipped model reaches at 30 dB (docs/atlas.json), until the goal
     above holds: recall by capture length, all shapes, conditions and polarities together.
-    Short windows shown amid zeros instead of their own noise gave 0.80 (64) and 0.94 (256)."""
+    Short windows shown amid zeros instead of their own noise gave 0.80 (64) and 0.94 (256);
+    without a slow pulse's onset step (``preprocess.onset_step_trend``) 64 samples gave 0.85."""
     config = atlas.AtlasConfig(snrs_db=(30.0,), lengths=ATLAS_LENGTHS, trials=ATLAS_TRIALS)
     result = atlas.run_atlas(atlas.segmenter_detector(segmenter), config, min_gap=segmenter.min_gap)
     by_length = dict(zip(result.table("length")["rows"], (row[0] for row in result.table("length")["recall"])))
-    floors = {"64": 0.81, "256": 0.95, "1,024": 0.97, "8,192": 0.97, "65,536": 0.97}
+    floors = {"64": 0.94, "256": 0.95, "1,024": 0.97, "8,192": 0.97, "65,536": 0.97}
     assert {row: by_length[row] >= floor for row, floor in floors.items()} == dict.fromkeys(floors, True), by_length
 
 

@@ -73,6 +73,64 @@ def test_a_loud_narrow_pulse_on_a_steep_carrier_still_gets_the_carriers_degree(l
         assert np.abs(with_carrier - without)[quiet].max() < 8.0, phase_deg
 
 
+def _short_window_residual(raw):
+    """A short signal less its trend, as :func:`preprocess.remove_carrier` fits it (in units of
+    the signal's magnitude)."""
+    magnitude = float(np.max(np.abs(raw)))
+    unit = raw / magnitude
+    return (unit - preprocess.short_signal_trend(unit, preprocess.difference_noise(unit))) * magnitude
+
+
+@pytest.mark.parametrize("decay", [60.0, 100.0, 300.0])
+@pytest.mark.parametrize("with_carrier", [False, True])
+def test_a_slow_pulse_outlasting_a_short_window_keeps_its_body(decay, with_carrier):
+    """A pulse 31.6 noise units high (30 dB) that starts 9-10 samples into a 64-sample window and
+    decays over 60-300 samples is most of the window: the trend fitted to the quiet majority
+    followed its body, left nothing of it past the onset and pushed the samples before it 10
+    units off (its region covered a third of its truth). Beside a step at its edge, the trend
+    leaves the body standing and the samples before the onset quiet. (A decay of 30 leaves 5
+    units at the window's end; 4 % of such windows get no step, the served test counts them.)"""
+    rng = np.random.default_rng(int(decay) + with_carrier)
+    t = np.arange(64, dtype=np.float64)
+    for polarity in (1.0, -1.0):
+        for _ in range(4):
+            onset = 9.0 + rng.uniform(0.0, 1.0)
+            after = np.maximum(t - onset, 0.0)
+            pulse = polarity * 31.6 * np.where(t >= onset, (1 - np.exp(-after / 0.5)) * np.exp(-after / decay), 0.0)
+            raw = pulse + rng.normal(size=t.size)
+            if with_carrier:
+                raw += carrier(t.size, rng.uniform(2500.0, 4500.0), 1e6, rng.uniform(0.0, 360.0))
+            residual = _short_window_residual(raw)
+            body = t >= onset + 3
+            assert np.all(np.abs(residual[body]) >= 0.5 * np.abs(pulse[body])), (onset, polarity)
+            assert np.max(np.abs(residual[t < onset - 1])) < 6.0, (onset, polarity)
+
+
+@pytest.mark.parametrize("shape", ["spike", "gaussian", "ringing"])
+def test_a_pulse_that_ends_inside_a_short_window_gets_no_onset_step(shape):
+    """A one-sample spike, a Gaussian of width 4 and a ringing of 0.2 cycles per sample make
+    jumps of 30-100 noise units in a 64-sample window, but no level that lasts: no step is
+    fitted beside their trend."""
+    rng = np.random.default_rng(len(shape))
+    t = np.arange(64, dtype=np.float64)
+    for peak in (31.6, 100.0):
+        for with_carrier in (False, True):
+            for _ in range(10):
+                onset = 9.0 + rng.uniform(0.0, 12.0)
+                after = np.maximum(t - onset, 0.0)
+                waveform = {"spike": np.where(t >= onset, np.exp(-after / 1.5), 0.0),
+                            "gaussian": np.exp(-0.5 * ((t - onset - 12.0) / 4.0) ** 2),
+                            "ringing": np.where(t >= onset, np.sin(2 * np.pi * 0.2 * after) * np.exp(-after / 60.0), 0.0),
+                            }[shape]
+                raw = peak * rng.choice([-1.0, 1.0]) * waveform + rng.normal(size=t.size)
+                if with_carrier:
+                    raw += carrier(t.size, rng.uniform(2500.0, 4500.0), 1e6, rng.uniform(0.0, 360.0))
+                unit = raw / np.max(np.abs(raw))
+                sigma = preprocess.difference_noise(unit)
+                trend = preprocess.robust_trend(unit, 3, sigma)[0]
+                assert preprocess.onset_step_trend(unit, sigma, trend, 3) is None, (peak, with_carrier, onset)
+
+
 @pytest.mark.parametrize("length", [16, 17, 31, 200, 7920, 100_003])
 def test_the_high_pass_is_scipys_zero_phase_filter_to_the_bit(length):
     """zero_phase_highpass keeps its start state between calls; what it returns must be

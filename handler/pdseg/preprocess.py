@@ -109,9 +109,17 @@ def robust_trend(raw: np.ndarray, degree: int, sigma: float,
     so a pulse that covers a good part of the signal is left out of the fit rather than
     bent into it. Returns the trend and which samples it explains (within the biweight's
     reach)."""
-    x = np.linspace(-1.0, 1.0, raw.size)
-    basis = np.polynomial.legendre.legvander(x, degree)
+    basis = _legendre_basis(raw.size, degree)
+    trend = basis @ _robust_coefficients(raw, basis, sigma, iterations)
+    return trend, np.abs(raw - trend) < 4.685 * sigma
 
+
+def _legendre_basis(size: int, degree: int) -> np.ndarray:
+    return np.polynomial.legendre.legvander(np.linspace(-1.0, 1.0, size), degree)
+
+
+def _robust_coefficients(raw: np.ndarray, basis: np.ndarray, sigma: float, iterations: int = 12) -> np.ndarray:
+    """The coefficients of :func:`robust_trend`'s fit over the columns of ``basis``."""
     def solve(weights: np.ndarray) -> np.ndarray:
         weighted = basis.T * weights
         return np.linalg.lstsq(weighted @ basis, weighted @ raw, rcond=None)[0]
@@ -122,11 +130,10 @@ def robust_trend(raw: np.ndarray, degree: int, sigma: float,
     for _ in range(iterations):
         u = (raw - basis @ coefficients) / (4.685 * sigma)
         weights = np.where(np.abs(u) < 1.0, (1.0 - u**2) ** 2, 0.0)
-        if np.count_nonzero(weights) <= 2 * (degree + 1):
+        if np.count_nonzero(weights) <= 2 * basis.shape[1]:
             break  # nothing quiet left to fit: the trend is steeper than this degree follows
         coefficients = solve(weights)
-    trend = basis @ coefficients
-    return trend, np.abs(raw - trend) < 4.685 * sigma
+    return coefficients
 
 
 # A triggered window of a few hundred samples or less is analysed as if it lay in a longer
@@ -146,7 +153,8 @@ def short_signal_trend(raw: np.ndarray, sigma: float) -> np.ndarray:
     (:func:`leaves_a_pulse`). The fewer the terms, the less of a broad pulse the trend can take;
     a carrier too steep for them (a 1e6 one of a 1,000-sample period over 64 samples) leaves
     the fit at both ends at once, where a pulse leaves it at one, or, far louder than the noise,
-    leaves its tails at both."""
+    leaves its tails at both. Where that trend and one step at a sharp edge explain the signal,
+    the trend is the one fitted beside the step (:func:`onset_step_trend`)."""
     if raw.size < 4 * SHORT_TREND_DEGREES[0]:
         return robust_trend(raw, raw.size // 4, sigma)[0]
     degrees = [degree for degree in SHORT_TREND_DEGREES if raw.size >= 4 * degree]
@@ -158,7 +166,8 @@ def short_signal_trend(raw: np.ndarray, sigma: float) -> np.ndarray:
         fits.append(robust_trend(raw, degrees[number + 1], sigma))
         if raw.size < TAIL_RULE_MAX_SAMPLES and leaves_a_pulse(raw - trend, raw - fits[-1][0]):
             break
-    return trend
+    beside_a_step = onset_step_trend(raw, sigma, trend, degrees[number])
+    return trend if beside_a_step is None else beside_a_step
 
 
 # A pulse far louder than the noise keeps neither end of a short window, and the degree the
@@ -181,6 +190,50 @@ def leaves_a_pulse(residual: np.ndarray, next_residual: np.ndarray) -> bool:
     inside = PULSE_INSIDE <= peak < residual.size - PULSE_INSIDE
     return bool(inside and max(magnitude[0], magnitude[-1]) < TAIL_FRACTION * magnitude[peak]
                 and np.max(np.abs(next_residual)) < PULSE_TAKEN * magnitude[peak])
+
+
+# A slow pulse that starts early in a short window and outlasts it is most of the window's
+# samples, so the fit above follows its body and leaves only its onset (regions of a third of
+# its truth). A PD pulse starts with its sharp edge: where the trend and one step at the
+# sharpest edge explain the window but for the rise, the step is the pulse's start and the trend
+# is the one beside it (docs/model-card.md, "Conditioning: a slow pulse outlasting a short window").
+ONSET_STEP = 8.0  # noise units: the least step, and the least jump over ONSET_SPAN samples, of an onset
+ONSET_SPAN = 3  # samples over which the sharpest edge is looked for
+ONSET_LEAD = 2  # samples before the edge ...
+ONSET_RISE = 8  # ... and from it, the rise, that trend and step need not explain
+ONSET_MISFIT = 0.1  # of the step: what trend and step may leave at a sample they explain
+ONSET_UNEXPLAINED = 3  # samples away from the rise that they may leave unexplained
+
+
+def onset_step_trend(raw: np.ndarray, sigma: float, trend: np.ndarray, degree: int) -> np.ndarray | None:
+    """The trend of ``degree`` fitted robustly beside a step at the sharpest edge of ``raw`` less
+    ``trend`` (at least :data:`PULSE_INSIDE` samples from either end), where the step is at least
+    :data:`ONSET_STEP` noise units (``sigma``) and trend and step leave at most
+    :data:`ONSET_UNEXPLAINED` samples outside the rise unexplained; else None. The step's side
+    after the edge is the pulse: it rises fast and decays slowly, so its body is what follows
+    its edge."""
+    residual = raw - trend
+    first_edge, last_edge = PULSE_INSIDE, raw.size - PULSE_INSIDE
+    jumps = np.abs(residual[ONSET_SPAN:] - residual[:-ONSET_SPAN])  # jumps[i]: edges at i+1 .. i+ONSET_SPAN
+    low, high = max(0, first_edge - ONSET_SPAN), min(jumps.size, last_edge)
+    if high <= low:
+        return None
+    start = low + int(np.argmax(jumps[low:high]))
+    if not jumps[start] >= ONSET_STEP * sigma:
+        return None
+    edge = start + 1 + int(np.argmax(np.abs(np.diff(residual[start: start + ONSET_SPAN + 1]))))
+    edge = min(max(edge, first_edge), last_edge)
+    polynomial = _legendre_basis(raw.size, degree)
+    step = (np.arange(raw.size) >= edge).astype(np.float64)
+    coefficients = _robust_coefficients(raw, np.column_stack((polynomial, step)), sigma)
+    height = float(coefficients[-1])
+    beside = polynomial @ coefficients[:-1]
+    unexplained = np.flatnonzero(np.abs(raw - beside - height * step)
+                                 >= max(4.685 * sigma, ONSET_MISFIT * abs(height))) - edge
+    outside_rise = np.count_nonzero((unexplained < -ONSET_LEAD) | (unexplained >= ONSET_RISE))
+    if abs(height) >= ONSET_STEP * sigma and outside_rise <= ONSET_UNEXPLAINED:
+        return beside
+    return None
 
 
 EDGE_LEVEL_SAMPLES = 9  # samples whose median continues a short signal's ends into its padding
