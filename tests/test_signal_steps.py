@@ -131,6 +131,62 @@ def test_a_pulse_that_ends_inside_a_short_window_gets_no_onset_step(shape):
                 assert preprocess.onset_step_trend(unit, sigma, trend, 3) is None, (peak, with_carrier, onset)
 
 
+@pytest.mark.parametrize("length", [14, 15, 20, 32, 47])
+def test_a_window_too_short_to_tell_a_level_from_a_decay_gets_no_onset_step(length):
+    """Under 48 samples too few lie outside the rise to test the step against (at 14-15 samples
+    no edge is 8 samples from both ends): a clear step gets none."""
+    rng = np.random.default_rng(length)
+    t = np.arange(length, dtype=np.float64)
+    raw = np.where(t >= length // 2, 50.0, 0.0) + rng.normal(size=length)
+    unit = raw / np.max(np.abs(raw))
+    sigma = preprocess.difference_noise(unit)
+    assert preprocess.onset_step_trend(unit, sigma, preprocess.robust_trend(unit, 3, sigma)[0], 3) is None
+
+
+def test_a_ringing_pulse_after_a_few_quiet_samples_gets_the_noise_floor():
+    """A damped oscillation 100 noise units high (40 dB, 0.05, 0.2 or 0.45 cycles per sample),
+    decaying over 60 samples, from 9-10 samples into a 64-sample window, 20 windows of each:
+    the 8 samples before it often fail the quiet stretch's whiteness test (the filters respond
+    ahead of the onset), and the scale was the ringing's in 14 of the 60 (over 3 noise units).
+    The ringing residual of the rest agrees with the quiet stretch, which is then kept. Left:
+    windows whose trend leaves a ramp of 25-30 units before the onset (3 of these)."""
+    t = np.arange(64, dtype=np.float64)
+    scales = []
+    for frequency in (0.05, 0.2, 0.45):
+        rng = np.random.default_rng(int(frequency * 100))
+        for number in range(20):
+            onset = 9.0 + rng.uniform(0.0, 1.0)
+            after = np.maximum(t - onset, 0.0)
+            raw = 100.0 * rng.choice([-1.0, 1.0]) * np.where(t >= onset, np.sin(2 * np.pi * frequency * after)
+                                                              * np.exp(-after / 60.0), 0.0) + rng.normal(size=t.size)
+            if number % 2:
+                raw += carrier(t.size, 3000.0, 1e6, rng.uniform(0.0, 360.0))
+            scales.append(preprocess.condition(raw).scale)
+    assert sum(scale > 3.0 for scale in scales) <= 3, np.round(scales, 2)
+
+
+@pytest.mark.parametrize("kind", ["white", "coloured", "tone"])
+def test_the_quiet_stretch_agreement_leaves_pd_free_short_windows_as_they_were(kind, monkeypatch):
+    """Without a pulse the ringing residual beside a quiet stretch that fails the whiteness test
+    changes no window's scale: 200 windows of 64 samples, half on a carrier, white noise,
+    low-passed noise (AR(1), 0.9) or noise with a tone."""
+    rng = np.random.default_rng(len(kind))
+    t = np.arange(64, dtype=np.float64)
+    windows = []
+    for number in range(200):
+        if kind == "coloured":
+            noise = sps.lfilter([1.0], [1.0, -0.9], rng.normal(size=t.size + 200))[200:]
+        else:
+            noise = rng.normal(size=t.size)
+            if kind == "tone":
+                noise += 2.0 * np.sin(2 * np.pi * rng.uniform(0.01, 0.45) * t + rng.uniform(0.0, 6.3))
+        windows.append(noise + (carrier(t.size, 3000.0, 1e6, rng.uniform(0.0, 360.0)) if number % 2 else 0.0))
+    with_rule = [preprocess.condition(raw).scale for raw in windows]
+    monkeypatch.setattr(preprocess, "QUIET_AGREEMENT", 0.0)
+    without = [preprocess.condition(raw).scale for raw in windows]
+    assert with_rule == without
+
+
 @pytest.mark.parametrize("length", [16, 17, 31, 200, 7920, 100_003])
 def test_the_high_pass_is_scipys_zero_phase_filter_to_the_bit(length):
     """zero_phase_highpass keeps its start state between calls; what it returns must be

@@ -194,45 +194,55 @@ def leaves_a_pulse(residual: np.ndarray, next_residual: np.ndarray) -> bool:
 
 # A slow pulse that starts early in a short window and outlasts it is most of the window's
 # samples, so the fit above follows its body and leaves only its onset (regions of a third of
-# its truth). A PD pulse starts with its sharp edge: where the trend and one step at the
-# sharpest edge explain the window but for the rise, the step is the pulse's start and the trend
-# is the one beside it (docs/model-card.md, "Conditioning: a slow pulse outlasting a short window").
+# its truth). A PD pulse starts with its sharp edge: where a trend and one step at the sharpest
+# edge explain the window but for the rise, the step is the pulse's start and the trend is the
+# one beside it (docs/model-card.md, "Conditioning: a slow pulse outlasting a short window").
 ONSET_STEP = 8.0  # noise units: the least step, and the least jump over ONSET_SPAN samples, of an onset
 ONSET_SPAN = 3  # samples over which the sharpest edge is looked for
 ONSET_LEAD = 2  # samples before the edge ...
 ONSET_RISE = 8  # ... and from it, the rise, that trend and step need not explain
 ONSET_MISFIT = 0.1  # of the step: what trend and step may leave at a sample they explain
 ONSET_UNEXPLAINED = 3  # samples away from the rise that they may leave unexplained
+ONSET_MIN_SAMPLES = 48  # fewer: too few samples outside the rise to tell a level from a decay
 
 
 def onset_step_trend(raw: np.ndarray, sigma: float, trend: np.ndarray, degree: int) -> np.ndarray | None:
-    """The trend of ``degree`` fitted robustly beside a step at the sharpest edge of ``raw`` less
-    ``trend`` (at least :data:`PULSE_INSIDE` samples from either end), where the step is at least
+    """A trend fitted robustly beside a step at the sharpest edge of ``raw`` less ``trend`` (an
+    edge :data:`PULSE_INSIDE` samples or more from either end), where the step is at least
     :data:`ONSET_STEP` noise units (``sigma``) and trend and step leave at most
     :data:`ONSET_UNEXPLAINED` samples outside the rise unexplained; else None. The step's side
-    after the edge is the pulse: it rises fast and decays slowly, so its body is what follows
-    its edge."""
-    residual = raw - trend
+    after the edge is the pulse: it rises fast and decays slowly, so its body follows its edge.
+
+    The lowest degree of :data:`SHORT_TREND_DEGREES` is tried first, then ``degree`` (the one
+    the ladder reached, for a carrier steeper than a cubic follows) with the samples before the
+    edge explained to within the noise: beside a step, a high degree bends into a loud pulse's
+    decay, and its misfit before the edge stays under a tenth of the step (a 1,000-unit pulse in
+    128 samples became a flat box to the window's end and lost its region)."""
     first_edge, last_edge = PULSE_INSIDE, raw.size - PULSE_INSIDE
+    if raw.size < ONSET_MIN_SAMPLES:
+        return None
+    residual = raw - trend
     jumps = np.abs(residual[ONSET_SPAN:] - residual[:-ONSET_SPAN])  # jumps[i]: edges at i+1 .. i+ONSET_SPAN
     low, high = max(0, first_edge - ONSET_SPAN), min(jumps.size, last_edge)
-    if high <= low:
-        return None
     start = low + int(np.argmax(jumps[low:high]))
     if not jumps[start] >= ONSET_STEP * sigma:
         return None
     edge = start + 1 + int(np.argmax(np.abs(np.diff(residual[start: start + ONSET_SPAN + 1]))))
     edge = min(max(edge, first_edge), last_edge)
-    polynomial = _legendre_basis(raw.size, degree)
     step = (np.arange(raw.size) >= edge).astype(np.float64)
-    coefficients = _robust_coefficients(raw, np.column_stack((polynomial, step)), sigma)
-    height = float(coefficients[-1])
-    beside = polynomial @ coefficients[:-1]
-    unexplained = np.flatnonzero(np.abs(raw - beside - height * step)
-                                 >= max(4.685 * sigma, ONSET_MISFIT * abs(height))) - edge
-    outside_rise = np.count_nonzero((unexplained < -ONSET_LEAD) | (unexplained >= ONSET_RISE))
-    if abs(height) >= ONSET_STEP * sigma and outside_rise <= ONSET_UNEXPLAINED:
-        return beside
+    lowest = SHORT_TREND_DEGREES[0]
+    for candidate, quiet_before in ((lowest, False),) + (((degree, True),) if degree > lowest else ()):
+        polynomial = _legendre_basis(raw.size, candidate)
+        coefficients = _robust_coefficients(raw, np.column_stack((polynomial, step)), sigma)
+        height = float(coefficients[-1])
+        beside = polynomial @ coefficients[:-1]
+        reach = max(4.685 * sigma, ONSET_MISFIT * abs(height))
+        if quiet_before:
+            reach = np.where(step > 0.0, reach, 4.685 * sigma)
+        unexplained = np.flatnonzero(np.abs(raw - beside - height * step) >= reach) - edge
+        outside_rise = np.count_nonzero((unexplained < -ONSET_LEAD) | (unexplained >= ONSET_RISE))
+        if abs(height) >= ONSET_STEP * sigma and outside_rise <= ONSET_UNEXPLAINED:
+            return beside
     return None
 
 
@@ -397,6 +407,7 @@ def noise_floor(raw_magnitude: float, quantum: float = 0.0) -> float:
 QUIET_BLOCK = 8
 QUIET_CONTRAST = 6.0
 QUIET_WHITENESS = 1.2
+QUIET_AGREEMENT = 2.0  # a factor: a quiet end that fails the whiteness test and the ringing residual beside it
 
 
 @lru_cache(maxsize=4)
@@ -419,15 +430,24 @@ def quiet_stretch_noise(filtered: np.ndarray) -> float:
     before its onset or after its decay, to tell the floor. Their rms about the line through
     them (the carrier filter leaves a slow offset or ramp before a pulse), divided by what the
     quieter of two such blocks gives for white noise and put on :func:`block_noise`'s level;
-    infinite where that stretch does not look white (:data:`QUIET_WHITENESS`)."""
+    infinite where that stretch does not look white (:data:`QUIET_WHITENESS`), unless the rest
+    of the signal is one ringing pulse whose residual (:func:`ringing_residual_noise`) agrees
+    with it within :data:`QUIET_AGREEMENT`."""
     if filtered.size < 2 * QUIET_BLOCK:
         return math.inf
     ends, block_rms = _ends_about_fit(filtered, 1)  # about the line through each
     quieter = int(np.argmin(block_rms))
     least = float(block_rms[quieter])
+    estimate = least / _median_quieter_rms(QUIET_BLOCK - 2) * _block_noise_of_white()
     if float(np.sqrt(np.mean(np.diff(ends[quieter]) ** 2))) < QUIET_WHITENESS * least:
-        return math.inf  # a slow swing, not a stretch of white noise
-    return least / _median_quieter_rms(QUIET_BLOCK - 2) * _block_noise_of_white()
+        # A slow swing, not a stretch of white noise? Eight samples of white noise look that
+        # smooth one time in seven, and the filters' response ahead of a ringing onset adds to
+        # it: a window whose rest is one ringing pulse then lost its scale to the ringing.
+        rest = filtered[QUIET_BLOCK:] if quieter == 0 else filtered[:-QUIET_BLOCK]
+        ringing = ringing_residual_noise(rest)
+        if not (ringing <= QUIET_AGREEMENT * estimate and estimate <= QUIET_AGREEMENT * ringing):
+            return math.inf
+    return estimate
 
 
 def _ends_about_fit(filtered: np.ndarray, degree: int) -> tuple[np.ndarray, np.ndarray]:
