@@ -149,7 +149,8 @@ def test_a_ringing_pulse_after_a_few_quiet_samples_gets_the_noise_floor():
     the 8 samples before it often fail the quiet stretch's whiteness test (the filters respond
     ahead of the onset), and the scale was the ringing's in 14 of the 60 (over 3 noise units).
     The ringing residual of the rest agrees with the quiet stretch, which is then kept. Left:
-    windows whose trend leaves a ramp of 25-30 units before the onset (3 of these)."""
+    windows whose trend leaves a ramp of 25-30 units before the onset (3 of these), and one whose
+    rest does not decay enough from its start to be told from a tone."""
     t = np.arange(64, dtype=np.float64)
     scales = []
     for frequency in (0.05, 0.2, 0.45):
@@ -162,25 +163,31 @@ def test_a_ringing_pulse_after_a_few_quiet_samples_gets_the_noise_floor():
             if number % 2:
                 raw += carrier(t.size, 3000.0, 1e6, rng.uniform(0.0, 360.0))
             scales.append(preprocess.condition(raw).scale)
-    assert sum(scale > 3.0 for scale in scales) <= 3, np.round(scales, 2)
+    assert sum(scale > 3.0 for scale in scales) <= 4, np.round(scales, 2)
 
 
-@pytest.mark.parametrize("kind", ["white", "coloured", "tone"])
+@pytest.mark.parametrize("kind", ["white", "coloured", "tone", "strong tones"])
 def test_the_quiet_stretch_agreement_leaves_pd_free_short_windows_as_they_were(kind, monkeypatch):
     """Without a pulse the ringing residual beside a quiet stretch that fails the whiteness test
-    changes no window's scale: 200 windows of 64 samples, half on a carrier, white noise,
-    low-passed noise (AR(1), 0.9) or noise with a tone."""
+    changes no window's scale: 200 windows of 56-135 samples, half on a carrier, of white noise,
+    low-passed noise (AR(1), 0.9), noise with a weak tone, or noise with one or two tones of
+    10-30 units at 0.003-0.12 cycles per sample. A tone agrees with its own residual as well as
+    a ringing pulse does: before the rest had to decay from its start, a review's 1,500 such
+    windows gained 42 false regions."""
     rng = np.random.default_rng(len(kind))
-    t = np.arange(64, dtype=np.float64)
     windows = []
     for number in range(200):
+        t = np.arange(int(rng.integers(56, 136)), dtype=np.float64)
         if kind == "coloured":
             noise = sps.lfilter([1.0], [1.0, -0.9], rng.normal(size=t.size + 200))[200:]
         else:
             noise = rng.normal(size=t.size)
             if kind == "tone":
                 noise += 2.0 * np.sin(2 * np.pi * rng.uniform(0.01, 0.45) * t + rng.uniform(0.0, 6.3))
-        windows.append(noise + (carrier(t.size, 3000.0, 1e6, rng.uniform(0.0, 360.0)) if number % 2 else 0.0))
+            if kind == "strong tones":
+                for _ in range(1 + number % 2):
+                    noise += rng.uniform(10.0, 30.0) * np.sin(2 * np.pi * rng.uniform(0.003, 0.12) * t + rng.uniform(0.0, 6.3))
+        windows.append(noise + (carrier(t.size, 3000.0, 1e6, rng.uniform(0.0, 360.0)) if number % 4 >= 2 else 0.0))
     with_rule = [preprocess.condition(raw).scale for raw in windows]
     monkeypatch.setattr(preprocess, "QUIET_AGREEMENT", 0.0)
     without = [preprocess.condition(raw).scale for raw in windows]

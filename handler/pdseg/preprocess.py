@@ -202,6 +202,7 @@ ONSET_SPAN = 3  # samples over which the sharpest edge is looked for
 ONSET_LEAD = 2  # samples before the edge ...
 ONSET_RISE = 8  # ... and from it, the rise, that trend and step need not explain
 ONSET_MISFIT = 0.1  # of the step: what trend and step may leave at a sample they explain
+ONSET_MISFIT_BEFORE = 0.02  # of the step: the same before the edge, at the ladder's higher degree
 ONSET_UNEXPLAINED = 3  # samples away from the rise that they may leave unexplained
 ONSET_MIN_SAMPLES = 48  # fewer: too few samples outside the rise to tell a level from a decay
 
@@ -215,9 +216,10 @@ def onset_step_trend(raw: np.ndarray, sigma: float, trend: np.ndarray, degree: i
 
     The lowest degree of :data:`SHORT_TREND_DEGREES` is tried first, then ``degree`` (the one
     the ladder reached, for a carrier steeper than a cubic follows) with the samples before the
-    edge explained to within the noise: beside a step, a high degree bends into a loud pulse's
-    decay, and its misfit before the edge stays under a tenth of the step (a 1,000-unit pulse in
-    128 samples became a flat box to the window's end and lost its region)."""
+    edge explained to within the noise or :data:`ONSET_MISFIT_BEFORE` of the step: beside a step,
+    a high degree bends into a loud pulse's decay, and its misfit before the edge stays under a
+    tenth of the step (a 1,000-unit pulse in 128 samples became a flat box to the window's end
+    and lost its region)."""
     first_edge, last_edge = PULSE_INSIDE, raw.size - PULSE_INSIDE
     if raw.size < ONSET_MIN_SAMPLES:
         return None
@@ -238,7 +240,7 @@ def onset_step_trend(raw: np.ndarray, sigma: float, trend: np.ndarray, degree: i
         beside = polynomial @ coefficients[:-1]
         reach = max(4.685 * sigma, ONSET_MISFIT * abs(height))
         if quiet_before:
-            reach = np.where(step > 0.0, reach, 4.685 * sigma)
+            reach = np.where(step > 0.0, reach, max(4.685 * sigma, ONSET_MISFIT_BEFORE * abs(height)))
         unexplained = np.flatnonzero(np.abs(raw - beside - height * step) >= reach) - edge
         outside_rise = np.count_nonzero((unexplained < -ONSET_LEAD) | (unexplained >= ONSET_RISE))
         if abs(height) >= ONSET_STEP * sigma and outside_rise <= ONSET_UNEXPLAINED:
@@ -407,6 +409,8 @@ def noise_floor(raw_magnitude: float, quantum: float = 0.0) -> float:
 QUIET_BLOCK = 8
 QUIET_CONTRAST = 6.0
 QUIET_WHITENESS = 1.2
+DECAY_PARTS = 3  # a ringing pulse after a quiet stretch peaks in the first third of the rest ...
+DECAY_RATIO = 0.65  # ... and its last third holds under this share of the first's rms
 QUIET_AGREEMENT = 2.0  # a factor: a quiet end that fails the whiteness test and the ringing residual beside it
 
 
@@ -431,8 +435,10 @@ def quiet_stretch_noise(filtered: np.ndarray) -> float:
     them (the carrier filter leaves a slow offset or ramp before a pulse), divided by what the
     quieter of two such blocks gives for white noise and put on :func:`block_noise`'s level;
     infinite where that stretch does not look white (:data:`QUIET_WHITENESS`), unless the rest
-    of the signal is one ringing pulse whose residual (:func:`ringing_residual_noise`) agrees
-    with it within :data:`QUIET_AGREEMENT`."""
+    of the signal decays from its start (:func:`decays_from_its_start`, as a ringing pulse after
+    its onset does) and its residual (:func:`ringing_residual_noise`) agrees with the stretch
+    within :data:`QUIET_AGREEMENT`. Noise alone often passes that too; :func:`noise_scale` takes
+    the stretch only where it is well under the other estimates."""
     if filtered.size < 2 * QUIET_BLOCK:
         return math.inf
     ends, block_rms = _ends_about_fit(filtered, 1)  # about the line through each
@@ -444,10 +450,22 @@ def quiet_stretch_noise(filtered: np.ndarray) -> float:
         # smooth one time in seven, and the filters' response ahead of a ringing onset adds to
         # it: a window whose rest is one ringing pulse then lost its scale to the ringing.
         rest = filtered[QUIET_BLOCK:] if quieter == 0 else filtered[:-QUIET_BLOCK]
+        if not decays_from_its_start(rest):
+            return math.inf  # a stationary tone agrees with its own residual as well
         ringing = ringing_residual_noise(rest)
         if not (ringing <= QUIET_AGREEMENT * estimate and estimate <= QUIET_AGREEMENT * ringing):
             return math.inf
     return estimate
+
+
+def decays_from_its_start(values: np.ndarray) -> bool:
+    """Whether ``values`` peak in their first :data:`DECAY_PARTS`-th and their last part holds
+    under :data:`DECAY_RATIO` of the first part's rms: a pulse after its onset, not a tone."""
+    part = values.size // DECAY_PARTS
+    if part < 2:
+        return False
+    first, last = (float(np.sqrt(np.mean(values[span] ** 2))) for span in (slice(0, part), slice(-part, None)))
+    return int(np.argmax(np.abs(values))) < part and last < DECAY_RATIO * first
 
 
 def _ends_about_fit(filtered: np.ndarray, degree: int) -> tuple[np.ndarray, np.ndarray]:
