@@ -435,8 +435,8 @@ def quiet_stretch_noise(filtered: np.ndarray) -> float:
     them (the carrier filter leaves a slow offset or ramp before a pulse), divided by what the
     quieter of two such blocks gives for white noise and put on :func:`block_noise`'s level;
     infinite where that stretch does not look white (:data:`QUIET_WHITENESS`), unless the rest
-    of the signal decays from its start (:func:`decays_from_its_start`, as a ringing pulse after
-    its onset does) and its residual (:func:`ringing_residual_noise`) agrees with the stretch
+    of the signal after a quiet start decays from its start (:func:`decays_from_its_start`, as a
+    ringing pulse after its onset does) and its residual (:func:`ringing_residual_noise`) agrees with the stretch
     within :data:`QUIET_AGREEMENT`. Noise alone often passes that too; :func:`noise_scale` takes
     the stretch only where it is well under the other estimates."""
     if filtered.size < 2 * QUIET_BLOCK:
@@ -448,8 +448,11 @@ def quiet_stretch_noise(filtered: np.ndarray) -> float:
     if float(np.sqrt(np.mean(np.diff(ends[quieter]) ** 2))) < QUIET_WHITENESS * least:
         # A slow swing, not a stretch of white noise? Eight samples of white noise look that
         # smooth one time in seven, and the filters' response ahead of a ringing onset adds to
-        # it: a window whose rest is one ringing pulse then lost its scale to the ringing.
-        rest = filtered[QUIET_BLOCK:] if quieter == 0 else filtered[:-QUIET_BLOCK]
+        # it: a window whose rest is one ringing pulse then lost its scale to the ringing. Only
+        # a quiet start: a quiet end after fading tones (beats, modulation) agreed as well.
+        if quieter != 0:
+            return math.inf
+        rest = filtered[QUIET_BLOCK:]
         if not decays_from_its_start(rest):
             return math.inf  # a stationary tone agrees with its own residual as well
         ringing = ringing_residual_noise(rest)
