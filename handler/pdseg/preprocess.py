@@ -220,9 +220,9 @@ def onset_step_trend(raw: np.ndarray, sigma: float, trend: np.ndarray, degree: i
     a high degree bends into a loud pulse's decay, and its misfit before the edge stays under a
     tenth of the step (a 1,000-unit pulse in 128 samples became a flat box to the window's end
     and lost its region)."""
-    first_edge, last_edge = PULSE_INSIDE, raw.size - PULSE_INSIDE
     if raw.size < ONSET_MIN_SAMPLES:
         return None
+    first_edge, last_edge = PULSE_INSIDE, raw.size - PULSE_INSIDE
     residual = raw - trend
     jumps = np.abs(residual[ONSET_SPAN:] - residual[:-ONSET_SPAN])  # jumps[i]: edges at i+1 .. i+ONSET_SPAN
     low, high = max(0, first_edge - ONSET_SPAN), min(jumps.size, last_edge)
@@ -411,7 +411,7 @@ QUIET_CONTRAST = 6.0
 QUIET_WHITENESS = 1.2
 DECAY_PARTS = 3  # a ringing pulse after a quiet stretch peaks in the first third of the rest ...
 DECAY_RATIO = 0.65  # ... and its last third holds under this share of the first's rms
-QUIET_AGREEMENT = 2.0  # a factor: a quiet end that fails the whiteness test and the ringing residual beside it
+QUIET_AGREEMENT = 2.0  # a factor: a quiet start that fails the whiteness test and the ringing residual after it
 
 
 @lru_cache(maxsize=4)
@@ -434,11 +434,11 @@ def quiet_stretch_noise(filtered: np.ndarray) -> float:
     before its onset or after its decay, to tell the floor. Their rms about the line through
     them (the carrier filter leaves a slow offset or ramp before a pulse), divided by what the
     quieter of two such blocks gives for white noise and put on :func:`block_noise`'s level;
-    infinite where that stretch does not look white (:data:`QUIET_WHITENESS`), unless the rest
-    of the signal after a quiet start decays from its start (:func:`decays_from_its_start`, as a
-    ringing pulse after its onset does) and its residual (:func:`ringing_residual_noise`) agrees with the stretch
-    within :data:`QUIET_AGREEMENT`. Noise alone often passes that too; :func:`noise_scale` takes
-    the stretch only where it is well under the other estimates."""
+    infinite where that stretch does not look white (:data:`QUIET_WHITENESS`), unless it is the
+    signal's start and the rest decays from its start (:func:`decays_from_its_start`, as a
+    ringing pulse after its onset does) with a residual (:func:`ringing_residual_noise`) within
+    :data:`QUIET_AGREEMENT` of the stretch. Noise alone often passes that too; :func:`noise_scale`
+    takes the stretch only where it is well under the other estimates."""
     if filtered.size < 2 * QUIET_BLOCK:
         return math.inf
     ends, block_rms = _ends_about_fit(filtered, 1)  # about the line through each
