@@ -7,9 +7,12 @@ not matched is counted as *merged* (the prediction over it also covers another t
 *split* (two or more predictions over it), *missed* (no prediction touches it) or *low IoU*;
 every unmatched prediction that touches no true event is *spurious*, and one that touches only
 true events already matched by another prediction is a *second piece* (of a burst's ringing,
-or of one event cut by a dip). The last column is an
-upper bound for splitting regions at pulse onsets: the F1 when every prediction is cut at the
-true events' starts inside it (what a perfect onset detector would allow).
+or of one event cut by a dip). The last two columns are upper bounds: for splitting regions at
+pulse onsets, the F1 when every prediction is cut at the true events' starts inside it (what a
+perfect onset detector would allow); for joining, the F1 when every second piece is joined to
+the prediction that matched its event (what a region rule that knew which pieces belong
+together would allow: pulses whose labels chain into one event through slow tails that the
+carrier filter takes out are second pieces).
 
 A second table looks at the missed events: how many have an unlabelled peak (interference or
 noise) of at least half their own within 200 samples, and how many fall in the four captures
@@ -126,6 +129,28 @@ def cut_at(predicted: np.ndarray, starts: np.ndarray, margin: int = 4) -> np.nda
     return np.asarray(pieces, dtype=np.int64).reshape(-1, 2)
 
 
+def join_second_pieces(truth: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+    """``predicted`` with every second piece (:func:`causes`) replaced by the span from the
+    prediction that matched its first event to the piece, that prediction's own extent joined
+    in: regions as they would be if each event's pieces had been reported as one."""
+    predicted = np.asarray(predicted, dtype=np.int64).reshape(-1, 2)
+    iou = interval_iou(truth, predicted)
+    if not iou.size:
+        return predicted
+    rows, columns = linear_sum_assignment(-iou)
+    hits = iou[rows, columns] >= MIN_IOU
+    matched = dict(zip(rows[hits].tolist(), columns[hits].tolist()))
+    joined = predicted.copy()
+    keep = np.ones(len(predicted), dtype=bool)
+    for column in sorted(set(range(len(predicted))) - set(matched.values())):
+        over = np.flatnonzero(iou[:, column] > 0).tolist()
+        if over and all(event in matched for event in over):
+            owner = matched[over[0]]
+            joined[owner] = (min(joined[owner, 0], predicted[column, 0]), max(joined[owner, 1], predicted[column, 1]))
+            keep[column] = False
+    return joined[keep]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--weights", default=str(_bootstrap.ROOT / "model_store" / "weights"))
@@ -136,12 +161,12 @@ def main() -> None:
     args = parser.parse_args()
     segmenter, _ = served_segmenter(Path(args.weights))
     reports = [tier_report(segmenter, tier, args.count, args.length) for tier in args.tiers]
-    print("| tier | true events | " + " | ".join(CAUSES) + " | F1 | F1 cut at true starts |")
-    print("|---|---|" + "---|" * len(CAUSES) + "---|---|")
+    print("| tier | true events | " + " | ".join(CAUSES) + " | F1 | F1 cut at true starts | F1 with second pieces joined |")
+    print("|---|---|" + "---|" * len(CAUSES) + "---|---|---|")
     for report in reports:
         print(f"| {report['name']} | {report['events']} | "
               + " | ".join(str(v) for v in report["causes"].values())
-              + f" | {report['f1']:.3f} | {report['f1_cut']:.3f} |")
+              + f" | {report['f1']:.3f} | {report['f1_cut']:.3f} | {report['f1_joined']:.3f} |")
     print()
     print(f"| tier | missed | beside an unlabelled peak >= half theirs (within {NEAR} samples) | "
           "in the 4 captures with the most |")
@@ -175,7 +200,7 @@ def tier_report(segmenter, tier: str, count: int, length: int) -> dict:
     captures = list(synthetic.evaluation_set(snr, interference, count, length, EVAL_SEED))
     results = segmenter.analyse([c.signal for c in captures])
     totals = dict.fromkeys(CAUSES, 0)
-    counts, bound, events = EventCounts(), EventCounts(), 0
+    counts, bound, joined, events = EventCounts(), EventCounts(), EventCounts(), 0
     by_join_gap = {gap: EventCounts() for gap in JOIN_GAPS}
     per_capture = []
     by_shape = {name: [0, 0] for name in SHAPE_CLASSES}
@@ -186,6 +211,7 @@ def tier_report(segmenter, tier: str, count: int, length: int) -> dict:
             totals[cause] += value
         counts.add(match_events(truth, result.regions))
         bound.add(match_events(truth, cut_at(result.regions, truth[:, 0])))
+        joined.add(match_events(truth, join_second_pieces(truth, result.regions)))
         per_capture.append(missed_beside_interference(truth, result.regions, capture.mask,
                                                       result.conditioned.filtered))
         for name, (shaped, missed) in missed_by_shape(truth, result.regions, capture.pulses).items():
@@ -196,6 +222,7 @@ def tier_report(segmenter, tier: str, count: int, length: int) -> dict:
     missed_each = sorted((missed for missed, _ in per_capture), reverse=True)
     report = {"name": f"{snr:.0f} dB {'interference' if interference else 'white'}",
               "events": events, "causes": totals, "f1": counts.f1, "f1_cut": bound.f1,
+              "f1_joined": joined.f1,
               "misses": (sum(missed_each), sum(beside for _, beside in per_capture),
                          sum(missed_each[:4])),
               "by_join_gap": by_join_gap, "by_shape": by_shape}

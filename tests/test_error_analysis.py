@@ -22,3 +22,22 @@ def test_two_predictions_over_one_unmatched_event_are_a_split():
     truth = np.array([[0, 100]])
     found = causes(truth, np.array([[0, 20], [60, 80]]))  # IoU 0.2 each
     assert found["split"] == 1 and found["second piece"] == 0 and found["spurious"] == 0
+
+
+def test_second_pieces_are_joined_to_the_region_that_matched_their_event():
+    from error_analysis import join_second_pieces
+
+    truth = np.array([[0, 100], [300, 310]])
+    predicted = np.array([
+        [0, 40],     # matches the first event (IoU 0.4)
+        [70, 90],    # a second piece of it: joined, the region becomes [0, 90)
+        [150, 160],  # touches no event: spurious, kept as it is
+        [300, 310],  # matches the second event
+    ])
+    joined = join_second_pieces(truth, predicted)
+    assert joined.tolist() == [[0, 90], [150, 160], [300, 310]]
+    assert causes(truth, joined)["second piece"] == 0
+    # a piece before the region that matched joins it from the front
+    assert join_second_pieces(np.array([[0, 100]]), np.array([[5, 15], [40, 100]])).tolist() == [[5, 100]]
+    # with no second piece nothing moves
+    assert join_second_pieces(truth, np.array([[0, 100], [300, 310]])).tolist() == [[0, 100], [300, 310]]
