@@ -7,12 +7,12 @@ not matched is counted as *merged* (the prediction over it also covers another t
 *split* (two or more predictions over it), *missed* (no prediction touches it) or *low IoU*;
 every unmatched prediction that touches no true event is *spurious*, and one that touches only
 true events already matched by another prediction is a *second piece* (of a burst's ringing,
-or of one event cut by a dip). The last two columns are upper bounds: for splitting regions at
-pulse onsets, the F1 when every prediction is cut at the true events' starts inside it (what a
-perfect onset detector would allow); for joining, the F1 when every second piece is joined to
-the prediction that matched its event (what a region rule that knew which pieces belong
-together would allow: pulses whose labels chain into one event through slow tails that the
-carrier filter takes out are second pieces).
+of one event cut by a dip, or a separate pulse whose event the labels' slow decays chain to
+another). The last two columns are oracle figures, not bounds: the F1 when every prediction is
+cut at the true events' starts inside it (what an onset detector that knew them would give);
+and the F1 when every second piece over one event is joined to the prediction that matched
+that event, where the joined span overlaps no other prediction (what a region rule that knew
+which pieces belong together would give).
 
 A second table looks at the missed events: how many have an unlabelled peak (interference or
 noise) of at least half their own within 200 samples, and how many fall in the four captures
@@ -20,9 +20,9 @@ with the most misses. A third counts misses by the family of the event's first p
 (decay under 5 samples) and long apart. For the tiers with interference a fourth gives the F1 on the same
 captures with their converter notches left out: what removing phase-locked interference
 perfectly before the network would be worth. The last table scores the same regions against
-true events joined by a looser rule (labels under 16 or 32 samples apart are one event,
-instead of 8): whether the merges come from where the evaluation ends an event, or from the
-detector.
+true events joined by tighter rules (labels under 8 or 16 samples apart are one event,
+instead of the served merge gap, 32): how many of the merges come from where the evaluation
+ends an event, and how many from the detector.
 """
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ from training import synthetic
 from training.scoring import EventCounts, interval_iou, match_events, truth_events
 
 MIN_IOU = 0.3
-JOIN_GAPS = (8, 16, 32)  # 8: the evaluation's rule (regions.DEFAULT_MIN_GAP)
+JOIN_GAPS = (8, 16, 32)  # 32: the evaluation's rule, the served merge gap
 
 
 CAUSES = ("merged", "split", "missed", "low IoU", "spurious", "second piece")
@@ -130,9 +130,10 @@ def cut_at(predicted: np.ndarray, starts: np.ndarray, margin: int = 4) -> np.nda
 
 
 def join_second_pieces(truth: np.ndarray, predicted: np.ndarray) -> np.ndarray:
-    """``predicted`` with every second piece (:func:`causes`) replaced by the span from the
-    prediction that matched its first event to the piece, that prediction's own extent joined
-    in: regions as they would be if each event's pieces had been reported as one."""
+    """``predicted`` with each second piece (:func:`causes`) that touches one true event joined
+    to the prediction that matched that event (the span of both), where that span overlaps no
+    other prediction: regions as they would be had the event's pieces been reported as one.
+    A piece over several events, or one whose join would overlap another region, stays."""
     predicted = np.asarray(predicted, dtype=np.int64).reshape(-1, 2)
     iou = interval_iou(truth, predicted)
     if not iou.size:
@@ -140,14 +141,22 @@ def join_second_pieces(truth: np.ndarray, predicted: np.ndarray) -> np.ndarray:
     rows, columns = linear_sum_assignment(-iou)
     hits = iou[rows, columns] >= MIN_IOU
     matched = dict(zip(rows[hits].tolist(), columns[hits].tolist()))
-    joined = predicted.copy()
-    keep = np.ones(len(predicted), dtype=bool)
+    pieces: dict[int, list[int]] = {}  # the matched prediction -> its event's second pieces
     for column in sorted(set(range(len(predicted))) - set(matched.values())):
         over = np.flatnonzero(iou[:, column] > 0).tolist()
-        if over and all(event in matched for event in over):
-            owner = matched[over[0]]
-            joined[owner] = (min(joined[owner, 0], predicted[column, 0]), max(joined[owner, 1], predicted[column, 1]))
-            keep[column] = False
+        if len(over) == 1 and over[0] in matched:
+            pieces.setdefault(matched[over[0]], []).append(column)
+    joined = predicted.copy()
+    keep = np.ones(len(predicted), dtype=bool)
+    for owner, columns in pieces.items():
+        group = [owner, *columns]
+        start, end = int(predicted[group, 0].min()), int(predicted[group, 1].max())
+        others = np.ones(len(predicted), dtype=bool)
+        others[group] = False
+        if np.any((joined[others, 0] < end) & (joined[others, 1] > start)):
+            continue
+        joined[owner] = (start, end)
+        keep[columns] = False
     return joined[keep]
 
 

@@ -39,5 +39,21 @@ def test_second_pieces_are_joined_to_the_region_that_matched_their_event():
     assert causes(truth, joined)["second piece"] == 0
     # a piece before the region that matched joins it from the front
     assert join_second_pieces(np.array([[0, 100]]), np.array([[5, 15], [40, 100]])).tolist() == [[5, 100]]
+    # two pieces before it join together with it
+    assert join_second_pieces(np.array([[0, 100]]), np.array([[0, 10], [20, 30], [50, 90]])).tolist() == [[0, 90]]
     # with no second piece nothing moves
     assert join_second_pieces(truth, np.array([[0, 100], [300, 310]])).tolist() == [[0, 100], [300, 310]]
+
+
+def test_a_join_never_overlaps_another_region_nor_spans_two_events():
+    from error_analysis import join_second_pieces
+
+    # the piece [90, 160) touches two matched events: it stays, and nothing overlaps
+    truth = np.array([[0, 100], [120, 200]])
+    predicted = np.array([[0, 60], [150, 200], [90, 160]])
+    assert join_second_pieces(truth, predicted).tolist() == predicted.tolist()
+    # joining the piece [0, 10) to [60, 100) would overlap [95, 120), matched to the next event
+    truth = np.array([[0, 100], [110, 120]])
+    predicted = np.array([[0, 10], [60, 100], [95, 120]])
+    assert causes(truth, predicted)["second piece"] == 1
+    assert join_second_pieces(truth, predicted).tolist() == predicted.tolist()
