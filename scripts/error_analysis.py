@@ -1,6 +1,7 @@
 """Why the served model's events are wrong, by cause, on the evaluation tiers.
 
     python scripts/error_analysis.py [--weights DIR] [--count 40] [--tiers 30w 20w 14w 30i 20i 14i 10i]
+                                     [--validation]
 
 After the one-to-one matching of scripts/evaluate.py (IoU >= 0.3), every true event that is
 not matched is counted as *merged* (the prediction over it also covers another true event),
@@ -14,10 +15,14 @@ and the F1 when every second piece over one event is joined to the prediction th
 that event, where the joined span overlaps no other prediction (what a region rule that knew
 which pieces belong together would give).
 
-A second table looks at the missed events: how many have an unlabelled peak (interference or
-noise) of at least half their own within 200 samples, and how many fall in the four captures
-with the most misses. A third counts misses by the family of the event's first pulse, short
-(decay under 5 samples) and long apart. For the tiers with interference a fourth gives the F1 on the same
+A second table says what the second pieces are: how many lie in an event of two or more
+pulses, and in one holding an exponential or oscillation that decays over SLOW_DECAY samples or
+more (the labels chain such an event's pulses through a decay that the carrier filter takes
+out), and how far they lie from the region that matched their event. A third looks at the
+missed events: how many have an unlabelled peak (interference or noise) of at least half their
+own within 200 samples, and how many fall in the four captures with the most misses. A fourth
+counts misses by the family of the event's first pulse, short
+(decay under 5 samples) and long apart. For the tiers with interference a fifth gives the F1 on the same
 captures with their converter notches left out: what removing phase-locked interference
 perfectly before the network would be worth. The last table scores the same regions against
 true events joined by tighter rules (labels under 8 or 16 samples apart are one event,
@@ -33,7 +38,7 @@ import _bootstrap  # noqa: F401
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from evaluate import EVAL_SEED, score, served_segmenter
+from evaluate import EVAL_SEED, VALIDATION_SEED, score, served_segmenter
 from pdseg.regions import mask_to_regions
 from training import synthetic
 from training.scoring import EventCounts, interval_iou, match_events, truth_events
@@ -129,23 +134,33 @@ def cut_at(predicted: np.ndarray, starts: np.ndarray, margin: int = 4) -> np.nda
     return np.asarray(pieces, dtype=np.int64).reshape(-1, 2)
 
 
+def second_pieces(truth: np.ndarray, predicted: np.ndarray) -> list[tuple[int, int, int]]:
+    """``(piece, event, owner)`` for each second piece (:func:`causes`) that touches one true
+    event: the piece's and the matching prediction's indices in ``predicted``, the event's in
+    ``truth``."""
+    iou = interval_iou(truth, predicted)
+    if not iou.size:
+        return []
+    rows, columns = linear_sum_assignment(-iou)
+    hits = iou[rows, columns] >= MIN_IOU
+    matched = dict(zip(rows[hits].tolist(), columns[hits].tolist()))
+    found = []
+    for column in sorted(set(range(len(predicted))) - set(matched.values())):
+        over = np.flatnonzero(iou[:, column] > 0).tolist()
+        if len(over) == 1 and over[0] in matched:
+            found.append((column, over[0], matched[over[0]]))
+    return found
+
+
 def join_second_pieces(truth: np.ndarray, predicted: np.ndarray) -> np.ndarray:
     """``predicted`` with each second piece (:func:`causes`) that touches one true event joined
     to the prediction that matched that event (the span of both), where that span overlaps no
     other prediction: regions as they would be had the event's pieces been reported as one.
     A piece over several events, or one whose join would overlap another region, stays."""
     predicted = np.asarray(predicted, dtype=np.int64).reshape(-1, 2)
-    iou = interval_iou(truth, predicted)
-    if not iou.size:
-        return predicted
-    rows, columns = linear_sum_assignment(-iou)
-    hits = iou[rows, columns] >= MIN_IOU
-    matched = dict(zip(rows[hits].tolist(), columns[hits].tolist()))
     pieces: dict[int, list[int]] = {}  # the matched prediction -> its event's second pieces
-    for column in sorted(set(range(len(predicted))) - set(matched.values())):
-        over = np.flatnonzero(iou[:, column] > 0).tolist()
-        if len(over) == 1 and over[0] in matched:
-            pieces.setdefault(matched[over[0]], []).append(column)
+    for column, _, owner in second_pieces(truth, predicted):
+        pieces.setdefault(owner, []).append(column)
     joined = predicted.copy()
     keep = np.ones(len(predicted), dtype=bool)
     for owner, columns in pieces.items():
@@ -160,6 +175,25 @@ def join_second_pieces(truth: np.ndarray, predicted: np.ndarray) -> np.ndarray:
     return joined[keep]
 
 
+SLOW_DECAY = 20.0  # samples: a pulse decaying slower is labelled for 46 samples or more after its onset
+
+
+def piece_report(truth: np.ndarray, predicted: np.ndarray, pulses: list[dict]) -> list[dict]:
+    """What each second piece is: the pulses its event holds, the event's slowest decay
+    (exponentials and oscillations, whose label runs to a tenth of the envelope: the decay
+    times ln 10), and the gap between the piece and the prediction that matched its event."""
+    predicted = np.asarray(predicted, dtype=np.int64).reshape(-1, 2)
+    out = []
+    for column, event, owner in second_pieces(truth, predicted):
+        start, end = truth[event].tolist()
+        inside = [pulse for pulse in pulses if start <= pulse["onset"] < end]
+        decays = [pulse["decay"] for pulse in inside if pulse.get("family") in ("exponential", "oscillation")]
+        piece, region = predicted[column], predicted[owner]
+        gap = int(piece[0] - region[1]) if piece[0] >= region[1] else int(region[0] - piece[1])
+        out.append({"pulses": len(inside), "slowest_decay": max(decays, default=0.0), "gap": gap})
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--weights", default=str(_bootstrap.ROOT / "model_store" / "weights"))
@@ -167,15 +201,33 @@ def main() -> None:
     parser.add_argument("--length", type=int, default=16384)
     parser.add_argument("--tiers", nargs="+", default=["30w", "20w", "14w", "30i", "20i", "14i", "10i"],
                         help="SNR in dB, then w (white) or i (interference)")
+    parser.add_argument("--validation", action="store_true",
+                        help="the training generator's validation split instead of its test split")
     args = parser.parse_args()
     segmenter, _ = served_segmenter(Path(args.weights))
-    reports = [tier_report(segmenter, tier, args.count, args.length) for tier in args.tiers]
+    seed = VALIDATION_SEED if args.validation else EVAL_SEED
+    print(f"the training generator's {'validation' if args.validation else 'test'} tiers\n")
+    reports = [tier_report(segmenter, tier, args.count, args.length, seed) for tier in args.tiers]
     print("| tier | true events | " + " | ".join(CAUSES) + " | F1 | F1 cut at true starts | F1 with second pieces joined |")
     print("|---|---|" + "---|" * len(CAUSES) + "---|---|---|")
     for report in reports:
         print(f"| {report['name']} | {report['events']} | "
               + " | ".join(str(v) for v in report["causes"].values())
               + f" | {report['f1']:.3f} | {report['f1_cut']:.3f} | {report['f1_joined']:.3f} |")
+    print()
+    print("| tier | second pieces | in an event of 2 or more pulses | ... holding a decay of "
+          f"{SLOW_DECAY:g} samples or more | pulses in their events | gap to the region that matched, "
+          "samples (least / median / most) |")
+    print("|---|---|---|---|---|---|")
+    for report in reports:
+        pieces = report["pieces"]
+        gaps = [piece["gap"] for piece in pieces]
+        several = [piece for piece in pieces if piece["pulses"] >= 2]
+        counts = [piece["pulses"] for piece in pieces]
+        print(f"| {report['name']} | {len(pieces)} | {len(several)} | "
+              f"{sum(piece['slowest_decay'] >= SLOW_DECAY for piece in several)} | "
+              + (f"{min(counts)}-{max(counts)} | {min(gaps)} / {int(np.median(gaps))} / {max(gaps)} |"
+                 if pieces else "- | - |"))
     print()
     print(f"| tier | missed | beside an unlabelled peak >= half theirs (within {NEAR} samples) | "
           "in the 4 captures with the most |")
@@ -203,16 +255,17 @@ def main() -> None:
                                                    for c in report["by_join_gap"].values()) + " |")
 
 
-def tier_report(segmenter, tier: str, count: int, length: int) -> dict:
+def tier_report(segmenter, tier: str, count: int, length: int, seed: int = EVAL_SEED) -> dict:
     """Every figure of one tier ("30w": 30 dB, white noise; "30i": with interference)."""
     snr, interference = float(tier[:-1]), tier[-1] == "i"
-    captures = list(synthetic.evaluation_set(snr, interference, count, length, EVAL_SEED))
+    captures = list(synthetic.evaluation_set(snr, interference, count, length, seed))
     results = segmenter.analyse([c.signal for c in captures])
     totals = dict.fromkeys(CAUSES, 0)
     counts, bound, joined, events = EventCounts(), EventCounts(), EventCounts(), 0
     by_join_gap = {gap: EventCounts() for gap in JOIN_GAPS}
     per_capture = []
     by_shape = {name: [0, 0] for name in SHAPE_CLASSES}
+    pieces = []
     for capture, result in zip(captures, results):
         truth = truth_events(capture.mask, segmenter.min_gap)
         events += len(truth)
@@ -221,6 +274,7 @@ def tier_report(segmenter, tier: str, count: int, length: int) -> dict:
         counts.add(match_events(truth, result.regions))
         bound.add(match_events(truth, cut_at(result.regions, truth[:, 0])))
         joined.add(match_events(truth, join_second_pieces(truth, result.regions)))
+        pieces += piece_report(truth, result.regions, capture.pulses)
         per_capture.append(missed_beside_interference(truth, result.regions, capture.mask,
                                                       result.conditioned.filtered))
         for name, (shaped, missed) in missed_by_shape(truth, result.regions, capture.pulses).items():
@@ -231,12 +285,12 @@ def tier_report(segmenter, tier: str, count: int, length: int) -> dict:
     missed_each = sorted((missed for missed, _ in per_capture), reverse=True)
     report = {"name": f"{snr:.0f} dB {'interference' if interference else 'white'}",
               "events": events, "causes": totals, "f1": counts.f1, "f1_cut": bound.f1,
-              "f1_joined": joined.f1,
+              "f1_joined": joined.f1, "pieces": pieces,
               "misses": (sum(missed_each), sum(beside for _, beside in per_capture),
                          sum(missed_each[:4])),
               "by_join_gap": by_join_gap, "by_shape": by_shape}
     if interference:
-        clean = list(synthetic.evaluation_set(snr, interference, count, length, EVAL_SEED,
+        clean = list(synthetic.evaluation_set(snr, interference, count, length, seed,
                                               converter_notches=False))
         report["f1_without_notches"] = score(
             clean, [r.regions for r in segmenter.analyse([c.signal for c in clean])], MIN_IOU,

@@ -57,3 +57,15 @@ def test_a_join_never_overlaps_another_region_nor_spans_two_events():
     predicted = np.array([[0, 10], [60, 100], [95, 120]])
     assert causes(truth, predicted)["second piece"] == 1
     assert join_second_pieces(truth, predicted).tolist() == predicted.tolist()
+
+
+def test_a_piece_report_names_its_events_pulses_and_its_gap():
+    from error_analysis import piece_report
+
+    truth = np.array([[0, 100], [300, 310]])
+    predicted = np.array([[0, 40], [75, 90], [300, 310]])
+    pulses = [{"onset": 0, "family": "exponential", "decay": 30.0},
+              {"onset": 75, "family": "oscillation", "decay": 4.0},
+              {"onset": 300, "family": "exponential", "decay": 90.0}]  # another event's
+    assert piece_report(truth, predicted, pulses) == [{"pulses": 2, "slowest_decay": 30.0, "gap": 35}]
+    assert piece_report(truth, np.array([[0, 100], [300, 310]]), pulses) == []
