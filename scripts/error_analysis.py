@@ -8,17 +8,18 @@ not matched is counted as *merged* (the prediction over it also covers another t
 *split* (two or more predictions over it), *missed* (no prediction touches it) or *low IoU*;
 every unmatched prediction that touches no true event is *spurious*, and one that touches only
 true events already matched by another prediction is a *second piece* (of a burst's ringing,
-of one event cut by a dip, or a separate pulse whose event the labels' slow decays chain to
-another). The last two columns are oracle figures, not bounds: the F1 when every prediction is
+of one event cut by a dip, or a separate pulse that the labels join to another). The last two
+columns are oracle figures, not bounds: the F1 when every prediction is
 cut at the true events' starts inside it (what an onset detector that knew them would give);
 and the F1 when every second piece over one event is joined to the prediction that matched
 that event, where the joined span overlaps no other prediction (what a region rule that knew
 which pieces belong together would give).
 
-A second table says what the second pieces are: how many lie in an event of two or more
-pulses, and in one holding an exponential or oscillation that decays over SLOW_DECAY samples or
-more (the labels chain such an event's pulses through a decay that the carrier filter takes
-out), and how far they lie from the region that matched their event. A third looks at the
+A second table says what the second pieces over one event are: how many lie in an event of
+two or more pulses, in one holding a burst, in one holding an exponential or oscillation that
+decays over SLOW_DECAY samples or more (a decay the carrier filter takes most of), how far they
+lie from the region that matched their event, and how much of that gap is labelled: whether
+the labels bridge what the detector left out. A third looks at the
 missed events: how many have an unlabelled peak (interference or noise) of at least half their
 own within 200 samples, and how many fall in the four captures with the most misses. A fourth
 counts misses by the family of the event's first pulse, short
@@ -175,22 +176,31 @@ def join_second_pieces(truth: np.ndarray, predicted: np.ndarray) -> np.ndarray:
     return joined[keep]
 
 
-SLOW_DECAY = 20.0  # samples: a pulse decaying slower is labelled for 46 samples or more after its onset
+SLOW_DECAY = 20.0  # samples: an exponential or oscillation decaying slower is labelled for 46 samples or more
 
 
-def piece_report(truth: np.ndarray, predicted: np.ndarray, pulses: list[dict]) -> list[dict]:
-    """What each second piece is: the pulses its event holds, the event's slowest decay
-    (exponentials and oscillations, whose label runs to a tenth of the envelope: the decay
-    times ln 10), and the gap between the piece and the prediction that matched its event."""
+def piece_report(truth: np.ndarray, predicted: np.ndarray, pulses: list[dict],
+                 mask: np.ndarray | None = None) -> list[dict]:
+    """What each second piece over one event is: the pulses its event holds (a burst counts as
+    one), whether one of them is a burst (labelled over its ringing), the slowest decay, in
+    samples, of the event's exponentials and oscillations that are not a burst's (labelled to a
+    tenth of their envelope, the decay times ln 10 after the onset), the gap in samples between
+    the piece and the prediction that matched its event (served regions are at least the merge
+    gap apart), and, given the truth ``mask``, the share of that gap that is labelled."""
     predicted = np.asarray(predicted, dtype=np.int64).reshape(-1, 2)
     out = []
     for column, event, owner in second_pieces(truth, predicted):
         start, end = truth[event].tolist()
         inside = [pulse for pulse in pulses if start <= pulse["onset"] < end]
-        decays = [pulse["decay"] for pulse in inside if pulse.get("family") in ("exponential", "oscillation")]
+        decays = [pulse["decay"] for pulse in inside
+                  if pulse.get("source") != "burst" and pulse.get("family") in ("exponential", "oscillation")]
         piece, region = predicted[column], predicted[owner]
-        gap = int(piece[0] - region[1]) if piece[0] >= region[1] else int(region[0] - piece[1])
-        out.append({"pulses": len(inside), "slowest_decay": max(decays, default=0.0), "gap": gap})
+        first, last = (int(region[1]), int(piece[0])) if piece[0] >= region[1] else (int(piece[1]), int(region[0]))
+        entry = {"pulses": len(inside), "burst": any(pulse.get("source") == "burst" for pulse in inside),
+                 "slowest_decay": max(decays, default=0.0), "gap": last - first}
+        if mask is not None:
+            entry["labelled"] = float(np.mean(mask[first:last])) if last > first else 1.0
+        out.append(entry)
     return out
 
 
@@ -215,19 +225,19 @@ def main() -> None:
               + " | ".join(str(v) for v in report["causes"].values())
               + f" | {report['f1']:.3f} | {report['f1_cut']:.3f} | {report['f1_joined']:.3f} |")
     print()
-    print("| tier | second pieces | in an event of 2 or more pulses | ... holding a decay of "
-          f"{SLOW_DECAY:g} samples or more | pulses in their events | gap to the region that matched, "
-          "samples (least / median / most) |")
-    print("|---|---|---|---|---|---|")
+    print("| tier | second pieces over one event | in an event of 2 or more pulses | ... holding a burst "
+          f"| ... holding an exponential or oscillation decaying over {SLOW_DECAY:g} samples or more "
+          "| pulses in their events | gap to the region that matched, samples (least / median / most) "
+          "| labelled share of the gap (median) |")
+    print("|---|---|---|---|---|---|---|---|")
     for report in reports:
         pieces = report["pieces"]
-        gaps = [piece["gap"] for piece in pieces]
         several = [piece for piece in pieces if piece["pulses"] >= 2]
-        counts = [piece["pulses"] for piece in pieces]
-        print(f"| {report['name']} | {len(pieces)} | {len(several)} | "
+        counts, gaps = [piece["pulses"] for piece in pieces], [piece["gap"] for piece in pieces]
+        print(f"| {report['name']} | {len(pieces)} | {len(several)} | {sum(piece['burst'] for piece in several)} | "
               f"{sum(piece['slowest_decay'] >= SLOW_DECAY for piece in several)} | "
-              + (f"{min(counts)}-{max(counts)} | {min(gaps)} / {int(np.median(gaps))} / {max(gaps)} |"
-                 if pieces else "- | - |"))
+              + (f"{min(counts)}-{max(counts)} | {min(gaps)} / {np.median(gaps):g} / {max(gaps)} | "
+                 f"{np.median([piece['labelled'] for piece in pieces]):.2f} |" if pieces else "- | - | - |"))
     print()
     print(f"| tier | missed | beside an unlabelled peak >= half theirs (within {NEAR} samples) | "
           "in the 4 captures with the most |")
@@ -274,7 +284,7 @@ def tier_report(segmenter, tier: str, count: int, length: int, seed: int = EVAL_
         counts.add(match_events(truth, result.regions))
         bound.add(match_events(truth, cut_at(result.regions, truth[:, 0])))
         joined.add(match_events(truth, join_second_pieces(truth, result.regions)))
-        pieces += piece_report(truth, result.regions, capture.pulses)
+        pieces += piece_report(truth, result.regions, capture.pulses, capture.mask)
         per_capture.append(missed_beside_interference(truth, result.regions, capture.mask,
                                                       result.conditioned.filtered))
         for name, (shaped, missed) in missed_by_shape(truth, result.regions, capture.pulses).items():

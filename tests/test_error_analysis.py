@@ -1,5 +1,6 @@
 """The error classes of scripts/error_analysis.py, on hand-made events and regions."""
 import numpy as np
+import pytest
 
 from error_analysis import causes
 
@@ -64,8 +65,19 @@ def test_a_piece_report_names_its_events_pulses_and_its_gap():
 
     truth = np.array([[0, 100], [300, 310]])
     predicted = np.array([[0, 40], [75, 90], [300, 310]])
-    pulses = [{"onset": 0, "family": "exponential", "decay": 30.0},
-              {"onset": 75, "family": "oscillation", "decay": 4.0},
-              {"onset": 300, "family": "exponential", "decay": 90.0}]  # another event's
-    assert piece_report(truth, predicted, pulses) == [{"pulses": 2, "slowest_decay": 30.0, "gap": 35}]
+    pulses = [{"onset": 0, "family": "exponential", "decay": 30.0, "source": "corona"},
+              {"onset": 75, "family": "oscillation", "decay": 4.0, "source": "corona"},
+              {"onset": 300, "family": "exponential", "decay": 90.0, "source": "corona"}]  # another event's
+    mask = np.zeros(400, dtype=bool)
+    mask[0:60] = mask[70:100] = mask[300:310] = True  # the gap [40, 75) is labelled over 25 of 35
+    (report,) = piece_report(truth, predicted, pulses, mask)
+    assert report["labelled"] == pytest.approx(25 / 35)
+    assert {k: v for k, v in report.items() if k != "labelled"} == {
+        "pulses": 2, "burst": False, "slowest_decay": 30.0, "gap": 35}
     assert piece_report(truth, np.array([[0, 100], [300, 310]]), pulses) == []
+    # a piece before the region that matched: the gap is measured to that region's start; a
+    # slow bipolar pulse and a burst's slow primary spike are not counted as slow decays
+    pulses = [{"onset": 0, "family": "bipolar", "decay": 50.0, "source": "void"},
+              {"onset": 50, "family": "exponential", "decay": 80.0, "source": "burst"}]
+    assert piece_report(np.array([[0, 100]]), np.array([[0, 10], [50, 90]]), pulses) == [
+        {"pulses": 2, "burst": True, "slowest_decay": 0.0, "gap": 40}]
