@@ -9,22 +9,21 @@ not matched is counted as *merged* (the prediction over it also covers another t
 every unmatched prediction that touches no true event is *spurious*, and one that touches only
 true events already matched by another prediction is a *second piece* (of a burst's ringing,
 of one event cut by a dip, or a separate pulse that the labels join to another). The last two
-columns are oracle figures, not bounds: the F1 when every prediction is
-cut at the true events' starts inside it (what an onset detector that knew them would give);
-and the F1 when every second piece over one event is joined to the prediction that matched
-that event, where the joined span overlaps no other prediction (what a region rule that knew
-which pieces belong together would give).
+columns are oracle figures, not bounds: the F1 when every prediction is cut at the true
+events' starts inside it (what an onset detector that knew them would give); and the F1 when
+every second piece over one event is joined to the prediction that matched that event, where
+the joined span overlaps no other prediction (what a region rule that knew which pieces
+belong together would give).
 
 A second table says what the second pieces over one event are: how many lie in an event of
 two or more pulses, in one holding a burst, in one holding an exponential or oscillation that
 decays over SLOW_DECAY samples or more (a decay the carrier filter takes most of), how far they
 lie from the region that matched their event, and how much of that gap is labelled: whether
-the labels bridge what the detector left out. A third looks at the
-missed events: how many have an unlabelled peak (interference or noise) of at least half their
-own within 200 samples, and how many fall in the four captures with the most misses. A fourth
-counts misses by the family of the event's first pulse, short
-(decay under 5 samples) and long apart. For the tiers with interference a fifth gives the F1 on the same
-captures with their converter notches left out: what removing phase-locked interference
+the labels bridge what the detector left out. A third looks at the missed events: how many
+have an unlabelled peak (interference or noise) of at least half their own within 200 samples,
+and how many fall in the four captures with the most misses. A fourth counts misses by the
+family of the event's first pulse, short (decay under 5 samples) and long apart. For the tiers
+with interference a fifth gives the F1 on the same captures with their converter notches left out: what removing phase-locked interference
 perfectly before the network would be worth. The last table scores the same regions against
 true events joined by tighter rules (labels under 8 or 16 samples apart are one event,
 instead of the served merge gap, 32): how many of the merges come from where the evaluation
@@ -51,14 +50,21 @@ JOIN_GAPS = (8, 16, 32)  # 32: the evaluation's rule, the served merge gap
 CAUSES = ("merged", "split", "missed", "low IoU", "spurious", "second piece")
 
 
+def matching(truth: np.ndarray, predicted: np.ndarray) -> tuple[np.ndarray, dict[int, int]]:
+    """The IoU of every (event, prediction) pair and the one-to-one matches at :data:`MIN_IOU`
+    or more, event -> prediction (scripts/evaluate.py's rule)."""
+    iou = interval_iou(truth, predicted)
+    if not iou.size:
+        return iou, {}
+    rows, columns = linear_sum_assignment(-iou)
+    hits = iou[rows, columns] >= MIN_IOU
+    return iou, dict(zip(rows[hits].tolist(), columns[hits].tolist()))
+
+
 def causes(truth: np.ndarray, predicted: np.ndarray) -> dict[str, int]:
     found = dict.fromkeys(CAUSES, 0)
-    iou = interval_iou(truth, predicted)
-    matched_truth, matched_predicted = set(), set()
-    if iou.size:
-        rows, columns = linear_sum_assignment(-iou)
-        hits = iou[rows, columns] >= MIN_IOU
-        matched_truth, matched_predicted = set(rows[hits]), set(columns[hits])
+    iou, matched = matching(truth, predicted)
+    matched_truth, matched_predicted = set(matched), set(matched.values())
     touching = iou > 0
     for index in set(range(len(truth))) - matched_truth:
         over = np.flatnonzero(touching[index])
@@ -139,12 +145,7 @@ def second_pieces(truth: np.ndarray, predicted: np.ndarray) -> list[tuple[int, i
     """``(piece, event, owner)`` for each second piece (:func:`causes`) that touches one true
     event: the piece's and the matching prediction's indices in ``predicted``, the event's in
     ``truth``."""
-    iou = interval_iou(truth, predicted)
-    if not iou.size:
-        return []
-    rows, columns = linear_sum_assignment(-iou)
-    hits = iou[rows, columns] >= MIN_IOU
-    matched = dict(zip(rows[hits].tolist(), columns[hits].tolist()))
+    iou, matched = matching(truth, predicted)
     found = []
     for column in sorted(set(range(len(predicted))) - set(matched.values())):
         over = np.flatnonzero(iou[:, column] > 0).tolist()
