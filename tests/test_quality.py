@@ -459,3 +459,20 @@ def test_four_step_spikes_on_a_few_bit_line_are_found(shipped):
     assert found.mean() >= 0.95  # a spike on a flicker sample can be 3 steps
     assert len(result.regions) == found.sum()
     assert len(quiet.regions) == 0  # the one-step flicker is the noise
+
+
+def test_a_strong_stationary_tone_draws_no_region(shipped):
+    """A radio tone of 10-100 noise sigmas in white noise, with and without a carrier, and no PD:
+    no region anywhere. Before each end's tones were fitted through the carrier filter
+    (pdseg.tones, STRONG_TONES), the step the filter leaves of a tone drew a region at one or
+    both ends of nearly every such capture (docs/model-card.md, Conditioning)."""
+    rng = np.random.default_rng(11)
+    time = np.arange(7920, dtype=np.float64)
+    signals = []
+    for frequency in (0.0213, 0.05, 0.1234, 0.25, 0.4321):
+        for amplitude, carrier in ((10.0, 0.0), (100.0, 7e5)):
+            tone = amplitude * np.sin(2 * np.pi * frequency * time + rng.uniform(0, 6))
+            signals.append(rng.normal(size=time.size) + tone
+                           + carrier * np.sin(2 * np.pi * time / 3333.0 + rng.uniform(0, 6)))
+    regions = [result.regions.tolist() for result in shipped.analyse(signals)]
+    assert all(not found for found in regions), regions

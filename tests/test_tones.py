@@ -216,3 +216,67 @@ def test_a_removed_trains_own_harmonics_are_no_tones():
         assert tones.stationary_tones(signal).size == 1
         assert tones.tones_besides(signal, np.zeros(0), spacing).size == expected
         assert tones.tones_besides(signal, np.array([multiple * spacing]), spacing).size == 0
+
+
+@pytest.mark.parametrize("frequency", [0.0213, 0.05, 0.25, 0.4321])
+@pytest.mark.parametrize("depth", [0.0, 0.5])
+def test_a_strong_tone_leaves_nothing_at_the_ends(frequency, depth):
+    """A tone of 30 noise sigmas (rms) on a carrier, a ringing pulse near each end: the ends
+    keep the noise and the pulses and less than 3 noise sigmas of anything else. The refiltered
+    band alone left the filter's step of the tone there, 4-64 sigmas (tones.STRONG_TONES)."""
+    rng = np.random.default_rng(int(frequency * 1e4))
+    kept = rng.normal(size=LENGTH) + 7e5 * np.sin(2 * np.pi * TIME / 3333.0 + 0.4)
+    kept[40:64] += 12.0 * ringing_pulse()
+    kept[-100:-76] -= 12.0 * ringing_pulse()
+    raw = kept + am_tone(frequency, 30.0, depth=depth)
+    left = preprocess.condition(raw).filtered - preprocess.remove_carrier(kept)
+    assert np.abs(left[:tones.END_FIT]).max() < 3.0
+    assert np.abs(left[-tones.END_FIT:]).max() < 3.0
+    assert np.abs(left).max() < 3.0
+
+
+def test_the_ends_are_fitted_only_where_the_band_leaves_a_step(monkeypatch):
+    """What the end fit is there for: without it the same strong tone leaves a step of many noise
+    sigmas at an end; a weak tone (3 sigmas) keeps the band's estimate there, fit or not."""
+    rng = np.random.default_rng(5)
+    noise = rng.normal(size=LENGTH)
+    strong, weak = noise + am_tone(0.05, 30.0, depth=0.0), noise + am_tone(0.05, 3.0, depth=0.0)
+    fitted = [preprocess.condition(raw).filtered for raw in (strong, weak)]
+    monkeypatch.setattr(tones, "STRONG_TONES", np.inf)
+    band = [preprocess.condition(raw).filtered for raw in (strong, weak)]
+    truth = preprocess.remove_carrier(noise)
+    ends = np.r_[0:tones.END_FIT, LENGTH - tones.END_FIT:LENGTH]
+    assert np.abs(band[0] - truth)[ends].max() > 5.0
+    assert np.abs(fitted[0] - truth)[ends].max() < 2.5
+    np.testing.assert_array_equal(fitted[1], band[1])
+
+
+def test_long_signals_take_the_ends_raw_band_from_the_end_blocks(monkeypatch):
+    """Over ENDS_APART_FROM samples, the raw and the direct band at the ends come from a transform
+    of each end's block instead of the whole signal: the same result within 1e-3 noise sigmas."""
+    length = tones.ENDS_APART_FROM + 4000
+    time = np.arange(length, dtype=np.float64)
+    rng = np.random.default_rng(1)
+    raw = rng.normal(size=length) + 7e5 * np.sin(2 * np.pi * time / 3333.0)
+    for number, frequency in enumerate((0.0213, 0.2)):
+        raw += np.sqrt(2.0) * 3.0 * np.sin(2 * np.pi * frequency * time + number)
+    filtered = preprocess.remove_carrier(raw)
+    found = tones.stationary_tones(filtered)
+    refilter = (preprocess.baseline_and_highpass, preprocess.carrier_filter_gain)
+    apart = tones.remove_tones(filtered, found, refilter=refilter)
+    monkeypatch.setattr(tones, "ENDS_APART_FROM", length + 1)
+    whole = tones.remove_tones(filtered, found, refilter=refilter)
+    assert np.abs(apart - whole).max() < 1e-3
+    assert np.abs(apart - filtered).max() > 1.0  # the tones were taken out
+
+
+def test_a_tone_at_a_quarter_of_the_sampling_rate_is_measured_at_every_phase():
+    """Every 4th sample of a tone at 0.25 cycles per sample has one phase: the clip's level, read
+    from such a subsample, took the tone for an offset and clipped it to half its size."""
+    rng = np.random.default_rng(0)
+    noise = rng.normal(size=LENGTH)
+    raw = noise + np.sqrt(2.0) * 8.0 * np.sin(2 * np.pi * 0.25 * TIME + 1.0)
+    _, sigma = tones._robust_level(raw)
+    assert sigma > 6.0  # the tone's spread (every 4th sample alone: the noise's, 1)
+    left = tones.remove_tones(raw) - noise
+    assert np.sqrt(np.mean(left**2)) < 0.5

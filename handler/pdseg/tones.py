@@ -26,12 +26,15 @@ stretch of the capture, and subtracted before the network sees the signal.
   sees, wherever the residual stands more than :data:`OUTLIER_K` robust sigmas out (and
   :data:`OUTLIER_REACH` samples either side), the previous estimate's tones instead of the
   signal. A pulse loses only what of it lies in the notched bands under that level and beyond
-  that reach.
+  that reach. At each end of a signal whose tones are strong, the tones are fitted by least
+  squares through the carrier filter instead (:func:`_with_fitted_ends`): the filter's start-up
+  turns a tone's phase there into a step that the band-pass does not know well enough.
 * **Looking again** (:func:`tones_besides`): once a converter's notch train is taken out
   (:mod:`pdseg.commutation`), the lines it hid, except those on its own harmonics.
 """
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Callable
 
 import numpy as np
@@ -221,29 +224,46 @@ def tone_estimate(signal: np.ndarray, frequencies: np.ndarray, gain: np.ndarray 
     pad = EDGE_PAD
     # Each end continues as the tones fitted to it, so that the band-pass sees no cut there.
     before, after = continued_ends(signal, frequencies) if ends is None else ends
-    extended = np.concatenate((before, signal, after))
     size = padded_size(length)
     if gain is None:
         gain = _band_gain(size, frequencies)
-    # In single precision (half the time of double; its 1e-7 of the signal's largest value is
-    # far under any noise floor), on the signal in units of that value, so that no magnitude
-    # the service accepts overflows it.
-    unit = float(np.max(np.abs(extended))) or 1.0
-    spectrum = sp_fft.rfft((extended / unit).astype(np.float32), size)
+    return _through_gain(np.concatenate((before, signal, after)), gain, size, slice(pad, pad + length))
+
+
+def _through_gain(values: np.ndarray, gain: np.ndarray, size: int, kept: slice) -> np.ndarray:
+    """The ``kept`` samples of ``values`` zero-padded to ``size`` samples and put through
+    ``gain`` (on the bins of a real FFT of that size, or a stack of such gains) as a circular,
+    zero-phase filter: float64 ``(..., kept samples)``. In single precision (half the time of
+    double; its 1e-7 of the largest value is far under any noise floor), on the values in units
+    of that value, so that no magnitude the service accepts overflows it."""
+    unit = float(np.max(np.abs(values))) or 1.0
+    spectrum = sp_fft.rfft((values / unit).astype(np.float32), size)
     band = sp_fft.irfft(spectrum * np.asarray(gain, dtype=np.float32), size, axis=-1)
-    return band[..., pad: pad + length].astype(np.float64) * unit
+    return band[..., kept].astype(np.float64) * unit
 
 
 def padded_size(length: int) -> int:
     return sp_fft.next_fast_len(length + 2 * EDGE_PAD, real=True)
 
 
-ROBUST_SAMPLES = 4096  # at most this many evenly spread samples give the clip's median and MAD
+ROBUST_SAMPLES = 4096  # at most this many samples, drawn at random, give the clip's median and MAD
+
+
+@lru_cache(maxsize=8)
+def _robust_positions(size: int) -> np.ndarray:
+    """:data:`ROBUST_SAMPLES` positions among ``size``, drawn once for each size (seeded by it, so
+    a signal's result does not depend on what else was analysed). Every k-th sample would see a
+    tone at a multiple of 1/k cycles per sample at one phase only: a tone of 8 noise sigmas at a
+    quarter of the sampling rate (a clock's harmonic) read as a level of 9.6 with a spread of 1,
+    and the clip around it left half the tone out of its own estimate."""
+    positions = np.sort(np.random.default_rng(size).integers(0, size, ROBUST_SAMPLES))
+    positions.setflags(write=False)  # shared by every call
+    return positions
 
 
 def _robust_level(values: np.ndarray) -> tuple[float, float]:
     """The median and the MAD's sigma of ``values``, from at most :data:`ROBUST_SAMPLES` of them."""
-    sample = values[:: -(-values.size // ROBUST_SAMPLES)]
+    sample = values if values.size <= ROBUST_SAMPLES else values[_robust_positions(values.size)]
     centre = float(np.median(sample))
     return centre, mad_sigma(sample, centre)
 
@@ -252,6 +272,17 @@ def _clipped(values: np.ndarray, k: float, level: tuple[float, float] | None = N
     """``values`` limited to ``k`` robust sigmas around their median (``level``, if at hand)."""
     centre, sigma = _robust_level(values) if level is None else level
     return np.clip(values, centre - k * sigma, centre + k * sigma)
+
+
+def widened(mask: np.ndarray, reach: int) -> np.ndarray:
+    """``mask`` (1-D, bool) with every set sample spread ``reach`` samples either side, nothing
+    beyond its ends: ``ndimage.binary_dilation`` by a segment of ``2 * reach + 1``, at a thirtieth
+    of its time on a long capture (shifted ors instead of a general structuring element)."""
+    spread = mask.copy()
+    for shift in range(1, reach + 1):
+        spread[shift:] |= mask[:-shift]
+        spread[:-shift] |= mask[shift:]
+    return spread
 
 
 def _outliers_as_tones(filtered: np.ndarray, estimate: np.ndarray) -> np.ndarray:
@@ -267,7 +298,7 @@ def _outliers_as_tones(filtered: np.ndarray, estimate: np.ndarray) -> np.ndarray
     outlying = np.abs(residual - centre) > OUTLIER_K * sigma
     if not outlying.any():
         return filtered
-    outlying = ndimage.binary_dilation(outlying, np.ones(2 * OUTLIER_REACH + 1, dtype=bool))
+    outlying = widened(outlying, OUTLIER_REACH)
     if np.count_nonzero(outlying) > MAX_LEFT_OUT * outlying.size:
         return estimate + _clipped(residual, HUBER_K, level)
     return np.where(outlying, estimate + centre, filtered)
@@ -302,19 +333,145 @@ def remove_tones(filtered: np.ndarray, frequencies: np.ndarray | None = None,
     if refilter is None:
         return filtered - tone_estimate(cleaned, frequencies, gain, ends)
     carrier_filter, carrier_gain = refilter
-    passed = carrier_gain(np.fft.rfftfreq(size))
-    # Where the filter passed too little to scale back, the band is taken as it came out.
-    restorable = np.minimum(passed / MIN_REFILTER_GAIN, 1.0)
-    raw, refiltered, direct = tone_estimate(cleaned, frequencies, np.stack((
-        gain / np.maximum(passed, MIN_REFILTER_GAIN), gain * restorable, gain * (1.0 - restorable))), ends)
+    if filtered.size >= ENDS_APART_FROM:
+        result, raw_ends = _refiltered_at_ends(filtered, cleaned, frequencies, gain, ends, refilter)
+        return _with_fitted_ends(filtered, result, frequencies, carrier_filter, raw_ends)
+    gains = _refilter_gains(size, frequencies, carrier_gain)
+    raw, refiltered, direct = tone_estimate(cleaned, frequencies, gains, ends)
     # Away from the ends the filter only scales each frequency (``refiltered`` already is the raw
     # estimate filtered there); near them it is run on the raw estimate itself.
     if filtered.size <= 2 * REFILTER_SEGMENT:
-        refiltered = carrier_filter(raw)
-    else:
-        # Both ends in one call: the seam between them is REFILTER_SEGMENT - REFILTER_KEEP
-        # samples from what is kept, as far as a cut end of a lone segment would be.
-        ends = carrier_filter(np.concatenate((raw[:REFILTER_SEGMENT], raw[-REFILTER_SEGMENT:])))
-        refiltered[:REFILTER_KEEP] = ends[:REFILTER_KEEP]
-        refiltered[-REFILTER_KEEP:] = ends[-REFILTER_KEEP:]
-    return filtered - refiltered - direct
+        return filtered - carrier_filter(raw) - direct
+    # Both ends in one call: the seam between them is REFILTER_SEGMENT - REFILTER_KEEP
+    # samples from what is kept, as far as a cut end of a lone segment would be.
+    raw_ends = (raw[:REFILTER_SEGMENT], raw[-REFILTER_SEGMENT:])
+    refiltered_ends = carrier_filter(np.concatenate(raw_ends))
+    refiltered[:REFILTER_KEEP] = refiltered_ends[:REFILTER_KEEP]
+    refiltered[-REFILTER_KEEP:] = refiltered_ends[-REFILTER_KEEP:]
+    return _with_fitted_ends(filtered, filtered - refiltered - direct, frequencies, carrier_filter, raw_ends)
+
+
+def _refilter_gains(size: int, frequencies: np.ndarray, carrier_gain: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """The gains, on the bins of a real FFT of ``size`` samples, that give the tones' band as it
+    was before the carrier filter (``raw``), as the filter passed it where it passed enough to
+    scale back (``refiltered``) and where it did not (``direct``), stacked in that order."""
+    gain = _band_gain(size, frequencies)
+    passed = carrier_gain(np.fft.rfftfreq(size))
+    # Where the filter passed too little to scale back, the band is taken as it came out.
+    restorable = np.minimum(passed / MIN_REFILTER_GAIN, 1.0)
+    return np.stack((gain / np.maximum(passed, MIN_REFILTER_GAIN), gain * restorable, gain * (1.0 - restorable)))
+
+
+# On a long signal the raw band and the direct one count only at the ends (refiltered and direct
+# add up to the band itself elsewhere), so there they come from a transform of END_BLOCK samples
+# at each end instead of two more of the whole signal: 25-30 ms of an 800,000-sample capture's
+# conditioning. The filters' responses fall off as the square of the lag (the kinks of the
+# tabulated carrier response), under 1e-4 of their peak past 8,000 samples; a kept sample lies
+# ~15,000 samples from its block's cut end, farther than the whole signal's transform wraps
+# around (its padding: 9,000 samples on 800,000). The two differ by under 1e-3 noise sigmas.
+END_BLOCK = 16384
+ENDS_APART_FROM = 4 * END_BLOCK  # samples
+
+
+def _refiltered_at_ends(filtered: np.ndarray, cleaned: np.ndarray, frequencies: np.ndarray, gain: np.ndarray,
+                        ends: tuple[np.ndarray, np.ndarray],
+                        refilter: tuple[Callable[[np.ndarray], np.ndarray], Callable[[np.ndarray], np.ndarray]],
+                        ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    """:func:`remove_tones`'s last step for a signal of at least :data:`ENDS_APART_FROM` samples, and
+    the raw band over the first and the last :data:`REFILTER_SEGMENT` samples."""
+    carrier_filter, carrier_gain = refilter
+    result = filtered - tone_estimate(cleaned, frequencies, gain, ends)
+    extended = np.concatenate((ends[0], cleaned, ends[1]))
+    block_gains = _refilter_gains(2 * END_BLOCK, frequencies, carrier_gain)[[0, 2]]
+    # Each block is zero-padded to twice its length, so that neither end wraps around onto the other.
+    first_raw, first_direct = _through_gain(extended[:END_BLOCK], block_gains, 2 * END_BLOCK,
+                                            slice(EDGE_PAD, EDGE_PAD + REFILTER_SEGMENT))
+    last_raw, last_direct = _through_gain(extended[-END_BLOCK:], block_gains, 2 * END_BLOCK,
+                                          slice(END_BLOCK - EDGE_PAD - REFILTER_SEGMENT, END_BLOCK - EDGE_PAD))
+    # Both ends in one call, as for shorter signals.
+    refiltered = carrier_filter(np.concatenate((first_raw, last_raw)))
+    result[:REFILTER_KEEP] = filtered[:REFILTER_KEEP] - refiltered[:REFILTER_KEEP] - first_direct[:REFILTER_KEEP]
+    result[-REFILTER_KEEP:] = (filtered[-REFILTER_KEEP:] - refiltered[-REFILTER_KEEP:]
+                               - last_direct[-REFILTER_KEEP:])
+    return result, (first_raw, last_raw)
+
+
+# A strong tone's ends. The carrier filter's high-pass starts each of its passes on the signal
+# reflected about its end sample, so a tone's phase there becomes a step that decays over ~150
+# samples, of up to twice the tone's amplitude. The refiltered band reproduces that step only as
+# well as it knows the tone's end sample, and it knows it least there: 0.3-1.1 of a tone's
+# amplitude was left in the first 100 samples, and a stationary tone of 10-100 noise sigmas gave
+# false regions at one or both ends of nearly every capture (docs/model-card.md, Conditioning).
+# Where the tones before the filter are strong, each end's tones are fitted by least squares
+# through the filter itself: the step is then the fitted tones' own. Weak tones keep the band:
+# their step is small, and a fit is led astray there by slow noise the filter left at the end.
+STRONG_TONES = 4.0  # rms of the tones before the filter, in noise sigmas, from which ends are fitted
+END_FIT = 256  # samples at each end that the tones are fitted to ...
+END_FIT_ONLY = 128  # ... and that the fit alone gives; from there to END_FIT it fades into the band
+ENVELOPE_DEGREE = 3  # the tones' amplitudes over END_FIT samples: a cubic (modulation of ~2e-3 cycles per sample)
+END_TEST = 64  # samples at each end over which the fit must leave less than the band did
+TEST_CLIP = 8.0  # noise sigmas: a pulse at the end weighs no more than this in that test
+
+
+def _with_fitted_ends(filtered: np.ndarray, result: np.ndarray, frequencies: np.ndarray,
+                      carrier_filter: Callable[[np.ndarray], np.ndarray],
+                      raw_ends: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """``result`` (``filtered`` without its tones) with each end whose tones are strong (their raw
+    band ``raw_ends`` away from the end, :data:`STRONG_TONES`) taken from the tones fitted there
+    (:func:`_fitted_end_tones`), where that leaves less over the last :data:`END_TEST` samples."""
+    if filtered.size < 2 * REFILTER_SEGMENT:
+        return result
+    sigma = _robust_level(result)[1]
+    if not sigma > 0.0:
+        return result
+    fade = np.clip((END_FIT - np.arange(END_FIT)) / (END_FIT - END_FIT_ONLY), 0.0, 1.0)
+
+    def left(values: np.ndarray) -> float:
+        return float(np.sqrt(np.mean(np.clip(values, -TEST_CLIP * sigma, TEST_CLIP * sigma) ** 2)))
+
+    result = result.copy()
+    for raw_end, at_end in zip(raw_ends, (False, True)):
+        # The raw band's own end is what it knows least: its level is read past the step.
+        away = raw_end[: raw_end.size - REFILTER_KEEP] if at_end else raw_end[REFILTER_KEEP:]
+        if np.sqrt(np.mean(away**2)) < STRONG_TONES * sigma:
+            continue
+        end = slice(filtered.size - END_FIT, filtered.size) if at_end else slice(0, END_FIT)
+        fitted = filtered[end] - _fitted_end_tones(filtered, frequencies, carrier_filter, at_end)
+        tested = slice(END_FIT - END_TEST, END_FIT) if at_end else slice(0, END_TEST)
+        if left(fitted[tested]) < left(result[end][tested]):
+            weight = fade[::-1] if at_end else fade
+            result[end] = weight * fitted + (1.0 - weight) * result[end]
+    return result
+
+
+def _fitted_end_tones(filtered: np.ndarray, frequencies: np.ndarray,
+                      carrier_filter: Callable[[np.ndarray], np.ndarray], at_end: bool) -> np.ndarray:
+    """The tones at ``frequencies`` in the first (last, ``at_end``) :data:`END_FIT` samples of
+    ``filtered``, as the carrier filter left them: least squares on cosines and sines whose
+    amplitudes are cubics in time (:data:`ENVELOPE_DEGREE`), each put through ``carrier_filter``
+    over the :data:`REFILTER_SEGMENT` samples at that end, so that the fit has the filter's step
+    in it; what stands more than :data:`OUTLIER_K` robust sigmas out of the fit, and
+    :data:`OUTLIER_REACH` samples either side, is left out and the fit repeated (a pulse)."""
+    time = np.arange(REFILTER_SEGMENT, dtype=np.float64)
+    edge = REFILTER_SEGMENT - 1 if at_end else 0
+    angles = 2.0 * np.pi * np.asarray(frequencies, dtype=np.float64)[None, :]
+    waves = np.hstack((np.cos(time[:, None] * angles), np.sin(time[:, None] * angles)))
+    envelope = (time[:, None] - edge) / END_FIT
+    basis = np.hstack([envelope**degree * waves for degree in range(ENVELOPE_DEGREE + 1)])
+    through = np.stack([carrier_filter(column) for column in basis.T], axis=1)
+    rows = slice(REFILTER_SEGMENT - END_FIT, REFILTER_SEGMENT) if at_end else slice(0, END_FIT)
+    columns = through[rows]
+    values = filtered[filtered.size - END_FIT:] if at_end else filtered[:END_FIT]
+    kept = np.ones(END_FIT, dtype=bool)
+    for _ in range(REFINEMENTS + 1):
+        normal = columns[kept].T @ columns[kept]
+        # Tones closer than 1/END_FIT cycles per sample are nearly collinear here (as in _continuation).
+        normal[np.diag_indices_from(normal)] += CONTINUATION_RIDGE * (np.trace(normal) / normal.shape[0] + 1e-300)
+        coefficients = np.linalg.solve(normal, columns[kept].T @ values[kept])
+        misfit = values - columns @ coefficients
+        centre = float(np.median(misfit[kept]))
+        outlying = widened(np.abs(misfit - centre) > OUTLIER_K * mad_sigma(misfit[kept], centre), OUTLIER_REACH)
+        if np.count_nonzero(outlying) > MAX_LEFT_OUT * END_FIT or np.array_equal(~outlying, kept):
+            break
+        kept = ~outlying
+    return columns @ coefficients
