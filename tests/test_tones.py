@@ -249,6 +249,9 @@ def test_the_ends_are_fitted_only_where_the_band_leaves_a_step(monkeypatch):
     assert np.abs(band[0] - truth)[ends].max() > 5.0
     assert np.abs(fitted[0] - truth)[ends].max() < 2.5
     np.testing.assert_array_equal(fitted[1], band[1])
+    # The fine-tuning stage's rows keep the step as the shipped weights were trained on it.
+    as_trained = preprocess.condition(strong, fit_tone_ends=False).filtered
+    assert np.abs(as_trained - truth)[ends].max() > 5.0
 
 
 def test_long_signals_take_the_ends_raw_band_from_the_end_blocks(monkeypatch):

@@ -1024,7 +1024,8 @@ def commutation_at_ends(filtered: np.ndarray, cleaned: np.ndarray, train: commut
 
 def condition(raw: np.ndarray, remove_tones: bool = True, remove_commutation: bool = True,
               view_room: int | None = None, fill_loud_pits: bool = True,
-              find_hidden_tones: bool = True, fit_commutation_ends: bool = True) -> Conditioned:
+              find_hidden_tones: bool = True, fit_commutation_ends: bool = True,
+              fit_tone_ends: bool = True) -> Conditioned:
     """The network input of one signal: carrier removed (:func:`remove_carrier`), then its
     stationary tones (:func:`pdseg.tones.remove_tones`) and its converter commutation
     (:func:`pdseg.commutation.remove_commutation`), and the tones that the commutation hid
@@ -1035,15 +1036,17 @@ def condition(raw: np.ndarray, remove_tones: bool = True, remove_commutation: bo
     beside it (:func:`with_whitened_view`). False keeps the tones, or the commutation, that area
     and the view, or the very loud pulses' pits (``fill_loud_pits``), or the tones the
     commutation hid (``find_hidden_tones``), or the train at the signal's ends
-    (``fit_commutation_ends``, :func:`commutation_at_ends`), as the recipe of weights trained
-    before those steps did. ``view_room``: the samples of whitened view the caller's
+    (``fit_commutation_ends``, :func:`commutation_at_ends`), or the strong tones' fit at the
+    ends and the clip level's random positions (``fit_tone_ends``, ``tones.remove_tones``'s
+    ``fit_ends``), as the recipe of weights trained before those steps did. ``view_room``: the samples of whitened view the caller's
     work limit leaves (None: no limit)."""
     raw = np.asarray(raw, dtype=np.float64)
     filtered = remove_carrier(raw)
     found = tones.stationary_tones(filtered) if remove_tones else np.zeros(0)
     if found.size:
         # Signals long enough to have tones take the linear path of remove_carrier.
-        filtered = tones.remove_tones(filtered, found, refilter=(baseline_and_highpass, carrier_filter_gain))
+        filtered = tones.remove_tones(filtered, found, refilter=(baseline_and_highpass, carrier_filter_gain),
+                                      fit_ends=fit_tone_ends)
     magnitude = float(np.max(np.abs(raw))) if raw.size else 0.0
     quantum = quantisation_step(raw)
     scale = noise_scale(filtered, magnitude, quantum)
@@ -1061,7 +1064,8 @@ def condition(raw: np.ndarray, remove_tones: bool = True, remove_commutation: bo
             hidden = (tones.tones_besides(filtered, found, 1.0 / train.slot) if remove_tones and find_hidden_tones
                       else np.zeros(0))
             if hidden.size:
-                filtered = tones.remove_tones(filtered, hidden, refilter=(baseline_and_highpass, carrier_filter_gain))
+                filtered = tones.remove_tones(filtered, hidden, refilter=(baseline_and_highpass, carrier_filter_gain),
+                                              fit_ends=fit_tone_ends)
                 found, scale = np.sort(np.concatenate((found, hidden))), noise_scale(filtered, magnitude, quantum)
         cleaned, locked = commutation.remove_commutation(filtered, scale, period, slots_per_cycle=1)
         if cleaned is not filtered:

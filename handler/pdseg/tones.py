@@ -261,16 +261,23 @@ def _robust_positions(size: int) -> np.ndarray:
     return positions
 
 
-def _robust_level(values: np.ndarray) -> tuple[float, float]:
-    """The median and the MAD's sigma of ``values``, from at most :data:`ROBUST_SAMPLES` of them."""
-    sample = values if values.size <= ROBUST_SAMPLES else values[_robust_positions(values.size)]
+def _robust_level(values: np.ndarray, strided: bool = False) -> tuple[float, float]:
+    """The median and the MAD's sigma of ``values``, from at most :data:`ROBUST_SAMPLES` of them
+    (every k-th sample with ``strided``, as before 2026-12-05 evening: see :func:`remove_tones`)."""
+    if values.size <= ROBUST_SAMPLES:
+        sample = values
+    elif strided:
+        sample = values[:: -(-values.size // ROBUST_SAMPLES)]
+    else:
+        sample = values[_robust_positions(values.size)]
     centre = float(np.median(sample))
     return centre, mad_sigma(sample, centre)
 
 
-def _clipped(values: np.ndarray, k: float, level: tuple[float, float] | None = None) -> np.ndarray:
+def _clipped(values: np.ndarray, k: float, level: tuple[float, float] | None = None,
+             strided: bool = False) -> np.ndarray:
     """``values`` limited to ``k`` robust sigmas around their median (``level``, if at hand)."""
-    centre, sigma = _robust_level(values) if level is None else level
+    centre, sigma = _robust_level(values, strided) if level is None else level
     return np.clip(values, centre - k * sigma, centre + k * sigma)
 
 
@@ -285,7 +292,7 @@ def widened(mask: np.ndarray, reach: int) -> np.ndarray:
     return spread
 
 
-def _outliers_as_tones(filtered: np.ndarray, estimate: np.ndarray) -> np.ndarray:
+def _outliers_as_tones(filtered: np.ndarray, estimate: np.ndarray, strided: bool = False) -> np.ndarray:
     """``filtered`` with the samples whose residual from the tones' ``estimate`` stands over
     :data:`OUTLIER_K` robust sigmas, and :data:`OUTLIER_REACH` samples either side of each,
     replaced by the estimate (at the residual's median level), so that a pulse takes no part in
@@ -294,7 +301,7 @@ def _outliers_as_tones(filtered: np.ndarray, estimate: np.ndarray) -> np.ndarray
     instead. A residual with no spread (sigma 0) leaves out all but its median samples: the
     next estimate is this one again."""
     residual = filtered - estimate
-    centre, sigma = level = _robust_level(residual)
+    centre, sigma = level = _robust_level(residual, strided)
     outlying = np.abs(residual - centre) > OUTLIER_K * sigma
     if not outlying.any():
         return filtered
@@ -306,7 +313,7 @@ def _outliers_as_tones(filtered: np.ndarray, estimate: np.ndarray) -> np.ndarray
 
 def remove_tones(filtered: np.ndarray, frequencies: np.ndarray | None = None,
                  refilter: tuple[Callable[[np.ndarray], np.ndarray], Callable[[np.ndarray], np.ndarray]] | None = None,
-                 ) -> np.ndarray:
+                 fit_ends: bool = True) -> np.ndarray:
     """``filtered`` without its stationary tones (a new array; the input itself where there are
     none). ``frequencies`` defaults to :func:`stationary_tones` of ``filtered``.
 
@@ -315,7 +322,12 @@ def remove_tones(filtered: np.ndarray, frequencies: np.ndarray | None = None,
     as they were before it (the band divided by the gain) and subtracted as they came out of it.
     At a signal's ends that is not the same: a polynomial baseline fitted to the last 151
     samples bends a tone there by a fraction of its amplitude, a slow step that the band-pass
-    does not see and that, with the tones gone, would stand out of the noise."""
+    does not see and that, with the tones gone, would stand out of the noise. Where the tones
+    are strong, each end's are then fitted through the filter (:func:`_with_fitted_ends`).
+
+    ``fit_ends`` False takes the step as it stood before 2026-12-05 evening, when the shipped
+    weights' fine-tuning rows were conditioned: no end fit, and the clip's level read from
+    every k-th sample (:func:`_robust_level`)."""
     filtered = np.asarray(filtered, dtype=np.float64)
     if frequencies is None:
         frequencies = stationary_tones(filtered)
@@ -326,16 +338,16 @@ def remove_tones(filtered: np.ndarray, frequencies: np.ndarray | None = None,
     gain = _band_gain(size, frequencies)
     # Pulses enter the first estimate only up to a few sigmas and the refined ones not at all
     # (but for what the first estimate's fill still holds of them), so they leave no ringing.
-    cleaned = _clipped(filtered, HUBER_START)
+    cleaned = _clipped(filtered, HUBER_START, strided=not fit_ends)
     ends = continued_ends(cleaned, frequencies)  # fitted once: pulses at an end are clipped already
     for _ in range(REFINEMENTS):
-        cleaned = _outliers_as_tones(filtered, tone_estimate(cleaned, frequencies, gain, ends))
+        cleaned = _outliers_as_tones(filtered, tone_estimate(cleaned, frequencies, gain, ends), strided=not fit_ends)
     if refilter is None:
         return filtered - tone_estimate(cleaned, frequencies, gain, ends)
     carrier_filter, carrier_gain = refilter
     if filtered.size >= ENDS_APART_FROM:
         result, raw_ends = _refiltered_at_ends(filtered, cleaned, frequencies, gain, ends, refilter)
-        return _with_fitted_ends(filtered, result, frequencies, carrier_filter, raw_ends)
+        return _with_fitted_ends(filtered, result, frequencies, carrier_filter, raw_ends) if fit_ends else result
     gains = _refilter_gains(size, frequencies, carrier_gain)
     raw, refiltered, direct = tone_estimate(cleaned, frequencies, gains, ends)
     # Away from the ends the filter only scales each frequency (``refiltered`` already is the raw
@@ -348,7 +360,8 @@ def remove_tones(filtered: np.ndarray, frequencies: np.ndarray | None = None,
     refiltered_ends = carrier_filter(np.concatenate(raw_ends))
     refiltered[:REFILTER_KEEP] = refiltered_ends[:REFILTER_KEEP]
     refiltered[-REFILTER_KEEP:] = refiltered_ends[-REFILTER_KEEP:]
-    return _with_fitted_ends(filtered, filtered - refiltered - direct, frequencies, carrier_filter, raw_ends)
+    result = filtered - refiltered - direct
+    return _with_fitted_ends(filtered, result, frequencies, carrier_filter, raw_ends) if fit_ends else result
 
 
 def _refilter_gains(size: int, frequencies: np.ndarray, carrier_gain: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
