@@ -283,3 +283,19 @@ def test_a_tone_at_a_quarter_of_the_sampling_rate_is_measured_at_every_phase():
     assert sigma > 6.0  # the tone's spread (every 4th sample alone: the noise's, 1)
     left = tones.remove_tones(raw) - noise
     assert np.sqrt(np.mean(left**2)) < 0.5
+
+
+@pytest.mark.parametrize("amplitude", [10.0, 30.0])
+def test_a_comb_of_tones_in_phase_is_taken_out_whole(amplitude):
+    """Eight tones of one spacing in phase sum to a peaky wave whose peaks the first estimate's
+    clip cuts off; refinements continue while the estimate still moves, so what is left is the
+    noise in the notched bands (~0.4 sigmas rms), where two rounds left 1.5 and 5.9."""
+    rng = np.random.default_rng(0)
+    noise = rng.normal(size=8192)
+    time = np.arange(8192, dtype=np.float64)
+    frequencies = np.linspace(0.03, 0.45, 8)
+    raw = noise + sum(amplitude * np.sin(2 * np.pi * f * time + i) for i, f in enumerate(frequencies))
+    left = preprocess.condition(raw).filtered - preprocess.remove_carrier(noise)
+    assert np.sqrt(np.mean(left[300:-300] ** 2)) < 0.6
+    two_rounds = tones.remove_tones(preprocess.remove_carrier(raw), frequencies, fit_ends=False)
+    assert np.sqrt(np.mean((two_rounds - preprocess.remove_carrier(noise))[300:-300] ** 2)) > 1.0

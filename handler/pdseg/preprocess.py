@@ -1037,8 +1037,9 @@ def condition(raw: np.ndarray, remove_tones: bool = True, remove_commutation: bo
     and the view, or the very loud pulses' pits (``fill_loud_pits``), or the tones the
     commutation hid (``find_hidden_tones``), or the train at the signal's ends
     (``fit_commutation_ends``, :func:`commutation_at_ends`), or the strong tones' fit at the
-    ends and the clip level's random positions (``fit_tone_ends``, ``tones.remove_tones``'s
-    ``fit_ends``), as the recipe of weights trained before those steps did. ``view_room``: the samples of whitened view the caller's
+    ends, the clip level's random positions and the tones' further refinements
+    (``fit_tone_ends``, ``tones.remove_tones``'s ``fit_ends``), as the recipe of weights
+    trained before those steps did. ``view_room``: the samples of whitened view the caller's
     work limit leaves (None: no limit)."""
     raw = np.asarray(raw, dtype=np.float64)
     filtered = remove_carrier(raw)
