@@ -54,6 +54,7 @@ import requests
 from scipy import stats
 
 from bad_inputs import corpus
+from pdseg import tones
 from pdseg.decode import PICTURE_PANELS, WorkLimits
 from serve import MODEL_NAME, ROOT, LocalServer, shipped_model_config
 
@@ -637,6 +638,15 @@ def _signal_with_pulses(rng: np.random.Generator, length: int, every: int = 300)
     return values
 
 
+def _strong_tones(rng: np.random.Generator, length: int, in_phase: bool = False) -> np.ndarray:
+    """Unit noise under eight tones of 30 noise sigmas' amplitude (tones.MAX_TONES): the most
+    work for the tones' end fit, and, in phase, a peaky comb that takes the most refinements."""
+    time_axis = np.arange(length, dtype=np.float64)
+    phases = np.arange(8.0) if in_phase else rng.uniform(0, 2 * np.pi, 8)
+    return rng.standard_normal(length) + sum(30.0 * np.sin(2 * np.pi * frequency * time_axis + phase)
+                                             for frequency, phase in zip(np.linspace(0.03, 0.45, 8), phases))
+
+
 def _correlated_noise(rng: np.random.Generator, length: int) -> np.ndarray:
     """One-pole noise (each sample 0.9 of the one before): the service analyses it twice, as
     recorded and whitened, where the request's work limit leaves room for the second pass
@@ -655,6 +665,8 @@ def worst_requests(limits: WorkLimits) -> list[tuple[str, dict]]:
     png_length = (limits.max_work - panels * limits.picture_panel_work) // panels - limits.signal_overhead
     many = [_signal_with_pulses(rng, per_signal) for _ in range(limits.max_signals)]
     viewed = (limits.max_work - limits.signal_overhead) // 2  # its view fits in what the limit leaves
+    tone_length = tones.MIN_SAMPLES  # the shortest signal whose tones are looked for
+    tone_count = min(limits.max_signals, limits.max_work // limits.signal_work(tone_length))
     return [
         (f"JSON, one signal of {largest:,} samples", {
             "data": json.dumps({"signal": long_signal.tolist()}).encode(),
@@ -677,6 +689,14 @@ def worst_requests(limits: WorkLimits) -> list[tuple[str, dict]]:
         (f"JSON, {limits.max_signals} signals of {per_signal:,} samples with pulses (most signals)", {
             "data": json.dumps({"signals": [signal.tolist() for signal in many]}).encode(),
             "headers": {"Content-Type": "application/json"}}),
+        (f"JSON, {tone_count} signals of {tone_length:,} samples, each under eight strong tones "
+         "(the most fits of tones at signal ends)", {
+            "data": json.dumps({"signals": [_strong_tones(rng, tone_length).tolist()
+                                            for _ in range(tone_count)]}).encode(),
+            "headers": {"Content-Type": "application/json"}}),
+        (f".npy float64, one signal of {largest:,} samples under eight strong tones in phase "
+         "(the most refinements of the tones' estimate)", {
+            "data": _npy(_strong_tones(rng, largest, in_phase=True)), "headers": {"Content-Type": "application/x-npy"}}),
         (f"PNG answer, {panels} signals of {png_length:,} samples with pulses", {
             "data": _npy(np.stack([_signal_with_pulses(rng, png_length) for _ in range(panels)])),
             "headers": {"Content-Type": "application/x-npy", "Accept": "image/png"}}),

@@ -23,9 +23,9 @@ stretch of the capture, and subtracted before the network sees the signal.
   on a tone, not on a cut. Pulses would leak into that band-pass and
   leave ringing around themselves, so they are kept out of it: the first estimate sees the
   signal clipped at :data:`HUBER_START` robust sigmas; each of :data:`REFINEMENTS` refined ones
-  (more, up to :data:`MAX_REFINEMENTS`, while the estimate still moves) sees, wherever the residual stands more than :data:`OUTLIER_K` robust sigmas out (and
-  :data:`OUTLIER_REACH` samples either side), the previous estimate's tones instead of the
-  signal. A pulse loses only what of it lies in the notched bands under that level and beyond
+  (more, up to :data:`MAX_REFINEMENTS`, while the estimate still moves) sees, wherever the
+  residual stands more than :data:`OUTLIER_K` robust sigmas out (and :data:`OUTLIER_REACH`
+  samples either side), the previous estimate's tones instead of the signal. A pulse loses only what of it lies in the notched bands under that level and beyond
   that reach. At each end of a signal whose tones are strong, the tones are fitted by least
   squares through the carrier filter instead (:func:`_with_fitted_ends`): the filter's start-up
   turns a tone's phase there into a step that the band-pass does not know well enough.
@@ -270,7 +270,7 @@ def _robust_positions(size: int) -> np.ndarray:
     tone at a multiple of 1/k cycles per sample at one phase only: a tone of 8 noise sigmas at a
     quarter of the sampling rate (a clock's harmonic) read as a level of 9.6 with a spread of 1,
     and the clip around it left half the tone out of its own estimate."""
-    positions = np.sort(np.random.default_rng(size).integers(0, size, ROBUST_SAMPLES))
+    positions = np.sort(np.random.default_rng(size).choice(size, ROBUST_SAMPLES, replace=False))
     positions.setflags(write=False)  # shared by every call
     return positions
 
@@ -341,8 +341,8 @@ def remove_tones(filtered: np.ndarray, frequencies: np.ndarray | None = None,
 
     ``fit_ends`` False takes the step as it stood before 2026-12-05 evening, when the shipped
     weights' fine-tuning rows were conditioned: no end fit, the clip's level read from every
-    k-th sample (:func:`_robust_level`), and :data:`REFINEMENTS` rounds however much the
-    estimate still moves."""
+    k-th sample (:func:`_robust_level`), :data:`REFINEMENTS` rounds however much the estimate
+    still moves, and the ends' raw band from the whole signal's transform at any length."""
     filtered = np.asarray(filtered, dtype=np.float64)
     if frequencies is None:
         frequencies = stationary_tones(filtered)
@@ -365,9 +365,9 @@ def remove_tones(filtered: np.ndarray, frequencies: np.ndarray | None = None,
     if refilter is None:
         return filtered - tone_estimate(cleaned, frequencies, gain, ends)
     carrier_filter, carrier_gain = refilter
-    if filtered.size >= ENDS_APART_FROM:
+    if fit_ends and filtered.size >= ENDS_APART_FROM:
         result, raw_ends = _refiltered_at_ends(filtered, cleaned, frequencies, gain, ends, refilter)
-        return _with_fitted_ends(filtered, result, frequencies, carrier_filter, raw_ends) if fit_ends else result
+        return _with_fitted_ends(filtered, result, frequencies, carrier_filter, raw_ends)
     gains = _refilter_gains(size, frequencies, carrier_gain)
     raw, refiltered, direct = tone_estimate(cleaned, frequencies, gains, ends)
     # Away from the ends the filter only scales each frequency (``refiltered`` already is the raw
@@ -384,7 +384,8 @@ def remove_tones(filtered: np.ndarray, frequencies: np.ndarray | None = None,
     return _with_fitted_ends(filtered, result, frequencies, carrier_filter, raw_ends) if fit_ends else result
 
 
-def _refilter_gains(size: int, frequencies: np.ndarray, carrier_gain: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+def _refilter_gains(size: int, frequencies: np.ndarray,
+                    carrier_gain: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
     """The gains, on the bins of a real FFT of ``size`` samples, that give the tones' band as it
     was before the carrier filter (``raw``), as the filter passed it where it passed enough to
     scale back (``refiltered``) and where it did not (``direct``), stacked in that order."""
@@ -401,7 +402,9 @@ def _refilter_gains(size: int, frequencies: np.ndarray, carrier_gain: Callable[[
 # conditioning. The filters' responses fall off as the square of the lag (the kinks of the
 # tabulated carrier response), under 1e-4 of their peak past 8,000 samples; a kept sample lies
 # ~15,000 samples from its block's cut end, farther than the whole signal's transform wraps
-# around (its padding: 9,000 samples on 800,000). The two differ by under 1e-3 noise sigmas.
+# around (its padding: 9,000 samples on 800,000). The two agree within 1e-3 noise sigmas where
+# the tones are weak or the end is fitted; a strong tone under ~0.013 cycles per sample left to
+# the band at an end can differ by up to 0.6 sigmas over its last samples.
 END_BLOCK = 16384
 ENDS_APART_FROM = 4 * END_BLOCK  # samples
 
@@ -452,12 +455,10 @@ def _with_fitted_ends(filtered: np.ndarray, result: np.ndarray, frequencies: np.
     """``result`` (``filtered`` without its tones) with each end whose tones are strong (their raw
     band ``raw_ends`` away from the end, :data:`STRONG_TONES`) taken from the tones fitted there
     (:func:`_fitted_end_tones`), where that leaves less over the last :data:`END_TEST` samples."""
-    if filtered.size < 2 * REFILTER_SEGMENT:
-        return result
     sigma = _robust_level(result)[1]
     if not sigma > 0.0:
         return result
-    fade = np.clip((END_FIT - np.arange(END_FIT)) / (END_FIT - END_FIT_ONLY), 0.0, 1.0)
+    fade = np.minimum((END_FIT - np.arange(END_FIT)) / (END_FIT - END_FIT_ONLY + 1), 1.0)  # 1 over END_FIT_ONLY
 
     def left(values: np.ndarray) -> float:
         return float(np.sqrt(np.mean(np.clip(values, -TEST_CLIP * sigma, TEST_CLIP * sigma) ** 2)))
@@ -469,7 +470,11 @@ def _with_fitted_ends(filtered: np.ndarray, result: np.ndarray, frequencies: np.
         if np.sqrt(np.mean(away**2)) < STRONG_TONES * sigma:
             continue
         end = slice(filtered.size - END_FIT, filtered.size) if at_end else slice(0, END_FIT)
-        fitted = filtered[end] - _fitted_end_tones(filtered, frequencies, carrier_filter, at_end)
+        # Over the fit's columns a frequency off by 1/256 turns a tone's phase by half a turn: the
+        # short-time spectra's estimate (2-3e-3 off for tones 0.016 apart) is refined on this end.
+        block = filtered[-END_BLOCK:] if at_end else filtered[:END_BLOCK]
+        refined = whole_signal_frequencies(block, frequencies)
+        fitted = filtered[end] - _fitted_end_tones(filtered, refined, carrier_filter, at_end)
         tested = slice(END_FIT - END_TEST, END_FIT) if at_end else slice(0, END_TEST)
         if left(fitted[tested]) < left(result[end][tested]):
             weight = fade[::-1] if at_end else fade
@@ -491,20 +496,21 @@ def _fitted_end_tones(filtered: np.ndarray, frequencies: np.ndarray,
     waves = np.hstack((np.cos(time[:, None] * angles), np.sin(time[:, None] * angles)))
     envelope = (time[:, None] - edge) / END_FIT
     basis = np.hstack([envelope**degree * waves for degree in range(ENVELOPE_DEGREE + 1)])
-    through = np.stack([carrier_filter(column) for column in basis.T], axis=1)
+    through = carrier_filter(np.ascontiguousarray(basis.T)).T  # every column at once
     rows = slice(REFILTER_SEGMENT - END_FIT, REFILTER_SEGMENT) if at_end else slice(0, END_FIT)
     columns = through[rows]
     values = filtered[filtered.size - END_FIT:] if at_end else filtered[:END_FIT]
     kept = np.ones(END_FIT, dtype=bool)
     for _ in range(REFINEMENTS + 1):
-        normal = columns[kept].T @ columns[kept]
+        # einsum, not matrix products: BLAS would wake threads that spin beside the other worker.
+        normal = np.einsum("ij,ik->jk", columns[kept], columns[kept])
         # Tones closer than 1/END_FIT cycles per sample are nearly collinear here (as in _continuation).
         normal[np.diag_indices_from(normal)] += CONTINUATION_RIDGE * (np.trace(normal) / normal.shape[0] + 1e-300)
-        coefficients = np.linalg.solve(normal, columns[kept].T @ values[kept])
-        misfit = values - columns @ coefficients
+        coefficients = np.linalg.solve(normal, np.einsum("ij,i->j", columns[kept], values[kept]))
+        misfit = values - np.einsum("ij,j->i", columns, coefficients)
         centre = float(np.median(misfit[kept]))
         outlying = widened(np.abs(misfit - centre) > OUTLIER_K * mad_sigma(misfit[kept], centre), OUTLIER_REACH)
         if np.count_nonzero(outlying) > MAX_LEFT_OUT * END_FIT or np.array_equal(~outlying, kept):
             break
         kept = ~outlying
-    return columns @ coefficients
+    return np.einsum("ij,j->i", columns, coefficients)
