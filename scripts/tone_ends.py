@@ -25,6 +25,7 @@ import numpy as np
 
 from evaluate import served_segmenter
 from pdseg import preprocess, tones
+from training import synthetic
 
 DISTANCES = (0, 25, 50, 100, 150, 200, 300)  # samples from the nearer end: the table's bins
 FREQUENCIES = (0.0085, 0.02, 0.05, 0.1, 0.25, 0.45)
@@ -70,14 +71,6 @@ def conditioning_table() -> list[str]:
     return lines
 
 
-def pink_noise(rng: np.random.Generator, length: int) -> np.ndarray:
-    spectrum = rng.normal(size=length // 2 + 1) + 1j * rng.normal(size=length // 2 + 1)
-    frequencies = np.fft.rfftfreq(length)
-    frequencies[0] = frequencies[1]
-    noise = np.fft.irfft(spectrum / np.sqrt(frequencies), n=length)
-    return noise / noise.std()
-
-
 def region_counts(segmenter, signals: list[np.ndarray]) -> tuple[int, int]:
     at_ends = elsewhere = 0
     for signal, result in zip(signals, segmenter.analyse(signals)):
@@ -114,7 +107,7 @@ def tones_in_coloured_noise(rng: np.random.Generator) -> list[np.ndarray]:
                 tone = amplitude * envelope * np.sin(2 * np.pi * rng.uniform(0.008, 0.45) * time_axis
                                                      + rng.uniform(0, 6))
                 carrier = (draw % 2) * 2e3 * np.sin(2 * np.pi * time_axis / rng.uniform(2500, 4500) + rng.uniform(0, 6))
-                signals.append(rng.normal(size=length) + rng.uniform(0.5, 1.5) * pink_noise(rng, length) + tone + carrier)
+                signals.append(rng.normal(size=length) + rng.uniform(0.5, 1.5) * synthetic._pink_noise(rng, length) + tone + carrier)
     return signals
 
 

@@ -80,34 +80,26 @@ def carrier_baseline(raw: np.ndarray) -> np.ndarray:
     """The local polynomial (Savitzky-Golay) baseline of ``raw``: in the interior the filter
     as an FFT convolution (the taps are symmetric), at each end the polynomial fitted to the
     first or last window of samples, as ``savgol_filter(mode="interp")`` does, at a fraction
-    of its cost on long captures. A stack ``(rows, samples)`` gets each row's baseline."""
-    if raw.ndim != 1:
-        return _carrier_baseline_rows(raw)
-    window = min(BASELINE_WINDOW, raw.size - 1 + raw.size % 2)
-    if raw.size <= 2 * window:
-        return sps.savgol_filter(raw, window, BASELINE_ORDER, mode="interp")
-    baseline = sps.oaconvolve(raw, _baseline_taps(window, BASELINE_ORDER), mode="same")
-    half = window // 2
-    fit = _edge_fit(window, BASELINE_ORDER)
-    baseline[:half] = fit @ raw[:window]
-    baseline[-half:] = (fit @ raw[-window:][::-1])[::-1]
-    return baseline
-
-
-def _carrier_baseline_rows(rows: np.ndarray) -> np.ndarray:
-    """:func:`carrier_baseline` of each row of ``rows`` in one pass (the tones' end fit filters
-    up to 64 columns a signal end): the same operations along the last axis, the end fits as
-    einsum rather than a matrix product, whose BLAS threads would spin beside the other worker."""
-    size = rows.shape[-1]
+    of its cost on long captures. A stack ``(rows, samples)`` gets each row's baseline (the
+    tones' end fit filters up to 64 columns a signal end at once)."""
+    size = raw.shape[-1]
     window = min(BASELINE_WINDOW, size - 1 + size % 2)
     if size <= 2 * window:
-        return sps.savgol_filter(rows, window, BASELINE_ORDER, mode="interp", axis=-1)
-    baseline = sps.oaconvolve(rows, _baseline_taps(window, BASELINE_ORDER)[None, :], mode="same", axes=-1)
+        return sps.savgol_filter(raw, window, BASELINE_ORDER, mode="interp", axis=-1)
+    taps = _baseline_taps(window, BASELINE_ORDER)
+    baseline = sps.oaconvolve(raw, taps if raw.ndim == 1 else taps[None, :], mode="same", axes=-1)
     half = window // 2
     fit = _edge_fit(window, BASELINE_ORDER)
-    baseline[:, :half] = np.einsum("ij,kj->ki", fit, rows[:, :window])
-    baseline[:, -half:] = np.einsum("ij,kj->ki", fit, rows[:, -window:][:, ::-1])[:, ::-1]
+    baseline[..., :half] = _end_fit(fit, raw[..., :window])
+    baseline[..., -half:] = _end_fit(fit, raw[..., -window:][..., ::-1])[..., ::-1]
     return baseline
+
+
+def _end_fit(fit: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """``fit`` applied to one signal's end window (a matrix-vector product, as always) or to
+    each row of a stack of them (einsum: a matrix product would wake BLAS threads that spin
+    beside the other worker)."""
+    return fit @ values if values.ndim == 1 else np.einsum("ij,kj->ki", fit, values)
 
 
 def difference_noise(values: np.ndarray, order: int = 3) -> float:

@@ -88,10 +88,9 @@ MAX_REFINEMENTS = 8
 REFINE_AGAIN = 0.5
 
 
-def _moved(filtered: np.ndarray, estimate: np.ndarray, previous: np.ndarray) -> bool:
+def _moved(estimate: np.ndarray, previous: np.ndarray, sigma: float) -> bool:
     """Whether the tones' ``estimate`` differs from the ``previous`` round's by more than
-    :data:`REFINE_AGAIN` robust sigmas of what it leaves of ``filtered`` (rms over the signal)."""
-    sigma = _robust_level(filtered - estimate)[1]
+    :data:`REFINE_AGAIN` times ``sigma`` (the robust sigma of what it leaves; rms over the signal)."""
     return bool(np.sqrt(np.mean((estimate - previous) ** 2)) > REFINE_AGAIN * sigma)
 # Where the carrier filter passes less than this, the band is not scaled back up further: there
 # (under ~0.003 cycles per sample) the filtered signal holds too little of the raw one to tell.
@@ -306,23 +305,24 @@ def widened(mask: np.ndarray, reach: int) -> np.ndarray:
     return spread
 
 
-def _outliers_as_tones(filtered: np.ndarray, estimate: np.ndarray, strided: bool = False) -> np.ndarray:
+def _outliers_as_tones(filtered: np.ndarray, estimate: np.ndarray,
+                       strided: bool = False) -> tuple[np.ndarray, float]:
     """``filtered`` with the samples whose residual from the tones' ``estimate`` stands over
     :data:`OUTLIER_K` robust sigmas, and :data:`OUTLIER_REACH` samples either side of each,
     replaced by the estimate (at the residual's median level), so that a pulse takes no part in
     the next estimate rather than a clipped part; where that would be more than
     :data:`MAX_LEFT_OUT` of the signal, the residual clipped at :data:`HUBER_K` robust sigmas
     instead. A residual with no spread (sigma 0) leaves out all but its median samples: the
-    next estimate is this one again."""
+    next estimate is this one again. Also returns the residual's robust sigma."""
     residual = filtered - estimate
     centre, sigma = level = _robust_level(residual, strided)
     outlying = np.abs(residual - centre) > OUTLIER_K * sigma
     if not outlying.any():
-        return filtered
+        return filtered, sigma
     outlying = widened(outlying, OUTLIER_REACH)
     if np.count_nonzero(outlying) > MAX_LEFT_OUT * outlying.size:
-        return estimate + _clipped(residual, HUBER_K, level)
-    return np.where(outlying, estimate + centre, filtered)
+        return estimate + _clipped(residual, HUBER_K, level), sigma
+    return np.where(outlying, estimate + centre, filtered), sigma
 
 
 def remove_tones(filtered: np.ndarray, frequencies: np.ndarray | None = None,
@@ -355,11 +355,11 @@ def remove_tones(filtered: np.ndarray, frequencies: np.ndarray | None = None,
     # (but for what the first estimate's fill still holds of them), so they leave no ringing.
     cleaned = _clipped(filtered, HUBER_START, strided=not fit_ends)
     ends = continued_ends(cleaned, frequencies)  # fitted once: pulses at an end are clipped already
-    previous = None
-    for refinement in range(MAX_REFINEMENTS if fit_ends else REFINEMENTS):
+    rounds, previous = (MAX_REFINEMENTS if fit_ends else REFINEMENTS), None
+    for refinement in range(rounds):
         estimate = tone_estimate(cleaned, frequencies, gain, ends)
-        cleaned = _outliers_as_tones(filtered, estimate, strided=not fit_ends)
-        if refinement + 1 >= REFINEMENTS and (previous is None or not _moved(filtered, estimate, previous)):
+        cleaned, sigma = _outliers_as_tones(filtered, estimate, strided=not fit_ends)
+        if refinement + 1 == rounds or (refinement + 1 >= REFINEMENTS and not _moved(estimate, previous, sigma)):
             break
         previous = estimate
     if refilter is None:
