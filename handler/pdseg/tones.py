@@ -417,12 +417,14 @@ def _refiltered_at_ends(filtered: np.ndarray, cleaned: np.ndarray, frequencies: 
     the raw band over the first and the last :data:`REFILTER_SEGMENT` samples."""
     carrier_filter, carrier_gain = refilter
     result = filtered - tone_estimate(cleaned, frequencies, gain, ends)
-    extended = np.concatenate((ends[0], cleaned, ends[1]))
+    # The two ends of the extended signal that tone_estimate transformed whole.
+    first_block = np.concatenate((ends[0], cleaned[: END_BLOCK - EDGE_PAD]))
+    last_block = np.concatenate((cleaned[cleaned.size - (END_BLOCK - EDGE_PAD):], ends[1]))
     block_gains = _refilter_gains(2 * END_BLOCK, frequencies, carrier_gain)[[0, 2]]
     # Each block is zero-padded to twice its length, so that neither end wraps around onto the other.
-    first_raw, first_direct = _through_gain(extended[:END_BLOCK], block_gains, 2 * END_BLOCK,
+    first_raw, first_direct = _through_gain(first_block, block_gains, 2 * END_BLOCK,
                                             slice(EDGE_PAD, EDGE_PAD + REFILTER_SEGMENT))
-    last_raw, last_direct = _through_gain(extended[-END_BLOCK:], block_gains, 2 * END_BLOCK,
+    last_raw, last_direct = _through_gain(last_block, block_gains, 2 * END_BLOCK,
                                           slice(END_BLOCK - EDGE_PAD - REFILTER_SEGMENT, END_BLOCK - EDGE_PAD))
     # Both ends in one call, as for shorter signals.
     refiltered = carrier_filter(np.concatenate((first_raw, last_raw)))
