@@ -97,6 +97,7 @@ evaluate: $(SETUP_STAMP)
 	$(PY) scripts/atlas.py
 	$(PY) scripts/detection_bound.py
 	$(PY) scripts/dense_trains.py
+	$(PY) scripts/regular_trains.py
 
 bench: $(MAR)
 	$(PY) scripts/bench.py

@@ -324,8 +324,8 @@ def test_the_report_says_which_signals_were_also_seen_whitened():
 
     page, _, _ = build_report([record(0, 0.812), record(1, None)], {}, [], lambda file, signal: None)
     assert "<th>also seen whitened (coefficient)</th>" in page
-    assert "<td>none</td><td>none</td><td>none</td><td>0.812</td></tr>" in page
-    assert "<td>none</td><td>none</td><td>none</td><td>no</td></tr>" in page
+    assert "<td>none</td><td>none</td><td>none</td><td>none</td><td>0.812</td></tr>" in page
+    assert "<td>none</td><td>none</td><td>none</td><td>none</td><td>no</td></tr>" in page
 
 
 def test_the_report_says_which_signals_had_a_once_a_cycle_pattern_taken_out():
@@ -342,5 +342,26 @@ def test_the_report_says_which_signals_had_a_once_a_cycle_pattern_taken_out():
     page, _, _ = build_report([record(0, {"samples_per_cycle": 3333.0, "peak": 1234.5}), record(1, None)],
                               {}, [], lambda file, signal: None)
     assert "<th>once-a-cycle pattern removed (peak, " in page
-    assert "<td>none</td><td>none</td><td>1234.5</td><td>no</td></tr>" in page
-    assert "<td>none</td><td>none</td><td>none</td><td>no</td></tr>" in page
+    assert "<td>none</td><td>none</td><td>1234.5</td><td>none</td><td>no</td></tr>" in page
+    assert "<td>none</td><td>none</td><td>none</td><td>none</td><td>no</td></tr>" in page
+
+
+def test_the_report_says_which_signals_had_a_regular_train_taken_out():
+    """stats.regular_train_removed (equal transients at a spacing no carrier explains): its
+    spacing in the table's row; "none" where nothing was taken out, or where an answer from a
+    release before the step has no such entry."""
+    from pdclient.report import build_report
+
+    def record(signal, regular):
+        stats = {"cycles": None, "regions_per_cycle": None, "tones_removed": [], "commutation_removed": None,
+                 "phase_locked_removed": None, "noise_whitening": None}
+        if regular != "absent":
+            stats["regular_train_removed"] = regular
+        return {"file": "f.npy", "signal": signal, "model": {"name": "pd_segmenter", "version": "1.0"},
+                "answer": {"length": 8192, "regions": [], "stats": stats}}
+
+    page, _, _ = build_report([record(0, {"samples_apart": 97.3, "peak": 29.5}), record(1, None),
+                               record(2, "absent")], {}, [], lambda file, signal: None)
+    assert "<th>regular train removed (samples apart)</th>" in page
+    assert "<td>none</td><td>none</td><td>none</td><td>97.3</td><td>no</td></tr>" in page
+    assert page.count("<td>none</td><td>none</td><td>none</td><td>none</td><td>no</td></tr>") == 2

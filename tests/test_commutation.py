@@ -188,14 +188,18 @@ def test_the_train_is_taken_out_at_the_ends_too(per_cycle, width, period, first)
     base = capture(16_384, per_cycle, period)
     raw = base + notch_train(base.size, per_cycle, width, depth=40 * NOISE, period=period, first=first)
     clean = preprocess.condition(base)
-    served = preprocess.condition(raw)
-    median_only = preprocess.condition(raw, fit_commutation_ends=False)
+    # The commutation step alone (the regular-train step may take the train out its own way).
+    fitted = preprocess.condition(raw, remove_regular_trains=False)
+    median_only = preprocess.condition(raw, fit_commutation_ends=False, remove_regular_trains=False)
     ends = np.r_[0:1024, base.size - 1024: base.size]
     before = np.abs(median_only.filtered - clean.filtered)[ends].max() / clean.scale
-    after = np.abs(served.filtered - clean.filtered)[ends].max() / clean.scale
+    after = np.abs(fitted.filtered - clean.filtered)[ends].max() / clean.scale
     assert before > 3 and after < 3, (before, after)  # before: 3.4-26 noise units; after: 0.7-1.1
     # away from the ends nothing changes
-    np.testing.assert_array_equal(interior(served.filtered, 2 * 1024 * 6), interior(median_only.filtered, 2 * 1024 * 6))
+    np.testing.assert_array_equal(interior(fitted.filtered, 2 * 1024 * 6), interior(median_only.filtered, 2 * 1024 * 6))
+    # as served, the ends are as clean
+    served = preprocess.condition(raw)
+    assert np.abs(served.filtered - clean.filtered)[ends].max() / clean.scale < 3
 
 
 def test_a_train_no_one_signed_notch_makes_is_left_to_the_median():
@@ -222,3 +226,125 @@ def test_a_train_of_long_sixths_is_left_to_the_median_at_the_ends():
     served = preprocess.condition(raw)
     assert served.commutation is not None and served.commutation.slot > preprocess.END_KEEP
     np.testing.assert_array_equal(served.filtered, preprocess.condition(raw, fit_commutation_ends=False).filtered)
+
+
+def equal_transients(length: int, spacing: float, size: float, kind: str, seed: int, first: float = 37.3,
+                     size_spread: float = 0.0, jitter: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Unit white noise, no carrier, with a transient every ``spacing`` samples at sub-sample
+    onsets (a machine's train: ``size_spread`` and ``jitter`` 0), and the onsets. ``kind``:
+    a ringing transient, a sharp unipolar one, or a notch edge as an HFCT passes it (bipolar)."""
+    rng = np.random.default_rng(seed)
+    signal = NOISE * rng.normal(size=length)
+    t = np.arange(48, dtype=np.float64)
+    onsets = []
+    for at in np.arange(first, length - 60, spacing):
+        onset = at + (rng.normal(0.0, jitter) if jitter else 0.0)
+        whole = int(np.floor(onset))
+        u = np.maximum(t - (onset - whole), 0.0)
+        shape = {"ringing": np.exp(-u / 5) * np.sin(2 * np.pi * 0.15 * u),
+                 "sharp": np.exp(-u / 3) - np.exp(-u / 0.5),
+                 "edge": -np.gradient(np.exp(-0.5 * ((u - 8) / 2.5) ** 2))}[kind]
+        shape = shape / np.abs(shape).max()
+        signal[whole: whole + t.size] += size * (1 + size_spread * rng.normal()) * shape
+        onsets.append(whole)
+    return signal, np.array(onsets)
+
+
+@pytest.mark.parametrize("spacing,kind", [(555.55, "ringing"), (97.3, "sharp"), (250.7, "edge"),
+                                          (1111.1, "sharp"), (555.55, "edge")])
+def test_an_equal_train_that_no_carrier_explains_is_taken_out(spacing, kind):
+    """A sensor that filters the carrier out (HFCT, UHF) still records a converter's notches, a
+    supply's switching edges: equal transients at one spacing, found from the transients
+    themselves. Sharp ones at a fractional spacing are sampled differently from one to the next
+    and are taken out with the median of those sampled alike (commutation.REGULAR_PHASE_BINS)."""
+    raw, _ = equal_transients(16_384, spacing, 25 * NOISE, kind, seed=int(spacing))
+    kept = preprocess.condition(raw, remove_regular_trains=False)
+    served = preprocess.condition(raw)
+    assert kept.carrier.detected is False and kept.commutation is None and kept.regular_train is None
+    before = np.abs(kept.filtered[100:-100]) / kept.scale
+    after = np.abs(served.filtered[100:-100]) / served.scale
+    assert before.max() > 10  # a dense train raises the noise estimate too (every block holds one)
+    assert after.max() < 6 and np.percentile(after, 99.9) < 4, (after.max(), np.percentile(after, 99.9))
+    assert served.scale == pytest.approx(NOISE, rel=0.15)
+    assert served.regular_train.slot == pytest.approx(spacing, abs=0.05)
+    described = served.regular_train.spacing_dict()
+    assert described["samples_apart"] == pytest.approx(spacing, abs=0.05)
+    assert described["peak"] == pytest.approx(np.abs(kept.filtered).max(), rel=0.5)
+
+
+def test_six_equal_transients_in_one_cycle_without_a_carrier_are_taken_out():
+    # One power cycle of an HFCT capture: a six-pulse converter's edges, nothing else to go by.
+    raw, _ = equal_transients(3400, 3333.3 / 6, 20 * NOISE, "edge", seed=6, first=120.4)
+    served = preprocess.condition(raw)
+    assert served.regular_train is not None
+    assert np.abs(served.filtered[64:-64]).max() / served.scale < 6
+
+
+@pytest.mark.parametrize("size_spread,jitter,size", [(0.3, 0.0, 25), (0.0, 3.0, 25), (0.15, 1.0, 25),
+                                                     (0.3, 2.0, 8), (0.0, 2.0, 8)])
+def test_pd_at_a_steady_spacing_but_not_equal_is_left_alone(size_spread, jitter, size):
+    """PD varies in size by tens of per cent and in time by samples, however steady its source:
+    such trains are not taken out (80 % of the sizes must lie within a tenth of their median,
+    the times within half a sample, rms, of a straight line)."""
+    for seed in range(6):
+        raw, _ = equal_transients(16_384, 777.7, size * NOISE, "ringing", seed=seed, size_spread=size_spread,
+                                  jitter=jitter)
+        served = preprocess.condition(raw)
+        assert served.regular_train is None, seed
+        np.testing.assert_array_equal(served.filtered, preprocess.condition(raw, remove_regular_trains=False).filtered)
+
+
+def test_pd_amid_a_regular_train_keeps_its_height():
+    raw, onsets = equal_transients(16_384, 403.3, 25 * NOISE, "ringing", seed=4)
+    rng = np.random.default_rng(4)
+    t = np.arange(30)
+    # PD between the train's transients, wandering in place and size, and once on top of one
+    pd_onsets = [int(onset + rng.uniform(60, 300)) for onset in onsets[:-1:5]] + [int(onsets[7]) - 1]
+    pulses = np.zeros(raw.size)
+    for onset in pd_onsets:
+        pulses[onset: onset + 30] += rng.uniform(15, 40) * NOISE * np.exp(-t / 3.0)
+    alone = preprocess.condition(pulses + NOISE * rng.normal(size=raw.size))
+    served = preprocess.condition(raw + pulses)
+    assert served.regular_train is not None
+    for onset in pd_onsets:
+        height = served.filtered[onset: onset + 5].max() / served.scale
+        assert height == pytest.approx(alone.filtered[onset: onset + 5].max() / alone.scale, rel=0.25), onset
+
+
+def test_a_carriers_own_corners_are_left_to_the_once_a_cycle_step(monkeypatch):
+    # A triangular carrier's corners: a regular train of equal transients, and the carrier's
+    # own shape, which the once-a-cycle step takes out whole.
+    period = 500.3
+    rng = np.random.default_rng(2)
+    t = np.arange(40_000)
+    raw = 1e4 * (2 / np.pi) * np.arcsin(np.sin(2 * np.pi * t / period + 0.4)) + NOISE * rng.normal(size=t.size)
+    served = preprocess.condition(raw)
+    assert served.regular_train is None and served.phase_locked is not None
+    # what the spacing test keeps out: without it the corners would be taken as a train
+    monkeypatch.setattr(commutation, "_carrier_shape", lambda spacing, samples_per_cycle: False)
+    assert preprocess.condition(raw).regular_train.slot == pytest.approx(period, abs=0.1)
+
+
+def test_a_train_is_taken_out_up_to_the_capture_ends():
+    """Transients too near an end to be lined up on their whole window are taken out with the
+    median transient where it lowers them; one cycle of six with one of them near an end is
+    still a train."""
+    for first in (5.4, 12.2, 30.4):
+        raw, onsets = equal_transients(3400, 555.55, 20 * NOISE, "edge", seed=6, first=first)
+        served = preprocess.condition(raw)
+        assert served.regular_train is not None, first
+        assert np.abs(served.filtered).max() / served.scale < 8, first
+    raw, onsets = equal_transients(16_384, 250.9, 25 * NOISE, "ringing", seed=3, first=10.3)
+    served = preprocess.condition(raw)
+    assert onsets[0] < 20 and onsets[-1] > raw.size - 70
+    assert np.abs(served.filtered).max() / served.scale < 8
+
+
+def test_commutation_and_a_second_train_are_both_taken_out():
+    # A converter's notches placed by the carrier, and a supply's edges at a spacing of their own.
+    raw = capture(16_384, 1) + notch_train(16_384, 6, 12.0, depth=20 * NOISE)
+    edges, _ = equal_transients(raw.size, 97.3, 30 * NOISE, "ringing", seed=1)
+    served = preprocess.condition(raw + edges)
+    assert served.commutation is not None and served.regular_train is not None
+    assert served.regular_train.slot == pytest.approx(97.3, abs=0.05)
+    assert np.percentile(np.abs(interior(served.filtered)) / served.scale, 99.9) < 4

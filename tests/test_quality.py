@@ -1,6 +1,7 @@
 """The shipped weights against the classical detector, and on the real captures."""
 import numpy as np
 import pytest
+import scipy.signal as sps
 import torch
 
 from pdseg.model import UNet1D, load_trained
@@ -144,6 +145,54 @@ def test_converter_commutation_over_one_cycle_is_not_reported(shipped, per_cycle
     pulse[onset: onset + 40] = 20 * noise * np.exp(-np.arange(40) / 4.0)
     with_pd = shipped.analyse([signal + pulse])[0].regions
     assert any(start <= onset + 2 and end >= onset + 2 for start, end in with_pd.tolist()), with_pd.tolist()
+
+
+@pytest.mark.parametrize("per_cycle,cycles", [(6, 1.0), (12, 1.0), (6, 3.0)])
+def test_converter_commutation_seen_without_a_carrier_is_not_reported(shipped, per_cycle, cycles):
+    """An HFCT or UHF sensor filters the carrier out but passes a converter's notch edges: equal
+    transients at a regular spacing and no cycle to place them in. They are taken out on their
+    own grid (pdseg.commutation.remove_regular_train), the answer names their spacing, and a PD
+    pulse of the same height between them is still found."""
+    rng = np.random.default_rng(per_cycle + int(cycles))
+    period, noise = 3333.0, 50.0
+    notches = commutation_notches(period, per_cycle, cycles, width=10.0, depth=20 * noise)
+    # The sensor's high-pass turns each notch into a pair of short pulses of opposite sign.
+    edges = sps.sosfilt(sps.butter(2, 0.05, "highpass", output="sos"), notches)
+    signal = edges + noise * rng.normal(size=edges.size)
+    [result] = shipped.analyse([signal])
+    assert result.conditioned.carrier.detected is False and result.conditioned.commutation is None
+    assert len(result.regions) <= 1, result.regions.tolist()
+    taken = result.to_json(0)["stats"]["regular_train_removed"]
+    assert taken["samples_apart"] == pytest.approx(period / per_cycle, abs=0.5)
+    onset = int(period / per_cycle * 2.61)
+    pulse = np.zeros(signal.size)
+    pulse[onset: onset + 40] = np.abs(edges).max() * np.exp(-np.arange(40) / 4.0)
+    [with_pd] = shipped.analyse([signal + pulse])
+    assert any(start <= onset + 2 and end >= onset + 2 for start, end in with_pd.regions.tolist()), with_pd.regions.tolist()
+    assert len(with_pd.regions) <= 2
+
+
+def test_a_switching_supplys_edges_are_not_reported_and_pd_among_them_is(shipped):
+    """A switched-mode supply rings at every switching edge, here every 97.3 samples at 30
+    noise units: a comb of lines too dense for the tones' step, and no carrier. PD pulses of
+    the same height between the edges, varying in size, are still found."""
+    rng = np.random.default_rng(97)
+    length, spacing, noise = 8192, 97.3, 1.0
+    t = np.arange(24, dtype=np.float64)
+    signal = noise * rng.normal(size=length)
+    for at in np.arange(20.6, length - 30, spacing):
+        whole = int(at)
+        u = np.maximum(t - (at - whole), 0.0)
+        signal[whole: whole + t.size] += 30 * noise * np.exp(-u / 2.5) * np.sin(2 * np.pi * 0.3 * u)
+    [alone] = shipped.analyse([signal])
+    assert len(alone.regions) <= 2, alone.regions.tolist()
+    onsets = [int(20.6 + spacing * k + rng.uniform(35, 55)) for k in range(3, 80, 9)]
+    pulses = np.zeros(length)
+    for onset in onsets:
+        pulses[onset: onset + 30] += rng.uniform(20, 40) * noise * np.exp(-np.arange(30) / 3.0)
+    [with_pd] = shipped.analyse([signal + pulses])
+    found = [any(start <= onset + 1 < end for start, end in with_pd.regions.tolist()) for onset in onsets]
+    assert all(found), (onsets, with_pd.regions.tolist())
 
 
 @pytest.mark.parametrize("threshold", [None, 0.6])

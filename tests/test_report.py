@@ -88,10 +88,12 @@ def test_report_has_settings_summary_and_a_row_per_signal(server, run_folder):
         commutation = f"{train['samples_per_sixth']:g}" if train else "none"
         repeating = record["answer"]["stats"]["phase_locked_removed"]
         phase_locked = "none" if repeating is None else f"{repeating['peak']:g}"
+        regular = record["answer"]["stats"]["regular_train_removed"]
+        spaced = "none" if regular is None else f"{regular['samples_apart']:g}"
         whitening = record["answer"]["stats"]["noise_whitening"]
         whitened = "no" if whitening is None else f"{whitening:g}"
         assert (f"<td>{html.escape(tones)}</td><td>{commutation}</td><td>{phase_locked}</td>"
-                f"<td>{whitened}</td></tr>") in page
+                f"<td>{spaced}</td><td>{whitened}</td></tr>") in page
     # the bundled captures with radio-like interference carry tones and converter notches,
     # which the service took out
     assert sum(bool(record["answer"]["stats"]["tones_removed"]) for record in answers) >= 2

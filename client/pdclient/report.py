@@ -77,12 +77,14 @@ def _signal_row(record: Mapping) -> tuple:
     commutation = f"{train['samples_per_sixth']:g}" if train else "none"
     repeating = stats.get("phase_locked_removed")
     phase_locked = f"{repeating['peak']:g}" if repeating else "none"
+    regular = stats.get("regular_train_removed")  # absent from answers of releases before it
+    spaced = f"{regular['samples_apart']:g}" if regular else "none"
     whitening = stats.get("noise_whitening")
     whitened = f"{whitening:g}" if whitening is not None else "no"
     return (record["signal"], answer.get("length"), len(regions), stats.get("cycles"),
             stats.get("regions_per_cycle"), max((r["peak"] for r in regions), default=None),
             polarity.count("positive"), polarity.count("negative"), tones, commutation, phase_locked,
-            whitened)
+            spaced, whitened)
 
 
 def most_pd(records: Sequence[Mapping], count: int = TOP_SIGNALS) -> list[Mapping]:
@@ -146,6 +148,7 @@ def build_report(records: Sequence[Mapping], settings: Mapping, failures: Sequen
                              f"largest peak ({prpd.MAGNITUDE_UNIT})", "positive", "negative",
                              "tones removed (cycles/sample)", "commutation removed (samples per sixth)",
                              f"once-a-cycle pattern removed (peak, {prpd.MAGNITUDE_UNIT})",
+                             "regular train removed (samples apart)",
                              "also seen whitened (coefficient)"),
                             [_signal_row(record) for record in file_records]))
     page = ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"

@@ -64,6 +64,11 @@ class Train:
         return {"samples_per_sixth": round(self.slot, 3),
                 "peak": float(f"{float(np.max(np.abs(self.template))):.6g}")}
 
+    def spacing_dict(self) -> dict:
+        """The same for a regular train at a spacing of its own (no carrier explained it)."""
+        return {"samples_apart": round(self.slot, 3),
+                "peak": float(f"{float(np.max(np.abs(self.template))):.6g}")}
+
     def cycle_dict(self) -> dict:
         """The same for a pattern repeating once a cycle."""
         return {"samples_per_cycle": round(self.slot, 3),
@@ -232,3 +237,362 @@ def remove_commutation(filtered: np.ndarray, scale: float, samples_per_cycle: fl
         if train is not None:
             _subtract(cleaned, bounds[chunk], bounds[chunk + 1], origin, train)
     return cleaned, first
+
+
+# A regular train that no carrier explains: equal transients at one fixed spacing, whatever it
+# is. A sensor that filters the carrier out (HFCT, UHF, antenna) still records a converter's
+# notches, 6 or 12 a cycle, and a switched-mode supply or a clock puts an edge into the signal
+# at its own rate; with no carrier in the capture, the step above has no period to look at, and
+# every such edge was reported as PD. Here the spacing comes from the transients themselves: the
+# spacing most often found between a transient and one of the next few of its sign and size, the
+# transients on that grid, and the same median, share and identity tests as a once-a-cycle
+# pattern, with two more that PD does not pass: on the grid within a sample, and of one size.
+REGULAR_MIN_PULSES = 6  # transients on the grid, at least: one cycle of a six-pulse converter ...
+REGULAR_LINED_UP = 4  # ... of which this many far enough from the ends to be lined up on their whole window
+REGULAR_MIN_SPACING = 24  # samples: closer, a train is a tone's business (pdseg.tones)
+REGULAR_NEIGHBOURS = 4  # each transient is paired with this many that follow it (PD may lie between)
+REGULAR_JOIN = 8  # samples: loud samples closer than this are one transient
+REGULAR_CENTRE = 2  # samples either side of a run that its energy's centre is taken over
+REGULAR_FIT_ROUNDS = 8  # rounds of the grid's line, each over the transients the last one reached
+REGULAR_CANDIDATES = 3  # spacings tried, the most frequent first
+REGULAR_JITTER = 1.5  # samples off the grid's line, at most, for a transient to be on it (and their rms
+REGULAR_STRAY = 4.0  # over those of its size within this many samples of it) ...
+REGULAR_TIMING_SPREAD = 0.5  # ... and, lined up on their shapes, their rms about a line, at most
+REGULAR_DOMINANCE = 0.5  # of the transients of its size within its span, at least, lie on the grid
+REGULAR_SIZE_TOLERANCE = 0.1  # their sizes against the median transient: this close to the median's
+# (or REGULAR_SIZE_NOISE times what the noise moves a size by, where that is more) ...
+REGULAR_SIZE_NOISE = 2.5
+REGULAR_SIZE_TOLERANCE_MOST = 0.15  # ... but never more than this (weak PD varies by no more)
+REGULAR_UNEQUAL_SHARE = 0.2  # ... but for under this share of them (none of five, one of six to ten)
+
+
+@dataclasses.dataclass(frozen=True)
+class Transients:
+    """The loud transients of a signal: where each is centred (samples, fractional) and its
+    peak magnitude."""
+    position: np.ndarray
+    peak: np.ndarray
+
+
+def loud_transients(filtered: np.ndarray, scale: float) -> Transients:
+    """Each run of samples :data:`TEMPLATE_LEVEL` noise units out (runs closer than
+    :data:`REGULAR_JOIN` samples are one): the centre of its energy, over the run and
+    :data:`REGULAR_CENTRE` samples either side (to a fraction of a sample: a flat top or a
+    ringing transient's two largest lobes of either sign put the largest sample anywhere among
+    them), and its largest magnitude."""
+    magnitude = np.abs(filtered)
+    loud = np.flatnonzero(magnitude >= TEMPLATE_LEVEL * scale)
+    if loud.size < REGULAR_MIN_PULSES:
+        return Transients(np.zeros(0), np.zeros(0))
+    starts = np.flatnonzero(np.concatenate(([True], np.diff(loud) > REGULAR_JOIN)))
+    ends = np.concatenate((starts[1:], [loud.size])) - 1
+    peak = np.maximum.reduceat(magnitude[loud], starts)
+    first = np.maximum(loud[starts] - REGULAR_CENTRE, 0)
+    last = np.minimum(loud[ends] + REGULAR_CENTRE + 1, filtered.size)
+    # The samples of every span in one array (spans are a few per cent of a signal at most).
+    lengths = last - first
+    span_starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
+    samples = np.repeat(first - span_starts, lengths) + np.arange(lengths.sum())
+    energy = (filtered[samples] / scale) ** 2  # in noise units: no magnitude over- or underflows
+    centre = np.add.reduceat(samples * energy, span_starts) / np.add.reduceat(energy, span_starts)
+    return Transients(centre, peak)
+
+
+def loud_count(filtered: np.ndarray, scale: float) -> int:
+    """How many samples of ``filtered`` stand :data:`TEMPLATE_LEVEL` noise units out."""
+    return int(np.count_nonzero(np.abs(filtered) >= TEMPLATE_LEVEL * scale))
+
+
+def _spacing_candidates(found: Transients, length: int) -> list[int]:
+    """Whole-sample spacings that at least :data:`REGULAR_MIN_PULSES` - 1 pairs of transients of
+    one size (within a factor 2) show, the most frequent first."""
+    position, peak = found.position, found.peak
+    spacings = []
+    for ahead in range(1, REGULAR_NEIGHBOURS + 1):
+        if position.size <= ahead:
+            break
+        gap = position[ahead:] - position[:-ahead]
+        ratio = peak[ahead:] / peak[:-ahead]
+        alike = (ratio > 0.5) & (ratio < 2.0) & (gap >= REGULAR_MIN_SPACING)
+        alike &= gap <= length // (REGULAR_MIN_PULSES - 1)
+        spacings.append(gap[alike])
+    if not spacings:
+        return []
+    gaps = np.rint(np.concatenate(spacings)).astype(np.int64)
+    if gaps.size < REGULAR_MIN_PULSES - 1:
+        return []
+    counts = np.bincount(gaps)
+    near = np.convolve(counts, np.ones(3), mode="same")  # a fractional spacing splits over two bins
+    frequent = []
+    for spacing in np.argsort(-near, kind="stable"):
+        if near[spacing] < REGULAR_MIN_PULSES - 1 or len(frequent) == REGULAR_CANDIDATES:
+            break
+        if all(abs(int(spacing) - other) > 2 for other in frequent):
+            frequent.append(int(spacing))
+    # A train at one spacing pairs as often at its multiples: its whole fractions are tried first.
+    candidates = []
+    for spacing in frequent:
+        for fraction in range(REGULAR_NEIGHBOURS, 0, -1):
+            part = int(round(spacing / fraction))
+            if (part >= REGULAR_MIN_SPACING and near[part] >= REGULAR_MIN_PULSES - 1
+                    and all(abs(part - other) > 2 for other in candidates)):
+                candidates.append(part)
+    return candidates
+
+
+def _grid(found: Transients, spacing: int) -> tuple[float, float, np.ndarray, float] | None:
+    """``(first, slot, on_grid, timing)``: the line ``first + slot * k`` through the transients
+    of one size that lie on a grid of about ``spacing`` samples, which transients lie on it within
+    :data:`REGULAR_JITTER`, and the rms of the times about it (samples); None where too few do."""
+    position = found.position.astype(np.float64)
+    members = np.zeros(position.size, dtype=bool)
+    gaps = []
+    for ahead in range(1, min(REGULAR_NEIGHBOURS, position.size - 1) + 1):
+        gap = position[ahead:] - position[:-ahead]
+        ratio = found.peak[ahead:] / found.peak[:-ahead]
+        paired = (np.abs(gap - spacing) <= 1.5) & (ratio > 0.5) & (ratio < 2.0)
+        members[ahead:] |= paired
+        members[:-ahead] |= paired
+        gaps.append(gap[paired])
+    # The loudest of them: a transient's own side lobes repeat at the same spacing.
+    size = found.peak
+    if members.sum() >= REGULAR_MIN_PULSES:
+        louder = size[members][size[members] >= np.median(size[members])]
+        members &= (size > 0.5 * np.median(louder)) & (size < 2.0 * np.median(louder))
+    if members.sum() < REGULAR_MIN_PULSES:
+        return None
+    slot = float(np.median(np.concatenate(gaps)))
+    # From the middle transient outwards: the line's slope improves as the transients it holds
+    # reach farther, and a spacing a tenth of a sample off is a sample off ten transients away.
+    anchor = float(np.median(position[members]))
+    anchor = position[members][np.argmin(np.abs(position[members] - anchor))]
+    chosen = np.zeros_like(members)
+    for _ in range(REGULAR_FIT_ROUNDS):
+        number = np.round((position - anchor) / slot)
+        grown = members & (np.abs(position - anchor - number * slot) <= 2.0)
+        if grown.sum() < REGULAR_MIN_PULSES or np.unique(number[grown]).size < grown.sum():
+            return None
+        if np.array_equal(grown, chosen):
+            break
+        chosen = grown
+        slot, anchor = np.polyfit(number[chosen], position[chosen], 1)
+    number = np.round((position - anchor) / slot)
+    residual = position - anchor - number * slot
+    # Every transient on the grid, whatever its size: those of another size count against it.
+    on_grid = np.abs(residual) <= REGULAR_JITTER
+    if on_grid.sum() < REGULAR_MIN_PULSES:
+        return None
+    # Their spread about the line, over all of their size within REGULAR_STRAY (a cut at the
+    # limit would hide a wandering source's spread): the rms, which the far ones raise as they should.
+    typical = np.median(size[on_grid])
+    near = (np.abs(residual) <= REGULAR_STRAY) & (size > 0.5 * typical) & (size < 2.0 * typical)
+    return float(anchor), float(slot), on_grid, float(np.sqrt(np.mean(residual[near | on_grid] ** 2)))
+
+
+def remove_regular_train(filtered: np.ndarray, scale: float,
+                         samples_per_cycle: float | None = None) -> tuple[np.ndarray, Train | None]:
+    """``filtered`` with the regular trains of equal transients that no carrier explains taken
+    out (a new array; up to :data:`REGULAR_TRAINS` of them, one after the other, each kept only
+    where it leaves fewer loud samples), and the first train (its ``slot`` the spacing, its
+    ``template`` the median transient); ``filtered`` itself and None where there is none (see
+    :data:`REGULAR_MIN_PULSES`). A train at whole cycles of the capture's carrier
+    (``samples_per_cycle``), or 2-4 times a cycle, is left to the once-a-cycle step
+    (:func:`remove_commutation` with ``slots_per_cycle`` 1), which takes the whole cycle's
+    pattern (:func:`_carrier_shape`); one whose transients outlast their window
+    (:data:`REGULAR_HALF_WIDTH`) is left as it is."""
+    cleaned, first = filtered, None
+    for _ in range(REGULAR_TRAINS):
+        candidate, train = _remove_one_regular_train(cleaned, scale, samples_per_cycle)
+        if train is None or loud_count(candidate, scale) >= loud_count(cleaned, scale):
+            break
+        cleaned, first = candidate, first or train
+    return cleaned, first
+
+
+def _carrier_shape(spacing: float, samples_per_cycle: float | None) -> bool:
+    """Whether ``spacing`` is whole cycles of the carrier, or a half, third or quarter of one:
+    a clipped, flat-topped or triangular carrier's corners, which the once-a-cycle step takes out
+    with the rest of the cycle's pattern."""
+    if not samples_per_cycle:
+        return False
+    cycles = spacing / samples_per_cycle
+    if round(cycles) >= 1 and abs(cycles - round(cycles)) < REGULAR_CYCLE_MATCH:
+        return True
+    per_cycle = samples_per_cycle / spacing
+    return round(per_cycle) <= REGULAR_CARRIER_PARTS and abs(per_cycle - round(per_cycle)) < REGULAR_CYCLE_MATCH * per_cycle
+
+
+def _remove_one_regular_train(filtered: np.ndarray, scale: float,
+                              samples_per_cycle: float | None) -> tuple[np.ndarray, Train | None]:
+    found = loud_transients(filtered, scale)
+    if found.position.size < REGULAR_MIN_PULSES:
+        return filtered, None
+    unequal: list[float] = []
+    for spacing in _spacing_candidates(found, filtered.size):
+        # Transients on a grid that are not equal enough: at a multiple of its spacing, a few
+        # of them that happen to be alike are no train either (PD of one source, every third).
+        if any(_multiple(spacing, other) for other in unequal):
+            continue
+        grid = _grid(found, spacing)
+        if grid is None:
+            continue
+        first, slot, on_grid, timing = grid
+        if _carrier_shape(slot, samples_per_cycle):
+            continue
+        numbers = np.round((found.position[on_grid] - first) / slot)
+        # Most places of the grid between its first and last transient hold one (MIN_MATCHING_SHARE),
+        # and most transients of its size there lie on it: a few alike among many that wander
+        # (PD of one source, every third of them) are no train.
+        if on_grid.sum() < MIN_MATCHING_SHARE * (numbers.max() - numbers.min() + 1):
+            continue
+        size = float(np.median(found.peak[on_grid]))
+        span = found.position[on_grid][[0, -1]]
+        alike = ((found.peak > 0.5 * size) & (found.peak < 2.0 * size)
+                 & (found.position >= span[0]) & (found.position <= span[1]))
+        if on_grid.sum() < REGULAR_DOMINANCE * alike.sum():
+            continue
+        # The energy centres wander with the noise too (a weak train: up to 0.7 samples), the
+        # lined-up times below less; a source wandering by a sample fails here, strays and all.
+        if timing > 2 * REGULAR_TIMING_SPREAD:
+            unequal.append(slot)
+            continue
+        fit = _fit_transients(filtered, scale, np.rint(found.position[on_grid]).astype(np.int64), numbers, slot)
+        if fit is None:
+            continue
+        if fit.unequal >= REGULAR_UNEQUAL_SHARE or fit.timing > REGULAR_TIMING_SPREAD:
+            unequal.append(slot)
+            continue
+        return fit.subtracted_from(filtered), Train(slot, fit.template)
+    return filtered, None
+
+
+def _multiple(spacing: float, of: float) -> bool:
+    times = round(spacing / of)
+    return times >= 2 and abs(spacing - times * of) <= 2.0 * times
+
+
+REGULAR_CYCLE_MATCH = 0.02  # of a cycle: a spacing this close to whole cycles is once a cycle
+REGULAR_CARRIER_PARTS = 4  # ... and up to this many a cycle, the carrier's own shape
+REGULAR_EDGE = 8  # samples at either end of the median transient that must be back in the noise ...
+REGULAR_EDGE_LEVEL = 2.0  # ... within this many noise units (else it is longer than its window)
+REGULAR_TRAINS = 3  # trains taken out one after the other (a second supply, or what a multiple's grid left)
+REGULAR_PHASE_BINS = 8  # a sharp transient sampled an eighth of a sample later is another shape ...
+REGULAR_BIN_LEAST = 3  # ... where that many share an eighth; fewer take the median of all, moved by their own fraction
+REGULAR_HALF_WIDTH = 64  # samples either side of a transient's centre, at most (half the spacing)
+REGULAR_MAX_SHIFT = 2  # samples a transient's centre may lie off the median's
+
+
+def _segments(filtered: np.ndarray, centres: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    return filtered[centres[:, None] + offsets[None, :]]
+
+
+@dataclasses.dataclass(frozen=True)
+class _Fit:
+    """The transients of a regular train lined up: where each is centred, the median transient
+    each is taken to be (:data:`REGULAR_PHASE_BINS`), over which samples, and which of them are
+    0.5-2 times that size; those too near an end to be lined up, and the median of all (input
+    units); the share of them not within :data:`REGULAR_SIZE_TOLERANCE` of the median size
+    (more where the noise moves sizes more), and the rms of their times about a straight line
+    (samples)."""
+    centres: np.ndarray
+    models: np.ndarray
+    half: int
+    support: np.ndarray
+    equal: np.ndarray
+    at_ends: np.ndarray
+    template: np.ndarray
+    unequal: float
+    timing: float
+
+    def subtracted_from(self, filtered: np.ndarray) -> np.ndarray:
+        cleaned = filtered.copy()
+        offsets = np.arange(-self.half, self.half + 1)
+        # Windows do not overlap: half a window is under half the spacing.
+        cleaned[self.centres[self.equal, None] + offsets] -= np.where(self.support, self.models[self.equal], 0.0)
+        # A transient cut by an end: the median, lined up on what the end leaves of it (whole
+        # samples), where it is 0.5-2 times its size there, and only where it lowers a sample.
+        for centre in self.at_ends:
+            best = None
+            for shift in range(-REGULAR_MAX_SHIFT, REGULAR_MAX_SHIFT + 1):
+                positions = centre + shift + offsets
+                kept = (positions >= 0) & (positions < filtered.size) & self.support
+                model = self.template[kept]
+                own = float(model @ model)
+                if own > 0:
+                    shared = float(cleaned[positions[kept]] @ model)
+                    if best is None or shared > best[0]:
+                        best = (shared, own, positions[kept], model)
+            if best is not None and 0.5 < best[0] / best[1] < 2.0:
+                part, model = cleaned[best[2]], best[3]
+                cleaned[best[2]] = np.where(np.abs(part - model) < np.abs(part), part - model, part)
+        return cleaned
+
+
+def _fit_transients(filtered: np.ndarray, scale: float, centres: np.ndarray, numbers: np.ndarray,
+                    slot: float) -> _Fit | None:
+    """The transients at ``centres`` (whole samples; ``numbers`` their places on the grid) lined
+    up against their median; None where the median stands under :data:`TEMPLATE_LEVEL` noise
+    units, outlasts its window, or most transients are not 0.5-2 times its size. Each transient
+    is lined up against the median to a fraction of a sample, and those that fall within the
+    same eighth of a sample (:data:`REGULAR_PHASE_BINS`) get the median of their own on whole
+    samples: a fractional spacing samples a sharp transient differently from one to the next,
+    and one median interpolated onto every fraction leaves half of such a transient. The sums
+    run in noise units, so that no magnitude the service accepts overflows or underflows them."""
+    half = int(min(REGULAR_HALF_WIDTH, (slot - 1) // 2 - REGULAR_MAX_SHIFT))
+    if half < 4:
+        return None
+    offsets = np.arange(-half, half + 1)
+    reach = half + REGULAR_MAX_SHIFT
+    inside = (centres - reach >= 0) & (centres + reach < filtered.size)
+    if inside.sum() < REGULAR_LINED_UP:
+        return None
+    at_ends = centres[~inside]
+    centres, numbers = centres[inside], numbers[inside]
+
+    def segments_at(where: np.ndarray) -> np.ndarray:
+        return _segments(filtered, where, offsets) / scale
+
+    template = np.median(segments_at(centres), axis=0)
+    peak = float(np.max(np.abs(template)))
+    edges = np.concatenate((template[:REGULAR_EDGE], template[-REGULAR_EDGE:]))
+    if peak < TEMPLATE_LEVEL or np.max(np.abs(edges)) > REGULAR_EDGE_LEVEL:
+        return None
+    # Each transient's lag against the median: whole samples, then a parabola's fraction.
+    shifts = np.arange(-REGULAR_MAX_SHIFT, REGULAR_MAX_SHIFT + 1)
+    correlation = np.stack([segments_at(centres + shift) @ template for shift in shifts], axis=1)
+    best = np.clip(np.argmax(correlation, axis=1), 1, shifts.size - 2)
+    rows = np.arange(centres.size)
+    left, middle, right = correlation[rows, best - 1], correlation[rows, best], correlation[rows, best + 1]
+    curvature = left - 2 * middle + right
+    fraction = np.clip(np.divide(0.5 * (left - right), curvature, out=np.zeros(centres.size), where=curvature < 0),
+                       -0.5, 0.5)
+    centres = centres + shifts[best]
+    # How far their times stray from a straight line, lined up on their whole shapes (the energy
+    # centres that found the grid stray more with the noise).
+    times = centres + fraction
+    line = np.polyval(np.polyfit(numbers, times, 1), numbers)
+    timing = float(np.sqrt(np.mean((times - line) ** 2)))
+    segments = segments_at(centres)
+    template = np.median(segments, axis=0)
+    phase_bin = np.minimum(np.floor((fraction + 0.5) * REGULAR_PHASE_BINS), REGULAR_PHASE_BINS - 1).astype(np.int64)
+    models = np.empty_like(segments)
+    for number in range(REGULAR_PHASE_BINS):
+        members = np.flatnonzero(phase_bin == number)
+        if members.size >= REGULAR_BIN_LEAST:
+            models[members] = np.median(segments[members], axis=0)
+        else:  # too few share this eighth: the median of all, moved by each one's own fraction
+            for member in members:
+                models[member] = ndimage.shift(template, fraction[member], order=3, mode="nearest")
+    core = np.abs(template) > 0.5 * float(np.max(np.abs(template)))
+    size = np.sum(segments[:, core] * models[:, core], axis=1) / np.maximum(np.sum(models[:, core] ** 2, axis=1), 1e-12)
+    equal = (size > 0.5) & (size < 2.0)
+    if np.mean(equal) < MIN_MATCHING_SHARE:
+        return None
+    # How many are not of one size: PD of one source varies by tens of per cent, a machine's by
+    # what the noise adds (a transient of 6 noise units: about a tenth).
+    noise = 1.0 / float(np.sqrt(np.sum(template[core] ** 2)))
+    tolerance = min(max(REGULAR_SIZE_TOLERANCE, REGULAR_SIZE_NOISE * noise), REGULAR_SIZE_TOLERANCE_MOST)
+    unequal = float(np.mean(np.abs(size / np.median(size) - 1.0) > tolerance))
+    support = ndimage.binary_dilation(np.abs(template) > SUPPORT_LEVEL, iterations=SUPPORT_MARGIN)
+    return _Fit(centres, models * scale, half, support, equal, at_ends, np.where(support, template, 0.0) * scale,
+                unequal, timing)

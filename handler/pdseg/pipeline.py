@@ -75,6 +75,8 @@ class SignalResult:
                                     else self.conditioned.commutation.to_dict()),
             "phase_locked_removed": (None if self.conditioned.phase_locked is None
                                      else self.conditioned.phase_locked.cycle_dict()),
+            "regular_train_removed": (None if self.conditioned.regular_train is None
+                                      else self.conditioned.regular_train.spacing_dict()),
             "noise_whitening": (None if self.conditioned.whitening is None
                                 else round(float(self.conditioned.whitening), 3)),
             "cycles": None if cycles is None else round(cycles, 3),
