@@ -32,7 +32,7 @@ from pdseg import preprocess
 SEED = 20261206
 PULSE = 40
 CARRIER_PERIOD = 3333.0
-# (kind, capture length, spacing, carrier, captures)
+# (kind, capture length, spacing, carrier, captures, noise units)
 TRAINS = (
     ("notch", 7920, CARRIER_PERIOD / 6, False, 6),
     ("notch", 40_000, CARRIER_PERIOD / 6, False, 6),
@@ -47,6 +47,9 @@ TRAINS = (
     ("sharp", 7920, CARRIER_PERIOD / 6, True, 6),
     ("sharp", 7920, 97.3, False, 6),
     ("sharp", 40_000, 250.7, False, 6),
+    ("notch", 16_384, CARRIER_PERIOD / 6, False, 6, 10.0),
+    ("ringing", 16_384, 250.7, False, 6, 10.0),
+    ("sharp", 16_384, 250.7, False, 6, 10.0),
 )
 JITTERS = (0.0, 0.5, 1.0, 2.0, 4.0)  # samples, a normal draw's sigma
 SIZE_SPREADS = (0.0, 0.1, 0.2, 0.3)  # relative, a normal draw's sigma
@@ -91,17 +94,19 @@ def regions_of(segmenter, conditioned: preprocess.Conditioned) -> np.ndarray:
 
 def trains_table(segmenter, seed: int) -> list[dict]:
     rows = []
-    for index, (kind, length, spacing, carrier, captures) in enumerate(TRAINS):
+    for index, (kind, length, spacing, carrier, captures, *height) in enumerate(TRAINS):
+        size = height[0] if height else 20.0
         rng = np.random.default_rng((seed, index))
         transients = with_step = without_step = found_trains = 0
         for _ in range(captures):
-            signal, onsets = train_capture(rng, kind, length, spacing, carrier)
+            signal, onsets = train_capture(rng, kind, length, spacing, carrier, size=size)
             transients += len(onsets)
             served = preprocess.condition(signal)
             with_step += len(regions_of(segmenter, served))
             without_step += len(regions_of(segmenter, preprocess.condition(signal, remove_regular_trains=False)))
             found_trains += served.regular_train is not None
-        rows.append({"kind": kind, "length": length, "spacing": spacing, "carrier": carrier, "captures": captures,
+        rows.append({"kind": kind, "size": size, "length": length, "spacing": spacing, "carrier": carrier,
+                     "captures": captures,
                      "transients": transients, "regions_without": without_step, "regions_with": with_step,
                      "trains_found": found_trains})
     return rows
@@ -134,10 +139,10 @@ def pd_table(segmenter, seed: int) -> list[dict]:
 
 def card_lines(trains: list[dict], pd_rows: list[dict], seconds: float) -> list[str]:
     lines = ["Regular trains (none of them PD): regions reported, with and without the step; per 6 captures.", "",
-             "| transient | capture | spacing (samples) | carrier | train transients | regions without the step | regions with it | answers that name a regular train |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| transient | noise units | capture | spacing (samples) | carrier | train transients | regions without the step | regions with it | answers that name a regular train |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for row in trains:
-        lines.append(f"| {row['kind']} | {row['length']:,} | {row['spacing']:.1f} | {'yes' if row['carrier'] else 'no'} "
+        lines.append(f"| {row['kind']} | {row['size']:g} | {row['length']:,} | {row['spacing']:.1f} | {'yes' if row['carrier'] else 'no'} "
                      f"| {row['transients']} | {row['regions_without']} | **{row['regions_with']}** | {row['trains_found']} |")
     lines += ["", f"PD-like trains (each pulse PD): a ringing pulse at 28 dB every 300-1,500 samples, no carrier, "
               f"its onset jittered and its size spread by normal draws; pulses found, {PD_CAPTURES} captures of 16,384 samples a row.", "",

@@ -264,7 +264,9 @@ def test_an_equal_train_that_no_carrier_explains_is_taken_out(spacing, kind):
     before = np.abs(kept.filtered[100:-100]) / kept.scale
     after = np.abs(served.filtered[100:-100]) / served.scale
     assert before.max() > 10  # a dense train raises the noise estimate too (every block holds one)
-    assert after.max() < 6 and np.percentile(after, 99.9) < 4, (after.max(), np.percentile(after, 99.9))
+    # A sharp transient sampled at a fraction that fewer than three share is taken out with the
+    # median moved there, which leaves up to a quarter of its height.
+    assert after.max() < 8 and np.percentile(after, 99.9) < 4, (after.max(), np.percentile(after, 99.9))
     assert served.scale == pytest.approx(NOISE, rel=0.15)
     assert served.regular_train.slot == pytest.approx(spacing, abs=0.05)
     described = served.regular_train.spacing_dict()
@@ -312,17 +314,18 @@ def test_pd_amid_a_regular_train_keeps_its_height():
 
 
 def test_a_carriers_own_corners_are_left_to_the_once_a_cycle_step(monkeypatch):
-    # A triangular carrier's corners: a regular train of equal transients, and the carrier's
-    # own shape, which the once-a-cycle step takes out whole.
+    # A carrier clipped unevenly (at 95 % on one side, 50 % on the other): its corners are a
+    # regular train of equal transients, and the carrier's own shape, which the once-a-cycle
+    # step takes out whole.
     period = 500.3
     rng = np.random.default_rng(2)
     t = np.arange(40_000)
-    raw = 1e4 * (2 / np.pi) * np.arcsin(np.sin(2 * np.pi * t / period + 0.4)) + NOISE * rng.normal(size=t.size)
+    raw = np.clip(1e4 * np.sin(2 * np.pi * t / period + 0.4), -5e3, 9.5e3) + NOISE * rng.normal(size=t.size)
     served = preprocess.condition(raw)
     assert served.regular_train is None and served.phase_locked is not None
-    # what the spacing test keeps out: without it the corners would be taken as a train
+    # what the spacing test keeps out: without it, a third of the cycle would be taken as a train
     monkeypatch.setattr(commutation, "_carrier_shape", lambda spacing, samples_per_cycle: False)
-    assert preprocess.condition(raw).regular_train.slot == pytest.approx(period, abs=0.1)
+    assert preprocess.condition(raw).regular_train.slot == pytest.approx(period / 3, abs=0.1)
 
 
 def test_a_train_is_taken_out_up_to_the_capture_ends():

@@ -25,9 +25,10 @@ which a network that reports smooth pulses as PD would report (docs/model-card.m
 from __future__ import annotations
 
 import dataclasses
+from typing import Callable
 
 import numpy as np
-from scipy import ndimage
+from scipy import ndimage, stats
 
 from .robust import MAD_TO_SIGMA
 
@@ -243,10 +244,10 @@ def remove_commutation(filtered: np.ndarray, scale: float, samples_per_cycle: fl
 # is. A sensor that filters the carrier out (HFCT, UHF, antenna) still records a converter's
 # notches, 6 or 12 a cycle, and a switched-mode supply or a clock puts an edge into the signal
 # at its own rate; with no carrier in the capture, the step above has no period to look at, and
-# every such edge was reported as PD. Here the spacing comes from the transients themselves: the
-# spacing most often found between a transient and one of the next few of its sign and size, the
-# transients on that grid, and the same median, share and identity tests as a once-a-cycle
-# pattern, with two more that PD does not pass: on the grid within a sample, and of one size.
+# every such edge was reported as PD. Here the spacing comes from the transients themselves (the
+# spacing most often found between a transient and one of the next few of its size), and the
+# transients on that grid must pass what PD does not: on a straight line of times within a
+# fraction of a sample, and of one size (docs/model-card.md, Conditioning).
 REGULAR_MIN_PULSES = 6  # transients on the grid, at least: one cycle of a six-pulse converter ...
 REGULAR_LINED_UP = 4  # ... of which this many far enough from the ends to be lined up on their whole window
 REGULAR_MIN_SPACING = 24  # samples: closer, a train is a tone's business (pdseg.tones)
@@ -255,15 +256,33 @@ REGULAR_JOIN = 8  # samples: loud samples closer than this are one transient
 REGULAR_CENTRE = 2  # samples either side of a run that its energy's centre is taken over
 REGULAR_FIT_ROUNDS = 8  # rounds of the grid's line, each over the transients the last one reached
 REGULAR_CANDIDATES = 3  # spacings tried, the most frequent first
-REGULAR_JITTER = 1.5  # samples off the grid's line, at most, for a transient to be on it (and their rms
-REGULAR_STRAY = 4.0  # over those of its size within this many samples of it) ...
-REGULAR_TIMING_SPREAD = 0.5  # ... and, lined up on their shapes, their rms about a line, at most
+REGULAR_JITTER = 1.5  # samples off the grid's line, at most, for a transient to be on it ...
+REGULAR_STRAY = 4.0  # ... and those of its size within this many samples count in its tests too
 REGULAR_DOMINANCE = 0.5  # of the transients of its size within its span, at least, lie on the grid
-REGULAR_SIZE_TOLERANCE = 0.1  # their sizes against the median transient: this close to the median's
-# (or REGULAR_SIZE_NOISE times what the noise moves a size by, where that is more) ...
-REGULAR_SIZE_NOISE = 2.5
-REGULAR_SIZE_TOLERANCE_MOST = 0.15  # ... but never more than this (weak PD varies by no more)
-REGULAR_UNEQUAL_SHARE = 0.2  # ... but for under this share of them (none of five, one of six to ten)
+REGULAR_BETWEEN = 0.5  # ... and fewer than this share of it at a half or a third of the spacing
+# The tests that PD fails, as bounds that a source wandering by REGULAR_PD_JITTER samples, or
+# varying in size by REGULAR_PD_SPREAD, passes by chance in at most REGULAR_PD_CHANCE of its
+# captures (a chi-square bound on the rms of n transients, tighter the fewer there are), and
+# never looser than REGULAR_TIMING_SPREAD and REGULAR_SIZE_SPREAD.
+REGULAR_PD_JITTER = 0.5  # samples, rms
+REGULAR_PD_SPREAD = 0.2  # relative, rms
+REGULAR_PD_CHANCE = 0.01
+REGULAR_TIMING_SPREAD = 0.35  # samples, rms about the line, lined up on their shapes
+REGULAR_SIZE_SPREAD = 0.1  # relative, rms about the median size (the noise's share included: a weak train stays)
+REGULAR_TRIM = 10  # one transient in this many, the farthest out, is left out of those rms (PD on a few)
+REGULAR_CYCLE_MATCH = 0.02  # of a cycle: a spacing this close to whole cycles is once a cycle
+REGULAR_CARRIER_PARTS = 4  # ... and up to this many a cycle, the carrier's own shape
+REGULAR_EDGE = 8  # samples at either end of the median transient that must be back in the noise ...
+REGULAR_EDGE_LEVEL = 2.0  # ... within this many noise units (else it is longer than its window)
+REGULAR_TRAINS = 3  # trains taken out one after the other (a second supply, or what a multiple's grid left)
+REGULAR_PHASE_BINS = 8  # a sharp transient sampled an eighth of a sample later is another shape ...
+REGULAR_PHASE_BINS_MOST = 32  # ... and finer where there are enough transients (REGULAR_BIN_FILL a part)
+REGULAR_BIN_FILL = 8
+REGULAR_BIN_LEAST = 3  # ... where that many share an eighth; fewer take the median of all, moved by their own fraction
+REGULAR_OWN_TIME = 0.25  # samples a transient's own time may move its median off the line's
+REGULAR_MISFIT = 2.0  # noise units, rms over the median's support: a transient it leaves more of holds more (PD on it)
+REGULAR_HALF_WIDTH = 64  # samples either side of a transient's centre, at most (half the spacing)
+REGULAR_MAX_SHIFT = 2  # samples a transient's centre may lie off the median's
 
 
 @dataclasses.dataclass(frozen=True)
@@ -305,7 +324,8 @@ def loud_count(filtered: np.ndarray, scale: float) -> int:
 
 def _spacing_candidates(found: Transients, length: int) -> list[int]:
     """Whole-sample spacings that at least :data:`REGULAR_MIN_PULSES` - 1 pairs of transients of
-    one size (within a factor 2) show, the most frequent first."""
+    one size (within a factor 2, either sign) show, the most frequent first, each after its
+    whole fractions that are frequent too."""
     position, peak = found.position, found.peak
     spacings = []
     for ahead in range(1, REGULAR_NEIGHBOURS + 1):
@@ -340,27 +360,47 @@ def _spacing_candidates(found: Transients, length: int) -> list[int]:
     return candidates
 
 
-def _grid(found: Transients, spacing: int) -> tuple[float, float, np.ndarray, float] | None:
-    """``(first, slot, on_grid, timing)``: the line ``first + slot * k`` through the transients
-    of one size that lie on a grid of about ``spacing`` samples, which transients lie on it within
-    :data:`REGULAR_JITTER`, and the rms of the times about it (samples); None where too few do."""
+@dataclasses.dataclass(frozen=True)
+class _Grid:
+    """A line of times ``first + slot * k`` through transients of one size: which transients lie
+    on it within :data:`REGULAR_JITTER` (``on_grid``), which others of their size lie within
+    :data:`REGULAR_STRAY` (``strays``), and the line's place number of each transient."""
+    first: float
+    slot: float
+    on_grid: np.ndarray
+    strays: np.ndarray
+    number: np.ndarray
+
+    def times(self, numbers: np.ndarray) -> np.ndarray:
+        return self.first + self.slot * numbers
+
+
+# _grid's answer where transients of one size pair at the spacing but no line holds enough of them.
+NO_LINE = "no line"
+
+
+def _grid(found: Transients, spacing: int) -> _Grid | str | None:
+    """The line through the transients of one size that lie on a grid of about ``spacing``
+    samples; None where too few pair at that spacing, :data:`NO_LINE` where enough do but no
+    straight line of times holds :data:`REGULAR_MIN_PULSES` of them."""
     position = found.position.astype(np.float64)
+    size = found.peak
     members = np.zeros(position.size, dtype=bool)
     gaps = []
     for ahead in range(1, min(REGULAR_NEIGHBOURS, position.size - 1) + 1):
         gap = position[ahead:] - position[:-ahead]
-        ratio = found.peak[ahead:] / found.peak[:-ahead]
+        ratio = size[ahead:] / size[:-ahead]
         paired = (np.abs(gap - spacing) <= 1.5) & (ratio > 0.5) & (ratio < 2.0)
         members[ahead:] |= paired
         members[:-ahead] |= paired
         gaps.append(gap[paired])
-    # The loudest of them: a transient's own side lobes repeat at the same spacing.
-    size = found.peak
-    if members.sum() >= REGULAR_MIN_PULSES:
-        louder = size[members][size[members] >= np.median(size[members])]
-        members &= (size > 0.5 * np.median(louder)) & (size < 2.0 * np.median(louder))
     if members.sum() < REGULAR_MIN_PULSES:
         return None
+    # The loudest of them: a transient's own side lobes repeat at the same spacing.
+    louder = size[members][size[members] >= np.median(size[members])]
+    members &= (size > 0.5 * np.median(louder)) & (size < 2.0 * np.median(louder))
+    if members.sum() < REGULAR_MIN_PULSES:
+        return NO_LINE
     slot = float(np.median(np.concatenate(gaps)))
     # From the middle transient outwards: the line's slope improves as the transients it holds
     # reach farther, and a spacing a tenth of a sample off is a sample off ten transients away.
@@ -371,7 +411,7 @@ def _grid(found: Transients, spacing: int) -> tuple[float, float, np.ndarray, fl
         number = np.round((position - anchor) / slot)
         grown = members & (np.abs(position - anchor - number * slot) <= 2.0)
         if grown.sum() < REGULAR_MIN_PULSES or np.unique(number[grown]).size < grown.sum():
-            return None
+            return NO_LINE
         if np.array_equal(grown, chosen):
             break
         chosen = grown
@@ -381,32 +421,31 @@ def _grid(found: Transients, spacing: int) -> tuple[float, float, np.ndarray, fl
     # Every transient on the grid, whatever its size: those of another size count against it.
     on_grid = np.abs(residual) <= REGULAR_JITTER
     if on_grid.sum() < REGULAR_MIN_PULSES:
-        return None
-    # Their spread about the line, over all of their size within REGULAR_STRAY (a cut at the
-    # limit would hide a wandering source's spread): the rms, which the far ones raise as they should.
+        return NO_LINE
     typical = np.median(size[on_grid])
-    near = (np.abs(residual) <= REGULAR_STRAY) & (size > 0.5 * typical) & (size < 2.0 * typical)
-    return float(anchor), float(slot), on_grid, float(np.sqrt(np.mean(residual[near | on_grid] ** 2)))
+    strays = (~on_grid & (np.abs(residual) <= REGULAR_STRAY)
+              & (size > 0.5 * typical) & (size < 2.0 * typical))
+    return _Grid(float(anchor), float(slot), on_grid, strays, number)
 
 
 def remove_regular_train(filtered: np.ndarray, scale: float,
-                         samples_per_cycle: float | None = None) -> tuple[np.ndarray, Train | None]:
-    """``filtered`` with the regular trains of equal transients that no carrier explains taken
-    out (a new array; up to :data:`REGULAR_TRAINS` of them, one after the other, each kept only
-    where it leaves fewer loud samples), and the first train (its ``slot`` the spacing, its
-    ``template`` the median transient); ``filtered`` itself and None where there is none (see
-    :data:`REGULAR_MIN_PULSES`). A train at whole cycles of the capture's carrier
-    (``samples_per_cycle``), or 2-4 times a cycle, is left to the once-a-cycle step
-    (:func:`remove_commutation` with ``slots_per_cycle`` 1), which takes the whole cycle's
-    pattern (:func:`_carrier_shape`); one whose transients outlast their window
+                         samples_per_cycle: float | None = None) -> tuple[np.ndarray, list[Train]]:
+    """``filtered`` with the regular trains of equal transients taken out (a new array; up to
+    :data:`REGULAR_TRAINS` of them, one after the other, each kept only where it leaves fewer
+    loud samples), and the trains (each one's ``slot`` its spacing, its ``template`` the median
+    transient); ``filtered`` itself and no train where there is none. A train at whole cycles
+    of the capture's carrier (``samples_per_cycle``), or 2-4 times a cycle, is left to the
+    once-a-cycle step (:func:`remove_commutation` with ``slots_per_cycle`` 1), which takes the
+    whole cycle's pattern (:func:`_carrier_shape`); one whose transients outlast their window
     (:data:`REGULAR_HALF_WIDTH`) is left as it is."""
-    cleaned, first = filtered, None
+    cleaned, trains = filtered, []
     for _ in range(REGULAR_TRAINS):
         candidate, train = _remove_one_regular_train(cleaned, scale, samples_per_cycle)
         if train is None or loud_count(candidate, scale) >= loud_count(cleaned, scale):
             break
-        cleaned, first = candidate, first or train
-    return cleaned, first
+        cleaned = candidate
+        trains.append(train)
+    return cleaned, trains
 
 
 def _carrier_shape(spacing: float, samples_per_cycle: float | None) -> bool:
@@ -427,43 +466,54 @@ def _remove_one_regular_train(filtered: np.ndarray, scale: float,
     found = loud_transients(filtered, scale)
     if found.position.size < REGULAR_MIN_PULSES:
         return filtered, None
+    # Spacings whose transients paired but failed: at a multiple, a few of them that happen to be
+    # alike are no train either (PD of one source, every second or third of it).
     unequal: list[float] = []
     for spacing in _spacing_candidates(found, filtered.size):
-        # Transients on a grid that are not equal enough: at a multiple of its spacing, a few
-        # of them that happen to be alike are no train either (PD of one source, every third).
         if any(_multiple(spacing, other) for other in unequal):
             continue
         grid = _grid(found, spacing)
         if grid is None:
             continue
-        first, slot, on_grid, timing = grid
-        if _carrier_shape(slot, samples_per_cycle):
+        if isinstance(grid, str):
+            unequal.append(float(spacing))
             continue
-        numbers = np.round((found.position[on_grid] - first) / slot)
-        # Most places of the grid between its first and last transient hold one (MIN_MATCHING_SHARE),
-        # and most transients of its size there lie on it: a few alike among many that wander
-        # (PD of one source, every third of them) are no train.
-        if on_grid.sum() < MIN_MATCHING_SHARE * (numbers.max() - numbers.min() + 1):
+        if _carrier_shape(grid.slot, samples_per_cycle):
             continue
-        size = float(np.median(found.peak[on_grid]))
-        span = found.position[on_grid][[0, -1]]
-        alike = ((found.peak > 0.5 * size) & (found.peak < 2.0 * size)
-                 & (found.position >= span[0]) & (found.position <= span[1]))
-        if on_grid.sum() < REGULAR_DOMINANCE * alike.sum():
+        if not _holds_the_train(found, grid):
+            unequal.append(grid.slot)
             continue
-        # The energy centres wander with the noise too (a weak train: up to 0.7 samples), the
-        # lined-up times below less; a source wandering by a sample fails here, strays and all.
-        if timing > 2 * REGULAR_TIMING_SPREAD:
-            unequal.append(slot)
-            continue
-        fit = _fit_transients(filtered, scale, np.rint(found.position[on_grid]).astype(np.int64), numbers, slot)
+        fit = _fit_transients(filtered, scale, grid, found)
         if fit is None:
             continue
-        if fit.unequal >= REGULAR_UNEQUAL_SHARE or fit.timing > REGULAR_TIMING_SPREAD:
-            unequal.append(slot)
+        if not fit.equal_and_regular():
+            unequal.append(grid.slot)
             continue
-        return fit.subtracted_from(filtered), Train(slot, fit.template)
+        return fit.subtracted_from(filtered), Train(grid.slot, fit.template)
     return filtered, None
+
+
+def _holds_the_train(found: Transients, grid: _Grid) -> bool:
+    """Whether the grid's transients fill most of its places between the first and the last
+    (:data:`MIN_MATCHING_SHARE`), are most of those of their size in that span
+    (:data:`REGULAR_DOMINANCE`), and few of their size lie halfway or a third of the way
+    between its places (a source at a whole fraction of the spacing)."""
+    numbers = grid.number[grid.on_grid]
+    places = numbers.max() - numbers.min() + 1
+    if grid.on_grid.sum() < MIN_MATCHING_SHARE * places:
+        return False
+    size = float(np.median(found.peak[grid.on_grid]))
+    span = found.position[grid.on_grid][[0, -1]]
+    alike = ((found.peak > 0.5 * size) & (found.peak < 2.0 * size)
+             & (found.position >= span[0]) & (found.position <= span[1]))
+    if grid.on_grid.sum() < REGULAR_DOMINANCE * alike.sum():
+        return False
+    offset = (found.position[alike] - grid.first) / grid.slot
+    part = offset - np.floor(offset)
+    between = np.zeros(part.size, dtype=bool)
+    for fraction in (1 / 3, 1 / 2, 2 / 3):
+        between |= np.abs(part - fraction) * grid.slot <= REGULAR_STRAY
+    return between.sum() < REGULAR_BETWEEN * grid.on_grid.sum()
 
 
 def _multiple(spacing: float, of: float) -> bool:
@@ -471,15 +521,41 @@ def _multiple(spacing: float, of: float) -> bool:
     return times >= 2 and abs(spacing - times * of) <= 2.0 * times
 
 
-REGULAR_CYCLE_MATCH = 0.02  # of a cycle: a spacing this close to whole cycles is once a cycle
-REGULAR_CARRIER_PARTS = 4  # ... and up to this many a cycle, the carrier's own shape
-REGULAR_EDGE = 8  # samples at either end of the median transient that must be back in the noise ...
-REGULAR_EDGE_LEVEL = 2.0  # ... within this many noise units (else it is longer than its window)
-REGULAR_TRAINS = 3  # trains taken out one after the other (a second supply, or what a multiple's grid left)
-REGULAR_PHASE_BINS = 8  # a sharp transient sampled an eighth of a sample later is another shape ...
-REGULAR_BIN_LEAST = 3  # ... where that many share an eighth; fewer take the median of all, moved by their own fraction
-REGULAR_HALF_WIDTH = 64  # samples either side of a transient's centre, at most (half the spacing)
-REGULAR_MAX_SHIFT = 2  # samples a transient's centre may lie off the median's
+def _pd_bound(spread: float, count: int, least: float) -> float:
+    """The rms of ``count`` values about their fit (``count - 2`` degrees of freedom) under which
+    PD spread by ``spread`` (rms) falls in only :data:`REGULAR_PD_CHANCE` of captures; ``least``
+    where that is lower (a machine's train is not held to a noise it cannot beat)."""
+    freedom = max(count - 2, 1)
+    return min(least, spread * float(np.sqrt(stats.chi2.ppf(REGULAR_PD_CHANCE, freedom) / freedom)))
+
+
+def _trimmed_rms(values: np.ndarray) -> float:
+    """The rms of ``values`` less the farthest out, one in :data:`REGULAR_TRIM`."""
+    kept = np.sort(np.abs(values))[: values.size - values.size // REGULAR_TRIM]
+    return float(np.sqrt(np.mean(kept**2)))
+
+
+def _lags(segments_at: Callable[[np.ndarray], np.ndarray], centres: np.ndarray, template: np.ndarray) -> np.ndarray:
+    """Each transient's time against ``template`` (samples): the peak of their cross-correlation
+    over whole shifts of up to :data:`REGULAR_MAX_SHIFT`, then a parabola's fraction."""
+    shifts = np.arange(-REGULAR_MAX_SHIFT, REGULAR_MAX_SHIFT + 1)
+    correlation = np.stack([segments_at(centres + shift) @ template for shift in shifts], axis=1)
+    best = np.clip(np.argmax(correlation, axis=1), 1, shifts.size - 2)
+    rows = np.arange(centres.size)
+    left, middle, right = correlation[rows, best - 1], correlation[rows, best], correlation[rows, best + 1]
+    curvature = left - 2 * middle + right
+    return shifts[best] + np.clip(np.divide(0.5 * (left - right), curvature, out=np.zeros(centres.size),
+                                            where=curvature < 0), -0.5, 0.5)
+
+
+def _robust_line(numbers: np.ndarray, times: np.ndarray) -> np.ndarray:
+    """A straight line through ``times`` against ``numbers``, fitted again without those more
+    than half a sample off it (PD riding on a transient pulls its time), at ``numbers``."""
+    line = np.polyval(np.polyfit(numbers, times, 1), numbers)
+    close = np.abs(times - line) <= 0.5
+    if close.sum() >= REGULAR_LINED_UP and np.unique(numbers[close]).size >= 2:
+        line = np.polyval(np.polyfit(numbers[close], times[close], 1), numbers)
+    return line
 
 
 def _segments(filtered: np.ndarray, centres: np.ndarray, offsets: np.ndarray) -> np.ndarray:
@@ -488,39 +564,46 @@ def _segments(filtered: np.ndarray, centres: np.ndarray, offsets: np.ndarray) ->
 
 @dataclasses.dataclass(frozen=True)
 class _Fit:
-    """The transients of a regular train lined up: where each is centred, the median transient
-    each is taken to be (:data:`REGULAR_PHASE_BINS`), over which samples, and which of them are
-    0.5-2 times that size; those too near an end to be lined up, and the median of all (input
-    units); the share of them not within :data:`REGULAR_SIZE_TOLERANCE` of the median size
-    (more where the noise moves sizes more), and the rms of their times about a straight line
-    (samples)."""
+    """The transients of a regular train lined up on the grid's line: the whole sample nearest
+    each one's time, the median transient each is taken to be (:data:`REGULAR_PHASE_BINS`),
+    over which samples, and which are 0.5-2 times that size; the grid's places too near an end
+    to be lined up, with each one's time, and the median of all (input units); the rms of the
+    times about a line (samples) and of the sizes about their median (relative), with the
+    bounds they must keep (:func:`_pd_bound`)."""
     centres: np.ndarray
     models: np.ndarray
     half: int
     support: np.ndarray
     equal: np.ndarray
-    at_ends: np.ndarray
+    end_times: np.ndarray
     template: np.ndarray
-    unequal: float
     timing: float
+    timing_bound: float
+    size_spread: float
+    size_bound: float
+
+    def equal_and_regular(self) -> bool:
+        return self.timing <= self.timing_bound and self.size_spread <= self.size_bound
 
     def subtracted_from(self, filtered: np.ndarray) -> np.ndarray:
         cleaned = filtered.copy()
         offsets = np.arange(-self.half, self.half + 1)
-        # Windows do not overlap: half a window is under half the spacing.
+        # Windows do not overlap: the centres lie on the line, half a window under half the spacing.
         cleaned[self.centres[self.equal, None] + offsets] -= np.where(self.support, self.models[self.equal], 0.0)
-        # A transient cut by an end: the median, lined up on what the end leaves of it (whole
-        # samples), where it is 0.5-2 times its size there, and only where it lowers a sample.
-        for centre in self.at_ends:
+        # A place cut by an end: the median at the line's time, lined up on what the end leaves
+        # (whole samples), where it is 0.5-2 times its size there, and only where it lowers a sample.
+        for time in self.end_times:
+            centre = int(np.rint(time))
+            model_at = ndimage.shift(self.template, time - centre, order=3, mode="nearest")
             best = None
             for shift in range(-REGULAR_MAX_SHIFT, REGULAR_MAX_SHIFT + 1):
                 positions = centre + shift + offsets
                 kept = (positions >= 0) & (positions < filtered.size) & self.support
-                model = self.template[kept]
+                model = model_at[kept]
                 own = float(model @ model)
                 if own > 0:
                     shared = float(cleaned[positions[kept]] @ model)
-                    if best is None or shared > best[0]:
+                    if best is None or shared / np.sqrt(own) > best[0] / np.sqrt(best[1]):
                         best = (shared, own, positions[kept], model)
             if best is not None and 0.5 < best[0] / best[1] < 2.0:
                 part, model = cleaned[best[2]], best[3]
@@ -528,71 +611,108 @@ class _Fit:
         return cleaned
 
 
-def _fit_transients(filtered: np.ndarray, scale: float, centres: np.ndarray, numbers: np.ndarray,
-                    slot: float) -> _Fit | None:
-    """The transients at ``centres`` (whole samples; ``numbers`` their places on the grid) lined
-    up against their median; None where the median stands under :data:`TEMPLATE_LEVEL` noise
-    units, outlasts its window, or most transients are not 0.5-2 times its size. Each transient
-    is lined up against the median to a fraction of a sample, and those that fall within the
+def _fit_transients(filtered: np.ndarray, scale: float, grid: _Grid, found: Transients) -> _Fit | None:
+    """The grid's transients lined up on its line; None where the median transient stands under
+    :data:`TEMPLATE_LEVEL` noise units, outlasts its window, or most transients are not 0.5-2
+    times its size.
+
+    Each transient is placed at the line's time, not at its own: PD riding on some of them would
+    pull their own times one way and into one group. Those whose line times fall within the
     same eighth of a sample (:data:`REGULAR_PHASE_BINS`) get the median of their own on whole
     samples: a fractional spacing samples a sharp transient differently from one to the next,
-    and one median interpolated onto every fraction leaves half of such a transient. The sums
-    run in noise units, so that no magnitude the service accepts overflows or underflows them."""
+    and one median interpolated onto every fraction leaves half of such a transient. A
+    transient that the median leaves much of (:data:`REGULAR_MISFIT`) takes no part in its
+    group's median. The sums run in noise units, so that no magnitude the service accepts
+    overflows or underflows them."""
+    slot = grid.slot
     half = int(min(REGULAR_HALF_WIDTH, (slot - 1) // 2 - REGULAR_MAX_SHIFT))
     if half < 4:
         return None
     offsets = np.arange(-half, half + 1)
     reach = half + REGULAR_MAX_SHIFT
+    numbers = grid.number[grid.on_grid]
+    times = grid.times(numbers)
+    centres = np.rint(times).astype(np.int64)
     inside = (centres - reach >= 0) & (centres + reach < filtered.size)
     if inside.sum() < REGULAR_LINED_UP:
         return None
-    at_ends = centres[~inside]
-    centres, numbers = centres[inside], numbers[inside]
+    centres, times, numbers = centres[inside], times[inside], numbers[inside]
+    fraction = times - centres
 
     def segments_at(where: np.ndarray) -> np.ndarray:
         return _segments(filtered, where, offsets) / scale
 
-    template = np.median(segments_at(centres), axis=0)
+    segments = segments_at(centres)
+    template = np.median(segments, axis=0)
     peak = float(np.max(np.abs(template)))
     edges = np.concatenate((template[:REGULAR_EDGE], template[-REGULAR_EDGE:]))
     if peak < TEMPLATE_LEVEL or np.max(np.abs(edges)) > REGULAR_EDGE_LEVEL:
         return None
-    # Each transient's lag against the median: whole samples, then a parabola's fraction.
-    shifts = np.arange(-REGULAR_MAX_SHIFT, REGULAR_MAX_SHIFT + 1)
-    correlation = np.stack([segments_at(centres + shift) @ template for shift in shifts], axis=1)
-    best = np.clip(np.argmax(correlation, axis=1), 1, shifts.size - 2)
-    rows = np.arange(centres.size)
-    left, middle, right = correlation[rows, best - 1], correlation[rows, best], correlation[rows, best + 1]
-    curvature = left - 2 * middle + right
-    fraction = np.clip(np.divide(0.5 * (left - right), curvature, out=np.zeros(centres.size), where=curvature < 0),
-                       -0.5, 0.5)
-    centres = centres + shifts[best]
-    # How far their times stray from a straight line, lined up on their whole shapes (the energy
-    # centres that found the grid stray more with the noise).
-    times = centres + fraction
-    line = np.polyval(np.polyfit(numbers, times, 1), numbers)
-    timing = float(np.sqrt(np.mean((times - line) ** 2)))
+    # Each transient's own time against the median (whole samples, then a parabola's fraction),
+    # and the line through those times (the energy centres that found the grid wander with the
+    # noise and with a sharp transient's sampling): the line's times place the transients, so
+    # that PD riding on a few, which pulls their own times, moves none of them.
+    lag = _lags(segments_at, centres, template)
+    measured = centres + lag
+    line = _robust_line(numbers, measured)
+    timing_residual = measured - line
+    centres = np.rint(line).astype(np.int64)
+    fraction = line - centres
+    if not np.all((centres - reach >= 0) & (centres + reach < filtered.size)):
+        return None
     segments = segments_at(centres)
     template = np.median(segments, axis=0)
-    phase_bin = np.minimum(np.floor((fraction + 0.5) * REGULAR_PHASE_BINS), REGULAR_PHASE_BINS - 1).astype(np.int64)
-    models = np.empty_like(segments)
-    for number in range(REGULAR_PHASE_BINS):
+    peak = float(np.max(np.abs(template)))
+    core = np.abs(template) > 0.5 * peak
+    lag = _lags(segments_at, centres, template)
+    # The median transient moved to each one's own time (within a quarter of a sample of the
+    # line's, which PD riding on it does not pull further), or the median of its eighth where
+    # enough share it, and what that leaves of each.
+    predicted = fraction - np.median(fraction)
+    own_time = predicted + np.clip(lag - predicted, -REGULAR_OWN_TIME, REGULAR_OWN_TIME)
+    moved = np.stack([ndimage.shift(template, shift, order=3, mode="nearest") for shift in own_time])
+    bins = int(np.clip(centres.size // REGULAR_BIN_FILL, REGULAR_PHASE_BINS, REGULAR_PHASE_BINS_MOST))
+    phase_bin = np.minimum(np.floor((fraction + 0.5) * bins), bins - 1).astype(np.int64)
+    first_models = moved.copy()
+    for number in range(bins):
         members = np.flatnonzero(phase_bin == number)
         if members.size >= REGULAR_BIN_LEAST:
-            models[members] = np.median(segments[members], axis=0)
-        else:  # too few share this eighth: the median of all, moved by each one's own fraction
+            first_models[members] = np.median(segments[members], axis=0)
+    own = np.maximum(np.sum(first_models[:, core] ** 2, axis=1), 1e-12)
+    first_size = np.sum(segments[:, core] * first_models[:, core], axis=1) / own
+    spread_over = ndimage.binary_dilation(np.abs(template) > SUPPORT_LEVEL, iterations=SUPPORT_MARGIN)
+    misfit = np.sqrt(np.mean((segments - first_size[:, None] * first_models)[:, spread_over] ** 2, axis=1))
+    models = moved.copy()
+    size = np.sum(segments[:, core] * moved[:, core], axis=1) / np.maximum(np.sum(moved[:, core] ** 2, axis=1), 1e-12)
+    for number in range(bins):
+        members = np.flatnonzero(phase_bin == number)
+        fitting = members[misfit[members] <= REGULAR_MISFIT]
+        if fitting.size >= REGULAR_BIN_LEAST:
+            models[members] = np.median(segments[fitting], axis=0)
+            # Each one's size against the others of its eighth (its own would make it 1).
             for member in members:
-                models[member] = ndimage.shift(template, fraction[member], order=3, mode="nearest")
-    core = np.abs(template) > 0.5 * float(np.max(np.abs(template)))
-    size = np.sum(segments[:, core] * models[:, core], axis=1) / np.maximum(np.sum(models[:, core] ** 2, axis=1), 1e-12)
+                others = fitting[fitting != member]
+                if others.size >= 2:
+                    reference = np.median(segments[others], axis=0)
+                    size[member] = float(segments[member, core] @ reference[core]) / max(
+                        float(reference[core] @ reference[core]), 1e-12)
     equal = (size > 0.5) & (size < 2.0)
     if np.mean(equal) < MIN_MATCHING_SHARE:
         return None
-    # How many are not of one size: PD of one source varies by tens of per cent, a machine's by
-    # what the noise adds (a transient of 6 noise units: about a tenth).
-    noise = 1.0 / float(np.sqrt(np.sum(template[core] ** 2)))
-    tolerance = min(max(REGULAR_SIZE_TOLERANCE, REGULAR_SIZE_NOISE * noise), REGULAR_SIZE_TOLERANCE_MOST)
-    unequal = float(np.mean(np.abs(size / np.median(size) - 1.0) > tolerance))
+    # The tests PD fails, over the transients on the line and the strays of their size beside it.
+    strays = found.position[grid.strays]
+    stray_offsets = strays - grid.times(grid.number[grid.strays])
+    timing_residual = np.concatenate((timing_residual, stray_offsets))
+    count = timing_residual.size
+    relative = size / np.median(size) - 1.0
+    spread = _trimmed_rms(relative)
+    end_numbers = np.arange(np.floor((-reach - grid.first) / slot), np.ceil((filtered.size + reach - grid.first) / slot) + 1)
+    end_times = grid.times(end_numbers)
+    end_centres = np.rint(end_times)
+    near_end = ((end_centres + half >= 0) & (end_centres - half < filtered.size)
+                & ~((end_centres - reach >= 0) & (end_centres + reach < filtered.size)))
     support = ndimage.binary_dilation(np.abs(template) > SUPPORT_LEVEL, iterations=SUPPORT_MARGIN)
-    return _Fit(centres, models * scale, half, support, equal, at_ends, np.where(support, template, 0.0) * scale,
-                unequal, timing)
+    return _Fit(centres, models * scale, half, support, equal, end_times[near_end],
+                np.where(support, template, 0.0) * scale,
+                _trimmed_rms(timing_residual), _pd_bound(REGULAR_PD_JITTER, count, REGULAR_TIMING_SPREAD),
+                spread, _pd_bound(REGULAR_PD_SPREAD, relative.size, REGULAR_SIZE_SPREAD))

@@ -1041,21 +1041,30 @@ def _with_regular_trains(filtered: np.ndarray, cleaned: np.ndarray, train: commu
                          ) -> tuple[np.ndarray, commutation.Train | None, commutation.Train | None]:
     """``cleaned`` (``filtered`` less the commutation ``train``, if any) with the regular trains
     of equal transients taken out too (:func:`pdseg.commutation.remove_regular_train`), and the
-    commutation train and the regular one that the result holds. Where a commutation train was
-    found, the regular step is also run in its place, on ``filtered``: over two or three cycles
-    the median sixth can miss a sharp notch that the transients' own grid takes out. Of the
-    results, the one that leaves the fewest samples 4 noise units out is kept (the earlier on a tie)."""
+    commutation train and the first other regular one that the result holds. Where a
+    commutation train was found, the regular step is also run in its place, on ``filtered``:
+    over two or three cycles the median sixth can miss a sharp notch that the transients' own
+    grid takes out. Of the results, the one that leaves the fewest samples 4 noise units out is
+    kept (the earlier on a tie)."""
+
+    def notch_like(regular: commutation.Train) -> bool:
+        # at a sixth or a twelfth of the cycle: the commutation's own notches
+        times = train.slot / regular.slot
+        return round(times) in (1, 2) and abs(times - round(times)) < 0.01 * round(times)
+
+    def first_other(trains: list[commutation.Train]) -> commutation.Train | None:
+        others = [regular for regular in trains if train is None or not notch_like(regular)]
+        return others[0] if others else None
+
     options = [(cleaned, train, None)]
-    after, regular = commutation.remove_regular_train(cleaned, scale, period)
-    if regular is not None:
-        options.append((after, train, regular))
+    after, trains = commutation.remove_regular_train(cleaned, scale, period)
+    if trains:
+        options.append((after, train, first_other(trains)))
     if train is not None:
-        instead, regular = commutation.remove_regular_train(filtered, scale, period)
-        if regular is not None:
-            # The commutation's own notches, at a sixth or a twelfth of the cycle: named as commutation.
-            sixths = train.slot / regular.slot
-            notches = round(sixths) in (1, 2) and abs(sixths - round(sixths)) < 0.01 * round(sixths)
-            options.append((instead, train, None) if notches else (instead, None, regular))
+        instead, trains = commutation.remove_regular_train(filtered, scale, period)
+        if trains:
+            took_notches = any(notch_like(regular) for regular in trains)
+            options.append((instead, train if took_notches else None, first_other(trains)))
     counts = [commutation.loud_count(option[0], scale) for option in options]
     return options[int(np.argmin(counts))]
 
@@ -1076,9 +1085,8 @@ def condition(raw: np.ndarray, remove_tones: bool = True, remove_commutation: bo
     commutation hid (``find_hidden_tones``), or the train at the signal's ends
     (``fit_commutation_ends``, :func:`commutation_at_ends`), or the strong tones' fit at the
     ends, the clip level's random positions and the tones' further refinements
-    (``fit_tone_ends``, ``tones.remove_tones``'s ``fit_ends``), or a regular train of equal
-    transients that no carrier explains (``remove_regular_trains``,
-    :func:`pdseg.commutation.remove_regular_train`; looked for where no commutation is found), as the recipe of weights
+    (``fit_tone_ends``, ``tones.remove_tones``'s ``fit_ends``), or the regular trains of equal
+    transients (``remove_regular_trains``, :func:`_with_regular_trains`), as the recipe of weights
     trained before those steps did. ``view_room``: the samples of whitened view the caller's
     work limit leaves (None: no limit)."""
     raw = np.asarray(raw, dtype=np.float64)
