@@ -279,6 +279,7 @@ REGULAR_PHASE_BINS = 8  # a sharp transient sampled an eighth of a sample later 
 REGULAR_PHASE_BINS_MOST = 32  # ... and finer where there are enough transients (REGULAR_BIN_FILL a part)
 REGULAR_BIN_FILL = 8
 REGULAR_BIN_LEAST = 3  # ... where that many share an eighth; fewer take the median of all, moved by their own fraction
+REGULAR_OWN_SHARE = 10  # members of a part from which one's own share of their median is left in
 REGULAR_OWN_TIME = 0.25  # samples a transient's own time may move its median off the line's
 REGULAR_MISFIT = 2.0  # noise units, rms over the median's support: a transient it leaves more of holds more (PD on it)
 REGULAR_HALF_WIDTH = 64  # samples either side of a transient's centre, at most (half the spacing)
@@ -666,36 +667,48 @@ def _fit_transients(filtered: np.ndarray, scale: float, grid: _Grid, found: Tran
     core = np.abs(template) > 0.5 * peak
     lag = _lags(segments_at, centres, template)
     # The median transient moved to each one's own time (within a quarter of a sample of the
-    # line's, which PD riding on it does not pull further), or the median of its eighth where
-    # enough share it, and what that leaves of each.
+    # line's, which PD riding on it does not pull further), or the median of its part of a
+    # sample where enough share it, and what that leaves of each.
     predicted = fraction - np.median(fraction)
     own_time = predicted + np.clip(lag - predicted, -REGULAR_OWN_TIME, REGULAR_OWN_TIME)
-    moved = np.stack([ndimage.shift(template, shift, order=3, mode="nearest") for shift in own_time])
+
+    def moved(members: np.ndarray) -> np.ndarray:
+        return np.stack([ndimage.shift(template, own_time[member], order=3, mode="nearest") for member in members])
+
+    def projection(members: np.ndarray, models: np.ndarray) -> np.ndarray:
+        return (np.sum(segments[members][:, core] * models[:, core], axis=1)
+                / np.maximum(np.sum(models[:, core] ** 2, axis=1), 1e-12))
+
     bins = int(np.clip(centres.size // REGULAR_BIN_FILL, REGULAR_PHASE_BINS, REGULAR_PHASE_BINS_MOST))
     phase_bin = np.minimum(np.floor((fraction + 0.5) * bins), bins - 1).astype(np.int64)
-    first_models = moved.copy()
-    for number in range(bins):
-        members = np.flatnonzero(phase_bin == number)
-        if members.size >= REGULAR_BIN_LEAST:
-            first_models[members] = np.median(segments[members], axis=0)
-    own = np.maximum(np.sum(first_models[:, core] ** 2, axis=1), 1e-12)
-    first_size = np.sum(segments[:, core] * first_models[:, core], axis=1) / own
+    parts = [np.flatnonzero(phase_bin == number) for number in range(bins)]
     spread_over = ndimage.binary_dilation(np.abs(template) > SUPPORT_LEVEL, iterations=SUPPORT_MARGIN)
-    misfit = np.sqrt(np.mean((segments - first_size[:, None] * first_models)[:, spread_over] ** 2, axis=1))
-    models = moved.copy()
-    size = np.sum(segments[:, core] * moved[:, core], axis=1) / np.maximum(np.sum(moved[:, core] ** 2, axis=1), 1e-12)
-    for number in range(bins):
-        members = np.flatnonzero(phase_bin == number)
+    misfit = np.zeros(centres.size)
+    for members in parts:
+        if members.size:
+            first = (np.broadcast_to(np.median(segments[members], axis=0), (members.size, offsets.size))
+                     if members.size >= REGULAR_BIN_LEAST else moved(members))
+            left = segments[members] - projection(members, first)[:, None] * first
+            misfit[members] = np.sqrt(np.mean(left[:, spread_over] ** 2, axis=1))
+    models = np.empty_like(segments)
+    size = np.empty(centres.size)
+    for members in parts:
+        if members.size == 0:
+            continue
         fitting = members[misfit[members] <= REGULAR_MISFIT]
-        if fitting.size >= REGULAR_BIN_LEAST:
-            models[members] = np.median(segments[fitting], axis=0)
-            # Each one's size against the others of its eighth (its own would make it 1).
+        if fitting.size < REGULAR_BIN_LEAST:
+            models[members] = moved(members)
+            size[members] = projection(members, models[members])
+            continue
+        models[members] = np.median(segments[fitting], axis=0)
+        size[members] = projection(members, models[members])
+        if fitting.size < REGULAR_OWN_SHARE:
+            # Each one's size against the others of its part (its own would make it 1 among few).
             for member in members:
                 others = fitting[fitting != member]
                 if others.size >= 2:
                     reference = np.median(segments[others], axis=0)
-                    size[member] = float(segments[member, core] @ reference[core]) / max(
-                        float(reference[core] @ reference[core]), 1e-12)
+                    size[member] = projection(np.array([member]), reference[None])[0]
     equal = (size > 0.5) & (size < 2.0)
     if np.mean(equal) < MIN_MATCHING_SHARE:
         return None
