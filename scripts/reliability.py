@@ -647,6 +647,19 @@ def _strong_tones(rng: np.random.Generator, length: int, in_phase: bool = False)
                                              for frequency, phase in zip(np.linspace(0.03, 0.45, 8), phases))
 
 
+def _regular_train(rng: np.random.Generator, length: int, spacing: float = 60.7) -> np.ndarray:
+    """Unit noise with an equal sharp transient of 20 noise units every ``spacing`` samples, at
+    sub-sample onsets: the most transients the regular-train step lines up and takes out
+    (pdseg.commutation.remove_regular_train)."""
+    signal = rng.standard_normal(length)
+    offsets = np.arange(24, dtype=np.float64)
+    for onset in np.arange(7.3, length - offsets.size, spacing):
+        whole = int(onset)
+        u = np.maximum(offsets - (onset - whole), 0.0)
+        signal[whole: whole + offsets.size] += 20.0 * (np.exp(-u / 3.0) - np.exp(-u / 0.5)) / 0.58
+    return signal
+
+
 def _correlated_noise(rng: np.random.Generator, length: int) -> np.ndarray:
     """One-pole noise (each sample 0.9 of the one before): the service analyses it twice, as
     recorded and whitened, where the request's work limit leaves room for the second pass
@@ -697,6 +710,9 @@ def worst_requests(limits: WorkLimits) -> list[tuple[str, dict]]:
         (f".npy float64, one signal of {largest:,} samples under eight strong tones in phase "
          "(the most refinements of the tones' estimate)", {
             "data": _npy(_strong_tones(rng, largest, in_phase=True)), "headers": {"Content-Type": "application/x-npy"}}),
+        (f".npy float64, one signal of {largest:,} samples holding an equal transient every 60.7 samples "
+         "(the most transients lined up and taken out as a regular train)", {
+            "data": _npy(_regular_train(rng, largest)), "headers": {"Content-Type": "application/x-npy"}}),
         (f"PNG answer, {panels} signals of {png_length:,} samples with pulses", {
             "data": _npy(np.stack([_signal_with_pulses(rng, png_length) for _ in range(panels)])),
             "headers": {"Content-Type": "application/x-npy", "Accept": "image/png"}}),
