@@ -137,20 +137,24 @@ def pd_table(segmenter, seed: int) -> list[dict]:
     return rows
 
 
+def table(header: str, rows: list[str]) -> list[str]:
+    """A markdown table: ``header`` (cells between bars) and its rows."""
+    return [header, "|" + "---|" * (header.count("|") - 1)] + rows
+
+
 def card_lines(trains: list[dict], pd_rows: list[dict], seconds: float) -> list[str]:
-    lines = ["Regular trains (none of them PD): regions reported, with and without the step; per 6 captures.", "",
-             "| transient | noise units | capture | spacing (samples) | carrier | train transients | regions without the step | regions with it | answers that name a regular train |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    for row in trains:
-        lines.append(f"| {row['kind']} | {row['size']:g} | {row['length']:,} | {row['spacing']:.1f} | {'yes' if row['carrier'] else 'no'} "
-                     f"| {row['transients']} | {row['regions_without']} | **{row['regions_with']}** | {row['trains_found']} |")
+    lines = ["Regular trains (none of them PD): regions reported, with and without the step; per 6 captures.", ""]
+    lines += table("| transient | noise units | capture | spacing (samples) | carrier | train transients "
+                   "| regions without the step | regions with it | answers that name a regular train |",
+                   [f"| {row['kind']} | {row['size']:g} | {row['length']:,} | {row['spacing']:.1f} "
+                    f"| {'yes' if row['carrier'] else 'no'} | {row['transients']} | {row['regions_without']} "
+                    f"| **{row['regions_with']}** | {row['trains_found']} |" for row in trains])
     lines += ["", f"PD-like trains (each pulse PD): a ringing pulse at 28 dB every 300-1,500 samples, no carrier, "
-              f"its onset jittered and its size spread by normal draws; pulses found, {PD_CAPTURES} captures of 16,384 samples a row.", "",
-              "| onset jitter (samples) | size spread | pulses | found without the step | found with it | answers that name a regular train |",
-              "|---|---|---|---|---|---|"]
-    for row in pd_rows:
-        lines.append(f"| {row['jitter']:g} | {row['size_spread']:.0%} | {row['pulses']} | {row['found_without']} "
-                     f"| **{row['found_with']}** | {row['trains_found']} |")
+              f"its onset jittered and its size spread by normal draws; pulses found, {PD_CAPTURES} captures of 16,384 samples a row.", ""]
+    lines += table("| onset jitter (samples) | size spread | pulses | found without the step | found with it "
+                   "| answers that name a regular train |",
+                   [f"| {row['jitter']:g} | {row['size_spread']:.0%} | {row['pulses']} | {row['found_without']} "
+                    f"| **{row['found_with']}** | {row['trains_found']} |" for row in pd_rows])
     lines += ["", f"Seed {SEED}. Produced by `python scripts/regular_trains.py` in {seconds:.1f} s on "
               f"{platform.machine()}, torch {torch.__version__}."]
     return lines

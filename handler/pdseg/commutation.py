@@ -59,21 +59,22 @@ class Train:
     slot: float
     template: np.ndarray
 
+    def described(self, length_name: str) -> dict:
+        """What the answer says of it: its slot's length under ``length_name`` and the train's
+        largest excursion (input units, carrier removed)."""
+        return {length_name: round(self.slot, 3), "peak": float(f"{float(np.max(np.abs(self.template))):.6g}")}
+
     def to_dict(self) -> dict:
-        """What the answer says of it: the sixth's length and the train's largest excursion
-        (input units, carrier removed)."""
-        return {"samples_per_sixth": round(self.slot, 3),
-                "peak": float(f"{float(np.max(np.abs(self.template))):.6g}")}
+        """A commutation train: the sixth's length."""
+        return self.described("samples_per_sixth")
 
     def spacing_dict(self) -> dict:
-        """The same for a regular train at a spacing of its own (no carrier explained it)."""
-        return {"samples_apart": round(self.slot, 3),
-                "peak": float(f"{float(np.max(np.abs(self.template))):.6g}")}
+        """A regular train at a spacing of its own (no carrier explained it)."""
+        return self.described("samples_apart")
 
     def cycle_dict(self) -> dict:
-        """The same for a pattern repeating once a cycle."""
-        return {"samples_per_cycle": round(self.slot, 3),
-                "peak": float(f"{float(np.max(np.abs(self.template))):.6g}")}
+        """A pattern repeating once a cycle."""
+        return self.described("samples_per_cycle")
 
 
 def _slots(filtered: np.ndarray, start: float, slot: float, count: int, order: int = 1,
@@ -440,11 +441,15 @@ def remove_regular_train(filtered: np.ndarray, scale: float,
     whole cycle's pattern (:func:`_carrier_shape`); one whose transients outlast their window
     (:data:`REGULAR_HALF_WIDTH`) is left as it is."""
     cleaned, trains = filtered, []
+    loud = loud_count(filtered, scale)
     for _ in range(REGULAR_TRAINS):
         candidate, train = _remove_one_regular_train(cleaned, scale, samples_per_cycle)
-        if train is None or loud_count(candidate, scale) >= loud_count(cleaned, scale):
+        if train is None:
             break
-        cleaned = candidate
+        left = loud_count(candidate, scale)
+        if left >= loud:
+            break
+        cleaned, loud = candidate, left
         trains.append(train)
     return cleaned, trains
 
