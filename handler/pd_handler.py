@@ -22,7 +22,7 @@ from ts.torch_handler.base_handler import BaseHandler
 
 from pdseg import prpd
 from pdseg.cache import ResultCache, cache_directives, model_identity
-from pdseg.decode import InputError, WorkLimits, answer_type, decode_request, work_groups
+from pdseg.decode import InputError, WorkLimits, answer_type, check_content_encoding, decode_request, work_groups
 from pdseg.model import OnnxNetwork, TorchThreads
 from pdseg.pipeline import Segmenter
 
@@ -102,7 +102,10 @@ class PDSegmenterHandler(BaseHandler):
             headers = self.context.get_all_request_header(index) or {}
         except (AttributeError, IndexError, TypeError):
             return {}
-        return {str(key).lower(): value for key, value in headers.items()}
+        # TorchServe files each multipart field's own content type under the field's name in the
+        # same mapping: a field named "accept" must not pass for the header.
+        return {str(key).lower(): (value.decode("latin-1") if isinstance(value, (bytes, bytearray)) else value)
+                for key, value in headers.items() if isinstance(value, (str, bytes, bytearray))}
 
     def _fail(self, index: int, request: SimpleNamespace, error: InputError) -> None:
         request.error = error
@@ -122,6 +125,7 @@ class PDSegmenterHandler(BaseHandler):
             requests.append(request)
             try:
                 request.accept = answer_type(headers.get("accept"))
+                check_content_encoding(headers.get("content-encoding"))  # before the cache, whose key leaves it out
                 if self._answer_from_cache(request, row, headers):
                     continue  # neither decoded nor analysed
                 request.decoded = decode_request(row, headers.get("content-type"), self.limits,

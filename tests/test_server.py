@@ -339,6 +339,33 @@ def test_unknown_options_and_unanswerable_accept_get_their_4xx(server):
     assert csv_only.headers["Content-Type"].startswith("application/json")
     fine = post(server, json={"signal": [0.1, 0.2]}, headers={"Accept": "text/html, */*;q=0.8"})
     assert fine.status_code == 200 and fine.headers["Content-Type"].startswith("application/json")
+    preferred = post(server, json={"signal": [0.1, 0.2]}, headers={"Accept": "application/json;q=1, image/png;q=0.1"})
+    assert preferred.status_code == 200 and preferred.headers["Content-Type"].startswith("application/json")
+
+
+def test_what_a_strangers_probe_found_gets_a_4xx_not_a_500(server):
+    """Found 2026-12-06 against a real TorchServe: a period of 0 from the two rates (500 from a
+    division by zero), one of 1e-308 (500 from a NaN phase), a rate of 1e-310 Hz (Infinity in a
+    200's JSON), a gzip body (read as text: "JSON nested 53 levels deep"), and options in an
+    uploaded JSON file (dropped without a word)."""
+    import gzip
+    import json
+
+    signal = [0.1, 0.3, 5.2, 2.0, 0.4, 0.2]
+    for rates in ({"sampling_rate_hz": 1e-310, "power_frequency_hz": 1}, {"sampling_rate_hz": 1, "power_frequency_hz": 1e308},
+                  {"sampling_rate_hz": 100, "power_frequency_hz": 50}):
+        answer = post(server, json={"signal": signal} | rates)
+        assert answer.status_code == 400 and "sampling_rate_hz" in answer.json()["error"], answer.text
+    body = gzip.compress(json.dumps({"signal": signal}).encode())
+    packed = post(server, data=body, headers={"Content-Type": "application/json", "Content-Encoding": "gzip"})
+    assert packed.status_code == 415 and "uncompressed" in packed.json()["error"]
+    upload = post(server, files={"data": ("s.json", json.dumps({"signal": signal, "threshold": 0.6}).encode())})
+    assert upload.status_code == 200 and upload.json()["signals"][0]["stats"]["threshold"] == 0.6
+    # A form field named like a header: TorchServe files its content type in the headers' mapping.
+    field = post(server, files={"data": ("s.csv", b"1,2,3,4"), "content-encoding": ("e.txt", b"gzip", "text/plain")})
+    assert field.status_code == 400 and "'content-encoding'" in field.json()["error"], field.text
+    far = post(server, json={"signal": signal, "sampling_rate_hz": 40e6, "power_frequency_hz": 50})
+    assert far.status_code == 200 and far.json()["signals"][0]["stats"]["carrier"]["detected"] is False
 
 
 def test_torchscript_and_onnx_archives_give_the_same_regions(server, onnx_server, real_captures):

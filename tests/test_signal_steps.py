@@ -488,6 +488,23 @@ def test_a_stretch_shorter_than_half_a_cycle_reports_no_carrier_period(length):
     assert fit.detected and fit.samples_per_cycle == pytest.approx(3333.0, rel=0.01)
 
 
+def test_a_callers_period_far_longer_than_the_capture_fits_no_carrier():
+    """Over a fifth of a cycle or more the caller's period is fitted (a 1,000-sample window of a
+    3,333-sample carrier: its phase within a degree); over less, a sine and an offset follow
+    any curve: 5 samples of at most 5.2 at 800,000 samples per cycle (40 MS/s, 50 Hz) were
+    reported as a carrier of amplitude 73,878, and a window of 1,000 samples of a 3,333-sample
+    carrier at 800,000 as one of 3.5e10."""
+    short = np.array([0.1, 0.3, 5.2, 2.0, 0.4])
+    fit = phase.fit_carrier(short, preprocess.remove_carrier(short), 1.0, samples_per_cycle=800_000)
+    assert not fit.detected and fit.amplitude is None and fit.phase_deg(5).tolist() == pytest.approx([0.0] * 5, abs=0.01)
+    window = carrier(1000, period=3333.0, phase_deg=40.0) + np.random.default_rng(4).normal(size=1000)
+    filtered = preprocess.remove_carrier(window)
+    assert not phase.fit_carrier(window, filtered, 1.0, samples_per_cycle=800_000).detected
+    fit = phase.fit_carrier(window, filtered, 1.0, samples_per_cycle=3333.0)
+    assert fit.detected and fit.phase_offset_deg == pytest.approx(40.0, abs=1.0)
+    assert not phase.fit_carrier(window[:600], filtered[:600], 1.0, samples_per_cycle=3333.0).detected
+
+
 def test_phase_from_caller_period_without_carrier():
     noise = np.random.default_rng(3).normal(size=2000)
     filtered = preprocess.remove_carrier(noise)

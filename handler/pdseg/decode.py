@@ -339,7 +339,8 @@ def decode_npy(payload: Any, limits: WorkLimits = WorkLimits()) -> list[np.ndarr
 
 
 def decode_csv(payload: Any, limits: WorkLimits = WorkLimits()) -> list[np.ndarray]:
-    text = _as_text(payload)
+    # A spreadsheet's "CSV UTF-8" export starts with a byte-order mark: not part of the numbers.
+    text = _as_text(payload).removeprefix("\ufeff")
     limits.check_values(text.count(",") + text.count("\n") + 1, "cells")
     lines = [line.strip() for line in text.splitlines()]
     lines = [line for line in lines if line]
@@ -369,16 +370,21 @@ def decode_float32(payload: Any, limits: WorkLimits = WorkLimits()) -> list[np.n
     return [_finite_signal(np.frombuffer(payload, dtype="<f4"), "octet-stream")]
 
 
-def _sniff(payload: Any, limits: WorkLimits) -> list[np.ndarray]:
-    """A multipart file field: its own content type is not forwarded, so tell by content."""
+def _sniff(payload: Any, limits: WorkLimits) -> tuple[list[np.ndarray], dict]:
+    """A multipart file field: its own content type is not forwarded, so tell by content.
+    Returns the signals and the options a JSON file carries beside them."""
     if isinstance(payload, (bytes, bytearray)) and bytes(payload[:6]) == NPY_MAGIC:
-        return decode_npy(payload, limits)
+        return decode_npy(payload, limits), {}
     if isinstance(payload, (dict, list)):
-        return decode_json(payload if isinstance(payload, dict) else {"signals": payload}, limits)[0]
-    text = _as_text(payload).lstrip()
+        return decode_json(payload if isinstance(payload, dict) else {"signals": payload}, limits)
+    try:
+        text = _as_text(payload).removeprefix("\ufeff").lstrip()
+    except InputError:
+        raise InputError('the multipart file in field "data" is neither .npy nor UTF-8 text (JSON or CSV): '
+                         "send raw float32 samples as the body with Content-Type application/octet-stream") from None
     if text.startswith("{"):
-        return decode_json(text, limits)[0]
-    return decode_csv(text, limits)
+        return decode_json(text, limits)
+    return decode_csv(text, limits), {}
 
 
 def check_fields(fields: Mapping[str, Any], carriers: tuple[str, ...]) -> None:
@@ -392,17 +398,54 @@ def check_fields(fields: Mapping[str, Any], carriers: tuple[str, ...]) -> None:
 
 
 ANSWER_TYPES = ("application/json", "image/png")
+# Times in the answer (start_s, duration_s) are samples over this rate: far below it they
+# overflow to infinity, which JSON cannot carry.
+MIN_SAMPLING_RATE_HZ = 1.0
+
+
+def _accept_ranges(accept: str) -> list[tuple[str, float]]:
+    """An ``Accept`` header's media ranges and their quality values (RFC 9110: 1 where none is
+    given or it is unreadable, 0 outside 0-1)."""
+    ranges = []
+    for part in accept.split(","):
+        media, *parameters = (piece.strip() for piece in part.split(";"))
+        if not media:
+            continue
+        quality = 1.0
+        for parameter in parameters:
+            name, _, value = parameter.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    continue  # unreadable: as if none were given, as before quality values counted
+                quality = quality if 0.0 <= quality <= 1.0 else 0.0
+        ranges.append((media.lower(), quality))
+    return ranges
 
 
 def answer_type(accept: str | None) -> str:
-    """The answer's content type for an ``Accept`` header: PNG where it names image/png, JSON
-    where it admits JSON (application/json, application/*, */* or no header), else 406."""
-    ranges = [part.split(";")[0].strip().lower() for part in (accept or "").split(",") if part.strip()]
-    if "image/png" in ranges:
-        return "image/png"
-    if not ranges or {"application/json", "application/*", "*/*"} & set(ranges):
+    """The answer's content type for an ``Accept`` header: of JSON and PNG, the one the header
+    gives the higher quality (its most specific range that matches: ``image/png``,
+    ``image/*``, ``*/*``); a tie goes to PNG where the header names it, else to JSON. No
+    header: JSON. Neither acceptable (absent or q=0): 406."""
+    ranges = dict(_accept_ranges(accept or ""))  # a repeated range: its last quality
+    if not ranges:
         return "application/json"
-    raise InputError(f"cannot answer {accept!r}: this service offers {', '.join(ANSWER_TYPES)}", status=406)
+
+    def quality(media: str) -> float:
+        kind = media.split("/")[0]
+        for candidate in (media, f"{kind}/*", "*/*"):
+            if candidate in ranges:
+                return ranges[candidate]
+        return 0.0
+
+    json_quality, png_quality = quality("application/json"), quality("image/png")
+    if max(json_quality, png_quality) <= 0.0:
+        raise InputError(f"cannot answer {accept!r}: this service offers {', '.join(ANSWER_TYPES)}", status=406)
+    if png_quality > json_quality or (png_quality == json_quality and "image/png" in ranges):
+        return "image/png"
+    return "application/json"
 
 
 def parse_options(values: Mapping[str, Any]) -> SignalOptions:
@@ -424,6 +467,14 @@ def parse_options(values: Mapping[str, Any]) -> SignalOptions:
         parsed[key] = number
     if parsed.get("samples_per_cycle", 3) < 3:
         raise InputError('option "samples_per_cycle" must be at least 3')
+    if parsed.get("sampling_rate_hz", MIN_SAMPLING_RATE_HZ) < MIN_SAMPLING_RATE_HZ:
+        raise InputError(f'option "sampling_rate_hz" must be at least {MIN_SAMPLING_RATE_HZ:g} Hz')
+    if "samples_per_cycle" not in parsed and {"sampling_rate_hz", "power_frequency_hz"} <= set(parsed):
+        # The period these two give is held to the rule samples_per_cycle is held to.
+        derived = parsed["sampling_rate_hz"] / parsed["power_frequency_hz"]
+        if not 3 <= derived < math.inf:
+            raise InputError(f'sampling_rate_hz / power_frequency_hz gives {derived:.3g} samples per cycle: '
+                             "it must be at least 3 (and finite)")
     return SignalOptions(**parsed)
 
 
@@ -431,10 +482,21 @@ def base_type(content_type: str | None) -> str:
     return (content_type or "").split(";")[0].strip().lower()
 
 
+def check_content_encoding(content_encoding: str | None) -> None:
+    """415 for a body with a ``Content-Encoding`` (gzip, ...): it would be read as garbled text."""
+    encoding = (content_encoding or "").strip().lower()
+    if encoding not in ("", "identity"):
+        raise InputError(f"Content-Encoding {content_encoding!r} is not supported: send the body uncompressed",
+                         status=415)
+
+
 def decode_request(row: Mapping[str, Any], content_type: str | None,
-                   limits: WorkLimits = WorkLimits(), picture: bool = False) -> DecodedRequest:
+                   limits: WorkLimits = WorkLimits(), picture: bool = False,
+                   content_encoding: str | None = None) -> DecodedRequest:
     """One TorchServe request row (``body``/``data`` plus multipart or form fields) to
-    signals, its work (with a PNG answer if ``picture``) checked against ``limits``."""
+    signals, its work (with a PNG answer if ``picture``) checked against ``limits``; a body
+    with a ``Content-Encoding`` (gzip, ...) is refused: it would be read as garbled text."""
+    check_content_encoding(content_encoding)
     kind = base_type(content_type)
     body = row.get("body", row.get("data"))
     options: dict = {}
@@ -451,8 +513,13 @@ def decode_request(row: Mapping[str, Any], content_type: str | None,
         if payload is None:
             raise InputError('multipart upload needs the signal file in field "data"')
         check_fields(row, ("data",))
-        signals = _sniff(payload, limits)
-        options = {key: row[key] for key in OPTION_FIELDS + ("view",) if key in row}
+        signals, options = _sniff(payload, limits)
+        fields = {key: row[key] for key in OPTION_FIELDS + ("view",) if key in row}
+        both = sorted(key for key in set(options) & set(fields) if options[key] is not None)
+        if both:
+            raise InputError(f"option{'s' if len(both) > 1 else ''} {', '.join(map(repr, both))} given twice: "
+                             "in the uploaded JSON file and as a form field")
+        options = options | fields
     elif body is None or (_as_bytes(body) is not None and not body):
         raise InputError("request has no body")
     elif kind in ("application/json", "text/json") or isinstance(body, dict):

@@ -15,6 +15,11 @@ import numpy as np
 from scipy import optimize
 
 MIN_CYCLES_FOR_ESTIMATE = 0.5  # a period is only estimated from at least half a cycle
+# ... and a caller's period fitted over at least this much of one: over less, a sine and an
+# offset follow a trend's curvature with an amplitude the data do not show (5 samples of at
+# most 5.2 at 800,000 samples per cycle: 73,878), and on the real captures' windows of 0.1
+# cycles the fitted phase was up to 74 degrees off the whole capture's (0.2: 5, 0.3: 1).
+MIN_CYCLES_FOR_FIT = 0.2
 MAX_RESIDUAL_FRACTION = 0.35  # harmonics and clipping leave some residue; noise must not
 MIN_CARRIER_TO_NOISE = 20.0
 BOUND_FRACTION = 0.98  # a period found within 2 % of the longest one searched is that bound
@@ -107,7 +112,7 @@ def _fit_decimated(carrier: np.ndarray, noise_scale: float,
         period = float(samples_per_cycle)
     residual_power, amplitude, phase = _fit_at(carrier, period) if length >= 3 else (0.0, 0.0, 0.0)
     detected = (
-        length >= 3
+        length >= max(3.0, MIN_CYCLES_FOR_FIT * period)
         and amplitude > MIN_CARRIER_TO_NOISE * noise_scale
         and np.sqrt(residual_power) < MAX_RESIDUAL_FRACTION * amplitude
     )
