@@ -98,6 +98,7 @@ evaluate: $(SETUP_STAMP)
 	$(PY) scripts/detection_bound.py
 	$(PY) scripts/dense_trains.py
 	$(PY) scripts/regular_trains.py
+	$(PY) scripts/overdriven_adc.py
 
 bench: $(MAR)
 	$(PY) scripts/bench.py

@@ -195,6 +195,37 @@ def test_a_switching_supplys_edges_are_not_reported_and_pd_among_them_is(shipped
     assert all(found), (onsets, with_pd.regions.tolist())
 
 
+@pytest.mark.parametrize("overdrive, noise_steps", [(1.2, 3.0), (1.05, 3.0)])
+def test_an_overdriven_adcs_rails_do_not_set_the_noise(shipped, overdrive, noise_steps):
+    """A 16-bit ADC whose carrier runs past full scale holds the rails, noise-free, for hundreds
+    of samples a half cycle. The noise was read there (half a step), and the unclipped part of
+    a PD-free capture came out as PD: 12 regions covering 64 % of 20,000 samples at 1.2 times
+    full scale and 3 steps of noise (a stranger's probe, 2026-12-06). PD on the flanks between
+    the rails is still found. (Corners of sharper clipping, 1.5 times full scale over 1 step of
+    noise, are still reported at some cycles: Known failure modes.)"""
+    rng = np.random.default_rng(int(overdrive * 100 + noise_steps))
+    length, period, full_scale = 20_000, 3333.3, 32767.0
+    n = np.arange(length)
+    carrier = overdrive * full_scale * np.sin(2 * np.pi * n / period + 0.7)
+
+    def digitised(values):
+        return np.clip(np.round(values + noise_steps * rng.normal(size=length)), -full_scale - 1, full_scale)
+
+    free = digitised(carrier)
+    assert np.count_nonzero(free == full_scale) > 1000  # the rails are really held
+    [quiet] = shipped.analyse([free])
+    assert len(quiet.regions) <= 1, quiet.regions.tolist()
+    assert quiet.conditioned.scale > 0.5 * noise_steps
+    # pulses of 30 noise units where the carrier crosses zero, far from either rail
+    onsets = [int(k * period - 0.7 / (2 * np.pi) * period) + 40 for k in range(1, 6)]
+    pulses = np.zeros(length)
+    for onset in onsets:
+        pulses[onset: onset + 20] += 30 * noise_steps * np.exp(-np.arange(20) / 3.0)
+    [with_pd] = shipped.analyse([digitised(carrier + pulses)])
+    found = [any(start <= onset + 1 < end for start, end in with_pd.regions.tolist()) for onset in onsets]
+    assert all(found) and len(with_pd.regions) <= len(onsets) + 1, (onsets, with_pd.regions.tolist())
+
+
 @pytest.mark.parametrize("threshold", [None, 0.6])
 def test_no_region_at_a_signals_ends_comes_from_the_filter_edge(shipped, threshold):
     """Issue #16: regions at the first or last samples of the bundled captures came from the

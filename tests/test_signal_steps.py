@@ -1162,3 +1162,27 @@ def test_isolated_transients_keep_the_regions_rules(seed):
         assert np.abs(filtered[start:end]).max() >= transients.LEVEL * scale
     quiet = np.clip(filtered, -7.9 * scale, 7.9 * scale)
     np.testing.assert_array_equal(transients.with_isolated_transients(reported, quiet, scale, gap), reported)
+
+
+def test_rails_are_both_extremes_held_for_a_run_and_leave_enough():
+    """The noise estimate leaves out an overdriven ADC's rails (runs of 8 or more samples at
+    both the largest and the smallest value, 8 samples either side), but not one extreme's
+    run alone (a noise-free baseline under unipolar pulses), nor rails that leave under a
+    quarter of the capture."""
+    rng = np.random.default_rng(8)
+    n = np.arange(20_000)
+    full = 32767.0
+    clipped = np.clip(np.round(1.2 * full * np.sin(2 * np.pi * n / 3333.3) + 3 * rng.normal(size=n.size)), -full, full)
+    rails = preprocess.rail_samples(clipped)
+    assert rails is not None and rails[np.flatnonzero(np.abs(clipped) == full)].all()
+    assert 0.3 < rails.mean() < 0.75
+    filtered = preprocess.remove_carrier(clipped)
+    with_rails = preprocess.noise_scale(filtered, full, 1.0)
+    assert 2.0 * with_rails < preprocess.noise_scale(filtered, full, 1.0, rails) < 3.5
+    n = np.arange(4000)
+    baseline = np.zeros(4000)
+    baseline[::500] = 50.0  # unipolar pulses on a dead-flat line: one extreme's runs only
+    assert preprocess.rail_samples(baseline) is None
+    square = np.where(np.sin(2 * np.pi * n / 1000) >= 0, 1.0, -1.0)  # all rail
+    assert preprocess.rail_samples(square) is None
+    assert preprocess.rail_samples(rng.normal(size=4000)) is None

@@ -688,11 +688,45 @@ def between_pulses_noise(filtered: np.ndarray, estimate: float) -> float:
     return accepted * level
 
 
-def noise_scale(filtered: np.ndarray, raw_magnitude: float, quantum: float = 0.0) -> float:
+# An ADC overdriven by its carrier, or a front-end limiter, holds the signal on its two rails
+# for hundreds of samples a half cycle with no noise at all: the quietest blocks are those, and
+# the noise read there (the floor of half an ADC step) put the true noise 6 scales out, so
+# the whole unclipped part of a PD-free capture was reported (12 regions covering 64 % of one:
+# docs/model-card.md, Known failure modes). Samples on both of a capture's extremes in runs of
+# RAIL_RUN or more, RAIL_REACH either side, are left out of the noise estimate, where that
+# leaves at least RAIL_KEEP of the capture. Both rails: a noise-free baseline under unipolar
+# pulses is one long run at one extreme, and its pulses are what stands out of it.
+RAIL_RUN = 8
+RAIL_REACH = 8
+RAIL_KEEP = 0.25
+
+
+def rail_samples(raw: np.ndarray) -> np.ndarray | None:
+    """Where ``raw`` sits on a rail (see :data:`RAIL_RUN`), widened by :data:`RAIL_REACH`; None
+    where it has no two rails or they would leave too little of it."""
+    if raw.size < 4 * RAIL_RUN:
+        return None
+    runs = []
+    for value in (raw.max(), raw.min()):
+        at = raw == value
+        if np.count_nonzero(at) < RAIL_RUN:
+            return None  # most captures: each extreme once
+        run = ndimage.binary_opening(at, structure=np.ones(RAIL_RUN, dtype=bool))  # runs of RAIL_RUN or more
+        if not run.any():
+            return None
+        runs.append(run)
+    rails = ndimage.binary_dilation(runs[0] | runs[1], iterations=RAIL_REACH)
+    return rails if np.count_nonzero(~rails) >= RAIL_KEEP * raw.size else None
+
+
+def noise_scale(filtered: np.ndarray, raw_magnitude: float, quantum: float = 0.0,
+                rails: np.ndarray | None = None) -> float:
     """Robust noise level of a carrier-free signal: :func:`block_noise` (:func:`short_block_noise`
     under four blocks where the noise is near white), and at least :func:`noise_floor`. Short
     signals also ask their differences (:func:`short_signal_difference_noise`) and their quiet
-    ends (:func:`quiet_stretch_noise`)."""
+    ends (:func:`quiet_stretch_noise`). ``rails``: samples to leave out (:func:`rail_samples`)."""
+    if rails is not None:
+        filtered = filtered[~rails]
     floor = noise_floor(raw_magnitude, quantum)
     if filtered.size == 0:
         return floor
@@ -1072,7 +1106,8 @@ def _with_regular_trains(filtered: np.ndarray, cleaned: np.ndarray, train: commu
 def condition(raw: np.ndarray, remove_tones: bool = True, remove_commutation: bool = True,
               view_room: int | None = None, fill_loud_pits: bool = True,
               find_hidden_tones: bool = True, fit_commutation_ends: bool = True,
-              fit_tone_ends: bool = True, remove_regular_trains: bool = True) -> Conditioned:
+              fit_tone_ends: bool = True, remove_regular_trains: bool = True,
+              leave_out_rails: bool = True) -> Conditioned:
     """The network input of one signal: carrier removed (:func:`remove_carrier`), then its
     stationary tones (:func:`pdseg.tones.remove_tones`) and its converter commutation
     (:func:`pdseg.commutation.remove_commutation`), and the tones that the commutation hid
@@ -1086,7 +1121,8 @@ def condition(raw: np.ndarray, remove_tones: bool = True, remove_commutation: bo
     (``fit_commutation_ends``, :func:`commutation_at_ends`), or the strong tones' fit at the
     ends, the clip level's random positions and the tones' further refinements
     (``fit_tone_ends``, ``tones.remove_tones``'s ``fit_ends``), or the regular trains of equal
-    transients (``remove_regular_trains``, :func:`_with_regular_trains`), as the recipe of weights
+    transients (``remove_regular_trains``, :func:`_with_regular_trains`), or an overdriven ADC's
+    rails in the noise estimate (``leave_out_rails``, :func:`rail_samples`), as the recipe of weights
     trained before those steps did. ``view_room``: the samples of whitened view the caller's
     work limit leaves (None: no limit)."""
     raw = np.asarray(raw, dtype=np.float64)
@@ -1098,7 +1134,8 @@ def condition(raw: np.ndarray, remove_tones: bool = True, remove_commutation: bo
                                       fit_ends=fit_tone_ends)
     magnitude = float(np.max(np.abs(raw))) if raw.size else 0.0
     quantum = quantisation_step(raw)
-    scale = noise_scale(filtered, magnitude, quantum)
+    rails = rail_samples(raw) if leave_out_rails else None
+    scale = noise_scale(filtered, magnitude, quantum, rails)
     carrier, train, locked, regular = None, None, None, None
     if remove_commutation:
         carrier = fit_carrier(raw, filtered, scale)
@@ -1111,17 +1148,17 @@ def condition(raw: np.ndarray, remove_tones: bool = True, remove_commutation: bo
             cleaned, train, regular = _with_regular_trains(filtered, cleaned, train, scale, period)
         if cleaned is not filtered:
             # Twelve notches a cycle touch about a quarter of the noise estimate's blocks.
-            filtered, scale = cleaned, noise_scale(cleaned, magnitude, quantum)
+            filtered, scale = cleaned, noise_scale(cleaned, magnitude, quantum, rails)
             spacing = (train or regular).slot
             hidden = (tones.tones_besides(filtered, found, 1.0 / spacing) if remove_tones and find_hidden_tones
                       else np.zeros(0))
             if hidden.size:
                 filtered = tones.remove_tones(filtered, hidden, refilter=(baseline_and_highpass, carrier_filter_gain),
                                               fit_ends=fit_tone_ends)
-                found, scale = np.sort(np.concatenate((found, hidden))), noise_scale(filtered, magnitude, quantum)
+                found, scale = np.sort(np.concatenate((found, hidden))), noise_scale(filtered, magnitude, quantum, rails)
         cleaned, locked = commutation.remove_commutation(filtered, scale, period, slots_per_cycle=1)
         if cleaned is not filtered:
-            filtered, scale = cleaned, noise_scale(cleaned, magnitude, quantum)
+            filtered, scale = cleaned, noise_scale(cleaned, magnitude, quantum, rails)
         # The unipolar pits only where commutation could be looked for: elsewhere a notch
         # train's restored notches were reported as PD (docs/model-card.md, Conditioning).
         unipolar_pits = commutation.can_look(raw.size, period, min_slots=PIT_MIN_SLOTS)
@@ -1131,12 +1168,12 @@ def condition(raw: np.ndarray, remove_tones: bool = True, remove_commutation: bo
                               tones=found, carrier=carrier, commutation=train, phase_locked=locked,
                               regular_train=regular, quantum=quantum)
     if remove_commutation:
-        conditioned = with_whitened_view(conditioned, magnitude, quantum, view_room)
+        conditioned = with_whitened_view(conditioned, magnitude, quantum, view_room, rails)
     return conditioned
 
 
 def with_whitened_view(conditioned: Conditioned, magnitude: float, quantum: float,
-                       room: int | None = None) -> Conditioned:
+                       room: int | None = None, rails: np.ndarray | None = None) -> Conditioned:
     """``conditioned`` with its whitened view (:mod:`pdseg.whiten`) where its noise is strongly
     correlated: only in signals long enough for tones to be looked for (shorter ones keep
     theirs, which a one-pole whitener takes for correlated noise) and whose noise stands over
@@ -1153,7 +1190,7 @@ def with_whitened_view(conditioned: Conditioned, magnitude: float, quantum: floa
     if room is not None and filtered.size > room:
         return dataclasses.replace(conditioned, view_skipped=True)
     whitened = whiten.whiten(filtered, coefficient)
-    scale = noise_scale(whitened, magnitude, quantum)
+    scale = noise_scale(whitened, magnitude, quantum, rails)
     view = dataclasses.replace(conditioned, filtered=whitened, scale=scale, quantum=0.0,
                                network_input=network_planes(whitened, scale))
     return dataclasses.replace(conditioned, whitened=view, whitening=coefficient)
