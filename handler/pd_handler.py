@@ -177,14 +177,17 @@ class PDSegmenterHandler(BaseHandler):
         return requests
 
     def _condition(self, request: SimpleNamespace) -> list:
-        # A whitened view runs the network a second time over its signal: only within what
-        # the request's work limit leaves over its own signals.
+        # A whitened view runs the network a second time over its signal, a slower view over a
+        # quarter of it: only within what the request's work limit leaves over its own signals.
         room, conditioned = self.limits.max_work - request.decoded.work, []
         try:
             for signal in request.decoded.signals:
-                conditioned.append(self.segmenter.condition(signal, request.decoded.options, view_room=room))
+                conditioned.append(self.segmenter.condition(signal, request.decoded.options, view_room=room,
+                                                            view_cost=self.limits.signal_work))
                 if conditioned[-1].whitened is not None:
                     room -= conditioned[-1].length
+                if conditioned[-1].slow is not None:
+                    room -= self.limits.signal_work(conditioned[-1].slow.length)
             return conditioned
         except Exception:  # a bug, not bad input: answer 500 for this request only
             logger.exception("conditioning a request's signals failed")

@@ -68,9 +68,9 @@ def make_rows(config: FinetuneConfig, progress: bool = True) -> tuple[np.ndarray
             conditioned = preprocess.condition(capture.signal, view_room=0, fill_loud_pits=False,
                                                find_hidden_tones=False, fit_commutation_ends=False,
                                                fit_tone_ends=False, remove_regular_trains=False,
-                                               leave_out_rails=False)
+                                               leave_out_rails=False, slow_view=False)
         else:
-            conditioned = preprocess.condition(capture.signal, False, remove_commutation=False)
+            conditioned = preprocess.condition(capture.signal, False, remove_commutation=False, slow_view=False)
         at = int(rng.integers(0, length - size + 1))
         inputs[row, :, at: at + size] = conditioned.network_input
         labels[row, at: at + size] = capture.mask

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from . import phase as phase_mod
-from . import preprocess, transients, whiten
+from . import preprocess, slow, transients, whiten
 from .regions import (DEFAULT_MIN_GAP, DEFAULT_MIN_LENGTH, describe_regions, probability_to_regions, significant,
                       trim_to_signal)
 
@@ -52,13 +52,17 @@ class SignalResult:
     extent_threshold: float | None = None  # where regions end (hysteresis); None: threshold
     merge_gap: int = DEFAULT_MIN_GAP  # the time resolution: closer pulses are one region
     warnings: list[str] = dataclasses.field(default_factory=list)
+    # the signal the regions' peaks, polarities and energies are read from where it is not the
+    # conditioned one: over the regions the slower view added, that view's (pdseg.slow)
+    described: np.ndarray | None = None
 
     def phase_deg(self) -> np.ndarray | None:
         return self.carrier.phase_deg(self.conditioned.length)
 
     def to_json(self, index: int) -> dict:
         length = self.conditioned.length
-        regions = describe_regions(self.regions, self.conditioned.filtered, self.probability,
+        regions = describe_regions(self.regions, self.conditioned.filtered if self.described is None else self.described,
+                                   self.probability,
                                    self.phase_deg(), self.options.sampling_rate_hz)
         cycles = (length / self.carrier.samples_per_cycle) if self.carrier.samples_per_cycle else None
         stats = {
@@ -143,14 +147,18 @@ class Segmenter:
         """Per-sample PD probability for each conditioned signal, ``(length,)``. Windows of
         equal width, from all signals and their whitened views, go through the network
         together in chunks of about ``chunk_windows`` standard windows' worth of samples; a
-        signal's view adds to its probability by :func:`pdseg.whiten.combine`."""
+        signal's whitened view adds to its probability by :func:`pdseg.whiten.combine`, and its
+        slower view's probability is kept on that view for the regions."""
         signals = list(conditioned)
         owners = [index for index, item in enumerate(signals) if item.whitened is not None]
-        views = self.view_probabilities(signals + [signals[index].whitened for index in owners])
+        slowed = [item.slow for item in signals if item.slow is not None]
+        views = self.view_probabilities(signals + [signals[index].whitened for index in owners] + slowed)
         results = views[: len(signals)]
-        for index, probability in zip(owners, views[len(signals):]):
+        for index, probability in zip(owners, views[len(signals): len(signals) + len(owners)]):
             item = signals[index]
             results[index] = whiten.combine(results[index], probability, item.filtered, item.scale)
+        for view, probability in zip(slowed, views[len(signals) + len(owners):]):
+            view.probability = probability  # kept for the regions (:meth:`slow_view_regions`)
         return results
 
     def view_probabilities(self, conditioned: Sequence[preprocess.Conditioned]) -> list[np.ndarray]:
@@ -186,10 +194,10 @@ class Segmenter:
         return preprocess.planes_amid_own_noise(item, *margins)[None]
 
     def condition(self, raw: np.ndarray, option: SignalOptions | None = None,
-                  view_room: int | None = None) -> preprocess.Conditioned:
+                  view_room: int | None = None, view_cost=None) -> preprocess.Conditioned:
         """One signal conditioned for the network (the options do not change it: a signal's
-        input is its own); ``view_room``: see :func:`pdseg.preprocess.condition`."""
-        return preprocess.condition(raw, view_room=view_room)
+        input is its own); ``view_room``, ``view_cost``: see :func:`pdseg.preprocess.condition`."""
+        return preprocess.condition(raw, view_room=view_room, view_cost=view_cost)
 
     def analyse(self, signals: Sequence[np.ndarray],
                 options: Sequence[SignalOptions] | None = None) -> list[SignalResult]:
@@ -208,15 +216,29 @@ class Segmenter:
         merge gap, shortest region; given the signal it was computed from, each region's ends
         are then fitted to where that signal stands out (:func:`regions.trim_to_signal`), and
         the short transients standing far out of its noise that no region holds are added
-        (:mod:`pdseg.transients`), whatever the threshold."""
+        (:mod:`pdseg.transients`), whatever the threshold, and the regions of its slower view
+        (:mod:`pdseg.slow`; the network runs over that view here) where it has none."""
         threshold = self.threshold if threshold is None else threshold
         regions = probability_to_regions(probability, threshold, self.min_gap, self.min_length,
                                          self.extent_for(threshold))
         if conditioned is None:
             return regions
         regions = trim_to_signal(regions, conditioned.filtered, conditioned.scale)
-        return transients.with_isolated_transients(regions, conditioned.filtered, conditioned.scale, self.min_gap,
-                                                   conditioned.quantum)
+        regions = transients.with_isolated_transients(regions, conditioned.filtered, conditioned.scale, self.min_gap,
+                                                      conditioned.quantum)
+        return slow.added_regions(regions, self.slow_view_regions(conditioned, threshold), self.min_gap)
+
+    def slow_view_regions(self, conditioned: preprocess.Conditioned, threshold: float | None = None) -> np.ndarray:
+        """The regions of a signal's slower view (:mod:`pdseg.slow`) in the signal's samples (none
+        where it has no view), by the same rules; the network runs over the view here unless
+        :meth:`probabilities` already did."""
+        view = conditioned.slow
+        if view is None:
+            return np.zeros((0, 2), dtype=np.int64)
+        if view.probability is None:
+            view.probability = self.view_probabilities([view])[0]
+        view_regions = self.regions(view.probability, threshold, view)
+        return slow.to_full_rate(view_regions, view.length, conditioned.length)
 
     def finish(self, conditioned: Sequence[preprocess.Conditioned],
                probabilities: Sequence[np.ndarray],
@@ -226,8 +248,15 @@ class Segmenter:
             threshold = self.threshold if option.threshold is None else float(option.threshold)
             carrier = (item.carrier if item.carrier is not None and option.period() is None
                        else phase_mod.fit_carrier(item.raw, item.filtered, item.scale, option.period()))
-            results.append(SignalResult(item, probability, self.regions(probability, threshold, item),
+            regions = self.regions(probability, threshold, item)
+            described = None
+            if item.slow is not None and item.slow.probability is not None:
+                probability, described = slow.as_full_rate(regions, self.slow_view_regions(item, threshold),
+                                                           probability, item.filtered, item.slow)
+            results.append(SignalResult(item, probability, regions,
                                         carrier, threshold, option, self.extent_for(threshold),
                                         self.min_gap, period_warnings(item, option.period())
-                                        + ([whiten.SKIPPED_WARNING] if item.view_skipped else [])))
+                                        + ([whiten.SKIPPED_WARNING] if item.view_skipped else [])
+                                        + ([slow.SKIPPED_WARNING] if item.slow_skipped else []),
+                                        described))
         return results

@@ -16,13 +16,14 @@ from __future__ import annotations
 import dataclasses
 import math
 from functools import lru_cache
+from typing import Callable
 
 import numpy as np
 from scipy import ndimage, optimize
 from scipy import signal as sps
 from scipy import stats
 
-from . import commutation, tones, whiten
+from . import commutation, slow, tones, whiten
 from .regions import mask_to_regions, reaches
 from .phase import CarrierFit, fit_carrier
 from .robust import mad_sigma
@@ -810,6 +811,12 @@ class Conditioned:
     # to look at as well, and the whitening filter's coefficient; None where the noise is white
     whitened: "Conditioned | None" = None
     whitening: float | None = None
+    # the capture decimated (:mod:`pdseg.slow`) and conditioned as a signal of its own, for smooth
+    # pulses too wide for the network at the full rate; None where a carrier was fitted or it is short
+    slow: "Conditioned | None" = None
+    slow_skipped: bool = False  # the slower view was due but left out for the request's work limit
+    # a slower view's network probability, once pdseg.pipeline.Segmenter.probabilities has run over it
+    probability: np.ndarray | None = None
     view_skipped: bool = False  # a view was due but left out for the request's work limit
     # the ADC step the recorded values lie on (:func:`quantisation_step`; 0 where they lie on none;
     # float32 data can show a step of an ulp, which never sets the scale); 0 for a whitened view
@@ -1107,7 +1114,8 @@ def condition(raw: np.ndarray, remove_tones: bool = True, remove_commutation: bo
               view_room: int | None = None, fill_loud_pits: bool = True,
               find_hidden_tones: bool = True, fit_commutation_ends: bool = True,
               fit_tone_ends: bool = True, remove_regular_trains: bool = True,
-              leave_out_rails: bool = True) -> Conditioned:
+              leave_out_rails: bool = True, slow_view: bool = True,
+              view_cost: Callable[[int], int] | None = None) -> Conditioned:
     """The network input of one signal: carrier removed (:func:`remove_carrier`), then its
     stationary tones (:func:`pdseg.tones.remove_tones`) and its converter commutation
     (:func:`pdseg.commutation.remove_commutation`), and the tones that the commutation hid
@@ -1122,9 +1130,10 @@ def condition(raw: np.ndarray, remove_tones: bool = True, remove_commutation: bo
     ends, the clip level's random positions and the tones' further refinements
     (``fit_tone_ends``, ``tones.remove_tones``'s ``fit_ends``), or the regular trains of equal
     transients (``remove_regular_trains``, :func:`_with_regular_trains`), or an overdriven ADC's
-    rails in the noise estimate (``leave_out_rails``, :func:`rail_samples`), as the recipe of weights
-    trained before those steps did. ``view_room``: the samples of whitened view the caller's
-    work limit leaves (None: no limit)."""
+    rails in the noise estimate (``leave_out_rails``, :func:`rail_samples`), or the slower view
+    (``slow_view``, :func:`with_slow_view`), as the recipe of weights trained before those steps
+    did. ``view_room``: the samples of views the caller's work limit leaves (None: no limit);
+    ``view_cost``: what the limit charges a slower view of so many samples (its length by default)."""
     raw = np.asarray(raw, dtype=np.float64)
     filtered = remove_carrier(raw)
     found = tones.stationary_tones(filtered) if remove_tones else np.zeros(0)
@@ -1169,7 +1178,32 @@ def condition(raw: np.ndarray, remove_tones: bool = True, remove_commutation: bo
                               regular_train=regular, quantum=quantum)
     if remove_commutation:
         conditioned = with_whitened_view(conditioned, magnitude, quantum, view_room, rails)
+        if slow_view:
+            conditioned = with_slow_view(conditioned, view_room, view_cost)
     return conditioned
+
+
+def with_slow_view(conditioned: Conditioned, room: int | None = None,
+                   cost: Callable[[int], int] | None = None) -> Conditioned:
+    """``conditioned`` with its slower view (:mod:`pdseg.slow`) where no carrier was fitted and it
+    has at least :data:`pdseg.slow.MIN_SAMPLES` samples, within the ``room`` the caller's work
+    limit leaves after the whitened view, the view charged ``cost(samples)`` (a view that does not
+    fit is left out, as ``slow_skipped`` says)."""
+    # Decimated, an overdriven ADC's rails are no longer exact and would set the view's noise, and
+    # a few-bit line whose noise is under its step (scaled at the floor) loses its grid: the
+    # view's noise read a fraction of a step, and a cluster of one-step flickers stood out.
+    if not slow.wanted(conditioned) or rail_samples(conditioned.raw) is not None:
+        return conditioned
+    if conditioned.scale <= noise_floor(float(np.max(np.abs(conditioned.raw))), conditioned.quantum):
+        return conditioned
+    reduced = slow.decimated(conditioned.raw)
+    charged = cost(reduced.size) if cost is not None else reduced.size
+    if room is not None and charged > room:
+        return dataclasses.replace(conditioned, slow_skipped=True)
+    view = condition(reduced, view_room=0, slow_view=False)
+    # Noise that only the decimated view shows correlated: there its swings stood out as pulses
+    # (the view would have needed a whitened view of its own, a third run of the network).
+    return conditioned if view.whitening is not None or view.view_skipped else dataclasses.replace(conditioned, slow=view)
 
 
 def with_whitened_view(conditioned: Conditioned, magnitude: float, quantum: float,
