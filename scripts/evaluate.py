@@ -319,5 +319,22 @@ def write_card_section(marker: str, lines: list[str]) -> None:
     CARD.write_text(head + f"<!-- {marker}:start -->\n" + "\n".join(lines) + f"\n<!-- {marker}:end -->" + tail)
 
 
+def card_section_command(description: str, marker: str, lines_for) -> None:
+    """The command line of a script that measures the served model and prints one model-card
+    section (``--weights``, ``--no-write``): ``lines_for(segmenter, started)`` gives its lines
+    (``started``: ``time.time()`` before the model was loaded), written between the ``marker``'s
+    comments unless ``--no-write``."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--weights", default=str(ROOT / "model_store" / "weights"))
+    parser.add_argument("--no-write", action="store_true", help="print only, write no docs")
+    args = parser.parse_args()
+    started = time.time()
+    segmenter, _ = served_segmenter(Path(args.weights))
+    lines = lines_for(segmenter, started)
+    print("\n".join(lines))
+    if not args.no_write:
+        write_card_section(marker, lines)
+
+
 if __name__ == "__main__":
     main()

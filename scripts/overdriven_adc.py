@@ -13,16 +13,14 @@ step and without it. The signals come from this file, not from a training genera
 """
 from __future__ import annotations
 
-import argparse
 import platform
 import time
-from pathlib import Path
 
 import _bootstrap  # noqa: F401
 import numpy as np
 import torch
 
-from evaluate import served_segmenter, write_card_section
+from evaluate import card_section_command
 from pdseg import preprocess
 
 SEED = 20261207
@@ -91,16 +89,8 @@ def card_lines(table: list[dict], seconds: float) -> list[str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--weights", default=str(_bootstrap.ROOT / "model_store" / "weights"))
-    parser.add_argument("--no-write", action="store_true", help="print only, write no docs")
-    args = parser.parse_args()
-    started = time.time()
-    segmenter, _ = served_segmenter(Path(args.weights))
-    lines = card_lines(rows(segmenter, SEED), time.time() - started)
-    print("\n".join(lines))
-    if not args.no_write:
-        write_card_section("overdriven-adc", lines)
+    card_section_command(__doc__.splitlines()[0], "overdriven-adc",
+                         lambda segmenter, started: card_lines(rows(segmenter, SEED), time.time() - started))
 
 
 if __name__ == "__main__":

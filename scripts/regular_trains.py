@@ -17,16 +17,14 @@ The signals come from this file, not from a training generator (seeded).
 """
 from __future__ import annotations
 
-import argparse
 import platform
-from pathlib import Path
 import time
 
 import _bootstrap  # noqa: F401
 import numpy as np
 import torch
 
-from evaluate import served_segmenter, write_card_section
+from evaluate import card_section_command
 from pdseg import preprocess
 
 SEED = 20261206
@@ -161,18 +159,9 @@ def card_lines(trains: list[dict], pd_rows: list[dict], seconds: float) -> list[
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--weights", default=str(_bootstrap.ROOT / "model_store" / "weights"))
-    parser.add_argument("--no-write", action="store_true", help="print only, write no docs")
-    args = parser.parse_args()
-    started = time.time()
-    segmenter, _ = served_segmenter(Path(args.weights))
-    trains = trains_table(segmenter, SEED)
-    pd_rows = pd_table(segmenter, SEED)
-    lines = card_lines(trains, pd_rows, time.time() - started)
-    print("\n".join(lines))
-    if not args.no_write:
-        write_card_section("regular-trains", lines)
+    card_section_command(__doc__.splitlines()[0], "regular-trains",
+                         lambda segmenter, started: card_lines(trains_table(segmenter, SEED), pd_table(segmenter, SEED),
+                                                               time.time() - started))
 
 
 if __name__ == "__main__":
