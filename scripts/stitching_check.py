@@ -114,7 +114,8 @@ def main() -> None:
                 whole = references["whole"](network_input)
                 whole_pd = whole
                 interior_difference = max(interior_difference, float(np.abs(
-                    analysed.probability[END_MARGIN:-END_MARGIN] - whole_pd[END_MARGIN:-END_MARGIN]).max()))
+                    segmenter.probabilities([conditioned])[0][END_MARGIN:-END_MARGIN]
+                    - whole_pd[END_MARGIN:-END_MARGIN]).max()))
                 total += 1
                 truth_scores["tiled"].add(match_events(truth, tiled))
                 for name, reference in references.items():

@@ -12,11 +12,17 @@ def test_view_regions_map_back_and_only_add_where_the_capture_has_none():
     # the first and the last lie within END_SAMPLES of the view's ends; the others are times 4
     assert mapped.tolist() == [[160, 200], [400, 480]]
     own = np.array([[150, 170], [600, 610]])
-    joined = slow.added_regions(own, mapped, min_gap=32)
+    joined, added = slow.added_regions(own, mapped, min_gap=32)
     assert joined.tolist() == [[150, 170], [400, 480], [600, 610]]  # [160, 200) overlaps: not added
-    assert slow.added_regions(own, np.array([[200, 230]]), min_gap=32).tolist() == own.tolist()  # within the gap
-    assert slow.added_regions(np.zeros((0, 2)), mapped, 32).tolist() == mapped.tolist()
-    assert slow.added_regions(own, np.zeros((0, 2)), 32).tolist() == own.tolist()
+    assert added.tolist() == [[400, 480]]
+    assert slow.added_regions(own, np.array([[200, 230]]), min_gap=32)[0].tolist() == own.tolist()  # within the gap
+    assert slow.added_regions(np.zeros((0, 2)), mapped, 32)[0].tolist() == mapped.tolist()
+    assert slow.added_regions(own, np.zeros((0, 2)), 32)[0].tolist() == own.tolist()
+    # an added region is described from the view, each view sample held for 4; the rest is left
+    probability, described = slow.as_full_rate(added, np.zeros(1000), np.zeros(1000),
+                                                np.full(250, 0.99), np.arange(250.0))
+    assert probability[400:480].min() == 0.99 and probability[:400].max() == 0.0 and probability[480:].max() == 0.0
+    assert described[400:404].tolist() == [100.0] * 4 and described[480:].max() == 0.0
 
 
 def test_which_captures_get_a_slower_view():
@@ -33,6 +39,10 @@ def test_which_captures_get_a_slower_view():
     assert not conditioned.carrier.detected and conditioned.slow is None  # a carrier too short to fit
     correlated = np.convolve(rng.normal(size=20_000), np.ones(6) / 6, mode="same")
     assert preprocess.condition(correlated).slow is None  # correlated noise
+    from scipy import signal as sps
+
+    short_correlated = sps.lfilter([1.0], [1.0, -0.9], rng.normal(size=2000))
+    assert preprocess.condition(short_correlated).slow is None  # under the whitened view's 2,176 samples too
     train = white.copy()
     for at in range(20, 19_900, 250):
         train[at: at + 8] += 20 * np.exp(-np.arange(8) / 2.0)
@@ -90,3 +100,24 @@ def test_a_slower_view_left_out_for_the_work_limit_is_said_in_the_answer(shipped
     kept = shipped.condition(signal)
     [result] = shipped.finish([kept], shipped.probabilities([kept]), [SignalOptions()])
     assert "warnings" not in result.to_json(0)
+
+
+def test_a_slower_views_probability_is_kept_per_network(shipped):
+    """The view's probability is computed with the signals' and kept; a segmenter with another
+    network computes its own instead of reusing it."""
+    import torch
+
+    from pdseg.pipeline import Segmenter
+
+    rng = np.random.default_rng(11)
+    signal = rng.normal(size=8192)
+    t = np.arange(-64, 65)
+    signal[4000 + t] += 20.0 * np.exp(-0.5 * (t / 16) ** 2)
+    conditioned = shipped.condition(signal)
+    probability = shipped.probabilities([conditioned])[0]
+    assert conditioned.slow.probability is not None
+    assert any(start <= 4000 < end for start, end in shipped.regions(probability, None, conditioned).tolist())
+    silent = Segmenter(lambda windows: torch.zeros(windows.shape[0], windows.shape[-1]), threshold=shipped.threshold,
+                       plan=shipped.plan, min_gap=shipped.min_gap)
+    quiet = silent.regions(np.zeros(signal.size), None, conditioned)
+    assert not any(start <= 4000 < end for start, end in quiet.tolist()), quiet

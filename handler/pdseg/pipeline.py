@@ -158,8 +158,15 @@ class Segmenter:
             item = signals[index]
             results[index] = whiten.combine(results[index], probability, item.filtered, item.scale)
         for view, probability in zip(slowed, views[len(signals) + len(owners):]):
-            view.probability = probability  # kept for the regions (:meth:`slow_view_regions`)
+            view.probability = (id(self.network), probability)  # kept for the regions (:meth:`slow_view_regions`)
         return results
+
+    def view_probability(self, view: preprocess.Conditioned) -> np.ndarray:
+        """A slower view's probability: kept from :meth:`probabilities` where this segmenter's
+        network gave it, else computed (and kept)."""
+        if view.probability is None or view.probability[0] != id(self.network):
+            view.probability = (id(self.network), self.view_probabilities([view])[0])
+        return view.probability[1]
 
     def view_probabilities(self, conditioned: Sequence[preprocess.Conditioned]) -> list[np.ndarray]:
         """The network's probability for each of ``conditioned`` on its own input planes."""
@@ -217,12 +224,19 @@ class Segmenter:
         are then fitted to where that signal stands out (:func:`regions.trim_to_signal`), and
         the short transients standing far out of its noise that no region holds are added
         (:mod:`pdseg.transients`), whatever the threshold, and the regions of its slower view
-        (:mod:`pdseg.slow`; the network runs over that view here) where it has none."""
+        (:mod:`pdseg.slow`) where it has none."""
+        if conditioned is not None:
+            return self.regions_and_added(probability, threshold, conditioned)[0]
+        threshold = self.threshold if threshold is None else threshold
+        return probability_to_regions(probability, threshold, self.min_gap, self.min_length,
+                                      self.extent_for(threshold))
+
+    def regions_and_added(self, probability: np.ndarray, threshold: float | None,
+                          conditioned: preprocess.Conditioned) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`regions` given the signal, and which of them its slower view added."""
         threshold = self.threshold if threshold is None else threshold
         regions = probability_to_regions(probability, threshold, self.min_gap, self.min_length,
                                          self.extent_for(threshold))
-        if conditioned is None:
-            return regions
         regions = trim_to_signal(regions, conditioned.filtered, conditioned.scale)
         regions = transients.with_isolated_transients(regions, conditioned.filtered, conditioned.scale, self.min_gap,
                                                       conditioned.quantum)
@@ -235,9 +249,7 @@ class Segmenter:
         view = conditioned.slow
         if view is None:
             return np.zeros((0, 2), dtype=np.int64)
-        if view.probability is None:
-            view.probability = self.view_probabilities([view])[0]
-        view_regions = self.regions(view.probability, threshold, view)
+        view_regions = self.regions(self.view_probability(view), threshold, view)
         return slow.to_full_rate(view_regions, view.length, conditioned.length)
 
     def finish(self, conditioned: Sequence[preprocess.Conditioned],
@@ -248,11 +260,11 @@ class Segmenter:
             threshold = self.threshold if option.threshold is None else float(option.threshold)
             carrier = (item.carrier if item.carrier is not None and option.period() is None
                        else phase_mod.fit_carrier(item.raw, item.filtered, item.scale, option.period()))
-            regions = self.regions(probability, threshold, item)
+            regions, added = self.regions_and_added(probability, threshold, item)
             described = None
-            if item.slow is not None and item.slow.probability is not None:
-                probability, described = slow.as_full_rate(regions, self.slow_view_regions(item, threshold),
-                                                           probability, item.filtered, item.slow)
+            if len(added):
+                probability, described = slow.as_full_rate(added, probability, item.filtered,
+                                                           self.view_probability(item.slow), item.slow.filtered)
             results.append(SignalResult(item, probability, regions,
                                         carrier, threshold, option, self.extent_for(threshold),
                                         self.min_gap, period_warnings(item, option.period())

@@ -815,8 +815,9 @@ class Conditioned:
     # pulses too wide for the network at the full rate; None where a carrier was fitted or it is short
     slow: "Conditioned | None" = None
     slow_skipped: bool = False  # the slower view was due but left out for the request's work limit
-    # a slower view's network probability, once pdseg.pipeline.Segmenter.probabilities has run over it
-    probability: np.ndarray | None = None
+    # a slower view's network probability and the id of the network that gave it, once
+    # pdseg.pipeline.Segmenter.probabilities has run over it
+    probability: tuple[int, np.ndarray] | None = None
     view_skipped: bool = False  # a view was due but left out for the request's work limit
     # the ADC step the recorded values lie on (:func:`quantisation_step`; 0 where they lie on none;
     # float32 data can show a step of an ulp, which never sets the scale); 0 for a whitened view
@@ -1203,7 +1204,7 @@ def with_slow_view(conditioned: Conditioned, room: int | None = None,
     view = condition(reduced, view_room=0, slow_view=False)
     # Noise that only the decimated view shows correlated: there its swings stood out as pulses
     # (the view would have needed a whitened view of its own, a third run of the network).
-    return conditioned if view.whitening is not None or view.view_skipped else dataclasses.replace(conditioned, slow=view)
+    return conditioned if slow.correlated(view.filtered) else dataclasses.replace(conditioned, slow=view)
 
 
 def with_whitened_view(conditioned: Conditioned, magnitude: float, quantum: float,

@@ -51,8 +51,8 @@ def _draw(result: SignalResult, raw_axis, filtered_axis, title: str) -> None:
     raw_axis.plot(*_decimate(conditioned.raw), color="#1f4e79", linewidth=0.6, label="raw")
     raw_axis.set_ylabel("raw")
     raw_axis.set_title(title, fontsize=10)
-    filtered_axis.plot(*_decimate(conditioned.filtered), color="#333333", linewidth=0.6,
-                       label="carrier removed")
+    shown = conditioned.filtered if result.described is None else result.described  # a slower view's pulses as described
+    filtered_axis.plot(*_decimate(shown), color="#333333", linewidth=0.6, label="carrier removed")
     filtered_axis.set_ylabel("carrier removed")
     probability_axis = filtered_axis.twinx()
     probability_axis.plot(*_decimate(result.probability), color="#d62728", linewidth=0.6, alpha=0.7,

@@ -20,6 +20,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import signal as sps
 
+from . import whiten
+
 FACTOR = 4
 SKIPPED_WARNING = ("the signal shows no carrier, but its slower view (smooth pulses wider than about 10 "
                    "samples) was not analysed: that would have taken the request over its work limit")
@@ -40,10 +42,17 @@ def wanted(conditioned) -> bool:
         return False
     if any(train is not None for train in (conditioned.commutation, conditioned.phase_locked, conditioned.regular_train)):
         return False
-    if conditioned.whitening is not None or conditioned.view_skipped:
-        return False  # correlated noise: decimated, its slow swings stood out as pulses
+    # Correlated noise (asked directly: the whitened view is only looked for from 2,176 samples):
+    # decimated, its slow swings stood out as pulses.
+    if conditioned.whitening is not None or conditioned.view_skipped or correlated(conditioned.filtered):
+        return False
     taken = conditioned.raw - conditioned.filtered
     return float(np.ptp(taken)) <= CARRIER_LIMIT * conditioned.scale
+
+
+def correlated(filtered: np.ndarray) -> bool:
+    """Whether noise this correlated would get a whitened view (:func:`pdseg.whiten.whitening_coefficient`)."""
+    return whiten.whitening_coefficient(filtered) is not None
 
 
 def decimated(raw: np.ndarray) -> np.ndarray:
@@ -66,40 +75,35 @@ def to_full_rate(regions: np.ndarray, view_length: int, length: int) -> np.ndarr
     return np.clip(regions[inside] * FACTOR, 0, length)
 
 
-def as_full_rate(regions: np.ndarray, view_regions: np.ndarray, probability: np.ndarray,
-                 filtered: np.ndarray, view) -> tuple[np.ndarray, np.ndarray]:
-    """The probability and the signal a capture's answer describes, over the regions the slower
-    view added (those of ``regions`` that are among ``view_regions``, both in the capture's
-    samples): the view's probability and filtered signal, each of its samples held for
-    :data:`FACTOR` samples, where the capture's own show next to nothing of such a pulse (a
-    region scored 0.02, its peak a third of the pulse's, of the wrong sign). ``view``: the
-    :class:`pdseg.preprocess.Conditioned` view, its ``probability`` set. Elsewhere both are the
-    capture's own."""
-    regions = np.asarray(regions, dtype=np.int64).reshape(-1, 2)
-    view_regions = np.asarray(view_regions, dtype=np.int64).reshape(-1, 2)
-    added = [tuple(region) for region in regions.tolist() if tuple(region) in set(map(tuple, view_regions.tolist()))]
-    if not added:
+def as_full_rate(added: np.ndarray, probability: np.ndarray, filtered: np.ndarray,
+                 view_probability: np.ndarray, view_filtered: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The probability and the signal a capture's answer describes, over the regions its slower
+    view ``added`` (:func:`added_regions`): the view's probability and filtered signal, each of
+    its samples held for :data:`FACTOR` samples, where the capture's own show next to nothing of
+    such a pulse (a region scored 0.02, its peak a third of the pulse's, of the wrong sign).
+    Elsewhere both are the capture's own."""
+    added = np.asarray(added, dtype=np.int64).reshape(-1, 2)
+    if not len(added):
         return probability, filtered
     length = filtered.size
-    held_probability = np.repeat(view.probability, FACTOR)[:length]
-    held_signal = np.repeat(view.filtered, FACTOR)[:length]
+    held_probability = np.repeat(view_probability, FACTOR)[:length]
+    held_signal = np.repeat(view_filtered, FACTOR)[:length]
     probability, described = probability.copy(), filtered.copy()
-    for start, end in added:
+    for start, end in added.tolist():
         probability[start:end] = np.maximum(probability[start:end], held_probability[start:end])
         described[start:end] = held_signal[start:end]
     return probability, described
 
 
-def added_regions(regions: np.ndarray, view_regions: np.ndarray, min_gap: int) -> np.ndarray:
+def added_regions(regions: np.ndarray, view_regions: np.ndarray, min_gap: int) -> tuple[np.ndarray, np.ndarray]:
     """``regions`` with those of ``view_regions`` (full-rate samples) that lie farther than
-    ``min_gap`` samples from every one of them, in order."""
+    ``min_gap`` samples from every one of them, in order, and the ones added."""
     regions = np.asarray(regions, dtype=np.int64).reshape(-1, 2)
     view_regions = np.asarray(view_regions, dtype=np.int64).reshape(-1, 2)
-    if not len(view_regions):
-        return regions
     apart = ~np.any((regions[None, :, 0] < view_regions[:, None, 1] + min_gap)
                     & (regions[None, :, 1] + min_gap > view_regions[:, None, 0]), axis=1)
-    if not apart.any():
-        return regions
-    joined = np.concatenate((regions, view_regions[apart]))
-    return joined[np.argsort(joined[:, 0], kind="stable")]
+    added = view_regions[apart]
+    if not len(added):
+        return regions, added
+    joined = np.concatenate((regions, added))
+    return joined[np.argsort(joined[:, 0], kind="stable")], added
