@@ -661,6 +661,37 @@ def test_anti_aliased_noise_in_a_short_signal_is_measured_at_its_level(cutoff):
             length, np.median(ratio), np.percentile(ratio, 10))
 
 
+@pytest.mark.parametrize("coefficient", [0.8, 0.9, 0.95])
+def test_one_pole_noise_in_a_short_signal_is_measured_at_its_level(coefficient):
+    """Noise that follows each sample to 0.8-0.95 of the one before, in windows of 256-1,000
+    samples: the scale within 15 % of what the same noise gets in a long capture (median; the
+    tenth percentile over 0.8). The differences, which the short-signal estimate takes as its
+    bound, read it at 0.57-0.75 of that, and its swings stood out as pulses."""
+    rng = np.random.default_rng(int(coefficient * 100))
+    long = sps.lfilter([1.0], [1.0, -coefficient], rng.normal(size=200_000))[1000:]
+    long_level = preprocess.noise_scale(preprocess.remove_carrier(long), 1.0)
+    for length in (256, 512, 1000):
+        scales = [preprocess.condition(sps.lfilter([1.0], [1.0, -coefficient], rng.normal(size=length + 400))[400:]).scale
+                  for _ in range(100)]
+        ratio = np.array(scales) / long_level
+        assert 0.9 < np.median(ratio) < 1.15 and np.percentile(ratio, 10) > 0.8, (
+            length, np.median(ratio), np.percentile(ratio, 10))
+
+
+def test_a_pulse_leaves_a_short_window_its_difference_bound_where_one_block_stays_white():
+    """The correlated-noise rule asks every 64-sample block: a ringing pulse (0.05 cycles per
+    sample) in one block of a 512-sample window of white noise leaves the others white, and the
+    window keeps the short-signal estimate; one-pole noise of 0.9 does not."""
+    rng = np.random.default_rng(12)
+    t = np.arange(512, dtype=np.float64)
+    ringing = 30.0 * np.sin(2 * np.pi * 0.05 * (t - 200)) * np.exp(-(t - 200) / 15.0) * (t >= 200)
+    white = preprocess.remove_carrier(rng.normal(size=512) + ringing)
+    coloured = preprocess.remove_carrier(sps.lfilter([1.0], [1.0, -0.9], rng.normal(size=912))[400:])
+    assert not preprocess.correlated_throughout(white)
+    assert preprocess.correlated_throughout(coloured)
+    assert not preprocess.correlated_throughout(coloured[:255])  # under four blocks: never
+
+
 def test_the_difference_noise_of_a_short_signal_follows_white_noise_and_skips_strong_colour():
     """White noise: the third differences' level with its headroom (they agree with the first).
     Noise low-passed at 0.3 cycles/sample: the first differences corrected for the colour,

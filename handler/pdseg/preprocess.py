@@ -731,7 +731,7 @@ def noise_scale(filtered: np.ndarray, raw_magnitude: float, quantum: float = 0.0
     floor = noise_floor(raw_magnitude, quantum)
     if filtered.size == 0:
         return floor
-    if not 8 <= filtered.size < FEW_BLOCKS * NOISE_BLOCK:
+    if not 8 <= filtered.size < FEW_BLOCKS * NOISE_BLOCK or correlated_throughout(filtered):
         return max(with_dense_pulses(filtered, block_noise(filtered)), floor)
     differences = short_signal_difference_noise(filtered)
     # Small blocks only in noise near white: strongly coloured noise swings slower than
@@ -753,6 +753,25 @@ def noise_scale(filtered: np.ndarray, raw_magnitude: float, quantum: float = 0.0
         if RINGING_CONTRAST * ringing < estimate and quiet_end_about_mean(filtered) <= RINGING_QUIET_END_RATIO * ringing:
             estimate = ringing
     return max(with_dense_pulses(filtered, estimate), floor)
+
+
+# Strongly correlated noise reads low by the differences (and by the other short-signal
+# estimates): a window of 256-1,023 samples of one-pole noise of 0.8-0.95 was scaled at 0.6 of
+# what the same noise reads over 1,024 samples or more, and its swings got 1-2.7 regions a
+# capture (docs/model-card.md, Conditioning). Where every 64-sample block is that correlated,
+# such a window keeps the block estimate of longer signals; a pulse leaves some block to the
+# noise. Not under 256 samples: there one long pulse fills every block (smaller blocks
+# turned 64-sample windows' ringing pulses into noise).
+CORRELATED_BLOCKS_FROM = 0.3  # lag-1 correlation in every block; white noise's blocks spread about 0.125
+CORRELATED_MIN_SAMPLES = 4 * NOISE_BLOCK
+
+
+def correlated_throughout(filtered: np.ndarray) -> bool:
+    """Whether every 64-sample block of a signal of at least :data:`CORRELATED_MIN_SAMPLES`
+    shows a lag-1 correlation of :data:`CORRELATED_BLOCKS_FROM` or more
+    (:func:`pdseg.whiten.least_block_correlation`)."""
+    return (filtered.size >= CORRELATED_MIN_SAMPLES
+            and whiten.least_block_correlation(filtered) >= CORRELATED_BLOCKS_FROM)
 
 
 def with_dense_pulses(filtered: np.ndarray, estimate: float) -> float:

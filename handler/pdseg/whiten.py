@@ -51,6 +51,20 @@ def noise_correlation(filtered: np.ndarray) -> float:
     return float(np.sum(quiet[:, 1:] * quiet[:, :-1]) / power) if power > 0 else 0.0
 
 
+def least_block_correlation(filtered: np.ndarray) -> float:
+    """The smallest lag-1 correlation coefficient among ``filtered``'s 64-sample blocks (-1
+    where there are fewer than four, 0 for a block of zeros). Stationary correlated noise
+    shows in every block; a pulse, however long, leaves some block to the noise, whose
+    correlation is that of the noise."""
+    blocks = filtered.size // BLOCK
+    if blocks < 4:
+        return -1.0
+    trimmed = filtered[: blocks * BLOCK].reshape(blocks, BLOCK)
+    power = np.sum(trimmed[:, 1:] ** 2, axis=1)
+    lagged = np.sum(trimmed[:, 1:] * trimmed[:, :-1], axis=1)
+    return float(np.min(np.divide(lagged, power, out=np.zeros_like(power), where=power > 0)))
+
+
 def whitening_coefficient(filtered: np.ndarray) -> float | None:
     """The coefficient of the one-pole whitener for ``filtered``, or None where its quiet
     samples are not correlated enough (:data:`WHITEN_FROM`, either sign) to need one. Noise
