@@ -1093,6 +1093,19 @@ def test_noise_that_alternates_sample_to_sample_is_whitened_too():
     assert whiten.whitening_coefficient(one_pole_noise(rng, 16384, -0.3)) is None
 
 
+@pytest.mark.parametrize("length", [256, 1000, 2000])
+def test_a_short_window_of_alternating_noise_gets_the_whitened_view_and_of_smooth_noise_none(length):
+    """Under 2,176 samples only noise that alternates from sample to sample is whitened: a
+    tone reads so only above a quarter of the sampling rate, where low tones read as the
+    positive correlation that one-pole noise of 0.9 shows."""
+    rng = np.random.default_rng(length)
+    alternating = preprocess.condition(30.0 * one_pole_noise(rng, length, -0.7))
+    assert alternating.whitened is not None and -0.75 <= alternating.whitening <= -0.5
+    smooth = preprocess.condition(30.0 * one_pole_noise(rng, length, 0.9))
+    assert smooth.whitened is None and smooth.whitening is None
+    assert preprocess.condition(30.0 * one_pole_noise(rng, 255, -0.7)).whitened is None  # under four blocks
+
+
 def test_a_whitened_view_is_made_only_within_the_room_left_for_it():
     rng = np.random.default_rng(45)
     raw = 30.0 * one_pole_noise(rng, 8000, 0.9)

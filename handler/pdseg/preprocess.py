@@ -1226,20 +1226,28 @@ def with_slow_view(conditioned: Conditioned, room: int | None = None,
     return conditioned if slow.correlated(view.filtered) else dataclasses.replace(conditioned, slow=view)
 
 
+# Noise that alternates from sample to sample (an amplifier's AR(1) with a negative coefficient)
+# in a window too short for tones to be looked for: its swings of two or three samples passed for
+# short oscillations (21 regions in 100 PD-free windows of 1,000 samples; docs/model-card.md).
+NEGATIVE_VIEW_MIN_SAMPLES = 4 * whiten.BLOCK  # the correlation estimate needs four blocks
+
+
 def with_whitened_view(conditioned: Conditioned, magnitude: float, quantum: float,
                        room: int | None = None, rails: np.ndarray | None = None) -> Conditioned:
     """``conditioned`` with its whitened view (:mod:`pdseg.whiten`) where its noise is strongly
-    correlated: only in signals long enough for tones to be looked for (shorter ones keep
-    theirs, which a one-pole whitener takes for correlated noise) and whose noise stands over
-    the floor (a near noise-free capture's residue is no noise to whiten). A view longer than
+    correlated: in signals long enough for tones to be looked for (shorter ones keep theirs,
+    which a one-pole whitener takes for correlated noise), or, from :data:`NEGATIVE_VIEW_MIN_SAMPLES`,
+    where the noise alternates from sample to sample (a tone reads so only above a quarter of the
+    sampling rate), and whose noise stands over the floor (a near noise-free capture's residue
+    is no noise to whiten). A view longer than
     ``room`` samples is not made, and ``view_skipped`` says so: it runs the network a second
     time, and a request at its work limit would take twice as long as the limit was chosen
     for (docs/reliability.md)."""
     filtered = conditioned.filtered
-    if filtered.size < tones.MIN_SAMPLES or block_noise(filtered) <= noise_floor(magnitude, quantum):
+    if filtered.size < NEGATIVE_VIEW_MIN_SAMPLES or block_noise(filtered) <= noise_floor(magnitude, quantum):
         return conditioned
     coefficient = whiten.whitening_coefficient(filtered)
-    if coefficient is None:
+    if coefficient is None or (filtered.size < tones.MIN_SAMPLES and coefficient > 0.0):
         return conditioned
     if room is not None and filtered.size > room:
         return dataclasses.replace(conditioned, view_skipped=True)
