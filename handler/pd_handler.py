@@ -185,7 +185,7 @@ class PDSegmenterHandler(BaseHandler):
                 conditioned.append(self.segmenter.condition(signal, request.decoded.options, view_room=room,
                                                             view_cost=self.limits.signal_work))
                 if conditioned[-1].whitened is not None:
-                    room -= conditioned[-1].length
+                    room -= self.limits.signal_work(conditioned[-1].length)
                 if conditioned[-1].slow is not None:
                     room -= self.limits.signal_work(conditioned[-1].slow.length)
             return conditioned

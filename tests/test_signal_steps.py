@@ -692,6 +692,37 @@ def test_a_pulse_leaves_a_short_window_its_difference_bound_where_one_block_stay
     assert not preprocess.correlated_throughout(coloured[:255])  # under four blocks: never
 
 
+def test_a_strong_low_tone_or_a_train_of_smooth_pulses_does_not_pass_for_correlated_noise():
+    """A short window keeps its tones, and a low one is correlated in every block; so is a train
+    of smooth pulses, one every 70 samples. Neither is Gaussian noise: the rule leaves a tone ten
+    times the noise alone (its scale went from 1.5 to 7-8 and 30 dB pulses on it were lost), and
+    a train that passes anyway (about half of these) is scaled within the differences' reach (1.8
+    times their level; the block estimate alone read such trains at 2-3.5 times the noise)."""
+    rng = np.random.default_rng(13)
+    t = np.arange(512, dtype=np.float64)
+    for _ in range(20):
+        toned = preprocess.remove_carrier(rng.normal(size=512) + 10.0 * np.sin(2 * np.pi * 0.02 * t + rng.uniform(0, 6.3)))
+        assert not preprocess.correlated_throughout(toned)
+    passed = 0
+    for _ in range(40):
+        train = rng.normal(size=512)
+        for onset in range(10 + int(rng.integers(0, 10)), 470, 70):
+            train += 10 ** (rng.uniform(20, 30) / 20) * rng.choice([-1, 1]) * np.exp(-0.5 * ((t - onset - 10) / 4.0) ** 2)
+        filtered = preprocess.remove_carrier(train)
+        passed += preprocess.correlated_throughout(filtered)
+        bound = preprocess.CORRELATED_DIFFERENCE_REACH * preprocess.short_signal_difference_noise(filtered)
+        assert preprocess.noise_scale(filtered, 1.0) <= bound * (1 + 1e-9)
+    assert 0 < passed < 40, passed  # the bound above was tested on trains the rule took
+
+
+def test_the_short_signal_noise_scale_takes_integer_samples():
+    """Integer ADC samples straight into the noise estimate (the served path makes them float
+    first): the correlation of the blocks is taken in floating point, not in the samples' type."""
+    rng = np.random.default_rng(14)
+    samples = np.round(sps.lfilter([1.0], [1.0, -0.9], rng.normal(size=912))[400:] * 20).astype(np.int16)
+    assert preprocess.noise_scale(samples, 1.0) == pytest.approx(preprocess.noise_scale(samples.astype(float), 1.0))
+
+
 def test_the_difference_noise_of_a_short_signal_follows_white_noise_and_skips_strong_colour():
     """White noise: the third differences' level with its headroom (they agree with the first).
     Noise low-passed at 0.3 cycles/sample: the first differences corrected for the colour,
@@ -1104,6 +1135,21 @@ def test_a_short_window_of_alternating_noise_gets_the_whitened_view_and_of_smoot
     smooth = preprocess.condition(30.0 * one_pole_noise(rng, length, 0.9))
     assert smooth.whitened is None and smooth.whitening is None
     assert preprocess.condition(30.0 * one_pole_noise(rng, 255, -0.7)).whitened is None  # under four blocks
+
+
+def test_a_whitened_view_is_charged_what_the_work_limit_charges_a_signal():
+    """A short window's view runs the network over a whole window, and the request's work limit
+    charges it as a signal (at least its minimum window and the per-signal overhead), not by its
+    256 samples: with room for 256 but not for that charge, no view, and the answer says so."""
+    from pdseg.decode import WorkLimits
+    rng = np.random.default_rng(47)
+    raw = 30.0 * one_pole_noise(rng, 256, -0.7)
+    charge = WorkLimits().signal_work
+    assert charge(256) > 256
+    tight = preprocess.condition(raw, view_room=charge(256) - 1, view_cost=charge)
+    assert tight.whitened is None and tight.view_skipped
+    roomy = preprocess.condition(raw, view_room=charge(256), view_cost=charge)
+    assert roomy.whitened is not None and not roomy.view_skipped
 
 
 def test_a_whitened_view_is_made_only_within_the_room_left_for_it():

@@ -731,9 +731,12 @@ def noise_scale(filtered: np.ndarray, raw_magnitude: float, quantum: float = 0.0
     floor = noise_floor(raw_magnitude, quantum)
     if filtered.size == 0:
         return floor
-    if not 8 <= filtered.size < FEW_BLOCKS * NOISE_BLOCK or correlated_throughout(filtered):
+    if not 8 <= filtered.size < FEW_BLOCKS * NOISE_BLOCK:
         return max(with_dense_pulses(filtered, block_noise(filtered)), floor)
     differences = short_signal_difference_noise(filtered)
+    if correlated_throughout(filtered):
+        estimate = min(block_noise(filtered), CORRELATED_DIFFERENCE_REACH * differences)
+        return max(with_dense_pulses(filtered, estimate), floor)
     # Small blocks only in noise near white: strongly coloured noise swings slower than
     # they are long, and its quietest fifth is a swing's zero crossing.
     near_white_and_short = filtered.size < 4 * NOISE_BLOCK and math.isfinite(differences)
@@ -762,16 +765,42 @@ def noise_scale(filtered: np.ndarray, raw_magnitude: float, quantum: float = 0.0
 # such a window keeps the block estimate of longer signals; a pulse leaves some block to the
 # noise. Not under 256 samples: there one long pulse fills every block (smaller blocks
 # turned 64-sample windows' ringing pulses into noise).
+# A strong low tone (which a short window keeps) and a train of smooth pulses one every block
+# are correlated throughout as well; neither is Gaussian: the quieter half of the blocks reads
+# a kurtosis under 2.2 with a tone, over 4.5 with pulses in it, 2.2-4.5 for correlated noise.
+# And the block estimate is kept within CORRELATED_DIFFERENCE_REACH of the differences' bound,
+# which reads one-pole noise of 0.95 at 0.57 of its level: what passes the two tests anyway
+# cannot take the scale far up (docs/model-card.md, Conditioning).
 CORRELATED_BLOCKS_FROM = 0.3  # lag-1 correlation in every block; white noise's blocks spread about 0.125
 CORRELATED_MIN_SAMPLES = 4 * NOISE_BLOCK
+GAUSSIAN_KURTOSIS = (2.2, 4.5)
+CORRELATED_DIFFERENCE_REACH = 1.8
 
 
 def correlated_throughout(filtered: np.ndarray) -> bool:
     """Whether every 64-sample block of a signal of at least :data:`CORRELATED_MIN_SAMPLES`
     shows a lag-1 correlation of :data:`CORRELATED_BLOCKS_FROM` or more
-    (:func:`pdseg.whiten.least_block_correlation`)."""
-    return (filtered.size >= CORRELATED_MIN_SAMPLES
-            and whiten.least_block_correlation(filtered) >= CORRELATED_BLOCKS_FROM)
+    (:func:`pdseg.whiten.least_block_correlation`), and the quieter half of its blocks looks like
+    Gaussian noise (a kurtosis within :data:`GAUSSIAN_KURTOSIS`)."""
+    if filtered.size < CORRELATED_MIN_SAMPLES or whiten.least_block_correlation(filtered) < CORRELATED_BLOCKS_FROM:
+        return False
+    low, high = GAUSSIAN_KURTOSIS
+    return low <= quiet_blocks_kurtosis(filtered) <= high
+
+
+def quiet_blocks_kurtosis(filtered: np.ndarray) -> float:
+    """The kurtosis (3 for Gaussian noise, 1.5 for a sine) of the samples of the quieter half of
+    ``filtered``'s 64-sample blocks (at least four of them); NaN where they are all equal."""
+    blocks = filtered.size // NOISE_BLOCK
+    trimmed = np.asarray(filtered[: blocks * NOISE_BLOCK], dtype=np.float64).reshape(blocks, NOISE_BLOCK)
+    rms = np.sqrt(np.mean(trimmed**2, axis=1))
+    quiet = trimmed[rms <= np.quantile(rms, 0.5)].ravel()
+    centred = quiet - np.mean(quiet)
+    largest = float(np.max(np.abs(centred)))
+    if not largest > 0.0:
+        return math.nan
+    centred = centred / largest  # fourth powers of the decoder's largest values would overflow
+    return float(np.mean(centred**4)) / float(np.mean(centred**2)) ** 2
 
 
 def with_dense_pulses(filtered: np.ndarray, estimate: float) -> float:
@@ -1153,7 +1182,8 @@ def condition(raw: np.ndarray, remove_tones: bool = True, remove_commutation: bo
     rails in the noise estimate (``leave_out_rails``, :func:`rail_samples`), or the slower view
     (``slow_view``, :func:`with_slow_view`), as the recipe of weights trained before those steps
     did. ``view_room``: the samples of views the caller's work limit leaves (None: no limit);
-    ``view_cost``: what the limit charges a slower view of so many samples (its length by default)."""
+    ``view_cost``: what the limit charges a whitened or slower view of so many samples (its length
+    by default)."""
     raw = np.asarray(raw, dtype=np.float64)
     filtered = remove_carrier(raw)
     found = tones.stationary_tones(filtered) if remove_tones else np.zeros(0)
@@ -1197,7 +1227,7 @@ def condition(raw: np.ndarray, remove_tones: bool = True, remove_commutation: bo
                               tones=found, carrier=carrier, commutation=train, phase_locked=locked,
                               regular_train=regular, quantum=quantum)
     if remove_commutation:
-        conditioned = with_whitened_view(conditioned, magnitude, quantum, view_room, rails)
+        conditioned = with_whitened_view(conditioned, magnitude, quantum, view_room, rails, view_cost)
         if slow_view:
             conditioned = with_slow_view(conditioned, view_room, view_cost)
     return conditioned
@@ -1233,14 +1263,15 @@ NEGATIVE_VIEW_MIN_SAMPLES = 4 * whiten.BLOCK  # the correlation estimate needs f
 
 
 def with_whitened_view(conditioned: Conditioned, magnitude: float, quantum: float,
-                       room: int | None = None, rails: np.ndarray | None = None) -> Conditioned:
+                       room: int | None = None, rails: np.ndarray | None = None,
+                       cost: Callable[[int], int] | None = None) -> Conditioned:
     """``conditioned`` with its whitened view (:mod:`pdseg.whiten`) where its noise is strongly
     correlated: in signals long enough for tones to be looked for (shorter ones keep theirs,
     which a one-pole whitener takes for correlated noise), or, from :data:`NEGATIVE_VIEW_MIN_SAMPLES`,
     where the noise alternates from sample to sample (a tone reads so only above a quarter of the
     sampling rate), and whose noise stands over the floor (a near noise-free capture's residue
-    is no noise to whiten). A view longer than
-    ``room`` samples is not made, and ``view_skipped`` says so: it runs the network a second
+    is no noise to whiten). A view whose ``cost(samples)`` (its length by default) is over
+    ``room`` is not made, and ``view_skipped`` says so: it runs the network a second
     time, and a request at its work limit would take twice as long as the limit was chosen
     for (docs/reliability.md)."""
     filtered = conditioned.filtered
@@ -1249,7 +1280,8 @@ def with_whitened_view(conditioned: Conditioned, magnitude: float, quantum: floa
     coefficient = whiten.whitening_coefficient(filtered)
     if coefficient is None or (filtered.size < tones.MIN_SAMPLES and coefficient > 0.0):
         return conditioned
-    if room is not None and filtered.size > room:
+    charged = cost(filtered.size) if cost is not None else filtered.size
+    if room is not None and charged > room:
         return dataclasses.replace(conditioned, view_skipped=True)
     whitened = whiten.whiten(filtered, coefficient)
     scale = noise_scale(whitened, magnitude, quantum, rails)

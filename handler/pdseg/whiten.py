@@ -59,7 +59,7 @@ def least_block_correlation(filtered: np.ndarray) -> float:
     blocks = filtered.size // BLOCK
     if blocks < 4:
         return -1.0
-    trimmed = filtered[: blocks * BLOCK].reshape(blocks, BLOCK)
+    trimmed = np.asarray(filtered[: blocks * BLOCK], dtype=np.float64).reshape(blocks, BLOCK)
     power = np.sum(trimmed[:, 1:] ** 2, axis=1)
     lagged = np.sum(trimmed[:, 1:] * trimmed[:, :-1], axis=1)
     return float(np.min(np.divide(lagged, power, out=np.zeros_like(power), where=power > 0)))
