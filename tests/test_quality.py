@@ -266,22 +266,27 @@ def test_a_lone_spike_on_a_dead_flat_line_is_reported(shipped, length, level):
     assert len(regions) == 1 and regions[0][0] <= length // 2 < regions[0][1], regions
 
 
+def regions_in_pd_free_windows(segmenter, rng, length: int, noise) -> int:
+    """The regions ``segmenter`` gives 60 triggered windows of ``length`` samples without PD:
+    ``noise(number)`` each, every second one on a stretch of a 1e5 carrier."""
+    windows = []
+    for number in range(60):
+        window = noise(number)
+        carrier = 1e5 * np.sin(2 * np.pi * (np.arange(length) / 3333.0 + rng.uniform())) * (number % 2)
+        windows.append(window + carrier)
+    return sum(len(result.regions) for result in segmenter.analyse(windows))
+
+
 @pytest.mark.parametrize("length", [64, 256, 900])
 def test_short_windows_of_anti_aliased_noise_stay_quiet(shipped, length):
     """Triggered windows of noise without PD, low-passed at 0.3 cycles/sample as a recorder's
     anti-alias filter leaves it, half on a stretch of carrier: at most one region in ten
     windows. Measured against third differences alone, which that filter lowers most, the
     noise's own swings stood out: 13-59 regions in these 60 windows."""
-    from scipy import signal as sps
-
     rng = np.random.default_rng(length)
     sos = sps.butter(4, 0.3, fs=1.0, output="sos")
-    windows = []
-    for number in range(60):
-        noise = sps.sosfilt(sos, rng.normal(size=length + 400))[400:]
-        carrier = 1e5 * np.sin(2 * np.pi * (np.arange(length) / 3333.0 + rng.uniform())) * (number % 2)
-        windows.append(noise + carrier)
-    regions = sum(len(result.regions) for result in shipped.analyse(windows))
+    regions = regions_in_pd_free_windows(shipped, rng, length,
+                                         lambda number: sps.sosfilt(sos, rng.normal(size=length + 400))[400:])
     assert regions <= 6, regions
 
 
@@ -293,13 +298,8 @@ def test_short_windows_of_one_pole_noise_stay_quiet(shipped, length):
     noise barely moves, the windows read at 0.57-0.75 of their noise and its swings got 53 / 113
     / 142 regions in these 60 windows."""
     rng = np.random.default_rng(length + 1)
-    windows = []
-    for number in range(60):
-        coefficient = (0.8, 0.9, 0.95)[number % 3]
-        noise = sps.lfilter([1.0], [1.0, -coefficient], rng.normal(size=length + 400))[400:]
-        carrier = 1e5 * np.sin(2 * np.pi * (np.arange(length) / 3333.0 + rng.uniform())) * (number % 2)
-        windows.append(noise + carrier)
-    regions = sum(len(result.regions) for result in shipped.analyse(windows))
+    regions = regions_in_pd_free_windows(shipped, rng, length, lambda number: sps.lfilter(
+        [1.0], [1.0, -(0.8, 0.9, 0.95)[number % 3]], rng.normal(size=length + 400))[400:])
     assert regions <= 6, regions
 
 
@@ -310,13 +310,8 @@ def test_short_windows_of_alternating_noise_stay_quiet(shipped, length):
     ten windows (1 / 1 / 3 here). Without the whitened view, which such windows now get, its
     swings of two or three samples passed for short oscillations: 13 / 31 / 100 regions."""
     rng = np.random.default_rng(length + 2)
-    windows = []
-    for number in range(60):
-        coefficient = (-0.6, -0.7, -0.8)[number % 3]
-        noise = sps.lfilter([1.0], [1.0, -coefficient], rng.normal(size=length + 400))[400:]
-        carrier = 1e5 * np.sin(2 * np.pi * (np.arange(length) / 3333.0 + rng.uniform())) * (number % 2)
-        windows.append(noise + carrier)
-    regions = sum(len(result.regions) for result in shipped.analyse(windows))
+    regions = regions_in_pd_free_windows(shipped, rng, length, lambda number: sps.lfilter(
+        [1.0], [1.0, -(-0.6, -0.7, -0.8)[number % 3]], rng.normal(size=length + 400))[400:])
     assert regions <= 6, regions
 
 
