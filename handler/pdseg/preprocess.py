@@ -790,11 +790,9 @@ def correlated_throughout(filtered: np.ndarray) -> bool:
 
 def quiet_blocks_kurtosis(filtered: np.ndarray) -> float:
     """The kurtosis (3 for Gaussian noise, 1.5 for a sine) of the samples of the quieter half of
-    ``filtered``'s 64-sample blocks (at least four of them); NaN where they are all equal."""
-    blocks = filtered.size // NOISE_BLOCK
-    trimmed = np.asarray(filtered[: blocks * NOISE_BLOCK], dtype=np.float64).reshape(blocks, NOISE_BLOCK)
-    rms = np.sqrt(np.mean(trimmed**2, axis=1))
-    quiet = trimmed[rms <= np.quantile(rms, 0.5)].ravel()
+    ``filtered``'s 64-sample blocks (:func:`pdseg.whiten.quiet_blocks`; at least four of them);
+    NaN where they are all equal."""
+    quiet = whiten.quiet_blocks(filtered).ravel()
     centred = quiet - np.mean(quiet)
     largest = float(np.max(np.abs(centred)))
     if not largest > 0.0:

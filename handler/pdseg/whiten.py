@@ -36,17 +36,23 @@ VIEW_BACKING = 0.5
 BACKING_REACH = 8
 
 
+def quiet_blocks(filtered: np.ndarray) -> np.ndarray:
+    """The quieter half (:data:`QUIET_SHARE`) of ``filtered``'s whole 64-sample blocks by their
+    rms, ``(blocks, 64)`` float64: where pulses are not."""
+    blocks = filtered.size // BLOCK
+    trimmed = np.asarray(filtered[: blocks * BLOCK], dtype=np.float64).reshape(blocks, BLOCK)
+    rms = np.sqrt(np.mean(trimmed**2, axis=1))
+    return trimmed[rms <= np.quantile(rms, QUIET_SHARE)]
+
+
 def noise_correlation(filtered: np.ndarray) -> float:
     """The lag-1 correlation coefficient of the quieter half of ``filtered``'s 64-sample
     blocks (0 where there are fewer than four blocks or nothing but zeros). Pulses stay out of
     it; correlated noise reads a little low (0.44 for a one-pole noise of 0.5, 0.80 for 0.87):
     its quietest blocks are where it wandered least."""
-    blocks = filtered.size // BLOCK
-    if blocks < 4:
+    if filtered.size // BLOCK < 4:
         return 0.0
-    trimmed = filtered[: blocks * BLOCK].reshape(blocks, BLOCK)
-    rms = np.sqrt(np.mean(trimmed**2, axis=1))
-    quiet = trimmed[rms <= np.quantile(rms, QUIET_SHARE)]
+    quiet = quiet_blocks(filtered)
     power = float(np.sum(quiet[:, 1:] ** 2))
     return float(np.sum(quiet[:, 1:] * quiet[:, :-1]) / power) if power > 0 else 0.0
 
