@@ -146,6 +146,23 @@ def test_413_splits_the_batch_and_a_signal_over_the_limit_fails_naming_it(server
     assert "huge.npy signal 0: HTTP 413" in capsys.readouterr().err
 
 
+def test_bodies_stay_under_the_body_limit_and_a_signal_over_it_fails_naming_it(server, tmp_path, posts):
+    """float64 rows that the work limit would take four at a time travel three at a time, within
+    TorchServe's 8 MiB body limit (config.properties), with no 413 round trip; a float64 signal
+    within the work limit but over the body limit fails with a message that says which limit."""
+    rows = np.random.default_rng(2).normal(size=(6, 300_000))  # 2.4 MB each
+    np.save(tmp_path / "rows.npy", rows)
+    np.save(tmp_path / "long.npy", np.random.default_rng(3).normal(size=1_200_000))  # 9.6 MB
+    out = tmp_path / "out"
+    assert analyse(server.inference_url, tmp_path / "rows.npy", tmp_path / "long.npy", "--out", out,
+                   "--concurrency", 1) == 1
+    assert posts == [3, 3, 1]
+    assert {key for key in results(out)} == {("rows.npy", str(i)) for i in range(6)}
+    [failure] = [json.loads(line) for line in (out / "failures.jsonl").read_text().splitlines()]
+    assert failure["file"].endswith("long.npy") and failure["status"] == 413
+    assert "body limit" in failure["error"] and "float32" in failure["error"], failure["error"]
+
+
 class Stub:
     """A loopback HTTP server in front of the real one: ``answer(stub, request)`` returns
     (status, JSON body) to answer itself, or None to pass the request on."""

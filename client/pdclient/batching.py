@@ -20,12 +20,16 @@ SIGNAL_OVERHEAD = 4096  # each signal's own filtering, fitting and description
 # others answers 413 and the batch is split.
 DEFAULT_MAX_SIGNALS = 256
 DEFAULT_MAX_COST = 1_500_000
+# TorchServe's max_request_size (config/config.properties: 8 MiB), less room for the multipart
+# form around the .npy: a larger body is refused 413 with an empty answer.
+DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024 - 64 * 1024
 
 
 @dataclasses.dataclass(frozen=True)
 class Budget:
     max_signals: int = DEFAULT_MAX_SIGNALS
     max_cost: int = DEFAULT_MAX_COST
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
 
     @staticmethod
     def cost(length: int) -> int:
@@ -72,21 +76,23 @@ def wire_dtype(values: np.ndarray) -> np.dtype:
 
 def batches(items: Iterable[Item], budget: Budget) -> Iterator[Batch]:
     """Consecutive signals of one length and dtype (one 2-D array per request), at most
-    ``budget.max_signals`` of them and ``budget.max_cost`` in all; a signal over the cost
-    budget travels alone."""
+    ``budget.max_signals`` of them, ``budget.max_cost`` in all and ``budget.max_body_bytes`` of
+    samples; a signal over the cost or the body budget travels alone."""
     pending: list[Item] = []
-    pending_cost = 0
+    pending_cost = pending_bytes = 0
     shape_key = None
     for item in items:
         item.values = np.asarray(item.values, dtype=wire_dtype(item.values))
         cost = Budget.cost(item.values.size)
         key = (item.values.size, item.values.dtype.str)
         if pending and (key != shape_key or len(pending) >= budget.max_signals
-                        or pending_cost + cost > budget.max_cost):
+                        or pending_cost + cost > budget.max_cost
+                        or pending_bytes + item.values.nbytes > budget.max_body_bytes):
             yield Batch(pending)
-            pending, pending_cost = [], 0
+            pending, pending_cost, pending_bytes = [], 0, 0
         pending.append(item)
         pending_cost += cost
+        pending_bytes += item.values.nbytes
         shape_key = key
     if pending:
         yield Batch(pending)

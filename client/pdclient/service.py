@@ -160,7 +160,13 @@ class Service:
                     outcome.failures += part.failures
                 return outcome
             if error.status == 413:
-                error = ServiceError(413, f"{error.message} (this signal alone is over the service's limit)")
+                if not error.message or error.message == "Request Entity Too Large":
+                    # TorchServe's HTTP layer, before the handler: the body, not the work, is too large.
+                    error = ServiceError(413, f"its body ({batch.stacked().nbytes / 2**20:.1f} MiB as "
+                                              f"{batch.items[0].values.dtype}) is over the service's body limit "
+                                              "(max_request_size, 8 MiB as shipped): send it as float32 or in parts")
+                else:
+                    error = ServiceError(413, f"{error.message} (this signal alone is over the service's limit)")
             outcome.failures = [(item, error) for item in batch.items]
             return outcome
         entries = answer.get("signals", [])
