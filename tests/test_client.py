@@ -148,16 +148,25 @@ def test_413_splits_the_batch_and_a_signal_over_the_limit_fails_naming_it(server
 
 def test_bodies_stay_under_the_body_limit_and_a_signal_over_it_fails_naming_it(server, tmp_path, posts):
     """float64 rows that the work limit would take four at a time travel three at a time, within
-    TorchServe's 8 MiB body limit (config.properties), with no 413 round trip; a float64 signal
-    within the work limit but over the body limit fails with a message that says which limit."""
+    TorchServe's 8 MiB body limit (config.properties), with no 413 round trip; a long float64
+    signal that float32 holds exactly travels as float32 and gets the same answer; one that it
+    does not hold fails with a message that names the body limit."""
     rows = np.random.default_rng(2).normal(size=(6, 300_000))  # 2.4 MB each
     np.save(tmp_path / "rows.npy", rows)
+    exact = np.random.default_rng(4).normal(size=1_200_000).astype(np.float32)
+    np.save(tmp_path / "exact.npy", exact.astype(np.float64))  # 9.6 MB as float64, 4.8 MB as float32
     np.save(tmp_path / "long.npy", np.random.default_rng(3).normal(size=1_200_000))  # 9.6 MB
     out = tmp_path / "out"
-    assert analyse(server.inference_url, tmp_path / "rows.npy", tmp_path / "long.npy", "--out", out,
-                   "--concurrency", 1) == 1
-    assert posts == [3, 3, 1]
-    assert {key for key in results(out)} == {("rows.npy", str(i)) for i in range(6)}
+    assert analyse(server.inference_url, tmp_path / "rows.npy", tmp_path / "exact.npy", tmp_path / "long.npy",
+                   "--out", out, "--concurrency", 1) == 1
+    assert posts == [3, 3, 1, 1]
+    got = results(out)
+    assert set(got) == {("rows.npy", str(i)) for i in range(6)} | {("exact.npy", "0")}
+    alone = requests.post(server.predict_url, files={"data": ("x.npy", npy(exact.astype(np.float64)))},
+                          timeout=120)
+    assert alone.status_code == 413  # as float64 the body is over the limit ...
+    alone = requests.post(server.predict_url, files={"data": ("x.npy", npy(exact))}, timeout=120).json()["signals"][0]
+    assert got[("exact.npy", "0")]["answer"]["regions"] == alone["regions"]  # ... as float32 the same signal
     [failure] = [json.loads(line) for line in (out / "failures.jsonl").read_text().splitlines()]
     assert failure["file"].endswith("long.npy") and failure["status"] == 413
     assert "body limit" in failure["error"] and "float32" in failure["error"], failure["error"]
@@ -382,3 +391,18 @@ def test_the_report_says_which_signals_had_a_regular_train_taken_out():
     assert "<th>regular train removed (samples apart)</th>" in page
     assert "<td>none</td><td>none</td><td>none</td><td>97.3</td><td>no</td></tr>" in page
     assert page.count("<td>none</td><td>none</td><td>none</td><td>none</td><td>no</td></tr>") == 2
+
+
+def test_the_client_body_budget_matches_the_shipped_body_limit():
+    """Every profile carries one max_request_size, the reliability scripts read the same, and
+    the client's body budget stays just under it (room for the multipart form)."""
+    import re
+
+    from bad_inputs import MAX_REQUEST_SIZE
+    from pdclient.batching import Budget
+
+    profiles = [ROOT / "config" / "config.properties", ROOT / "config" / "local.properties",
+                ROOT / "k8s" / "base" / "config.properties", ROOT / "k8s" / "kserve" / "config.properties"]
+    limits = {int(re.search(r"^max_request_size=(\d+)$", path.read_text(), re.M).group(1)) for path in profiles}
+    assert limits == {MAX_REQUEST_SIZE}
+    assert 0 < MAX_REQUEST_SIZE - Budget().max_body_bytes <= 128 * 1024

@@ -74,15 +74,31 @@ def wire_dtype(values: np.ndarray) -> np.dtype:
     return np.dtype(np.float64)
 
 
+def narrowest_exact(values: np.ndarray) -> np.ndarray:
+    """``values`` as float32 (from float64) or int32 (from int64) where that holds every value
+    exactly, else as they are: a long signal then fits a body half the size."""
+    if values.dtype == np.float64:
+        narrow = values.astype(np.float32)
+        if np.array_equal(narrow.astype(np.float64), values, equal_nan=True):
+            return narrow
+    elif values.dtype == np.int64 and values.size:
+        if np.iinfo(np.int32).min <= values.min() and values.max() <= np.iinfo(np.int32).max:
+            return values.astype(np.int32)
+    return values
+
+
 def batches(items: Iterable[Item], budget: Budget) -> Iterator[Batch]:
     """Consecutive signals of one length and dtype (one 2-D array per request), at most
     ``budget.max_signals`` of them, ``budget.max_cost`` in all and ``budget.max_body_bytes`` of
-    samples; a signal over the cost or the body budget travels alone."""
+    samples; a signal over the cost or the body budget travels alone, as float32 or int32 where
+    that holds its values exactly and its own dtype would be over the body budget."""
     pending: list[Item] = []
     pending_cost = pending_bytes = 0
     shape_key = None
     for item in items:
         item.values = np.asarray(item.values, dtype=wire_dtype(item.values))
+        if item.values.nbytes > budget.max_body_bytes:
+            item.values = narrowest_exact(item.values)
         cost = Budget.cost(item.values.size)
         key = (item.values.size, item.values.dtype.str)
         if pending and (key != shape_key or len(pending) >= budget.max_signals

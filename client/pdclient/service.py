@@ -33,11 +33,14 @@ INVALID_KEY = "InvalidKeyException"
 
 
 class ServiceError(Exception):
-    def __init__(self, status: int | None, message: str, gave_up: bool = False) -> None:
+    def __init__(self, status: int | None, message: str, gave_up: bool = False, from_handler: bool = True) -> None:
         super().__init__(f"HTTP {status}: {message}" if status else message)
         self.status = status
         self.message = message
         self.gave_up = gave_up  # retried until the retries ran out: the service is down or swamped
+        # False: refused before the handler (TorchServe's HTTP layer or a proxy in front of it),
+        # with no JSON ``error`` of the service's own.
+        self.from_handler = from_handler
 
     @property
     def fatal(self) -> bool:
@@ -59,6 +62,15 @@ def read_key(path: Path) -> str:
     if text.startswith("{"):
         return json.loads(text)["inference"]["key"]
     return text
+
+
+def handler_answered(response: requests.Response) -> bool:
+    """Whether the answer is the handler's own JSON error (not TorchServe's or a proxy's)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return False
+    return isinstance(body, dict) and bool(body.get("error"))
 
 
 def error_message(response: requests.Response) -> str:
@@ -139,7 +151,7 @@ class Service:
                         key_reread = True  # once: a key that is still refused stays refused
                         self.token = read_key(self.key_file)
                         continue
-                    raise ServiceError(response.status_code, problem)
+                    raise ServiceError(response.status_code, problem, from_handler=handler_answered(response))
             if attempt == self.retries:
                 raise ServiceError(response.status_code if response is not None else None,
                                    f"{problem} (gave up after {self.retries} retries)", gave_up=True)
@@ -160,11 +172,14 @@ class Service:
                     outcome.failures += part.failures
                 return outcome
             if error.status == 413:
-                if not error.message or error.message == "Request Entity Too Large":
-                    # TorchServe's HTTP layer, before the handler: the body, not the work, is too large.
+                if not error.from_handler:
+                    # TorchServe's HTTP layer (or a proxy's body limit) before the handler: the
+                    # body, not the work, is too large.
                     error = ServiceError(413, f"its body ({batch.stacked().nbytes / 2**20:.1f} MiB as "
                                               f"{batch.items[0].values.dtype}) is over the service's body limit "
-                                              "(max_request_size, 8 MiB as shipped): send it as float32 or in parts")
+                                              "(max_request_size, 8 MiB as shipped): a float64 signal "
+                                              "over ~1,040,000 samples whose values float32 does not hold "
+                                              "exactly cannot be sent")
                 else:
                     error = ServiceError(413, f"{error.message} (this signal alone is over the service's limit)")
             outcome.failures = [(item, error) for item in batch.items]
