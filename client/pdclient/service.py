@@ -175,7 +175,7 @@ class Service:
                 if not error.from_handler:
                     # TorchServe's HTTP layer (or a proxy's body limit) before the handler: the
                     # body, not the work, is too large.
-                    error = ServiceError(413, f"its body ({batch.stacked().nbytes / 2**20:.1f} MiB as "
+                    error = ServiceError(413, f"its body ({sum(item.values.nbytes for item in batch.items) / 2**20:.1f} MiB as "
                                               f"{batch.items[0].values.dtype}) is over the service's body limit "
                                               "(max_request_size, 8 MiB as shipped): a float64 signal "
                                               "over ~1,040,000 samples whose values float32 does not hold "
