@@ -80,8 +80,12 @@ class PDSegmenterHandler(BaseHandler):
         model_dir = context.system_properties["model_dir"]
         with open(os.path.join(model_dir, RECORD_FILE)) as handle:
             record = json.load(handle)
+        # A long capture's slower view starts on a second thread beside its own conditioning
+        # (pdseg.pipeline.Segmenter); 0 turns that off (a one-core pod gains nothing from it).
+        view_ahead_from = int(os.environ.get("PD_VIEW_AHEAD_FROM_SAMPLES") or settings.get("view_ahead_from_samples", 0))
         self.segmenter = Segmenter.from_record(
-            self.model, record, chunk_windows=int(settings.get("chunk_windows", 32)))
+            self.model, record, chunk_windows=int(settings.get("chunk_windows", 32)),
+            view_ahead_from=view_ahead_from or None)
         self.limits = WorkLimits.from_settings(settings, min_window=self.segmenter.plan.width(1))
         # Read by the worker for every request after this one (ts.protocol.otf_message_handler).
         os.environ[RAW_BODIES_SETTING[0]] = RAW_BODIES_SETTING[1]

@@ -6,7 +6,10 @@ For an 800,000-sample capture and a 7,920-sample signal: conditioning (high-pass
 carrier fit, converter commutation, noise scale, local-peak channel) and, within it, the
 commutation step alone; network (all windows), regions (the carrier fit is conditioning's) and,
 within them, the isolated short transients' search (pdseg.transients); JSON description;
-medians of repeats, 2 torch threads. "CPU / wall" is the process's CPU time over the wall time of
+medians of repeats, 2 torch threads. Then the whole analysis of the 800,000-sample capture
+(a carrier-free one, which gets a slower view) on the handler's thread policy
+(model-config.yaml), with its slower view made after the capture's conditioning and beside it
+(``view_ahead_from_samples``). "CPU / wall" is the process's CPU time over the wall time of
 the conditioning repeats: over 1, some library call wakes threads that spin beside the one doing
 the work (BLAS beyond a small matrix does; conditioning runs on one core per worker, so that is
 CPU taken from the other worker, docs/benchmarks.md).
@@ -19,9 +22,11 @@ import time
 import _bootstrap  # noqa: F401
 import numpy as np
 import torch
+import yaml
 
 from evaluate import served_segmenter
 from pdseg import commutation, phase, preprocess, transients
+from pdseg.model import TorchThreads
 from pdseg.pipeline import SignalOptions
 from training import synthetic
 
@@ -67,6 +72,24 @@ def main() -> None:
         json_ms, _ = timed(lambda: results[0].to_json(0), repeats)
         print(f"| {length:,} samples | {condition_ms:.1f} | {condition_cpu:.2f} | {commutation_ms:.1f} | {fit_ms:.1f} | {network_ms:.1f} "
               f"| {finish_ms:.1f} | {transients_ms:.2f} | {json_ms:.1f} |")
+    view_ahead(segmenter, synthetic.make_capture(np.random.default_rng(2026), 800_000, samples_per_cycle=800_000.0,
+                                                 pd_free=False, snr_db=24.0, interference=True).signal)
+
+
+def view_ahead(segmenter, raw: np.ndarray, repeats: int = 7) -> None:
+    """The whole analysis of ``raw`` with its slower view after and beside its conditioning."""
+    settings = yaml.safe_load((_bootstrap.ROOT / "config" / "model-config.yaml").read_text())["handler"]
+    segmenter.network = TorchThreads(segmenter.network, settings["torch_threads"], settings["parallel_from_samples"])
+    print()
+    print("| 800,000-sample capture, whole analysis | slower view after conditioning ms | beside it ms | same regions |")
+    print("|---|---|---|---|")
+    segmenter.view_ahead_from = None
+    after_ms, [after] = timed(lambda: segmenter.analyse([raw]), repeats)
+    segmenter.view_ahead_from = settings["view_ahead_from_samples"]
+    beside_ms, [beside] = timed(lambda: segmenter.analyse([raw]), repeats)
+    assert beside.conditioned.slow is not None and segmenter.views_ahead_run > 0
+    print(f"| {raw.size:,} samples, {len(beside.regions)} regions | {after_ms:.1f} | {beside_ms:.1f} "
+          f"| {np.array_equal(after.regions, beside.regions)} |")
 
 
 if __name__ == "__main__":

@@ -168,6 +168,35 @@ def test_small_batches_run_on_one_thread_large_ones_on_all(runtime, request, rea
     assert parallel["signals"][0]["regions"] == single["signals"][0]["regions"]
 
 
+def test_a_long_carrier_free_captures_slower_view_starts_beside_its_conditioning(handler, monkeypatch):
+    """view_ahead_from_samples (model-config.yaml): a carrier-free capture that long has its
+    slower view made and run through the network on the second thread; the answer is the one
+    without (PD_VIEW_AHEAD_FROM_SAMPLES=0 turns it off)."""
+    settings = yaml.safe_load((handler.model_dir / "model-config.yaml").read_text())["handler"]
+    segmenter = handler.segmenter
+    assert segmenter.view_ahead_from == settings["view_ahead_from_samples"] == 131072
+    rng = np.random.default_rng(4)
+    signal = rng.normal(size=400_000)
+    t = np.arange(-64, 65)
+    for at in range(30_000, 400_000, 90_000):
+        signal[at + t] += 20.0 * np.exp(-0.5 * (t / 16) ** 2)  # smooth pulses only the view finds
+    headers = [{"Content-Type": "application/x-npy", "Cache-Control": "no-cache"}]
+    started, run = segmenter.views_ahead, segmenter.views_ahead_run
+    ahead = handler.handle([{"body": npy(signal)}], batch_context(handler, headers))[0]
+    assert (segmenter.views_ahead - started, segmenter.views_ahead_run - run) == (1, 1)
+    try:
+        segmenter.view_ahead_from = None
+        after = handler.handle([{"body": npy(signal)}], batch_context(handler, headers))[0]
+    finally:
+        segmenter.view_ahead_from = settings["view_ahead_from_samples"]
+    assert segmenter.views_ahead - started == 1
+    assert [r["start"] for r in ahead["signals"][0]["regions"]] == [r["start"] for r in after["signals"][0]["regions"]]
+    assert ahead["signals"][0]["regions"] == after["signals"][0]["regions"]
+    assert len(ahead["signals"][0]["regions"]) == 5
+    monkeypatch.setenv("PD_VIEW_AHEAD_FROM_SAMPLES", "0")
+    assert load_handler(ARCHIVE, handler.model_dir.parent / "view-ahead-off").segmenter.view_ahead_from is None
+
+
 def test_a_batch_is_analysed_in_groups_of_at_most_one_requests_work(handler):
     """Eight requests of the largest size in one batch: the network sees one request's windows
     at a time (its calls never carry more than one request's samples), and every request is

@@ -121,3 +121,49 @@ def test_a_slower_views_probability_is_kept_per_network(shipped):
                        plan=shipped.plan, min_gap=shipped.min_gap)
     quiet = silent.regions(np.zeros(signal.size), None, conditioned)
     assert not any(start <= 4000 < end for start, end in quiet.tolist()), quiet
+
+
+def test_a_slower_view_started_ahead_gives_the_same_answer(shipped):
+    """``view_ahead_from``: the view and the network's run over it (on one thread) start beside
+    the capture's own conditioning; the regions are the ones without, the probabilities the same
+    to float32 rounding. A capture with a carrier has
+    its view made and dropped without the network; short captures, and views the work limit
+    leaves out, are not started."""
+    from pdseg.model import TorchThreads
+    from pdseg.pipeline import Segmenter
+
+    network = TorchThreads(shipped.network, threads=2, parallel_from_samples=131072)
+    plain = Segmenter(network, threshold=shipped.threshold, plan=shipped.plan, min_gap=shipped.min_gap,
+                      extent_threshold=shipped.extent_threshold)
+    ahead = Segmenter(network, threshold=shipped.threshold, plan=shipped.plan, min_gap=shipped.min_gap,
+                      extent_threshold=shipped.extent_threshold, view_ahead_from=8192)
+    rng = np.random.default_rng(21)
+    smooth = rng.normal(size=600_000)  # a view of 150,000 samples: two threads, but for the one it gets
+    t = np.arange(-64, 65)
+    for at in range(20_000, 600_000, 97_000):
+        smooth[at + t] += 20.0 * np.exp(-0.5 * (t / 16) ** 2)
+    n = np.arange(40_000)
+    with_carrier = rng.normal(size=n.size) + 1e5 * np.sin(2 * np.pi * n / 3333.0)
+    cases = [("smooth pulses", smooth, 1, 1), ("carrier", with_carrier, 1, 0), ("zeros", np.zeros(30_000), 1, 0),
+             ("short", smooth[:8000], 0, 0)]
+    for name, signal, started, run in cases:
+        [expected] = plain.analyse([signal])
+        before = (ahead.views_ahead, ahead.views_ahead_run)
+        network.calls_by_threads.clear()
+        [result] = ahead.analyse([signal])
+        assert (ahead.views_ahead - before[0], ahead.views_ahead_run - before[1]) == (started, run), name
+        assert np.array_equal(result.regions, expected.regions), name
+        # the view's windows went through the network in other chunks, on another thread count:
+        # the same to float32 rounding, as a signal's windows batched with another request's
+        assert np.allclose(result.probability, expected.probability, rtol=0, atol=1e-6), name
+        assert (result.conditioned.slow is None) == (expected.conditioned.slow is None), name
+        if name == "smooth pulses":
+            assert result.conditioned.slow is not None and len(result.regions) == 6
+            # the capture's 168 windows: 5 calls of 32 on two threads, the last 8 on one; the
+            # view's 42: 32 and 10 on one thread (32 alone would have had two)
+            assert ahead.plan.count(smooth.size) == 168 and ahead.plan.count(smooth.size // 4) == 42
+            assert network.calls_by_threads == {2: 5, 1: 1 + 2}
+    # within a work limit: not started where the view could not fit, and said so as before
+    before = ahead.views_ahead
+    skipped = ahead.condition(smooth[:100_000], view_room=20_000, view_cost=lambda samples: samples + 4096)
+    assert skipped.slow_skipped and ahead.views_ahead == before

@@ -187,8 +187,11 @@ class ThreadPolicy:
         self.parallel_from_samples = int(parallel_from_samples)
         self.calls_by_threads: dict[int, int] = {}
 
-    def threads_for(self, windows) -> int:
-        threads = 1 if windows.shape[0] * windows.shape[-1] < self.parallel_from_samples else self.threads
+    def threads_for(self, windows, one_thread: bool = False) -> int:
+        """The threads for a call on ``windows``; one where the caller asks (``one_thread``: the
+        other core is busy with its own part of the same request, :class:`pdseg.pipeline.Segmenter`)."""
+        few = one_thread or windows.shape[0] * windows.shape[-1] < self.parallel_from_samples
+        threads = 1 if few else self.threads
         self.calls_by_threads[threads] = self.calls_by_threads.get(threads, 0) + 1
         return threads
 
@@ -201,8 +204,8 @@ class TorchThreads(ThreadPolicy):
         super().__init__(threads, parallel_from_samples)
         self.module = module
 
-    def __call__(self, windows: torch.Tensor) -> torch.Tensor:
-        threads = self.threads_for(windows)
+    def __call__(self, windows: torch.Tensor, one_thread: bool = False) -> torch.Tensor:
+        threads = self.threads_for(windows, one_thread)
         if torch.get_num_threads() != threads:
             torch.set_num_threads(threads)
         return self.module(windows)
@@ -240,9 +243,9 @@ class OnnxNetwork(ThreadPolicy):
         options.enable_mem_pattern = arena
         return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
-    def __call__(self, windows: torch.Tensor) -> torch.Tensor:
+    def __call__(self, windows: torch.Tensor, one_thread: bool = False) -> torch.Tensor:
         array = windows.detach().cpu().numpy().astype("float32", copy=False)
-        session = self.single_thread_session if self.threads_for(array) == 1 else self.session
+        session = self.single_thread_session if self.threads_for(array, one_thread) == 1 else self.session
         return torch.from_numpy(session.run(None, {"signal": array})[0])
 
 

@@ -7,6 +7,9 @@ The network is any callable from a ``(windows, channels, width)`` float32 tensor
 from __future__ import annotations
 
 import dataclasses
+import functools
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Callable, Sequence
 
 import numpy as np
@@ -14,6 +17,7 @@ import torch
 
 from . import phase as phase_mod
 from . import preprocess, slow, transients, whiten
+from .model import ThreadPolicy
 from .regions import (DEFAULT_MIN_GAP, DEFAULT_MIN_LENGTH, describe_regions, probability_to_regions, significant,
                       trim_to_signal)
 
@@ -120,10 +124,21 @@ def period_warnings(item: preprocess.Conditioned, given: float | None) -> list[s
 
 
 class Segmenter:
+    """Conditions signals, runs the network over them and finds their regions.
+
+    ``view_ahead_from`` (samples; None: never) starts a capture's slower view (:mod:`pdseg.slow`),
+    and the network's run over it on one thread, on a second thread as soon as the capture's own
+    conditioning starts, where the capture is at least that long: the view needs only the raw
+    samples, and the capture's conditioning keeps one core busy for most of a long request
+    (an 800,000-sample capture: 0.31 -> 0.25 s in-process, docs/benchmarks.md). The answer is the
+    same either way; a view started for a capture that then keeps none is work thrown away, and
+    the view's network runs only where the view itself shows none of what would rule it out
+    (:func:`pdseg.preprocess.slow_view_likely_kept`)."""
+
     def __init__(self, network: Network, threshold: float = 0.5, plan: WindowPlan | None = None,
                  chunk_windows: int = DEFAULT_CHUNK_WINDOWS, min_gap: int = DEFAULT_MIN_GAP,
                  min_length: int = DEFAULT_MIN_LENGTH,
-                 extent_threshold: float | None = None) -> None:
+                 extent_threshold: float | None = None, view_ahead_from: int | None = None) -> None:
         self.network = network
         self.threshold = threshold
         self.plan = plan or WindowPlan()
@@ -131,6 +146,11 @@ class Segmenter:
         self.min_gap = min_gap
         self.min_length = min_length
         self.extent_threshold = extent_threshold
+        self.view_ahead_from = view_ahead_from
+        self.views_ahead = 0  # slower views started on the second thread (and with the network run over them)
+        self.views_ahead_run = 0
+        self._network_lock = threading.Lock()  # the network runs for one thread at a time
+        self._ahead: ThreadPoolExecutor | None = None
 
     @classmethod
     def from_record(cls, network: Network, record: dict, **overrides) -> "Segmenter":
@@ -151,7 +171,8 @@ class Segmenter:
         slower view's probability is kept on that view for the regions."""
         signals = list(conditioned)
         owners = [index for index, item in enumerate(signals) if item.whitened is not None]
-        slowed = [item.slow for item in signals if item.slow is not None]
+        slowed = [item.slow for item in signals if item.slow is not None
+                  and (item.slow.probability is None or item.slow.probability[0] != id(self.network))]
         views = self.view_probabilities(signals + [signals[index].whitened for index in owners] + slowed)
         results = views[: len(signals)]
         for index, probability in zip(owners, views[len(signals): len(signals) + len(owners)]):
@@ -168,18 +189,22 @@ class Segmenter:
             view.probability = (id(self.network), self.view_probabilities([view])[0])
         return view.probability[1]
 
-    def view_probabilities(self, conditioned: Sequence[preprocess.Conditioned]) -> list[np.ndarray]:
-        """The network's probability for each of ``conditioned`` on its own input planes."""
+    def view_probabilities(self, conditioned: Sequence[preprocess.Conditioned],
+                           one_thread: bool = False) -> list[np.ndarray]:
+        """The network's probability for each of ``conditioned`` on its own input planes; on one
+        thread with ``one_thread`` where the network keeps a :class:`pdseg.model.ThreadPolicy`."""
         pieces = [self.windows(item) for item in conditioned]
         outputs: list[np.ndarray] = [np.empty(0)] * len(pieces)
         by_width: dict[int, list[int]] = {}
         for index, piece in enumerate(pieces):
             by_width.setdefault(piece.shape[-1], []).append(index)
-        with torch.inference_mode():
+        network = (functools.partial(self.network, one_thread=True)
+                   if one_thread and isinstance(self.network, ThreadPolicy) else self.network)
+        with self._network_lock, torch.inference_mode():
             for width, members in by_width.items():
                 windows = np.concatenate([pieces[i] for i in members], axis=0)
                 step = max(1, self.chunk_windows * self.plan.window // width)
-                chunks = [self.network(torch.from_numpy(np.ascontiguousarray(windows[first: first + step]))).numpy()
+                chunks = [network(torch.from_numpy(np.ascontiguousarray(windows[first: first + step]))).numpy()
                           for first in range(0, windows.shape[0], step)]
                 results = chunks[0] if len(chunks) == 1 else np.concatenate(chunks, axis=0)
                 first = 0
@@ -203,8 +228,32 @@ class Segmenter:
     def condition(self, raw: np.ndarray, option: SignalOptions | None = None,
                   view_room: int | None = None, view_cost=None) -> preprocess.Conditioned:
         """One signal conditioned for the network (the options do not change it: a signal's
-        input is its own); ``view_room``, ``view_cost``: see :func:`pdseg.preprocess.condition`."""
-        return preprocess.condition(raw, view_room=view_room, view_cost=view_cost)
+        input is its own); ``view_room``, ``view_cost``: see :func:`pdseg.preprocess.condition`.
+        Its slower view may be started ahead (``view_ahead_from``)."""
+        ahead = self._slow_view_ahead(np.asarray(raw), view_room, view_cost)
+        return preprocess.condition(raw, view_room=view_room, view_cost=view_cost,
+                                    slow_view_of=None if ahead is None else ahead.result)
+
+    def _slow_view_ahead(self, raw: np.ndarray, room: int | None, cost) -> Future | None:
+        """The capture's slower view, and the network's probability over it, started on the
+        second thread (``view_ahead_from``); None where not started: shorter signals, and views
+        that the work limit's ``room`` would leave out even before any whitened view is charged."""
+        if self.view_ahead_from is None or raw.ndim != 1 or raw.size < max(self.view_ahead_from, slow.MIN_SAMPLES):
+            return None
+        samples = slow.view_length(raw.size)
+        if room is not None and (cost(samples) if cost is not None else samples) > room:
+            return None
+        if self._ahead is None:
+            self._ahead = ThreadPoolExecutor(max_workers=1, thread_name_prefix="slow-view")
+        self.views_ahead += 1
+        return self._ahead.submit(self._slow_view_with_probability, raw)
+
+    def _slow_view_with_probability(self, raw: np.ndarray) -> preprocess.Conditioned | None:
+        view = preprocess.slow_view_of(raw)
+        if view is not None and preprocess.slow_view_likely_kept(view):
+            self.views_ahead_run += 1
+            view.probability = (id(self.network), self.view_probabilities([view], one_thread=True)[0])
+        return view
 
     def analyse(self, signals: Sequence[np.ndarray],
                 options: Sequence[SignalOptions] | None = None) -> list[SignalResult]:

@@ -1162,7 +1162,8 @@ def condition(raw: np.ndarray, remove_tones: bool = True, remove_commutation: bo
               find_hidden_tones: bool = True, fit_commutation_ends: bool = True,
               fit_tone_ends: bool = True, remove_regular_trains: bool = True,
               leave_out_rails: bool = True, slow_view: bool = True,
-              view_cost: Callable[[int], int] | None = None) -> Conditioned:
+              view_cost: Callable[[int], int] | None = None,
+              slow_view_of: Callable[[], "Conditioned | None"] | None = None) -> Conditioned:
     """The network input of one signal: carrier removed (:func:`remove_carrier`), then its
     stationary tones (:func:`pdseg.tones.remove_tones`) and its converter commutation
     (:func:`pdseg.commutation.remove_commutation`), and the tones that the commutation hid
@@ -1181,7 +1182,8 @@ def condition(raw: np.ndarray, remove_tones: bool = True, remove_commutation: bo
     (``slow_view``, :func:`with_slow_view`), as the recipe of weights trained before those steps
     did. ``view_room``: the samples of views the caller's work limit leaves (None: no limit);
     ``view_cost``: what the limit charges a whitened or slower view of so many samples (its length
-    by default)."""
+    by default); ``slow_view_of``: what gives the slower view where it is due, in place of
+    :func:`slow_view_of` on ``raw`` (a view started beside this call: :class:`pdseg.pipeline.Segmenter`)."""
     raw = np.asarray(raw, dtype=np.float64)
     filtered = remove_carrier(raw)
     found = tones.stationary_tones(filtered) if remove_tones else np.zeros(0)
@@ -1227,16 +1229,18 @@ def condition(raw: np.ndarray, remove_tones: bool = True, remove_commutation: bo
     if remove_commutation:
         conditioned = with_whitened_view(conditioned, magnitude, quantum, view_room, rails, view_cost)
         if slow_view:
-            conditioned = with_slow_view(conditioned, view_room, view_cost)
+            conditioned = with_slow_view(conditioned, view_room, view_cost, slow_view_of)
     return conditioned
 
 
 def with_slow_view(conditioned: Conditioned, room: int | None = None,
-                   cost: Callable[[int], int] | None = None) -> Conditioned:
+                   cost: Callable[[int], int] | None = None,
+                   view_of: Callable[[], "Conditioned | None"] | None = None) -> Conditioned:
     """``conditioned`` with its slower view (:mod:`pdseg.slow`) where no carrier was fitted and it
     has at least :data:`pdseg.slow.MIN_SAMPLES` samples, within the ``room`` the caller's work
     limit leaves after the whitened view, the view charged ``cost(samples)`` (a view that does not
-    fit is left out, as ``slow_skipped`` says)."""
+    fit is left out, as ``slow_skipped`` says). The view is :func:`slow_view_of` the capture, or
+    what ``view_of()`` gives, which must be the same."""
     # Decimated, an overdriven ADC's rails are no longer exact and would set the view's noise, and
     # a few-bit line whose noise is under its step (scaled at the floor) loses its grid: the
     # view's noise read a fraction of a step, and a cluster of one-step flickers stood out.
@@ -1244,14 +1248,35 @@ def with_slow_view(conditioned: Conditioned, room: int | None = None,
         return conditioned
     if conditioned.scale <= noise_floor(float(np.max(np.abs(conditioned.raw))), conditioned.quantum):
         return conditioned
-    reduced = slow.decimated(conditioned.raw)
-    charged = cost(reduced.size) if cost is not None else reduced.size
+    samples = slow.view_length(conditioned.length)
+    charged = cost(samples) if cost is not None else samples
     if room is not None and charged > room:
         return dataclasses.replace(conditioned, slow_skipped=True)
-    view = condition(reduced, view_room=0, slow_view=False)
-    # Noise that only the decimated view shows correlated: there its swings stood out as pulses
-    # (the view would have needed a whitened view of its own, a third run of the network).
-    return conditioned if slow.correlated(view.filtered) else dataclasses.replace(conditioned, slow=view)
+    view = view_of() if view_of is not None else slow_view_of(conditioned.raw)
+    return conditioned if view is None else dataclasses.replace(conditioned, slow=view)
+
+
+def slow_view_of(raw: np.ndarray) -> Conditioned | None:
+    """The slower view of a capture (:func:`pdseg.slow.decimated`) conditioned as a signal of its
+    own, or None where only the view shows its noise correlated: there its swings stood out as
+    pulses (it would have needed a whitened view of its own, a third run of the network)."""
+    view = condition(slow.decimated(raw), view_room=0, slow_view=False)
+    return None if slow.correlated(view.filtered) else view
+
+
+def slow_view_likely_kept(view: Conditioned) -> bool:
+    """Whether a capture whose slower view is ``view`` (:func:`slow_view_of`) will likely keep it,
+    judged from the view alone, as :func:`with_slow_view` judges the capture: no carrier and no
+    train seen, no more than :data:`pdseg.slow.CARRIER_LIMIT` noise units taken by the carrier
+    filter, noise over the floor. A guess, so that the network may run over the view before the
+    capture's own conditioning has decided; the decision stays :func:`with_slow_view`'s."""
+    if view.carrier is not None and view.carrier.detected:
+        return False
+    if any(train is not None for train in (view.commutation, view.phase_locked, view.regular_train)):
+        return False
+    if view.scale <= noise_floor(float(np.max(np.abs(view.raw))), view.quantum):
+        return False
+    return float(np.ptp(view.raw - view.filtered)) <= slow.CARRIER_LIMIT * view.scale
 
 
 # Noise that alternates from sample to sample (an amplifier's AR(1) with a negative coefficient)

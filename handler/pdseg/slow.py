@@ -62,6 +62,11 @@ def decimated(raw: np.ndarray) -> np.ndarray:
     return sps.resample_poly(np.asarray(raw, dtype=np.float64), 1, FACTOR, padtype="line")
 
 
+def view_length(length: int) -> int:
+    """The samples of :func:`decimated` of a capture of ``length`` samples."""
+    return -(-int(length) // FACTOR)
+
+
 END_SAMPLES = 16  # view samples at either end whose regions are not taken
 
 
