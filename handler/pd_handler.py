@@ -85,7 +85,7 @@ class PDSegmenterHandler(BaseHandler):
         view_ahead_from = int(os.environ.get("PD_VIEW_AHEAD_FROM_SAMPLES") or settings.get("view_ahead_from_samples", 0))
         self.segmenter = Segmenter.from_record(
             self.model, record, chunk_windows=int(settings.get("chunk_windows", 32)),
-            view_ahead_from=view_ahead_from or None)
+            view_ahead_from=view_ahead_from if view_ahead_from > 0 else None)
         self.limits = WorkLimits.from_settings(settings, min_window=self.segmenter.plan.width(1))
         # Read by the worker for every request after this one (ts.protocol.otf_message_handler).
         os.environ[RAW_BODIES_SETTING[0]] = RAW_BODIES_SETTING[1]

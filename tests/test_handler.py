@@ -181,20 +181,26 @@ def test_a_long_carrier_free_captures_slower_view_starts_beside_its_conditioning
     for at in range(30_000, 400_000, 90_000):
         signal[at + t] += 20.0 * np.exp(-0.5 * (t / 16) ** 2)  # smooth pulses only the view finds
     headers = [{"Content-Type": "application/x-npy", "Cache-Control": "no-cache"}]
-    started, run = segmenter.views_ahead, segmenter.views_ahead_run
+    before = dict(segmenter.views_ahead)
+    handler.model.calls_by_threads.clear()
     ahead = handler.handle([{"body": npy(signal)}], batch_context(handler, headers))[0]
-    assert (segmenter.views_ahead - started, segmenter.views_ahead_run - run) == (1, 1)
+    assert {key: segmenter.views_ahead[key] - before[key] for key in before} == {"started": 1, "given_up": 0, "run": 1}
+    # the capture's 112 windows in 3 calls of 32 on two threads and 16 on one; the view's 28 once, on one
+    assert handler.model.calls_by_threads == {2: 3, 1: 2}
     try:
         segmenter.view_ahead_from = None
+        handler.model.calls_by_threads.clear()
         after = handler.handle([{"body": npy(signal)}], batch_context(handler, headers))[0]
+        assert handler.model.calls_by_threads == {2: 4, 1: 1}  # the view's windows with the capture's
     finally:
         segmenter.view_ahead_from = settings["view_ahead_from_samples"]
-    assert segmenter.views_ahead - started == 1
+    assert segmenter.views_ahead["started"] - before["started"] == 1
     assert [r["start"] for r in ahead["signals"][0]["regions"]] == [r["start"] for r in after["signals"][0]["regions"]]
     assert ahead["signals"][0]["regions"] == after["signals"][0]["regions"]
     assert len(ahead["signals"][0]["regions"]) == 5
-    monkeypatch.setenv("PD_VIEW_AHEAD_FROM_SAMPLES", "0")
-    assert load_handler(ARCHIVE, handler.model_dir.parent / "view-ahead-off").segmenter.view_ahead_from is None
+    for value in ("0", "-5"):
+        monkeypatch.setenv("PD_VIEW_AHEAD_FROM_SAMPLES", value)
+        assert load_handler(ARCHIVE, handler.model_dir.parent / f"view-ahead{value}").segmenter.view_ahead_from is None
 
 
 def test_a_batch_is_analysed_in_groups_of_at_most_one_requests_work(handler):

@@ -126,17 +126,17 @@ def test_a_slower_views_probability_is_kept_per_network(shipped):
 def test_a_slower_view_started_ahead_gives_the_same_answer(shipped):
     """``view_ahead_from``: the view and the network's run over it (on one thread) start beside
     the capture's own conditioning; the regions are the ones without, the probabilities the same
-    to float32 rounding. A capture with a carrier has
-    its view made and dropped without the network; short captures, and views the work limit
-    leaves out, are not started."""
+    to float32 rounding. A capture with a carrier has the view given up after a quick look;
+    one on an ADC's rails, short captures, views the work limit leaves out and networks without
+    a thread policy are not started."""
     from pdseg.model import TorchThreads
     from pdseg.pipeline import Segmenter
 
     network = TorchThreads(shipped.network, threads=2, parallel_from_samples=131072)
-    plain = Segmenter(network, threshold=shipped.threshold, plan=shipped.plan, min_gap=shipped.min_gap,
-                      extent_threshold=shipped.extent_threshold)
-    ahead = Segmenter(network, threshold=shipped.threshold, plan=shipped.plan, min_gap=shipped.min_gap,
-                      extent_threshold=shipped.extent_threshold, view_ahead_from=8192)
+    settings = dict(threshold=shipped.threshold, plan=shipped.plan, min_gap=shipped.min_gap,
+                    extent_threshold=shipped.extent_threshold)
+    plain = Segmenter(network, **settings)
+    ahead = Segmenter(network, view_ahead_from=8192, **settings)
     rng = np.random.default_rng(21)
     smooth = rng.normal(size=600_000)  # a view of 150,000 samples: two threads, but for the one it gets
     t = np.arange(-64, 65)
@@ -144,14 +144,21 @@ def test_a_slower_view_started_ahead_gives_the_same_answer(shipped):
         smooth[at + t] += 20.0 * np.exp(-0.5 * (t / 16) ** 2)
     n = np.arange(40_000)
     with_carrier = rng.normal(size=n.size) + 1e5 * np.sin(2 * np.pi * n / 3333.0)
-    cases = [("smooth pulses", smooth, 1, 1), ("carrier", with_carrier, 1, 0), ("zeros", np.zeros(30_000), 1, 0),
-             ("short", smooth[:8000], 0, 0)]
-    for name, signal, started, run in cases:
+    railed = rng.normal(size=30_000)
+    for at in range(1000, 29_000, 3000):  # bursts that drive the ADC onto both rails
+        railed[at: at + 40] += 500.0 * np.sin(np.arange(40) / 3.0)
+    railed = np.clip(railed, -100.0, 100.0)
+    assert preprocess.rail_samples(railed) is not None
+    # (started, given up, run through the network)
+    cases = [("smooth pulses", smooth, (1, 0, 1)), ("carrier", with_carrier, (1, 1, 0)),
+             ("zeros", np.zeros(30_000), (1, 0, 0)), ("rails", railed, (0, 0, 0)), ("short", smooth[:8000], (0, 0, 0))]
+    for name, signal, counts in cases:
         [expected] = plain.analyse([signal])
-        before = (ahead.views_ahead, ahead.views_ahead_run)
+        before = dict(ahead.views_ahead)
         network.calls_by_threads.clear()
         [result] = ahead.analyse([signal])
-        assert (ahead.views_ahead - before[0], ahead.views_ahead_run - before[1]) == (started, run), name
+        ahead.wait_for_views_ahead()
+        assert tuple(ahead.views_ahead[key] - before[key] for key in ("started", "given_up", "run")) == counts, name
         assert np.array_equal(result.regions, expected.regions), name
         # the view's windows went through the network in other chunks, on another thread count:
         # the same to float32 rounding, as a signal's windows batched with another request's
@@ -160,10 +167,38 @@ def test_a_slower_view_started_ahead_gives_the_same_answer(shipped):
         if name == "smooth pulses":
             assert result.conditioned.slow is not None and len(result.regions) == 6
             # the capture's 168 windows: 5 calls of 32 on two threads, the last 8 on one; the
-            # view's 42: 32 and 10 on one thread (32 alone would have had two)
+            # view's 42: 32 and 10 on one thread (32 alone would have had two), and not again
             assert ahead.plan.count(smooth.size) == 168 and ahead.plan.count(smooth.size // 4) == 42
             assert network.calls_by_threads == {2: 5, 1: 1 + 2}
+    assert plain.analyse([railed])[0].conditioned.slow is None and plain.analyse([with_carrier])[0].conditioned.slow is None
     # within a work limit: not started where the view could not fit, and said so as before
-    before = ahead.views_ahead
+    before = dict(ahead.views_ahead)
     skipped = ahead.condition(smooth[:100_000], view_room=20_000, view_cost=lambda samples: samples + 4096)
     assert skipped.slow_skipped and ahead.views_ahead == before
+    # a network without a thread policy (which cannot be asked for one thread): not started
+    bare = Segmenter(shipped.network, view_ahead_from=8192, **settings)
+    assert bare.condition(smooth[:100_000]).slow is not None and bare.views_ahead["started"] == 0
+
+
+def test_a_slower_view_given_up_but_due_after_all_is_made_as_without():
+    """The quick look's carrier fit is a guess: where it sees a carrier the capture's own
+    conditioning does not, the view is made in line, the same one."""
+    from unittest import mock
+
+    from pdseg.model import ThreadPolicy
+    from pdseg.pipeline import Segmenter
+
+    class Silent(ThreadPolicy):
+        def __call__(self, windows, one_thread=False):
+            import torch
+
+            return torch.zeros(windows.shape[0], windows.shape[-1])
+
+    segmenter = Segmenter(Silent(), view_ahead_from=8192)
+    signal = np.random.default_rng(3).normal(size=40_000)
+    with mock.patch.object(preprocess, "slow_view_shows_a_carrier", return_value=True):
+        conditioned = segmenter.condition(signal)
+    assert segmenter.views_ahead == {"started": 1, "given_up": 1, "run": 0}
+    inline = preprocess.condition(signal)
+    assert conditioned.slow is not None and conditioned.slow.probability is None
+    assert np.array_equal(conditioned.slow.network_input, inline.slow.network_input)

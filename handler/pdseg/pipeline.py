@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import logging
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Callable, Sequence
@@ -27,6 +28,7 @@ PERIOD_DISAGREEMENT = 0.05
 from .window import WindowPlan
 
 Network = Callable[[torch.Tensor], torch.Tensor]
+logger = logging.getLogger(__name__)
 DEFAULT_CHUNK_WINDOWS = 32  # 32 windows of 4,096 samples: ~130 k samples per forward pass
 
 
@@ -123,6 +125,15 @@ def period_warnings(item: preprocess.Conditioned, given: float | None) -> list[s
             f"({seen.samples_per_cycle:.1f} samples per cycle); phases use the given period"]
 
 
+_GIVEN_UP = object()  # a slower view the second thread gave up on (pdseg.preprocess.slow_view_shows_a_carrier)
+
+
+def _log_failure(future: Future) -> None:
+    # A view that is not used is never awaited: its failure would pass unseen.
+    if not future.cancelled() and future.exception() is not None:
+        logger.error("making a slower view ahead failed", exc_info=future.exception())
+
+
 class Segmenter:
     """Conditions signals, runs the network over them and finds their regions.
 
@@ -130,10 +141,14 @@ class Segmenter:
     and the network's run over it on one thread, on a second thread as soon as the capture's own
     conditioning starts, where the capture is at least that long: the view needs only the raw
     samples, and the capture's conditioning keeps one core busy for most of a long request
-    (an 800,000-sample capture: 0.31 -> 0.25 s in-process, docs/benchmarks.md). The answer is the
-    same either way; a view started for a capture that then keeps none is work thrown away, and
-    the view's network runs only where the view itself shows none of what would rule it out
-    (:func:`pdseg.preprocess.slow_view_likely_kept`)."""
+    (an 800,000-sample capture: 0.30 -> 0.24 s in-process, docs/benchmarks.md). The answer is the
+    same either way (the probabilities to float32 rounding). Only for a network with a
+    :class:`pdseg.model.ThreadPolicy` (which can be asked for one thread), and not for a capture
+    on an ADC's rails, which keeps no view. The second thread gives up after a quick look where the
+    view shows a carrier (:func:`pdseg.preprocess.slow_view_shows_a_carrier`), and runs the
+    network only where the conditioned view shows none of what would rule it out
+    (:func:`pdseg.preprocess.slow_view_likely_kept`): what it does for a capture that then keeps
+    no view is work thrown away, on the other core."""
 
     def __init__(self, network: Network, threshold: float = 0.5, plan: WindowPlan | None = None,
                  chunk_windows: int = DEFAULT_CHUNK_WINDOWS, min_gap: int = DEFAULT_MIN_GAP,
@@ -147,8 +162,8 @@ class Segmenter:
         self.min_length = min_length
         self.extent_threshold = extent_threshold
         self.view_ahead_from = view_ahead_from
-        self.views_ahead = 0  # slower views started on the second thread (and with the network run over them)
-        self.views_ahead_run = 0
+        # slower views started on the second thread, given up after the quick look, run through the network there
+        self.views_ahead = {"started": 0, "given_up": 0, "run": 0}
         self._network_lock = threading.Lock()  # the network runs for one thread at a time
         self._ahead: ThreadPoolExecutor | None = None
 
@@ -231,29 +246,49 @@ class Segmenter:
         input is its own); ``view_room``, ``view_cost``: see :func:`pdseg.preprocess.condition`.
         Its slower view may be started ahead (``view_ahead_from``)."""
         ahead = self._slow_view_ahead(np.asarray(raw), view_room, view_cost)
-        return preprocess.condition(raw, view_room=view_room, view_cost=view_cost,
-                                    slow_view_of=None if ahead is None else ahead.result)
+        return preprocess.condition(raw, view_room=view_room, view_cost=view_cost, slow_view_of=ahead)
 
-    def _slow_view_ahead(self, raw: np.ndarray, room: int | None, cost) -> Future | None:
-        """The capture's slower view, and the network's probability over it, started on the
-        second thread (``view_ahead_from``); None where not started: shorter signals, and views
-        that the work limit's ``room`` would leave out even before any whitened view is charged."""
-        if self.view_ahead_from is None or raw.ndim != 1 or raw.size < max(self.view_ahead_from, slow.MIN_SAMPLES):
+    def _slow_view_ahead(self, raw: np.ndarray, room: int | None, cost) -> Callable[[], "preprocess.Conditioned | None"] | None:
+        """What gives the capture's slower view, started on the second thread with the network's
+        probability over it (``view_ahead_from``); None where not started: shorter signals, other
+        networks, captures on an ADC's rails, and views that the work limit's ``room`` would leave
+        out even before any whitened view is charged."""
+        if (self.view_ahead_from is None or not isinstance(self.network, ThreadPolicy) or raw.ndim != 1
+                or raw.size < max(self.view_ahead_from, slow.MIN_SAMPLES)):
             return None
         samples = slow.view_length(raw.size)
         if room is not None and (cost(samples) if cost is not None else samples) > room:
             return None
+        if preprocess.rail_samples(np.asarray(raw, dtype=np.float64)) is not None:
+            return None
         if self._ahead is None:
             self._ahead = ThreadPoolExecutor(max_workers=1, thread_name_prefix="slow-view")
-        self.views_ahead += 1
-        return self._ahead.submit(self._slow_view_with_probability, raw)
+        self.views_ahead["started"] += 1
+        future = self._ahead.submit(self._slow_view_with_probability, raw)
+        future.add_done_callback(_log_failure)
 
-    def _slow_view_with_probability(self, raw: np.ndarray) -> preprocess.Conditioned | None:
-        view = preprocess.slow_view_of(raw)
+        def view() -> preprocess.Conditioned | None:
+            made = future.result()
+            # given up on (a carrier in the quick look) but due after all: made here, as without
+            return preprocess.slow_view_of(raw) if made is _GIVEN_UP else made
+
+        return view
+
+    def _slow_view_with_probability(self, raw: np.ndarray):
+        reduced = slow.decimated(raw)
+        if preprocess.slow_view_shows_a_carrier(reduced):
+            self.views_ahead["given_up"] += 1
+            return _GIVEN_UP
+        view = preprocess.slow_view_of(raw, reduced)
         if view is not None and preprocess.slow_view_likely_kept(view):
-            self.views_ahead_run += 1
+            self.views_ahead["run"] += 1
             view.probability = (id(self.network), self.view_probabilities([view], one_thread=True)[0])
         return view
+
+    def wait_for_views_ahead(self) -> None:
+        """Return once every slower view started ahead is done (or failed), used or not."""
+        if self._ahead is not None:
+            self._ahead.submit(lambda: None).result()
 
     def analyse(self, signals: Sequence[np.ndarray],
                 options: Sequence[SignalOptions] | None = None) -> list[SignalResult]:

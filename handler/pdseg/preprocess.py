@@ -1256,12 +1256,23 @@ def with_slow_view(conditioned: Conditioned, room: int | None = None,
     return conditioned if view is None else dataclasses.replace(conditioned, slow=view)
 
 
-def slow_view_of(raw: np.ndarray) -> Conditioned | None:
-    """The slower view of a capture (:func:`pdseg.slow.decimated`) conditioned as a signal of its
-    own, or None where only the view shows its noise correlated: there its swings stood out as
-    pulses (it would have needed a whitened view of its own, a third run of the network)."""
-    view = condition(slow.decimated(raw), view_room=0, slow_view=False)
+def slow_view_of(raw: np.ndarray, reduced: np.ndarray | None = None) -> Conditioned | None:
+    """The slower view of a capture (:func:`pdseg.slow.decimated`, or ``reduced`` where already
+    at hand) conditioned as a signal of its own, or None where only the view shows its noise
+    correlated: there its swings stood out as pulses (it would have needed a whitened view of its
+    own, a third run of the network)."""
+    view = condition(slow.decimated(raw) if reduced is None else reduced, view_room=0, slow_view=False)
     return None if slow.correlated(view.filtered) else view
+
+
+def slow_view_shows_a_carrier(reduced: np.ndarray) -> bool:
+    """Whether a capture's decimated samples (:func:`pdseg.slow.decimated`) show a carrier at a
+    glance: the carrier filter, a rough noise level and the carrier fit, a ninth of what
+    conditioning them costs where the capture has a carrier and converter commutation. A guess
+    that spares the second thread most of the work on a capture that will keep no view
+    (:class:`pdseg.pipeline.Segmenter`), never a decision."""
+    filtered = remove_carrier(reduced)
+    return bool(fit_carrier(reduced, filtered, block_noise(filtered)).detected)
 
 
 def slow_view_likely_kept(view: Conditioned) -> bool:
