@@ -138,6 +138,9 @@ COPY k8s/container/start_torchserve.py k8s/container/healthcheck.py k8s/containe
 #   /home/model-server/run   working directory: key_file.json (token keys)
 #   /tmp                     java.io.tmpdir: worker sockets, the unpacked .mar; matplotlib cache
 #   /home/model-server/logs  LOG_LOCATION / METRICS_LOCATION (empty with the stdout log config)
+# OMP_WAIT_POLICY=PASSIVE: the network's OpenMP threads sleep at a barrier instead of spinning.
+# Two workers on two threads each, on a 2-core pod, spun against each other: a batch of the
+# largest requests took 22-47 s instead of about 3 (docs/benchmarks.md, 2026-12-06 morning).
 ENV PATH=/opt/venv/bin:/opt/java/bin:$PATH \
     JAVA_HOME=/opt/java \
     PYTHONDONTWRITEBYTECODE=1 \
@@ -147,7 +150,8 @@ ENV PATH=/opt/venv/bin:/opt/java/bin:$PATH \
     MPLCONFIGDIR=/tmp/matplotlib \
     TS_KEY_FILE=/home/model-server/run/key_file.json \
     TS_MANAGEMENT_URL=http://127.0.0.1:8081 \
-    TINI_SUBREAPER=1
+    TINI_SUBREAPER=1 \
+    OMP_WAIT_POLICY=PASSIVE
 USER 1000:1000
 WORKDIR /home/model-server/run
 EXPOSE 8080 8081 8082

@@ -70,6 +70,12 @@ class PDSegmenterHandler(BaseHandler):
         # pod, docs/benchmarks.md).
         parallel_from = int(os.environ.get("PD_PARALLEL_FROM_SAMPLES") or settings.get("parallel_from_samples", 0))
         torch.set_num_threads(max(1, threads))
+        if threads > 1 and os.environ.get("OMP_WAIT_POLICY", "").upper() != "PASSIVE":
+            # Read by OpenMP when torch loads, before this handler: only the server's environment
+            # can set it (the image does; scripts/serve.py too).
+            logger.warning("OMP_WAIT_POLICY is not PASSIVE: with %d network threads in each of several "
+                           "workers, waiting threads spin and concurrent large requests run several times "
+                           "slower (docs/operations.md)", threads)
         # BaseHandler loads the archive's serialized file: frozen TorchScript by default, or an
         # ONNX graph (make archive RUNTIME=onnx), for which it opens an ONNX Runtime session ...
         super().initialize(context)

@@ -380,6 +380,14 @@ def table(results: dict) -> str:
         lines.append(f"| {row['clients']} | {row['requests']} | {row['errors']} | {row['requests_per_s']} | "
                      f"{row['p50_ms']} | {row['p95_ms']} | {row['p99_ms']} | "
                      + (f"{cpu['frontend']} / {cpu['workers']} |" if cpu else "- |"))
+    concurrent_long = results.get("long_concurrency")
+    if concurrent_long:
+        lines.append("")
+        lines.append(f"Concurrent long captures ({concurrent_long['samples']:,} samples, .npy): "
+                     f"{concurrent_long['clients']} clients, {concurrent_long['requests']} requests, "
+                     f"{concurrent_long['errors']} errors, {concurrent_long['requests_per_s']} requests/s, "
+                     f"p50 {concurrent_long['p50_ms']} ms, p99 {concurrent_long['p99_ms']} ms "
+                     f"(the workers' OMP_WAIT_POLICY: {', '.join(concurrent_long['omp_wait_policy']) or '-'})")
     cached = results["cache"]
     lines.append("")
     lines.append(f"Repeated request ({cached['samples']:,} samples, .npy, one client): the first "
@@ -428,6 +436,20 @@ def write_report(results: dict, text: str) -> None:
     path.write_text(head + "<!-- bench:start -->\n" + generated + "<!-- bench:end -->" + tail)
 
 
+LONG_CLIENTS, LONG_REQUESTS_EACH = 4, 3
+
+
+def worker_wait_policies(server: LocalServer | None) -> list[str]:
+    """The workers' OMP_WAIT_POLICY, read from their environment (a server of ours only)."""
+    policies = set()
+    for process in server_processes(server)["workers"]:
+        try:
+            policies.add(process.environ().get("OMP_WAIT_POLICY") or "unset")
+        except psutil.Error:
+            policies.add("unknown")
+    return sorted(policies)
+
+
 def measure(url: str, server: LocalServer | None, capture: np.ndarray, short_signals: list[np.ndarray],
             repeated: np.ndarray, quick: bool, levels, predecessor: Predecessor | None = None) -> dict:
     """Every figure of one running server: the long capture, the load levels, memory, a repeat."""
@@ -441,6 +463,11 @@ def measure(url: str, server: LocalServer | None, capture: np.ndarray, short_sig
     memory = {"before": rss_mib(server)}
     figures["long_capture"] = long_capture_over_http(url, capture, 1 if quick else 7, predecessor,
                                                      0.5 if quick else 1.6)
+    # Long captures at once: both workers run the network on two threads each, on two cores
+    # (OpenMP threads that spun at barriers made this 10 times slower: docs/benchmarks.md).
+    long_clients, long_each = (2, 1) if quick else (LONG_CLIENTS, LONG_REQUESTS_EACH)
+    figures["long_concurrency"] = concurrent_load(url, [capture], long_clients, long_each) | {
+        "samples": int(capture.size), "omp_wait_policy": worker_wait_policies(server)}
     sampler = RssSampler(server)
     sampler.start()
     figures["concurrency"] = []

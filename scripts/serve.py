@@ -73,6 +73,13 @@ def render_profile(ports: dict[str, int], model_store: Path, temp_dir: Path,
     return "\n".join(lines) + "\n"
 
 
+# What the workers need in their environment, as the image sets it (Dockerfile; a caller's own
+# value wins). OpenMP threads that wait at a barrier sleep instead of spinning: two workers
+# running the network on two threads each on a 2-core machine otherwise spun against each
+# other, and a batch of the largest requests took 39.5 s instead of 3.3 s (docs/benchmarks.md).
+WORKER_ENVIRONMENT = {"OMP_WAIT_POLICY": "PASSIVE"}
+
+
 class LocalServer:
     """A TorchServe instance on loopback ports, started and stopped by us."""
 
@@ -126,7 +133,7 @@ class LocalServer:
         config = self.runtime_dir / "config.properties"
         profile = {"load_models": f"{MODEL_NAME}={self.archive}"} | self.extra_config
         config.write_text(render_profile(self.ports, self.model_store, self.runtime_dir / "tmp", profile))
-        environment = os.environ | {
+        environment = WORKER_ENVIRONMENT | os.environ | {
             "TMPDIR": str(self.runtime_dir / "tmp"),  # TorchServe's pid file lives here
             "LOG_LOCATION": str(self.runtime_dir / "logs"),
             "METRICS_LOCATION": str(self.runtime_dir / "logs"),

@@ -27,6 +27,9 @@ def test_bench_quick_reports_every_figure(tmp_path):
         assert row["errors"] == 0 and row["requests"] == 3 * row["clients"]
         assert 0 < row["p50_ms"] <= row["p95_ms"] <= row["p99_ms"]
         assert row["cpu_ms_per_request"]["workers"] > 0 and row["cpu_ms_per_request"]["frontend"] > 0
+    concurrent_long = results["long_concurrency"]
+    assert concurrent_long["errors"] == 0 and concurrent_long["requests"] == 2 and concurrent_long["samples"] == 40_000
+    assert concurrent_long["omp_wait_policy"] == ["PASSIVE"] and "Concurrent long captures" in run.stdout
     memory = results["memory"]
     assert len(memory["before"]["frontend"]) == 1 and len(memory["before"]["workers"]) >= 1
     assert memory["after"]["total"] > 0 and memory["during_max"] >= memory["during_min"] > 0

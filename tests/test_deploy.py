@@ -605,6 +605,17 @@ def test_dockerfile_basics():
     assert "python scripts/export.py" in text  # the .mar is built in the image build
 
 
+def test_the_image_and_the_local_server_give_the_workers_passive_openmp_waits():
+    """OMP_WAIT_POLICY=PASSIVE in the final stage's environment and in scripts/serve.py's: two
+    workers on two network threads each spun against each other at OpenMP barriers (a batch
+    of the largest requests 22-47 s instead of about 3 s; scripts/reliability.py's batch check
+    holds the time)."""
+    from serve import WORKER_ENVIRONMENT
+
+    assert image_env()["OMP_WAIT_POLICY"] == "PASSIVE"
+    assert WORKER_ENVIRONMENT["OMP_WAIT_POLICY"] == "PASSIVE"
+
+
 def test_build_context_has_what_the_dockerfile_copies():
     for keyword, arguments in dockerfile_instructions(DOCKERFILE.read_text()):
         if keyword != "COPY" or arguments.startswith("--from"):

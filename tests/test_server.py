@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import psutil
@@ -150,6 +151,15 @@ def test_bad_requests_do_not_spoil_their_batch_mates(server, real_captures):
     assert [r.status_code for r in responses[1::2]] == [400] * 4
     assert requests.get(f"{server.inference_url}/ping", timeout=10).json()["status"] == "Healthy"
     assert worker_pids(server) == pids  # the worker never died on input
+
+
+def test_the_workers_wait_at_openmp_barriers_without_spinning(server):
+    """The server's workers start with OMP_WAIT_POLICY=PASSIVE (scripts/serve.py, as the image):
+    read from their own environment, which OpenMP read when torch loaded."""
+    for pid in worker_pids(server):
+        environment = dict(item.partition(b"=")[::2] for item in
+                           Path(f"/proc/{pid}/environ").read_bytes().split(b"\0") if item)
+        assert environment.get(b"OMP_WAIT_POLICY") == b"PASSIVE", pid
 
 
 def test_one_sample_and_a_full_cycle_at_40_megasamples(server):
