@@ -395,7 +395,10 @@ def check_batch_mates(target: LocalTarget, rounds: int = 3) -> tuple[dict, list[
                  "issue15_form_encoded"],
                 ["json_nan", "npy_pickled_objects", "csv_letters", "float32_partial_sample"],
                 ["issue15_numeric_strings", "json_too_many_signals", "multipart_bad_threshold", "xml"]]
-    blocker = _npy(np.random.default_rng(5).standard_normal(limits.max_work - limits.signal_overhead).astype("<f4"))
+    # The slowest request the limits admit (~2.7 s): one of white noise was done in ~0.6 s once the
+    # workers' threads stopped spinning against each other (OMP_WAIT_POLICY=PASSIVE), and the 8
+    # requests behind it, still being queued, then reached the workers in more batches.
+    blocker = most_tone_fits(limits, np.random.default_rng(5))[1]
     workers, batch_size = len(target.worker_pids()), target.batch_size()
     failures, figures = [], {"rounds": rounds, "batches": [], "good_equal_alone": 0, "good": 0, "bad_4xx": 0,
                              "bad": 0, "workers": workers, "batch_size": batch_size}
@@ -418,7 +421,7 @@ def check_batch_mates(target: LocalTarget, rounds: int = 3) -> tuple[dict, list[
         with ThreadPoolExecutor(max_workers=len(mixed) + workers) as pool:
             busy = []
             for number in range(1, workers + 1):
-                busy.append(pool.submit(target.post, data=blocker, headers={"Content-Type": "application/x-npy"} | FRESH))
+                busy.append(pool.submit(target.post, data=blocker["data"], headers=blocker["headers"] | FRESH))
                 # Once a worker holds the one before: two blockers in the queue together, even
                 # 0.1 s apart, can be one batch of one worker.
                 _wait_for(target.batches_received, before + number)
@@ -725,6 +728,19 @@ def _csv_body(values: np.ndarray) -> bytes:
     return ",".join(map(repr, values.tolist())).encode()
 
 
+def most_tone_fits(limits: WorkLimits, rng: np.random.Generator) -> tuple[str, dict]:
+    """The slowest request the limits admit (docs/reliability.md): as many signals as they allow of
+    the shortest length whose tones are looked for, each under eight strong tones, whose ends
+    are fitted one by one. (description, post kwargs)."""
+    tone_length = tones.MIN_SAMPLES
+    tone_count = min(limits.max_signals, limits.max_work // limits.signal_work(tone_length))
+    return (f"JSON, {tone_count} signals of {tone_length:,} samples of four decimals, each under eight strong "
+            "tones (the most fits of tones at signal ends)", {
+                "data": json.dumps({"signals": np.round([_strong_tones(rng, tone_length) for _ in range(tone_count)],
+                                                        4).tolist()}).encode(),
+                "headers": {"Content-Type": "application/json"}})
+
+
 def worst_requests(limits: WorkLimits, body_limit: int = MAX_REQUEST_SIZE) -> list[tuple[str, dict]]:
     """The largest requests the limits admit, per format and shape: (description, post kwargs).
     Where the handler's work limit allows more than a body of ``body_limit`` bytes (TorchServe's
@@ -741,8 +757,6 @@ def worst_requests(limits: WorkLimits, body_limit: int = MAX_REQUEST_SIZE) -> li
     png_length = (limits.max_work - panels * limits.picture_panel_work) // panels - limits.signal_overhead
     many = np.stack([_signal_with_pulses(rng, per_signal) for _ in range(limits.max_signals)])
     viewed = (limits.max_work - limits.signal_overhead) // 2  # its view fits in what the limit leaves
-    tone_length = tones.MIN_SAMPLES  # the shortest signal whose tones are looked for
-    tone_count = min(limits.max_signals, limits.max_work // limits.signal_work(tone_length))
     npy_headers = {"Content-Type": "application/x-npy"}
     # Text with short numbers carries the work limit's largest signal within the body limit: the
     # most numbers a request can make the worker parse.
@@ -768,11 +782,7 @@ def worst_requests(limits: WorkLimits, body_limit: int = MAX_REQUEST_SIZE) -> li
             "data": _npy(_signal_with_pulses(rng, largest).astype("<f4")), "headers": npy_headers}),
         (f".npy float64, {limits.max_signals} signals of {per_signal:,} samples with pulses (most signals)", {
             "data": _npy(many), "headers": npy_headers}),
-        (f"JSON, {tone_count} signals of {tone_length:,} samples of four decimals, each under eight strong "
-         "tones (the most fits of tones at signal ends)", {
-            "data": json.dumps({"signals": np.round([_strong_tones(rng, tone_length) for _ in range(tone_count)],
-                                                    4).tolist()}).encode(),
-            "headers": {"Content-Type": "application/json"}}),
+        most_tone_fits(limits, rng),
         (f".npy float32, one signal of {largest:,} samples under eight strong tones in phase "
          "(the most refinements of the tones' estimate)", {
             "data": _npy(_strong_tones(rng, largest, in_phase=True).astype("<f4")), "headers": npy_headers}),

@@ -44,8 +44,16 @@ WHITE_NOISE_RATIO = 0.5  # ... where the third show at least this share of what 
 RELATIVE_NOISE_FLOOR = 1e-6
 
 
+def _shared(array: np.ndarray) -> np.ndarray:
+    """``array`` read-only: a cached value shared by every call, on either thread
+    (:class:`pdseg.pipeline.Segmenter` conditions a slower view beside the capture)."""
+    array.setflags(write=False)
+    return array
+
+
 @lru_cache(maxsize=8)
 def _highpass_sos(cutoff: float, order: int) -> np.ndarray:
+    # Writable: scipy's sosfilt takes it as a writable buffer (it never writes to it).
     return sps.butter(order, cutoff, btype="highpass", output="sos", fs=1.0)
 
 
@@ -60,7 +68,7 @@ BASELINE_ORDER = 5
 
 @lru_cache(maxsize=2)
 def _baseline_taps(window: int, order: int) -> np.ndarray:
-    return sps.savgol_coeffs(window, order)
+    return _shared(sps.savgol_coeffs(window, order))
 
 
 @lru_cache(maxsize=8)
@@ -69,7 +77,7 @@ def _polynomial_fit(window: int, order: int, rows: int | None = None) -> np.ndar
     (all by default), of the polynomial of ``order`` fitted to them by least squares; computed
     once instead of solved per signal."""
     vandermonde = np.vander(np.arange(window, dtype=np.float64), order + 1)
-    return vandermonde[: window if rows is None else rows] @ np.linalg.pinv(vandermonde)
+    return _shared(vandermonde[: window if rows is None else rows] @ np.linalg.pinv(vandermonde))
 
 
 def _edge_fit(window: int, order: int) -> np.ndarray:
@@ -309,7 +317,7 @@ def _carrier_filter_response() -> tuple[np.ndarray, np.ndarray]:
     taps = _baseline_taps(BASELINE_WINDOW, BASELINE_ORDER)
     lags = np.arange(taps.size) - taps.size // 2
     baseline = np.cos(2.0 * np.pi * grid[:, None] * lags[None, :]) @ taps  # symmetric taps: real
-    return grid, (1.0 - baseline) * np.abs(highpass) ** 2
+    return _shared(grid), _shared((1.0 - baseline) * np.abs(highpass) ** 2)
 
 
 def carrier_filter_gain(frequencies: np.ndarray) -> np.ndarray:
@@ -1046,7 +1054,7 @@ def carrier_filter_impulse() -> np.ndarray:
     size = 4 * IMPULSE_HALF + 1
     unit = np.zeros(size)
     unit[size // 2] = 1.0
-    return baseline_and_highpass(unit)[size // 2 - IMPULSE_HALF: size // 2 + IMPULSE_HALF + 1]
+    return _shared(baseline_and_highpass(unit)[size // 2 - IMPULSE_HALF: size // 2 + IMPULSE_HALF + 1].copy())
 
 
 def notch_before_filter(template: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
