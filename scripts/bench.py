@@ -463,11 +463,6 @@ def measure(url: str, server: LocalServer | None, capture: np.ndarray, short_sig
     memory = {"before": rss_mib(server)}
     figures["long_capture"] = long_capture_over_http(url, capture, 1 if quick else 7, predecessor,
                                                      0.5 if quick else 1.6)
-    # Long captures at once: both workers run the network on two threads each, on two cores
-    # (OpenMP threads that spun at barriers made this 10 times slower: docs/benchmarks.md).
-    long_clients, long_each = (2, 1) if quick else (LONG_CLIENTS, LONG_REQUESTS_EACH)
-    figures["long_concurrency"] = concurrent_load(url, [capture], long_clients, long_each) | {
-        "samples": int(capture.size), "omp_wait_policy": worker_wait_policies(server)}
     sampler = RssSampler(server)
     sampler.start()
     figures["concurrency"] = []
@@ -487,6 +482,13 @@ def measure(url: str, server: LocalServer | None, capture: np.ndarray, short_sig
     memory["during_min"] = round(min(during), 1) if during else None
     memory["during_max"] = round(max(during), 1) if during else None
     figures["memory"] = memory
+    # Long captures at once: both workers run the network on two threads each, on two cores
+    # (OpenMP threads that spun at barriers made this 10 times slower: docs/benchmarks.md).
+    # After the load levels: the frontend's heap grows to hold their bodies (192 -> 371 MiB),
+    # and would set the memory figures of the levels.
+    long_clients, long_each = (2, 1) if quick else (LONG_CLIENTS, LONG_REQUESTS_EACH)
+    figures["long_concurrency"] = concurrent_load(url, [capture], long_clients, long_each) | {
+        "samples": int(capture.size), "omp_wait_policy": worker_wait_policies(server)}
     figures["cache"] = cache_hit_latency(url, repeated, 20 if quick else 200)
     return figures
 
