@@ -570,6 +570,8 @@ def test_kserve_manifest_and_profile():
     assert (service["apiVersion"], service["kind"]) == ("serving.kserve.io/v1beta1", "InferenceService")
     model = service["spec"]["predictor"]["model"]
     assert model["modelFormat"]["name"] == "pytorch" and model["storageUri"]
+    # the runtime's image is not ours: what our image's environment holds for the workers
+    assert {item["name"]: item["value"] for item in model["env"]}["OMP_WAIT_POLICY"] == "PASSIVE"
     props = load_properties(KSERVE / "config.properties")
     # token auth is off there only because TorchServe is reachable from inside the pod only
     assert props["disable_token_authorization"] == "true"
