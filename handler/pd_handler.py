@@ -70,17 +70,18 @@ class PDSegmenterHandler(BaseHandler):
         # pod, docs/benchmarks.md).
         parallel_from = int(os.environ.get("PD_PARALLEL_FROM_SAMPLES") or settings.get("parallel_from_samples", 0))
         torch.set_num_threads(max(1, threads))
-        if threads > 1 and os.environ.get("OMP_WAIT_POLICY", "").upper() != "PASSIVE":
-            # Read by OpenMP when torch loads, before this handler: only the server's environment
-            # can set it (the image does; scripts/serve.py too).
-            logger.warning("OMP_WAIT_POLICY is not PASSIVE: with %d network threads in each of several "
-                           "workers, waiting threads spin and concurrent large requests run several times "
-                           "slower (docs/operations.md)", threads)
         # BaseHandler loads the archive's serialized file: frozen TorchScript by default, or an
         # ONNX graph (make archive RUNTIME=onnx), for which it opens an ONNX Runtime session ...
         super().initialize(context)
         if isinstance(self.model, torch.nn.Module):
             self.model = TorchThreads(self.model, threads, parallel_from)
+            if threads > 1 and os.environ.get("OMP_WAIT_POLICY", "").strip().upper() != "PASSIVE":
+                # Read by OpenMP when torch loads, before this handler: only the server's
+                # environment can set it (the image does; scripts/serve.py too). ONNX Runtime's
+                # threads do not spin (pdseg.model.OnnxNetwork).
+                logger.warning("OMP_WAIT_POLICY is not PASSIVE: the network's %d OpenMP threads spin while "
+                               "they wait, and with a second worker busy, large requests run several times "
+                               "slower (docs/operations.md)", threads)
         else:  # ... whose threads are one per host CPU: ours follow the archive's settings.
             self.model = OnnxNetwork(self.model_pt_path, threads, parallel_from)
         model_dir = context.system_properties["model_dir"]

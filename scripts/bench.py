@@ -444,7 +444,7 @@ def worker_wait_policies(server: LocalServer | None) -> list[str]:
     policies = set()
     for process in server_processes(server)["workers"]:
         try:
-            policies.add(process.environ().get("OMP_WAIT_POLICY") or "unset")
+            policies.add((process.environ().get("OMP_WAIT_POLICY") or "unset").strip().upper())
         except psutil.Error:
             policies.add("unknown")
     return sorted(policies)
@@ -483,7 +483,7 @@ def measure(url: str, server: LocalServer | None, capture: np.ndarray, short_sig
     memory["during_max"] = round(max(during), 1) if during else None
     figures["memory"] = memory
     # Long captures at once: both workers run the network on two threads each, on two cores
-    # (OpenMP threads that spun at barriers made this 10 times slower: docs/benchmarks.md).
+    # (OpenMP threads that spun at barriers made this six times slower: docs/benchmarks.md).
     # After the load levels: the frontend's heap grows to hold their bodies (192 -> 371 MiB),
     # and would set the memory figures of the levels.
     long_clients, long_each = (2, 1) if quick else (LONG_CLIENTS, LONG_REQUESTS_EACH)

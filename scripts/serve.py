@@ -125,6 +125,15 @@ class LocalServer:
     def predict_url(self) -> str:
         return f"{self.inference_url}/predictions/{MODEL_NAME}"
 
+    def process_environment(self) -> dict[str, str]:
+        """The environment TorchServe and its workers start with: :data:`WORKER_ENVIRONMENT`
+        unless the caller's environment sets it, then this server's paths and ``environment``."""
+        return WORKER_ENVIRONMENT | os.environ | {
+            "TMPDIR": str(self.runtime_dir / "tmp"),  # TorchServe's pid file lives here
+            "LOG_LOCATION": str(self.runtime_dir / "logs"),
+            "METRICS_LOCATION": str(self.runtime_dir / "logs"),
+        } | self.environment
+
     def start(self) -> "LocalServer":
         if not (self.model_store / self.archive).is_file():
             raise FileNotFoundError(f"{self.model_store / self.archive} is missing: run `make archive`")
@@ -133,11 +142,7 @@ class LocalServer:
         config = self.runtime_dir / "config.properties"
         profile = {"load_models": f"{MODEL_NAME}={self.archive}"} | self.extra_config
         config.write_text(render_profile(self.ports, self.model_store, self.runtime_dir / "tmp", profile))
-        environment = WORKER_ENVIRONMENT | os.environ | {
-            "TMPDIR": str(self.runtime_dir / "tmp"),  # TorchServe's pid file lives here
-            "LOG_LOCATION": str(self.runtime_dir / "logs"),
-            "METRICS_LOCATION": str(self.runtime_dir / "logs"),
-        } | self.environment
+        environment = self.process_environment()
         torchserve = shutil.which("torchserve", path=str(Path(sys.executable).parent)) or "torchserve"
         command = [torchserve, "--start", "--foreground", "--ncs", "--ts-config", str(config),
                    "--model-store", str(self.model_store)]

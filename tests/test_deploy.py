@@ -618,6 +618,16 @@ def test_the_image_and_the_local_server_give_the_workers_passive_openmp_waits():
     assert WORKER_ENVIRONMENT["OMP_WAIT_POLICY"] == "PASSIVE"
 
 
+def test_a_local_server_starts_with_passive_waits_unless_the_caller_sets_them(monkeypatch, tmp_path):
+    from serve import LocalServer
+
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    server = LocalServer(runtime_dir=tmp_path, environment={"PD_CACHE_URL": ""})
+    assert server.process_environment()["OMP_WAIT_POLICY"] == "PASSIVE"
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")  # the caller's own choice wins
+    assert server.process_environment()["OMP_WAIT_POLICY"] == "ACTIVE"
+
+
 def test_build_context_has_what_the_dockerfile_copies():
     for keyword, arguments in dockerfile_instructions(DOCKERFILE.read_text()):
         if keyword != "COPY" or arguments.startswith("--from"):

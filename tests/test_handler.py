@@ -203,6 +203,16 @@ def test_a_long_carrier_free_captures_slower_view_starts_beside_its_conditioning
         assert load_handler(ARCHIVE, handler.model_dir.parent / f"view-ahead{value}").segmenter.view_ahead_from is None
 
 
+def test_a_worker_whose_openmp_threads_would_spin_says_so_at_start(handler, monkeypatch, caplog):
+    """OMP_WAIT_POLICY is read by OpenMP before the handler loads: the handler can only warn."""
+    caplog.set_level(logging.WARNING, logger="pd_handler")
+    for value, warned in (("", True), ("ACTIVE", True), ("passive", False), ("PASSIVE", False)):
+        monkeypatch.setenv("OMP_WAIT_POLICY", value)
+        caplog.clear()
+        load_handler(ARCHIVE, handler.model_dir.parent / f"wait-policy-{value or 'unset'}")
+        assert any("OMP_WAIT_POLICY is not PASSIVE" in record.getMessage() for record in caplog.records) == warned, value
+
+
 def test_a_batch_is_analysed_in_groups_of_at_most_one_requests_work(handler):
     """Eight requests of the largest size in one batch: the network sees one request's windows
     at a time (its calls never carry more than one request's samples), and every request is

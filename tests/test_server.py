@@ -159,7 +159,7 @@ def test_the_workers_wait_at_openmp_barriers_without_spinning(server):
     for pid in worker_pids(server):
         environment = dict(item.partition(b"=")[::2] for item in
                            Path(f"/proc/{pid}/environ").read_bytes().split(b"\0") if item)
-        assert environment.get(b"OMP_WAIT_POLICY") == b"PASSIVE", pid
+        assert environment.get(b"OMP_WAIT_POLICY", b"").strip().upper() == b"PASSIVE", pid
 
 
 def test_one_sample_and_a_full_cycle_at_40_megasamples(server):
