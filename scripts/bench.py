@@ -47,7 +47,7 @@ from scipy import signal as sps
 
 from pdseg.model import PRESETS, UNet1D, flops_per_window, load_trained
 from pdseg.window import WindowPlan
-from serve import LocalServer, shipped_model_config
+from serve import LocalServer, shipped_model_config, wait_policy
 from training import synthetic
 
 ROOT = _bootstrap.ROOT
@@ -444,9 +444,9 @@ def worker_wait_policies(server: LocalServer | None) -> list[str]:
     policies = set()
     for process in server_processes(server)["workers"]:
         try:
-            policies.add((process.environ().get("OMP_WAIT_POLICY") or "unset").strip().upper())
+            policies.add(wait_policy(process.environ()))
         except psutil.Error:
-            policies.add("unknown")
+            policies.add("UNKNOWN")
     return sorted(policies)
 
 

@@ -58,7 +58,7 @@ from scipy import stats
 from bad_inputs import MAX_REQUEST_SIZE, corpus
 from pdseg import tones
 from pdseg.decode import PICTURE_PANELS, WorkLimits
-from serve import MODEL_NAME, ROOT, LocalServer, shipped_model_config
+from serve import MODEL_NAME, ROOT, LocalServer, shipped_model_config, wait_policy
 
 DOC = ROOT / "docs" / "reliability.md"
 LOCUSTFILE = ROOT / "scripts" / "locustfile.py"
@@ -159,21 +159,16 @@ class Target:
         return len(os.sched_getaffinity(0))
 
     def environment(self, pid: int) -> dict[str, str]:
-        """The process's environment (/proc/<pid>/environ)."""
-        return _environment(Path(f"/proc/{pid}/environ").read_bytes())
+        """The process's environment."""
+        return psutil.Process(pid).environ()
 
 
 def _wait_policy(target: "Target", pid: int) -> str:
-    """A worker's OMP_WAIT_POLICY ("unset", or "unknown" where its environment cannot be read)."""
+    """A worker's OMP_WAIT_POLICY (serve.wait_policy; "UNKNOWN" where its environment cannot be read)."""
     try:
-        return (target.environment(pid).get("OMP_WAIT_POLICY") or "unset").strip().upper()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
-def _environment(raw: bytes) -> dict[str, str]:
-    pairs = (item.decode(errors="replace").partition("=") for item in raw.split(b"\0") if item)
-    return {key: value for key, _, value in pairs}
+        return wait_policy(target.environment(pid))
+    except (OSError, subprocess.SubprocessError, psutil.Error):
+        return "UNKNOWN"
 
 
 def _memory_lines(text: str) -> dict[str, int]:
@@ -233,7 +228,7 @@ class ContainerTarget(Target):
         result = subprocess.run(["podman", "exec", self.container, "cat", f"/proc/{pid}/environ"],
                                 capture_output=True, timeout=30)
         result.check_returncode()
-        return _environment(result.stdout)
+        return dict(item.partition(b"=")[::2] for item in result.stdout.split(b"\0") if item)
 
     def cores(self) -> int:
         """The CPUs the container's processes may run on (its affinity; image_test.sh sets no

@@ -80,6 +80,14 @@ def render_profile(ports: dict[str, int], model_store: Path, temp_dir: Path,
 WORKER_ENVIRONMENT = {"OMP_WAIT_POLICY": "PASSIVE"}
 
 
+def wait_policy(environment) -> str:
+    """A process's OMP_WAIT_POLICY as OpenMP reads it (case and spaces aside), "UNSET" where its
+    ``environment`` (a mapping of str or of bytes) has none."""
+    value = environment.get("OMP_WAIT_POLICY", environment.get(b"OMP_WAIT_POLICY", ""))
+    value = value.decode(errors="replace") if isinstance(value, bytes) else value
+    return value.strip().upper() or "UNSET"
+
+
 class LocalServer:
     """A TorchServe instance on loopback ports, started and stopped by us."""
 

@@ -6,7 +6,6 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import numpy as np
 import psutil
@@ -16,7 +15,7 @@ from PIL import Image
 
 from pdseg.preprocess import remove_carrier
 from training import synthetic
-from serve import ROOT, free_port, shipped_model_config
+from serve import ROOT, free_port, shipped_model_config, wait_policy
 
 pytestmark = pytest.mark.server
 
@@ -157,9 +156,7 @@ def test_the_workers_wait_at_openmp_barriers_without_spinning(server):
     """The server's workers start with OMP_WAIT_POLICY=PASSIVE (scripts/serve.py, as the image):
     read from their own environment, which OpenMP read when torch loaded."""
     for pid in worker_pids(server):
-        environment = dict(item.partition(b"=")[::2] for item in
-                           Path(f"/proc/{pid}/environ").read_bytes().split(b"\0") if item)
-        assert environment.get(b"OMP_WAIT_POLICY", b"").strip().upper() == b"PASSIVE", pid
+        assert wait_policy(psutil.Process(pid).environ()) == "PASSIVE", pid
 
 
 def test_one_sample_and_a_full_cycle_at_40_megasamples(server):

@@ -143,8 +143,8 @@ class Segmenter:
     samples, and the capture's conditioning keeps one core busy for most of a long request
     (an 800,000-sample capture: 0.30 -> 0.24 s in-process, docs/benchmarks.md). The answer is the
     same either way (the probabilities to float32 rounding). Only for a network with a
-    :class:`pdseg.model.ThreadPolicy` (which can be asked for one thread), and not for a capture
-    on an ADC's rails, which keeps no view. The second thread gives up after a quick look where the
+    :class:`pdseg.model.ThreadPolicy` (which can be asked for one thread). The second thread gives
+    up on a capture on an ADC's rails, which keeps no view, and after a quick look where the
     view shows a carrier (:func:`pdseg.preprocess.slow_view_shows_a_carrier`), and runs the
     network only where the conditioned view shows none of what would rule it out
     (:func:`pdseg.preprocess.slow_view_likely_kept`): what it does for a capture that then keeps
@@ -251,15 +251,13 @@ class Segmenter:
     def _slow_view_ahead(self, raw: np.ndarray, room: int | None, cost) -> Callable[[], "preprocess.Conditioned | None"] | None:
         """What gives the capture's slower view, started on the second thread with the network's
         probability over it (``view_ahead_from``); None where not started: shorter signals, other
-        networks, captures on an ADC's rails, and views that the work limit's ``room`` would leave
-        out even before any whitened view is charged."""
+        networks, and views that the work limit's ``room`` would leave out even before any
+        whitened view is charged."""
         if (self.view_ahead_from is None or not isinstance(self.network, ThreadPolicy) or raw.ndim != 1
                 or raw.size < max(self.view_ahead_from, slow.MIN_SAMPLES)):
             return None
         samples = slow.view_length(raw.size)
         if room is not None and (cost(samples) if cost is not None else samples) > room:
-            return None
-        if preprocess.rail_samples(np.asarray(raw, dtype=np.float64)) is not None:
             return None
         if self._ahead is None:
             self._ahead = ThreadPoolExecutor(max_workers=1, thread_name_prefix="slow-view")
@@ -275,6 +273,11 @@ class Segmenter:
         return view
 
     def _slow_view_with_probability(self, raw: np.ndarray):
+        # A capture on an ADC's rails keeps no view (with_slow_view); checked here, not before the
+        # thread starts: the capture's own conditioning reads its rails too, on the critical path.
+        if preprocess.rail_samples(np.asarray(raw, dtype=np.float64)) is not None:
+            self.views_ahead["given_up"] += 1
+            return _GIVEN_UP
         reduced = slow.decimated(raw)
         if preprocess.slow_view_shows_a_carrier(reduced):
             self.views_ahead["given_up"] += 1
