@@ -99,6 +99,7 @@ evaluate: $(SETUP_STAMP)
 	$(PY) scripts/dense_trains.py
 	$(PY) scripts/regular_trains.py
 	$(PY) scripts/overdriven_adc.py
+	$(PY) scripts/clipped_carrier.py
 	$(PY) scripts/smooth_pulses.py
 
 bench: $(MAR)

@@ -586,3 +586,37 @@ def test_a_strong_stationary_tone_draws_no_region(shipped):
                            + carrier * np.sin(2 * np.pi * time / 3333.0 + rng.uniform(0, 6)))
     regions = [result.regions.tolist() for result in shipped.analyse(signals)]
     assert all(not found for found in regions), regions
+
+
+@pytest.mark.parametrize("amplitude, clip", [(3e5, 0.5), (1e6, 0.8)])
+def test_a_carrier_clipped_by_a_limiter_reports_its_pulses_not_its_corners(shipped, amplitude, clip):
+    """A limiter ahead of the digitiser clips the carrier flat, noise and PD are added after it.
+    As recorded, every corner of a carrier 3e5 times the noise clipped at half its amplitude was
+    a region (4 a cycle), and at 1e6 the carrier filter's tail from the corners hid half of the
+    pulses on the plateaus (a stranger's probe, 2026-12-06; python scripts/clipped_carrier.py).
+    Restored (pdseg.limiter), the PD-free capture has no region, the pulses on the plateaus and
+    the flanks are found, and the answer says what was done."""
+    rng = np.random.default_rng(int(amplitude * clip) % 1000)
+    length, period = 40_000, 3333.3
+    n = np.arange(length)
+    carrier = amplitude * np.sin(2 * np.pi * n / period + 1.1)
+    level = clip * amplitude
+    free = np.clip(carrier, -level, level) + rng.normal(size=length)
+    [quiet] = shipped.analyse([free])
+    assert len(quiet.regions) == 0, quiet.regions.tolist()
+    answer = quiet.to_json(0)
+    assert answer["stats"]["clipped_carrier_restored"]["plateaus"] >= 22
+    assert any("clipped flat" in warning for warning in answer["warnings"])
+    # pulses of 30 noise units in the middle of each plateau and halfway up each flank
+    plateau = np.abs(carrier) >= level
+    middles = [int(at) for at in np.arange(period / 4, length - 200, period / 2) - 1.1 / (2 * np.pi) * period]
+    flanks = [int(at) for at in np.arange(0, length - 200, period / 2) - 1.1 / (2 * np.pi) * period + 40 if at > 100]
+    onsets = [at for at in middles if plateau[at: at + 24].all()] + [at for at in flanks if not plateau[at: at + 24].any()]
+    shape = 30.0 * (np.exp(-np.arange(24) / 3.0) - np.exp(-np.arange(24) / 1.0)) / 0.3849
+    signal = free.copy()
+    for k, onset in enumerate(onsets):
+        signal[onset: onset + 24] += (-1) ** k * shape
+    [with_pd] = shipped.analyse([signal])
+    found = [any(start <= onset + 1 < end for start, end in with_pd.regions.tolist()) for onset in onsets]
+    assert len(onsets) >= 30 and all(found), (sum(found), len(onsets))
+    assert len(with_pd.regions) == len(onsets)

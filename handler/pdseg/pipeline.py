@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from . import phase as phase_mod
-from . import preprocess, slow, transients, whiten
+from . import limiter, preprocess, slow, transients, whiten
 from .model import ThreadPolicy
 from .regions import (DEFAULT_MIN_GAP, DEFAULT_MIN_LENGTH, describe_regions, probability_to_regions, significant,
                       trim_to_signal)
@@ -89,6 +89,7 @@ class SignalResult:
                                       else self.conditioned.regular_train.spacing_dict()),
             "noise_whitening": (None if self.conditioned.whitening is None
                                 else round(float(self.conditioned.whitening), 3)),
+            "clipped_carrier_restored": self.conditioned.clipped,
             "cycles": None if cycles is None else round(cycles, 3),
             "regions_per_cycle": None if not cycles else round(len(regions) / cycles, 3),
         }
@@ -355,6 +356,7 @@ class Segmenter:
             results.append(SignalResult(item, probability, regions,
                                         carrier, threshold, option, self.extent_for(threshold),
                                         self.min_gap, period_warnings(item, option.period())
+                                        + ([limiter.CLIPPED_WARNING] if item.clipped else [])
                                         + ([whiten.SKIPPED_WARNING] if item.view_skipped else [])
                                         + ([slow.SKIPPED_WARNING] if item.slow_skipped else []),
                                         described))

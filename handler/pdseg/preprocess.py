@@ -23,7 +23,7 @@ from scipy import ndimage, optimize
 from scipy import signal as sps
 from scipy import stats
 
-from . import commutation, slow, tones, whiten
+from . import commutation, limiter, slow, tones, whiten
 from .regions import mask_to_regions, reaches
 from .phase import CarrierFit, fit_carrier
 from .robust import mad_sigma
@@ -876,6 +876,9 @@ class Conditioned:
     # the ADC step the recorded values lie on (:func:`quantisation_step`; 0 where they lie on none;
     # float32 data can show a step of an ulp, which never sets the scale); 0 for a whitened view
     quantum: float = 0.0
+    # a limiter's plateaus given back the carrier's course before filtering (pdseg.limiter):
+    # their count, corners and levels; None where the capture shows none
+    clipped: dict | None = None
 
     @property
     def length(self) -> int:
@@ -1171,7 +1174,8 @@ def condition(raw: np.ndarray, remove_tones: bool = True, remove_commutation: bo
               fit_tone_ends: bool = True, remove_regular_trains: bool = True,
               leave_out_rails: bool = True, slow_view: bool = True,
               view_cost: Callable[[int], int] | None = None,
-              slow_view_of: Callable[[], "Conditioned | None"] | None = None) -> Conditioned:
+              slow_view_of: Callable[[], "Conditioned | None"] | None = None,
+              restore_clipped: bool = True) -> Conditioned:
     """The network input of one signal: carrier removed (:func:`remove_carrier`), then its
     stationary tones (:func:`pdseg.tones.remove_tones`) and its converter commutation
     (:func:`pdseg.commutation.remove_commutation`), and the tones that the commutation hid
@@ -1187,13 +1191,17 @@ def condition(raw: np.ndarray, remove_tones: bool = True, remove_commutation: bo
     (``fit_tone_ends``, ``tones.remove_tones``'s ``fit_ends``), or the regular trains of equal
     transients (``remove_regular_trains``, :func:`_with_regular_trains`), or an overdriven ADC's
     rails in the noise estimate (``leave_out_rails``, :func:`rail_samples`), or the slower view
-    (``slow_view``, :func:`with_slow_view`), as the recipe of weights trained before those steps
-    did. ``view_room``: the samples of views the caller's work limit leaves (None: no limit);
+    (``slow_view``, :func:`with_slow_view`), or a limiter's flat tops on the carrier
+    (``restore_clipped``: :func:`pdseg.limiter.restore` gives them back the carrier's course
+    before the carrier filter and the carrier fit), as the recipe of weights trained before
+    those steps did. ``view_room``: the samples of views the caller's work limit leaves (None: no limit);
     ``view_cost``: what the limit charges a whitened or slower view of so many samples (its length
     by default); ``slow_view_of``: what gives the slower view where it is due, in place of
     :func:`slow_view_of` on ``raw`` (a view started beside this call: :class:`pdseg.pipeline.Segmenter`)."""
     raw = np.asarray(raw, dtype=np.float64)
-    filtered = remove_carrier(raw)
+    restoration = limiter.restore(raw) if restore_clipped else None
+    carrier_course = raw if restoration is None else restoration.signal
+    filtered = remove_carrier(carrier_course)
     found = tones.stationary_tones(filtered) if remove_tones else np.zeros(0)
     if found.size:
         # Signals long enough to have tones take the linear path of remove_carrier.
@@ -1205,7 +1213,7 @@ def condition(raw: np.ndarray, remove_tones: bool = True, remove_commutation: bo
     scale = noise_scale(filtered, magnitude, quantum, rails)
     carrier, train, locked, regular = None, None, None, None
     if remove_commutation:
-        carrier = fit_carrier(raw, filtered, scale)
+        carrier = fit_carrier(carrier_course, filtered, scale)
         period = carrier.samples_per_cycle if carrier.detected else None
         cleaned, train = commutation.remove_commutation(filtered, scale, period)
         if cleaned is not filtered and fit_commutation_ends:
@@ -1233,7 +1241,8 @@ def condition(raw: np.ndarray, remove_tones: bool = True, remove_commutation: bo
             filtered = restore_pulse_area(filtered, scale, unipolar_pits, fill_loud_pits)
     conditioned = Conditioned(raw=raw, filtered=filtered, scale=scale, network_input=network_planes(filtered, scale),
                               tones=found, carrier=carrier, commutation=train, phase_locked=locked,
-                              regular_train=regular, quantum=quantum)
+                              regular_train=regular, quantum=quantum,
+                              clipped=None if restoration is None else restoration.to_dict())
     if remove_commutation:
         conditioned = with_whitened_view(conditioned, magnitude, quantum, view_room, rails, view_cost)
         if slow_view:

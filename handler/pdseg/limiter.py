@@ -1,0 +1,374 @@
+"""A carrier clipped flat by a limiter: its plateaus put back on the carrier's course before
+the carrier filter.
+
+A limiter (or an amplifier driven into saturation) ahead of the digitiser cuts the carrier at
+a level. The capture then holds flat plateaus, with the recording's noise and any pulse on
+them, joined to the carrier's flanks at sharp corners, twice each half-cycle. The carrier
+filter (a local quintic and a high-pass) follows neither corner: each leaves a transient of up
+to hundreds of noise units at the same phases every cycle, and its tail hides pulses on the
+plateau (docs/model-card.md, Conditioning: a carrier clipped by a limiter). The corners are
+interference locked to the carrier, never PD.
+
+Each plateau gets back what the limiter took: a quintic that meets both flanks with the
+level's value and the flanks' own slope and curvature where they cross the level (from a
+quadratic fitted to each flank), added to the plateau's samples. A plateau at a capture's end
+continues its one flank's quadratic. The plateau's noise and pulses stay as recorded; the
+carrier filter then sees a smooth curve, which its local quintic follows exactly.
+
+A capture holds such a plateau where, at one of its extremes, at least :data:`PLATEAU_RUN`
+samples in a row lie within :data:`PLATEAU_BAND` noise units of one level (gaps of up to
+:data:`PLATEAU_GAP` samples, a pulse on the plateau, bridged), with no trend over them, at
+least :data:`LEVEL_SEPARATION` noise units from the middle of the capture's range, and met by
+a flank that reaches the level with a clean quadratic course. Noise, pulses and unclipped
+carriers show none of these together. Everything is in units of the capture's own noise, and
+the top and bottom are treated alike, so the result is the same for ``-raw`` or ``2 * raw``.
+"""
+from __future__ import annotations
+
+import dataclasses
+from functools import lru_cache
+
+import numpy as np
+
+from .robust import mad_sigma
+
+PLATEAU_RUN = 32  # samples: the shortest plateau
+PLATEAU_BAND = 4.0  # noise units about the level
+PLATEAU_GAP = 48  # samples: a shorter gap in a plateau is a pulse on it
+PLATEAU_SHARE = 0.005  # of the samples: the quantile at each extreme where a plateau's level is looked for
+PLATEAU_FLATNESS = 2.0  # noise units: the most a quadratic over the plateau's samples may rise or fall
+LEVEL_SEPARATION = 20.0  # noise units from the middle of the range: a level nearer is the noise's own
+FLANK = 24  # samples of flank fitted at a corner
+FLANK_MISFIT = 1.5  # noise units: the largest rms residual of a flank's own quadratic
+FLANK_REACH = 8.0  # noise units: how far the flank must move away from the level over its samples
+KIND_SHARED = 3  # corners of a kind whose median course a corner with a spoilt flank may take
+SECOND_CHANCES = 0.2  # of the corners: the most whose flanks may fail their own fit
+MAX_PLATEAUS = 2048  # more runs at the levels, and the capture is left as recorded (bounded work)
+RESTORED_SHARE = 0.9  # of the plateaus: fewer restored, and none is
+MIN_PLATEAUS = 2  # a limiter cuts every peak: one flat stretch alone is no sign of one
+CORNER_ASYMMETRY = 3.0  # the most a plateau's two corners' slopes may differ by (a factor)
+# The carrier filter's largest output for a corner whose slope changes by one unit a sample
+# (tests/test_limiter.py checks it against pdseg.preprocess.carrier_filter), and the least
+# height in noise units that makes a corner worth restoring. The training generator clips a
+# fifth of its carriers, whose corners then stand 4-80 noise units out after the filter: the
+# network learnt to leave those, and the once-a-cycle step takes out what they leave.
+KINK_GAIN = 4.0
+KINK_TRAINED = 100.0
+NOISE_SAMPLES = 65_536  # samples whose third differences give the noise
+LEVEL_SAMPLES = 65_536  # at most this many samples, drawn at random, give the levels
+
+
+CLIPPED_WARNING = ("the carrier is clipped flat (a limiter, or an input driven past its range): its "
+                   "plateaus were given back the carrier's course before filtering; pulses that drove "
+                   "the signal further past the limit were cut by it, and pulses at a plateau's corners "
+                   "may be missed")
+
+
+@dataclasses.dataclass
+class Restoration:
+    """A clipped capture with its plateaus restored: the signal, and per restored plateau its
+    level and corner times (sub-sample; a plateau at a capture's end has one)."""
+    signal: np.ndarray
+    plateaus: list[tuple[float, tuple[float, ...]]]
+
+    @property
+    def corners(self) -> int:
+        return sum(len(times) for _, times in self.plateaus)
+
+    def to_dict(self) -> dict:
+        levels = sorted({level for level, _ in self.plateaus})
+        return {"plateaus": len(self.plateaus), "corners": self.corners,
+                "levels": [float(f"{level:.6g}") for level in levels]}
+
+
+def _noise(raw: np.ndarray) -> float:
+    """The rms of the white noise, from the MAD of the third differences of the first
+    :data:`NOISE_SAMPLES` samples (corners and the carrier barely move them)."""
+    head = raw[:NOISE_SAMPLES]
+    return mad_sigma(np.diff(head, 3)) / np.sqrt(20.0) if head.size >= 8 else 0.0
+
+
+@lru_cache(maxsize=8)
+def _positions(size: int) -> np.ndarray:
+    """:data:`LEVEL_SAMPLES` positions among ``size``, drawn once for each size (seeded by it: a
+    signal's result never depends on what else was analysed; every k-th sample would see a
+    carrier at a multiple of 1/k cycles per sample at one phase only)."""
+    positions = np.sort(np.random.default_rng(size).choice(size, LEVEL_SAMPLES, replace=False))
+    positions.setflags(write=False)  # shared by every call
+    return positions
+
+
+def _runs(mask: np.ndarray) -> np.ndarray:
+    """``[start, stop)`` of the runs of True in ``mask``, those apart by at most
+    :data:`PLATEAU_GAP` samples joined, of at least :data:`PLATEAU_RUN` samples."""
+    padded = np.concatenate(([False], mask, [False]))
+    edges = np.flatnonzero(padded[1:] != padded[:-1])
+    if edges.size == 0:
+        return np.zeros((0, 2), dtype=np.int64)
+    starts, stops = edges[0::2], edges[1::2]
+    keep = np.concatenate(([True], starts[1:] - stops[:-1] > PLATEAU_GAP))
+    joined = np.column_stack((starts[keep], np.concatenate((stops[np.flatnonzero(keep)[1:] - 1], stops[-1:]))))
+    return joined[joined[:, 1] - joined[:, 0] >= PLATEAU_RUN]
+
+
+def _flat(values: np.ndarray, level: float, sigma: float) -> bool:
+    """Whether the samples of a plateau within the band (its pulses left out) show no trend:
+    the means of its thirds within :data:`PLATEAU_FLATNESS` noise units of each other (a
+    carrier's rounded peak, which lies in the band for a hundred samples where the carrier is
+    small, rises and falls across them)."""
+    inside = np.flatnonzero(np.abs(values - level) <= PLATEAU_BAND * sigma)
+    if inside.size < PLATEAU_RUN:
+        return False
+    thirds = [float(np.mean(values[part])) for part in np.array_split(inside, 3)]
+    return max(thirds) - min(thirds) <= PLATEAU_FLATNESS * sigma
+
+
+@lru_cache(maxsize=2)
+def _flank_fit(side: int) -> tuple[np.ndarray, np.ndarray]:
+    """The times of a flank's samples from its plateau's edge, and the least-squares solution
+    for a quadratic over them (coefficients highest first, as numpy's polynomials)."""
+    t = np.arange(-FLANK, 0, dtype=np.float64) if side < 0 else np.arange(0, FLANK, dtype=np.float64)
+    solve = np.linalg.pinv(np.vander(t, 3))
+    t.setflags(write=False)
+    solve.setflags(write=False)
+    return t, solve
+
+
+def _corners(raw: np.ndarray, edges: np.ndarray, side: int, levels: np.ndarray, tops: np.ndarray,
+             sigma: float) -> list[tuple[float, float, float] | None]:
+    """For each plateau edge, where the flank beside it crosses the plateau's level, and the
+    flank's slope and curvature there: from a quadratic fitted to :data:`FLANK` samples, all
+    flanks at once, refitted without the samples over 4 noise units from it where a pulse
+    lies on the flank (a cubic, closer to a strong carrier's course over them, gave corners
+    noisy enough to be reported). ``side`` -1: the flank before the plateau (ending at its
+    edge), +1: after it (from its edge). None where that flank is no clean carrier's course
+    towards the level."""
+    found: list[tuple[float, float, float] | None] = [None] * len(edges)
+    first = edges - FLANK if side < 0 else edges
+    usable = np.flatnonzero((first >= 0) & (first + FLANK <= raw.size))
+    if usable.size == 0:
+        return found
+    t, solve = _flank_fit(side)
+    values = raw[first[usable, None] + np.arange(FLANK)] - levels[usable, None]
+    inward = np.where(tops[usable, None], -values, values)  # the flank lies inside the level
+    coefficients = values @ solve.T  # (flanks, 3), highest power first
+    low, high = (-2.5, FLANK / 4) if side < 0 else (-FLANK / 4 - 1.0, 1.5)
+    for row, (index, flank, fitted) in enumerate(zip(usable.tolist(), values, coefficients)):
+        if float(np.max(inward[row])) < FLANK_REACH * sigma:
+            continue
+        keep = np.ones(FLANK, dtype=bool)
+        for _ in range(3):  # a pulse on the flank takes no part
+            residual = flank - ((fitted[0] * t + fitted[1]) * t + fitted[2])
+            within = np.abs(residual) <= 4.0 * sigma
+            if within.sum() < 0.75 * FLANK or np.array_equal(within, keep):
+                break
+            keep = within
+            fitted = np.polyfit(t[keep], flank[keep], 2)
+        if keep.sum() < 0.75 * FLANK or np.sqrt(np.mean(residual[keep] ** 2)) > FLANK_MISFIT * sigma:
+            continue
+        a, b, c = (float(value) for value in fitted)
+        if abs(a) * FLANK * FLANK < 1e-9 * abs(b) * FLANK:
+            roots = [-c / b] if b else []
+        else:
+            disc = b * b - 4.0 * a * c
+            roots = [] if disc < 0 else [(-b - np.sqrt(disc)) / (2 * a), (-b + np.sqrt(disc)) / (2 * a)]
+        # the crossing next to the plateau: within two samples outside it, or a quarter flank inside
+        roots = [root for root in roots if low <= root <= high]
+        if not roots:
+            continue
+        at = min(roots, key=lambda root: abs(root + 0.5))
+        slope = 2.0 * a * at + b
+        # towards the plateau: rising into a top one from before it, falling from it after it
+        if (slope * side > 0) == bool(tops[index]):
+            continue
+        found[index] = (float(edges[index]) + at, slope, 2.0 * a)
+    return found
+
+
+def _quintic(span: float, start: tuple[float, float], end: tuple[float, float]) -> np.ndarray:
+    """Coefficients (lowest first, in the time from the first corner) of the quintic that is 0
+    with the given slope and curvature at 0 and at ``span``."""
+    h = span
+    system = np.array([[1, 0, 0, 0, 0, 0], [0, 1, 0, 0, 0, 0], [0, 0, 2, 0, 0, 0],
+                       [1, h, h**2, h**3, h**4, h**5], [0, 1, 2 * h, 3 * h**2, 4 * h**3, 5 * h**4],
+                       [0, 0, 2, 6 * h, 12 * h**2, 20 * h**3]], dtype=np.float64)
+    return np.linalg.solve(system, np.array([0.0, start[0], start[1], 0.0, end[0], end[1]]))
+
+
+def _flank_model(lag: np.ndarray, shape: tuple[float, float]) -> np.ndarray:
+    """A flank ``lag`` samples from its corner, less the level: its slope and curvature there."""
+    slope, curvature = shape
+    return lag * (slope + 0.5 * curvature * lag)
+
+
+def _flank(raw: np.ndarray, plateau_edge: int, side: int, level: float) -> tuple[np.ndarray, np.ndarray] | None:
+    """The :data:`FLANK` samples beside a plateau's edge (times, values less the level)."""
+    first = plateau_edge - FLANK if side < 0 else plateau_edge
+    if first < 0 or first + FLANK > raw.size:
+        return None
+    return np.arange(first, first + FLANK, dtype=np.float64), raw[first: first + FLANK] - level
+
+
+def _corner_time(times: np.ndarray, values: np.ndarray, side: int, plateau_edge: int, sigma: float,
+                 shape: tuple[float, float]) -> float | None:
+    """When a flank reaches its plateau's level, given the slope and curvature ``shape`` that
+    the capture's corners of its kind share: the time that the most flank samples agree with
+    (least median of squares over a grid of sub-sample times), then least squares over those
+    it explains within 4 noise units (a pulse on the flank left out). None where fewer than
+    half agree."""
+    low, high = (-2.5, FLANK / 4) if side < 0 else (-FLANK / 4 - 1.0, 1.5)
+    at = plateau_edge + 0.5 * (low + high)
+    for step, grid in ((0.1, np.arange(low, high, 0.1) + plateau_edge), (0.005, None)):
+        if grid is None:
+            grid = at + np.arange(-0.1, 0.1, step)
+        residual = values[None, :] - _flank_model(times[None, :] - grid[:, None], shape)
+        at = float(grid[int(np.argmin(np.median(np.abs(residual), axis=1)))])
+    slope, curvature = shape
+    for _ in range(4):  # Gauss-Newton in the one unknown
+        lag = times - at
+        residual = values - _flank_model(lag, shape)
+        agree = np.abs(residual) <= 4.0 * sigma
+        if agree.sum() < FLANK // 2:
+            return None
+        gradient = -(slope + curvature * lag)  # of the course, by the corner's time
+        at += float(np.sum(residual[agree] * gradient[agree]) / np.sum(gradient[agree] ** 2))
+    return at
+
+
+def _course(length: int, before: tuple[float, float, float] | None,
+            after: tuple[float, float, float] | None) -> tuple[np.ndarray, np.ndarray, tuple[float, ...]] | None:
+    """The samples of a plateau between its corners ``before`` and ``after`` (time, slope,
+    curvature; None: the plateau runs to the capture's start or end), what the limiter took
+    from each, and the corners' times. Between two corners a quintic that meets both; to an
+    end, the one flank's quadratic continued."""
+    if before is not None and after is not None:
+        if after[0] - before[0] < 1.0:
+            return None
+        first, times = before[0], (before[0], after[0])
+        coefficients = _quintic(after[0] - before[0], before[1:], after[1:])
+        samples = np.arange(int(np.ceil(before[0])), int(np.floor(after[0])) + 1)
+    elif before is not None:
+        first, times = before[0], (before[0],)
+        coefficients = np.array([0.0, before[1], 0.5 * before[2]])
+        samples = np.arange(int(np.ceil(before[0])), length)
+    elif after is not None:
+        first, times = after[0], (after[0],)
+        coefficients = np.array([0.0, after[1], 0.5 * after[2]])
+        samples = np.arange(0, int(np.floor(after[0])) + 1)
+    else:
+        return None
+    samples = samples[(samples >= 0) & (samples < length)]
+    if samples.size == 0:
+        return None
+    return samples, np.polynomial.polynomial.polyval(samples - first, coefficients), times
+
+
+def restore(raw: np.ndarray) -> Restoration | None:
+    """``raw`` with each limiter plateau given back the carrier's course (see the module's
+    docstring); None where the capture shows fewer than :data:`MIN_PLATEAUS`, or corners no
+    sharper than the training's (:data:`KINK_TRAINED`), or where under :data:`RESTORED_SHARE`
+    of its plateaus can be restored: the corners left would differ from cycle to cycle, and
+    what repeats once a cycle is taken out only where it repeats (:mod:`pdseg.commutation`). A
+    corner whose flank a pulse spoils takes the slope and curvature of the capture's other
+    corners of its kind."""
+    raw = np.asarray(raw, dtype=np.float64)
+    if raw.size < 2 * FLANK + PLATEAU_RUN or not np.all(np.isfinite(raw)):
+        return None
+    sigma = _noise(raw)
+    if not sigma > 0.0:
+        return None  # a noise-free record: its rails are pdseg.preprocess.rail_samples' to handle
+    looked_at = raw if raw.size <= LEVEL_SAMPLES else raw[_positions(raw.size)]
+    low, high = np.quantile(looked_at, (PLATEAU_SHARE, 1.0 - PLATEAU_SHARE))
+    middle = 0.5 * (low + high)
+    if high - low < 2.0 * LEVEL_SEPARATION * sigma:
+        return None  # the noise's own range, or a carrier too small for sharp corners
+    plateaus = []  # (top, level, start, stop)
+    runs = 0  # runs at a level, flat or not: what a restoration in part is counted against
+    for top, quantile in ((True, high), (False, low)):
+        near = looked_at[np.abs(looked_at - quantile) <= 2.0 * PLATEAU_BAND * sigma]
+        if near.size == 0:
+            continue
+        level = float(np.median(near))
+        if abs(level - middle) < LEVEL_SEPARATION * sigma:
+            continue
+        beyond = raw > level + 6.0 * sigma if top else raw < level - 6.0 * sigma
+        if np.count_nonzero(beyond) > 0.01 * raw.size:
+            continue  # not an extreme the capture is held at
+        found = _runs(np.abs(raw - level) <= PLATEAU_BAND * sigma)
+        found = found[(found[:, 0] > 0) | (found[:, 1] < raw.size)]
+        runs += len(found)
+        if runs > MAX_PLATEAUS:
+            return None  # a carrier period too short for plateaus to be a limiter's
+        plateaus += [(top, level, start, stop) for start, stop in found.tolist()
+                     if _flat(raw[start:stop], level, sigma)]
+    if not plateaus:
+        return None
+    # Each plateau's corners, from their own flanks where they can; the others from their kind's.
+    tops = np.array([top for top, _, _, _ in plateaus])
+    levels = np.array([level for _, level, _, _ in plateaus])
+    starts = np.array([start for _, _, start, _ in plateaus])
+    stops = np.array([stop for _, _, _, stop in plateaus])
+    corners = {}
+    for side, edges, needed in ((-1, starts, starts > 0), (+1, stops, stops < raw.size)):
+        for index, corner in enumerate(_corners(raw, edges, side, levels, tops, sigma)):
+            if needed[index]:
+                corners[index, side] = corner
+    # A corner whose own flank failed (a pulse on it) gets a second chance: the median course
+    # of the capture's corners of its kind (before or after a top or bottom plateau), timed by
+    # the flank samples that it explains.
+    # At most a fifth of them: more, and the capture is no limiter's (the second chance costs
+    # a grid search, and an adversary's capture of short periods holds thousands of corners).
+    missing = [key for key, corner in corners.items() if corner is None]
+    if len(missing) > SECOND_CHANCES * len(corners):
+        return None
+    shapes = {}
+    for top in (True, False):
+        for side in (-1, +1):
+            kind = [found for (index, found_side), found in corners.items()
+                    if found is not None and found_side == side and plateaus[index][0] == top]
+            if len(kind) >= KIND_SHARED:
+                shapes[top, side] = (float(np.median([found[1] for found in kind])),
+                                     float(np.median([found[2] for found in kind])))
+    for index, side in missing:
+        top, level, start, stop = plateaus[index]
+        if (top, side) not in shapes:
+            continue
+        edge = start if side < 0 else stop
+        flank = _flank(raw, edge, side, level)
+        at = None if flank is None else _corner_time(*flank, side, edge, sigma, shapes[top, side])
+        if at is not None:
+            corners[index, side] = (at, *shapes[top, side])
+    # A corner no sharper than the training's needs no restoring (KINK_TRAINED), and a plateau
+    # whose corners differ more than a carrier's two sides of one peak can (a pulse's edge
+    # taken for a corner) is none.
+    for index in range(len(plateaus)):
+        own = [corners[key] for key in ((index, -1), (index, +1)) if key in corners]
+        if any(corner is not None and KINK_GAIN * abs(corner[1]) < KINK_TRAINED * sigma for corner in own) or (
+                len(own) == 2 and None not in own
+                and not 1.0 / CORNER_ASYMMETRY <= abs(own[0][1] / own[1][1]) <= CORNER_ASYMMETRY):
+            for key in ((index, -1), (index, +1)):
+                if key in corners:
+                    corners[key] = None
+    courses = []
+    for index in range(len(plateaus)):
+        top, level, start, stop = plateaus[index]
+        if any(corners[key] is None for key in ((index, -1), (index, +1)) if key in corners):
+            continue  # a corner needed (not at the capture's start or end) and not found
+        course = _course(raw.size, corners.get((index, -1)), corners.get((index, +1)))
+        if course is None:
+            continue
+        samples, excess, times = course
+        # What the limiter took lies beyond its level, and no further than the carrier could
+        # reach: a course outside that is no carrier's.
+        outward = excess if top else -excess
+        if np.min(outward) >= -PLATEAU_BAND * sigma and np.max(outward) <= high - low:
+            courses.append((samples, excess, level, times))
+    # A capture whose plateaus were restored only in part keeps corners that differ from cycle
+    # to cycle, which the once-a-cycle step (pdseg.commutation) no longer takes out: a few are
+    # left as recorded, more and none is restored.
+    if len(courses) < max(RESTORED_SHARE * runs, MIN_PLATEAUS):
+        return None
+    restored = raw.copy()
+    for samples, excess, _, _ in courses:
+        restored[samples] += excess
+    return Restoration(restored, [(level, times) for _, _, level, times in courses])
