@@ -350,8 +350,8 @@ def test_the_report_says_which_signals_were_also_seen_whitened():
 
     page, _, _ = build_report([record(0, 0.812), record(1, None)], {}, [], lambda file, signal: None)
     assert "<th>also seen whitened (coefficient)</th>" in page
-    assert "<td>none</td><td>none</td><td>none</td><td>none</td><td>0.812</td></tr>" in page
-    assert "<td>none</td><td>none</td><td>none</td><td>none</td><td>no</td></tr>" in page
+    assert "<td>none</td><td>none</td><td>none</td><td>none</td><td>0.812</td><td>no</td></tr>" in page
+    assert "<td>none</td><td>none</td><td>none</td><td>none</td><td>no</td><td>no</td></tr>" in page
 
 
 def test_the_report_says_which_signals_had_a_once_a_cycle_pattern_taken_out():
@@ -368,8 +368,8 @@ def test_the_report_says_which_signals_had_a_once_a_cycle_pattern_taken_out():
     page, _, _ = build_report([record(0, {"samples_per_cycle": 3333.0, "peak": 1234.5}), record(1, None)],
                               {}, [], lambda file, signal: None)
     assert "<th>once-a-cycle pattern removed (peak, " in page
-    assert "<td>none</td><td>none</td><td>1234.5</td><td>none</td><td>no</td></tr>" in page
-    assert "<td>none</td><td>none</td><td>none</td><td>none</td><td>no</td></tr>" in page
+    assert "<td>none</td><td>none</td><td>1234.5</td><td>none</td><td>no</td><td>no</td></tr>" in page
+    assert "<td>none</td><td>none</td><td>none</td><td>none</td><td>no</td><td>no</td></tr>" in page
 
 
 def test_the_report_says_which_signals_had_a_regular_train_taken_out():
@@ -389,8 +389,30 @@ def test_the_report_says_which_signals_had_a_regular_train_taken_out():
     page, _, _ = build_report([record(0, {"samples_apart": 97.3, "peak": 29.5}), record(1, None),
                                record(2, "absent")], {}, [], lambda file, signal: None)
     assert "<th>regular train removed (samples apart)</th>" in page
-    assert "<td>none</td><td>none</td><td>none</td><td>97.3</td><td>no</td></tr>" in page
-    assert page.count("<td>none</td><td>none</td><td>none</td><td>none</td><td>no</td></tr>") == 2
+    assert "<td>none</td><td>none</td><td>none</td><td>97.3</td><td>no</td><td>no</td></tr>" in page
+    assert page.count("<td>none</td><td>none</td><td>none</td><td>none</td><td>no</td><td>no</td></tr>") == 2
+
+
+def test_the_report_says_which_signals_had_a_clipped_carrier_restored():
+    """stats.clipped_carrier_restored (a limiter's plateaus given back the carrier's course):
+    the plateaus in the table's last column; "no" where none were, or where an answer from a
+    release before the step has no such entry."""
+    from pdclient.report import build_report
+
+    def record(signal, clipped):
+        stats = {"cycles": 12.0, "regions_per_cycle": 0.0, "tones_removed": [], "commutation_removed": None,
+                 "phase_locked_removed": None, "regular_train_removed": None, "noise_whitening": None}
+        if clipped != "absent":
+            stats["clipped_carrier_restored"] = clipped
+        return {"file": "f.npy", "signal": signal, "model": {"name": "pd_segmenter", "version": "1.0"},
+                "answer": {"length": 40000, "regions": [], "stats": stats}}
+
+    restored = {"plateaus": 23, "corners": 46, "levels": [-150000.0, 150000.0]}
+    page, _, _ = build_report([record(0, restored), record(1, None), record(2, "absent")], {}, [],
+                              lambda file, signal: None)
+    assert "<th>clipped carrier restored (plateaus)</th>" in page
+    assert "<td>none</td><td>none</td><td>none</td><td>none</td><td>no</td><td>23</td></tr>" in page
+    assert page.count("<td>none</td><td>none</td><td>none</td><td>none</td><td>no</td><td>no</td></tr>") == 2
 
 
 def test_the_client_body_budget_matches_the_shipped_body_limit():

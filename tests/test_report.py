@@ -92,8 +92,10 @@ def test_report_has_settings_summary_and_a_row_per_signal(server, run_folder):
         spaced = "none" if regular is None else f"{regular['samples_apart']:g}"
         whitening = record["answer"]["stats"]["noise_whitening"]
         whitened = "no" if whitening is None else f"{whitening:g}"
+        clipped = record["answer"]["stats"]["clipped_carrier_restored"]
+        restored = "no" if clipped is None else f"{clipped['plateaus']}"
         assert (f"<td>{html.escape(tones)}</td><td>{commutation}</td><td>{phase_locked}</td>"
-                f"<td>{spaced}</td><td>{whitened}</td></tr>") in page
+                f"<td>{spaced}</td><td>{whitened}</td><td>{restored}</td></tr>") in page
     # the bundled captures with radio-like interference carry tones and converter notches,
     # which the service took out
     assert sum(bool(record["answer"]["stats"]["tones_removed"]) for record in answers) >= 2

@@ -81,10 +81,12 @@ def _signal_row(record: Mapping) -> tuple:
     spaced = f"{regular['samples_apart']:g}" if regular else "none"
     whitening = stats.get("noise_whitening")
     whitened = f"{whitening:g}" if whitening is not None else "no"
+    clipped = stats.get("clipped_carrier_restored")  # absent from answers of releases before it
+    restored = f"{clipped['plateaus']}" if clipped else "no"
     return (record["signal"], answer.get("length"), len(regions), stats.get("cycles"),
             stats.get("regions_per_cycle"), max((r["peak"] for r in regions), default=None),
             polarity.count("positive"), polarity.count("negative"), tones, commutation, phase_locked,
-            spaced, whitened)
+            spaced, whitened, restored)
 
 
 def most_pd(records: Sequence[Mapping], count: int = TOP_SIGNALS) -> list[Mapping]:
@@ -149,7 +151,8 @@ def build_report(records: Sequence[Mapping], settings: Mapping, failures: Sequen
                              "tones removed (cycles/sample)", "commutation removed (samples per sixth)",
                              f"once-a-cycle pattern removed (peak, {prpd.MAGNITUDE_UNIT})",
                              "regular train removed (samples apart)",
-                             "also seen whitened (coefficient)"),
+                             "also seen whitened (coefficient)",
+                             "clipped carrier restored (plateaus)"),
                             [_signal_row(record) for record in file_records]))
     page = ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>PD analysis report</title><style>{STYLE}</style></head><body>\n"
