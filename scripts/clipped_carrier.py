@@ -10,7 +10,8 @@ pulses (rise 1, decay 3 samples, 30 noise units, either polarity, at random plac
 the plateaus and some on the flanks) are added after it. Per row, PD-free captures (regions
 per cycle) and captures with PD (pulses found: a region holds the pulse's onset; extra: the
 regions that hold none), with the step and without it ("as recorded"). The last row is an
-unclipped carrier, which the step must leave alone. The signals come from this file, not from
+unclipped carrier, which the step must leave alone. Then the CPU time of the step on the
+requests that make it work hardest (bounded work). The signals come from this file, not from
 a training generator (seeded).
 """
 from __future__ import annotations
@@ -88,6 +89,41 @@ def rows(segmenter, seed: int) -> list[dict]:
     return table
 
 
+def work(seed: int) -> list[tuple[str, int, float]]:
+    """CPU seconds of :func:`pdseg.limiter.restore` on the requests that make it work hardest:
+    the largest signal a request may carry, clipped, with a pulse on every sixth corner's flank
+    (a second chance each), and a request of as many signals of a short period as the work
+    limit admits. (description, plateaus restored, seconds)."""
+    from pdseg import limiter
+    from pdseg.decode import WorkLimits
+
+    limits = WorkLimits()
+    rng = np.random.default_rng(seed)
+    largest = limits.max_work - limits.signal_overhead
+    rows = []
+    for period in (3333.3, 1500.3):
+        n = np.arange(largest)
+        carrier = 3e5 * np.sin(2 * np.pi * n / period)
+        signal = np.clip(carrier, -1.5e5, 1.5e5) + rng.normal(size=largest)
+        corners = np.flatnonzero(np.diff((np.abs(carrier) >= 1.5e5).astype(np.int8)) != 0)
+        for corner in corners[6::6]:
+            towards = -1 if abs(carrier[corner + 5]) >= 1.5e5 else 1
+            signal[corner + towards * 12 - 4: corner + towards * 12 + 4] += 30.0 * np.hanning(8)
+        started = time.process_time()
+        restored = limiter.restore(signal)
+        rows.append((f"one signal of {largest:,} samples, period {period:g}, a pulse on every sixth flank",
+                     0 if restored is None else len(restored.plateaus), time.process_time() - started))
+    length = 150_000
+    count = limits.max_work // (length + limits.signal_overhead)
+    n = np.arange(length)
+    signals = [np.clip(800 * np.sin(2 * np.pi * n / 150.3 + k), -400, 400) + rng.normal(size=length) for k in range(count)]
+    started = time.process_time()
+    restored = [limiter.restore(signal) for signal in signals]
+    rows.append((f"{count} signals of {length:,} samples, period 150.3 (an adversary's)",
+                 sum(0 if r is None else len(r.plateaus) for r in restored), time.process_time() - started))
+    return rows
+
+
 def card_lines(table: list[dict], seconds: float) -> list[str]:
     cycles = CAPTURES * LENGTH / PERIOD
     lines = ["| carrier (noise units) | clipped at | captures restored, PD-free / with PD | PD-free: regions per cycle, restored "
@@ -102,6 +138,8 @@ def card_lines(table: list[dict], seconds: float) -> list[str]:
             f"| **{row['found_with']} of {row['pulses']}** | {row['found_without']} of {row['pulses']} "
             f"| **{row['plateau_found_with']} of {row['on_plateau']}** | {row['plateau_found_without']} of {row['on_plateau']} "
             f"| **{row['extra_with']}** | {row['extra_without']} |")
+    lines += ["", "| the step's work on (one core) | plateaus restored | CPU s |", "|---|---|---|"]
+    lines += [f"| {what} | {plateaus} | {cpu:.2f} |" for what, plateaus, cpu in work(SEED)]
     lines += ["", f"{CAPTURES} captures of {LENGTH:,} samples ({LENGTH / PERIOD:.1f} cycles) per row and kind, "
               f"{PULSES_PER_CAPTURE} pulses of {PULSE_UNITS:g} noise units in each capture with PD, seed {SEED}. "
               f"Produced by `python scripts/clipped_carrier.py` in {seconds:.1f} s on {platform.machine()}, "

@@ -5,7 +5,7 @@ import scipy.signal as sps
 import torch
 
 from pdseg.model import UNet1D, load_trained
-from pdseg.pipeline import Segmenter
+from pdseg.pipeline import Segmenter, SignalOptions
 from training import classical, synthetic
 from training.scoring import EventCounts, match_events, truth_events
 from serve import ROOT
@@ -602,11 +602,14 @@ def test_a_carrier_clipped_by_a_limiter_reports_its_pulses_not_its_corners(shipp
     carrier = amplitude * np.sin(2 * np.pi * n / period + 1.1)
     level = clip * amplitude
     free = np.clip(carrier, -level, level) + rng.normal(size=length)
-    [quiet] = shipped.analyse([free])
+    [quiet, given] = shipped.analyse([free, free], [SignalOptions(), SignalOptions(samples_per_cycle=period)])
     assert len(quiet.regions) == 0, quiet.regions.tolist()
     answer = quiet.to_json(0)
     assert answer["stats"]["clipped_carrier_restored"]["plateaus"] >= 22
     assert any("clipped flat" in warning for warning in answer["warnings"])
+    # the carrier the answer reports is the unclipped one, with the caller's period or without
+    for result in (quiet, given):
+        assert result.to_json(0)["stats"]["carrier"]["amplitude"] == pytest.approx(amplitude, rel=0.01)
     # pulses of 30 noise units in the middle of each plateau and halfway up each flank
     plateau = np.abs(carrier) >= level
     middles = [int(at) for at in np.arange(period / 4, length - 200, period / 2) - 1.1 / (2 * np.pi) * period]

@@ -43,7 +43,11 @@ FLANK_MISFIT = 1.5  # noise units: the largest rms residual of a flank's own qua
 FLANK_REACH = 8.0  # noise units: how far the flank must move away from the level over its samples
 KIND_SHARED = 3  # corners of a kind whose median course a corner with a spoilt flank may take
 SECOND_CHANCES = 0.2  # of the corners: the most whose flanks may fail their own fit
-MAX_PLATEAUS = 2048  # more runs at the levels, and the capture is left as recorded (bounded work)
+# Bounded work: more runs at the levels than MAX_PLATEAUS, or than one per RUN_SPACING samples
+# (a carrier period under 2 * RUN_SPACING, 50 Hz sampled under 51 kS/s), and the capture is
+# left as recorded. A request's signals then hold at most its work limit / RUN_SPACING runs.
+MAX_PLATEAUS = 2048
+RUN_SPACING = 512
 RESTORED_SHARE = 0.9  # of the plateaus: fewer restored, and none is
 MIN_PLATEAUS = 2  # a limiter cuts every peak: one flat stretch alone is no sign of one
 CORNER_ASYMMETRY = 3.0  # the most a plateau's two corners' slopes may differ by (a factor)
@@ -56,6 +60,10 @@ KINK_GAIN = 4.0
 KINK_TRAINED = 100.0
 NOISE_SAMPLES = 65_536  # samples whose third differences give the noise
 LEVEL_SAMPLES = 65_536  # at most this many samples, drawn at random, give the levels
+# ... of which at least this share lie within the band of a level the capture is held at (two
+# plateaus of the shortest in a 65,536-sample window; a limiter on a 3,333-sample period holds a
+# few per cent to two thirds of the samples at its levels)
+HELD_SHARE = 2 * PLATEAU_RUN / LEVEL_SAMPLES
 
 
 CLIPPED_WARNING = ("the carrier is clipped flat (a limiter, or an input driven past its range): its "
@@ -134,6 +142,22 @@ def _flank_fit(side: int) -> tuple[np.ndarray, np.ndarray]:
     return t, solve
 
 
+def _crossings(a: np.ndarray, b: np.ndarray, c: np.ndarray, low: float, high: float) -> np.ndarray:
+    """Per row, the root of ``a t^2 + b t + c`` in [``low``, ``high``] nearest -0.5 (where the
+    corner lies between the plateau's edge sample and the flank's), NaN where none is."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        root = np.sqrt(b * b - 4.0 * a * c)
+        candidates = np.stack(((-b - root) / (2.0 * a), (-b + root) / (2.0 * a),
+                               np.where(b != 0.0, -c / b, np.nan)))
+    linear = np.abs(a) * FLANK < 1e-9 * np.abs(b)  # a straight flank: the quadratic's roots are ill-conditioned
+    candidates[:2, linear] = np.nan
+    candidates[2, ~linear] = np.nan
+    candidates[(candidates < low) | (candidates > high) | ~np.isfinite(candidates)] = np.nan
+    distance = np.where(np.isnan(candidates), np.inf, np.abs(candidates + 0.5))
+    best = np.argmin(distance, axis=0)
+    return candidates[best, np.arange(candidates.shape[1])]
+
+
 def _corners(raw: np.ndarray, edges: np.ndarray, side: int, levels: np.ndarray, tops: np.ndarray,
              sigma: float) -> list[tuple[float, float, float] | None]:
     """For each plateau edge, where the flank beside it crosses the plateau's level, and the
@@ -152,36 +176,32 @@ def _corners(raw: np.ndarray, edges: np.ndarray, side: int, levels: np.ndarray, 
     values = raw[first[usable, None] + np.arange(FLANK)] - levels[usable, None]
     inward = np.where(tops[usable, None], -values, values)  # the flank lies inside the level
     coefficients = values @ solve.T  # (flanks, 3), highest power first
-    low, high = (-2.5, FLANK / 4) if side < 0 else (-FLANK / 4 - 1.0, 1.5)
-    for row, (index, flank, fitted) in enumerate(zip(usable.tolist(), values, coefficients)):
-        if float(np.max(inward[row])) < FLANK_REACH * sigma:
-            continue
+    design = np.vander(t, 3)
+    residual = values - coefficients @ design.T
+    kept = np.ones(values.shape, dtype=bool)
+    # Flanks with a sample over 4 units from their fit (a pulse on them) are refitted without it.
+    for row in np.flatnonzero(np.any(np.abs(residual) > 4.0 * sigma, axis=1)).tolist():
         keep = np.ones(FLANK, dtype=bool)
-        for _ in range(3):  # a pulse on the flank takes no part
-            residual = flank - ((fitted[0] * t + fitted[1]) * t + fitted[2])
-            within = np.abs(residual) <= 4.0 * sigma
+        for _ in range(3):
+            within = np.abs(residual[row]) <= 4.0 * sigma
             if within.sum() < 0.75 * FLANK or np.array_equal(within, keep):
                 break
             keep = within
-            fitted = np.polyfit(t[keep], flank[keep], 2)
-        if keep.sum() < 0.75 * FLANK or np.sqrt(np.mean(residual[keep] ** 2)) > FLANK_MISFIT * sigma:
-            continue
-        a, b, c = (float(value) for value in fitted)
-        if abs(a) * FLANK * FLANK < 1e-9 * abs(b) * FLANK:
-            roots = [-c / b] if b else []
-        else:
-            disc = b * b - 4.0 * a * c
-            roots = [] if disc < 0 else [(-b - np.sqrt(disc)) / (2 * a), (-b + np.sqrt(disc)) / (2 * a)]
-        # the crossing next to the plateau: within two samples outside it, or a quarter flank inside
-        roots = [root for root in roots if low <= root <= high]
-        if not roots:
-            continue
-        at = min(roots, key=lambda root: abs(root + 0.5))
-        slope = 2.0 * a * at + b
-        # towards the plateau: rising into a top one from before it, falling from it after it
-        if (slope * side > 0) == bool(tops[index]):
-            continue
-        found[index] = (float(edges[index]) + at, slope, 2.0 * a)
+            coefficients[row] = np.polyfit(t[keep], values[row, keep], 2)
+            residual[row] = values[row] - design @ coefficients[row]
+        kept[row] = keep
+    counts = kept.sum(axis=1)
+    misfit = np.sqrt(np.sum(np.where(kept, residual, 0.0) ** 2, axis=1) / np.maximum(counts, 1))
+    good = ((np.max(inward, axis=1) >= FLANK_REACH * sigma) & (counts >= 0.75 * FLANK)
+            & (misfit <= FLANK_MISFIT * sigma))
+    low, high = (-2.5, FLANK / 4) if side < 0 else (-FLANK / 4 - 1.0, 1.5)
+    a, b, c = coefficients.T
+    at = _crossings(a, b, c, low, high)
+    slope = 2.0 * a * at + b
+    # towards the plateau: rising into a top one from before it, falling from it after it
+    towards = np.where(tops[usable], slope * side < 0, slope * side > 0)
+    for row in np.flatnonzero(good & np.isfinite(at) & towards).tolist():
+        found[int(usable[row])] = (float(edges[usable[row]]) + float(at[row]), float(slope[row]), 2.0 * float(a[row]))
     return found
 
 
@@ -232,35 +252,36 @@ def _corner_time(times: np.ndarray, values: np.ndarray, side: int, plateau_edge:
             return None
         gradient = -(slope + curvature * lag)  # of the course, by the corner's time
         at += float(np.sum(residual[agree] * gradient[agree]) / np.sum(gradient[agree] ** 2))
-    return at
+    return at if plateau_edge + low <= at <= plateau_edge + high else None
 
 
-def _course(length: int, before: tuple[float, float, float] | None,
-            after: tuple[float, float, float] | None) -> tuple[np.ndarray, np.ndarray, tuple[float, ...]] | None:
-    """The samples of a plateau between its corners ``before`` and ``after`` (time, slope,
-    curvature; None: the plateau runs to the capture's start or end), what the limiter took
-    from each, and the corners' times. Between two corners a quintic that meets both; to an
-    end, the one flank's quadratic continued."""
+def _course(start: int, stop: int, before: tuple[float, float, float] | None,
+            after: tuple[float, float, float] | None,
+            template: tuple[float, np.ndarray] | None) -> tuple[np.ndarray, np.ndarray, tuple[float, ...]] | None:
+    """The samples of the plateau ``[start, stop)`` from its corners ``before`` and ``after``
+    (time, slope, curvature; None: the plateau runs to the capture's start or end), what the
+    limiter took from each, and the corners' times. Between two corners a quintic that meets
+    both. A plateau cut by the capture's end takes the course of a whole plateau of its kind
+    (``template``: its span and quintic), aligned at its one corner: a flank's own quadratic
+    continued overshoots the carrier by half as much again at a plateau's middle. None where
+    there is no such plateau to follow."""
     if before is not None and after is not None:
         if after[0] - before[0] < 1.0:
             return None
-        first, times = before[0], (before[0], after[0])
-        coefficients = _quintic(after[0] - before[0], before[1:], after[1:])
         samples = np.arange(int(np.ceil(before[0])), int(np.floor(after[0])) + 1)
-    elif before is not None:
-        first, times = before[0], (before[0],)
-        coefficients = np.array([0.0, before[1], 0.5 * before[2]])
-        samples = np.arange(int(np.ceil(before[0])), length)
-    elif after is not None:
-        first, times = after[0], (after[0],)
-        coefficients = np.array([0.0, after[1], 0.5 * after[2]])
-        samples = np.arange(0, int(np.floor(after[0])) + 1)
-    else:
+        return (samples, np.polynomial.polynomial.polyval(samples - before[0], _quintic(
+            after[0] - before[0], before[1:], after[1:])), (before[0], after[0]))
+    if template is None or (before is None and after is None):
         return None
-    samples = samples[(samples >= 0) & (samples < length)]
-    if samples.size == 0:
-        return None
-    return samples, np.polynomial.polynomial.polyval(samples - first, coefficients), times
+    span, coefficients = template
+    if before is not None:  # on to the capture's end
+        samples = np.arange(int(np.ceil(before[0])), stop)
+        lag, times = samples - before[0], (before[0],)
+    else:  # back to its start
+        samples = np.arange(start, int(np.floor(after[0])) + 1)
+        lag, times = span - (after[0] - samples), (after[0],)
+    excess = np.where((lag >= 0.0) & (lag <= span), np.polynomial.polynomial.polyval(lag, coefficients), 0.0)
+    return samples, excess, times
 
 
 def restore(raw: np.ndarray) -> Restoration | None:
@@ -291,13 +312,16 @@ def restore(raw: np.ndarray) -> Restoration | None:
         level = float(np.median(near))
         if abs(level - middle) < LEVEL_SEPARATION * sigma:
             continue
-        beyond = raw > level + 6.0 * sigma if top else raw < level - 6.0 * sigma
-        if np.count_nonzero(beyond) > 0.01 * raw.size:
-            continue  # not an extreme the capture is held at
-        found = _runs(np.abs(raw - level) <= PLATEAU_BAND * sigma)
-        found = found[(found[:, 0] > 0) | (found[:, 1] < raw.size)]
+        # From the samples looked at (all of a signal up to LEVEL_SAMPLES): whether the capture
+        # is held at this level for a share of its samples and rarely goes past it.
+        beyond = looked_at > level + 6.0 * sigma if top else looked_at < level - 6.0 * sigma
+        held = np.abs(looked_at - level) <= PLATEAU_BAND * sigma
+        if np.count_nonzero(beyond) > 0.01 * looked_at.size or np.count_nonzero(held) < HELD_SHARE * looked_at.size:
+            continue
+        found = _runs((raw >= level - PLATEAU_BAND * sigma) & (raw <= level + PLATEAU_BAND * sigma))
+        found = found[(found[:, 0] >= FLANK) | (found[:, 1] <= raw.size - FLANK)]
         runs += len(found)
-        if runs > MAX_PLATEAUS:
+        if runs > min(MAX_PLATEAUS, raw.size / RUN_SPACING):
             return None  # a carrier period too short for plateaus to be a limiter's
         plateaus += [(top, level, start, stop) for start, stop in found.tolist()
                      if _flat(raw[start:stop], level, sigma)]
@@ -309,7 +333,8 @@ def restore(raw: np.ndarray) -> Restoration | None:
     starts = np.array([start for _, _, start, _ in plateaus])
     stops = np.array([stop for _, _, _, stop in plateaus])
     corners = {}
-    for side, edges, needed in ((-1, starts, starts > 0), (+1, stops, stops < raw.size)):
+    # A plateau within a flank of the capture's start or end runs to it: its one corner is fitted.
+    for side, edges, needed in ((-1, starts, starts >= FLANK), (+1, stops, stops <= raw.size - FLANK)):
         for index, corner in enumerate(_corners(raw, edges, side, levels, tops, sigma)):
             if needed[index]:
                 corners[index, side] = corner
@@ -349,12 +374,22 @@ def restore(raw: np.ndarray) -> Restoration | None:
             for key in ((index, -1), (index, +1)):
                 if key in corners:
                     corners[key] = None
+    # The course a plateau cut by the capture's end follows: the whole plateau of its kind
+    # whose span is the median.
+    templates = {}
+    for top in (True, False):
+        whole = sorted((corners[index, +1][0] - corners[index, -1][0], index) for index in range(len(plateaus))
+                       if plateaus[index][0] == top and corners.get((index, -1)) is not None
+                       and corners.get((index, +1)) is not None and corners[index, +1][0] - corners[index, -1][0] >= 1.0)
+        if whole:
+            span, index = whole[len(whole) // 2]
+            templates[top] = (span, _quintic(span, corners[index, -1][1:], corners[index, +1][1:]))
     courses = []
     for index in range(len(plateaus)):
         top, level, start, stop = plateaus[index]
         if any(corners[key] is None for key in ((index, -1), (index, +1)) if key in corners):
             continue  # a corner needed (not at the capture's start or end) and not found
-        course = _course(raw.size, corners.get((index, -1)), corners.get((index, +1)))
+        course = _course(start, stop, corners.get((index, -1)), corners.get((index, +1)), templates.get(top))
         if course is None:
             continue
         samples, excess, times = course

@@ -116,7 +116,8 @@ def period_warnings(item: preprocess.Conditioned, given: float | None) -> list[s
     than :data:`PERIOD_DISAGREEMENT`; the caller's value is kept (it is the caller's call)."""
     if not given:
         return []
-    seen = item.carrier if item.carrier is not None else phase_mod.fit_carrier(item.raw, item.filtered, item.scale)
+    seen = item.carrier if item.carrier is not None else phase_mod.fit_carrier(item.carrier_course(), item.filtered,
+                                                                                 item.scale)
     if not seen.detected or not seen.samples_per_cycle:
         return []
     if abs(given - seen.samples_per_cycle) <= PERIOD_DISAGREEMENT * seen.samples_per_cycle:
@@ -347,7 +348,7 @@ class Segmenter:
         for item, probability, option in zip(conditioned, probabilities, options):
             threshold = self.threshold if option.threshold is None else float(option.threshold)
             carrier = (item.carrier if item.carrier is not None and option.period() is None
-                       else phase_mod.fit_carrier(item.raw, item.filtered, item.scale, option.period()))
+                       else phase_mod.fit_carrier(item.carrier_course(), item.filtered, item.scale, option.period()))
             regions, added = self.regions_and_added(probability, threshold, item)
             described = None
             if len(added):

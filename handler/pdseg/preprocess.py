@@ -877,8 +877,14 @@ class Conditioned:
     # float32 data can show a step of an ulp, which never sets the scale); 0 for a whitened view
     quantum: float = 0.0
     # a limiter's plateaus given back the carrier's course before filtering (pdseg.limiter):
-    # their count, corners and levels; None where the capture shows none
+    # their count, corners and levels, and the restored signal the carrier is fitted to; None
+    # where the capture shows none
     clipped: dict | None = None
+    restored: np.ndarray | None = None
+
+    def carrier_course(self) -> np.ndarray:
+        """What the carrier is fitted to: the capture as sent, or as restored (:mod:`pdseg.limiter`)."""
+        return self.raw if self.restored is None else self.restored
 
     @property
     def length(self) -> int:
@@ -1242,7 +1248,8 @@ def condition(raw: np.ndarray, remove_tones: bool = True, remove_commutation: bo
     conditioned = Conditioned(raw=raw, filtered=filtered, scale=scale, network_input=network_planes(filtered, scale),
                               tones=found, carrier=carrier, commutation=train, phase_locked=locked,
                               regular_train=regular, quantum=quantum,
-                              clipped=None if restoration is None else restoration.to_dict())
+                              clipped=None if restoration is None else restoration.to_dict(),
+                              restored=None if restoration is None else restoration.signal)
     if remove_commutation:
         conditioned = with_whitened_view(conditioned, magnitude, quantum, view_room, rails, view_cost)
         if slow_view:
