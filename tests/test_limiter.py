@@ -76,7 +76,7 @@ def test_the_same_for_the_negated_and_the_scaled_capture():
 
 
 @pytest.mark.parametrize("case", ["noise", "pulses in noise", "carrier", "small carrier", "step",
-                                  "one plateau", "noise-free rails", "short"])
+                                  "one plateau", "short"])
 def test_captures_without_a_limiters_plateaus_are_left_alone(case):
     rng = np.random.default_rng(11)
     n = np.arange(LENGTH)
@@ -97,8 +97,6 @@ def test_captures_without_a_limiters_plateaus_are_left_alone(case):
     elif case == "one plateau":  # a triggered window over one clipped peak
         carrier = 3e5 * np.sin(2 * np.pi * n[:1500] / PERIOD + 0.4)
         signal = np.clip(carrier, -2.5e5, 2.5e5) + noise[:1500]
-    elif case == "noise-free rails":  # pdseg.preprocess.rail_samples' case: no noise to read there
-        signal = np.clip(np.round(2.0 * 32767 * np.sin(2 * np.pi * n / PERIOD)), -32768, 32767)
     else:
         signal = clipped(3e5, 0.5)[0][:100]
     assert limiter.restore(signal) is None
@@ -187,3 +185,23 @@ def test_the_carrier_fitted_with_and_without_a_given_period_is_the_restored_one(
     assert own.amplitude == pytest.approx(3e5, rel=0.01)
     assert given.amplitude == pytest.approx(3e5, rel=0.01)
     assert conditioned.carrier.amplitude == pytest.approx(3e5, rel=0.01)
+
+
+@pytest.mark.parametrize("overdrive", [1.2, 1.5, 2.0])
+def test_an_overdriven_adcs_rails_are_restored_too(overdrive):
+    """An ADC's rails are a limiter's plateaus without noise: the noise is read off the samples
+    off the rails (half of them or fewer at 1.2 times full scale and more), so the step applies
+    where a carrier overdrives a 16-bit ADC over one step of noise, and its corners leave
+    nothing after the carrier filter."""
+    rng = np.random.default_rng(int(overdrive * 10))
+    n = np.arange(LENGTH)
+    full_scale = 32767.0
+    signal = np.clip(np.round(overdrive * full_scale * np.sin(2 * np.pi * n / PERIOD + 0.7) + rng.normal(size=LENGTH)),
+                     -full_scale - 1, full_scale)
+    assert np.count_nonzero(signal == full_scale) > 0.1 * LENGTH  # the rails are really held
+    restoration = limiter.restore(signal)
+    assert restoration is not None
+    assert sorted(restoration.to_dict()["levels"]) == [-full_scale - 1, full_scale]
+    margin = 600
+    assert np.max(np.abs(preprocess.carrier_filter(signal)[margin:-margin])) > 50.0
+    assert np.max(np.abs(preprocess.carrier_filter(restoration.signal)[margin:-margin])) < 6.0

@@ -195,14 +195,15 @@ def test_a_switching_supplys_edges_are_not_reported_and_pd_among_them_is(shipped
     assert all(found), (onsets, with_pd.regions.tolist())
 
 
-@pytest.mark.parametrize("overdrive, noise_steps", [(1.2, 3.0), (1.05, 3.0)])
+@pytest.mark.parametrize("overdrive, noise_steps", [(1.2, 3.0), (1.05, 3.0), (1.5, 1.0), (2.0, 1.0)])
 def test_an_overdriven_adcs_rails_do_not_set_the_noise(shipped, overdrive, noise_steps):
     """A 16-bit ADC whose carrier runs past full scale holds the rails, noise-free, for hundreds
     of samples a half cycle. The noise was read there (half a step), and the unclipped part of
     a PD-free capture came out as PD: 12 regions covering 64 % of 20,000 samples at 1.2 times
     full scale and 3 steps of noise (a stranger's probe, 2026-12-06). PD on the flanks between
-    the rails is still found. (Corners of sharper clipping, 1.5 times full scale over 1 step of
-    noise, are still reported at some cycles: Known failure modes.)"""
+    the rails is still found. The corners of sharper clipping, 1.5 and 2 times full scale over
+    1 step of noise, were still reported at some cycles until the limiter step restored the
+    rails as plateaus (pdseg.limiter, 2026-12-06)."""
     rng = np.random.default_rng(int(overdrive * 100 + noise_steps))
     length, period, full_scale = 20_000, 3333.3, 32767.0
     n = np.arange(length)

@@ -91,9 +91,18 @@ class Restoration:
 
 def _noise(raw: np.ndarray) -> float:
     """The rms of the white noise, from the MAD of the third differences of the first
-    :data:`NOISE_SAMPLES` samples (corners and the carrier barely move them)."""
+    :data:`NOISE_SAMPLES` samples (corners and the carrier barely move them), those that touch
+    a sample at the capture's extreme values left out: an ADC's rails hold no noise, and where
+    a carrier overdrives it they are half of the samples or more."""
     head = raw[:NOISE_SAMPLES]
-    return mad_sigma(np.diff(head, 3)) / np.sqrt(20.0) if head.size >= 8 else 0.0
+    if head.size < 8:
+        return 0.0
+    differences = np.diff(head, 3)
+    on_rail = (head == raw.max()) | (head == raw.min())
+    touched = on_rail[:-3] | on_rail[1:-2] | on_rail[2:-1] | on_rail[3:]
+    if np.count_nonzero(~touched) >= max(64, head.size // 8):
+        differences = differences[~touched]
+    return mad_sigma(differences) / np.sqrt(20.0)
 
 
 @lru_cache(maxsize=8)
