@@ -23,7 +23,7 @@ import _bootstrap  # noqa: F401
 import numpy as np
 import torch
 
-from evaluate import card_section_command
+from evaluate import card_section_command, regions_of
 from pdseg import preprocess
 
 SEED = 20261208
@@ -54,10 +54,6 @@ def capture(rng: np.random.Generator, amplitude: float, clip: float,
             onsets.append(int(onset))
             on_plateau.append(bool(np.all(np.abs(carrier[onset: onset + shape.size]) >= level)))
     return signal, onsets, on_plateau
-
-
-def regions_of(segmenter, conditioned: preprocess.Conditioned) -> np.ndarray:
-    return segmenter.regions(segmenter.probabilities([conditioned])[0], None, conditioned)
 
 
 def rows(segmenter, seed: int) -> list[dict]:

@@ -319,6 +319,12 @@ def write_card_section(marker: str, lines: list[str]) -> None:
     CARD.write_text(head + f"<!-- {marker}:start -->\n" + "\n".join(lines) + f"\n<!-- {marker}:end -->" + tail)
 
 
+def regions_of(segmenter, conditioned) -> np.ndarray:
+    """The served region rules on one conditioned signal (``pdseg.preprocess.Conditioned``):
+    the network over it, then ``Segmenter.regions``."""
+    return segmenter.regions(segmenter.probabilities([conditioned])[0], None, conditioned)
+
+
 def card_section_command(description: str, marker: str, lines_for) -> None:
     """The command line of a script that measures the served model and prints one model-card
     section (``--weights``, ``--no-write``): ``lines_for(segmenter, started)`` gives its lines

@@ -20,7 +20,7 @@ import _bootstrap  # noqa: F401
 import numpy as np
 import torch
 
-from evaluate import card_section_command
+from evaluate import card_section_command, regions_of
 from pdseg import preprocess
 
 SEED = 20261207
@@ -50,10 +50,6 @@ def capture(rng: np.random.Generator, overdrive: float, noise_steps: float,
     digitised = np.clip(np.round(analogue), -FULL_SCALE - 1, FULL_SCALE)
     on_rail = (digitised >= FULL_SCALE) | (digitised <= -FULL_SCALE - 1)
     return digitised, [onset for onset in onsets if not on_rail[onset - 4: onset + 28].any()]
-
-
-def regions_of(segmenter, conditioned: preprocess.Conditioned) -> np.ndarray:
-    return segmenter.regions(segmenter.probabilities([conditioned])[0], None, conditioned)
 
 
 def rows(segmenter, seed: int) -> list[dict]:

@@ -24,7 +24,7 @@ import _bootstrap  # noqa: F401
 import numpy as np
 import torch
 
-from evaluate import card_section_command
+from evaluate import card_section_command, regions_of
 from pdseg import preprocess
 
 SEED = 20261206
@@ -84,10 +84,6 @@ def train_capture(rng: np.random.Generator, kind: str, length: int, spacing: flo
         signal[whole: whole + PULSE] += amplitude * shape(kind, onset - whole)
         onsets.append(whole)
     return signal, onsets
-
-
-def regions_of(segmenter, conditioned: preprocess.Conditioned) -> np.ndarray:
-    return segmenter.regions(segmenter.probabilities([conditioned])[0], None, conditioned)
 
 
 def trains_table(segmenter, seed: int) -> list[dict]:

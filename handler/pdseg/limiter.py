@@ -30,7 +30,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from .robust import mad_sigma
+from .robust import mad_sigma, spread_positions
 
 PLATEAU_RUN = 32  # samples: the shortest plateau
 PLATEAU_BAND = 4.0  # noise units about the level
@@ -102,23 +102,13 @@ def _noise(raw: np.ndarray) -> float:
         on_rail = (raw == highest) | (raw == lowest)
         touched = on_rail[:-3] | on_rail[1:-2] | on_rail[2:-1] | on_rail[3:]
     else:
-        window = raw[_positions(raw.size - 3)[:, None] + np.arange(4)]
+        window = raw[spread_positions(raw.size - 3, LEVEL_SAMPLES)[:, None] + np.arange(4)]
         differences = window[:, 3] - 3.0 * window[:, 2] + 3.0 * window[:, 1] - window[:, 0]
         touched = np.any((window == highest) | (window == lowest), axis=1)
     if np.count_nonzero(~touched) >= max(64, differences.size // 8):
         differences = differences[~touched]
     # every k-th of them: 2,048 give the noise to a few per cent, at a quarter of the time of 8,192
     return mad_sigma(differences[:: -(-differences.size // NOISE_DIFFERENCES)]) / np.sqrt(20.0)
-
-
-@lru_cache(maxsize=8)
-def _positions(size: int) -> np.ndarray:
-    """:data:`LEVEL_SAMPLES` positions among ``size``, drawn once for each size (seeded by it: a
-    signal's result never depends on what else was analysed; every k-th sample would see a
-    carrier at a multiple of 1/k cycles per sample at one phase only)."""
-    positions = np.sort(np.random.default_rng(size).choice(size, LEVEL_SAMPLES, replace=False))
-    positions.setflags(write=False)  # shared by every call
-    return positions
 
 
 def _runs(mask: np.ndarray) -> np.ndarray:
@@ -147,14 +137,15 @@ def _flat(values: np.ndarray, level: float, sigma: float) -> bool:
 
 
 @lru_cache(maxsize=2)
-def _flank_fit(side: int) -> tuple[np.ndarray, np.ndarray]:
-    """The times of a flank's samples from its plateau's edge, and the least-squares solution
-    for a quadratic over them (coefficients highest first, as numpy's polynomials)."""
+def _flank_fit(side: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The times of a flank's samples from its plateau's edge, the quadratic's design over them
+    and its least-squares solution (coefficients highest first, as numpy's polynomials)."""
     t = np.arange(-FLANK, 0, dtype=np.float64) if side < 0 else np.arange(0, FLANK, dtype=np.float64)
-    solve = np.linalg.pinv(np.vander(t, 3))
-    t.setflags(write=False)
-    solve.setflags(write=False)
-    return t, solve
+    design = np.vander(t, 3)
+    solve = np.linalg.pinv(design)
+    for array in (t, design, solve):
+        array.setflags(write=False)
+    return t, design, solve
 
 
 def _crossings(a: np.ndarray, b: np.ndarray, c: np.ndarray, low: float, high: float) -> np.ndarray:
@@ -187,11 +178,10 @@ def _corners(raw: np.ndarray, edges: np.ndarray, side: int, levels: np.ndarray, 
     usable = np.flatnonzero((first >= 0) & (first + FLANK <= raw.size))
     if usable.size == 0:
         return found
-    t, solve = _flank_fit(side)
+    t, design, solve = _flank_fit(side)
     values = raw[first[usable, None] + np.arange(FLANK)] - levels[usable, None]
     inward = np.where(tops[usable, None], -values, values)  # the flank lies inside the level
     coefficients = values @ solve.T  # (flanks, 3), highest power first
-    design = np.vander(t, 3)
     residual = values - coefficients @ design.T
     kept = np.ones(values.shape, dtype=bool)
     # Flanks with a sample over 4 units from their fit (a pulse on them) are refitted without it.
@@ -313,7 +303,7 @@ def restore(raw: np.ndarray) -> Restoration | None:
     sigma = _noise(raw)
     if not sigma > 0.0:
         return None  # a noise-free record: its rails are pdseg.preprocess.rail_samples' to handle
-    looked_at = raw if raw.size <= LEVEL_SAMPLES else raw[_positions(raw.size)]
+    looked_at = raw if raw.size <= LEVEL_SAMPLES else raw[spread_positions(raw.size, LEVEL_SAMPLES)]
     low, high = np.quantile(looked_at, (PLATEAU_SHARE, 1.0 - PLATEAU_SHARE))
     middle = 0.5 * (low + high)
     if high - low < 2.0 * LEVEL_SEPARATION * sigma:

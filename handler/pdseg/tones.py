@@ -34,7 +34,6 @@ stretch of the capture, and subtracted before the network sees the signal.
 """
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Callable
 
 import numpy as np
@@ -42,7 +41,7 @@ from scipy import fft as sp_fft
 from scipy import ndimage
 from scipy import signal as sps
 
-from .robust import mad_sigma
+from .robust import mad_sigma, spread_positions
 
 SEGMENT = 256  # samples per short-time spectrum: bins of 1/256 cycles per sample
 HOP = SEGMENT // 2
@@ -262,16 +261,13 @@ def padded_size(length: int) -> int:
 ROBUST_SAMPLES = 4096  # at most this many samples, drawn at random, give the clip's median and MAD
 
 
-@lru_cache(maxsize=8)
 def _robust_positions(size: int) -> np.ndarray:
-    """:data:`ROBUST_SAMPLES` positions among ``size``, drawn once for each size (seeded by it, so
-    a signal's result does not depend on what else was analysed). Every k-th sample would see a
-    tone at a multiple of 1/k cycles per sample at one phase only: a tone of 8 noise sigmas at a
-    quarter of the sampling rate (a clock's harmonic) read as a level of 9.6 with a spread of 1,
-    and the clip around it left half the tone out of its own estimate."""
-    positions = np.sort(np.random.default_rng(size).choice(size, ROBUST_SAMPLES, replace=False))
-    positions.setflags(write=False)  # shared by every call
-    return positions
+    """:data:`ROBUST_SAMPLES` positions among ``size`` (:func:`pdseg.robust.spread_positions`).
+    Every k-th sample would see a tone at a multiple of 1/k cycles per sample at one phase only:
+    a tone of 8 noise sigmas at a quarter of the sampling rate (a clock's harmonic) read as a
+    level of 9.6 with a spread of 1, and the clip around it left half the tone out of its own
+    estimate."""
+    return spread_positions(size, ROBUST_SAMPLES)
 
 
 def _robust_level(values: np.ndarray, strided: bool = False) -> tuple[float, float]:
