@@ -54,8 +54,8 @@ CORNER_ASYMMETRY = 3.0  # the most a plateau's two corners' slopes may differ by
 # The carrier filter's largest output for a corner whose slope changes by one unit a sample
 # (tests/test_limiter.py checks it against pdseg.preprocess.carrier_filter), and the least
 # height in noise units that makes a corner worth restoring. The training generator clips a
-# fifth of its carriers, whose corners then stand 4-80 noise units out after the filter: the
-# network learnt to leave those, and the once-a-cycle step takes out what they leave.
+# fifth of its carriers, whose corners then stand some 4-30 noise units out after the filter:
+# the network learnt to leave those, and the once-a-cycle step takes out what they leave.
 KINK_GAIN = 4.0
 KINK_TRAINED = 100.0
 LEVEL_SAMPLES = 8192  # at most this many samples, drawn at random, give the levels and the noise
