@@ -63,8 +63,9 @@ RAW_BODIES_SETTING = ("TS_DECODE_INPUT_REQUEST", "false")
 class PDSegmenterHandler(BaseHandler):
     def initialize(self, context):
         settings = (getattr(context, "model_yaml_config", None) or {}).get("handler", {})
-        # The network's intra-op threads; PD_TORCH_THREADS lets an operator match them to the
-        # pod's CPU limit without rebuilding the archive.
+        # The threads a large network call is shared over (pdseg.model.ThreadPolicy);
+        # PD_TORCH_THREADS lets an operator match them to the pod's CPU limit without rebuilding
+        # the archive.
         threads = int(os.environ.get("PD_TORCH_THREADS") or settings.get("torch_threads", os.cpu_count() or 1))
         # Network calls on fewer samples than this run on one thread (tail latency on a small
         # pod, docs/benchmarks.md).

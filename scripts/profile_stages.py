@@ -9,13 +9,16 @@ within them, the isolated short transients' search (pdseg.transients); JSON desc
 medians of repeats, 2 torch threads. Then the whole analysis of the 800,000-sample capture
 (a carrier-free one, which gets a slower view) on the handler's thread policy
 (model-config.yaml), with its slower view made after the capture's conditioning and beside it
-(``view_ahead_from_samples``). "CPU / wall" is the process's CPU time over the wall time of
+(``view_ahead_from_samples``), and the network over that capture's windows with each chunk on two
+intra-op threads and, as the handler runs it, in two parts on a thread each (run it with the
+workers' ``OMP_WAIT_POLICY=PASSIVE``, as ``make bench`` serves them). "CPU / wall" is the process's CPU time over the wall time of
 the conditioning repeats: over 1, some library call wakes threads that spin beside the one doing
 the work (BLAS beyond a small matrix does; conditioning runs on one core per worker, so that is
 CPU taken from the other worker, docs/benchmarks.md).
 """
 from __future__ import annotations
 
+import os
 import statistics
 import time
 
@@ -72,8 +75,43 @@ def main() -> None:
         json_ms, _ = timed(lambda: results[0].to_json(0), repeats)
         print(f"| {length:,} samples | {condition_ms:.1f} | {condition_cpu:.2f} | {commutation_ms:.1f} | {fit_ms:.1f} | {network_ms:.1f} "
               f"| {finish_ms:.1f} | {transients_ms:.2f} | {json_ms:.1f} |")
-    view_ahead(segmenter, synthetic.make_capture(np.random.default_rng(2026), 800_000, samples_per_cycle=800_000.0,
-                                                 pd_free=False, snr_db=24.0, interference=True).signal)
+    long_capture = synthetic.make_capture(np.random.default_rng(2026), 800_000, samples_per_cycle=800_000.0,
+                                          pd_free=False, snr_db=24.0, interference=True).signal
+    network_in_parts(segmenter, long_capture)
+    view_ahead(segmenter, long_capture)
+
+
+def network_in_parts(segmenter, raw: np.ndarray, repeats: int = 7) -> None:
+    """The network over ``raw``'s windows in the pipeline's chunks: each chunk one call on two
+    intra-op threads, against the handler's policy (pdseg.model.ThreadPolicy: each chunk's
+    windows in two parts, each on a thread of its own with one intra-op thread)."""
+    settings = yaml.safe_load((_bootstrap.ROOT / "config" / "model-config.yaml").read_text())["handler"]
+    module = segmenter.network
+    policy = TorchThreads(module, settings["torch_threads"], settings["parallel_from_samples"])
+    windows = torch.from_numpy(np.ascontiguousarray(segmenter.windows(segmenter.condition(raw))))
+    step = segmenter.chunk_windows
+
+    def intra_op() -> torch.Tensor:
+        torch.set_num_threads(settings["torch_threads"])
+        return torch.cat([module(windows[first: first + step]) for first in range(0, len(windows), step)])
+
+    def in_parts() -> torch.Tensor:
+        return torch.cat([policy(windows[first: first + step]) for first in range(0, len(windows), step)])
+
+    times: dict[str, list[float]] = {}
+    with torch.inference_mode():
+        outputs = {name: function() for name, function in (("intra", intra_op), ("parts", in_parts))}
+        for _ in range(repeats):  # alternated
+            for name, function in (("intra", intra_op), ("parts", in_parts)):
+                times.setdefault(name, []).append(timed(function, 1)[0])
+    torch.set_num_threads(settings["torch_threads"])
+    difference = float((outputs["intra"] - outputs["parts"]).abs().max())
+    print()
+    print(f"| network over the 800,000-sample capture's {len(windows)} windows, chunks of {step} | one call on "
+          f"{settings['torch_threads']} intra-op threads ms | in parts, one thread each ms | largest difference |")
+    print("|---|---|---|---|")
+    print(f"| OMP_WAIT_POLICY {os.environ.get('OMP_WAIT_POLICY', '(unset)')} | {statistics.median(times['intra']):.1f} "
+          f"| {statistics.median(times['parts']):.1f} | {difference:.2g} |")
 
 
 def view_ahead(segmenter, raw: np.ndarray, repeats: int = 7) -> None:

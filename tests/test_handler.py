@@ -142,8 +142,8 @@ def test_custom_metrics_are_emitted(handler, caplog):
 @pytest.mark.parametrize("runtime", ["torchscript", "onnx"])
 def test_small_batches_run_on_one_thread_large_ones_on_all(runtime, request, real_captures):
     """parallel_from_samples (model-config.yaml), in both archives: a network call on fewer
-    samples runs on one thread, a larger one on torch_threads; the regions do not depend on
-    which."""
+    samples runs on one thread, a larger one is shared over torch_threads threads by its
+    windows; the regions do not depend on which."""
     handler = request.getfixturevalue("handler" if runtime == "torchscript" else "onnx_handler")
     network = handler.model
     assert network.threads == 2 and network.parallel_from_samples == 131072
@@ -158,14 +158,19 @@ def test_small_batches_run_on_one_thread_large_ones_on_all(runtime, request, rea
     assert large["signals"][0]["length"] == 269_280
     assert network.calls_by_threads == {2: 2, 1: 1}  # 32 + 32 windows of 4,096, then the last 12
     configured = network.parallel_from_samples
+    pair = [{"body": {"signals": [real_captures[0].tolist()] * 2}}]
     try:
-        network.parallel_from_samples = 0  # the same small request on both threads
+        network.parallel_from_samples = 0  # both signals' windows in one call, shared over both threads
         network.calls_by_threads.clear()
-        parallel = handler.handle(request, batch_context(handler, headers))[0]
+        parallel = handler.handle(pair, batch_context(handler, [{"Content-Type": "application/json",
+                                                                   "Cache-Control": "no-cache"}]))[0]
         assert network.calls_by_threads == {2: 1}
+        network.calls_by_threads.clear()
+        handler.handle(request, batch_context(handler, headers))  # one window: nothing to share
+        assert network.calls_by_threads == {1: 1}
     finally:
         network.parallel_from_samples = configured
-    assert parallel["signals"][0]["regions"] == single["signals"][0]["regions"]
+    assert [answer["regions"] for answer in parallel["signals"]] == [single["signals"][0]["regions"]] * 2
 
 
 def test_a_long_carrier_free_captures_slower_view_starts_beside_its_conditioning(handler, monkeypatch):

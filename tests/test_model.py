@@ -1,9 +1,10 @@
 import json
+import threading
 
 import pytest
 import torch
 
-from pdseg.model import (PRESETS, OnnxNetwork, UNet1D, UNetConfig, export_onnx, export_torchscript,
+from pdseg.model import (PRESETS, OnnxNetwork, TorchThreads, UNet1D, UNetConfig, export_onnx, export_torchscript,
                          flops_per_window, load_trained, parameter_count)
 from serve import ROOT
 
@@ -60,3 +61,33 @@ def test_onnx_export_runs_like_the_torch_network_at_any_batch_and_width(tmp_path
         served = OnnxNetwork(tmp_path / "m.onnx", threads)(batch)
         assert served.shape == expected.shape
         assert float((served - expected).abs().max()) < 1e-4
+
+
+def test_a_large_call_is_shared_over_threads_by_its_windows_with_the_same_output(tmp_path):
+    """ThreadPolicy: a call from parallel_from_samples on runs in parts of its windows, each on
+    a thread of its own with one intra-op thread, and gives what one call on all windows gives
+    (to float32 rounding: batches of other sizes may take other kernels); a smaller call, and one the caller keeps on one thread, runs whole here."""
+    network, record = load_trained(ROOT / "model_store" / "weights")
+    export_torchscript(network, tmp_path / "m.pt", window=record["window"]["window"])
+    module = torch.jit.load(str(tmp_path / "m.pt")).eval()
+    seen: list[tuple[str, int, int]] = []
+
+    class Recorded(torch.nn.Module):
+        def forward(self, windows):
+            seen.append((threading.current_thread().name, torch.get_num_threads(), windows.shape[0]))
+            return module(windows)
+
+    policy = TorchThreads(Recorded(), threads=2, parallel_from_samples=4 * 4096)
+    windows = torch.randn(5, network.config.in_channels, 4096)
+    with torch.inference_mode():
+        whole = module(windows)
+        shared = policy(windows)
+        torch.testing.assert_close(shared, whole, rtol=0, atol=1e-6)
+        assert sorted(count for _, _, count in seen) == [2, 3]
+        assert len({name for name, _, _ in seen}) == 2 and {threads for _, threads, _ in seen} == {1}
+        seen.clear()
+        torch.testing.assert_close(policy(windows[:3]), whole[:3], rtol=0, atol=1e-6)  # under parallel_from_samples
+        torch.testing.assert_close(policy(windows, one_thread=True), whole, rtol=0, atol=1e-6)
+        assert [(threads, count) for _, threads, count in seen] == [(1, 3), (1, 5)]
+        assert {name for name, _, _ in seen} == {threading.current_thread().name}
+    assert policy.calls_by_threads == {2: 1, 1: 2}

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Sequence
 
@@ -177,37 +179,70 @@ def export_onnx(model: UNet1D, path: Path, window: int = 4096) -> None:
 
 
 class ThreadPolicy:
-    """How many intra-op threads a network call gets: ``threads``, or one for calls on fewer than
-    ``parallel_from_samples`` samples, whose convolutions are too short for a second thread to
-    pay; on a small pod its wait holds up the frontend and the next batch (tail latency,
-    docs/benchmarks.md). ``calls_by_threads`` counts the calls made on each."""
+    """How a network call uses the worker's cores: calls on fewer than ``parallel_from_samples``
+    samples run on one thread, whose convolutions are too short for a second one to pay (on a
+    small pod its wait holds up the frontend and the next batch: tail latency,
+    docs/benchmarks.md); larger ones are cut by windows into ``threads`` parts, each run on one
+    intra-op thread of a thread of its own. ``calls_by_threads`` counts the calls made on each
+    number of threads.
+
+    Why parts rather than intra-op threads: the workers' OpenMP threads sleep at a barrier
+    (``OMP_WAIT_POLICY=PASSIVE``, docs/operations.md), and the tiny network's every layer ends in
+    one, so a second intra-op thread gained little. Parts share no barrier: the long capture's
+    224 windows took 114 instead of 137 ms in TorchScript (``scripts/profile_stages.py``) and
+    82 instead of 105 in ONNX Runtime, the same probabilities to the bit (docs/benchmarks.md,
+    2026-12-06 afternoon). A window's output does not depend on the others in its call."""
 
     def __init__(self, threads: int = 1, parallel_from_samples: int = 0) -> None:
         self.threads = max(1, int(threads))
         self.parallel_from_samples = int(parallel_from_samples)
         self.calls_by_threads: dict[int, int] = {}
+        self._count_lock = threading.Lock()  # calls are counted from the part threads too
+        self._parts: ThreadPoolExecutor | None = None
 
     def threads_for(self, windows, one_thread: bool = False) -> int:
         """The threads for a call on ``windows``; one where the caller asks (``one_thread``: the
-        other core is busy with its own part of the same request, :class:`pdseg.pipeline.Segmenter`)."""
-        few = one_thread or windows.shape[0] * windows.shape[-1] < self.parallel_from_samples
+        other core is busy with its own part of the same request, :class:`pdseg.pipeline.Segmenter`)
+        and where there is a single window to run."""
+        few = (one_thread or windows.shape[0] < 2
+               or windows.shape[0] * windows.shape[-1] < self.parallel_from_samples)
         threads = 1 if few else self.threads
-        self.calls_by_threads[threads] = self.calls_by_threads.get(threads, 0) + 1
+        with self._count_lock:
+            self.calls_by_threads[threads] = self.calls_by_threads.get(threads, 0) + 1
         return threads
+
+    def __call__(self, windows: torch.Tensor, one_thread: bool = False) -> torch.Tensor:
+        threads = self.threads_for(windows, one_thread)
+        if threads == 1:
+            return self.run_on_one_thread(windows, part=False)
+        if self._parts is None:
+            self._parts = ThreadPoolExecutor(max_workers=self.threads - 1, thread_name_prefix="network-part")
+        bounds = [round(windows.shape[0] * part / threads) for part in range(threads + 1)]
+        others = [self._parts.submit(self._part, windows[start:end]) for start, end in zip(bounds[1:-1], bounds[2:])]
+        first = self.run_on_one_thread(windows[: bounds[1]], part=True)
+        return torch.cat([first] + [other.result() for other in others])
+
+    def _part(self, windows: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():  # thread-local: the caller's does not reach this thread
+            return self.run_on_one_thread(windows, part=True)
+
+    def run_on_one_thread(self, windows: torch.Tensor, part: bool) -> torch.Tensor:
+        """The network on ``windows`` on the calling thread, on one intra-op thread; ``part``: a
+        part of a larger call."""
+        raise NotImplementedError
 
 
 class TorchThreads(ThreadPolicy):
-    """A TorchScript network (the module BaseHandler loaded, unchanged) on torch threads by the
+    """A TorchScript network (the module BaseHandler loaded, unchanged) on threads by the
     :class:`ThreadPolicy`."""
 
     def __init__(self, module: torch.nn.Module, threads: int = 1, parallel_from_samples: int = 0) -> None:
         super().__init__(threads, parallel_from_samples)
         self.module = module
 
-    def __call__(self, windows: torch.Tensor, one_thread: bool = False) -> torch.Tensor:
-        threads = self.threads_for(windows, one_thread)
-        if torch.get_num_threads() != threads:
-            torch.set_num_threads(threads)
+    def run_on_one_thread(self, windows: torch.Tensor, part: bool) -> torch.Tensor:
+        if torch.get_num_threads() != 1:  # per thread: the part threads set their own
+            torch.set_num_threads(1)
         return self.module(windows)
 
 
@@ -215,24 +250,23 @@ class OnnxNetwork(ThreadPolicy):
     """An ONNX Runtime session called like the torch network: ``(windows, channels, width)``
     float32 tensor in, ``(windows, width)`` probabilities out.
 
-    Intra-op threads are the session's; ``single_thread_session`` (optional) serves calls
-    on few samples, where a second thread costs the other processes on a small machine more
-    than it saves. Spinning is off: an idle pool thread sleeps instead of holding a core."""
+    Every call, or part of one (:class:`ThreadPolicy`), runs on one intra-op thread, and a
+    session's ``run`` may be called from several threads at once. Large calls' parts get a
+    session of their own without a memory arena: it would keep every size it ever served;
+    small calls, the latency-critical ones, keep theirs, which stays small."""
 
     def __init__(self, path: str | Path, threads: int = 1, parallel_from_samples: int = 0) -> None:
         super().__init__(threads, parallel_from_samples)
-        # Large calls (long captures) get no memory arena: it would keep every size it ever
-        # served; small calls, the latency-critical ones, keep theirs, which stays small.
-        self.session = self._session(path, self.threads, arena=self.parallel_from_samples <= 0)
-        self.single_thread_session = (self._session(path, 1, arena=True)
+        self.session = self._session(path, arena=self.parallel_from_samples <= 0)
+        self.single_thread_session = (self._session(path, arena=True)
                                       if self.threads > 1 and self.parallel_from_samples > 0 else self.session)
 
     @staticmethod
-    def _session(path: str | Path, threads: int, arena: bool):
+    def _session(path: str | Path, arena: bool):
         import onnxruntime
 
         options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads
+        options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
         options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
@@ -243,9 +277,9 @@ class OnnxNetwork(ThreadPolicy):
         options.enable_mem_pattern = arena
         return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
-    def __call__(self, windows: torch.Tensor, one_thread: bool = False) -> torch.Tensor:
+    def run_on_one_thread(self, windows: torch.Tensor, part: bool) -> torch.Tensor:
         array = windows.detach().cpu().numpy().astype("float32", copy=False)
-        session = self.single_thread_session if self.threads_for(array, one_thread) == 1 else self.session
+        session = self.session if part else self.single_thread_session
         return torch.from_numpy(session.run(None, {"signal": array})[0])
 
 
