@@ -70,7 +70,8 @@ class PDSegmenterHandler(BaseHandler):
         # Network calls on fewer samples than this run on one thread (tail latency on a small
         # pod, docs/benchmarks.md).
         parallel_from = int(os.environ.get("PD_PARALLEL_FROM_SAMPLES") or settings.get("parallel_from_samples", 0))
-        torch.set_num_threads(max(1, threads))
+        # Every thread that runs the network does so on one intra-op thread (pdseg.model.ThreadPolicy).
+        torch.set_num_threads(1)
         # BaseHandler loads the archive's serialized file: frozen TorchScript by default, or an
         # ONNX graph (make archive RUNTIME=onnx), for which it opens an ONNX Runtime session ...
         super().initialize(context)

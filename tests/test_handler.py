@@ -2,6 +2,7 @@
 RequestProcessor per request, as the worker builds it) for batches of mixed requests."""
 import io
 import json
+import threading
 import logging
 import uuid
 import zipfile
@@ -56,7 +57,7 @@ def test_the_archive_carries_torchscript_weights_and_exactly_the_handler_code(ha
     assert not {name for name in names if name.endswith((".onnx", ".state.pt"))}
     assert isinstance(handler.model.module, torch.jit.ScriptModule)  # BaseHandler's, on our threads
     settings = yaml.safe_load((handler.model_dir / "model-config.yaml").read_text())["handler"]
-    assert torch.get_num_threads() == settings["torch_threads"]
+    assert handler.model.threads == settings["torch_threads"] and torch.get_num_threads() == 1
     record = json.loads((handler.model_dir / "pd_segmenter.json").read_text())
     assert "validation" not in record and {"threshold", "postprocess", "window", "architecture"} <= set(record)
     assert (handler.model_dir / "pd_segmenter.json").stat().st_size < 4096
@@ -140,7 +141,7 @@ def test_custom_metrics_are_emitted(handler, caplog):
 
 
 @pytest.mark.parametrize("runtime", ["torchscript", "onnx"])
-def test_small_batches_run_on_one_thread_large_ones_on_all(runtime, request, real_captures):
+def test_small_batches_run_on_one_thread_large_ones_on_all(runtime, request, real_captures, monkeypatch):
     """parallel_from_samples (model-config.yaml), in both archives: a network call on fewer
     samples runs on one thread, a larger one is shared over torch_threads threads by its
     windows; the regions do not depend on which."""
@@ -154,9 +155,21 @@ def test_small_batches_run_on_one_thread_large_ones_on_all(runtime, request, rea
     assert network.calls_by_threads == {1: 1}
     # 269,280 samples: windows in chunks of 131,072 samples, and past TRIM_FROM_SAMPLES
     network.calls_by_threads.clear()
+    ran = []
+    run_on_one_thread = network.run_on_one_thread
+
+    def recorded(windows, part):
+        ran.append((threading.current_thread().name, windows.shape[0], part))
+        return run_on_one_thread(windows, part)
+
+    monkeypatch.setattr(network, "run_on_one_thread", recorded)
     large = handler.handle([{"body": npy(np.tile(real_captures[0], 34))}], batch_context(handler, headers))[0]
+    monkeypatch.undo()
     assert large["signals"][0]["length"] == 269_280
     assert network.calls_by_threads == {2: 2, 1: 1}  # 32 + 32 windows of 4,096, then the last 12
+    # each chunk of 32 in two parts of 16 on two threads, the last 12 whole on the caller's
+    assert sorted((count, part) for _, count, part in ran) == [(12, False)] + [(16, True)] * 4
+    assert len({name for name, _, part in ran if part}) == 2
     configured = network.parallel_from_samples
     pair = [{"body": {"signals": [real_captures[0].tolist()] * 2}}]
     try:

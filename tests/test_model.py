@@ -1,5 +1,6 @@
 import json
 import threading
+import time
 
 import pytest
 import torch
@@ -91,3 +92,34 @@ def test_a_large_call_is_shared_over_threads_by_its_windows_with_the_same_output
         assert [(threads, count) for _, threads, count in seen] == [(1, 3), (1, 5)]
         assert {name for name, _, _ in seen} == {threading.current_thread().name}
     assert policy.calls_by_threads == {2: 1, 1: 2}
+
+
+def test_a_call_shared_over_more_threads_than_it_has_windows_and_a_failing_part():
+    """A part holds one window at least (four threads, two windows: two parts); where a part
+    fails, the call raises once every other part is done, and the next call runs."""
+    seen, finished = [], []
+
+    class Recorded(torch.nn.Module):
+        def forward(self, windows):
+            seen.append((threading.current_thread().name, windows.shape[0]))
+            if failing and threading.current_thread() is threading.main_thread():
+                raise RuntimeError("the first part fails")
+            if failing:
+                time.sleep(0.3)
+                finished.append(windows.shape[0])
+            return windows[:, 0] * 2.0
+
+    policy = TorchThreads(Recorded(), threads=4, parallel_from_samples=0)
+    windows = torch.randn(2, 2, 64)
+    failing = False
+    with torch.inference_mode():
+        torch.testing.assert_close(policy(windows), windows[:, 0] * 2.0)
+    assert sorted(count for _, count in seen) == [1, 1] and len({name for name, _ in seen}) == 2
+    assert policy.calls_by_threads == {2: 1}
+    failing = True
+    with torch.inference_mode(), pytest.raises(RuntimeError, match="first part fails"):
+        policy(torch.randn(3, 2, 64))
+    assert sorted(finished) == [1, 1]  # both other parts ran to their end before the call raised
+    failing = False
+    with torch.inference_mode():
+        assert policy(windows).shape == (2, 64)

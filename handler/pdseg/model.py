@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import threading
+from concurrent import futures
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Sequence
@@ -190,23 +191,24 @@ class ThreadPolicy:
     (``OMP_WAIT_POLICY=PASSIVE``, docs/operations.md), and the tiny network's every layer ends in
     one, so a second intra-op thread gained little. Parts share no barrier: the long capture's
     224 windows took 114 instead of 137 ms in TorchScript (``scripts/profile_stages.py``) and
-    82 instead of 105 in ONNX Runtime, the same probabilities to the bit (docs/benchmarks.md,
-    2026-12-06 afternoon). A window's output does not depend on the others in its call."""
+    82 instead of 105 in ONNX Runtime, with the same probabilities to the bit
+    (docs/benchmarks.md, 2026-12-06 afternoon). A window's output does not depend on the others
+    in its call, but for float32 rounding where a batch of another size takes other kernels
+    (up to 1.5e-6 between parts of one window and a call on two)."""
 
     def __init__(self, threads: int = 1, parallel_from_samples: int = 0) -> None:
         self.threads = max(1, int(threads))
         self.parallel_from_samples = int(parallel_from_samples)
         self.calls_by_threads: dict[int, int] = {}
-        self._count_lock = threading.Lock()  # calls are counted from the part threads too
+        self._count_lock = threading.Lock()  # calls may come from several threads (a slower view's)
         self._parts: ThreadPoolExecutor | None = None
 
     def threads_for(self, windows, one_thread: bool = False) -> int:
         """The threads for a call on ``windows``; one where the caller asks (``one_thread``: the
         other core is busy with its own part of the same request, :class:`pdseg.pipeline.Segmenter`)
         and where there is a single window to run."""
-        few = (one_thread or windows.shape[0] < 2
-               or windows.shape[0] * windows.shape[-1] < self.parallel_from_samples)
-        threads = 1 if few else self.threads
+        few = one_thread or windows.shape[0] * windows.shape[-1] < self.parallel_from_samples
+        threads = 1 if few else min(self.threads, windows.shape[0])  # a part holds a window at least
         with self._count_lock:
             self.calls_by_threads[threads] = self.calls_by_threads.get(threads, 0) + 1
         return threads
@@ -219,7 +221,11 @@ class ThreadPolicy:
             self._parts = ThreadPoolExecutor(max_workers=self.threads - 1, thread_name_prefix="network-part")
         bounds = [round(windows.shape[0] * part / threads) for part in range(threads + 1)]
         others = [self._parts.submit(self._part, windows[start:end]) for start, end in zip(bounds[1:-1], bounds[2:])]
-        first = self.run_on_one_thread(windows[: bounds[1]], part=True)
+        try:
+            first = self.run_on_one_thread(windows[: bounds[1]], part=True)
+        finally:
+            # No part outlives the call (the caller's network lock): a failure here waits for them.
+            futures.wait(others)
         return torch.cat([first] + [other.result() for other in others])
 
     def _part(self, windows: torch.Tensor) -> torch.Tensor:
@@ -241,7 +247,9 @@ class TorchThreads(ThreadPolicy):
         self.module = module
 
     def run_on_one_thread(self, windows: torch.Tensor, part: bool) -> torch.Tensor:
-        if torch.get_num_threads() != 1:  # per thread: the part threads set their own
+        # Each thread that runs the network sets its own count (a thread takes the process's
+        # last setting as its default when it first uses torch, then keeps its own).
+        if torch.get_num_threads() != 1:
             torch.set_num_threads(1)
         return self.module(windows)
 
