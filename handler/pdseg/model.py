@@ -265,6 +265,8 @@ class OnnxNetwork(ThreadPolicy):
 
     def __init__(self, path: str | Path, threads: int = 1, parallel_from_samples: int = 0) -> None:
         super().__init__(threads, parallel_from_samples)
+        # Both have one intra-op thread (the names are older than the parts): ``session`` serves
+        # large calls' parts, ``single_thread_session`` whole calls.
         self.session = self._session(path, arena=self.parallel_from_samples <= 0)
         self.single_thread_session = (self._session(path, arena=True)
                                       if self.threads > 1 and self.parallel_from_samples > 0 else self.session)
