@@ -126,6 +126,13 @@ def corpus(max_work: int = WorkLimits.max_work, max_signals: int = WorkLimits.ma
                  "sampling_rate_hz"),
         BadInput("json_samples_per_cycle_below_3", J, _json({"signal": [1, 2], "samples_per_cycle": 2}), 400,
                  "samples_per_cycle"),
+        BadInput("json_field_given_twice", J, b'{"signal": [1, 2, 3], "signal": [4, 5, 6, 7]}', 400,
+                 "given more than once"),
+        BadInput("json_power_frequency_without_rate", J, _json({"signal": [1, 2], "power_frequency_hz": 50}), 400,
+                 "needs"),
+        BadInput("json_two_different_periods", J, _json({"signal": [1, 2], "samples_per_cycle": 1000,
+                                                          "sampling_rate_hz": 40e6, "power_frequency_hz": 50}), 400,
+                 "two periods"),
         BadInput("json_too_many_signals", J, _json({"signals": [[1.0]] * (max_signals + 1)}), 413, "signals"),
         BadInput("json_too_many_samples", J, b'{"signal": [' + b"0," * (max_work + 8) + b"0]}", 413, "limit"),
         BadInput("json_too_much_work_in_short_signals", J,
@@ -167,11 +174,13 @@ def corpus(max_work: int = WorkLimits.max_work, max_signals: int = WorkLimits.ma
         BadInput("csv_latin1_bytes", C, b"1,2\n3,\xe94", 400, "UTF-8"),
         BadInput("csv_too_many_rows", C, b"1,2\n" * (max_signals + 1), 413, "signals"),
         BadInput("csv_too_many_cells", C, b"0," * (max_work + 1), 413, "limit"),
+        BadInput("csv_empty_value", C, b"1,2,,4,5", 400, "value 2 is empty"),
         # --- raw float32 ---------------------------------------------------------------------
         BadInput("float32_partial_sample", F, b"\x00\x00\x80", 400, "float32"),
         BadInput("float32_nan", F, np.array([1, np.nan], dtype="<f4").tobytes(), 400, "NaN"),
         BadInput("float32_infinity", F, np.array([np.inf], dtype="<f4").tobytes(), 400, "NaN"),
         BadInput("float32_too_many_samples", F, np.zeros(max_work + 1, dtype="<f4").tobytes(), 413, "limit"),
+        BadInput("float32_body_is_a_npy_file", F, good_npy, 400, "application/x-npy"),
         # --- multipart -----------------------------------------------------------------------
         BadInput("multipart_without_data_field", *multipart({"threshold": b"0.5"}, {}), 400, 'field "data"'),
         BadInput("multipart_garbage_file", *multipart({}, {"data": b"\x00\xff\x10garbage"}), 400, "UTF-8"),
@@ -179,6 +188,7 @@ def corpus(max_work: int = WorkLimits.max_work, max_signals: int = WorkLimits.ma
                  "threshold"),
         BadInput("multipart_npy_3_dimensions", *multipart({}, {"data": npy(np.zeros((2, 2, 2)))}), 400,
                  "dimensions"),
+        BadInput("multipart_empty_file", *multipart({}, {"data": b""}), 400, 'field "data" is empty'),
         BadInput("multipart_nested_json_file", *multipart({}, {"data": b'{"signal": ' + b"[" * 5000 + b"]" * 5000
                                                                 + b"}"}), 400, "nested"),
         # --- content types -------------------------------------------------------------------

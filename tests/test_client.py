@@ -428,3 +428,35 @@ def test_the_client_body_budget_matches_the_shipped_body_limit():
     limits = {int(re.search(r"^max_request_size=(\d+)$", path.read_text(), re.M).group(1)) for path in profiles}
     assert limits == {MAX_REQUEST_SIZE}
     assert 0 < MAX_REQUEST_SIZE - Budget().max_body_bytes <= 128 * 1024
+
+
+def test_a_csv_with_a_missing_value_is_refused_not_shifted(tmp_path):
+    """An empty value, or a blank line inside a column of values, would move every later sample
+    one place earlier (and the regions with them); blank lines before and after are fine, as is a
+    delimiter after a row's last value."""
+    from pdclient import inputs
+
+    def signals(name: str, text: str):
+        path = tmp_path / name
+        path.write_text(text)
+        return [values.tolist() for _, values in inputs.iter_signals(inputs.InputFile(path, name))]
+
+    assert signals("rows.csv", "1,2,3,\n\n4,5,6\n") == [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]
+    assert signals("column.csv", "\n1\n2\n3\n\n") == [[1.0, 2.0, 3.0]]
+    with pytest.raises(inputs.InputFileError, match="value 1 is empty"):
+        signals("gap.csv", "1,,3\n")
+    with pytest.raises(inputs.InputFileError, match="line 3 is blank inside a column"):
+        signals("blank.csv", "1\n2\n\n4\n5\n")
+
+
+@pytest.mark.parametrize("options, words", [
+    (["--samples-per-cycle", "2"], "at least 3 samples"),
+    (["--power-frequency-hz", "50"], "needs --sampling-rate-hz"),
+    (["--samples-per-cycle", "1000", "--sampling-rate-hz", "40e6", "--power-frequency-hz", "50"], "two periods"),
+])
+def test_period_options_the_service_would_refuse_are_refused_before_any_request(tmp_path, capsys, options, words):
+    np.save(tmp_path / "one.npy", np.zeros(100))
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["--url", "http://127.0.0.1:9/predictions/none", str(tmp_path / "one.npy"), "--out",
+                  str(tmp_path / "out"), *options])
+    assert stop.value.code == 2 and words in capsys.readouterr().err

@@ -200,3 +200,58 @@ def test_accept_header_chooses_the_answer_or_406(accept, expected):
         assert error.value.status == 406 and "application/json, image/png" in error.value.message
     else:
         assert answer_type(accept) == expected
+
+
+def test_an_empty_csv_value_is_refused_not_dropped():
+    """Dropped, an empty value would move every later sample (and the regions) one place earlier."""
+    for body, where in ((b"1,2,,4,5", "value 2"), (b"1,2,3\n4,,6", "row 1: value 1"), (b",1,2", "value 0")):
+        with pytest.raises(InputError, match=where) as error:
+            decode_request({"body": body}, "text/csv")
+        assert error.value.status == 400
+    trailing = decode_request({"body": b"1,2,3,\n4,5,"}, "text/csv")  # a delimiter after the last value
+    assert [s.tolist() for s in trailing.signals] == [[1.0, 2.0, 3.0], [4.0, 5.0]]
+
+
+def test_a_npy_file_sent_as_octet_stream_is_refused_with_the_right_type_named():
+    with pytest.raises(InputError, match="application/x-npy") as error:
+        decode_request({"body": npy_bytes(np.ones(10))}, "application/octet-stream")
+    assert error.value.status == 400
+    raw = decode_request({"body": np.ones(10, dtype="<f4").tobytes()}, "application/octet-stream")
+    assert raw.signals[0].tolist() == [1.0] * 10
+
+
+def test_a_prpd_picture_is_charged_one_panel_not_one_per_signal():
+    limits = WorkLimits()
+    signals = [[1.0, 2.0, 3.0]] * 150
+    with pytest.raises(InputError) as error:  # eight signal panels: over the limit
+        decode_request({"body": {"signals": signals}}, "application/json", limits, picture=True)
+    assert error.value.status == 413
+    decoded = decode_request({"body": {"signals": signals, "view": "prpd"}}, "application/json", limits, picture=True)
+    assert decoded.work == limits.work([3] * 150) + limits.picture_panel_work
+
+
+def test_period_options_must_be_complete_and_agree():
+    signal = [1.0, 2.0, 3.0]
+    with pytest.raises(InputError, match="needs \"sampling_rate_hz\""):
+        decode_request({"body": {"signal": signal, "power_frequency_hz": 50}}, "application/json")
+    with pytest.raises(InputError, match="two periods"):
+        decode_request({"body": {"signal": signal, "samples_per_cycle": 1000, "sampling_rate_hz": 40e6,
+                                 "power_frequency_hz": 50}}, "application/json")
+    agreeing = decode_request({"body": {"signal": signal, "samples_per_cycle": 800_000, "sampling_rate_hz": 40e6,
+                                        "power_frequency_hz": 50.2}}, "application/json")
+    assert agreeing.options.period() == 800_000
+    rate_only = decode_request({"body": {"signal": signal, "sampling_rate_hz": 40e6}}, "application/json")
+    assert rate_only.options.period() is None and rate_only.options.sampling_rate_hz == 40e6
+
+
+def test_a_json_field_given_twice_is_refused():
+    for body, field in ((b'{"signal": [1, 2, 3], "signal": [4, 5, 6, 7]}', "'signal'"),
+                        (b'{"signal": [1, 2, 3], "threshold": 0.5, "threshold": 0.7}', "'threshold'")):
+        with pytest.raises(InputError, match=field) as error:
+            decode_request({"body": body}, "application/json")
+        assert error.value.status == 400
+
+
+def test_an_empty_multipart_file_is_named_as_such():
+    with pytest.raises(InputError, match='field "data" is empty'):
+        decode_request({"data": bytearray()}, "multipart/form-data")

@@ -40,7 +40,7 @@ def decode_or_4xx(row, content_type, picture=False):
         assert signal.dtype == np.float64 and signal.ndim == 1 and signal.size > 0
         assert np.all(np.isfinite(signal))
     assert len(decoded.signals) <= LIMITS.max_signals
-    assert decoded.work == LIMITS.work([s.size for s in decoded.signals], picture) <= LIMITS.max_work
+    assert decoded.work == LIMITS.work([s.size for s in decoded.signals], picture, decoded.view) <= LIMITS.max_work
     return decoded
 
 

@@ -40,6 +40,13 @@ def _positive(text: str) -> float:
     return value
 
 
+def _samples_per_cycle(text: str) -> float:
+    value = float(text)
+    if not 3 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text}: a period is at least 3 samples")
+    return value
+
+
 def _threshold(text: str) -> float:
     value = float(text)
     if not 0 < value < 1:
@@ -66,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     analysis.add_argument("--threshold", type=_threshold, help="PD probability threshold, 0-1 (default: the model's)")
     analysis.add_argument("--sampling-rate-hz", type=_positive)
     analysis.add_argument("--power-frequency-hz", type=_positive)
-    analysis.add_argument("--samples-per-cycle", type=_positive)
+    analysis.add_argument("--samples-per-cycle", type=_samples_per_cycle)
     connection = parser.add_argument_group("connection")
     connection.add_argument("--concurrency", type=_count, default=2, help="requests in flight (default: %(default)s)")
     connection.add_argument("--timeout", type=_positive, default=300.0, help="seconds to wait for one answer (default: %(default)s)")
@@ -311,8 +318,30 @@ def run_analysis(args: argparse.Namespace) -> int:
     return EXIT_FAILED if run.failures or run.stop_reason else EXIT_OK
 
 
+# The service's rule (pdseg.decode.PERIOD_AGREEMENT): both ways of giving the period must agree.
+PERIOD_AGREEMENT = 0.01
+
+
+def check_period_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """The period options the service would refuse for every signal, refused once here (exit 2)."""
+    if args.power_frequency_hz is not None and args.sampling_rate_hz is None:
+        parser.error("--power-frequency-hz needs --sampling-rate-hz (the period is their ratio), "
+                     "or give --samples-per-cycle")
+    if args.power_frequency_hz is not None and args.sampling_rate_hz is not None:
+        derived = args.sampling_rate_hz / args.power_frequency_hz
+        given = args.samples_per_cycle
+        if given is not None and abs(derived - given) > PERIOD_AGREEMENT * given:
+            parser.error(f"--samples-per-cycle {given:g} and --sampling-rate-hz / --power-frequency-hz "
+                         f"({derived:.6g}) give two periods: give one of them")
+        if given is None and derived < 3:
+            parser.error(f"--sampling-rate-hz / --power-frequency-hz gives {derived:.3g} samples per cycle; "
+                         "a period is at least 3")
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    check_period_options(parser, args)
     return run_analysis(args)
 
 

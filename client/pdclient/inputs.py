@@ -73,13 +73,36 @@ def _npy(path: Path) -> np.ndarray:
     return array
 
 
-def _csv_rows(path: Path) -> Iterator[np.ndarray]:
+def _csv_cells(line: str, number: int) -> list[str]:
+    """A CSV line's values (none for a blank line), as the service reads a row: a delimiter
+    after the last value ends it; an empty value anywhere else is refused, since dropping it
+    would move every later sample one place earlier."""
+    cells = [cell.strip() for cell in line.strip().split(",")]
+    if cells == [""]:
+        return []
+    if len(cells) > 1 and cells[-1] == "":
+        cells.pop()
+    if "" in cells:
+        raise InputFileError(f"CSV line {number + 1}: value {cells.index('')} is empty; every sample must be given")
+    return cells
+
+
+def _csv_rows(path: Path, column: bool = False) -> Iterator[np.ndarray]:
+    """Each line's values; with ``column`` (one value per line), a blank line between values
+    is refused: it would move every later sample (blank lines before and after them are not)."""
+    seen_values = False
+    blank_inside = None  # the first blank line after a value
     with open(path, encoding="utf-8") as handle:
         for number, line in enumerate(handle):
-            cells = [cell.strip() for cell in line.strip().split(",")]
-            cells = [cell for cell in cells if cell]
+            cells = _csv_cells(line, number)
             if not cells:
+                if column and seen_values and blank_inside is None:
+                    blank_inside = number
                 continue
+            if blank_inside is not None:
+                raise InputFileError(f"CSV line {blank_inside + 1} is blank inside a column of values; "
+                                     "every sample must be given")
+            seen_values = True
             try:
                 yield np.asarray([float(cell) for cell in cells], dtype=np.float64)
             except ValueError:
@@ -138,7 +161,7 @@ def iter_signals(source: InputFile, skip: frozenset = frozenset()) -> Iterator[t
     elif source.kind == ".csv":
         if _csv_shape(source.path)[1]:
             if "0" not in skip:
-                yield 0, np.concatenate(list(_csv_rows(source.path)))
+                yield 0, np.concatenate(list(_csv_rows(source.path, column=True)))
             return
         for index, row in enumerate(_csv_rows(source.path)):
             if str(index) not in skip:

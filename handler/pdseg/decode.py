@@ -89,8 +89,10 @@ class WorkLimits:
     def signal_work(self, length: int) -> int:
         return max(int(length), self.min_window) + self.signal_overhead
 
-    def work(self, lengths: Sequence[int], picture: bool = False) -> int:
-        panels = min(len(lengths), PICTURE_PANELS) if picture else 0
+    def work(self, lengths: Sequence[int], picture: bool = False, view: str = "signals") -> int:
+        """The work of signals of ``lengths``; with ``picture``, the panels a PNG answer of
+        ``view`` draws: each signal up to :data:`PICTURE_PANELS`, or the one phase-resolved plot."""
+        panels = (min(len(lengths), PICTURE_PANELS) if view == "signals" else 1) if picture else 0
         return sum(self.signal_work(length) for length in lengths) + panels * self.picture_panel_work
 
     def _too_much(self, what: str) -> InputError:
@@ -111,10 +113,10 @@ class WorkLimits:
         if count > self.max_work:
             raise self._too_much(f"the body holds about {count:,} {what}, more than the limit of {self.max_work:,}")
 
-    def check(self, lengths: Sequence[int], picture: bool = False) -> int:
+    def check(self, lengths: Sequence[int], picture: bool = False, view: str = "signals") -> int:
         """The request's work, or 413 when it is over a limit."""
         self.check_signals(len(lengths))
-        work = self.work(lengths, picture)
+        work = self.work(lengths, picture, view)
         if work > self.max_work:
             answer = " with a PNG answer" if picture else ""
             signals = f"{len(lengths):,} signal{'s' if len(lengths) != 1 else ''}"
@@ -256,13 +258,26 @@ def _guard_json_text(payload: bytes, limits: WorkLimits) -> None:
     limits.check_values(payload.count(b",") + 1 - len(OPTION_FIELDS), "values")
 
 
+def _unique_fields(pairs: list[tuple[str, Any]]) -> dict:
+    """A JSON object's fields, 400 where one is given twice: a parser keeps the last, and the
+    signal or option the sender meant may be the first."""
+    fields = dict(pairs)
+    if len(fields) != len(pairs):
+        seen: set[str] = set()
+        repeated = next(key for key, _ in pairs if key in seen or seen.add(key))
+        raise InputError(f"JSON field {repeated!r} is given more than once")
+    return fields
+
+
 def decode_json(body: Any, limits: WorkLimits = WorkLimits()) -> tuple[list[np.ndarray], dict]:
     raw = _as_bytes(body)
     if raw is not None or isinstance(body, str):
         raw = raw if raw is not None else body.encode("utf-8", "surrogatepass")
         _guard_json_text(raw, limits)
         try:
-            body = json.loads(_as_text(raw))
+            body = json.loads(_as_text(raw), object_pairs_hook=_unique_fields)
+        except InputError:
+            raise
         except json.JSONDecodeError as error:
             raise InputError(f"malformed JSON: {error}") from None
         except RecursionError:  # belt and braces: the depth guard should have caught it
@@ -353,8 +368,13 @@ def decode_csv(payload: Any, limits: WorkLimits = WorkLimits()) -> list[np.ndarr
         if not line.isascii() or "_" in line:
             raise InputError(f"CSV row {number}: values must all be plain numbers (ASCII, no '_')")
         cells = [cell.strip() for cell in line.split(",")]
+        if len(cells) > 1 and cells[-1] == "":
+            cells.pop()  # a delimiter after the last value ends the row
+        if "" in cells:
+            # Dropped, it would move every later sample one place earlier, and the regions with them.
+            raise InputError(f"CSV row {number}: value {cells.index('')} is empty; every sample must be given")
         try:
-            values = [float(cell) for cell in cells if cell != ""]
+            values = [float(cell) for cell in cells]
         except ValueError:
             raise InputError(f"CSV row {number}: values must all be numbers") from None
         signals.append(_finite_signal(values, f"CSV row {number}"))
@@ -363,6 +383,10 @@ def decode_csv(payload: Any, limits: WorkLimits = WorkLimits()) -> list[np.ndarr
 
 def decode_float32(payload: Any, limits: WorkLimits = WorkLimits()) -> list[np.ndarray]:
     payload = _as_bytes(payload) or b""
+    if payload[:len(NPY_MAGIC)] == NPY_MAGIC:
+        # Its header is padded to whole 64 bytes, so read as float32 it would pass for samples.
+        raise InputError("the octet-stream body is a .npy file: send it with Content-Type application/x-npy "
+                         "(application/octet-stream is raw little-endian float32 samples)")
     if len(payload) % 4:
         raise InputError(f"octet-stream body of {len(payload)} bytes is not whole float32 samples")
     if payload:
@@ -373,6 +397,8 @@ def decode_float32(payload: Any, limits: WorkLimits = WorkLimits()) -> list[np.n
 def _sniff(payload: Any, limits: WorkLimits) -> tuple[list[np.ndarray], dict]:
     """A multipart file field: its own content type is not forwarded, so tell by content.
     Returns the signals and the options a JSON file carries beside them."""
+    if isinstance(payload, (bytes, bytearray)) and not payload:
+        raise InputError('the multipart file in field "data" is empty')
     if isinstance(payload, (bytes, bytearray)) and bytes(payload[:6]) == NPY_MAGIC:
         return decode_npy(payload, limits), {}
     if isinstance(payload, (dict, list)):
@@ -401,6 +427,10 @@ ANSWER_TYPES = ("application/json", "image/png")
 # Times in the answer (start_s, duration_s) are samples over this rate: far below it they
 # overflow to infinity, which JSON cannot carry.
 MIN_SAMPLING_RATE_HZ = 1.0
+# samples_per_cycle and sampling_rate_hz / power_frequency_hz given together must agree this
+# closely (a rate rounded to a few digits, 49.95 Hz for 50): further apart, which one the sender
+# meant is a guess.
+PERIOD_AGREEMENT = 0.01
 
 
 def _accept_ranges(accept: str) -> list[tuple[str, float]]:
@@ -469,10 +499,17 @@ def parse_options(values: Mapping[str, Any]) -> SignalOptions:
         raise InputError('option "samples_per_cycle" must be at least 3')
     if parsed.get("sampling_rate_hz", MIN_SAMPLING_RATE_HZ) < MIN_SAMPLING_RATE_HZ:
         raise InputError(f'option "sampling_rate_hz" must be at least {MIN_SAMPLING_RATE_HZ:g} Hz')
-    if "samples_per_cycle" not in parsed and {"sampling_rate_hz", "power_frequency_hz"} <= set(parsed):
-        # The period these two give is held to the rule samples_per_cycle is held to.
+    if "power_frequency_hz" in parsed and "sampling_rate_hz" not in parsed:
+        raise InputError('option "power_frequency_hz" needs "sampling_rate_hz": the period is their ratio '
+                         '(or give "samples_per_cycle")')
+    if {"sampling_rate_hz", "power_frequency_hz"} <= set(parsed):
         derived = parsed["sampling_rate_hz"] / parsed["power_frequency_hz"]
-        if not 3 <= derived < math.inf:
+        given = parsed.get("samples_per_cycle")
+        if given is not None and abs(derived - given) > PERIOD_AGREEMENT * given:
+            raise InputError(f'"samples_per_cycle" {given:g} and sampling_rate_hz / power_frequency_hz '
+                             f'({derived:.6g}) give two periods: send one of them')
+        # The period these two give is held to the rule samples_per_cycle is held to.
+        if given is None and not 3 <= derived < math.inf:
             raise InputError(f'sampling_rate_hz / power_frequency_hz gives {derived:.3g} samples per cycle: '
                              "it must be at least 3 (and finite)")
     return SignalOptions(**parsed)
@@ -532,6 +569,6 @@ def decode_request(row: Mapping[str, Any], content_type: str | None,
         signals = decode_float32(body, limits)
     else:
         raise InputError(f"unsupported content type {kind or '(none)'}: use {SUPPORTED_TYPES}", status=415)
-    work = limits.check([signal.size for signal in signals], picture)
     view = parse_view(options.pop("view", None))
+    work = limits.check([signal.size for signal in signals], picture, view)
     return DecodedRequest(signals=signals, options=parse_options(options), work=work, view=view)
