@@ -123,12 +123,11 @@ def variant_regions(segmenter: Segmenter, variant: Variant, probability: np.ndar
     """The regions of one prepared signal under ``variant``: the steps of
     ``Segmenter.regions_and_added``, with the variant's settings and rules."""
     threshold = record["threshold"] if variant.threshold is None else variant.threshold
-    extent = segmenter.extent_threshold if variant.extent is None else variant.extent
+    extent = segmenter.extent_for(threshold) if variant.extent is None else min(variant.extent, threshold)
     trim = functools.partial(regions_mod.trim_to_signal, **dict(variant.trim))
 
     def rules(probability, conditioned) -> np.ndarray:
-        found = probability_to_regions(probability, threshold, segmenter.min_gap, segmenter.min_length,
-                                       min(extent, threshold))
+        found = probability_to_regions(probability, threshold, segmenter.min_gap, segmenter.min_length, extent)
         if variant.bridge_probability:
             found = bridged(found, lambda s, e: float(probability[s:e].mean()), 0.1, 128)
         found = trim(found, conditioned.filtered, conditioned.scale)

@@ -742,17 +742,22 @@ def _csv_body(values: np.ndarray) -> bytes:
     return ",".join(map(repr, values.tolist())).encode()
 
 
-def most_tone_fits(limits: WorkLimits, rng: np.random.Generator) -> tuple[str, dict]:
+def most_tone_fits(limits: WorkLimits, rng: np.random.Generator, prpd: bool = False) -> tuple[str, dict]:
     """The slowest request the limits admit (docs/reliability.md): as many signals as they allow of
     the shortest length whose tones are looked for, each under eight strong tones, whose ends
-    are fitted one by one. (description, post kwargs)."""
+    are fitted one by one; with ``prpd``, answered with the phase-resolved plot as a PNG (the plot
+    is charged one panel of work, whatever the signals). (description, post kwargs)."""
     tone_length = tones.MIN_SAMPLES
-    tone_count = min(limits.max_signals, limits.max_work // limits.signal_work(tone_length))
+    room = limits.max_work - (limits.picture_panel_work if prpd else 0)
+    tone_count = min(limits.max_signals, room // limits.signal_work(tone_length))
+    document = {"signals": np.round([_strong_tones(rng, tone_length) for _ in range(tone_count)], 4).tolist()}
+    headers = {"Content-Type": "application/json"}
+    if prpd:
+        document["view"] = "prpd"
+        headers["Accept"] = "image/png"
     return (f"JSON, {tone_count} signals of {tone_length:,} samples of four decimals, each under eight strong "
-            "tones (the most fits of tones at signal ends)", {
-                "data": json.dumps({"signals": np.round([_strong_tones(rng, tone_length) for _ in range(tone_count)],
-                                                        4).tolist()}).encode(),
-                "headers": {"Content-Type": "application/json"}})
+            "tones (the most fits of tones at signal ends)" + (", answered with the PRPD plot as a PNG" if prpd else ""), {
+                "data": json.dumps(document).encode(), "headers": headers})
 
 
 def worst_requests(limits: WorkLimits, body_limit: int = MAX_REQUEST_SIZE) -> list[tuple[str, dict]]:
@@ -797,6 +802,7 @@ def worst_requests(limits: WorkLimits, body_limit: int = MAX_REQUEST_SIZE) -> li
         (f".npy float64, {limits.max_signals} signals of {per_signal:,} samples with pulses (most signals)", {
             "data": _npy(many), "headers": npy_headers}),
         most_tone_fits(limits, rng),
+        most_tone_fits(limits, rng, prpd=True),
         (f".npy float32, one signal of {largest:,} samples under eight strong tones in phase "
          "(the most refinements of the tones' estimate)", {
             "data": _npy(_strong_tones(rng, largest, in_phase=True).astype("<f4")), "headers": npy_headers}),

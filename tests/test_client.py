@@ -441,18 +441,25 @@ def test_a_csv_with_a_missing_value_is_refused_not_shifted(tmp_path):
         path.write_text(text)
         return [values.tolist() for _, values in inputs.iter_signals(inputs.InputFile(path, name))]
 
-    assert signals("rows.csv", "1,2,3,\n\n4,5,6\n") == [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]
+    assert signals("rows.csv", "\ufeff1,2,3,\n\n4,5,,\n") == [[1.0, 2.0, 3.0], [4.0, 5.0]]
     assert signals("column.csv", "\n1\n2\n3\n\n") == [[1.0, 2.0, 3.0]]
     with pytest.raises(inputs.InputFileError, match="value 1 is empty"):
         signals("gap.csv", "1,,3\n")
     with pytest.raises(inputs.InputFileError, match="line 3 is blank inside a column"):
         signals("blank.csv", "1\n2\n\n4\n5\n")
+    # refused when the file is counted, before any of its rows is sent
+    late = tmp_path / "late.csv"
+    late.write_text("1,2,3\n4,5,6\n7,,9\n10,11,12\n")
+    with pytest.raises(inputs.InputFileError, match="line 3: value 1 is empty"):
+        inputs.count_signals(inputs.InputFile(late, "late.csv"))
 
 
 @pytest.mark.parametrize("options, words", [
     (["--samples-per-cycle", "2"], "at least 3 samples"),
     (["--power-frequency-hz", "50"], "needs --sampling-rate-hz"),
     (["--samples-per-cycle", "1000", "--sampling-rate-hz", "40e6", "--power-frequency-hz", "50"], "two periods"),
+    (["--sampling-rate-hz", "0.5"], "at least 1 Hz"),
+    (["--sampling-rate-hz", "1", "--power-frequency-hz", "1e-320"], "(and finite)"),
 ])
 def test_period_options_the_service_would_refuse_are_refused_before_any_request(tmp_path, capsys, options, words):
     np.save(tmp_path / "one.npy", np.zeros(100))

@@ -40,6 +40,20 @@ def _positive(text: str) -> float:
     return value
 
 
+def _sampling_rate(text: str) -> float:
+    value = float(text)
+    if not 1 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text}: a sampling rate is at least 1 Hz (and finite)")
+    return value
+
+
+def _frequency(text: str) -> float:
+    value = float(text)
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} is not a positive, finite number")
+    return value
+
+
 def _samples_per_cycle(text: str) -> float:
     value = float(text)
     if not 3 <= value < float("inf"):
@@ -71,8 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", type=Path, default=Path("pd-results"), help="output folder (default: %(default)s)")
     analysis = parser.add_argument_group("analysis options (sent with every request)")
     analysis.add_argument("--threshold", type=_threshold, help="PD probability threshold, 0-1 (default: the model's)")
-    analysis.add_argument("--sampling-rate-hz", type=_positive)
-    analysis.add_argument("--power-frequency-hz", type=_positive)
+    analysis.add_argument("--sampling-rate-hz", type=_sampling_rate)
+    analysis.add_argument("--power-frequency-hz", type=_frequency)
     analysis.add_argument("--samples-per-cycle", type=_samples_per_cycle)
     connection = parser.add_argument_group("connection")
     connection.add_argument("--concurrency", type=_count, default=2, help="requests in flight (default: %(default)s)")
@@ -325,17 +339,17 @@ PERIOD_AGREEMENT = 0.01
 def check_period_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """The period options the service would refuse for every signal, refused once here (exit 2)."""
     if args.power_frequency_hz is not None and args.sampling_rate_hz is None:
-        parser.error("--power-frequency-hz needs --sampling-rate-hz (the period is their ratio), "
-                     "or give --samples-per-cycle")
+        parser.error("--power-frequency-hz needs --sampling-rate-hz (the period is their ratio): "
+                     "add it, or leave --power-frequency-hz out")
     if args.power_frequency_hz is not None and args.sampling_rate_hz is not None:
         derived = args.sampling_rate_hz / args.power_frequency_hz
         given = args.samples_per_cycle
         if given is not None and abs(derived - given) > PERIOD_AGREEMENT * given:
             parser.error(f"--samples-per-cycle {given:g} and --sampling-rate-hz / --power-frequency-hz "
                          f"({derived:.6g}) give two periods: give one of them")
-        if given is None and derived < 3:
+        if given is None and not 3 <= derived < float("inf"):
             parser.error(f"--sampling-rate-hz / --power-frequency-hz gives {derived:.3g} samples per cycle; "
-                         "a period is at least 3")
+                         "a period is at least 3 (and finite)")
 
 
 def main(argv: list[str] | None = None) -> int:

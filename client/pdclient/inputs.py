@@ -80,19 +80,20 @@ def _csv_cells(line: str, number: int) -> list[str]:
     cells = [cell.strip() for cell in line.strip().split(",")]
     if cells == [""]:
         return []
-    if len(cells) > 1 and cells[-1] == "":
+    while len(cells) > 1 and cells[-1] == "":
         cells.pop()
     if "" in cells:
         raise InputFileError(f"CSV line {number + 1}: value {cells.index('')} is empty; every sample must be given")
     return cells
 
 
-def _csv_rows(path: Path, column: bool = False) -> Iterator[np.ndarray]:
-    """Each line's values; with ``column`` (one value per line), a blank line between values
-    is refused: it would move every later sample (blank lines before and after them are not)."""
+def _csv_lines(path: Path, column: bool = False) -> Iterator[tuple[int, list[str]]]:
+    """(line number, values) of each line with values; with ``column`` (one value per line), a
+    blank line between values is refused: it would move every later sample (blank lines before
+    and after them are not)."""
     seen_values = False
     blank_inside = None  # the first blank line after a value
-    with open(path, encoding="utf-8") as handle:
+    with open(path, encoding="utf-8-sig") as handle:  # a spreadsheet's "CSV UTF-8" starts with a BOM
         for number, line in enumerate(handle):
             cells = _csv_cells(line, number)
             if not cells:
@@ -103,22 +104,29 @@ def _csv_rows(path: Path, column: bool = False) -> Iterator[np.ndarray]:
                 raise InputFileError(f"CSV line {blank_inside + 1} is blank inside a column of values; "
                                      "every sample must be given")
             seen_values = True
-            try:
-                yield np.asarray([float(cell) for cell in cells], dtype=np.float64)
-            except ValueError:
-                raise InputFileError(f"CSV line {number + 1}: values must all be numbers") from None
+            yield number, cells
+
+
+def _csv_rows(path: Path, column: bool = False) -> Iterator[np.ndarray]:
+    for number, cells in _csv_lines(path, column):
+        try:
+            yield np.asarray([float(cell) for cell in cells], dtype=np.float64)
+        except ValueError:
+            raise InputFileError(f"CSV line {number + 1}: values must all be numbers") from None
 
 
 def _csv_shape(path: Path) -> tuple[int, bool]:
-    """(rows with values, whether every row has one value: then the file is one column)."""
+    """(rows with values, whether every row has one value: then the file is one column). Reads
+    every line as :func:`_csv_rows` will, so that a file it would refuse part way through is
+    refused here, before any of its signals is sent."""
     rows = 0
     single = True
-    with open(path, encoding="utf-8") as handle:
-        for line in handle:
-            cells = [cell for cell in line.strip().split(",") if cell.strip()]
-            if cells:
-                rows += 1
-                single = single and len(cells) == 1
+    for _, cells in _csv_lines(path):
+        rows += 1
+        single = single and len(cells) == 1
+    if single and rows > 1:
+        for _ in _csv_lines(path, column=True):
+            pass
     return rows, single and rows > 1
 
 

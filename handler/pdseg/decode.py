@@ -368,8 +368,8 @@ def decode_csv(payload: Any, limits: WorkLimits = WorkLimits()) -> list[np.ndarr
         if not line.isascii() or "_" in line:
             raise InputError(f"CSV row {number}: values must all be plain numbers (ASCII, no '_')")
         cells = [cell.strip() for cell in line.split(",")]
-        if len(cells) > 1 and cells[-1] == "":
-            cells.pop()  # a delimiter after the last value ends the row
+        while len(cells) > 1 and cells[-1] == "":
+            cells.pop()  # delimiters after the last value (a spreadsheet pads short rows) end the row
         if "" in cells:
             # Dropped, it would move every later sample one place earlier, and the regions with them.
             raise InputError(f"CSV row {number}: value {cells.index('')} is empty; every sample must be given")
@@ -501,7 +501,7 @@ def parse_options(values: Mapping[str, Any]) -> SignalOptions:
         raise InputError(f'option "sampling_rate_hz" must be at least {MIN_SAMPLING_RATE_HZ:g} Hz')
     if "power_frequency_hz" in parsed and "sampling_rate_hz" not in parsed:
         raise InputError('option "power_frequency_hz" needs "sampling_rate_hz": the period is their ratio '
-                         '(or give "samples_per_cycle")')
+                         '(add sampling_rate_hz, or leave power_frequency_hz out)')
     if {"sampling_rate_hz", "power_frequency_hz"} <= set(parsed):
         derived = parsed["sampling_rate_hz"] / parsed["power_frequency_hz"]
         given = parsed.get("samples_per_cycle")
