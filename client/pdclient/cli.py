@@ -40,25 +40,19 @@ def _positive(text: str) -> float:
     return value
 
 
-def _sampling_rate(text: str) -> float:
-    value = float(text)
-    if not 1 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"{text}: a sampling rate is at least 1 Hz (and finite)")
-    return value
+def _finite_from(least: float, what: str, strictly: bool = False):
+    """An argparse type: a finite number of at least ``least`` (over it with ``strictly``)."""
+    def number(text: str) -> float:
+        value = float(text)
+        if not (value > least if strictly else value >= least) or value == float("inf"):
+            raise argparse.ArgumentTypeError(f"{text}: {what}")
+        return value
+    return number
 
 
-def _frequency(text: str) -> float:
-    value = float(text)
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"{text} is not a positive, finite number")
-    return value
-
-
-def _samples_per_cycle(text: str) -> float:
-    value = float(text)
-    if not 3 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"{text}: a period is at least 3 samples")
-    return value
+_sampling_rate = _finite_from(1.0, "a sampling rate is at least 1 Hz (and finite)")
+_frequency = _finite_from(0.0, "not a positive, finite number", strictly=True)
+_samples_per_cycle = _finite_from(3.0, "a period is at least 3 samples (and finite)")
 
 
 def _threshold(text: str) -> float:
