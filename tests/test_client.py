@@ -452,6 +452,9 @@ def test_a_csv_with_a_missing_value_is_refused_not_shifted(tmp_path):
     late.write_text("1,2,3\n4,5,6\n7,,9\n10,11,12\n")
     with pytest.raises(inputs.InputFileError, match="line 3: value 1 is empty"):
         inputs.count_signals(inputs.InputFile(late, "late.csv"))
+    late.write_text("1,2,3\n4,5,6\n7,x,9\n")
+    with pytest.raises(inputs.InputFileError, match="line 3: values must all be numbers"):
+        inputs.count_signals(inputs.InputFile(late, "late.csv"))
 
 
 @pytest.mark.parametrize("options, words", [

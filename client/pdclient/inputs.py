@@ -117,13 +117,13 @@ def _csv_rows(path: Path, column: bool = False) -> Iterator[np.ndarray]:
 
 def _csv_shape(path: Path) -> tuple[int, bool]:
     """(rows with values, whether every row has one value: then the file is one column). Reads
-    every line as :func:`_csv_rows` will, so that a file it would refuse part way through is
-    refused here, before any of its signals is sent."""
+    every line as :func:`_csv_rows` will, so that a file it would refuse part way through (an
+    empty value, a value that is no number) is refused here, before any of its signals is sent."""
     rows = 0
     single = True
-    for _, cells in _csv_lines(path):
+    for values in _csv_rows(path):
         rows += 1
-        single = single and len(cells) == 1
+        single = single and values.size == 1
     if single and rows > 1:
         for _ in _csv_lines(path, column=True):
             pass
