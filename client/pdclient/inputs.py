@@ -87,46 +87,45 @@ def _csv_cells(line: str, number: int) -> list[str]:
     return cells
 
 
-def _csv_lines(path: Path, column: bool = False) -> Iterator[tuple[int, list[str]]]:
-    """(line number, values) of each line with values; with ``column`` (one value per line), a
-    blank line between values is refused: it would move every later sample (blank lines before
-    and after them are not)."""
-    seen_values = False
-    blank_inside = None  # the first blank line after a value
+def _csv_lines(path: Path) -> Iterator[tuple[int, list[str]]]:
+    """(line number, values) of every line of a CSV file, no values for a blank one."""
     with open(path, encoding="utf-8-sig") as handle:  # a spreadsheet's "CSV UTF-8" starts with a BOM
         for number, line in enumerate(handle):
-            cells = _csv_cells(line, number)
-            if not cells:
-                if column and seen_values and blank_inside is None:
-                    blank_inside = number
-                continue
-            if blank_inside is not None:
-                raise InputFileError(f"CSV line {blank_inside + 1} is blank inside a column of values; "
-                                     "every sample must be given")
-            seen_values = True
-            yield number, cells
+            yield number, _csv_cells(line, number)
 
 
-def _csv_rows(path: Path, column: bool = False) -> Iterator[np.ndarray]:
-    for number, cells in _csv_lines(path, column):
-        try:
-            yield np.asarray([float(cell) for cell in cells], dtype=np.float64)
-        except ValueError:
-            raise InputFileError(f"CSV line {number + 1}: values must all be numbers") from None
+def _csv_values(number: int, cells: list[str]) -> np.ndarray:
+    try:
+        return np.asarray([float(cell) for cell in cells], dtype=np.float64)
+    except ValueError:
+        raise InputFileError(f"CSV line {number + 1}: values must all be numbers") from None
 
 
-def _csv_shape(path: Path) -> tuple[int, bool]:
-    """(rows with values, whether every row has one value: then the file is one column). Reads
-    every line as :func:`_csv_rows` will, so that a file it would refuse part way through (an
-    empty value, a value that is no number) is refused here, before any of its signals is sent."""
-    rows = 0
-    single = True
-    for values in _csv_rows(path):
+def _csv_rows(path: Path) -> Iterator[np.ndarray]:
+    for number, cells in _csv_lines(path):
+        if cells:
+            yield _csv_values(number, cells)
+
+
+def _csv_shape(path: Path, check_values: bool = True) -> tuple[int, bool]:
+    """(rows with values, whether every row has one value: then the file is one column), in one
+    pass. What would refuse the file part way through its rows is refused here, before any of
+    them is sent: an empty value, a blank line between the values of a column (either would move
+    every later sample) and, with ``check_values``, a value that is no number."""
+    rows, single = 0, True
+    blank = gap = None  # the first blank line after a value; the first such line a value follows
+    for number, cells in _csv_lines(path):
+        if not cells:
+            blank = number if blank is None and rows else blank
+            continue
+        gap = blank if gap is None else gap
+        blank = None
+        if check_values:
+            _csv_values(number, cells)
         rows += 1
-        single = single and values.size == 1
-    if single and rows > 1:
-        for _ in _csv_lines(path, column=True):
-            pass
+        single = single and len(cells) == 1
+    if single and rows > 1 and gap is not None:
+        raise InputFileError(f"CSV line {gap + 1} is blank inside a column of values; every sample must be given")
     return rows, single and rows > 1
 
 
@@ -167,9 +166,9 @@ def iter_signals(source: InputFile, skip: frozenset = frozenset()) -> Iterator[t
             if str(index) not in skip:
                 yield index, np.asarray(row)
     elif source.kind == ".csv":
-        if _csv_shape(source.path)[1]:
+        if _csv_shape(source.path, check_values=False)[1]:  # the rows' values are read just below
             if "0" not in skip:
-                yield 0, np.concatenate(list(_csv_rows(source.path, column=True)))
+                yield 0, np.concatenate(list(_csv_rows(source.path)))
             return
         for index, row in enumerate(_csv_rows(source.path)):
             if str(index) not in skip:

@@ -22,6 +22,7 @@ import dataclasses
 import io
 import json
 import math
+from collections import Counter
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -263,8 +264,7 @@ def _unique_fields(pairs: list[tuple[str, Any]]) -> dict:
     signal or option the sender meant may be the first."""
     fields = dict(pairs)
     if len(fields) != len(pairs):
-        seen: set[str] = set()
-        repeated = next(key for key, _ in pairs if key in seen or seen.add(key))
+        repeated = next(key for key, count in Counter(key for key, _ in pairs).items() if count > 1)
         raise InputError(f"JSON field {repeated!r} is given more than once")
     return fields
 
