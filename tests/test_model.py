@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from pdseg.model import (PRESETS, OnnxNetwork, TorchThreads, UNet1D, UNetConfig, export_onnx, export_torchscript,
-                         flops_per_window, load_trained, parameter_count)
+                         flops_per_window, inference_form, load_trained, parameter_count)
 from serve import ROOT
 
 
@@ -48,6 +48,28 @@ def test_shipped_weights_are_small_and_load():
     assert (ROOT / "model_store" / "weights" / "pd_segmenter.state.pt").stat().st_size <= 5e6
     assert 0 < record["threshold"] < 1
     assert record["window"]["window"] % network.config.length_multiple == 0
+
+
+def test_the_inference_form_computes_the_plain_network_and_is_what_the_export_traces(tmp_path):
+    """The served network's slow layers as matrix products (pdseg.model.inference_form): the same
+    probabilities as the plain layers, for the shipped weights and for a network of other widths
+    with trained-looking (non-zero) biases, and no transposed convolution left in the export."""
+    shipped, record = load_trained(ROOT / "model_store" / "weights")
+    other = UNet1D(UNetConfig(features=(3, 6, 12), dilations=(1, 2, 3), in_channels=2)).eval()
+    torch.manual_seed(7)
+    with torch.no_grad():
+        for parameter in other.parameters():
+            parameter.add_(torch.randn_like(parameter) * 0.1)
+    for network, width in ((shipped, 4096), (other, 8 * 37)):
+        batch = torch.randn(5, network.config.in_channels, width) * 3
+        with torch.no_grad():
+            expected, served = network.eval()(batch), inference_form(network)(batch)
+        assert served.shape == expected.shape
+        assert float((served - expected).abs().max()) < 1e-5
+    assert any(isinstance(module, torch.nn.ConvTranspose1d) for module in shipped.modules())  # the original is kept
+    export_torchscript(shipped, tmp_path / "m.pt", window=record["window"]["window"])
+    graph = str(torch.jit.load(str(tmp_path / "m.pt")).inlined_graph)
+    assert "conv_transpose" not in graph and "aten::matmul" in graph
 
 
 def test_onnx_export_runs_like_the_torch_network_at_any_batch_and_width(tmp_path):
