@@ -53,7 +53,7 @@ def test_shipped_weights_are_small_and_load():
 def test_the_inference_form_computes_the_plain_network_and_is_what_the_export_traces(tmp_path):
     """The served network's slow layers as matrix products (pdseg.model.inference_form): the same
     probabilities as the plain layers, for the shipped weights and for a network of other widths
-    with trained-looking (non-zero) biases, and no transposed convolution left in the export."""
+    with trained-looking (non-zero) biases, and no transposed or 1x1 convolution left in the export."""
     shipped, record = load_trained(ROOT / "model_store" / "weights")
     other = UNet1D(UNetConfig(features=(3, 6, 12), dilations=(1, 2, 3), in_channels=2)).eval()
     torch.manual_seed(7)
@@ -70,6 +70,9 @@ def test_the_inference_form_computes_the_plain_network_and_is_what_the_export_tr
     export_torchscript(shipped, tmp_path / "m.pt", window=record["window"]["window"])
     graph = str(torch.jit.load(str(tmp_path / "m.pt")).inlined_graph)
     assert "conv_transpose" not in graph and "aten::matmul" in graph
+    levels = len(shipped.config.features)
+    # only the 3-tap convolutions are left: two a level down, two in the bottleneck, two a level up
+    assert graph.count("aten::_convolution") + graph.count("aten::conv1d") == 2 * (levels + 1 + levels)
 
 
 def test_onnx_export_runs_like_the_torch_network_at_any_batch_and_width(tmp_path):

@@ -154,15 +154,16 @@ def flops_per_window(model: nn.Module, window: int) -> int:
     return int(counter.get_total_flops())
 
 
-class _ProductToOneChannel(nn.Module):
-    """A 1x1 convolution to a single channel as a matrix product: oneDNN took about 40 times as
-    long for it (4.5 against 0.11 ms over 32 windows of 4,096 samples, one thread), 12 % of the
-    served network's time."""
+class _PointwiseProduct(nn.Module):
+    """A 1x1 convolution as a matrix product: oneDNN took about 40 times as long for the output
+    layer's (4.5 against 0.11 ms over 32 windows of 4,096 samples, one thread) and 4 times as
+    long for the attention's three (1.5 against 0.4 ms over 16 windows)."""
 
-    def __init__(self, head: nn.Conv1d) -> None:
+    def __init__(self, pointwise: nn.Conv1d) -> None:
         super().__init__()
-        self.weight = nn.Parameter(head.weight.detach()[:, :, 0].clone(), requires_grad=False)
-        self.bias = nn.Parameter(head.bias.detach()[:, None].clone(), requires_grad=False)
+        assert pointwise.kernel_size == (1,) and pointwise.stride == (1,) and pointwise.groups == 1
+        self.weight = nn.Parameter(pointwise.weight.detach()[:, :, 0].clone(), requires_grad=False)
+        self.bias = nn.Parameter(pointwise.bias.detach()[:, None].clone(), requires_grad=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.matmul(self.weight, x) + self.bias
@@ -190,10 +191,14 @@ class _ProductUpsampler(nn.Module):
 
 def inference_form(model: UNet1D) -> UNet1D:
     """A copy of ``model`` (in eval mode) that computes the same function with the layers that
-    oneDNN runs slowly at the served network's widths written as matrix products: what the
-    exports trace. Training, and the predecessor's speed reference, keep the plain layers."""
+    oneDNN runs slowly at the served network's widths (the 1x1 convolutions and the transposed
+    ones) written as matrix products: what the exports trace. Training, and the predecessor's
+    speed reference, keep the plain layers."""
     served = copy.deepcopy(model).eval()
-    served.head = _ProductToOneChannel(model.head)
+    served.head = _PointwiseProduct(model.head)
+    if isinstance(served.attention, GatedSelfAttention1D):
+        for name in ("query", "key", "value"):
+            setattr(served.attention, name, _PointwiseProduct(getattr(model.attention, name)))
     served.upsamplers = nn.ModuleList(_ProductUpsampler(upsampler) for upsampler in model.upsamplers)
     return served
 
