@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import time
+from http import HTTPStatus
 from types import SimpleNamespace
 
 import torch
@@ -50,6 +51,18 @@ def _release_freed_memory() -> None:
     worker's RSS ratchets up with every large request (docs/benchmarks.md)."""
     if _LIBC is not None:
         _LIBC.malloc_trim(0)
+
+
+def reason_phrase(status: int) -> str:
+    """The status line's reason for a failed request: the standard one, never the message, which
+    goes in the JSON body. The message repeats what the request sent, and TorchServe 0.12's worker
+    frames a phrase by its length in characters but writes its UTF-8 bytes: one accented letter
+    in an unknown field's name broke the frame, killed the worker and failed its batch-mates with
+    500; a 100,000-character name made a status line that HTTP clients refuse."""
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
 
 
 # Batches of at least this many samples are followed by _release_freed_memory().
@@ -122,7 +135,7 @@ class PDSegmenterHandler(BaseHandler):
 
     def _fail(self, index: int, request: SimpleNamespace, error: InputError) -> None:
         request.error = error
-        self.context.set_response_status(error.status, error.message, index)
+        self.context.set_response_status(error.status, reason_phrase(error.status), index)
 
     def _timed(self, name: str, milliseconds: float) -> None:
         self.context.metrics.add_time(name, round(milliseconds, 3), None, "ms")

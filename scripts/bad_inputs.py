@@ -95,6 +95,12 @@ def corpus(max_work: int = WorkLimits.max_work, max_signals: int = WorkLimits.ma
         BadInput("issue15_over_max_request_size", C, b"0," * (MAX_REQUEST_SIZE // 2 + 1), 413, frontend=True),
         # --- JSON ----------------------------------------------------------------------------
         BadInput("json_malformed", J, b"{broken", 400, "malformed JSON"),
+        # The message repeats the field's name; in the status line it broke the worker's frame.
+        BadInput("json_accented_unknown_field", J, _json({"signal": [1, 2, 3], "seuil_\u00e9": 0.5}), 400, "seuil_\u00e9"),
+        BadInput("json_very_long_unknown_field", J, _json({"signal": [1, 2, 3], "x" * 100_000: 1}), 400,
+                 "(100,000 characters)"),
+        BadInput("multipart_accented_field", *multipart({"thr\u00e9shold": b"1"}, {"data": b"1,2,3"}), 400,
+                 "thr\u00e9shold"),
         BadInput("json_truncated", J, b'{"signal": [1, 2, 3', 400, "malformed JSON"),
         BadInput("json_empty_body", J, b"", 400, "no body"),
         BadInput("json_top_level_list", J, b"[1, 2, 3]", 400, "must be an object"),

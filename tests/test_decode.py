@@ -180,6 +180,10 @@ def test_unknown_fields_are_refused_with_the_known_ones_named():
     with pytest.raises(InputError, match="'colour'"):
         decode_request({"data": bytearray(npy_bytes(np.ones(8))), "colour": b"red"}, "multipart/form-data")
     check_fields({"signals": [], "threshold": 0.5, "view": "prpd"}, ("signal", "signals"))  # all known
+    with pytest.raises(InputError) as long_name:  # a 100,000-character name is not repeated whole
+        check_fields({"signal": [], "x" * 100_000: 1}, ("signal", "signals"))
+    assert "'" + "x" * 64 + "'... (100,000 characters)" in long_name.value.message
+    assert len(long_name.value.message) < 400
 
 
 @pytest.mark.parametrize("accept, expected", [

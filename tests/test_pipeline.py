@@ -141,3 +141,46 @@ def test_the_answer_names_the_tones_it_took_out(segmenter):
     assert plain.to_json(0)["stats"]["tones_removed"] == []
     assert any(start <= 8000 < end for start, end in with_tones.regions)
     assert with_tones.conditioned.scale == pytest.approx(plain.conditioned.scale, rel=0.15)
+
+
+def test_short_windows_with_a_known_period_count_their_cycles_and_rate(segmenter):
+    """Found 2026-12-06 by a stranger's probe: each answer's cycles had three decimals, so 200
+    windows of 1,000 samples at 100 MS/s and 50 Hz (0.0005 cycles each) summed to 0.2 cycles, not
+    0.1, and a repetition rate of half the true one; windows of 600 samples read 0 cycles, as if
+    no period had been given."""
+    from pdseg import prpd
+    from pdseg.pipeline import SignalOptions
+
+    rng = np.random.default_rng(3)
+    windows = []
+    for _ in range(20):
+        window = rng.normal(size=1000)
+        window[400:404] += [40.0, -25.0, 12.0, -5.0]
+        windows.append(window)
+    for length, per_window in ((1000, 0.0005), (600, 0.0003)):
+        results = segmenter.analyse([window[:length] for window in windows],
+                                    [SignalOptions(samples_per_cycle=2e6)] * len(windows))
+        answers = [result.to_json(index) for index, result in enumerate(results)]
+        assert all(answer["stats"]["cycles"] == per_window for answer in answers)
+        summary = prpd.summarise(answers)
+        pulses = sum(len(answer["regions"]) for answer in answers)
+        assert pulses >= len(windows)  # every window's pulse found
+        assert summary["signals_without_cycles"] == 0
+        assert summary["cycles"] == pytest.approx(per_window * len(windows), rel=1e-6)
+        assert summary["repetition_rate_per_cycle"] == pytest.approx(pulses / (per_window * len(windows)), rel=1e-4)
+
+
+def test_phases_are_within_0_and_360_degrees_after_rounding(segmenter):
+    """A phase that rounds to 360.00 is 0.00 (a 37th bin for whoever bins by floor(phase / 10)):
+    found with spikes one period apart at a period of 1000.001 samples."""
+    from pdseg.pipeline import SignalOptions
+    from pdseg.regions import wrapped_degrees
+
+    assert wrapped_degrees(359.996) == 0.0 and wrapped_degrees(359.994) == 359.99 and wrapped_degrees(-0.006) == 359.99
+    signal = np.random.default_rng(4).normal(size=4000)
+    signal[[2000, 3000]] += 60.0
+    [result] = segmenter.analyse([signal], [SignalOptions(samples_per_cycle=1000.001)])
+    answer = result.to_json(0)
+    phases = [region["phase_deg"] for region in answer["regions"]]
+    assert len(phases) == 2 and all(0.0 <= phase < 360.0 for phase in phases)
+    assert 0.0 <= answer["stats"]["carrier"]["phase_offset_deg"] < 360.0

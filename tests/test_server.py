@@ -152,6 +152,28 @@ def test_bad_requests_do_not_spoil_their_batch_mates(server, real_captures):
     assert worker_pids(server) == pids  # the worker never died on input
 
 
+def test_text_from_the_request_in_a_message_never_breaks_the_worker(server, real_captures):
+    """Found 2026-12-06 by a stranger's probe: the message of a 4xx, which repeats what the request
+    sent, went into the status line, which TorchServe's worker frames by its length in characters
+    but writes as UTF-8. One accented letter killed the worker and failed its batch-mates with 500;
+    a 100,000-character field name made a status line that HTTP clients refuse."""
+    pids = worker_pids(server)
+    good = [dict(json={"signal": capture.tolist()}) for capture in real_captures]
+    bad = [dict(json={"signal": [1.0, 2.0, 3.0], "seuil_é": 0.5}),
+           dict(files={"data": ("s.csv", b"1,2,3,4")}, data={"thréshold": "1"}),
+           dict(data=b"1,2,3", headers={"Content-Type": "application/é".encode()}),
+           dict(json={"signal": [1.0, 2.0, 3.0], "x" * 100_000: 1})]
+    mixed = [item for pair in zip(good, bad) for item in pair]
+    with ThreadPoolExecutor(max_workers=len(mixed)) as pool:
+        responses = list(pool.map(lambda kwargs: post(server, **kwargs), mixed))
+    assert [r.status_code for r in responses[0::2]] == [200] * 4
+    refused = responses[1::2]
+    assert [r.status_code for r in refused] == [400, 400, 415, 400], [r.text[:200] for r in refused]
+    assert "'seuil_é'" in refused[0].json()["error"] and "'thréshold'" in refused[1].json()["error"]
+    assert refused[0].reason == "Bad Request" and refused[2].reason == "Unsupported Media Type"
+    assert worker_pids(server) == pids  # no worker died
+
+
 def test_the_workers_wait_at_openmp_barriers_without_spinning(server):
     """The server's workers start with OMP_WAIT_POLICY=PASSIVE (scripts/serve.py, as the image):
     read from their own environment, which OpenMP read when torch loaded."""

@@ -350,6 +350,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     check_period_options(parser, args)
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        parser.error(f"--out {args.out} is a file: name a folder (made if missing)")
     return run_analysis(args)
 
 

@@ -139,8 +139,8 @@ def _parquet(path: Path):
 
 
 def _column_values(column) -> np.ndarray:
-    if column.null_count:
-        return np.full(len(column), np.nan)  # reported as a bad signal, like NaN
+    # A numeric column's nulls become NaN where they are (reported as a bad sample, by its own
+    # index); any other column keeps its kind, which signal_problem names.
     return column.to_numpy()
 
 
@@ -213,10 +213,18 @@ def load_signal(source: InputFile, signal: int | str) -> np.ndarray:
     raise InputFileError(f"signal {signal} is not in {source.name}")
 
 
+# What a column or array of another kind than integers or floats holds (numpy's dtype kinds); the
+# service refuses them too (a .npy of booleans or complex numbers).
+_KINDS = {"b": "true/false", "c": "complex", "M": "dates or times", "m": "durations",
+          "O": "text or other objects", "U": "text", "S": "bytes", "V": "records"}
+
+
 def signal_problem(values: np.ndarray) -> str | None:
     """What the service would refuse in this signal, found before sending it."""
     if values.size == 0:
         return "signal is empty"
+    if values.dtype.kind not in "iuf":
+        return f"values are {_KINDS.get(values.dtype.kind, 'of another kind')} ({values.dtype}), not numbers"
     if values.dtype.kind == "f" and not np.all(np.isfinite(values)):
         bad = int(np.flatnonzero(~np.isfinite(values))[0])
         return f"sample {bad} is NaN, infinite or missing"

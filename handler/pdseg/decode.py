@@ -419,8 +419,19 @@ def check_fields(fields: Mapping[str, Any], carriers: tuple[str, ...]) -> None:
     known = carriers + OPTION_FIELDS + ("view",)
     unknown = sorted(str(key) for key in fields if key not in known)
     if unknown:
-        raise InputError(f"unknown field{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}: "
+        raise InputError(f"unknown field{'s' if len(unknown) > 1 else ''} {', '.join(map(_shown_name, unknown))}: "
                          f"known fields are {', '.join(known)}")
+
+
+SHOWN_NAME_CHARACTERS = 64  # of a field name that a message repeats
+
+
+def _shown_name(name: str) -> str:
+    """``name`` as a message repeats it: quoted, and cut where it is longer than
+    :data:`SHOWN_NAME_CHARACTERS` (a name of 100,000 characters came back whole)."""
+    if len(name) <= SHOWN_NAME_CHARACTERS:
+        return repr(name)
+    return f"{name[:SHOWN_NAME_CHARACTERS]!r}... ({len(name):,} characters)"
 
 
 ANSWER_TYPES = ("application/json", "image/png")

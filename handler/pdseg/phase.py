@@ -14,6 +14,8 @@ import dataclasses
 import numpy as np
 from scipy import optimize
 
+from .regions import wrapped_degrees
+
 MIN_CYCLES_FOR_ESTIMATE = 0.5  # a period is only estimated from at least half a cycle
 # ... and a caller's period fitted over at least this much of one: over less, a sine and an
 # offset follow a trend's curvature with an amplitude the data do not show (5 samples of at
@@ -43,7 +45,7 @@ class CarrierFit:
             "detected": self.detected,
             "samples_per_cycle": None if self.samples_per_cycle is None else round(self.samples_per_cycle, 3),
             "amplitude": None if self.amplitude is None else float(f"{self.amplitude:.6g}"),
-            "phase_offset_deg": None if self.phase_offset_deg is None else round(self.phase_offset_deg, 2),
+            "phase_offset_deg": None if self.phase_offset_deg is None else wrapped_degrees(self.phase_offset_deg),
         }
 
 

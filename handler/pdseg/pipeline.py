@@ -90,8 +90,10 @@ class SignalResult:
             "noise_whitening": (None if self.conditioned.whitening is None
                                 else round(float(self.conditioned.whitening), 3)),
             "clipped_carrier_restored": self.conditioned.clipped,
-            "cycles": None if cycles is None else round(cycles, 3),
-            "regions_per_cycle": None if not cycles else round(len(regions) / cycles, 3),
+            # Significant digits, not decimals: a 1,000-sample window at 100 MS/s and 50 Hz is
+            # 0.0005 cycles, which three decimals made 0.001 and a summary over them twice as long.
+            "cycles": None if cycles is None else significant(cycles),
+            "regions_per_cycle": None if not cycles else significant(len(regions) / cycles),
         }
         answer = {"index": index, "length": length, "regions": regions, "stats": stats}
         if self.warnings:

@@ -16,6 +16,8 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
+from .regions import significant
+
 PHASE_BINS = 36
 BIN_WIDTH_DEG = 360.0 / PHASE_BINS
 MAGNITUDE_UNIT = "input units"
@@ -79,7 +81,7 @@ def summarise(signals: Iterable[Mapping], sampling_rate_hz: float | None = None)
     return {
         "signals": signal_count,
         "pulse_count": pulses,
-        "cycles": round(cycles, 3),
+        "cycles": significant(cycles),
         "signals_without_cycles": without_cycles,
         "repetition_rate_per_cycle": _rounded(pulses_with_cycles / cycles) if cycles else None,
         "duration_s": _rounded(duration_s, 9),

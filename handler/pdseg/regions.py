@@ -68,6 +68,12 @@ def significant(value: float, digits: int = SIGNIFICANT_DIGITS) -> float:
     return float(f"{value:.{digits}g}")
 
 
+def wrapped_degrees(angle: float) -> float:
+    """An angle in [0, 360) rounded to 0.01 degree: rounded first, then wrapped, so that 359.996
+    is 0.0 and not 360.0 (a 37th bin for whoever bins by ``floor(phase / 10)``)."""
+    return round(angle, 2) % 360.0
+
+
 def describe_regions(regions: np.ndarray, filtered: np.ndarray, probability: np.ndarray,
                      phase_deg: np.ndarray | None = None,
                      sampling_rate_hz: float | None = None) -> list[dict]:
@@ -89,7 +95,7 @@ def describe_regions(regions: np.ndarray, filtered: np.ndarray, probability: np.
             "score": round(float(np.max(probability[start:end])), 4),
         }
         if phase_deg is not None:
-            region["phase_deg"] = round(float(phase_deg[peak_index]), 2)
+            region["phase_deg"] = wrapped_degrees(float(phase_deg[peak_index]))
         if sampling_rate_hz:
             region["start_s"] = significant(start / sampling_rate_hz, 9)
             region["duration_s"] = significant((end - start) / sampling_rate_hz, 9)
