@@ -505,6 +505,30 @@ def test_a_callers_period_far_longer_than_the_capture_fits_no_carrier():
     assert not phase.fit_carrier(window[:600], filtered[:600], 1.0, samples_per_cycle=3333.0).detected
 
 
+def test_short_periods_fit_no_absurd_carrier_and_no_aliased_one():
+    """Found 2026-12-06 by a stranger's probe. A given period of 5-10 samples was fitted on every
+    15th sample of a 3,000-sample capture, where its sine and cosine alias onto a constant: unit
+    noise got a carrier of amplitude 1e10-4e11. With no period given, a strong tone of 12-24
+    samples a cycle (which the tone step takes out, so it is in what conditioning removed) was
+    reported as a carrier of 60 or 40 samples a cycle, its alias on every 15th sample."""
+    rng = np.random.default_rng(0)
+    noise = rng.normal(size=3000)
+    filtered = preprocess.condition(noise).filtered
+    for period in (3, 5, 6, 10):
+        fit = phase.fit_carrier(noise, filtered, 1.0, samples_per_cycle=period)
+        assert not fit.detected and fit.amplitude is None, period
+    samples = np.arange(3000)
+    for period in (5, 10, 12, 24):
+        tone = 100 * np.sin(2 * np.pi * samples / period) + rng.normal(size=3000)
+        conditioned = preprocess.condition(tone)
+        assert not conditioned.carrier.detected, period  # a tone, not an alias of it
+        given = phase.fit_carrier(tone, conditioned.filtered, conditioned.scale, samples_per_cycle=period)
+        assert given.detected and given.amplitude == pytest.approx(100, rel=0.01), period
+    slow = 100 * np.sin(2 * np.pi * samples / 400.0) + rng.normal(size=3000)
+    found = preprocess.condition(slow).carrier  # a period the decimated fit shows as it is
+    assert found.detected and found.samples_per_cycle == pytest.approx(400.0, rel=0.01)
+
+
 def test_phase_from_caller_period_without_carrier():
     noise = np.random.default_rng(3).normal(size=2000)
     filtered = preprocess.remove_carrier(noise)

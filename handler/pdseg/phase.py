@@ -75,15 +75,38 @@ MAX_FIT_STEP = 40
 MIN_FIT_POINTS = 192
 
 
+# A given period keeps at least this many fitted points a cycle: a period of 5 samples fitted on
+# every 15th sample has its sine and cosine alias onto a constant, and the near-singular fit gave
+# amplitudes of 1e11 on unit noise (found by a stranger's probe, 2026-12-06).
+MIN_POINTS_PER_CYCLE = 4
+# A period found on the decimated samples is checked on this many consecutive ones at full rate:
+# what conditioning took out is not only the carrier filter's slow part (a tone of 12 samples a
+# cycle, taken out by the tone step, read as a carrier of 60 on every 15th sample).
+FULL_RATE_CHECK = 8192
+
+
 def fit_carrier(raw: np.ndarray, filtered: np.ndarray, noise_scale: float,
                 samples_per_cycle: float | None = None) -> CarrierFit:
     full_carrier = np.asarray(raw, dtype=np.float64) - filtered
     step = int(min(MAX_FIT_STEP, max(1, full_carrier.size // MIN_FIT_POINTS)))
+    if samples_per_cycle is not None:
+        step = max(1, min(step, int(samples_per_cycle // MIN_POINTS_PER_CYCLE)))
     fit = _fit_decimated(full_carrier[::step], noise_scale,
                          None if samples_per_cycle is None else samples_per_cycle / step)
     if fit.samples_per_cycle is not None:
         fit.samples_per_cycle *= step
+    if fit.detected and samples_per_cycle is None and step > 1 and not _holds_at_full_rate(full_carrier, fit):
+        return CarrierFit(False, None, None, None)
     return fit
+
+
+def _holds_at_full_rate(full_carrier: np.ndarray, fit: CarrierFit) -> bool:
+    """Whether the carrier found on decimated samples also explains :data:`FULL_RATE_CHECK`
+    consecutive samples from the middle of the capture, as :func:`_fit_decimated` requires of it."""
+    first = max(0, full_carrier.size // 2 - FULL_RATE_CHECK // 2)
+    stretch = full_carrier[first: first + FULL_RATE_CHECK]
+    residual_power, _, _ = _fit_at(stretch, float(fit.samples_per_cycle))
+    return bool(np.sqrt(residual_power) < MAX_RESIDUAL_FRACTION * fit.amplitude)
 
 
 def _fit_decimated(carrier: np.ndarray, noise_scale: float,
