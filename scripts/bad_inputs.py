@@ -189,6 +189,11 @@ def corpus(max_work: int = WorkLimits.max_work, max_signals: int = WorkLimits.ma
         BadInput("float32_body_is_a_npy_file", F, good_npy, 400, "application/x-npy"),
         # --- multipart -----------------------------------------------------------------------
         BadInput("multipart_without_data_field", *multipart({"threshold": b"0.5"}, {}), 400, 'field "data"'),
+        # The frontend splits a multipart body only under a lower-case type with its boundary.
+        BadInput("multipart_upper_case_type", multipart({}, {"data": good_npy})[0].upper().replace(BOUNDARY.upper(), BOUNDARY),
+                 multipart({}, {"data": good_npy})[1], 400, "could not be split into its fields"),
+        BadInput("multipart_wrong_boundary", "multipart/form-data; boundary=other", multipart({}, {"data": good_npy})[1],
+                 400, "could not be split into its fields"),
         BadInput("multipart_garbage_file", *multipart({}, {"data": b"\x00\xff\x10garbage"}), 400, "UTF-8"),
         BadInput("multipart_bad_threshold", *multipart({"threshold": b"high"}, {"data": good_npy}), 400,
                  "threshold"),

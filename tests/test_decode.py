@@ -260,3 +260,14 @@ def test_a_json_field_given_twice_is_refused():
 def test_an_empty_multipart_file_is_named_as_such():
     with pytest.raises(InputError, match='field "data" is empty'):
         decode_request({"data": bytearray()}, "multipart/form-data")
+
+
+def test_a_multipart_body_the_frontend_could_not_split_is_named_as_such():
+    """Found 2026-12-06 by a stranger's probe: TorchServe's frontend splits a multipart body into
+    fields only under a lower-case type whose boundary the body uses; otherwise the handler got the
+    body whole, or nothing, and said the upload lacked its "data" field."""
+    for row in ({"body": bytearray(b"--XX\r\nContent-Disposition: form-data; name=\"data\"\r\n\r\n1,2\r\n--XX--\r\n")}, {}):
+        with pytest.raises(InputError, match="could not be split into its fields"):
+            decode_request(row, "multipart/form-data; boundary=XX")
+    with pytest.raises(InputError, match='needs the signal file in field "data"'):
+        decode_request({"threshold": b"0.5"}, "multipart/form-data; boundary=XX")

@@ -558,6 +558,12 @@ def decode_request(row: Mapping[str, Any], content_type: str | None,
             status=415)
     if kind == "multipart/form-data":
         payload = row.get("data")
+        if payload is None and not set(row) - {"body"}:
+            # TorchServe's frontend splits a multipart body into fields only where the type is
+            # spelt in lower case and the body matches its boundary; otherwise it passes the body on.
+            raise InputError("the multipart body could not be split into its fields: write the type "
+                             "multipart/form-data in lower case with the boundary the body uses, and send the "
+                             "body whole (curl -F data=@capture.npy does both)")
         if payload is None:
             raise InputError('multipart upload needs the signal file in field "data"')
         check_fields(row, ("data",))
