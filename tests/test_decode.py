@@ -85,6 +85,9 @@ def test_a_derived_period_and_an_identity_encoding_are_accepted():
     ({"body": {"signal": [[1, 2]]}}, "application/json", 400, "flat list"),
     ({"body": {"signal": [1, 2], "threshold": 2}}, "application/json", 400, "threshold"),
     ({"body": {"signal": [1, 2], "sampling_rate_hz": "fast"}}, "application/json", 400, "sampling_rate_hz"),
+    # as CSV reads numbers (a stranger's probe, 2026-12-06: multipart options took "1_000")
+    ({"data": bytearray(b"1,2,3"), "samples_per_cycle": b"1_000"}, "multipart/form-data", 400, "no '_'"),
+    ({"data": bytearray(b"1,2,3"), "threshold": "\u0660.5".encode()}, "multipart/form-data", 400, "plain ASCII"),
     ({"body": b"garbage"}, "application/x-npy", 400, "malformed .npy"),
     ({"body": npy_bytes(np.zeros((2, 2, 2)))}, "application/x-npy", 400, "3 dimensions"),
     ({"body": npy_bytes(np.array([1.0, np.inf]))}, "application/x-npy", 400, "sample 1"),

@@ -498,9 +498,13 @@ def parse_options(values: Mapping[str, Any]) -> SignalOptions:
         if isinstance(raw, bool):
             raise InputError(f'option "{key}" must be a number, not {_json_kind(raw)}')
         try:
-            number = float(_as_text(raw) if isinstance(raw, (bytes, bytearray)) else raw)
+            text = _as_text(raw) if isinstance(raw, (bytes, bytearray)) else raw
+            # as in CSV: float() also reads "1_000" and non-ASCII digits
+            if isinstance(text, str) and (not text.isascii() or "_" in text):
+                raise ValueError(text)
+            number = float(text)
         except (TypeError, ValueError, OverflowError, InputError):
-            raise InputError(f'option "{key}" must be a number') from None
+            raise InputError(f'option "{key}" must be a number (plain ASCII, no \'_\')') from None
         if not math.isfinite(number) or number <= 0:
             raise InputError(f'option "{key}" must be a positive number')
         if key == "threshold" and not 0 < number < 1:
