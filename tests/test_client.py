@@ -290,8 +290,10 @@ def test_unreadable_inputs_fail_one_by_one_and_the_rest_is_analysed(server, tmp_
     # was sent, true/false columns were sent as numbers, and a null was reported at sample 0.
     with_null = SAMPLES[4].astype(float).tolist()
     with_null[1234] = None
+    flags = [True] * SAMPLES.shape[1]
+    flags[3] = None  # true/false with a null: an object column
     parquet.write_table(pa.table({"a": SAMPLES[2], "label": ["x"] * SAMPLES.shape[1], "flag": [True] * SAMPLES.shape[1],
-                                  "gap": with_null}), folder / "mixed.parquet")
+                                  "gap": with_null, "flags": flags}), folder / "mixed.parquet")
     (tmp_path / "capture.wav").write_bytes(b"RIFF")
     out = tmp_path / "out"
     assert analyse(server.inference_url, folder, tmp_path / "capture.wav", tmp_path / "missing.npy", "--out", out) == 1
@@ -299,14 +301,18 @@ def test_unreadable_inputs_fail_one_by_one_and_the_rest_is_analysed(server, tmp_
     assert "nan.npy signal 1: sample 7 is NaN" in err
     assert "cube.npy: .npy has 3 dimensions" in err
     assert "capture.wav: unsupported file type .wav" in err and "missing.npy: no such file or folder" in err
-    assert "mixed.parquet signal label: values are text or other objects (object), not numbers" in err
+    assert "mixed.parquet signal label: values are of type str (object), not numbers" in err
     assert "mixed.parquet signal flag: values are true/false (bool), not numbers" in err
     assert "mixed.parquet signal gap: sample 1234 is NaN, infinite or missing" in err
+    assert "mixed.parquet signal flags: values are of type bool (object), not numbers" in err
     assert set(results(out)) == {("nan.npy", "0"), ("nan.npy", "2"), ("mixed.parquet", "a")}
-    assert "Failures (7)" in (out / "report.html").read_text()
+    assert "Failures (8)" in (out / "report.html").read_text()
     with pytest.raises(SystemExit) as stop:  # --out naming a file: a usage error, not a traceback
         cli.main(["--url", server.inference_url, str(folder / "nan.npy"), "--out", str(tmp_path / "capture.wav")])
     assert stop.value.code == 2 and "is a file: name a folder" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stop:  # ... or a file on its path (a review's probe)
+        cli.main(["--url", server.inference_url, str(folder / "nan.npy"), "--out", str(tmp_path / "capture.wav" / "sub")])
+    assert stop.value.code == 2 and "cannot be made" in capsys.readouterr().err
 
 
 def test_a_rerun_with_other_options_is_refused(server, tmp_path):

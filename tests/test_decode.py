@@ -187,6 +187,11 @@ def test_unknown_fields_are_refused_with_the_known_ones_named():
         check_fields({"signal": [], "x" * 100_000: 1}, ("signal", "signals"))
     assert "'" + "x" * 64 + "'... (100,000 characters)" in long_name.value.message
     assert len(long_name.value.message) < 400
+    twice = "y" * 100_000
+    with pytest.raises(InputError) as repeated:  # nor one given twice (a review's probe)
+        decode_request({"body": ('{"signal": [1, 2, 3], "' + twice + '": 1, "' + twice + '": 2}').encode()},
+                       "application/json")
+    assert "(100,000 characters)" in repeated.value.message and len(repeated.value.message) < 400
 
 
 @pytest.mark.parametrize("accept, expected", [

@@ -527,6 +527,15 @@ def test_short_periods_fit_no_absurd_carrier_and_no_aliased_one():
     slow = 100 * np.sin(2 * np.pi * samples / 400.0) + rng.normal(size=3000)
     found = preprocess.condition(slow).carrier  # a period the decimated fit shows as it is
     assert found.detected and found.samples_per_cycle == pytest.approx(400.0, rel=0.01)
+    # A slow event in the stretch that the check reads at full rate is no alias (a review's probe:
+    # one slow-tailed pulse at the middle of a capture took its carrier of 30 noise units away).
+    long = np.arange(200_000)
+    for middle in (True, False):
+        start = long.size // 2 if middle else long.size // 4
+        event = np.where(long >= start, 100 * np.exp(-np.clip(long - start, 0, None) / 300), 0.0)
+        capture = 30 * np.sin(2 * np.pi * long / 3333) + rng.normal(size=long.size) + event
+        fit = preprocess.condition(capture).carrier
+        assert fit.detected and fit.samples_per_cycle == pytest.approx(3333, rel=0.01), middle
 
 
 def test_phase_from_caller_period_without_carrier():

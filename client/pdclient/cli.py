@@ -352,6 +352,10 @@ def main(argv: list[str] | None = None) -> int:
     check_period_options(parser, args)
     if Path(args.out).exists() and not Path(args.out).is_dir():
         parser.error(f"--out {args.out} is a file: name a folder (made if missing)")
+    try:
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+    except OSError as error:  # a file on its path, no permission, a read-only disk
+        parser.error(f"--out {args.out} cannot be made: {error.strerror or error}")
     return run_analysis(args)
 
 

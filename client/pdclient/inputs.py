@@ -215,14 +215,17 @@ def load_signal(source: InputFile, signal: int | str) -> np.ndarray:
 
 # What a column or array of another kind than integers or floats holds (numpy's dtype kinds); the
 # service refuses them too (a .npy of booleans or complex numbers).
-_KINDS = {"b": "true/false", "c": "complex", "M": "dates or times", "m": "durations",
-          "O": "text or other objects", "U": "text", "S": "bytes", "V": "records"}
+_KINDS = {"b": "true/false", "c": "complex", "M": "dates or times", "m": "durations", "U": "text",
+          "S": "bytes", "V": "records"}
 
 
 def signal_problem(values: np.ndarray) -> str | None:
     """What the service would refuse in this signal, found before sending it."""
     if values.size == 0:
         return "signal is empty"
+    if values.dtype.kind == "O":  # Parquet's text, decimals, lists, and true/false with nulls
+        first = next((value for value in values.flat if value is not None), None)
+        return f"values are of type {type(first).__name__} ({values.dtype}), not numbers"
     if values.dtype.kind not in "iuf":
         return f"values are {_KINDS.get(values.dtype.kind, 'of another kind')} ({values.dtype}), not numbers"
     if values.dtype.kind == "f" and not np.all(np.isfinite(values)):

@@ -265,7 +265,7 @@ def _unique_fields(pairs: list[tuple[str, Any]]) -> dict:
     fields = dict(pairs)
     if len(fields) != len(pairs):
         repeated = next(key for key, count in Counter(key for key, _ in pairs).items() if count > 1)
-        raise InputError(f"JSON field {repeated!r} is given more than once")
+        raise InputError(f"JSON field {_shown_name(repeated)} is given more than once")
     return fields
 
 

@@ -83,6 +83,11 @@ MIN_POINTS_PER_CYCLE = 4
 # what conditioning took out is not only the carrier filter's slow part (a tone of 12 samples a
 # cycle, taken out by the tone step, read as a carrier of 60 on every 15th sample).
 FULL_RATE_CHECK = 8192
+# ... and refused where the full-rate residual is over the fit's limit and this many times the
+# residual of the same stretch's decimated samples: an alias fits the decimated samples only. A
+# slow event in the stretch raises both (a review's probe: one slow-tailed pulse at the middle of
+# a capture took its carrier away when the full-rate residual alone decided).
+ALIAS_RESIDUAL_RATIO = 4.0
 
 
 def fit_carrier(raw: np.ndarray, filtered: np.ndarray, noise_scale: float,
@@ -95,18 +100,23 @@ def fit_carrier(raw: np.ndarray, filtered: np.ndarray, noise_scale: float,
                          None if samples_per_cycle is None else samples_per_cycle / step)
     if fit.samples_per_cycle is not None:
         fit.samples_per_cycle *= step
-    if fit.detected and samples_per_cycle is None and step > 1 and not _holds_at_full_rate(full_carrier, fit):
+    if fit.detected and samples_per_cycle is None and step > 1 and _aliased(full_carrier, fit, step):
         return CarrierFit(False, None, None, None)
     return fit
 
 
-def _holds_at_full_rate(full_carrier: np.ndarray, fit: CarrierFit) -> bool:
-    """Whether the carrier found on decimated samples also explains :data:`FULL_RATE_CHECK`
-    consecutive samples from the middle of the capture, as :func:`_fit_decimated` requires of it."""
+def _aliased(full_carrier: np.ndarray, fit: CarrierFit, step: int) -> bool:
+    """Whether the carrier found on every ``step``-th sample is an alias: over
+    :data:`FULL_RATE_CHECK` consecutive samples from the middle of the capture, the full-rate
+    residual breaks :func:`_fit_decimated`'s limit and is :data:`ALIAS_RESIDUAL_RATIO` times that
+    of the same stretch's decimated samples."""
     first = max(0, full_carrier.size // 2 - FULL_RATE_CHECK // 2)
     stretch = full_carrier[first: first + FULL_RATE_CHECK]
-    residual_power, _, _ = _fit_at(stretch, float(fit.samples_per_cycle))
-    return bool(np.sqrt(residual_power) < MAX_RESIDUAL_FRACTION * fit.amplitude)
+    period = float(fit.samples_per_cycle)
+    full_rate_power, _, _ = _fit_at(stretch, period)
+    decimated_power, _, _ = _fit_at(stretch[::step], period / step)
+    return bool(np.sqrt(full_rate_power) >= MAX_RESIDUAL_FRACTION * fit.amplitude
+                and full_rate_power > ALIAS_RESIDUAL_RATIO * decimated_power)
 
 
 def _fit_decimated(carrier: np.ndarray, noise_scale: float,
