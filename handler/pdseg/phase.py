@@ -81,8 +81,10 @@ MIN_FIT_POINTS = 192
 MIN_POINTS_PER_CYCLE = 4
 # A period found on the decimated samples is checked on this many consecutive ones at full rate:
 # what conditioning took out is not only the carrier filter's slow part (a tone of 12 samples a
-# cycle, taken out by the tone step, read as a carrier of 60 on every 15th sample).
-FULL_RATE_CHECK = 8192
+# cycle, taken out by the tone step, read as a carrier of 60 on every 15th sample). A tone that
+# aliases repeats many times in this stretch; it is short because every signal with a carrier pays
+# for it (8,192 samples cost a 7,920-sample signal 0.24 ms, 7 % of its conditioning).
+FULL_RATE_CHECK = 2048
 # ... and refused where the full-rate residual is over the fit's limit and this many times the
 # residual of the same stretch's decimated samples: an alias fits the decimated samples only. A
 # slow event in the stretch raises both (a review's probe: one slow-tailed pulse at the middle of
