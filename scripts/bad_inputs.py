@@ -82,6 +82,7 @@ def corpus(max_work: int = WorkLimits.max_work, max_signals: int = WorkLimits.ma
     """The cases, for the given limits (by default the shipped ones, config/model-config.yaml)."""
     J, N, C, F = "application/json", "application/x-npy", "text/csv", "application/octet-stream"
     good_npy = npy(np.arange(100, dtype="<f8"))
+    upload_type, upload_body = multipart({}, {"data": good_npy})
     cases = [
         # --- issue #15 ---------------------------------------------------------------------
         BadInput("issue15_40000_one_sample_signals", J, _json({"signals": [[0.5]] * 40_000}), 413, "signals"),
@@ -190,9 +191,9 @@ def corpus(max_work: int = WorkLimits.max_work, max_signals: int = WorkLimits.ma
         # --- multipart -----------------------------------------------------------------------
         BadInput("multipart_without_data_field", *multipart({"threshold": b"0.5"}, {}), 400, 'field "data"'),
         # The frontend splits a multipart body only under a lower-case type with its boundary.
-        BadInput("multipart_upper_case_type", multipart({}, {"data": good_npy})[0].upper().replace(BOUNDARY.upper(), BOUNDARY),
-                 multipart({}, {"data": good_npy})[1], 400, "could not be split into its fields"),
-        BadInput("multipart_wrong_boundary", "multipart/form-data; boundary=other", multipart({}, {"data": good_npy})[1],
+        BadInput("multipart_upper_case_type", upload_type.upper().replace(BOUNDARY.upper(), BOUNDARY), upload_body,
+                 400, "could not be split into its fields"),
+        BadInput("multipart_wrong_boundary", "multipart/form-data; boundary=other", upload_body,
                  400, "could not be split into its fields"),
         BadInput("multipart_garbage_file", *multipart({}, {"data": b"\x00\xff\x10garbage"}), 400, "UTF-8"),
         BadInput("multipart_bad_threshold", *multipart({"threshold": b"high"}, {"data": good_npy}), 400,
