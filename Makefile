@@ -101,6 +101,7 @@ evaluate: $(SETUP_STAMP)
 	$(PY) scripts/overdriven_adc.py
 	$(PY) scripts/clipped_carrier.py
 	$(PY) scripts/smooth_pulses.py
+	$(PY) scripts/end_pulses.py
 
 bench: $(MAR)
 	$(PY) scripts/bench.py

@@ -4,6 +4,7 @@ import pytest
 import scipy.signal as sps
 import torch
 
+from pdseg import preprocess
 from pdseg.model import UNet1D, load_trained
 from pdseg.pipeline import Segmenter, SignalOptions
 from training import classical, synthetic
@@ -341,6 +342,57 @@ def test_a_pulse_one_or_two_samples_long_gets_a_region_as_short(shipped):
                 lengths.append(covering[0])
     assert found == pulses, (found, pulses)
     assert np.mean(np.array(lengths) <= 4) >= 0.85, str(sorted(lengths))
+
+
+@pytest.mark.parametrize("length", [600, 7920])
+def test_a_pulse_on_a_captures_first_or_last_sample_is_reported_with_its_sign(shipped, length):
+    """A stranger's probe: a +80-unit spike on sample 0 of a capture was reported as a negative
+    region from sample 1 to 41 (the filters' end fits pivot on the end sample). Spikes and fast
+    decaying pulses cut by either end, of either sign, on a carrier or none, are reported from
+    the end sample with their own polarity and about their height, in a region no longer than
+    the pulse."""
+    rng = np.random.default_rng(length)
+    samples = np.arange(length)
+    for with_carrier in (False, True):
+        for decay in (None, 1.5):
+            for sign in (1.0, -1.0):
+                for at_end in (False, True):
+                    signal = rng.normal(size=length)
+                    if with_carrier:
+                        signal += 1e5 * np.sin(2 * np.pi * (samples / 3333.0 + rng.uniform()))
+                    shape = np.r_[1.0, np.zeros(11)] if decay is None else np.exp(-np.arange(12) / decay)
+                    pulse = sign * 80.0 * (shape[::-1] if at_end else shape)
+                    if at_end:
+                        signal[-12:] += pulse
+                    else:
+                        signal[:12] += pulse
+                    regions = shipped.analyse([signal])[0].to_json(0)["regions"]
+                    case = (with_carrier, decay, sign, at_end, [(r["start"], r["end"], r["polarity"]) for r in regions])
+                    assert len(regions) == 1, case
+                    [region] = regions
+                    assert region["polarity"] == ("positive" if sign > 0 else "negative"), case
+                    assert (region["end"] == length) if at_end else (region["start"] == 0), case
+                    assert region["end"] - region["start"] <= 8, case
+                    assert 60.0 <= region["peak"] <= 100.0, case
+
+
+def test_a_converter_notch_cut_by_an_end_is_left_to_the_trains_end_fit(shipped):
+    """A notch of a converter train cut by the capture's last sample looks like a pulse cut by
+    it (the training generator's 30 dB test tier with interference, capture 28: a notch edge 14
+    noise units deep on the last sample, no PD there). Where the train's end fit leaves that end
+    at the noise without the cut, the cut is not taken, and no region is reported there."""
+    from evaluate import EVAL_SEED
+    from pdseg import tones
+
+    capture = list(synthetic.evaluation_set(30.0, True, 29, 16384, EVAL_SEED))[28]
+    signal = capture.signal
+    assert not capture.mask[-64:].any()
+    found = tones.stationary_tones(preprocess.remove_carrier(signal))
+    assert preprocess.end_pulses(signal, preprocess.quantisation_step(signal), found).end >= 1
+    conditioned = preprocess.condition(signal)
+    assert conditioned.commutation is not None and not conditioned.end_pulses
+    regions = shipped.regions(shipped.probabilities([conditioned])[0], None, conditioned).tolist()
+    assert not [region for region in regions if region[1] > signal.size - 64], regions
 
 
 def test_a_pulse_early_in_a_short_window_is_found(shipped):

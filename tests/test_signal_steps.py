@@ -38,6 +38,94 @@ def test_carrier_leaves_no_edge_transient_at_any_length(length, period):
         assert np.abs(filtered).max() < 8.0, (phase_deg, np.abs(filtered).max())
 
 
+def cut_pulse(kind: str, size: int = 16) -> np.ndarray:
+    """A pulse cut by a signal's first sample: a spike, or a damped exponential whose onset lies
+    before the capture."""
+    if kind == "spike":
+        return np.r_[1.0, np.zeros(size - 1)]
+    return np.exp(-np.arange(size) / 2.0)
+
+
+@pytest.mark.parametrize("kind", ["spike", "exponential"])
+@pytest.mark.parametrize("at_end", [False, True])
+@pytest.mark.parametrize("tone", [0.0, 300.0])
+def test_a_pulse_cut_by_an_end_comes_out_as_it_would_away_from_the_ends(kind, at_end, tone):
+    """A stranger's probe: a +80-unit spike on sample 0 came out of the carrier filter as a
+    negative swing over the next 40 samples (the filters' end fits pivot on the end sample).
+    Taken out before the filter and put back as the filter gives a pulse away from the ends, it
+    changes the conditioned signal as the same pulse does in the middle of the capture (pit
+    included), beside a carrier and, but for the end sample, a stationary tone."""
+    rng = np.random.default_rng(7 + int(at_end) + int(tone))
+    samples = np.arange(7920)
+    raw = carrier(samples.size) + rng.normal(0.0, 30.0, samples.size) + tone * np.sin(2 * np.pi * 0.1 * samples)
+    plain = preprocess.condition(raw)
+    middle = 4000
+    for sign in (1.0, -1.0):
+        shape = sign * 2400.0 * cut_pulse(kind)
+        inside = raw.copy()
+        inside[middle: middle + 16] += shape
+        interior = (preprocess.condition(inside).filtered - plain.filtered)[middle: middle + 200]
+        cut = raw.copy()
+        if at_end:
+            cut[-16:] += shape[::-1]
+        else:
+            cut[:16] += shape
+        conditioned = preprocess.condition(cut)
+        found = preprocess.end_pulses(cut, 0.0, conditioned.tones)
+        assert (found.end if at_end else found.start) >= 1 and (found.start if at_end else found.end) == 0
+        change = conditioned.filtered - plain.filtered
+        change = change[::-1][:200] if at_end else change[:200]
+        # The pulse within a tenth of its peak (each end sample's noise is counted as the pulse's,
+        # and a tone's as the tone's); after it, within 5 noise units of what the filter leaves
+        # beside the pulse in the middle, whose pit is filled by the same rule. Before, the swing
+        # was as large as the pulse.
+        assert np.abs(change - interior)[:16].max() < 0.1 * 2400.0, (change - interior)[:16].round(0)
+        assert np.abs(change - interior)[16:].max() < 5 * 30.0, np.abs(change - interior)[16:].max()
+
+
+def test_no_end_pulse_is_taken_where_the_ends_hold_noise_or_a_pulse_away_from_them():
+    """Noise on steep and short-period carriers, and pulses 20 and 39 samples from an end, leave
+    the ends as the filters take them: only what the end sample itself holds is a cut pulse."""
+    rng = np.random.default_rng(11)
+    for seed in range(40):
+        raw = carrier(4000, period=rng.uniform(1000, 5000), phase_deg=rng.uniform(0, 360)) + rng.normal(0, 30, 4000)
+        if seed % 2:
+            raw[20:26] += 2400.0 * np.exp(-np.arange(6) / 2.0)  # a pulse 20 samples in
+            raw[-40] -= 2400.0
+        assert not preprocess.end_pulses(raw), seed
+
+
+@pytest.mark.parametrize("before_corner", [1, 2, 3])
+def test_a_clipped_carriers_corner_cut_by_an_end_is_no_pulse(before_corner):
+    """A carrier clipped flat by a limiter, the capture starting (or ending) a sample or three
+    before the carrier meets its plateau: the corner is sharp and the plateau behind it quiet,
+    as after a pulse cut by the end, but it is the carrier's (a region there on a PD-free
+    capture of the training generator, scripts/end_pulses.py)."""
+    rng = np.random.default_rng(before_corner)
+    period, level = 3333.0, 0.9
+    samples = np.arange(-before_corner, 4000 - before_corner, dtype=np.float64)
+    # the carrier reaches the clip level at sample 0, falling towards its trough
+    corner = (np.pi + np.arcsin(level)) / (2 * np.pi) * period
+    clipped = np.clip(1e5 * np.sin(2 * np.pi * (samples + corner) / period), -level * 1e5, level * 1e5)
+    signal = clipped + rng.normal(size=samples.size)
+    assert np.ptp(signal[before_corner + 1: before_corner + 40]) < 10  # the plateau follows
+    assert not preprocess.end_pulses(signal)
+    assert not preprocess.end_pulses(signal[::-1])
+
+
+def test_the_filter_with_cut_pulses_is_one_linear_operator():
+    """The tones' and the commutation's end fits, and the pits' fill, run the carrier filter on
+    parts of a signal and assume it is the operator that made the signal: with pulses cut by the
+    ends it still adds and scales."""
+    rng = np.random.default_rng(3)
+    first, second = rng.normal(size=(2, 3000))
+    first[0] += 80.0
+    cut = preprocess.end_pulses(first)
+    assert cut.start >= 1
+    combined = cut.filter(2.0 * first - 0.5 * second)
+    assert np.allclose(combined, 2.0 * cut.filter(first) - 0.5 * cut.filter(second), atol=1e-9)
+
+
 @pytest.mark.parametrize("peak", [100.0, 1000.0])
 @pytest.mark.parametrize("with_carrier", [False, True])
 def test_a_loud_pulse_filling_a_short_window_is_not_taken_for_its_trend(peak, with_carrier):

@@ -291,6 +291,196 @@ def remove_carrier(raw: np.ndarray, cutoff: float = HIGHPASS_CUTOFF) -> np.ndarr
     return baseline_and_highpass(raw, cutoff)
 
 
+# A pulse cut by a signal's first or last sample. The baseline's end fit and the high-pass's odd
+# padding both pivot on the end samples, so such a pulse came out as a step: a slow swing of the
+# other polarity beside it (a +80-unit spike on sample 0 was reported as a negative region of 1-41).
+# It is taken out before the carrier filter and put back after it, which keeps the filter the
+# same linear operator that the tones' and the commutation's end fits assume.
+# Samples of a pulse cut by an end: those that may stand out before a quiet stretch (more: the
+# pulse is left as it is), and those taken out with its tail. Continued further back, the fit
+# of the stretch strays by more than the noise (its white noise alone: 1.5 sigmas 16 samples
+# back, 2.0 at 20, where END_STEADY_SHIFT takes it).
+END_PULSE_LONGEST = 16
+END_TAIL_LONGEST = 16
+END_QUIET = 192  # samples after it that must follow a quintic ...
+END_DEGREE = 5  # (a cubic over 96 samples strayed by 20-40 noise units from a 1,000-sample carrier)
+END_QUIET_LEVEL = 4.5  # ... within this many noise units, ...
+END_STEADY_SHIFT = 4  # ... and the end sample's height must stay within END_STEADY_LEVEL noise
+END_STEADY_LEVEL = 4.5  # units when the stretch starts this many samples further in, ...
+END_PULSE_LEVEL = 8.0  # ... and how far off its continuation the end sample must stand, ...
+END_SHARP_SAMPLES = 3  # ... and one of the pulse's first steps from sample to sample must be
+END_SHARP_LEVEL = 4.0  # at least this many noise units and this share of its end sample (a
+END_SHARP_SHARE = 0.25  # pulse decaying over 3 samples: 0.28; a clipped carrier's corner: 0.15)
+END_NOISE_SAMPLES = 256  # samples whose third differences give the noise unit
+# Where a carrier spans this many noise units each side (a clipped one does, white noise does
+# not), no cut pulse is taken before a stretch of this many samples whose median lies within
+# END_PLATEAU_LEVEL units of the capture's highest or lowest value: a plateau, or the extreme of an
+# unclipped carrier (a few per cent of captures' ends, which keep the filters' end fits).
+END_CARRIER_LEVEL = 100.0
+END_PLATEAU_SAMPLES = 32
+END_PLATEAU_LEVEL = 8.0
+
+
+def _end_basis(times: np.ndarray, frequencies: np.ndarray) -> np.ndarray:
+    """A polynomial of :data:`END_DEGREE` in ``times`` (in units of :data:`END_QUIET`) and a
+    cosine and sine at each of ``frequencies`` (cycles per sample)."""
+    scaled = times / END_QUIET
+    angles = 2.0 * np.pi * times[:, None] * np.asarray(frequencies, dtype=np.float64)[None, :]
+    return np.hstack((np.vander(scaled, END_DEGREE + 1), np.cos(angles), np.sin(angles)))
+
+
+@lru_cache(maxsize=16)
+def _end_fits(frequencies: tuple[float, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """The matrices that take :data:`END_QUIET` samples to their residuals about a polynomial and the
+    tones at ``frequencies``, and to its continuation over the samples before them (nearest first)
+    that :func:`_pulse_at_start` reaches back."""
+    quiet = _end_basis(np.arange(END_QUIET, dtype=np.float64), np.array(frequencies))
+    inverse = np.linalg.pinv(quiet)
+    reach = END_TAIL_LONGEST + END_STEADY_SHIFT
+    before = _end_basis(-np.arange(1, reach + 1, dtype=np.float64), np.array(frequencies)) @ inverse
+    return _shared(np.eye(END_QUIET) - quiet @ inverse), _shared(before)
+
+
+def _pulse_at_start(values: np.ndarray, sigma: float, frequencies: tuple[float, ...]) -> int:
+    """How many of ``values``' first samples a pulse cut by the first sample holds (0 where there
+    is none): the fewest leading samples followed by a quiet stretch whose fit, continued back over
+    them, leaves the first sample at least :data:`END_PULSE_LEVEL` ``sigma`` off it; about twice as
+    many where they too are followed by a quiet stretch (the pulse's tail). A stretch is quiet
+    where its :data:`END_QUIET` samples follow a polynomial and the stationary tones at
+    ``frequencies`` (:func:`_end_basis`) within :data:`END_QUIET_LEVEL` ``sigma``. Where a
+    burst's ringing or a tone that was not found stands out of the noise, no stretch is quiet and
+    nothing is taken; nor where the fit's continuation drifts or the pulse changes slowly
+    (:data:`END_STEADY_SHIFT`, :data:`END_SHARP_SAMPLES`)."""
+    residuals, before = _end_fits(frequencies)
+
+    def quiet_after(length: int) -> np.ndarray | None:
+        quiet = values[length: length + END_QUIET]
+        return quiet if np.max(np.abs(residuals @ quiet)) < END_QUIET_LEVEL * sigma else None
+
+    def height_from(length: int, quiet: np.ndarray) -> float:
+        return float(values[0] - before[length - 1] @ quiet)
+
+    for length in range(1, END_PULSE_LONGEST + 1):
+        quiet = quiet_after(length)
+        if quiet is None:
+            continue
+        if abs(height_from(length, quiet)) < END_PULSE_LEVEL * sigma:
+            return 0
+        # A decaying pulse's tail stays under the quiet level for a few samples more: left in the
+        # signal, the filters' end fits would turn it into a swing of the other sign.
+        longer = min(2 * length + 2, END_TAIL_LONGEST)
+        longer_quiet = quiet_after(longer)
+        if longer_quiet is not None:
+            length, quiet = longer, longer_quiet
+        # The same from a stretch a few samples further in: a continuation that drifts (a carrier's
+        # course the fit does not quite follow) moves with it; a pulse's height does not.
+        further = quiet_after(length + END_STEADY_SHIFT)
+        if further is None or abs(height_from(length + END_STEADY_SHIFT, further) - height_from(length, quiet)) \
+                >= END_STEADY_LEVEL * sigma:
+            return 0
+        pulse = values[:length] - (before[:length] @ quiet)[::-1]
+        # A pulse changes fast somewhere near the end sample; a continuation that strays from a
+        # carrier's course drifts smoothly there.
+        steps = np.abs(np.diff(pulse[: END_SHARP_SAMPLES + 1]))
+        sharp = max(END_SHARP_LEVEL * sigma, END_SHARP_SHARE * abs(pulse[0]))
+        return length if steps.size and steps.max() >= sharp else 0
+    return 0
+
+
+@dataclasses.dataclass(frozen=True)
+class EndPulses:
+    """The samples at a signal's first and last end that a pulse cut by that end holds
+    (:func:`end_pulses`), and the stationary tones its quiet continuation was fitted with. They
+    define one linear operator, :meth:`filter`, which conditioning uses in place of
+    :func:`carrier_filter`: the pulses (what those samples hold over the continuation,
+    :meth:`parts`) are taken out before the carrier filter and put back as it gives a pulse away
+    from the ends. The filters' end fits and the high-pass's odd padding pivot on the end
+    samples, and made such a pulse a step: a swing of the other sign beside it."""
+    start: int = 0
+    end: int = 0
+    frequencies: tuple[float, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.start or self.end)
+
+    def parts(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """What the pulses add to ``values`` over the first :attr:`start` and the last :attr:`end`
+        samples: those samples less the continuation of the :data:`END_QUIET` beyond them."""
+        _, before = _end_fits(self.frequencies)
+        found = []
+        for length, turned in ((self.start, values), (self.end, values[::-1])):
+            quiet = turned[length: length + END_QUIET]
+            found.append(turned[:length] - (before[:length] @ quiet)[::-1] if length else np.zeros(0))
+        return found[0], found[1][::-1]
+
+    def without(self, values: np.ndarray) -> np.ndarray:
+        """``values`` less :meth:`parts` (a new array; ``values`` itself where there are none)."""
+        return _with_parts(values, self.parts(values), -1.0) if self else values
+
+    def put_back(self, filtered: np.ndarray, parts: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+        """``filtered`` (the carrier filter's output for :meth:`without`) plus ``parts`` as the
+        filter gives a pulse away from the ends, what would lie beyond the ends left out."""
+        return _with_parts(filtered, parts, 1.0, carrier_filter_impulse()) if self else filtered
+
+    def standing_out_in(self, plain: "Conditioned") -> "EndPulses":
+        """These pulses, but for those at an end where ``plain`` (the signal conditioned without
+        them) stands within :data:`END_QUIET_LEVEL` noise units over the pulse and twice
+        :data:`END_TAIL_LONGEST` samples beyond: there the steps after the carrier filter (a
+        converter train's end fit, :func:`commutation_at_ends`) explained what the end held."""
+        reach = self.start, self.end
+        lengths = [length if length and np.max(np.abs(values[: length + 2 * END_TAIL_LONGEST]))
+                   >= END_QUIET_LEVEL * plain.scale else 0
+                   for length, values in zip(reach, (plain.filtered, plain.filtered[::-1]))]
+        return dataclasses.replace(self, start=lengths[0], end=lengths[1])
+
+    def filter(self, values: np.ndarray) -> np.ndarray:
+        """:func:`carrier_filter` of ``values`` with these samples taken as cut pulses."""
+        if not self:
+            return carrier_filter(values)
+        return self.put_back(carrier_filter(self.without(values)), self.parts(values))
+
+
+def end_pulses(raw: np.ndarray, quantum: float = 0.0, frequencies: np.ndarray | None = None) -> EndPulses:
+    """The pulses cut by the first and by the last sample of ``raw`` (:func:`_pulse_at_start`),
+    about its stationary tones at ``frequencies`` (:func:`pdseg.tones.stationary_tones`), in
+    units of the noise of its first or last :data:`END_NOISE_SAMPLES` samples (third
+    differences), at least :func:`noise_floor`. Signals under :data:`SHORT_SIGNAL` samples have
+    none: they are filtered amid their end levels, which keep such a pulse."""
+    raw = np.asarray(raw, dtype=np.float64)
+    known = tuple(float(frequency) for frequency in (() if frequencies is None else frequencies))
+    if raw.size < SHORT_SIGNAL:
+        return EndPulses(frequencies=known)
+    highest, lowest = float(np.max(raw)), float(np.min(raw))
+    floor = noise_floor(max(highest, -lowest), quantum)
+    lengths = []
+    # A fit over cosines and sines spans the same turned round in time: one basis serves both ends.
+    for values in (raw, raw[::-1]):
+        sigma = max(difference_noise(values[:END_NOISE_SAMPLES]), floor)
+        length = _pulse_at_start(values, sigma, known)
+        # A carrier clipped flat by a limiter (or an ADC's rail) meets its plateau at a corner: cut
+        # by the end, the corner looks like a pulse, and it is the plateau that follows it.
+        level = float(np.median(values[length: length + END_PLATEAU_SAMPLES]))
+        if length and highest - lowest >= 2 * END_CARRIER_LEVEL * sigma and \
+                min(highest - level, level - lowest) <= END_PLATEAU_LEVEL * sigma:
+            length = 0
+        lengths.append(length)
+    return EndPulses(lengths[0], lengths[1], known)
+
+
+def _with_parts(values: np.ndarray, parts: tuple[np.ndarray, np.ndarray], sign: float,
+                response: np.ndarray | None = None) -> np.ndarray:
+    """``values`` plus ``sign`` times the :meth:`EndPulses.parts` at its ends, or, with
+    ``response`` (odd and symmetric, centred), the parts as that filter gives them (a new array)."""
+    values = np.array(values, dtype=np.float64)
+    # The end's part is worked on turned round, so that both start at a view's first sample.
+    for part, view in ((parts[0], values), (parts[1][::-1], values[::-1])):
+        if part.size:
+            shaped = part if response is None else np.convolve(part, response)[response.size // 2:]
+            reach = min(shaped.size, view.size)
+            view[:reach] += sign * shaped[:reach]
+    return values
+
+
 def filtered_amid_end_levels(values: np.ndarray, cutoff: float = HIGHPASS_CUTOFF) -> np.ndarray:
     """:func:`baseline_and_highpass` of a short signal as :func:`remove_carrier` runs it: what
     the trend left at the ends (a steep carrier that a cubic does not quite follow) continues
@@ -881,6 +1071,8 @@ class Conditioned:
     # where the capture shows none
     clipped: dict | None = None
     restored: np.ndarray | None = None
+    # the pulses cut by the signal's first and last samples, filtered as away from its ends
+    end_pulses: EndPulses = dataclasses.field(default_factory=EndPulses)
 
     def carrier_course(self) -> np.ndarray:
         """What the carrier is fitted to: the capture as sent, or as restored (:mod:`pdseg.limiter`)."""
@@ -951,7 +1143,7 @@ LOUD_PIT_FLATTER = 0.2
 
 
 def restore_pulse_area(filtered: np.ndarray, scale: float, unipolar_pits: bool = True,
-                       loud_pits: bool = True) -> np.ndarray:
+                       loud_pits: bool = True, cut: "EndPulses | None" = None) -> np.ndarray:
     """``filtered`` with the pit the carrier filter dug around each loud unipolar transient
     filled in again (``unipolar_pits``), and around each very loud one (``loud_pits``,
     :func:`very_loud_transients`).
@@ -962,7 +1154,8 @@ def restore_pulse_area(filtered: np.ndarray, scale: float, unipolar_pits: bool =
     53 strong pulses (25-45 noise units) it gave under 0.5 all sat on such an offset, median
     2.3 units against 0.8 for the pulses it found, and 39 of them rose over 0.5 with the offset
     lifted (docs/model-card.md, Known failure modes). What the filter took of a transient is
-    the transient minus the filter's output for it; the loud samples stand for the transient."""
+    the transient minus the filter's output for it; the loud samples stand for the transient.
+    ``cut``: the pulses cut by the signal's ends, as conditioning filtered them (:class:`EndPulses`)."""
     magnitude = np.abs(filtered)
     loud = magnitude > PIT_LEVEL * scale
     if not loud.any():
@@ -972,9 +1165,9 @@ def restore_pulse_area(filtered: np.ndarray, scale: float, unipolar_pits: bool =
         stretches, labels, unipolar, _ = _unipolar_stretches(filtered, loud)
         transients = np.where(unipolar[labels], stretches, 0.0)
         if transients.any():
-            response = carrier_filter(transients)
+            response = carrier_filter(transients) if not cut else cut.filter(transients)
     if loud_pits and magnitude.max() >= LOUD_PIT_LEVEL * scale:
-        cores, cores_response = very_loud_transients(filtered, magnitude, scale, taken=transients != 0)
+        cores, cores_response = very_loud_transients(filtered, magnitude, scale, taken=transients != 0, cut=cut)
         transients, response = transients + cores, response + cores_response
     if not transients.any():
         return filtered
@@ -996,7 +1189,7 @@ def _unipolar_stretches(filtered: np.ndarray,
 
 
 def very_loud_transients(filtered: np.ndarray, magnitude: np.ndarray, scale: float,
-                         taken: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                         taken: np.ndarray, cut: "EndPulses | None" = None) -> tuple[np.ndarray, np.ndarray]:
     """The samples (zero elsewhere) of the transients reaching :data:`LOUD_PIT_LEVEL` noise
     units whose pit is to be filled, and the carrier filter's output for them. Such a
     transient is its samples over :data:`PIT_LEVEL` units and at :data:`LOUD_PIT_FRACTION`
@@ -1004,7 +1197,8 @@ def very_loud_transients(filtered: np.ndarray, magnitude: np.ndarray, scale: flo
     ``LOUD_PIT_SPAN // 2`` samples, widened by :data:`PIT_REACH` samples; its stretch must be
     unipolar and share no sample with one filled already (``taken``), and it keeps only its
     samples of its own sign. The unipolar rule does not run in every capture, and where it does
-    it misses these: their pit stands :data:`PIT_LEVEL` out and joins their stretch."""
+    it misses these: their pit stands :data:`PIT_LEVEL` out and joins their stretch. ``cut``: as
+    :func:`restore_pulse_area`'s."""
     local_peak = ndimage.maximum_filter1d(magnitude, LOUD_PIT_SPAN, mode="constant")
     core = (magnitude > PIT_LEVEL * scale) & (magnitude >= LOUD_PIT_FRACTION * local_peak)
     stretches, labels, unipolar, signs = _unipolar_stretches(filtered, core)
@@ -1015,12 +1209,12 @@ def very_loud_transients(filtered: np.ndarray, magnitude: np.ndarray, scale: flo
     cores = np.where(loud_label[labels] & (np.sign(stretches) == signs[labels]), stretches, 0.0)
     if not cores.any():
         return cores, np.zeros_like(filtered)
-    response = carrier_filter(cores)
+    response = carrier_filter(cores) if not cut else cut.filter(cores)
     flatter = flatter_with_pits_filled(filtered, cores, response)
     if flatter.all():
         return cores, response
     cores = np.where(flatter, cores, 0.0)
-    return cores, (carrier_filter(cores) if cores.any() else np.zeros_like(filtered))
+    return cores, ((cut.filter(cores) if cut else carrier_filter(cores)) if cores.any() else np.zeros_like(filtered))
 
 
 def flatter_with_pits_filled(filtered: np.ndarray, cores: np.ndarray, response: np.ndarray) -> np.ndarray:
@@ -1110,10 +1304,11 @@ def _rebuilt_train(start: int, stop: int, slot: float, support: np.ndarray, valu
 
 
 def commutation_at_ends(filtered: np.ndarray, cleaned: np.ndarray, train: commutation.Train,
-                        whole_capture: bool) -> np.ndarray:
+                        whole_capture: bool, cut: "EndPulses | None" = None) -> np.ndarray:
     """``cleaned`` (``filtered`` less the median sixth, :func:`pdseg.commutation.remove_commutation`)
     with what the carrier filter made of the ``train`` at the signal's start, and with
-    ``whole_capture`` (one train over all of it) at its end, taken out as well."""
+    ``whole_capture`` (one train over all of it) at its end, taken out as well. ``cut``: the
+    pulses cut by the signal's ends, as conditioning filtered them (:class:`EndPulses`)."""
     size = filtered.size
     if size < 2 * END_SEGMENT or train.slot > END_KEEP:
         # A sixth longer than the samples kept: its cut end would reach into the segment's own
@@ -1131,7 +1326,10 @@ def commutation_at_ends(filtered: np.ndarray, cleaned: np.ndarray, train: commut
         # Away from the ends the median sixth holds the response to notches beyond the signal too.
         extended = _rebuilt_train(start - IMPULSE_HALF, stop + IMPULSE_HALF, train.slot, support, values)
         rebuilt = extended[IMPULSE_HALF: IMPULSE_HALF + stop - start]
-        through_filter = baseline_and_highpass(rebuilt)
+        # The segment's other end is a cut of its own, not the signal's.
+        at_ends = cut and dataclasses.replace(cut, start=cut.start if start == 0 else 0,
+                                              end=cut.end if stop == size else 0)
+        through_filter = at_ends.filter(rebuilt) if at_ends else baseline_and_highpass(rebuilt)
         away_from_ends = sps.oaconvolve(extended, response, mode="same")[IMPULSE_HALF: IMPULSE_HALF + stop - start]
         part = result[start:stop]
         part[keep] -= (through_filter - away_from_ends)[keep]
@@ -1181,7 +1379,7 @@ def condition(raw: np.ndarray, remove_tones: bool = True, remove_commutation: bo
               leave_out_rails: bool = True, slow_view: bool = True,
               view_cost: Callable[[int], int] | None = None,
               slow_view_of: Callable[[], "Conditioned | None"] | None = None,
-              restore_clipped: bool = True) -> Conditioned:
+              restore_clipped: bool = True, take_out_end_pulses: "bool | EndPulses" = True) -> Conditioned:
     """The network input of one signal: carrier removed (:func:`remove_carrier`), then its
     stationary tones (:func:`pdseg.tones.remove_tones`) and its converter commutation
     (:func:`pdseg.commutation.remove_commutation`), and the tones that the commutation hid
@@ -1199,22 +1397,35 @@ def condition(raw: np.ndarray, remove_tones: bool = True, remove_commutation: bo
     rails in the noise estimate (``leave_out_rails``, :func:`rail_samples`), or the slower view
     (``slow_view``, :func:`with_slow_view`), or a limiter's flat tops on the carrier
     (``restore_clipped``: :func:`pdseg.limiter.restore` gives them back the carrier's course
-    before the carrier filter and the carrier fit), as the recipe of weights trained before
-    those steps did. ``view_room``: the samples of views the caller's work limit leaves (None: no limit);
+    before the carrier filter and the carrier fit), or a pulse cut by the signal's first or last
+    sample (``take_out_end_pulses``: :func:`end_pulses`, taken out before the carrier filter and
+    put back after the tones; or the :class:`EndPulses` given), as the recipe of weights trained
+    before those steps did. ``view_room``: the samples of views the caller's work limit leaves (None: no limit);
     ``view_cost``: what the limit charges a whitened or slower view of so many samples (its length
     by default); ``slow_view_of``: what gives the slower view where it is due, in place of
     :func:`slow_view_of` on ``raw`` (a view started beside this call: :class:`pdseg.pipeline.Segmenter`)."""
+    arguments = dict(locals())
     raw = np.asarray(raw, dtype=np.float64)
     restoration = limiter.restore(raw) if restore_clipped else None
     carrier_course = raw if restoration is None else restoration.signal
+    quantum = quantisation_step(raw)
     filtered = remove_carrier(carrier_course)
     found = tones.stationary_tones(filtered) if remove_tones else np.zeros(0)
+    if isinstance(take_out_end_pulses, EndPulses):
+        cut = take_out_end_pulses
+    else:
+        cut = end_pulses(carrier_course, quantum, found) if take_out_end_pulses else EndPulses()
+    cut_parts = cut.parts(carrier_course)
+    if cut:
+        filtered = remove_carrier(cut.without(carrier_course))
     if found.size:
         # Signals long enough to have tones take the linear path of remove_carrier.
         filtered = tones.remove_tones(filtered, found, refilter=(baseline_and_highpass, carrier_filter_gain),
                                       fit_ends=fit_tone_ends)
+    # The pulses cut by an end go back as the carrier filter gives a pulse away from the ends,
+    # after the tones (whose end fit took a pulse on the end sample for a tone's).
+    filtered = cut.put_back(filtered, cut_parts)
     magnitude = float(np.max(np.abs(raw))) if raw.size else 0.0
-    quantum = quantisation_step(raw)
     rails = rail_samples(raw) if leave_out_rails else None
     scale = noise_scale(filtered, magnitude, quantum, rails)
     carrier, train, locked, regular = None, None, None, None
@@ -1224,7 +1435,7 @@ def condition(raw: np.ndarray, remove_tones: bool = True, remove_commutation: bo
         cleaned, train = commutation.remove_commutation(filtered, scale, period)
         if cleaned is not filtered and fit_commutation_ends:
             one_stretch = commutation.single_stretch(filtered.size, period / commutation.SLOTS_PER_CYCLE)
-            cleaned = commutation_at_ends(filtered, cleaned, train, one_stretch)
+            cleaned = commutation_at_ends(filtered, cleaned, train, one_stretch, cut)
         if remove_regular_trains:
             cleaned, train, regular = _with_regular_trains(filtered, cleaned, train, scale, period)
         if cleaned is not filtered:
@@ -1244,12 +1455,20 @@ def condition(raw: np.ndarray, remove_tones: bool = True, remove_commutation: bo
         # train's restored notches were reported as PD (docs/model-card.md, Conditioning).
         unipolar_pits = commutation.can_look(raw.size, period, min_slots=PIT_MIN_SLOTS)
         if unipolar_pits or fill_loud_pits:
-            filtered = restore_pulse_area(filtered, scale, unipolar_pits, fill_loud_pits)
+            filtered = restore_pulse_area(filtered, scale, unipolar_pits, fill_loud_pits, cut)
+        if cut and (train or regular or locked) and not isinstance(take_out_end_pulses, EndPulses):
+            # A converter notch cut by an end is the train's, whose end fit takes it: where the
+            # capture conditioned without the cut (and without views) leaves that end at the noise,
+            # the cut goes (rare: a train and a cut pulse in one capture; up to three conditionings).
+            plain = condition(**(arguments | {"take_out_end_pulses": False, "view_room": 0, "slow_view": False}))
+            kept = cut.standing_out_in(plain)
+            if kept != cut:
+                return condition(**(arguments | {"take_out_end_pulses": kept}))
     conditioned = Conditioned(raw=raw, filtered=filtered, scale=scale, network_input=network_planes(filtered, scale),
                               tones=found, carrier=carrier, commutation=train, phase_locked=locked,
                               regular_train=regular, quantum=quantum,
                               clipped=None if restoration is None else restoration.to_dict(),
-                              restored=None if restoration is None else restoration.signal)
+                              restored=None if restoration is None else restoration.signal, end_pulses=cut)
     if remove_commutation:
         conditioned = with_whitened_view(conditioned, magnitude, quantum, view_room, rails, view_cost)
         if slow_view:
