@@ -450,8 +450,11 @@ def end_pulses(raw: np.ndarray, quantum: float = 0.0, frequencies: np.ndarray | 
     known = tuple(float(frequency) for frequency in (() if frequencies is None else frequencies))
     if raw.size < SHORT_SIGNAL:
         return EndPulses(frequencies=known)
-    highest, lowest = float(np.max(raw)), float(np.min(raw))
-    floor = noise_floor(max(highest, -lowest), quantum)
+    floor = noise_floor(float(np.max(np.abs(raw))), quantum)
+    # The capture's range without what pulses cut by its ends could hold (a spike on a dead-flat
+    # line would otherwise make the line a plateau at the capture's lowest value).
+    inner = raw[END_TAIL_LONGEST: raw.size - END_TAIL_LONGEST]
+    highest, lowest = float(np.max(inner)), float(np.min(inner))
     lengths = []
     # A fit over cosines and sines spans the same turned round in time: one basis serves both ends.
     for values in (raw, raw[::-1]):
