@@ -6,6 +6,7 @@ from hypothesis import strategies as st
 from scipy import signal as sps
 
 from pdseg import phase, preprocess
+from training import synthetic
 from pdseg.regions import describe_regions, mask_to_regions, probability_to_regions
 from pdseg.window import WindowPlan
 from dense_trains import regular_train
@@ -111,6 +112,34 @@ def test_a_clipped_carriers_corner_cut_by_an_end_is_no_pulse(before_corner):
     assert np.ptp(signal[before_corner + 1: before_corner + 40]) < 10  # the plateau follows
     assert not preprocess.end_pulses(signal)
     assert not preprocess.end_pulses(signal[::-1])
+
+
+def test_a_spike_at_either_end_of_a_slow_carriers_flank_is_a_cut_pulse():
+    """A 50 Hz carrier at 10 MS/s (200,000 samples a cycle): a capture on its flank rises
+    steadily, so its ends are its highest and lowest values, flat within a few noise units over
+    32 samples. That is no plateau (no other stretch of the capture lies at that level), and a
+    spike on either end sample is taken out as a cut pulse (a first version gave up on 38 of 40)."""
+    samples = np.arange(4000)
+    signal = 1e4 * np.sin(2 * np.pi * samples / 2e5) + np.random.default_rng(5).normal(size=samples.size)
+    signal[0] += 30.0
+    signal[-1] -= 30.0
+    found = preprocess.end_pulses(signal)
+    assert found.start >= 1 and found.end >= 1, found
+
+
+def test_no_end_pulse_is_taken_on_the_pd_free_captures_a_reviewer_found():
+    """Two PD-free captures of the training generator on which a reviewer saw a region at an end
+    that the step made: a quantised one whose quiet stretch spread 1.7 times its third
+    differences' level (coloured noise, which the fit continued astray by a noise unit a sample),
+    and one whose last 3 samples were a limiter's plateau, the end cutting the flank after it."""
+    rng = np.random.default_rng((54, 654))
+    length = int(rng.choice([302, 400, 1000, 3000, 8192, 30000]))
+    quantised = synthetic.make_capture(rng, length, pd_free=True, quantised=True, smooth=False).signal
+    rng = np.random.default_rng((52, 2413))
+    length = int(rng.choice([320, 500, 1000, 2000, 4000, 8192]))
+    clipped = synthetic.make_capture(rng, length, pd_free=True).signal
+    for signal in (quantised, clipped):
+        assert not preprocess.condition(signal).end_pulses
 
 
 def test_the_filter_with_cut_pulses_is_one_linear_operator():

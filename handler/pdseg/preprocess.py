@@ -26,7 +26,7 @@ from scipy import stats
 from . import commutation, limiter, slow, tones, whiten
 from .regions import mask_to_regions, reaches
 from .phase import CarrierFit, fit_carrier
-from .robust import mad_sigma
+from .robust import mad_sigma, spread_positions
 
 # The carrier sits at 1/1,000 cycles per sample or below (even a 50 Hz carrier sampled at only
 # 50 kS/s); PD pulses and their ringing live above 1/50. A 4th-order Butterworth high-pass at
@@ -299,26 +299,37 @@ def remove_carrier(raw: np.ndarray, cutoff: float = HIGHPASS_CUTOFF) -> np.ndarr
 # Samples of a pulse cut by an end: those that may stand out before a quiet stretch (more: the
 # pulse is left as it is), and those taken out with its tail. Continued further back, the fit
 # of the stretch strays by more than the noise (its white noise alone: 1.5 sigmas 16 samples
-# back, 2.0 at 20, where END_STEADY_SHIFT takes it).
+# back, 2.5 at 24, where END_STEADY_SPAN takes it).
 END_PULSE_LONGEST = 16
 END_TAIL_LONGEST = 16
 END_QUIET = 192  # samples after it that must follow a quintic ...
-END_DEGREE = 5  # (a cubic over 96 samples strayed by 20-40 noise units from a 1,000-sample carrier)
+END_DEGREE = 5  # (a cubic over 96 samples strayed by 10-40 noise units from a 1,000-sample carrier)
 END_QUIET_LEVEL = 4.5  # ... within this many noise units, ...
-END_STEADY_SHIFT = 4  # ... and the end sample's height must stay within END_STEADY_LEVEL noise
-END_STEADY_LEVEL = 4.5  # units when the stretch starts this many samples further in, ...
+# ... and the end sample's height, measured again from stretches up to END_STEADY_SPAN samples
+# further in (every other sample), must not trend over them by END_STEADY_SPREADS times what
+# white noise moves that trend (0.8-2.3 noise units), ...
+END_STEADY_SPAN = 8
+END_STEADY_SPREADS = 3.0
 END_PULSE_LEVEL = 8.0  # ... and how far off its continuation the end sample must stand, ...
 END_SHARP_SAMPLES = 3  # ... and one of the pulse's first steps from sample to sample must be
 END_SHARP_LEVEL = 4.0  # at least this many noise units and this share of its end sample (a
 END_SHARP_SHARE = 0.25  # pulse decaying over 3 samples: 0.28; a clipped carrier's corner: 0.15)
-END_NOISE_SAMPLES = 256  # samples whose third differences give the noise unit
-# Where a carrier spans this many noise units each side (a clipped one does, white noise does
-# not), no cut pulse is taken before a stretch of this many samples whose median lies within
-# END_PLATEAU_LEVEL units of the capture's highest or lowest value: a plateau, or the extreme of an
-# unclipped carrier (a few per cent of captures' ends, which keep the filters' end fits).
+END_NOISE_SAMPLES = 256  # samples whose third differences give the noise unit ...
+END_WHITE_SPREAD = 1.1  # ... unless the stretch's rms about its fit exceeds it this many times (white: 0.98-1.09)
+# Where a carrier spans twice this many noise units from its lowest value to its highest (a
+# clipped one does, white noise does not), no cut pulse is taken on a plateau (_on_a_plateau):
+# where the stretch of this many samples after the pulse (its halves' medians within END_FLAT_LEVEL
+# units), or the end sample and the next, is flat and lies within END_PLATEAU_LEVEL units of the
+# highest or lowest of END_RANGE_SAMPLES samples spread over the capture, a level that at least
+# END_PLATEAU_ELSEWHERE of them END_PLATEAU_AWAY samples or more from that end share (a slow
+# carrier's extreme at the end itself does not count).
 END_CARRIER_LEVEL = 100.0
 END_PLATEAU_SAMPLES = 32
+END_FLAT_LEVEL = 3.0
 END_PLATEAU_LEVEL = 8.0
+END_RANGE_SAMPLES = 4096
+END_PLATEAU_ELSEWHERE = 3
+END_PLATEAU_AWAY = 64
 
 
 def _end_basis(times: np.ndarray, frequencies: np.ndarray) -> np.ndarray:
@@ -329,16 +340,30 @@ def _end_basis(times: np.ndarray, frequencies: np.ndarray) -> np.ndarray:
     return np.hstack((np.vander(scaled, END_DEGREE + 1), np.cos(angles), np.sin(angles)))
 
 
+END_STEADY_SHIFTS = np.arange(0, END_STEADY_SPAN + 1, 2)
+# What takes the heights measured from stretches END_STEADY_SHIFTS further in to their trend
+# over END_STEADY_SPAN samples (a least-squares line's slope times the span).
+_TREND = END_STEADY_SPAN * np.linalg.pinv(np.vstack((END_STEADY_SHIFTS, np.ones(END_STEADY_SHIFTS.size))).T)[0]
+
+
 @lru_cache(maxsize=16)
-def _end_fits(frequencies: tuple[float, ...]) -> tuple[np.ndarray, np.ndarray]:
+def _end_fits(frequencies: tuple[float, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The matrices that take :data:`END_QUIET` samples to their residuals about a polynomial and the
     tones at ``frequencies``, and to its continuation over the samples before them (nearest first)
-    that :func:`_pulse_at_start` reaches back."""
+    that :func:`_pulse_at_start` reaches back; and, for each pulse length from 1, how far white
+    noise of unit sigma moves the trend of the end sample's height over END_STEADY_SHIFTS."""
     quiet = _end_basis(np.arange(END_QUIET, dtype=np.float64), np.array(frequencies))
     inverse = np.linalg.pinv(quiet)
-    reach = END_TAIL_LONGEST + END_STEADY_SHIFT
+    reach = END_TAIL_LONGEST + END_STEADY_SPAN
     before = _end_basis(-np.arange(1, reach + 1, dtype=np.float64), np.array(frequencies)) @ inverse
-    return _shared(np.eye(END_QUIET) - quiet @ inverse), _shared(before)
+    spreads = []
+    for length in range(1, END_TAIL_LONGEST + 1):
+        # The end sample's own noise is in every height: the trend's weights add up to zero.
+        weights = np.zeros(END_QUIET + END_STEADY_SPAN)
+        for shift, trend in zip(END_STEADY_SHIFTS, _TREND):
+            weights[shift: shift + END_QUIET] -= trend * before[length + shift - 1]
+        spreads.append(float(np.sqrt(np.sum(weights**2))))
+    return _shared(np.eye(END_QUIET) - quiet @ inverse), _shared(before), _shared(np.array(spreads))
 
 
 def _pulse_at_start(values: np.ndarray, sigma: float, frequencies: tuple[float, ...]) -> int:
@@ -350,8 +375,8 @@ def _pulse_at_start(values: np.ndarray, sigma: float, frequencies: tuple[float, 
     ``frequencies`` (:func:`_end_basis`) within :data:`END_QUIET_LEVEL` ``sigma``. Where a
     burst's ringing or a tone that was not found stands out of the noise, no stretch is quiet and
     nothing is taken; nor where the fit's continuation drifts or the pulse changes slowly
-    (:data:`END_STEADY_SHIFT`, :data:`END_SHARP_SAMPLES`)."""
-    residuals, before = _end_fits(frequencies)
+    (:data:`END_STEADY_SPAN`, :data:`END_SHARP_SAMPLES`)."""
+    residuals, before, spreads = _end_fits(frequencies)
 
     def quiet_after(length: int) -> np.ndarray | None:
         quiet = values[length: length + END_QUIET]
@@ -364,6 +389,9 @@ def _pulse_at_start(values: np.ndarray, sigma: float, frequencies: tuple[float, 
         quiet = quiet_after(length)
         if quiet is None:
             continue
+        # Where the stretch spreads more than its third differences say (coloured noise, whose
+        # slow part the fit continues astray), its own spread about the fit is the unit.
+        sigma = max(sigma, float(np.sqrt(np.mean((residuals @ quiet) ** 2))) / END_WHITE_SPREAD)
         if abs(height_from(length, quiet)) < END_PULSE_LEVEL * sigma:
             return 0
         # A decaying pulse's tail stays under the quiet level for a few samples more: left in the
@@ -372,11 +400,15 @@ def _pulse_at_start(values: np.ndarray, sigma: float, frequencies: tuple[float, 
         longer_quiet = quiet_after(longer)
         if longer_quiet is not None:
             length, quiet = longer, longer_quiet
-        # The same from a stretch a few samples further in: a continuation that drifts (a carrier's
-        # course the fit does not quite follow) moves with it; a pulse's height does not.
-        further = quiet_after(length + END_STEADY_SHIFT)
-        if further is None or abs(height_from(length + END_STEADY_SHIFT, further) - height_from(length, quiet)) \
-                >= END_STEADY_LEVEL * sigma:
+        # The same from stretches a few samples further in: a continuation that drifts (a carrier's
+        # course the fit does not quite follow) moves with them; a pulse's height does not.
+        heights = []
+        for shift in END_STEADY_SHIFTS:
+            further = quiet if shift == 0 else quiet_after(length + shift)
+            if further is None:
+                return 0
+            heights.append(height_from(length + shift, further))
+        if abs(_TREND @ np.array(heights)) >= END_STEADY_SPREADS * spreads[length - 1] * sigma:
             return 0
         pulse = values[:length] - (before[:length] @ quiet)[::-1]
         # A pulse changes fast somewhere near the end sample; a continuation that strays from a
@@ -406,7 +438,7 @@ class EndPulses:
     def parts(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """What the pulses add to ``values`` over the first :attr:`start` and the last :attr:`end`
         samples: those samples less the continuation of the :data:`END_QUIET` beyond them."""
-        _, before = _end_fits(self.frequencies)
+        before = _end_fits(self.frequencies)[1]
         found = []
         for length, turned in ((self.start, values), (self.end, values[::-1])):
             quiet = turned[length: length + END_QUIET]
@@ -440,6 +472,30 @@ class EndPulses:
         return self.put_back(carrier_filter(self.without(values)), self.parts(values))
 
 
+def _on_a_plateau(values: np.ndarray, length: int, sigma: float, spread: np.ndarray, distance: np.ndarray) -> bool:
+    """Whether a pulse of ``length`` samples cut by the first of ``values`` is a carrier's corner
+    at a limiter's plateau (or an ADC's rail): the stretch after it, or its first two samples,
+    flat within :data:`END_FLAT_LEVEL` ``sigma``, at a level within :data:`END_PLATEAU_LEVEL`
+    ``sigma`` of the highest or lowest of ``spread`` (samples spread over the capture, ``distance``
+    samples from this end) that :data:`END_PLATEAU_ELSEWHERE` of them at least
+    :data:`END_PLATEAU_AWAY` samples away share: other plateaus. Cut by the end, the corner looks
+    like a pulse, and it is the plateau that follows it; or the plateau's last samples are the
+    "pulse" where the end cuts the carrier's flank after them."""
+    highest, lowest = float(np.max(spread)), float(np.min(spread))
+    away = spread[distance >= END_PLATEAU_AWAY]
+
+    def a_plateau_level(level: float) -> bool:
+        reach = END_PLATEAU_LEVEL * sigma
+        return (min(abs(highest - level), abs(level - lowest)) <= reach
+                and int(np.count_nonzero(np.abs(away - level) <= reach)) >= END_PLATEAU_ELSEWHERE)
+
+    after = values[length: length + END_PLATEAU_SAMPLES]
+    half = after.size // 2
+    flat_after = abs(float(np.median(after[:half]) - np.median(after[half:]))) <= END_FLAT_LEVEL * sigma
+    flat_end = abs(float(values[0] - values[1])) <= END_FLAT_LEVEL * sigma
+    return (flat_after and a_plateau_level(float(np.median(after)))) or (flat_end and a_plateau_level(float(values[0])))
+
+
 def end_pulses(raw: np.ndarray, quantum: float = 0.0, frequencies: np.ndarray | None = None) -> EndPulses:
     """The pulses cut by the first and by the last sample of ``raw`` (:func:`_pulse_at_start`),
     about its stationary tones at ``frequencies`` (:func:`pdseg.tones.stationary_tones`), in
@@ -451,20 +507,18 @@ def end_pulses(raw: np.ndarray, quantum: float = 0.0, frequencies: np.ndarray | 
     if raw.size < SHORT_SIGNAL:
         return EndPulses(frequencies=known)
     floor = noise_floor(float(np.max(np.abs(raw))), quantum)
-    # The capture's range without what pulses cut by its ends could hold (a spike on a dead-flat
-    # line would otherwise make the line a plateau at the capture's lowest value).
-    inner = raw[END_TAIL_LONGEST: raw.size - END_TAIL_LONGEST]
-    highest, lowest = float(np.max(inner)), float(np.min(inner))
+    # Samples spread over the capture away from its ends: a limiter's plateaus hold many of them,
+    # a loud pulse or a spike on a dead-flat line hardly any.
+    inner = raw.size - 2 * END_TAIL_LONGEST
+    positions = END_TAIL_LONGEST + spread_positions(inner, min(inner, END_RANGE_SAMPLES))
+    spread = raw[positions]
     lengths = []
     # A fit over cosines and sines spans the same turned round in time: one basis serves both ends.
-    for values in (raw, raw[::-1]):
+    for values, distance in ((raw, positions), (raw[::-1], raw.size - 1 - positions)):
         sigma = max(difference_noise(values[:END_NOISE_SAMPLES]), floor)
         length = _pulse_at_start(values, sigma, known)
-        # A carrier clipped flat by a limiter (or an ADC's rail) meets its plateau at a corner: cut
-        # by the end, the corner looks like a pulse, and it is the plateau that follows it.
-        level = float(np.median(values[length: length + END_PLATEAU_SAMPLES]))
-        if length and highest - lowest >= 2 * END_CARRIER_LEVEL * sigma and \
-                min(highest - level, level - lowest) <= END_PLATEAU_LEVEL * sigma:
+        if length and np.ptp(spread) >= 2 * END_CARRIER_LEVEL * sigma and \
+                _on_a_plateau(values, length, sigma, spread, distance):
             length = 0
         lengths.append(length)
     return EndPulses(lengths[0], lengths[1], known)
@@ -1307,11 +1361,11 @@ def _rebuilt_train(start: int, stop: int, slot: float, support: np.ndarray, valu
 
 
 def commutation_at_ends(filtered: np.ndarray, cleaned: np.ndarray, train: commutation.Train,
-                        whole_capture: bool, cut: "EndPulses | None" = None) -> np.ndarray:
+                        whole_capture: bool, cut_pulses: "EndPulses | None" = None) -> np.ndarray:
     """``cleaned`` (``filtered`` less the median sixth, :func:`pdseg.commutation.remove_commutation`)
     with what the carrier filter made of the ``train`` at the signal's start, and with
-    ``whole_capture`` (one train over all of it) at its end, taken out as well. ``cut``: the
-    pulses cut by the signal's ends, as conditioning filtered them (:class:`EndPulses`)."""
+    ``whole_capture`` (one train over all of it) at its end, taken out as well. ``cut_pulses``:
+    the pulses cut by the signal's ends, as conditioning filtered them (:class:`EndPulses`)."""
     size = filtered.size
     if size < 2 * END_SEGMENT or train.slot > END_KEEP:
         # A sixth longer than the samples kept: its cut end would reach into the segment's own
@@ -1330,8 +1384,8 @@ def commutation_at_ends(filtered: np.ndarray, cleaned: np.ndarray, train: commut
         extended = _rebuilt_train(start - IMPULSE_HALF, stop + IMPULSE_HALF, train.slot, support, values)
         rebuilt = extended[IMPULSE_HALF: IMPULSE_HALF + stop - start]
         # The segment's other end is a cut of its own, not the signal's.
-        at_ends = cut and dataclasses.replace(cut, start=cut.start if start == 0 else 0,
-                                              end=cut.end if stop == size else 0)
+        at_ends = cut_pulses and dataclasses.replace(cut_pulses, start=cut_pulses.start if start == 0 else 0,
+                                                     end=cut_pulses.end if stop == size else 0)
         through_filter = at_ends.filter(rebuilt) if at_ends else baseline_and_highpass(rebuilt)
         away_from_ends = sps.oaconvolve(extended, response, mode="same")[IMPULSE_HALF: IMPULSE_HALF + stop - start]
         part = result[start:stop]
