@@ -280,7 +280,7 @@ def _chunk_threads() -> ThreadPoolExecutor:
 REGULAR_MIN_PULSES = 6  # transients on the grid, at least: one cycle of a six-pulse converter ...
 REGULAR_LINED_UP = 4  # ... of which this many far enough from the ends to be lined up on their whole window
 REGULAR_MIN_SPACING = 24  # samples: closer, a train is a tone's business (pdseg.tones)
-REGULAR_NEIGHBOURS = 4  # each transient is paired with this many that follow it (PD may lie between)
+REGULAR_NEIGHBOURS = 4  # spacings are counted between each transient and this many that follow it (PD may lie between)
 REGULAR_JOIN = 8  # samples: loud samples closer than this are one transient
 REGULAR_CENTRE = 2  # samples either side of a run that its energy's centre is taken over
 REGULAR_FIT_ROUNDS = 8  # rounds of the grid's line, each over the transients the last one reached
@@ -311,7 +311,8 @@ REGULAR_BIN_LEAST = 3  # ... where that many share an eighth; fewer take the med
 REGULAR_OWN_SHARE = 10  # members of a part from which one's own share of their median is left in
 REGULAR_OWN_TIME = 0.25  # samples a transient's own time may move its median off the line's
 REGULAR_MISFIT = 2.0  # noise units, rms over the median's support: a transient it leaves more of holds more (PD on it)
-REGULAR_HALF_WIDTH = 64  # samples either side of a transient's centre, at most (half the spacing)
+REGULAR_HALF_WIDTH = 64  # samples either side of a transient's centre, at most (half the spacing) ...
+REGULAR_WIDE_HALF_WIDTH = 96  # ... or this many where the median transient does not fit in those
 REGULAR_MAX_SHIFT = 2  # samples a transient's centre may lie off the median's
 
 
@@ -417,12 +418,19 @@ def _grid(found: Transients, spacing: int) -> _Grid | str | None:
     size = found.peak
     members = np.zeros(position.size, dtype=bool)
     gaps = []
-    for ahead in range(1, min(REGULAR_NEIGHBOURS, position.size - 1) + 1):
-        gap = position[ahead:] - position[:-ahead]
-        ratio = size[ahead:] / size[:-ahead]
-        paired = (np.abs(gap - spacing) <= 1.5) & (ratio > 0.5) & (ratio < 2.0)
-        members[ahead:] |= paired
-        members[:-ahead] |= paired
+    # Each transient with those about a spacing later, however many lie between: a converter
+    # notch's own side lobes and a noise bump filled the next four places of a 12-pulse train in
+    # a capture shorter than a cycle, and its notches were reported as PD.
+    first = np.searchsorted(position, position + spacing - 1.5, side="left")
+    beyond = np.searchsorted(position, position + spacing + 1.5, side="right")
+    for offset in range(int(np.max(beyond - first, initial=0))):
+        early = np.flatnonzero(first + offset < beyond)
+        late = first[early] + offset
+        gap = position[late] - position[early]
+        ratio = size[late] / size[early]
+        paired = (ratio > 0.5) & (ratio < 2.0)
+        members[early[paired]] = True
+        members[late[paired]] = True
         gaps.append(gap[paired])
     if members.sum() < REGULAR_MIN_PULSES:
         return None
@@ -458,8 +466,8 @@ def _grid(found: Transients, spacing: int) -> _Grid | str | None:
     return _Grid(float(anchor), float(slot), on_grid, strays, number)
 
 
-def remove_regular_train(filtered: np.ndarray, scale: float,
-                         samples_per_cycle: float | None = None) -> tuple[np.ndarray, list[Train]]:
+def remove_regular_train(filtered: np.ndarray, scale: float, samples_per_cycle: float | None = None,
+                         wide: bool = False) -> tuple[np.ndarray, list[Train]]:
     """``filtered`` with the regular trains of equal transients taken out (a new array; up to
     :data:`REGULAR_TRAINS` of them, one after the other, each kept only where it leaves fewer
     loud samples), and the trains (each one's ``slot`` its spacing, its ``template`` the median
@@ -467,11 +475,12 @@ def remove_regular_train(filtered: np.ndarray, scale: float,
     of the capture's carrier (``samples_per_cycle``), or 2-4 times a cycle, is left to the
     once-a-cycle step (:func:`remove_commutation` with ``slots_per_cycle`` 1), which takes the
     whole cycle's pattern (:func:`_carrier_shape`); one whose transients outlast their window
-    (:data:`REGULAR_HALF_WIDTH`) is left as it is."""
+    (:data:`REGULAR_HALF_WIDTH`, or with ``wide`` :data:`REGULAR_WIDE_HALF_WIDTH`) is left as it
+    is."""
     cleaned, trains = filtered, []
     loud = loud_count(filtered, scale)
     for _ in range(REGULAR_TRAINS):
-        candidate, train = _remove_one_regular_train(cleaned, scale, samples_per_cycle)
+        candidate, train = _remove_one_regular_train(cleaned, scale, samples_per_cycle, wide)
         if train is None:
             break
         left = loud_count(candidate, scale)
@@ -495,8 +504,8 @@ def _carrier_shape(spacing: float, samples_per_cycle: float | None) -> bool:
     return round(per_cycle) <= REGULAR_CARRIER_PARTS and abs(per_cycle - round(per_cycle)) < REGULAR_CYCLE_MATCH * per_cycle
 
 
-def _remove_one_regular_train(filtered: np.ndarray, scale: float,
-                              samples_per_cycle: float | None) -> tuple[np.ndarray, Train | None]:
+def _remove_one_regular_train(filtered: np.ndarray, scale: float, samples_per_cycle: float | None,
+                              wide: bool = False) -> tuple[np.ndarray, Train | None]:
     found = loud_transients(filtered, scale)
     if found.position.size < REGULAR_MIN_PULSES:
         return filtered, None
@@ -517,7 +526,7 @@ def _remove_one_regular_train(filtered: np.ndarray, scale: float,
         if not _holds_the_train(found, grid):
             unequal.append(grid.slot)
             continue
-        fit = _fit_transients(filtered, scale, grid, found)
+        fit = _fit_transients(filtered, scale, grid, found, wide)
         if fit is None:
             continue
         if not fit.equal_and_regular():
@@ -645,10 +654,12 @@ class _Fit:
         return cleaned
 
 
-def _fit_transients(filtered: np.ndarray, scale: float, grid: _Grid, found: Transients) -> _Fit | None:
+def _fit_transients(filtered: np.ndarray, scale: float, grid: _Grid, found: Transients,
+                    wide: bool = False) -> _Fit | None:
     """The grid's transients lined up on its line; None where the median transient stands under
-    :data:`TEMPLATE_LEVEL` noise units, outlasts its window, or most transients are not 0.5-2
-    times its size.
+    :data:`TEMPLATE_LEVEL` noise units, outlasts its window (:data:`REGULAR_HALF_WIDTH` samples
+    either side, then, with ``wide``, :data:`REGULAR_WIDE_HALF_WIDTH`), or most transients are not
+    0.5-2 times its size.
 
     Each transient is placed at the line's time, not at its own: PD riding on some of them would
     pull their own times one way and into one group. Those whose line times fall within the
@@ -659,29 +670,38 @@ def _fit_transients(filtered: np.ndarray, scale: float, grid: _Grid, found: Tran
     group's median. The sums run in noise units, so that no magnitude the service accepts
     overflows or underflows them."""
     slot = grid.slot
-    half = int(min(REGULAR_HALF_WIDTH, (slot - 1) // 2 - REGULAR_MAX_SHIFT))
-    if half < 4:
+    narrower = 0
+    # A converter notch comes out of the carrier filter with side lobes 55-76 samples either side
+    # (the baseline's window): where they stand at the window's edges, a wider window, once.
+    for half_width in (REGULAR_HALF_WIDTH, REGULAR_WIDE_HALF_WIDTH) if wide else (REGULAR_HALF_WIDTH,):
+        half = int(min(half_width, (slot - 1) // 2 - REGULAR_MAX_SHIFT))
+        if half < 4 or half <= narrower:
+            return None
+        narrower = half
+        offsets = np.arange(-half, half + 1)
+        reach = half + REGULAR_MAX_SHIFT
+        numbers = grid.number[grid.on_grid]
+        times = grid.times(numbers)
+        centres = np.rint(times).astype(np.int64)
+        inside = (centres - reach >= 0) & (centres + reach < filtered.size)
+        if inside.sum() < REGULAR_LINED_UP:
+            return None
+        centres, times, numbers = centres[inside], times[inside], numbers[inside]
+        fraction = times - centres
+        segments = _segments(filtered, centres, offsets) / scale
+        template = np.median(segments, axis=0)
+        peak = float(np.max(np.abs(template)))
+        edges = np.concatenate((template[:REGULAR_EDGE], template[-REGULAR_EDGE:]))
+        if peak < TEMPLATE_LEVEL:
+            return None
+        if np.max(np.abs(edges)) <= REGULAR_EDGE_LEVEL:
+            break
+    else:
         return None
-    offsets = np.arange(-half, half + 1)
-    reach = half + REGULAR_MAX_SHIFT
-    numbers = grid.number[grid.on_grid]
-    times = grid.times(numbers)
-    centres = np.rint(times).astype(np.int64)
-    inside = (centres - reach >= 0) & (centres + reach < filtered.size)
-    if inside.sum() < REGULAR_LINED_UP:
-        return None
-    centres, times, numbers = centres[inside], times[inside], numbers[inside]
-    fraction = times - centres
 
     def segments_at(where: np.ndarray) -> np.ndarray:
         return _segments(filtered, where, offsets) / scale
 
-    segments = segments_at(centres)
-    template = np.median(segments, axis=0)
-    peak = float(np.max(np.abs(template)))
-    edges = np.concatenate((template[:REGULAR_EDGE], template[-REGULAR_EDGE:]))
-    if peak < TEMPLATE_LEVEL or np.max(np.abs(edges)) > REGULAR_EDGE_LEVEL:
-        return None
     # Each transient's own time against the median (whole samples, then a parabola's fraction),
     # and the line through those times (the energy centres that found the grid wander with the
     # noise and with a sharp transient's sampling): the line's times place the transients, so

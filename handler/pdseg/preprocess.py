@@ -1417,7 +1417,9 @@ def _with_regular_trains(filtered: np.ndarray, cleaned: np.ndarray, train: commu
         return others[0] if others else None
 
     options = [(cleaned, train, None)]
-    after, trains = commutation.remove_regular_train(cleaned, scale, period)
+    # Without a commutation train (a capture shorter than a cycle, or no carrier) the regular step
+    # may widen its window to a converter notch's filter lobes.
+    after, trains = commutation.remove_regular_train(cleaned, scale, period, wide=train is None)
     if trains:
         options.append((after, train, first_other(trains)))
     if train is not None:
