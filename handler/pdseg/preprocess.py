@@ -382,6 +382,9 @@ def _pulse_at_start(values: np.ndarray, sigma: float, frequencies: tuple[float, 
         quiet = values[length: length + END_QUIET]
         return quiet if np.max(np.abs(residuals @ quiet)) < END_QUIET_LEVEL * sigma else None
 
+    def spread_about_fit(quiet: np.ndarray) -> float:
+        return float(np.sqrt(np.mean((residuals @ quiet) ** 2)))
+
     def height_from(length: int, quiet: np.ndarray) -> float:
         return float(values[0] - before[length - 1] @ quiet)
 
@@ -391,7 +394,7 @@ def _pulse_at_start(values: np.ndarray, sigma: float, frequencies: tuple[float, 
             continue
         # Where the stretch spreads more than its third differences say (coloured noise, whose
         # slow part the fit continues astray), its own spread about the fit is the unit.
-        sigma = max(sigma, float(np.sqrt(np.mean((residuals @ quiet) ** 2))) / END_WHITE_SPREAD)
+        sigma = max(sigma, spread_about_fit(quiet) / END_WHITE_SPREAD)
         if abs(height_from(length, quiet)) < END_PULSE_LEVEL * sigma:
             return 0
         # A decaying pulse's tail stays under the quiet level for a few samples more: left in the
@@ -511,15 +514,16 @@ def end_pulses(raw: np.ndarray, quantum: float = 0.0, frequencies: np.ndarray | 
     # a loud pulse or a spike on a dead-flat line hardly any.
     inner = raw.size - 2 * END_TAIL_LONGEST
     positions = END_TAIL_LONGEST + spread_positions(inner, min(inner, END_RANGE_SAMPLES))
-    spread = raw[positions]
     lengths = []
     # A fit over cosines and sines spans the same turned round in time: one basis serves both ends.
     for values, distance in ((raw, positions), (raw[::-1], raw.size - 1 - positions)):
         sigma = max(difference_noise(values[:END_NOISE_SAMPLES]), floor)
         length = _pulse_at_start(values, sigma, known)
-        if length and np.ptp(spread) >= 2 * END_CARRIER_LEVEL * sigma and \
-                _on_a_plateau(values, length, sigma, spread, distance):
-            length = 0
+        if length:  # the plateau's test only where a pulse was found (rare)
+            spread = raw[positions]
+            carrier = np.ptp(spread) >= 2 * END_CARRIER_LEVEL * sigma
+            if carrier and _on_a_plateau(values, length, sigma, spread, distance):
+                length = 0
         lengths.append(length)
     return EndPulses(lengths[0], lengths[1], known)
 
@@ -1222,7 +1226,7 @@ def restore_pulse_area(filtered: np.ndarray, scale: float, unipolar_pits: bool =
         stretches, labels, unipolar, _ = _unipolar_stretches(filtered, loud)
         transients = np.where(unipolar[labels], stretches, 0.0)
         if transients.any():
-            response = carrier_filter(transients) if not cut else cut.filter(transients)
+            response = (cut or EndPulses()).filter(transients)
     if loud_pits and magnitude.max() >= LOUD_PIT_LEVEL * scale:
         cores, cores_response = very_loud_transients(filtered, magnitude, scale, taken=transients != 0, cut=cut)
         transients, response = transients + cores, response + cores_response
@@ -1266,12 +1270,12 @@ def very_loud_transients(filtered: np.ndarray, magnitude: np.ndarray, scale: flo
     cores = np.where(loud_label[labels] & (np.sign(stretches) == signs[labels]), stretches, 0.0)
     if not cores.any():
         return cores, np.zeros_like(filtered)
-    response = carrier_filter(cores) if not cut else cut.filter(cores)
+    response = (cut or EndPulses()).filter(cores)
     flatter = flatter_with_pits_filled(filtered, cores, response)
     if flatter.all():
         return cores, response
     cores = np.where(flatter, cores, 0.0)
-    return cores, ((cut.filter(cores) if cut else carrier_filter(cores)) if cores.any() else np.zeros_like(filtered))
+    return cores, ((cut or EndPulses()).filter(cores) if cores.any() else np.zeros_like(filtered))
 
 
 def flatter_with_pits_filled(filtered: np.ndarray, cores: np.ndarray, response: np.ndarray) -> np.ndarray:
@@ -1384,9 +1388,9 @@ def commutation_at_ends(filtered: np.ndarray, cleaned: np.ndarray, train: commut
         extended = _rebuilt_train(start - IMPULSE_HALF, stop + IMPULSE_HALF, train.slot, support, values)
         rebuilt = extended[IMPULSE_HALF: IMPULSE_HALF + stop - start]
         # The segment's other end is a cut of its own, not the signal's.
-        at_ends = cut_pulses and dataclasses.replace(cut_pulses, start=cut_pulses.start if start == 0 else 0,
-                                                     end=cut_pulses.end if stop == size else 0)
-        through_filter = at_ends.filter(rebuilt) if at_ends else baseline_and_highpass(rebuilt)
+        cut = cut_pulses or EndPulses()
+        through_filter = dataclasses.replace(cut, start=cut.start if start == 0 else 0,
+                                             end=cut.end if stop == size else 0).filter(rebuilt)
         away_from_ends = sps.oaconvolve(extended, response, mode="same")[IMPULSE_HALF: IMPULSE_HALF + stop - start]
         part = result[start:stop]
         part[keep] -= (through_filter - away_from_ends)[keep]
