@@ -65,6 +65,8 @@ def reason_phrase(status: int) -> str:
         return "Error"
 
 
+EXPLANATIONS_REFUSED = ("this model gives no explanations: the answer of POST /predictions/pd_segmenter "
+                        "already holds each region's peak, energy and score")
 # Batches of at least this many samples are followed by _release_freed_memory().
 TRIM_FROM_SAMPLES = 262_144
 # TorchServe's worker parses every application/json body of a batch into Python lists before the
@@ -133,6 +135,12 @@ class PDSegmenterHandler(BaseHandler):
         return {str(key).lower(): (value.decode("latin-1") if isinstance(value, (bytes, bytearray)) else value)
                 for key, value in headers.items() if isinstance(value, (str, bytes, bytearray))}
 
+    def _is_explain(self) -> bool:
+        # BaseHandler asks this of the batch's first request and then explains every request of
+        # the batch: one request to /explanations failed its batch-mates with 503. preprocess
+        # answers that request alone.
+        return False
+
     def _fail(self, index: int, request: SimpleNamespace, error: InputError) -> None:
         request.error = error
         self.context.set_response_status(error.status, reason_phrase(error.status), index)
@@ -150,6 +158,8 @@ class PDSegmenterHandler(BaseHandler):
             request = _new_request("application/json")
             requests.append(request)
             try:
+                if headers.get("explain") == "True":
+                    raise InputError(EXPLANATIONS_REFUSED, 404)
                 request.accept = answer_type(headers.get("accept"))
                 check_content_encoding(headers.get("content-encoding"))  # before the cache, whose key leaves it out
                 if self._answer_from_cache(request, row, headers):

@@ -100,6 +100,9 @@ def corpus(max_work: int = WorkLimits.max_work, max_signals: int = WorkLimits.ma
         BadInput("json_accented_unknown_field", J, _json({"signal": [1, 2, 3], "seuil_\u00e9": 0.5}), 400, "seuil_\u00e9"),
         BadInput("json_very_long_unknown_field", J, _json({"signal": [1, 2, 3], "x" * 100_000: 1}), 400,
                  "(100,000 characters)"),
+        # Every name repeated made a 1.5 MB message, which the frontend cut off mid-answer.
+        BadInput("json_20000_unknown_fields", J, _json({"signal": [1, 2, 3]} | {f"x{i}": 1 for i in range(20_000)}),
+                 400, "and 19,992 more"),
         BadInput("multipart_accented_field", *multipart({"thr\u00e9shold": b"1"}, {"data": b"1,2,3"}), 400,
                  "thr\u00e9shold"),
         BadInput("json_truncated", J, b'{"signal": [1, 2, 3', 400, "malformed JSON"),
@@ -151,7 +154,10 @@ def corpus(max_work: int = WorkLimits.max_work, max_signals: int = WorkLimits.ma
         BadInput("npy_extra_data", N, good_npy + b"\x00" * 16, 400, "promises"),
         BadInput("npy_header_claims_a_billion_samples", N, npy_header("<f8", (10**9,)) + b"\x00" * 64, 413, "limit"),
         BadInput("npy_header_claims_a_few_too_many", N, npy_header("<f8", (1000,)) + b"\x00" * 800, 400, "promises"),
-        BadInput("npy_header_negative_shape", N, npy_header("<f8", (-5,)) + b"\x00" * 8, 400, "promises"),
+        BadInput("npy_header_negative_shape", N, npy_header("<f8", (-5,)) + b"\x00" * 8, 400, "whole number"),
+        # Two negative sizes promise a positive byte count; a bool passes for an int (both were 500s).
+        BadInput("npy_header_two_negative_sizes", N, npy_header("<f8", (-2, -3)) + b"\x00" * 48, 400, "whole number"),
+        BadInput("npy_header_bool_size", N, npy_header("<f8", (True,)) + b"\x00" * 8, 400, "whole number"),
         BadInput("npy_pickled_objects", N, npy(np.array([1, "a", None], dtype=object), allow_pickle=True), 400,
                  "not an integer or floating-point"),
         BadInput("npy_plain_pickle", N, pickle.dumps({"signal": [1, 2, 3]}), 400, "malformed .npy"),
@@ -182,6 +188,9 @@ def corpus(max_work: int = WorkLimits.max_work, max_signals: int = WorkLimits.ma
         BadInput("csv_too_many_rows", C, b"1,2\n" * (max_signals + 1), 413, "signals"),
         BadInput("csv_too_many_cells", C, b"0," * (max_work + 1), 413, "limit"),
         BadInput("csv_empty_value", C, b"1,2,,4,5", 400, "value 2 is empty"),
+        # A row ends at a line break only (a form feed or U+2028 had split it into two signals).
+        BadInput("csv_form_feed_in_a_row", C, b"1,2,3,4\x0c5,6,7,8", 400, "row 0"),
+        BadInput("csv_line_separator_in_a_row", C, "1,2,3,4\u20285,6,7,8".encode(), 400, "row 0"),
         # --- raw float32 ---------------------------------------------------------------------
         BadInput("float32_partial_sample", F, b"\x00\x00\x80", 400, "float32"),
         BadInput("float32_nan", F, np.array([1, np.nan], dtype="<f4").tobytes(), 400, "NaN"),

@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-import _bootstrap  # noqa: F401
+import _bootstrap
 import numpy as np
 
 from pdseg.render import SignalPanel, overlaps, render_signals_png, without_carrier
@@ -56,6 +56,7 @@ def compare(regions: list[dict], planted: list[list[int]]) -> tuple[int, int, in
 
 
 def main() -> None:
+    _bootstrap.command_line(__doc__)
     captures = np.load(SAMPLES)
     truth = json.loads(TRUTH.read_text())
     print("Starting TorchServe with model_store/pd_segmenter.mar ...", flush=True)

@@ -6,7 +6,7 @@ ones, noisy ones, ones with interference, and a PD-free one, all at a 3,333-samp
 """
 import json
 
-import _bootstrap  # noqa: F401
+import _bootstrap
 import numpy as np
 
 from pdseg.regions import mask_to_regions
@@ -16,6 +16,7 @@ OUT = _bootstrap.ROOT / "data"
 
 
 def main() -> None:
+    _bootstrap.command_line(__doc__)
     captures = synthetic.sample_captures()
     OUT.mkdir(exist_ok=True)
     np.save(OUT / "sample_captures.npy", np.stack([c.signal for c in captures]).astype(np.float32))

@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import _bootstrap  # noqa: F401
+import _bootstrap
 import numpy as np
 import torch
 
@@ -75,6 +75,7 @@ def speed(network, channels: int, window: int, repeats: int = 7) -> float:
 
 
 def main() -> None:
+    _bootstrap.command_line(__doc__)
     torch.set_num_threads(2)
     eager, record = load_trained(_bootstrap.ROOT / "model_store" / "weights")
     plan = WindowPlan(**record["window"])

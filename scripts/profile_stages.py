@@ -22,7 +22,7 @@ import os
 import statistics
 import time
 
-import _bootstrap  # noqa: F401
+import _bootstrap
 import numpy as np
 import torch
 import yaml
@@ -51,6 +51,7 @@ def cpu_over_wall(function, repeats: int) -> float:
 
 
 def main() -> None:
+    _bootstrap.command_line(__doc__)
     torch.set_num_threads(2)
     segmenter, record = served_segmenter(_bootstrap.ROOT / "model_store" / "weights")
     rng = np.random.default_rng(2026)

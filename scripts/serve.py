@@ -10,6 +10,7 @@ benchmark.
 """
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import re
@@ -254,6 +255,7 @@ class LocalServer:
 
 
 def main() -> int:
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     ports = {name: int(os.environ.get(f"TS_{name.upper()}_PORT", default))
              for name, default in DEFAULT_PORTS.items()}
     runtime = ROOT / ".run" / f"serve-{ports['inference']}"

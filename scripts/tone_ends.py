@@ -112,6 +112,7 @@ def tones_in_coloured_noise(rng: np.random.Generator) -> list[np.ndarray]:
 
 
 def main() -> None:
+    _bootstrap.command_line(__doc__)
     started = time.time()
     print("1. Conditioning: the largest difference (noise sigmas) from the capture conditioned without "
           "its tone, by samples from the nearer end (6 frequencies x 3 draws)")

@@ -386,3 +386,22 @@ def test_a_long_captures_stretches_run_on_two_threads_with_the_answer_of_one(mon
     np.testing.assert_array_equal(shared, alone)
     # the notches are gone (they fill 3.6 % of the samples, the PD 0.2 %)
     assert np.percentile(np.abs(interior(shared)), 99.5) < 5 * NOISE < np.percentile(np.abs(interior(filtered)), 99.5)
+
+
+@pytest.mark.parametrize("length", [200_000, 600_000])
+def test_a_sharp_notch_train_of_whole_sample_spacing_is_taken_out_in_every_stretch(length):
+    """Notches of 80 noise units with sharp edges, every 500 samples of a 3,000-sample cycle. Each
+    stretch after the first used to start between samples (its slots were read between them and
+    their edges smoothed), and a stretch whose slot came out a hair under 500 samples kept a
+    template of 499: both left the notches' edges standing, 700 false regions in 600,000 samples
+    (a stranger's probe). Now every stretch leaves them at the noise."""
+    rng = np.random.default_rng(1)
+    signal = 1000.0 * np.sin(2 * np.pi * np.arange(length) / 3000.0) + NOISE * rng.normal(size=length)
+    for start in range(0, length, 500):
+        signal[start: start + 8] -= 80 * NOISE
+    filtered = preprocess.remove_carrier(signal)
+    cleaned, train = commutation.remove_commutation(filtered, NOISE, 3000.0)
+    assert train is not None and train.slot == pytest.approx(500.0, abs=0.01)
+    assert int(length // 500) > 2 * commutation.CHUNK_SLOTS  # more than one stretch
+    left = np.flatnonzero(np.abs(cleaned[1000:]) > 8 * NOISE)
+    assert left.size == 0, (left.size, left[:10] + 1000)

@@ -122,6 +122,20 @@ def test_mixed_batch_bad_requests_get_4xx_and_good_ones_answers(handler, real_ca
     assert alone["signals"][0]["regions"] == outputs[0]["signals"][0]["regions"]
 
 
+def test_a_request_for_an_explanation_is_refused_alone(handler, real_captures):
+    """TorchServe marks a request to /explanations with the header explain: True. BaseHandler
+    read it off the batch's first request and explained the whole batch, which this model
+    cannot: every batch-mate got 503. Now that request alone gets a 404 with a message."""
+    rows = [{"body": {"signal": real_captures[0].tolist()}}] * 3
+    headers = [{"Content-Type": "application/json", "explain": "True"}, {"Content-Type": "application/json"},
+               {"Content-Type": "application/json", "explain": "True"}]
+    context = batch_context(handler, headers)
+    outputs = handler.handle(rows, context)
+    assert [context.get_response_status(i)[0] for i in range(3)] == [404, 200, 404]
+    assert "no explanations" in outputs[0]["error"] and "/predictions/pd_segmenter" in outputs[2]["error"]
+    assert [s["length"] for s in outputs[1]["signals"]] == [7920]
+
+
 def test_png_answer(handler, real_captures):
     context = batch_context(handler, [{"Content-Type": "application/json", "Accept": "image/png"}])
     [png] = handler.handle([{"body": {"signal": real_captures[0].tolist()}}], context)

@@ -150,7 +150,9 @@ def find_train(filtered: np.ndarray, scale: float, start: float, slot: float, co
     if np.mean((size > 0.4) & (size < 2.5)) < 0.5:
         return None
     slot = _refine(filtered, start, slot, count, min_slots)
-    slots = _slots(filtered, start, slot, count, order=3)
+    # Every whole sample a slot holds: a slot refined to a hair under a whole number (499.9999)
+    # kept one sample less, and its subtraction read that last sample off the next notch's start.
+    slots = _slots(filtered, start, slot, count, order=3, width=int(np.ceil(slot)))
     template = np.median(slots, axis=0)
     peak = float(np.max(np.abs(template)))
     if peak < TEMPLATE_LEVEL * scale:
@@ -174,8 +176,13 @@ def _subtract(filtered: np.ndarray, start: int, end: int, origin: float, train: 
     stands out (one where the converter paused keeps what it has)."""
     samples = np.arange(start, end, dtype=np.float64)
     within = (samples - origin) % train.slot
-    # The median slot is a whole number of samples, a fraction short of the slot: pad it.
-    periodic = np.concatenate((train.template, train.template[:3]))
+    # The median slot's samples lie at 0, 1, ... and again a slot later: the whole places past its
+    # end are read between those (a slot a fraction over a whole number put its start up to a
+    # sample early there).
+    width = train.template.size
+    nodes = np.concatenate((np.arange(width, dtype=np.float64), train.slot + np.arange(4)))
+    periodic = np.concatenate((train.template, np.interp(width + np.arange(3), nodes,
+                                                         np.concatenate((train.template, train.template[:4])))))
     model = ndimage.map_coordinates(periodic, [within], order=3, mode="nearest")
     core = np.abs(model) > 0.5 * np.max(np.abs(train.template))
     slot_index = np.floor((samples - origin) / train.slot).astype(np.int64)
@@ -233,10 +240,13 @@ def remove_commutation(filtered: np.ndarray, scale: float, samples_per_cycle: fl
     if first is None:
         return filtered, None
     cleaned = filtered.copy()
-    bounds = [int(np.ceil(chunk * CHUNK_SLOTS * first.slot)) for chunk in range(chunks)] + [filtered.size]
+    # Each stretch starts on a whole sample, as the first does: from a fractional start its slots
+    # were read between samples, which smoothed a sharp notch's edges, and its subtraction left
+    # them standing (10 % of an 80-unit notch, 700 false regions in 600,000 samples).
+    bounds = [int(round(chunk * CHUNK_SLOTS * first.slot)) for chunk in range(chunks)] + [filtered.size]
 
     def take_out(chunk: int) -> None:
-        origin = chunk * CHUNK_SLOTS * first.slot
+        origin = bounds[chunk]
         train = first if chunk == 0 else find_train(filtered, scale, origin, first.slot, counts[chunk], least,
                                                     identical=slots_per_cycle == 1)
         if train is not None:

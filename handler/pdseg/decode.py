@@ -22,6 +22,7 @@ import dataclasses
 import io
 import json
 import math
+import re
 from collections import Counter
 from typing import Any, Mapping, Sequence
 
@@ -335,6 +336,9 @@ def decode_npy(payload: Any, limits: WorkLimits = WorkLimits()) -> list[np.ndarr
         raise InputError(f".npy: dtype {dtype} is not an integer or floating-point type")
     if len(shape) > 2:
         raise InputError(f".npy: {len(shape)} dimensions; send 1-D (one signal) or 2-D (rows are signals)")
+    # numpy's header reader takes any int, True and -3 included: a size it cannot lay out.
+    if not all(type(size) is int and size >= 0 for size in shape):
+        raise InputError(f"malformed .npy: shape {shape!r}; each size must be a whole number, 0 or more")
     rows, columns = (1, shape[0]) if len(shape) == 1 else (1, 1) if not shape else shape
     if rows == 0:
         raise InputError(".npy: no signals")
@@ -353,11 +357,16 @@ def decode_npy(payload: Any, limits: WorkLimits = WorkLimits()) -> list[np.ndarr
     return [_finite_signal(row, f".npy signal {index}") for index, row in enumerate(array)]
 
 
+CSV_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
 def decode_csv(payload: Any, limits: WorkLimits = WorkLimits()) -> list[np.ndarray]:
     # A spreadsheet's "CSV UTF-8" export starts with a byte-order mark: not part of the numbers.
     text = _as_text(payload).removeprefix("\ufeff")
     limits.check_values(text.count(",") + text.count("\n") + 1, "cells")
-    lines = [line.strip() for line in text.splitlines()]
+    # Rows end at a line break only: str.splitlines() also splits at form feeds, vertical tabs,
+    # U+2028 and others, and made two signals of one row.
+    lines = [line.strip() for line in CSV_LINE_BREAK.split(text)]
     lines = [line for line in lines if line]
     if not lines:
         raise InputError("CSV body is empty")
@@ -419,8 +428,14 @@ def check_fields(fields: Mapping[str, Any], carriers: tuple[str, ...]) -> None:
     known = carriers + OPTION_FIELDS + ("view",)
     unknown = sorted(str(key) for key in fields if key not in known)
     if unknown:
-        raise InputError(f"unknown field{'s' if len(unknown) > 1 else ''} {', '.join(map(_shown_name, unknown))}: "
-                         f"known fields are {', '.join(known)}")
+        shown = ", ".join(map(_shown_name, unknown[:SHOWN_NAMES]))
+        if len(unknown) > SHOWN_NAMES:
+            shown += f" and {len(unknown) - SHOWN_NAMES:,} more"
+        raise InputError(f"unknown field{'s' if len(unknown) > 1 else ''} {shown}: known fields are {', '.join(known)}")
+
+
+# Unknown names a message repeats: 20,000 of them made a 1.5 MB message, which the frontend cut off.
+SHOWN_NAMES = 8
 
 
 SHOWN_NAME_CHARACTERS = 64  # of a field name that a message repeats
