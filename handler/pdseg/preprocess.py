@@ -1375,7 +1375,9 @@ def commutation_at_ends(filtered: np.ndarray, cleaned: np.ndarray, train: commut
         # A sixth longer than the samples kept: its cut end would reach into the segment's own
         # cut, and the fit would grow with it (cycles of more than 6,144 samples keep the median).
         return cleaned
-    support, values, misfit = notch_before_filter(train.template)
+    # The fit folds the filter's response onto whole sixths of int(slot) samples, as it was chosen;
+    # the median sixth holds ceil(slot) (pdseg.commutation.find_train).
+    support, values, misfit = notch_before_filter(train.template[: int(train.slot)])
     if misfit > END_NOTCH_MISFIT:
         return cleaned  # no one-signed notch makes this train (a sensor's bipolar response)
     response = carrier_filter_impulse()
