@@ -279,3 +279,50 @@ def test_a_multipart_body_the_frontend_could_not_split_is_named_as_such():
             decode_request(row, "multipart/form-data; boundary=XX")
     with pytest.raises(InputError, match='needs the signal file in field "data"'):
         decode_request({"threshold": b"0.5"}, "multipart/form-data; boundary=XX")
+
+
+def test_a_json_list_uploaded_as_a_file_is_read_as_its_signals():
+    """A stranger's probe, 2026-12-06: a file holding [[...], [...]] was read as CSV and refused
+    with a message about CSV rows. It is read as the list of signals it is, and a bad one is
+    named as JSON."""
+    upload = decode_request({"data": b' [[1, 2, 3], [4, 5, 6.5]]'}, "multipart/form-data; boundary=xyz")
+    assert [signal.tolist() for signal in upload.signals] == [[1, 2, 3], [4, 5, 6.5]]
+    with pytest.raises(InputError, match="malformed JSON: .* column 6 "):
+        decode_request({"data": b"[[1,2"}, "multipart/form-data; boundary=xyz")
+    with pytest.raises(InputError, match="sample 1 is a string"):
+        decode_request({"data": b'[[1, "a"]]'}, "multipart/form-data; boundary=xyz")
+
+
+@pytest.mark.parametrize("given", [" PRPD ", "Prpd", b"PRPD\r\n"])
+def test_the_view_option_is_read_whatever_its_case(given):
+    """" prpd " was taken and "PRPD" refused (a stranger's probe, 2026-12-06)."""
+    decoded = decode_request({"data": b"1,2,3", "view": given if isinstance(given, bytes) else given.encode()},
+                             "multipart/form-data; boundary=xyz")
+    assert decoded.view == "prpd"
+    assert decode_request({"body": {"signal": [1, 2, 3], "view": given if isinstance(given, str) else "PRPD"}},
+                          "application/json").view == "prpd"
+
+
+def test_unknown_fields_beyond_eight_are_counted_not_listed():
+    from pdseg.decode import check_fields
+
+    with pytest.raises(InputError) as error:
+        check_fields({"signal": []} | {f"field{number}": 1 for number in range(20_000)}, ("signal", "signals"))
+    assert "and 19,992 more" in error.value.message and len(error.value.message) < 600
+
+
+def test_a_csv_row_ends_at_a_line_break_only():
+    assert [signal.tolist() for signal in decode_request({"body": b"1,2\r3,4\r\n5,6\n"}, "text/csv").signals] == \
+        [[1, 2], [3, 4], [5, 6]]
+    for separator in ("\x0c", "\x0b", "\x1c", "\u2028", "\u0085"):
+        with pytest.raises(InputError, match="CSV row 0"):
+            decode_request({"body": f"1,2,3{separator}4,5,6".encode()}, "text/csv")
+
+
+@pytest.mark.parametrize("shape", [(-2, -3), (-1, -6), (True,), (3, False)])
+def test_a_npy_header_with_sizes_that_are_not_whole_numbers_is_refused(shape):
+    from bad_inputs import npy_header
+
+    with pytest.raises(InputError, match="whole number") as error:
+        decode_request({"body": npy_header("<f8", shape) + b"\x00" * 48}, "application/x-npy")
+    assert error.value.status == 400

@@ -154,7 +154,7 @@ def parse_view(value: Any) -> str:
     """The ``view`` option (JSON field or multipart field): one of :data:`VIEWS`."""
     if value is None:
         return VIEWS[0]
-    text = _as_text(value).strip() if isinstance(value, (bytes, bytearray, str)) else None
+    text = _as_text(value).strip().lower() if isinstance(value, (bytes, bytearray, str)) else None
     if text not in VIEWS:
         raise InputError(f'option "view" must be one of {", ".join(VIEWS)}')
     return text
@@ -270,21 +270,28 @@ def _unique_fields(pairs: list[tuple[str, Any]]) -> dict:
     return fields
 
 
-def decode_json(body: Any, limits: WorkLimits = WorkLimits()) -> tuple[list[np.ndarray], dict]:
+def _parsed_json(body: Any, limits: WorkLimits) -> Any:
+    """``body`` parsed where it is JSON text (bytes or str), after the guard on its size and
+    depth; as it is otherwise (TorchServe parsed it already)."""
     raw = _as_bytes(body)
-    if raw is not None or isinstance(body, str):
-        raw = raw if raw is not None else body.encode("utf-8", "surrogatepass")
-        _guard_json_text(raw, limits)
-        try:
-            body = json.loads(_as_text(raw), object_pairs_hook=_unique_fields)
-        except InputError:
-            raise
-        except json.JSONDecodeError as error:
-            raise InputError(f"malformed JSON: {error}") from None
-        except RecursionError:  # belt and braces: the depth guard should have caught it
-            raise InputError("malformed JSON: nested too deeply") from None
-        except ValueError as error:  # e.g. an integer of more than 4,300 digits
-            raise InputError(f"malformed JSON: {error}") from None
+    if raw is None and not isinstance(body, str):
+        return body
+    raw = raw if raw is not None else body.encode("utf-8", "surrogatepass")
+    _guard_json_text(raw, limits)
+    try:
+        return json.loads(_as_text(raw), object_pairs_hook=_unique_fields)
+    except InputError:
+        raise
+    except json.JSONDecodeError as error:
+        raise InputError(f"malformed JSON: {error}") from None
+    except RecursionError:  # belt and braces: the depth guard should have caught it
+        raise InputError("malformed JSON: nested too deeply") from None
+    except ValueError as error:  # e.g. an integer of more than 4,300 digits
+        raise InputError(f"malformed JSON: {error}") from None
+
+
+def decode_json(body: Any, limits: WorkLimits = WorkLimits()) -> tuple[list[np.ndarray], dict]:
+    body = _parsed_json(body, limits)
     if not isinstance(body, Mapping):
         raise InputError('JSON body must be an object with "signal" or "signals"')
     if "signal" in body and "signals" in body:
@@ -419,6 +426,11 @@ def _sniff(payload: Any, limits: WorkLimits) -> tuple[list[np.ndarray], dict]:
                          "send raw float32 samples as the body with Content-Type application/octet-stream") from None
     if text.startswith("{"):
         return decode_json(text, limits)
+    if text.startswith("["):
+        # A JSON list of signals, read as a parsed one is above (it was read as CSV, and the
+        # message spoke of CSV rows).
+        parsed = _parsed_json(text, limits)
+        return decode_json({"signals": parsed} if isinstance(parsed, list) else parsed, limits)
     return decode_csv(text, limits), {}
 
 
