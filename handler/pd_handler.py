@@ -141,6 +141,12 @@ class PDSegmenterHandler(BaseHandler):
         # answers that request alone.
         return False
 
+    def _is_describe(self) -> bool:
+        # Asked of request 0 too, and answered with one description for the whole batch: a
+        # client's own "describe: True" header failed its batch-mates (503). TorchServe's describe
+        # call (the management API's customized=true) comes alone.
+        return len(self.context.request_processor) == 1 and super()._is_describe()
+
     def _fail(self, index: int, request: SimpleNamespace, error: InputError) -> None:
         request.error = error
         self.context.set_response_status(error.status, reason_phrase(error.status), index)
@@ -158,7 +164,8 @@ class PDSegmenterHandler(BaseHandler):
             request = _new_request("application/json")
             requests.append(request)
             try:
-                if headers.get("explain") == "True":
+                # The exact key TorchServe sets; _headers merges a client's own "Explain" into it.
+                if self.context.get_request_header(index, "explain") == "True":
                     raise InputError(EXPLANATIONS_REFUSED, 404)
                 request.accept = answer_type(headers.get("accept"))
                 check_content_encoding(headers.get("content-encoding"))  # before the cache, whose key leaves it out

@@ -136,6 +136,20 @@ def test_a_request_for_an_explanation_is_refused_alone(handler, real_captures):
     assert [s["length"] for s in outputs[1]["signals"]] == [7920]
 
 
+def test_a_clients_own_explain_or_describe_header_changes_nothing_for_its_batch(handler, real_captures):
+    """A review: TorchServe's own "explain" key decides, not a client's "Explain" merged into the
+    headers; and a "describe: True" header on the batch's first request made BaseHandler answer
+    the whole batch with one description (503 for all). TorchServe's describe call comes alone."""
+    rows = [{"body": {"signal": real_captures[0].tolist()}}] * 3
+    headers = [{"Content-Type": "application/json", "describe": "True"},
+               {"Content-Type": "application/json", "explain": "False", "Explain": "True"},
+               {"Content-Type": "application/json"}]
+    context = batch_context(handler, headers)
+    outputs = handler.handle(rows, context)
+    assert len(outputs) == 3 and [context.get_response_status(i)[0] for i in range(3)] == [200, 200, 200]
+    assert all([s["length"] for s in output["signals"]] == [7920] for output in outputs)
+
+
 def test_png_answer(handler, real_captures):
     context = batch_context(handler, [{"Content-Type": "application/json", "Accept": "image/png"}])
     [png] = handler.handle([{"body": {"signal": real_captures[0].tolist()}}], context)

@@ -44,9 +44,12 @@ def answers(tmp_path_factory) -> dict[str, tuple[int | None, str]]:
             process.wait(timeout=max(deadline - time.monotonic(), 1))
             status = process.returncode
         except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
             status = None
+        try:  # whatever it started and left behind goes with it
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        process.wait()
         results[name] = (status, (folder / f"{name}.out").read_text())
     return results | {"docs/": (0, str(docs_written() == before))}
 

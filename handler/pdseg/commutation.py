@@ -51,6 +51,8 @@ SUPPORT_MARGIN = 4  # ... widened by this many samples each side
 MIN_MATCHING_SHARE = 0.6  # ... with this share of sixths holding a transient 0.5-2 times its size
 FIRST_SLOTS = 16  # sixths whose median the others are lined up against
 MAX_LAG = 8  # samples a sixth may lie off the carrier fit's grid
+# A slot of 2 or 3 samples holds no notch, and its stretches' bounds ran past the end (a review).
+MIN_SLOT_SAMPLES = 4
 GLANCE_SLOTS = 8  # sixths of the quick look for a train
 CHUNK_SLOTS = 64  # sixths per independently refined stretch of a long capture
 
@@ -181,8 +183,9 @@ def _subtract(filtered: np.ndarray, start: int, end: int, origin: float, train: 
     # sample early there).
     width = train.template.size
     nodes = np.concatenate((np.arange(width, dtype=np.float64), train.slot + np.arange(4)))
+    again = np.take(train.template, np.arange(4), mode="wrap")
     periodic = np.concatenate((train.template, np.interp(width + np.arange(3), nodes,
-                                                         np.concatenate((train.template, train.template[:4])))))
+                                                         np.concatenate((train.template, again)))))
     model = ndimage.map_coordinates(periodic, [within], order=3, mode="nearest")
     core = np.abs(model) > 0.5 * np.max(np.abs(train.template))
     slot_index = np.floor((samples - origin) / train.slot).astype(np.int64)
@@ -214,7 +217,7 @@ def can_look(length: int, samples_per_cycle: float | None, slots_per_cycle: int 
         return False
     slot = samples_per_cycle / slots_per_cycle
     least = _min_slots(slots_per_cycle) if min_slots is None else min_slots
-    return int(length // slot) >= least and int(slot) >= 2
+    return int(length // slot) >= least and int(slot) >= MIN_SLOT_SAMPLES
 
 
 def single_stretch(length: int, slot: float) -> bool:
