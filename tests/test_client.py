@@ -4,6 +4,7 @@ and keys."""
 import http.server
 import io
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -488,3 +489,81 @@ def test_period_options_the_service_would_refuse_are_refused_before_any_request(
         cli.main(["--url", "http://127.0.0.1:9/predictions/none", str(tmp_path / "one.npy"), "--out",
                   str(tmp_path / "out"), *options])
     assert stop.value.code == 2 and words in capsys.readouterr().err
+
+
+def test_odd_files_fail_one_by_one_with_a_reason_and_never_end_the_run(server, tmp_path, capsys):
+    """A stranger's probe of the client (2026-12-06, night): a Parquet file with two columns of one
+    name ended the whole run with a traceback; files without signals passed in silence; a file
+    named .npy that is not one was said to hold pickled data; a value of "1_000" was read where the
+    service refuses it; a named pipe in the folder blocked the run before it began; and a second
+    run in the captures' own folder read its earlier regions.csv as a capture."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    np.save(folder / "good.npy", SAMPLES[:1])
+    table = pa.Table.from_arrays([pa.array(SAMPLES[1]), pa.array(SAMPLES[2])], names=["dup", "dup"])
+    parquet.write_table(table, folder / "dup.parquet")
+    (folder / "empty.csv").write_text("")
+    (folder / "blank.csv").write_text("\n\n")
+    np.save(folder / "none.npy", np.zeros((0, 100)))
+    (folder / "text.npy").write_text("1,2,3\n")
+    (folder / "underscore.csv").write_text("1_000,2,3\n")
+    os.mkfifo(folder / "live.csv")
+    out = folder / "results"  # inside the folder analysed
+    for attempt in range(2):
+        # In a process of its own: where the pipe blocks the client, it is stopped, not the suite.
+        done = subprocess.run([sys.executable, "-m", "pdclient", str(folder), "--out", str(out), "--no-progress",
+                               "--url", server.inference_url], capture_output=True, text=True, timeout=120,
+                              env=os.environ | {"PYTHONPATH": str(ROOT / "client")})
+        assert done.returncode == 1, done.stderr[-2000:]
+        err = done.stderr
+        assert "dup.parquet: could not be read (KeyError" in err
+        for name in ("empty.csv", "blank.csv", "none.npy"):
+            assert f"{name}: holds no signals" in err
+        assert "text.npy: not a .npy file" in err and "pickle" not in err
+        assert "underscore.csv: CSV line 1: values must all be plain numbers" in err
+        failed = [line for line in err.splitlines() if line.startswith("FAILED")]
+        assert len(failed) == 6 and not any(name in line for line in failed
+                                            for name in ("live.csv", "regions.csv", "results.jsonl"))
+        assert set(results(out)) == {("good.npy", "0")}
+
+
+def test_a_malformed_answer_or_a_damaged_output_folder_is_named_not_a_traceback(server, tmp_path, capsys):
+    np.save(tmp_path / "a.npy", SAMPLES[:1])
+    out = tmp_path / "out"
+    with Stub(server.inference_url, lambda stub, headers: (200, {"signals": [None]})) as stub:
+        assert analyse(stub.url, tmp_path / "a.npy", "--out", out) == 1
+    assert "not an object with a list of regions" in capsys.readouterr().err and not results(out)
+    # nothing malformed was kept: the same folder then takes the real answer
+    assert analyse(server.inference_url, tmp_path / "a.npy", "--out", out) == 0 and len(results(out)) == 1
+    (out / "results.jsonl").write_text('{"someone": "else"}\n')
+    assert analyse(server.inference_url, tmp_path / "a.npy", "--out", out) == 2
+    assert "line 1 is not a result this client wrote" in capsys.readouterr().err
+    (out / "run.json").write_text("{not json")
+    assert analyse(server.inference_url, tmp_path / "a.npy", "--out", out) == 2
+    assert "is not a run.json this client wrote" in capsys.readouterr().err
+    key_folder = tmp_path / "key"
+    key_folder.mkdir()
+    assert analyse(server.inference_url, tmp_path / "a.npy", "--out", tmp_path / "out2", "--token-file", key_folder) == 2
+    assert "cannot be read" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("option,value,words", [("--retries", "-1", "retries are 0 or more"),
+                                                ("--timeout", "inf", "positive, finite"),
+                                                ("--url", "127.0.0.1:8080", "http:// or https://")])
+def test_options_that_could_only_fail_every_request_are_refused_at_once(tmp_path, capsys, option, value, words):
+    np.save(tmp_path / "a.npy", SAMPLES[:1])
+    arguments = [str(tmp_path / "a.npy"), "--out", str(tmp_path / "out"), option, value]
+    if option != "--url":
+        arguments += ["--url", "http://127.0.0.1:1"]
+    with pytest.raises(SystemExit) as stop:  # the parser alone: before, --retries -1 retried for ever
+        cli.build_parser().parse_args(arguments)
+    assert stop.value.code == 2 and words in capsys.readouterr().err
+
+
+def test_the_services_warnings_are_told_and_shown_in_the_report(server, tmp_path, capsys):
+    np.save(tmp_path / "a.npy", SAMPLES[:2])
+    out = tmp_path / "out"
+    assert analyse(server.inference_url, tmp_path / "a.npy", "--out", out, "--samples-per-cycle", 4000) == 0
+    assert "2 signals carry warnings from the service" in capsys.readouterr().err
+    page = (out / "report.html").read_text()
+    assert "Warnings from the service (2 signals)" in page and "differs by more than 5%" in page

@@ -25,9 +25,9 @@ from tqdm import tqdm
 from . import __version__
 from .batching import DEFAULT_MAX_COST, DEFAULT_MAX_SIGNALS, Batch, Budget, Item, batches
 from .inputs import InputFile, InputFileError, count_signals, discover, iter_signals, load_signal, signal_problem
-from .report import build_report
+from .report import build_report, signal_warnings
 from .service import Outcome, Service, ServiceError
-from .store import ResultStore, SettingsMismatch
+from .store import ResultStore, SettingsMismatch, StoreDamaged
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 ANALYSIS_OPTIONS = ("threshold", "sampling_rate_hz", "power_frequency_hz", "samples_per_cycle")
@@ -35,9 +35,23 @@ ANALYSIS_OPTIONS = ("threshold", "sampling_rate_hz", "power_frequency_hz", "samp
 
 def _positive(text: str) -> float:
     value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text} is not a positive number")
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} is not a positive, finite number")
     return value
+
+
+def _retries(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text}: retries are 0 or more")
+    return value
+
+
+def _url(text: str) -> str:
+    # Without a scheme every request failed with a connection adapter's error, one batch at a time.
+    if not text.lower().startswith(("http://", "https://")):
+        raise argparse.ArgumentTypeError(f"{text}: give the inference address with http:// or https://")
+    return text
 
 
 def _finite_from(least: float, what: str, strictly: bool = False):
@@ -74,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="pd-analyse", description="Analyse .npy, .csv, .f32 and Parquet (VSB layout) files or folders "
         "with a running PD segmentation service.")
     parser.add_argument("inputs", nargs="+", help="files or folders (searched recursively)")
-    parser.add_argument("--url", default=os.environ.get("PD_URL", "http://127.0.0.1:8080"),
+    parser.add_argument("--url", type=_url, default=os.environ.get("PD_URL", "http://127.0.0.1:8080"),
                         help="the service's inference address (default: $PD_URL or %(default)s)")
     parser.add_argument("--out", type=Path, default=Path("pd-results"), help="output folder (default: %(default)s)")
     analysis = parser.add_argument_group("analysis options (sent with every request)")
@@ -85,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     connection = parser.add_argument_group("connection")
     connection.add_argument("--concurrency", type=_count, default=2, help="requests in flight (default: %(default)s)")
     connection.add_argument("--timeout", type=_positive, default=300.0, help="seconds to wait for one answer (default: %(default)s)")
-    connection.add_argument("--retries", type=int, default=8,
+    connection.add_argument("--retries", type=_retries, default=8,
                             help="retries after a 503 or a connection error, with backoff (default: %(default)s)")
     tokens = connection.add_mutually_exclusive_group()
     tokens.add_argument("--token", help="inference key of a server with token authorization (or $PD_TOKEN)")
@@ -155,6 +169,14 @@ def pending_items(run: Run, done: dict[str, frozenset], progress: tqdm) -> Itera
                 yield Item(source.name, signal_id, values)
         except (InputFileError, OSError, UnicodeDecodeError) as error:
             run.fail(Failure(source.name, None, None, str(error)))
+        except Exception as error:  # a reader's own failure on an odd file: that file fails, the run goes on
+            run.fail(Failure(source.name, None, None, unreadable(error)))
+
+
+def unreadable(error: Exception) -> str:
+    """What a file that a reader failed on gets said of it (a Parquet file with two columns of
+    one name raised a KeyError that ended the whole run)."""
+    return f"could not be read ({type(error).__name__}: {error})"
 
 
 def _worker(run: Run, work: queue.Queue, finished: queue.Queue) -> None:
@@ -178,7 +200,8 @@ def _record(run: Run, batch: Batch, outcome: Outcome | None, progress: tqdm) -> 
     for item, error in outcome.failures:
         run.fail(Failure(item.file, item.signal, error.status, error.message))
         if error.fatal and not run.stop.is_set():
-            run.stop_reason = f"the service answered {error}"
+            run.stop_reason = (f"the service answered {error}" if error.status is not None
+                               else f"the service could not be reached or read: {error}")
             run.stop.set()
     run.store.flush()
     run.analysed += len(outcome.answers)
@@ -266,8 +289,14 @@ def count_signals_to_do(run: Run, done: dict[str, frozenset]) -> tuple[int, int]
     for source in list(run.files.values()):
         try:
             count = count_signals(source)
-        except (InputFileError, OSError, UnicodeDecodeError) as error:
-            run.fail(Failure(source.name, None, None, str(error)))
+        except Exception as error:  # an unreadable file, or a reader's own failure on it
+            known = isinstance(error, (InputFileError, OSError, UnicodeDecodeError))
+            run.fail(Failure(source.name, None, None, str(error) if known else unreadable(error)))
+            run.files.pop(source.name)
+            continue
+        if count == 0:
+            # docs/client.md: a file without signals fails with a message (it passed in silence).
+            run.fail(Failure(source.name, None, None, "holds no signals"))
             run.files.pop(source.name)
             continue
         total += count
@@ -296,17 +325,27 @@ def analyse_until_done_or_interrupted(run: Run, done: dict[str, frozenset], to_d
 
 def run_analysis(args: argparse.Namespace) -> int:
     started = datetime.datetime.now().astimezone()
-    store = ResultStore(args.out)
     try:
+        store = ResultStore(args.out)
         store.check_settings(analysis_options(args))
+        done = store.done()
     except SettingsMismatch as error:
         print(f"pd-analyse: {error}", file=sys.stderr)
         return EXIT_USAGE
-    sources, rejected = discover(args.inputs)
-    run = Run(args, store, make_service(args), {source.name: source for source in sources})
+    except (StoreDamaged, OSError) as error:  # not this client's folder, or damaged
+        print(f"pd-analyse: --out {args.out}: {error}: use another --out folder, or delete this one to "
+              "start over", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        service = make_service(args)
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        print(f"pd-analyse: the key file {args.token_file or os.environ.get('PD_TOKEN_FILE')} cannot be read: "
+              f"{error}", file=sys.stderr)
+        return EXIT_USAGE
+    sources, rejected = discover(args.inputs, leave_out=args.out)
+    run = Run(args, store, service, {source.name: source for source in sources})
     for name, reason in rejected:
         run.fail(Failure(name, None, None, reason))
-    done = store.done()
     total, already = count_signals_to_do(run, done)
     print(f"{len(run.files)} files, {total} signals; {already} already analysed in {args.out}, "
           f"{total - already} to go, to {run.service.predict_url}", file=sys.stderr, flush=True)
@@ -316,6 +355,11 @@ def run_analysis(args: argparse.Namespace) -> int:
     store.close()
     for failure in run.failures:
         print(f"FAILED {failure.line()}", file=sys.stderr)
+    warned = signal_warnings(list(store.records()))
+    if warned:
+        texts = sorted({text for _, _, text in warned})
+        print(f"{len(warned)} signals carry warnings from the service (report.html, results.jsonl): "
+              + " | ".join(texts[:3]) + (f" | and {len(texts) - 3} more" if len(texts) > 3 else ""), file=sys.stderr)
     print(f"{run.analysed} signals analysed, {len(run.failures)} failed; results in {args.out}/ "
           f"(report.html, regions.csv, results.jsonl)", file=sys.stderr)
     if interrupted:

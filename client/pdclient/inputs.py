@@ -33,20 +33,25 @@ class InputFile:
         return self.path.suffix.lower()
 
 
-def discover(inputs: list[str]) -> tuple[list[InputFile], list[tuple[str, str]]]:
+def discover(inputs: list[str], leave_out: Path | None = None) -> tuple[list[InputFile], list[tuple[str, str]]]:
     """Files to analyse (folders walked recursively, sorted) and (name, reason) of inputs
-    that are not signal files."""
+    that are not signal files. A folder's walk leaves out ``leave_out`` (the client's own
+    output folder: its regions.csv was read as a capture on a second run) and what is not a
+    plain file (a named pipe blocked the run before it began)."""
     found: list[InputFile] = []
     rejected: list[tuple[str, str]] = []
+    skipped = leave_out.resolve() if leave_out is not None else None
     for given in inputs:
         path = Path(given)
         if path.is_dir():
             for root, folders, files in os.walk(path):
-                folders.sort()
+                folders[:] = sorted(folder for folder in folders if (Path(root) / folder).resolve() != skipped)
                 for file_name in sorted(files):
                     child = Path(root) / file_name
-                    if child.suffix.lower() in EXTENSIONS:
+                    if child.suffix.lower() in EXTENSIONS and child.is_file():
                         found.append(InputFile(child, str(child)))
+        elif path.exists() and not path.is_file():
+            rejected.append((str(path), "not a plain file (a pipe, a socket or a device): copy it to a file"))
         elif path.is_file():
             if path.suffix.lower() in EXTENSIONS:
                 found.append(InputFile(path, str(path)))
@@ -62,6 +67,10 @@ def discover(inputs: list[str]) -> tuple[list[InputFile], list[tuple[str, str]]]
 
 
 def _npy(path: Path) -> np.ndarray:
+    with open(path, "rb") as handle:
+        if handle.read(6) != b"\x93NUMPY":
+            # numpy's own words for such a file speak of pickled data and allow_pickle
+            raise InputFileError("not a .npy file (it does not start as one): is it named for what it holds?")
     try:
         array = np.load(path, mmap_mode="r", allow_pickle=False)
     except Exception as error:  # numpy raises several types for a broken header
@@ -95,6 +104,9 @@ def _csv_lines(path: Path) -> Iterator[tuple[int, list[str]]]:
 
 
 def _csv_values(number: int, cells: list[str]) -> np.ndarray:
+    # As the service reads them (pdseg.decode): float() alone also takes "1_000" and other digits.
+    if any(not cell.isascii() or "_" in cell for cell in cells):
+        raise InputFileError(f"CSV line {number + 1}: values must all be plain numbers (ASCII, no '_')")
     try:
         return np.asarray([float(cell) for cell in cells], dtype=np.float64)
     except ValueError:

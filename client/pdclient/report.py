@@ -111,6 +111,13 @@ def signal_pictures(records: Sequence[Mapping],
     return pictures
 
 
+def signal_warnings(records: Sequence[Mapping]) -> list[tuple[str, object, str]]:
+    """(file, signal, its warnings joined) for each answer that carries ``warnings``."""
+    return [(record["file"], record["signal"], "; ".join(map(str, record["answer"]["warnings"])))
+            for record in records if isinstance(record["answer"].get("warnings"), list)
+            and record["answer"]["warnings"]]
+
+
 def build_report(records: Sequence[Mapping], settings: Mapping, failures: Sequence[Mapping],
                  load: Callable[[str, object], np.ndarray | None],
                  sampling_rate_hz: float | None = None) -> tuple[str, bytes, dict]:
@@ -134,6 +141,12 @@ def build_report(records: Sequence[Mapping], settings: Mapping, failures: Sequen
         parts.append("<h2>Signals with the most PD</h2>")
         parts += [f"<figure>{_image(png, caption)}<figcaption>{html.escape(caption)}</figcaption></figure>"
                   for caption, png in pictures]
+    warned = signal_warnings(records)
+    if warned:
+        # The service's own caveats on a signal's answer (a given period far from the fitted
+        # one, a view left out for the work limit): the phases or regions depend on them.
+        parts.append(f'<h2 class="failed">Warnings from the service ({len(warned)} signals)</h2>')
+        parts.append(_table(("file", "signal", "warning"), warned, text=True))
     if failures:
         parts.append(f'<h2 class="failed">Failures ({len(failures)})</h2>')
         parts.append(_table(("file", "signal", "status", "message (the service's, where it answered)"),

@@ -23,6 +23,7 @@ import numpy as np
 import requests
 
 from .batching import Batch, Item
+from .store import entry_problem
 
 MODEL_NAME = "pd_segmenter"
 # 507: TorchServe's frontend out of body buffers under a burst (docs/reliability.md).
@@ -87,6 +88,21 @@ def error_message(response: requests.Response) -> str:
     return json.dumps(body)[:500]
 
 
+def json_answer(response: requests.Response) -> dict:
+    """A 200's JSON object, or a fatal :class:`ServiceError` naming what came instead (an HTML
+    page from a proxy or a wrong address was shown as a JSONDecodeError, batch after batch)."""
+    try:
+        answer = response.json()
+    except ValueError:
+        kind = response.headers.get("Content-Type", "no content type")
+        raise ServiceError(None, f"answered 200 with no JSON ({kind}): is --url the service's inference "
+                                 "address?", gave_up=True) from None
+    if not isinstance(answer, dict):
+        raise ServiceError(None, "answered 200 with JSON that is not an object: is --url the service's "
+                                 "inference address?", gave_up=True)
+    return answer
+
+
 def npy_bytes(array: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     np.save(buffer, array, allow_pickle=False)
@@ -144,7 +160,7 @@ class Service:
                 problem = f"connection failed: {getattr(error.args[0] if error.args else None, 'reason', error)}"
             else:
                 if response.status_code == 200:
-                    return response.json()
+                    return json_answer(response)
                 problem = error_message(response)
                 if response.status_code not in RETRY_STATUSES:
                     if INVALID_KEY in problem and self.key_file and not key_reread:
@@ -185,10 +201,16 @@ class Service:
             outcome.failures = [(item, error) for item in batch.items]
             return outcome
         entries = answer.get("signals", [])
-        if len(entries) != len(batch.items):
-            error = ServiceError(200, f"answer has {len(entries)} signals for {len(batch.items)} sent")
+        if not isinstance(entries, list) or len(entries) != len(batch.items):
+            count = len(entries) if isinstance(entries, list) else "no list of"
+            error = ServiceError(200, f"answer has {count} signals for {len(batch.items)} sent")
             outcome.failures = [(item, error) for item in batch.items]
             return outcome
         model = answer.get("model", {})
-        outcome.answers = [(item, entry, model) for item, entry in zip(batch.items, entries)]
+        for item, entry in zip(batch.items, entries):
+            problem = entry_problem(entry)
+            if problem:
+                outcome.failures.append((item, ServiceError(200, problem)))
+            else:
+                outcome.answers.append((item, entry, model if isinstance(model, dict) else {}))
         return outcome

@@ -27,6 +27,27 @@ class SettingsMismatch(ValueError):
     pass
 
 
+class StoreDamaged(ValueError):
+    """The output folder holds files this client cannot read back (not its own, or damaged)."""
+
+
+def entry_problem(entry) -> str | None:
+    """What is wrong with one signal's entry of an answer, or None: each region needs whole
+    ``start`` < ``end`` and a number for ``peak`` (a malformed entry was stored, and every later
+    run into that folder failed on it)."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("regions"), list):
+        return "its entry in the answer is not an object with a list of regions"
+    for region in entry["regions"]:
+        if not isinstance(region, dict):
+            return "a region in the answer is not an object"
+        start, end, peak = region.get("start"), region.get("end"), region.get("peak")
+        if not (type(start) is int and type(end) is int and start < end):
+            return "a region in the answer has no whole start before its end"
+        if type(peak) not in (int, float):
+            return "a region in the answer has no number for its peak"
+    return None
+
+
 class ResultStore:
     def __init__(self, folder: Path) -> None:
         self.folder = Path(folder)
@@ -48,7 +69,10 @@ class ResultStore:
         """Record the options on the first run; refuse a rerun that changes them."""
         path = self.folder / RUN
         if path.is_file() and self.results_path.is_file() and self.results_path.stat().st_size:
-            kept = json.loads(path.read_text()).get("analysis", {})
+            try:
+                kept = json.loads(path.read_text())["analysis"]
+            except (ValueError, KeyError, TypeError):
+                raise StoreDamaged(f"{path} is not a run.json this client wrote") from None
             if kept != analysis:
                 raise SettingsMismatch(
                     f"{self.folder} holds results for options {kept}, not {analysis}: "
@@ -59,9 +83,17 @@ class ResultStore:
         if not self.results_path.is_file():
             return
         with open(self.results_path, encoding="utf-8") as handle:
-            for line in handle:
-                if line.strip():
-                    yield json.loads(line)
+            for number, line in enumerate(handle, 1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    raise StoreDamaged(f"{self.results_path} line {number} is not JSON") from None
+                if (not isinstance(record, dict) or not {"file", "signal", "answer"} <= record.keys()
+                        or entry_problem(record["answer"])):
+                    raise StoreDamaged(f"{self.results_path} line {number} is not a result this client wrote")
+                yield record
 
     def sort_results(self, file_order: list[str]) -> None:
         """Rewrite results.jsonl in file order (as found), then signal order: answers arrive
