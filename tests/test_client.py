@@ -257,6 +257,8 @@ def test_connection_errors_are_retried_then_reported(tmp_path, capsys):
     assert analyse(nobody_listens, tmp_path / "a.npy", "--out", tmp_path / "out", "--retries", 2) == 1
     err = capsys.readouterr().err
     assert "a.npy signal 0: connection failed" in err and "gave up after 2 retries" in err
+    # told when retrying starts, not only once the retries have run out (a stranger's probe)
+    assert err.index("retrying, with backoff, up to 2 times") < err.index("gave up after 2 retries")
 
 
 def test_token_is_sent_and_a_rotated_key_file_is_read_again(server, tmp_path, monkeypatch):

@@ -311,6 +311,8 @@ def analyse_until_done_or_interrupted(run: Run, done: dict[str, frozenset], to_d
     previous_handler = signals_module.signal(signals_module.SIGTERM, _raise_interrupt) if on_main_thread else None
     progress = tqdm(total=to_do, unit="signal", desc="pd-analyse", disable=run.args.no_progress,
                     dynamic_ncols=True, mininterval=0.5)
+    run.service.on_first_retry = lambda problem, retries: tqdm.write(
+        f"pd-analyse: {problem}; retrying, with backoff, up to {retries} times a request", file=sys.stderr)
     try:
         send_all(run, pending_items(run, done, progress), progress)
         return False

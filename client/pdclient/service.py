@@ -18,6 +18,7 @@ import random
 import threading
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import requests
@@ -121,6 +122,10 @@ class Service:
         self.backoff_s = backoff_s
         self.max_backoff_s = max_backoff_s
         self.retried = 0  # requests sent again after a 503 or connection error (for the summary)
+        # Told of the run's first retry (the problem, the retries left): without it a service that
+        # is not there meant a minute and more of silence before any message.
+        self.on_first_retry: Callable[[str, int], None] | None = None
+        self._retry_told = threading.Event()
         self._local = threading.local()  # one HTTP session (connection pool) per thread
 
     def _session(self) -> requests.Session:
@@ -172,6 +177,9 @@ class Service:
                 raise ServiceError(response.status_code if response is not None else None,
                                    f"{problem} (gave up after {self.retries} retries)", gave_up=True)
             self.retried += 1
+            if self.on_first_retry is not None and not self._retry_told.is_set():
+                self._retry_told.set()
+                self.on_first_retry(problem, self.retries)
             time.sleep(self._delay(attempt, response))
             attempt += 1
 
