@@ -10,7 +10,6 @@ benchmark.
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import re
@@ -24,6 +23,7 @@ import threading
 import time
 from pathlib import Path
 
+import _bootstrap
 import requests
 import yaml
 
@@ -255,7 +255,7 @@ class LocalServer:
 
 
 def main() -> int:
-    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
+    _bootstrap.command_line(__doc__)
     ports = {name: int(os.environ.get(f"TS_{name.upper()}_PORT", default))
              for name, default in DEFAULT_PORTS.items()}
     runtime = ROOT / ".run" / f"serve-{ports['inference']}"

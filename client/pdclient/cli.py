@@ -167,15 +167,16 @@ def pending_items(run: Run, done: dict[str, frozenset], progress: tqdm) -> Itera
                     progress.update(1)
                     continue
                 yield Item(source.name, signal_id, values)
-        except (InputFileError, OSError, UnicodeDecodeError) as error:
-            run.fail(Failure(source.name, None, None, str(error)))
-        except Exception as error:  # a reader's own failure on an odd file: that file fails, the run goes on
-            run.fail(Failure(source.name, None, None, unreadable(error)))
+        except Exception as error:  # an unreadable file, or a reader's own failure on it: the run goes on
+            run.fail(Failure(source.name, None, None, file_problem(error)))
 
 
-def unreadable(error: Exception) -> str:
-    """What a file that a reader failed on gets said of it (a Parquet file with two columns of
-    one name raised a KeyError that ended the whole run)."""
+def file_problem(error: Exception) -> str:
+    """What a file that could not be read gets said of it: the reader's words, or, where a reader
+    failed in a way of its own, its error named (a Parquet file with two columns of one name
+    raised a KeyError that ended the whole run)."""
+    if isinstance(error, (InputFileError, OSError, UnicodeDecodeError)):
+        return str(error)
     return f"could not be read ({type(error).__name__}: {error})"
 
 
@@ -256,8 +257,9 @@ def _loader(run: Run):
     return load
 
 
-def finish(run: Run, settings: dict) -> None:
-    """regions.csv, prpd.png and report.html over everything the folder holds."""
+def finish(run: Run, settings: dict) -> list[tuple[str, object, str]]:
+    """regions.csv, prpd.png and report.html over everything the folder holds; returns the
+    signals that carry the service's warnings (file, signal, text)."""
     run.store.flush()
     run.store.sort_results(list(run.files))
     run.store.write_regions_csv()
@@ -266,6 +268,7 @@ def finish(run: Run, settings: dict) -> None:
     page, prpd_png, _ = build_report(records, settings, failures, _loader(run), run.args.sampling_rate_hz)
     (run.store.folder / "prpd.png").write_bytes(prpd_png)
     (run.store.folder / "report.html").write_text(page, encoding="utf-8")
+    return signal_warnings(records)
 
 
 def run_settings(run: Run, started: datetime.datetime, already: int, state: str) -> dict:
@@ -290,8 +293,7 @@ def count_signals_to_do(run: Run, done: dict[str, frozenset]) -> tuple[int, int]
         try:
             count = count_signals(source)
         except Exception as error:  # an unreadable file, or a reader's own failure on it
-            known = isinstance(error, (InputFileError, OSError, UnicodeDecodeError))
-            run.fail(Failure(source.name, None, None, str(error) if known else unreadable(error)))
+            run.fail(Failure(source.name, None, None, file_problem(error)))
             run.files.pop(source.name)
             continue
         if count == 0:
@@ -353,11 +355,10 @@ def run_analysis(args: argparse.Namespace) -> int:
           f"{total - already} to go, to {run.service.predict_url}", file=sys.stderr, flush=True)
     interrupted = analyse_until_done_or_interrupted(run, done, total - already)
     state = "interrupted" if interrupted else (f"stopped: {run.stop_reason}" if run.stop_reason else "complete")
-    finish(run, run_settings(run, started, already, state))
+    warned = finish(run, run_settings(run, started, already, state))
     store.close()
     for failure in run.failures:
         print(f"FAILED {failure.line()}", file=sys.stderr)
-    warned = signal_warnings(list(store.records()))
     if warned:
         texts = sorted({text for _, _, text in warned})
         print(f"{len(warned)} signals carry warnings from the service (report.html, results.jsonl): "
