@@ -46,7 +46,6 @@ class FinetuneConfig:
     served_conditioning: bool = True  # long rows as the service conditions them
     converter_notches: bool = False  # commutation is the conditioning's to remove
     short_capture_fraction: float = 0.15  # rows holding a 64-2,048-sample capture, as in the base stage
-    loud_pits: bool = False
 
 
 def make_rows(config: FinetuneConfig, progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
@@ -67,7 +66,7 @@ def make_rows(config: FinetuneConfig, progress: bool = True) -> tuple[np.ndarray
             # The very loud pulses' pits, the tones hidden by a notch train, the train at the ends
             # the strong tones' ends, the regular trains, the rails, a limiter's plateaus and the
             # pulses cut by an end as the shipped weights were trained (before those steps).
-            conditioned = preprocess.condition(capture.signal, view_room=0, fill_loud_pits=config.loud_pits,
+            conditioned = preprocess.condition(capture.signal, view_room=0, fill_loud_pits=False,
                                                find_hidden_tones=False, fit_commutation_ends=False,
                                                fit_tone_ends=False, remove_regular_trains=False,
                                                leave_out_rails=False, slow_view=False, restore_clipped=False,

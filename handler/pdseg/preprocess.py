@@ -1227,42 +1227,12 @@ def restore_pulse_area(filtered: np.ndarray, scale: float, unipolar_pits: bool =
         transients = np.where(unipolar[labels], stretches, 0.0)
         if transients.any():
             response = (cut or EndPulses()).filter(transients)
-    echoes = 0.0
     if loud_pits and magnitude.max() >= LOUD_PIT_LEVEL * scale:
         cores, cores_response = very_loud_transients(filtered, magnitude, scale, taken=transients != 0, cut=cut)
         transients, response = transients + cores, response + cores_response
-        if ECHO_RULE:
-            echoes = loud_echoes(filtered, magnitude, scale, transients != 0, cut)
     if not transients.any():
-        return filtered + echoes
-    return filtered + (transients - response) + echoes
-
-
-ECHO_RULE = __import__("os").environ.get("PD_ECHO", "1") == "1"
-ECHO_NEAR = 16
-ECHO_RINGING_ONLY = __import__('os').environ.get('PD_ECHO_RINGING', '0') == '1'
-ECHO_FLATTER = float(__import__('os').environ.get('PD_ECHO_FLATTER', '0.2'))
-
-
-def loud_echoes(filtered, magnitude, scale, filled, cut=None):
-    local_peak = ndimage.maximum_filter1d(magnitude, LOUD_PIT_SPAN, mode="constant")
-    core = (magnitude > PIT_LEVEL * scale) & (magnitude >= LOUD_PIT_FRACTION * local_peak)
-    stretches, labels, unipolar, _ = _unipolar_stretches(filtered, core)
-    runs = mask_to_regions(labels > 0, min_gap=0, min_length=1)
-    chosen = np.concatenate(([False], reaches(runs, magnitude, LOUD_PIT_LEVEL * scale)))
-    if ECHO_RINGING_ONLY:
-        chosen &= ~unipolar
-    chosen[np.unique(labels[filled])] = False
-    transients = np.where(chosen[labels], filtered, 0.0)
-    if not transients.any():
-        return 0.0
-    taps = _baseline_taps(BASELINE_WINDOW, BASELINE_ORDER)
-    edge = np.zeros_like(taps)
-    outer = int(np.argmax(np.diff(np.sign(taps)) != 0)) + 1  # taps up to the first sign change
-    edge[:outer], edge[-outer:] = taps[:outer], taps[-outer:]
-    echoes = sps.oaconvolve(transients, edge, mode="same")
-    near = ndimage.binary_dilation(transients != 0, iterations=ECHO_NEAR)
-    return np.where(near, 0.0, echoes)
+        return filtered
+    return filtered + (transients - response)
 
 
 def _unipolar_stretches(filtered: np.ndarray,
