@@ -379,3 +379,112 @@ def test_two_strong_tones_close_together_leave_little_at_the_ends():
         left = np.abs(preprocess.condition(raw).filtered - preprocess.remove_carrier(kept))
         worst = max(worst, left[:128].max(), left[-128:].max())
     assert worst < 4.5
+
+
+def switched_tone(frequency, amplitude, spans, ramp=50, phase=0.7):
+    """A tone of ``amplitude`` that is on over each ``[start, end)`` of ``spans`` (raised-cosine
+    ramps of ``ramp`` samples) and off elsewhere: a power-line carrier's or a radio's bursts."""
+    envelope = np.zeros(LENGTH)
+    edge = 0.5 - 0.5 * np.cos(np.pi * np.arange(ramp) / ramp)
+    for start, end in spans:
+        envelope[start:end] = 1.0
+        envelope[start: start + ramp] = edge
+        envelope[end - ramp: end] = edge[::-1]
+    return amplitude * envelope * np.sin(2 * np.pi * frequency * TIME + phase)
+
+
+@pytest.fixture(scope="module")
+def segmenter():
+    from pdseg.model import load_trained
+    from pdseg.pipeline import Segmenter
+    from serve import ROOT
+
+    network, record = load_trained(ROOT / "model_store" / "weights")
+    return Segmenter.from_record(network, record)
+
+
+def conditioned_regions(segmenter, signal):
+    [result] = segmenter.analyse([signal])
+    return result
+
+
+@pytest.mark.parametrize("frequency", [0.04, 0.1, 0.31])
+def test_a_tone_burst_is_found_where_it_is_on_and_taken_out(frequency):
+    rng = np.random.default_rng(int(frequency * 100))
+    noise = rng.normal(size=LENGTH)
+    spans = [(3000, 6000), (9000, 10800)]
+    raw = noise + switched_tone(frequency, 10.0, spans)
+    short_time = tones.short_time(raw)
+    assert tones.stationary_tones(raw, short_time).size == 0  # on under half the time: no stationary tone
+    bursts = tones.tone_bursts(short_time)
+    assert len(bursts) == 2
+    for burst, (start, end) in zip(bursts, spans):
+        assert abs(burst.frequency - frequency) < 0.5 / tones.SEGMENT
+        assert start - tones.SEGMENT <= burst.start <= start + tones.SEGMENT
+        assert end - tones.SEGMENT <= burst.end <= end + tones.SEGMENT
+    left = tones.remove_bursts(raw, bursts) - noise
+    assert np.abs(left).max() < 3.0  # of a 10-sigma tone, edges included
+    assert np.array_equal(tones.remove_bursts(raw, []), raw)
+
+
+def test_no_bursts_in_noise_pulses_or_amplitude_modulated_tones():
+    """A ringing pulse dies away within a frame or two, and dense PD ringing is no line."""
+    rng = np.random.default_rng(7)
+    noise = rng.normal(size=LENGTH)
+    slow_ringing = np.exp(-np.arange(400) / 60.0) * np.cos(2 * np.pi * 0.12 * np.arange(400))
+    cases = {
+        "noise": noise,
+        "loud slow ringing pulses": noise + pulse_train(slow_ringing, spacing=2000, height=500.0),
+        "dense ringing PD": noise + pulse_train(ringing_pulse(decay=12, frequency=0.12, samples=96), spacing=137,
+                                                height=20.0, rng=rng),
+        "deep amplitude modulation": noise + am_tone(0.17, 2.0, depth=0.9, modulation=2e-4),
+    }
+    for name, raw in cases.items():
+        short_time = tones.short_time(raw)
+        assert tones.tone_bursts(short_time, tones.stationary_tones(raw, short_time)) == [], name
+
+
+def test_pulses_inside_a_tone_burst_are_found_and_the_burst_is_not_reported(segmenter):
+    rng = np.random.default_rng(11)
+    carrier = 1e4 * np.sin(2 * np.pi * TIME / 5000.0 + 0.3)
+    burst = switched_tone(0.1, 10.0, [(4000, 9000)])
+    k = np.arange(60)
+    shape = (1.0 - np.exp(-k)) * np.exp(-k / 5.0)
+    pulses = np.zeros(LENGTH)
+    onsets = (2000, 5000, 7000, 12000)
+    for onset in onsets:
+        pulses[onset: onset + k.size] += 150.0 * shape / shape.max()
+    quiet = rng.normal(size=LENGTH) + carrier
+    assert conditioned_regions(segmenter, quiet + burst).regions.size == 0
+    result = conditioned_regions(segmenter, quiet + burst + pulses)
+    regions = result.regions.tolist()
+    assert len(regions) == len(onsets)
+    for (start, end), onset in zip(regions, onsets):
+        assert abs(start - onset) <= 2 and end - start < 30
+    [listed] = result.to_json(0)["stats"]["tone_bursts_removed"]
+    assert abs(listed["cycles_per_sample"] - 0.1) < 0.002 and listed["start"] <= 4050 and listed["end"] >= 8950
+    # Without the step the burst is one long region, and the pulses inside it get long ones.
+    plain = preprocess.condition(quiet + burst + pulses, remove_tone_bursts=False)
+    kept = segmenter.finish([plain], segmenter.probabilities([plain]), [result.options])[0].regions
+    assert any(end - start > 200 for start, end in kept.tolist())
+
+
+@pytest.mark.parametrize("source, index", [("real", 1), ("independent PD-free", 3), ("independent PD-free", 8),
+                                           ("independent PD-free", 36), ("independent 30 dB", 7),
+                                           ("independent 30 dB", 15), ("independent 30 dB", 39)])
+def test_no_bursts_in_pd_bursts_or_in_deeply_modulated_radio_tones(source, index, real_captures):
+    """Captures where a line stands out for 8 frames and more without being a burst: in a real
+    capture's PD burst the level swings from frame to frame (BURST_STEADY), and the independent
+    generator's radio tones, modulated up to 90 % deep, are still there between their peaks
+    (BURST_OFF_RATIO), though too deep in their troughs for the stationary step."""
+    from training import independent
+
+    if source == "real":
+        raw = real_captures[index]
+    elif source == "independent PD-free":
+        raw = independent.pd_free_tier(True, "validation", 40)[index].signal
+    else:
+        raw = independent.tier(30.0, True, "validation", 40)[index].signal
+    filtered = preprocess.remove_carrier(raw)
+    short_time = tones.short_time(filtered)
+    assert tones.tone_bursts(short_time, tones.stationary_tones(filtered, short_time)) == []

@@ -81,6 +81,7 @@ class SignalResult:
             "merge_gap": self.merge_gap,
             "carrier": self.carrier.to_dict(),
             "tones_removed": tone_list(self.conditioned.tones, self.options.sampling_rate_hz),
+            "tone_bursts_removed": burst_list(self.conditioned.tone_bursts, self.options.sampling_rate_hz),
             "commutation_removed": (None if self.conditioned.commutation is None
                                     else self.conditioned.commutation.to_dict()),
             "phase_locked_removed": (None if self.conditioned.phase_locked is None
@@ -111,6 +112,13 @@ def tone_list(frequencies: np.ndarray, sampling_rate_hz: float | None) -> list[d
             tone["hz"] = significant(float(frequency) * float(sampling_rate_hz))
         out.append(tone)
     return out
+
+
+def burst_list(bursts, sampling_rate_hz: float | None) -> list[dict]:
+    """The tone bursts conditioning took out (:class:`pdseg.tones.Burst`), for the answer: each
+    one's frequency as :func:`tone_list` gives it, and the samples ``[start, end)`` it was on."""
+    return [tone_list(np.array([burst.frequency]), sampling_rate_hz)[0] | {"start": burst.start, "end": burst.end}
+            for burst in bursts]
 
 
 def period_warnings(item: preprocess.Conditioned, given: float | None) -> list[str]:

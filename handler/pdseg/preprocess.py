@@ -1103,6 +1103,8 @@ class Conditioned:
     network_input: np.ndarray  # float32 (channels, length), unitless
     # frequencies (cycles per sample) of the stationary tones taken out of ``filtered``
     tones: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
+    # the tone bursts taken out of it (pdseg.tones.Burst: a line on for a stretch only)
+    tone_bursts: tuple = ()
     # the carrier the capture shows (its own, no caller's period), where conditioning fitted it
     carrier: CarrierFit | None = None
     # the converter commutation train taken out of ``filtered``, if any
@@ -1444,7 +1446,8 @@ def condition(raw: np.ndarray, remove_tones: bool = True, remove_commutation: bo
               leave_out_rails: bool = True, slow_view: bool = True,
               view_cost: Callable[[int], int] | None = None,
               slow_view_of: Callable[[], "Conditioned | None"] | None = None,
-              restore_clipped: bool = True, take_out_end_pulses: "bool | EndPulses" = True) -> Conditioned:
+              restore_clipped: bool = True, take_out_end_pulses: "bool | EndPulses" = True,
+              remove_tone_bursts: bool = True) -> Conditioned:
     """The network input of one signal: carrier removed (:func:`remove_carrier`), then its
     stationary tones (:func:`pdseg.tones.remove_tones`) and its converter commutation
     (:func:`pdseg.commutation.remove_commutation`), and the tones that the commutation hid
@@ -1464,8 +1467,9 @@ def condition(raw: np.ndarray, remove_tones: bool = True, remove_commutation: bo
     (``restore_clipped``: :func:`pdseg.limiter.restore` gives them back the carrier's course
     before the carrier filter and the carrier fit), or a pulse cut by the signal's first or last
     sample (``take_out_end_pulses``: :func:`end_pulses`, taken out before the carrier filter and
-    put back after the tones; or the :class:`EndPulses` given), as the recipe of weights trained
-    before those steps did. ``view_room``: the samples of views the caller's work limit leaves (None: no limit);
+    put back after the tones; or the :class:`EndPulses` given), or the tone bursts
+    (``remove_tone_bursts``: :func:`pdseg.tones.tone_bursts`, after the tones), as the recipe of
+    weights trained before those steps did. ``view_room``: the samples of views the caller's work limit leaves (None: no limit);
     ``view_cost``: what the limit charges a whitened or slower view of so many samples (its length
     by default); ``slow_view_of``: what gives the slower view where it is due, in place of
     :func:`slow_view_of` on ``raw`` (a view started beside this call: :class:`pdseg.pipeline.Segmenter`)."""
@@ -1475,7 +1479,8 @@ def condition(raw: np.ndarray, remove_tones: bool = True, remove_commutation: bo
     carrier_course = raw if restoration is None else restoration.signal
     quantum = quantisation_step(raw)
     filtered = remove_carrier(carrier_course)
-    found = tones.stationary_tones(filtered) if remove_tones else np.zeros(0)
+    short_time = tones.short_time(filtered) if remove_tones else None
+    found = tones.stationary_tones(filtered, short_time) if remove_tones else np.zeros(0)
     if isinstance(take_out_end_pulses, EndPulses):
         cut = take_out_end_pulses
     else:
@@ -1487,6 +1492,9 @@ def condition(raw: np.ndarray, remove_tones: bool = True, remove_commutation: bo
         # Signals long enough to have tones take the linear path of remove_carrier.
         filtered = tones.remove_tones(filtered, found, refilter=(baseline_and_highpass, carrier_filter_gain),
                                       fit_ends=fit_tone_ends)
+    # Found in the same short-time spectra as the tones, away from them.
+    bursts = tones.tone_bursts(short_time, found) if remove_tone_bursts else []
+    filtered = tones.remove_bursts(filtered, bursts)
     # The pulses cut by an end go back as the carrier filter gives a pulse away from the ends,
     # after the tones (whose end fit took a pulse on the end sample for a tone's).
     filtered = cut.put_back(filtered, cut_parts)
@@ -1530,7 +1538,7 @@ def condition(raw: np.ndarray, remove_tones: bool = True, remove_commutation: bo
             if kept != cut:
                 return condition(**(arguments | {"take_out_end_pulses": kept}))
     conditioned = Conditioned(raw=raw, filtered=filtered, scale=scale, network_input=network_planes(filtered, scale),
-                              tones=found, carrier=carrier, commutation=train, phase_locked=locked,
+                              tones=found, tone_bursts=tuple(bursts), carrier=carrier, commutation=train, phase_locked=locked,
                               regular_train=regular, quantum=quantum,
                               clipped=None if restoration is None else restoration.to_dict(),
                               restored=None if restoration is None else restoration.signal, end_pulses=cut)

@@ -29,11 +29,15 @@ stretch of the capture, and subtracted before the network sees the signal.
   that reach. At each end of a signal whose tones are strong, the tones are fitted by least
   squares through the carrier filter instead (:func:`_with_fitted_ends`): the filter's start-up
   turns a tone's phase there into a step that the band-pass does not know well enough.
+* **Bursts** (:func:`tone_bursts`, :func:`remove_bursts`): a line that is on for a stretch of
+  the capture (1,152 samples or more, at a steady level) and off elsewhere, a
+  power-line carrier's or a radio's transmission, taken out over that stretch alone.
 * **Looking again** (:func:`tones_besides`): once a converter's notch train is taken out
   (:mod:`pdseg.commutation`), the lines it hid, except those on its own harmonics.
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Callable
 
 import numpy as np
@@ -102,14 +106,35 @@ REFILTER_SEGMENT = 1024
 REFILTER_KEEP = 384
 
 
-def stationary_tones(filtered: np.ndarray) -> np.ndarray:
-    """The frequencies (cycles per sample, ascending) of the stationary lines in ``filtered``;
-    empty for signals under :data:`MIN_SAMPLES` samples or without lines."""
+@dataclasses.dataclass(frozen=True)
+class ShortTime:
+    """A signal's short-time spectra (bins by frames, :data:`SEGMENT` samples, hop :data:`HOP`),
+    their power, and each bin's floor (the power :data:`FLOOR_QUANTILE` of the frames exceed)."""
+
+    spectra: np.ndarray
+    power: np.ndarray
+    floor: np.ndarray
+
+
+def short_time(filtered: np.ndarray) -> ShortTime | None:
+    """:class:`ShortTime` of ``filtered``; None for signals under :data:`MIN_SAMPLES` samples or
+    all zeros, too short or too empty for a line to be told from anything else."""
     filtered = np.asarray(filtered, dtype=np.float64)
     if filtered.size < MIN_SAMPLES or not np.any(filtered):
-        return np.zeros(0)
+        return None
     _, _, spectra = sps.stft(filtered, nperseg=SEGMENT, noverlap=SEGMENT - HOP, boundary=None, padded=False)
-    floor = np.quantile(np.abs(spectra) ** 2, FLOOR_QUANTILE, axis=1)
+    power = np.abs(spectra) ** 2
+    return ShortTime(spectra, power, np.quantile(power, FLOOR_QUANTILE, axis=1))
+
+
+def stationary_tones(filtered: np.ndarray, spectra: ShortTime | None = None) -> np.ndarray:
+    """The frequencies (cycles per sample, ascending) of the stationary lines in ``filtered``
+    (``spectra``: its :func:`short_time`, if already at hand); empty for signals under
+    :data:`MIN_SAMPLES` samples or without lines."""
+    spectra = short_time(filtered) if spectra is None else spectra
+    if spectra is None:
+        return np.zeros(0)
+    floor, spectra = spectra.floor, spectra.spectra
     tiny = np.finfo(np.float64).tiny
     # Levels 200 dB under the spectrum's mean are float64 round-off, not a noise floor.
     resolvable = RESOLVABLE_POWER * float(np.mean(floor))
@@ -204,14 +229,14 @@ def _continuation(end: np.ndarray, frequencies: np.ndarray, edge: int, steps: np
     return ahead @ coefficients[: waves.shape[1]]
 
 
-def _band_gain(size: int, frequencies: np.ndarray) -> np.ndarray:
+def _band_gain(size: int, frequencies: np.ndarray, half_width: float = TONE_HALF_WIDTH) -> np.ndarray:
     """The band-pass's gain on the bins of a real FFT of ``size`` samples: one minus the
     product of the notches, each a zero-phase second-order Butterworth (``sosfiltfilt``'s
     magnitude) around its tone."""
     bins = np.fft.rfftfreq(size)
     passed = np.ones_like(bins)
     for frequency in frequencies:
-        offset = ((bins - frequency) / TONE_HALF_WIDTH) ** 2
+        offset = ((bins - frequency) / half_width) ** 2
         passed *= offset * offset / (1.0 + offset * offset)
     return 1.0 - passed
 
@@ -323,7 +348,7 @@ def _outliers_as_tones(filtered: np.ndarray, estimate: np.ndarray,
 
 def remove_tones(filtered: np.ndarray, frequencies: np.ndarray | None = None,
                  refilter: tuple[Callable[[np.ndarray], np.ndarray], Callable[[np.ndarray], np.ndarray]] | None = None,
-                 fit_ends: bool = True) -> np.ndarray:
+                 fit_ends: bool = True, half_width: float = TONE_HALF_WIDTH) -> np.ndarray:
     """``filtered`` without its stationary tones (a new array; the input itself where there are
     none). ``frequencies`` defaults to :func:`stationary_tones` of ``filtered``.
 
@@ -346,7 +371,7 @@ def remove_tones(filtered: np.ndarray, frequencies: np.ndarray | None = None,
         return filtered
     frequencies = np.asarray(frequencies, dtype=np.float64)
     size = padded_size(filtered.size)
-    gain = _band_gain(size, frequencies)
+    gain = _band_gain(size, frequencies, half_width)
     # Pulses enter the first estimate only up to a few sigmas and the refined ones not at all
     # (but for what the first estimate's fill still holds of them), so they leave no ringing.
     cleaned = _clipped(filtered, HUBER_START, strided=not fit_ends)
@@ -512,3 +537,126 @@ def _fitted_end_tones(filtered: np.ndarray, frequencies: np.ndarray,
             break
         kept = ~outlying
     return np.einsum("ij,j->i", columns, coefficients)
+
+
+# Tone bursts: a narrowband line that is present, with a steady phase, for a stretch of the
+# capture but not in most of it (a power-line carrier's or a radio's transmission, a TDMA frame).
+# Not PD: a PD pulse's ringing dies away within a few of its decays (60 samples at the longest the
+# generators draw), while a burst holds its level for BURST_FRAMES hops and more. Left in, a burst
+# was reported as one region over its whole length, and PD inside it got regions hundreds of
+# samples long (docs/model-card.md, Conditioning: tone bursts).
+# What tells a burst from PD, each chosen so that the validation splits of both generators (their
+# AM tones, whose troughs can hide them from the stationary step) keep every answer they had:
+BURST_FRAMES = 8  # consecutive short-time frames with the line (1,152 samples with the first one's 256)
+BURST_STEADY = 0.6  # the run's frame power: its 20th percentile at least this share of its 80th
+# Off between its runs: the bin's median power away from them under this many times its floor
+# (the power 80 % of the frames exceed; noise alone reads about 3, chi-square with 2 degrees).
+BURST_OFF_RATIO = 4.0
+# The band taken out around a burst: twice a stationary tone's, so that the band-pass follows a
+# burst's switching within about 40 samples (at 0.006, a residue of its last 80 samples was reported).
+BURST_HALF_WIDTH = 2 * TONE_HALF_WIDTH
+BURST_MARGIN = 2 * SEGMENT  # samples either side of a burst's frames that its removal takes in too
+
+
+@dataclasses.dataclass(frozen=True)
+class Burst:
+    """A tone burst: its frequency (cycles per sample) and the samples ``[start, end)`` of the
+    short-time frames that show it."""
+
+    frequency: float
+    start: int
+    end: int
+
+
+def tone_bursts(spectra: ShortTime | None, known: np.ndarray | None = None) -> list[Burst]:
+    """The tone bursts that a signal's short-time ``spectra`` (:func:`short_time`) show: in each
+    frequency bin (from :data:`LOWEST_BIN`, and not within two short-time bins of a ``known``
+    stationary tone), the runs of at least :data:`BURST_FRAMES` consecutive frames where the bin
+    stands :data:`LINE_RATIO` times over its noise level (its floor, running median over
+    :data:`BACKGROUND_BINS` bins, as :func:`stationary_tones` reads it) and over the same
+    frame's bins three to either side (a pulse's spectrum is broad). A run counts where its
+    level holds (:data:`BURST_STEADY`) and the bin is at the noise away from its runs
+    (:data:`BURST_OFF_RATIO`); of runs that overlap in time within two bins of each other, the
+    strongest."""
+    if spectra is None:
+        return []
+    power, floor = spectra.power, spectra.floor
+    resolvable = RESOLVABLE_POWER * float(np.mean(floor)) + np.finfo(np.float64).tiny
+    background = np.maximum(ndimage.median_filter(floor, BACKGROUND_BINS, mode="nearest"), resolvable)
+    shoulder = np.zeros_like(power)
+    shoulder[SHOULDER_BINS:] = power[:-SHOULDER_BINS]
+    np.maximum(shoulder[:-SHOULDER_BINS], power[SHOULDER_BINS:], out=shoulder[:-SHOULDER_BINS])
+    line = (power >= LINE_RATIO * background[:, None]) & (power >= LINE_RATIO * shoulder)
+    line[:LOWEST_BIN] = False
+    bins = np.arange(power.shape[0])
+    for frequency in np.asarray(known if known is not None else [], dtype=np.float64):
+        line[np.abs(bins / SEGMENT - frequency) < 2.0 / SEGMENT] = False
+    # A frame under the line level between two over it (amplitude modulation's troughs) joins them.
+    line[:, 1:-1] |= line[:, :-2] & line[:, 2:]
+    # Only bins with BURST_FRAMES line frames in a row are looked at further (a few at most).
+    counts = np.concatenate((np.zeros((line.shape[0], 1), np.int32), np.cumsum(line, axis=1, dtype=np.int32)), axis=1)
+    candidates = np.flatnonzero(np.any(counts[:, BURST_FRAMES:] - counts[:, :-BURST_FRAMES] == BURST_FRAMES, axis=1)) \
+        if line.shape[1] >= BURST_FRAMES else []
+    tiny = np.finfo(np.float64).tiny
+    found = []  # (power over the run, bin, first frame, frame after the last)
+    for bin_index in candidates:
+        runs = line[bin_index]
+        labels, _ = ndimage.label(runs)
+        steady = []
+        for frames in ndimage.find_objects(labels):
+            frames = frames[0]
+            if frames.stop - frames.start < BURST_FRAMES:
+                continue
+            low, high = np.quantile(power[bin_index, frames], (0.2, 0.8))
+            if low >= BURST_STEADY * max(high, tiny):
+                steady.append(frames)
+        if not steady:
+            continue
+        # Away from every run of this bin (a frame either side may hold a ramp), a tone whose
+        # troughs still stand out is amplitude-modulated, not switched: the stationary step's
+        # business, which those troughs can hide it from.
+        near = runs.copy()
+        for shift in (1, 2):
+            near[shift:] |= runs[:-shift]
+            near[:-shift] |= runs[shift:]
+        outside = power[bin_index, ~near]
+        if outside.size < BURST_FRAMES or np.median(outside) >= BURST_OFF_RATIO * background[bin_index]:
+            continue
+        found += [(float(power[bin_index, frames].sum()), int(bin_index), frames.start, frames.stop) for frames in steady]
+    bursts, kept = [], []
+    for _, bin_index, first, stop in sorted(found, reverse=True):
+        if any(abs(bin_index - other) <= 2 and first < other_stop and other_first < stop
+               for other, other_first, other_stop in kept):
+            continue
+        kept.append((bin_index, first, stop))
+        offset = 0.0
+        if bin_index < power.shape[0] - 1:  # from LOWEST_BIN, so never the first
+            offset = parabola_peak(np.log(power[bin_index - 1: bin_index + 2, first:stop].mean(axis=1) + tiny))
+        length = (power.shape[1] - 1) * HOP + SEGMENT
+        bursts.append(Burst(float((bin_index + offset) / SEGMENT), first * HOP, min((stop - 1) * HOP + SEGMENT, length)))
+    return sorted(bursts, key=lambda burst: burst.start)
+
+
+def remove_bursts(filtered: np.ndarray, bursts: list[Burst]) -> np.ndarray:
+    """``filtered`` without its ``bursts`` (a new array; the input itself where there are none):
+    each taken out as a stationary tone is (:func:`remove_tones`, its pulses kept out of the
+    estimate) over its samples and :data:`BURST_MARGIN` either side, where the tone is absent and
+    the band-pass leaves next to nothing."""
+    if not bursts:
+        return filtered
+    cleaned = np.array(filtered, dtype=np.float64, copy=True)
+    ramp = 0.5 - 0.5 * np.cos(np.pi * (np.arange(BURST_MARGIN) + 0.5) / BURST_MARGIN)
+    for burst in bursts:
+        first = max(burst.start - BURST_MARGIN, 0)
+        last = min(burst.end + BURST_MARGIN, cleaned.size)
+        segment = cleaned[first:last]
+        estimate = segment - remove_tones(segment, np.array([burst.frequency]), half_width=BURST_HALF_WIDTH)
+        # Faded in and out over the margins, where the band holds little: a weak tone that
+        # goes on past them (amplitude modulation's troughs) is left, not cut off with a step.
+        weight, fade = np.ones(segment.size), min(BURST_MARGIN, segment.size)
+        if first > 0:
+            weight[:fade] = ramp[:fade]
+        if last < cleaned.size:
+            weight[-fade:] = np.minimum(weight[-fade:], ramp[:fade][::-1])
+        cleaned[first:last] = segment - weight * estimate
+    return cleaned
