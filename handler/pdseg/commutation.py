@@ -43,14 +43,8 @@ SLOTS_PER_CYCLE = 6
 MIN_SLOTS = 5
 MIN_CYCLES = 6  # whole cycles, where the median is taken over cycles (4 took PD out)
 # Once a cycle, PD clustered at a phase can make a median too: what is taken out there must be
-# the same in IDENTICAL_SHARE of the cycles, within this many noise units (rms over the median's
-# core) or IDENTICAL_FRACTION of the core's rms, whichever is more: a loud corner's sub-sample
-# place moves from cycle to cycle by a few per cent of it. Half of the cycles let a pulse of one
-# shape whose size varies by +-30 % pass in 8 of 40 captures (a stranger's probe, 2026-12-07;
-# docs/model-card.md, Conditioning).
+# the same in most cycles, within this many noise units (rms over the median's core).
 IDENTICAL_LEVEL = 2.0
-IDENTICAL_SHARE = 0.9
-IDENTICAL_FRACTION = 0.1
 TEMPLATE_LEVEL = 4.0  # noise units the median must reach somewhere ...
 SUPPORT_LEVEL = 1.0  # noise units: where the median is subtracted ...
 SUPPORT_MARGIN = 4  # ... widened by this many samples each side
@@ -171,8 +165,7 @@ def find_train(filtered: np.ndarray, scale: float, start: float, slot: float, co
         return None
     if identical:
         residual = np.sqrt(np.median((slots[:, core] - template[core]) ** 2, axis=1))
-        tolerance = max(IDENTICAL_LEVEL * scale, IDENTICAL_FRACTION * float(np.sqrt(np.mean(template[core] ** 2))))
-        if np.quantile(residual, IDENTICAL_SHARE) > tolerance:
+        if np.median(residual) > IDENTICAL_LEVEL * scale:
             return None
     support = ndimage.binary_dilation(np.abs(template) > SUPPORT_LEVEL * scale, iterations=SUPPORT_MARGIN)
     return Train(slot, np.where(support, template, 0.0))
