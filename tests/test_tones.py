@@ -403,7 +403,7 @@ def segmenter():
     return Segmenter.from_record(network, record)
 
 
-def conditioned_regions(segmenter, signal):
+def analysed(segmenter, signal):
     [result] = segmenter.analyse([signal])
     return result
 
@@ -455,8 +455,8 @@ def test_pulses_inside_a_tone_burst_are_found_and_the_burst_is_not_reported(segm
     for onset in onsets:
         pulses[onset: onset + k.size] += 150.0 * shape / shape.max()
     quiet = rng.normal(size=LENGTH) + carrier
-    assert conditioned_regions(segmenter, quiet + burst).regions.size == 0
-    result = conditioned_regions(segmenter, quiet + burst + pulses)
+    assert analysed(segmenter, quiet + burst).regions.size == 0
+    result = analysed(segmenter, quiet + burst + pulses)
     regions = result.regions.tolist()
     assert len(regions) == len(onsets)
     for (start, end), onset in zip(regions, onsets):
@@ -488,3 +488,53 @@ def test_no_bursts_in_pd_bursts_or_in_deeply_modulated_radio_tones(source, index
     filtered = preprocess.remove_carrier(raw)
     short_time = tones.short_time(filtered)
     assert tones.tone_bursts(short_time, tones.stationary_tones(filtered, short_time)) == []
+
+
+@pytest.mark.parametrize("spans", [[(0, 4000)], [(LENGTH - 4000, LENGTH)], [(5000, 9000)]])
+@pytest.mark.parametrize("amplitude", [10.0, 100.0])
+def test_a_burst_at_an_end_leaves_nothing_there_and_a_loud_one_little_where_it_switches(segmenter, spans, amplitude):
+    """On at the capture's first or last sample, a burst is fitted through the carrier filter's
+    end as a stationary tone is (a 100-unit one left 70 units at sample 0, reported). Switched
+    over 50 samples, a 10-unit burst leaves nothing reported and a 100-unit one under 6 noise
+    units (BURST_HALF_WIDTH: at half the band, 20), which the network may still take for a
+    ringing pulse of about 90 samples where it switches (model card, Known failure modes)."""
+    rng = np.random.default_rng(int(amplitude) + spans[0][0])
+    carrier = 1e4 * np.sin(2 * np.pi * TIME / 5000.0 + 0.3)
+    noise = rng.normal(size=LENGTH)
+    envelope = np.zeros(LENGTH)
+    edge = 0.5 - 0.5 * np.cos(np.pi * np.arange(50) / 50)
+    for start, end in spans:
+        envelope[start:end] = 1.0
+        if start > 0:
+            envelope[start: start + 50] = edge
+        if end < LENGTH:
+            envelope[end - 50: end] = edge[::-1]
+    signal = noise + carrier + amplitude * envelope * np.sin(2 * np.pi * 0.1 * TIME + 0.7)
+    result = analysed(segmenter, signal)
+    assert len(result.conditioned.tone_bursts) == 1
+    switches = [edge for span in spans for edge in span if 0 < edge < LENGTH]
+    for start, end in result.regions.tolist():
+        assert amplitude > 10.0 and end - start < 150
+        assert min(abs((start + end) // 2 - edge) for edge in switches) < 100
+    clean = preprocess.condition(noise + carrier)
+    assert np.abs(result.conditioned.filtered - clean.filtered).max() < 6.0 * clean.scale
+
+
+def test_a_hopping_radio_gives_at_most_max_bursts_strongest_first():
+    """A radio hopping over 20 channels every 1,300 samples shows a burst at each dwell: at most
+    MAX_BURSTS of them are taken out, so the step's work stays bounded."""
+    rng = np.random.default_rng(12)
+    length = 200_000
+    t = np.arange(length, dtype=np.float64)
+    signal = rng.normal(size=length)
+    channels = rng.uniform(0.03, 0.45, 20)
+    heights = np.zeros(length)
+    for start in range(0, length, 1300):
+        height = rng.uniform(5.0, 20.0)
+        signal[start: start + 1300] += height * np.sin(2 * np.pi * rng.choice(channels) * t[start: start + 1300])
+        heights[start: start + 1300] = height
+    bursts = tones.tone_bursts(tones.short_time(signal))
+    assert len(bursts) == tones.MAX_BURSTS
+    # the strongest are the ones kept: their dwells' heights stand above the median dwell's
+    kept = [heights[(burst.start + burst.end) // 2] for burst in bursts]
+    assert np.median(kept) > np.median(heights[::1300]) + 3.0

@@ -1468,7 +1468,8 @@ def condition(raw: np.ndarray, remove_tones: bool = True, remove_commutation: bo
     before the carrier filter and the carrier fit), or a pulse cut by the signal's first or last
     sample (``take_out_end_pulses``: :func:`end_pulses`, taken out before the carrier filter and
     put back after the tones; or the :class:`EndPulses` given), or the tone bursts
-    (``remove_tone_bursts``: :func:`pdseg.tones.tone_bursts`, after the tones), as the recipe of
+    (``remove_tone_bursts``: :func:`pdseg.tones.tone_bursts`, after the tones, and only where
+    ``remove_tones`` is on too), as the recipe of
     weights trained before those steps did. ``view_room``: the samples of views the caller's work limit leaves (None: no limit);
     ``view_cost``: what the limit charges a whitened or slower view of so many samples (its length
     by default); ``slow_view_of``: what gives the slower view where it is due, in place of
@@ -1494,7 +1495,7 @@ def condition(raw: np.ndarray, remove_tones: bool = True, remove_commutation: bo
                                       fit_ends=fit_tone_ends)
     # Found in the same short-time spectra as the tones, away from them.
     bursts = tones.tone_bursts(short_time, found) if remove_tone_bursts else []
-    filtered = tones.remove_bursts(filtered, bursts)
+    filtered = tones.remove_bursts(filtered, bursts, refilter=(baseline_and_highpass, carrier_filter_gain))
     # The pulses cut by an end go back as the carrier filter gives a pulse away from the ends,
     # after the tones (whose end fit took a pulse on the end sample for a tone's).
     filtered = cut.put_back(filtered, cut_parts)

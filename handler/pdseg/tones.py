@@ -387,9 +387,9 @@ def remove_tones(filtered: np.ndarray, frequencies: np.ndarray | None = None,
         return filtered - tone_estimate(cleaned, frequencies, gain, ends)
     carrier_filter, carrier_gain = refilter
     if fit_ends and filtered.size >= ENDS_APART_FROM:
-        result, raw_ends = _refiltered_at_ends(filtered, cleaned, frequencies, gain, ends, refilter)
+        result, raw_ends = _refiltered_at_ends(filtered, cleaned, frequencies, gain, ends, refilter, half_width)
         return _with_fitted_ends(filtered, result, frequencies, carrier_filter, raw_ends)
-    gains = _refilter_gains(size, frequencies, carrier_gain)
+    gains = _refilter_gains(size, frequencies, carrier_gain, half_width)
     raw, refiltered, direct = tone_estimate(cleaned, frequencies, gains, ends)
     # Away from the ends the filter only scales each frequency (``refiltered`` already is the raw
     # estimate filtered there); near them it is run on the raw estimate itself.
@@ -406,11 +406,12 @@ def remove_tones(filtered: np.ndarray, frequencies: np.ndarray | None = None,
 
 
 def _refilter_gains(size: int, frequencies: np.ndarray,
-                    carrier_gain: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+                    carrier_gain: Callable[[np.ndarray], np.ndarray],
+                    half_width: float = TONE_HALF_WIDTH) -> np.ndarray:
     """The gains, on the bins of a real FFT of ``size`` samples, that give the tones' band as it
     was before the carrier filter (``raw``), as the filter passed it where it passed enough to
     scale back (``refiltered``) and where it did not (``direct``), stacked in that order."""
-    gain = _band_gain(size, frequencies)
+    gain = _band_gain(size, frequencies, half_width)
     passed = carrier_gain(np.fft.rfftfreq(size))
     # Where the filter passed too little to scale back, the band is taken as it came out.
     restorable = np.minimum(passed / MIN_REFILTER_GAIN, 1.0)
@@ -433,7 +434,7 @@ ENDS_APART_FROM = 4 * END_BLOCK  # samples
 def _refiltered_at_ends(filtered: np.ndarray, cleaned: np.ndarray, frequencies: np.ndarray, gain: np.ndarray,
                         ends: tuple[np.ndarray, np.ndarray],
                         refilter: tuple[Callable[[np.ndarray], np.ndarray], Callable[[np.ndarray], np.ndarray]],
-                        ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+                        half_width: float = TONE_HALF_WIDTH) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
     """:func:`remove_tones`'s last step for a signal of at least :data:`ENDS_APART_FROM` samples, and
     the raw band over the first and the last :data:`REFILTER_SEGMENT` samples."""
     carrier_filter, carrier_gain = refilter
@@ -441,7 +442,7 @@ def _refiltered_at_ends(filtered: np.ndarray, cleaned: np.ndarray, frequencies: 
     # The two ends of the extended signal that tone_estimate transformed whole.
     first_block = np.concatenate((ends[0], cleaned[: END_BLOCK - EDGE_PAD]))
     last_block = np.concatenate((cleaned[cleaned.size - (END_BLOCK - EDGE_PAD):], ends[1]))
-    block_gains = _refilter_gains(2 * END_BLOCK, frequencies, carrier_gain)[[0, 2]]
+    block_gains = _refilter_gains(2 * END_BLOCK, frequencies, carrier_gain, half_width)[[0, 2]]
     # Each block is zero-padded to twice its length, so that neither end wraps around onto the other.
     first_raw, first_direct = _through_gain(first_block, block_gains, 2 * END_BLOCK,
                                             slice(EDGE_PAD, EDGE_PAD + REFILTER_SEGMENT))
@@ -539,7 +540,7 @@ def _fitted_end_tones(filtered: np.ndarray, frequencies: np.ndarray,
     return np.einsum("ij,j->i", columns, coefficients)
 
 
-# Tone bursts: a narrowband line that is present, with a steady phase, for a stretch of the
+# Tone bursts: a narrowband line that is present, at a steady level, for a stretch of the
 # capture but not in most of it (a power-line carrier's or a radio's transmission, a TDMA frame).
 # Not PD: a PD pulse's ringing dies away within a few of its decays (60 samples at the longest the
 # generators draw), while a burst holds its level for BURST_FRAMES hops and more. Left in, a burst
@@ -552,9 +553,13 @@ BURST_STEADY = 0.6  # the run's frame power: its 20th percentile at least this s
 # Off between its runs: the bin's median power away from them under this many times its floor
 # (the power 80 % of the frames exceed; noise alone reads about 3, chi-square with 2 degrees).
 BURST_OFF_RATIO = 4.0
-# The band taken out around a burst: twice a stationary tone's, so that the band-pass follows a
-# burst's switching within about 40 samples (at 0.006, a residue of its last 80 samples was reported).
-BURST_HALF_WIDTH = 2 * TONE_HALF_WIDTH
+# The band taken out around a burst: four times a stationary tone's, so that the band-pass follows
+# a burst's switching within about 20 samples (at twice, a 100-unit burst switched over 50 samples
+# left 20 units there, reported; at once, a 10-unit burst's last 80 samples were).
+BURST_HALF_WIDTH = 4 * TONE_HALF_WIDTH
+# At most this many bursts a signal, the strongest: each is a band-pass over its stretch, and a
+# frequency-hopping radio over 1.5 million samples showed 982 of them (5.5 s for ten such radios).
+MAX_BURSTS = 32
 BURST_MARGIN = 2 * SEGMENT  # samples either side of a burst's frames that its removal takes in too
 
 
@@ -593,7 +598,7 @@ def tone_bursts(spectra: ShortTime | None, known: np.ndarray | None = None) -> l
         line[np.abs(bins / SEGMENT - frequency) < 2.0 / SEGMENT] = False
     # A frame under the line level between two over it (amplitude modulation's troughs) joins them.
     line[:, 1:-1] |= line[:, :-2] & line[:, 2:]
-    # Only bins with BURST_FRAMES line frames in a row are looked at further (a few at most).
+    # Only bins with BURST_FRAMES line frames in a row are looked at further.
     counts = np.concatenate((np.zeros((line.shape[0], 1), np.int32), np.cumsum(line, axis=1, dtype=np.int32)), axis=1)
     candidates = np.flatnonzero(np.any(counts[:, BURST_FRAMES:] - counts[:, :-BURST_FRAMES] == BURST_FRAMES, axis=1)) \
         if line.shape[1] >= BURST_FRAMES else []
@@ -625,6 +630,8 @@ def tone_bursts(spectra: ShortTime | None, known: np.ndarray | None = None) -> l
         found += [(float(power[bin_index, frames].sum()), int(bin_index), frames.start, frames.stop) for frames in steady]
     bursts, kept = [], []
     for _, bin_index, first, stop in sorted(found, reverse=True):
+        if len(kept) == MAX_BURSTS:
+            break
         if any(abs(bin_index - other) <= 2 and first < other_stop and other_first < stop
                for other, other_first, other_stop in kept):
             continue
@@ -632,16 +639,19 @@ def tone_bursts(spectra: ShortTime | None, known: np.ndarray | None = None) -> l
         offset = 0.0
         if bin_index < power.shape[0] - 1:  # from LOWEST_BIN, so never the first
             offset = parabola_peak(np.log(power[bin_index - 1: bin_index + 2, first:stop].mean(axis=1) + tiny))
-        length = (power.shape[1] - 1) * HOP + SEGMENT
-        bursts.append(Burst(float((bin_index + offset) / SEGMENT), first * HOP, min((stop - 1) * HOP + SEGMENT, length)))
+        bursts.append(Burst(float((bin_index + offset) / SEGMENT), first * HOP, (stop - 1) * HOP + SEGMENT))
     return sorted(bursts, key=lambda burst: burst.start)
 
 
-def remove_bursts(filtered: np.ndarray, bursts: list[Burst]) -> np.ndarray:
+def remove_bursts(filtered: np.ndarray, bursts: list[Burst],
+                  refilter: tuple[Callable[[np.ndarray], np.ndarray], Callable[[np.ndarray], np.ndarray]] | None = None,
+                  ) -> np.ndarray:
     """``filtered`` without its ``bursts`` (a new array; the input itself where there are none):
     each taken out as a stationary tone is (:func:`remove_tones`, its pulses kept out of the
-    estimate) over its samples and :data:`BURST_MARGIN` either side, where the tone is absent and
-    the band-pass leaves next to nothing."""
+    estimate, within :data:`BURST_HALF_WIDTH` of its frequency) over its samples and
+    :data:`BURST_MARGIN` either side, where the tone is absent and the band-pass leaves next to
+    nothing. ``refilter``: the carrier filter and its gain, as :func:`remove_tones` takes them,
+    for a burst whose stretch reaches the signal's first or last sample."""
     if not bursts:
         return filtered
     cleaned = np.array(filtered, dtype=np.float64, copy=True)
@@ -650,7 +660,11 @@ def remove_bursts(filtered: np.ndarray, bursts: list[Burst]) -> np.ndarray:
         first = max(burst.start - BURST_MARGIN, 0)
         last = min(burst.end + BURST_MARGIN, cleaned.size)
         segment = cleaned[first:last]
-        estimate = segment - remove_tones(segment, np.array([burst.frequency]), half_width=BURST_HALF_WIDTH)
+        # At a signal's end the carrier filter bent the tone (remove_tones, ``refilter``): a
+        # burst on at sample 0 left 70 units of a 100-unit tone there, reported as a pulse.
+        at_end = refilter if (first == 0 or last == cleaned.size) else None
+        estimate = segment - remove_tones(segment, np.array([burst.frequency]), refilter=at_end,
+                                          half_width=BURST_HALF_WIDTH)
         # Faded in and out over the margins, where the band holds little: a weak tone that
         # goes on past them (amplitude modulation's troughs) is left, not cut off with a step.
         weight, fade = np.ones(segment.size), min(BURST_MARGIN, segment.size)
