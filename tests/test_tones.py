@@ -538,3 +538,23 @@ def test_a_hopping_radio_gives_at_most_max_bursts_strongest_first():
     # the strongest are the ones kept: their dwells' heights stand above the median dwell's
     kept = [heights[(burst.start + burst.end) // 2] for burst in bursts]
     assert np.median(kept) > np.median(heights[::1300]) + 3.0
+
+
+def test_long_bursts_cover_at_most_max_burst_cover_times_the_signal():
+    """Ten tones each on for 70 % of a capture (too little for the stationary step) show 20 bursts
+    over 7 times its length: the strongest are taken out while their stretches cover at most
+    MAX_BURST_COVER times it, so the step's work stays bounded."""
+    rng = np.random.default_rng(6)
+    length = 100_000
+    t = np.arange(length, dtype=np.float64)
+    signal = rng.normal(size=length)
+    for k in range(10):
+        envelope = np.ones(length)
+        off = int(rng.uniform(0, 0.7 * length))
+        envelope[off: off + int(0.3 * length)] = 0.0
+        signal += 8.0 * envelope * np.sin(2 * np.pi * (0.04 + 0.04 * k) * t + k)
+    short_time = tones.short_time(signal)
+    bursts = tones.tone_bursts(short_time, tones.stationary_tones(signal, short_time))
+    covered = sum(burst.end - burst.start + 2 * tones.BURST_MARGIN for burst in bursts)
+    assert 5 <= len(bursts) < 20
+    assert covered <= tones.MAX_BURST_COVER * length
