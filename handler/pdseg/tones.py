@@ -109,11 +109,15 @@ REFILTER_KEEP = 384
 @dataclasses.dataclass(frozen=True)
 class ShortTime:
     """A signal's short-time spectra (bins by frames, :data:`SEGMENT` samples, hop :data:`HOP`),
-    their power, and each bin's floor (the power :data:`FLOOR_QUANTILE` of the frames exceed)."""
+    their power, each bin's floor (the power :data:`FLOOR_QUANTILE` of the frames exceed) and
+    the noise's spectral shape a line stands over (the floor's running median over
+    :data:`BACKGROUND_BINS` bins; levels 200 dB under the floor's mean are float64 round-off,
+    not a noise floor)."""
 
     spectra: np.ndarray
     power: np.ndarray
     floor: np.ndarray
+    background: np.ndarray
 
 
 def short_time(filtered: np.ndarray) -> ShortTime | None:
@@ -124,7 +128,10 @@ def short_time(filtered: np.ndarray) -> ShortTime | None:
         return None
     _, _, spectra = sps.stft(filtered, nperseg=SEGMENT, noverlap=SEGMENT - HOP, boundary=None, padded=False)
     power = np.abs(spectra) ** 2
-    return ShortTime(spectra, power, np.quantile(power, FLOOR_QUANTILE, axis=1))
+    floor = np.quantile(power, FLOOR_QUANTILE, axis=1)
+    resolvable = RESOLVABLE_POWER * float(np.mean(floor))
+    background = np.maximum(ndimage.median_filter(floor, BACKGROUND_BINS, mode="nearest"), resolvable)
+    return ShortTime(spectra, power, floor, background)
 
 
 def stationary_tones(filtered: np.ndarray, spectra: ShortTime | None = None) -> np.ndarray:
@@ -134,11 +141,8 @@ def stationary_tones(filtered: np.ndarray, spectra: ShortTime | None = None) -> 
     spectra = short_time(filtered) if spectra is None else spectra
     if spectra is None:
         return np.zeros(0)
-    floor, spectra = spectra.floor, spectra.spectra
+    floor, background, spectra = spectra.floor, spectra.background, spectra.spectra
     tiny = np.finfo(np.float64).tiny
-    # Levels 200 dB under the spectrum's mean are float64 round-off, not a noise floor.
-    resolvable = RESOLVABLE_POWER * float(np.mean(floor))
-    background = np.maximum(ndimage.median_filter(floor, BACKGROUND_BINS, mode="nearest"), resolvable)
     edge = np.full(SHOULDER_BINS, np.inf)
     padded = np.concatenate((edge, floor, edge))
     sides = np.stack((padded[: -2 * SHOULDER_BINS], padded[2 * SHOULDER_BINS:]))
@@ -589,9 +593,7 @@ def tone_bursts(spectra: ShortTime | None, known: np.ndarray | None = None) -> l
     :data:`MAX_BURST_COVER` times the signal's length."""
     if spectra is None:
         return []
-    power, floor = spectra.power, spectra.floor
-    resolvable = RESOLVABLE_POWER * float(np.mean(floor)) + np.finfo(np.float64).tiny
-    background = np.maximum(ndimage.median_filter(floor, BACKGROUND_BINS, mode="nearest"), resolvable)
+    power, background = spectra.power, np.maximum(spectra.background, np.finfo(np.float64).tiny)
     shoulder = np.zeros_like(power)
     shoulder[SHOULDER_BINS:] = power[:-SHOULDER_BINS]
     np.maximum(shoulder[:-SHOULDER_BINS], power[SHOULDER_BINS:], out=shoulder[:-SHOULDER_BINS])
