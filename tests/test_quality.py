@@ -89,6 +89,23 @@ def test_real_captures_alone_together_and_scaled(shipped, real_captures):
             assert np.abs(scaled - result.regions).max() <= 2
 
 
+def test_real_captures_offset_moves_no_region(shipped, real_captures):
+    """A constant offset (an amplifier's bias, a unipolar converter's mid-scale) is no signal:
+    1e6 on the 7e5 carrier once raised the noise floor and lost 11 of the 62 regions. Short
+    windows (the robust-trend path) cut around a burst keep theirs too."""
+    for capture in real_captures:
+        regions = shipped.analyse([capture])[0].regions
+        for offset in (1e6, -1e7):
+            moved = shipped.analyse([capture + offset])[0].regions
+            assert moved.shape == regions.shape
+            assert np.abs(moved - regions).max() <= 2
+        peak = int(np.argmax(np.abs(preprocess.remove_carrier(capture))))
+        window = capture[max(peak - 128, 0): max(peak - 128, 0) + 256]
+        alone, shifted = shipped.analyse([window, window + 1e6])
+        assert len(alone.regions) > 0
+        assert np.array_equal(alone.regions, shifted.regions)
+
+
 def commutation_notches(samples_per_cycle: float, per_cycle: int, cycles: float, width: float,
                         depth: float) -> np.ndarray:
     """Equal converter commutation notches, ``per_cycle`` at regular phases of every cycle."""
