@@ -1,6 +1,7 @@
 """Seeded CPU training of the UNet1D on synthetic captures, and the choice of region rules."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 from pathlib import Path
@@ -155,6 +156,18 @@ def loss_fn(logits: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | 
 CHECKPOINT_EVERY = 500  # steps between checkpoints (a few seconds of work lost at most)
 
 
+@contextlib.contextmanager
+def denormals_flushed():
+    """Denormal floats read and written as zero inside, IEEE arithmetic again after. Tiny
+    activations late in training become denormals, which are slow on x86; the mode is the
+    whole thread's, numpy's too, and a test run after training read 1e-320 as zero."""
+    torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(False)
+
+
 def train(model: UNet1D, inputs: np.ndarray, labels: np.ndarray, config: TrainConfig,
           progress: bool = True, time_limit_s: float | None = None, device: str = "cpu",
           checkpoint: Path | None = None) -> list[float]:
@@ -162,58 +175,57 @@ def train(model: UNet1D, inputs: np.ndarray, labels: np.ndarray, config: TrainCo
     whole state (weights, optimiser, schedule, batch generator, losses) is saved there every
     :data:`CHECKPOINT_EVERY` steps, and a run that finds the file resumes from it: an
     interrupted run continues to the same weights as an uninterrupted one."""
-    torch.manual_seed(config.seed)
-    # Tiny activations late in training become denormal floats, which are slow on x86.
-    torch.set_flush_denormal(True)
-    rng = np.random.default_rng(config.seed + 1)
-    optimiser = torch.optim.AdamW(model.parameters(), lr=config.learning_rate,
-                                  weight_decay=config.weight_decay)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=config.learning_rate,
-                                                   total_steps=config.steps, pct_start=0.1)
-    model.to(device)
-    model.train()
-    losses: list[float] = []
-    first_step = 0
-    if checkpoint is not None and checkpoint.is_file():
-        state = torch.load(checkpoint, map_location=device, weights_only=False)
-        model.load_state_dict(state["model"])
-        optimiser.load_state_dict(state["optimiser"])
-        schedule.load_state_dict(state["schedule"])
-        rng.bit_generator.state = state["batches"]
-        losses, first_step = state["losses"], state["step"]
-    pending: list[torch.Tensor] = []
-    started = time.monotonic()
-    bar = tqdm(range(first_step, config.steps), desc="training", disable=not progress,
-               initial=first_step, total=config.steps)
-    for step in bar:
-        x, y, weights = (tensor.to(device) for tensor in _batch(rng, inputs, labels, config))
-        with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=config.bf16):
-            logits = model.logits(x)
-        loss = loss_fn(logits.float(), y, weights)
-        optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        optimiser.step()
-        schedule.step()
-        pending.append(loss.detach())
-        if step % 20 == 0 or step == config.steps - 1:
-            # One read per 20 steps: on a GPU every read waits for the queued work.
-            losses.extend(torch.stack(pending).tolist())
-            pending.clear()
-            bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
-        if checkpoint is not None and (step + 1) % CHECKPOINT_EVERY == 0 and step + 1 < config.steps:
-            losses.extend(torch.stack(pending).tolist() if pending else [])
-            pending.clear()
-            saved = checkpoint.with_suffix(".partial")
-            torch.save({"model": model.state_dict(), "optimiser": optimiser.state_dict(),
-                        "schedule": schedule.state_dict(), "batches": rng.bit_generator.state,
-                        "losses": losses, "step": step + 1}, saved)
-            saved.replace(checkpoint)
-        if time_limit_s is not None and time.monotonic() - started > time_limit_s:
-            break
-    losses.extend(torch.stack(pending).tolist() if pending else [])
-    model.eval()
-    model.to("cpu")
-    return losses
+    with denormals_flushed():
+        torch.manual_seed(config.seed)
+        rng = np.random.default_rng(config.seed + 1)
+        optimiser = torch.optim.AdamW(model.parameters(), lr=config.learning_rate,
+                                      weight_decay=config.weight_decay)
+        schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=config.learning_rate,
+                                                       total_steps=config.steps, pct_start=0.1)
+        model.to(device)
+        model.train()
+        losses: list[float] = []
+        first_step = 0
+        if checkpoint is not None and checkpoint.is_file():
+            state = torch.load(checkpoint, map_location=device, weights_only=False)
+            model.load_state_dict(state["model"])
+            optimiser.load_state_dict(state["optimiser"])
+            schedule.load_state_dict(state["schedule"])
+            rng.bit_generator.state = state["batches"]
+            losses, first_step = state["losses"], state["step"]
+        pending: list[torch.Tensor] = []
+        started = time.monotonic()
+        bar = tqdm(range(first_step, config.steps), desc="training", disable=not progress,
+                   initial=first_step, total=config.steps)
+        for step in bar:
+            x, y, weights = (tensor.to(device) for tensor in _batch(rng, inputs, labels, config))
+            with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=config.bf16):
+                logits = model.logits(x)
+            loss = loss_fn(logits.float(), y, weights)
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            schedule.step()
+            pending.append(loss.detach())
+            if step % 20 == 0 or step == config.steps - 1:
+                # One read per 20 steps: on a GPU every read waits for the queued work.
+                losses.extend(torch.stack(pending).tolist())
+                pending.clear()
+                bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
+            if checkpoint is not None and (step + 1) % CHECKPOINT_EVERY == 0 and step + 1 < config.steps:
+                losses.extend(torch.stack(pending).tolist() if pending else [])
+                pending.clear()
+                saved = checkpoint.with_suffix(".partial")
+                torch.save({"model": model.state_dict(), "optimiser": optimiser.state_dict(),
+                            "schedule": schedule.state_dict(), "batches": rng.bit_generator.state,
+                            "losses": losses, "step": step + 1}, saved)
+                saved.replace(checkpoint)
+            if time_limit_s is not None and time.monotonic() - started > time_limit_s:
+                break
+        losses.extend(torch.stack(pending).tolist() if pending else [])
+        model.eval()
+        model.to("cpu")
+        return losses
 
 
 def predict(model: torch.nn.Module, inputs: np.ndarray, batch: int = 16) -> np.ndarray:
