@@ -432,8 +432,32 @@ def test_the_report_says_which_signals_had_a_clipped_carrier_restored():
     page, _, _ = build_report([record(0, restored), record(1, None), record(2, "absent")], {}, [],
                               lambda file, signal: None)
     assert "<th>clipped carrier restored (plateaus)</th>" in page
-    assert "<td>none</td><td>none</td><td>none</td><td>none</td><td>no</td><td>23</td></tr>" in page
-    assert page.count("<td>none</td><td>none</td><td>none</td><td>none</td><td>no</td><td>no</td></tr>") == 2
+    assert "<td>none</td><td>none</td><td>none</td><td>none</td><td>none</td><td>no</td><td>23</td></tr>" in page
+    assert page.count("<td>none</td><td>none</td><td>none</td><td>none</td><td>none</td><td>no</td><td>no</td></tr>") == 2
+
+
+def test_the_report_lists_the_tone_bursts_taken_out():
+    """stats.tone_bursts_removed: each burst's frequency and the samples it was on, in the
+    column after the stationary tones; "none" where there was none or where an answer from a
+    release before the step has no such entry."""
+    from pdclient.report import build_report
+
+    def record(signal, bursts):
+        stats = {"cycles": 12.0, "regions_per_cycle": 0.0, "tones_removed": [{"cycles_per_sample": 0.25}],
+                 "commutation_removed": None, "phase_locked_removed": None,
+                 "regular_train_removed": None, "noise_whitening": None}
+        if bursts != "absent":
+            stats["tone_bursts_removed"] = bursts
+        return {"file": "f.npy", "signal": signal, "model": {"name": "pd_segmenter", "version": "1.0"},
+                "answer": {"length": 40000, "regions": [], "stats": stats}}
+
+    bursts = [{"cycles_per_sample": 0.0625, "start": 1152, "end": 5760},
+              {"cycles_per_sample": 0.1875, "start": 20000, "end": 40000}]
+    page, _, _ = build_report([record(0, bursts), record(1, []), record(2, "absent")], {}, [],
+                              lambda file, signal: None)
+    assert "<th>tone bursts removed (cycles/sample at samples)</th>" in page
+    assert "<td>0.25</td><td>0.0625 at 1152-5760, 0.1875 at 20000-40000</td><td>none</td>" in page
+    assert page.count("<td>0.25</td><td>none</td><td>none</td>") == 2
 
 
 def test_the_client_body_budget_matches_the_shipped_body_limit():

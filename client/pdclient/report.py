@@ -73,6 +73,8 @@ def _signal_row(record: Mapping) -> tuple:
     regions = answer.get("regions", [])
     polarity = [region.get("polarity") for region in regions]
     tones = ", ".join(f"{tone['cycles_per_sample']:g}" for tone in stats.get("tones_removed", [])) or "none"
+    bursts = ", ".join(f"{burst['cycles_per_sample']:g} at {burst['start']}-{burst['end']}"
+                       for burst in stats.get("tone_bursts_removed", [])) or "none"  # absent before it
     train = stats.get("commutation_removed")
     commutation = f"{train['samples_per_sixth']:g}" if train else "none"
     repeating = stats.get("phase_locked_removed")
@@ -85,7 +87,7 @@ def _signal_row(record: Mapping) -> tuple:
     restored = f"{clipped['plateaus']}" if clipped else "no"
     return (record["signal"], answer.get("length"), len(regions), stats.get("cycles"),
             stats.get("regions_per_cycle"), max((r["peak"] for r in regions), default=None),
-            polarity.count("positive"), polarity.count("negative"), tones, commutation, phase_locked,
+            polarity.count("positive"), polarity.count("negative"), tones, bursts, commutation, phase_locked,
             spaced, whitened, restored)
 
 
@@ -161,7 +163,8 @@ def build_report(records: Sequence[Mapping], settings: Mapping, failures: Sequen
                      f"{file_summary['signals']} signals, {_cell(file_summary['repetition_rate_per_cycle'])} per cycle</h3>")
         parts.append(_table(("signal", "samples", "PD regions", "cycles", "regions per cycle",
                              f"largest peak ({prpd.MAGNITUDE_UNIT})", "positive", "negative",
-                             "tones removed (cycles/sample)", "commutation removed (samples per sixth)",
+                             "tones removed (cycles/sample)", "tone bursts removed (cycles/sample at samples)",
+                             "commutation removed (samples per sixth)",
                              f"once-a-cycle pattern removed (peak, {prpd.MAGNITUDE_UNIT})",
                              "regular train removed (samples apart)",
                              "also seen whitened (coefficient)",
