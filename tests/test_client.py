@@ -432,8 +432,8 @@ def test_the_report_says_which_signals_had_a_clipped_carrier_restored():
     page, _, _ = build_report([record(0, restored), record(1, None), record(2, "absent")], {}, [],
                               lambda file, signal: None)
     assert "<th>clipped carrier restored (plateaus)</th>" in page
-    assert "<td>none</td><td>none</td><td>none</td><td>none</td><td>none</td><td>no</td><td>23</td></tr>" in page
-    assert page.count("<td>none</td><td>none</td><td>none</td><td>none</td><td>none</td><td>no</td><td>no</td></tr>") == 2
+    assert "<td>none</td><td>none</td><td>none</td><td>none</td><td>none</td><td>none</td><td>no</td><td>23</td></tr>" in page
+    assert page.count("<td>none</td><td>none</td><td>none</td><td>none</td><td>none</td><td>none</td><td>no</td><td>no</td></tr>") == 2
 
 
 def test_the_report_lists_the_tone_bursts_taken_out():
@@ -456,8 +456,30 @@ def test_the_report_lists_the_tone_bursts_taken_out():
     page, _, _ = build_report([record(0, bursts), record(1, []), record(2, "absent")], {}, [],
                               lambda file, signal: None)
     assert "<th>tone bursts removed (cycles/sample at samples)</th>" in page
-    assert "<td>0.25</td><td>0.0625 at 1152-5760, 0.1875 at 20000-40000</td><td>none</td>" in page
-    assert page.count("<td>0.25</td><td>none</td><td>none</td>") == 2
+    assert "<td>0.25</td><td>0.0625 at 1152-5760, 0.1875 at 20000-40000</td><td>none</td><td>none</td>" in page
+    assert page.count("<td>0.25</td><td>none</td><td>none</td><td>none</td>") == 2
+
+
+def test_the_report_lists_the_wandering_tones_taken_out():
+    """stats.wandering_tones_removed: each tone's middle and deviation, in the column after the
+    tone bursts; "none" where there was none or where an older answer has no such entry."""
+    from pdclient.report import build_report
+
+    def record(signal, wandering):
+        stats = {"cycles": 12.0, "regions_per_cycle": 0.0, "tones_removed": [], "tone_bursts_removed": [],
+                 "commutation_removed": None, "phase_locked_removed": None,
+                 "regular_train_removed": None, "noise_whitening": None}
+        if wandering != "absent":
+            stats["wandering_tones_removed"] = wandering
+        return {"file": "f.npy", "signal": signal, "model": {"name": "pd_segmenter", "version": "1.0"},
+                "answer": {"length": 40000, "regions": [], "stats": stats}}
+
+    wandering = [{"cycles_per_sample": 0.15, "deviation_cycles_per_sample": 0.00781}]
+    page, _, _ = build_report([record(0, wandering), record(1, []), record(2, "absent")], {}, [],
+                              lambda file, signal: None)
+    assert "<th>wandering tones removed (cycles/sample ± deviation)</th>" in page
+    assert "<td>none</td><td>none</td><td>0.15 ± 0.00781</td><td>none</td>" in page
+    assert page.count("<td>none</td><td>none</td><td>none</td><td>none</td>") == 2
 
 
 def test_the_client_body_budget_matches_the_shipped_body_limit():

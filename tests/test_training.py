@@ -225,3 +225,30 @@ def test_the_recipe_chooses_region_rules_on_the_base_stage_network(tmp_path, mon
     assert events == ["rules", "finetune"]
     record = __import__("json").loads((tmp_path / "m.json").read_text())
     assert record["finetune"] == {"config": {}, "steps_run": 0} and 0 < record["threshold"] < 1
+
+
+@pytest.mark.parametrize("stage", ["base", "fine-tuning"])
+def test_training_rows_keep_the_steps_added_after_the_shipped_weights_off(monkeypatch, stage):
+    """`make train` gives the shipped weights: its rows are conditioned without the steps added
+    after them (tone bursts, wandering tones, the noise floor about the signal's middle), each
+    of which moves some training row (the generator's near noise-free captures sit at the floor)."""
+    from pdseg import preprocess
+    from training import finetune
+
+    seen = []
+    real = preprocess.condition
+    monkeypatch.setattr(preprocess, "condition", lambda *args, **kwargs: seen.append(kwargs) or real(*args, **kwargs))
+    if stage == "base":
+        trainer.make_dataset(3, 4096, seed=1, remove_tones=True)
+    else:
+        finetune.make_rows(finetune.FinetuneConfig(captures=3, capture_length=4096, steps=1,
+                                                   short_capture_fraction=0.0), progress=False)
+    assert len(seen) == 3
+    for kwargs in seen:
+        assert kwargs["remove_tone_bursts"] is False and kwargs["remove_wandering_tones"] is False
+        assert kwargs["offset_free_floor"] is False
+    # Off, the floor is a millionth of the largest absolute sample, offset and all.
+    t = np.arange(8192, dtype=float)
+    smooth = 1e5 * np.sin(2 * np.pi * t / 3000.0) + 4e5
+    assert real(smooth, offset_free_floor=False).scale == pytest.approx(1e-6 * np.max(np.abs(smooth)))
+    assert real(smooth).scale == pytest.approx(1e-6 * 0.5 * np.ptp(smooth))

@@ -65,16 +65,18 @@ def make_rows(config: FinetuneConfig, progress: bool = True) -> tuple[np.ndarray
         elif config.served_conditioning:
             # The very loud pulses' pits, the tones hidden by a notch train, the train at the ends
             # the strong tones' ends, the regular trains, the rails, a limiter's plateaus, the
-            # pulses cut by an end and the tone bursts as the shipped weights were trained (before
-            # those steps).
+            # pulses cut by an end, the tone bursts, the wandering tones and the noise floor as the
+            # shipped weights were trained (before those steps).
             conditioned = preprocess.condition(capture.signal, view_room=0, fill_loud_pits=False,
                                                find_hidden_tones=False, fit_commutation_ends=False,
                                                fit_tone_ends=False, remove_regular_trains=False,
                                                leave_out_rails=False, slow_view=False, restore_clipped=False,
-                                               take_out_end_pulses=False, remove_tone_bursts=False)
+                                               take_out_end_pulses=False, remove_tone_bursts=False,
+                                               remove_wandering_tones=False, offset_free_floor=False)
         else:
             conditioned = preprocess.condition(capture.signal, False, remove_commutation=False, slow_view=False,
-                                               restore_clipped=False, take_out_end_pulses=False)
+                                               restore_clipped=False, take_out_end_pulses=False,
+                                               offset_free_floor=False)
         at = int(rng.integers(0, length - size + 1))
         inputs[row, :, at: at + size] = conditioned.network_input
         labels[row, at: at + size] = capture.mask

@@ -73,11 +73,13 @@ def make_dataset(count: int, length: int, seed: int, progress: bool = False,
         short = rng.random() < short_capture_fraction
         size = int(_log_uniform_int(rng, 64, 2048)) if short else length
         capture = synthetic.make_capture(rng, size, interference_fraction=interference_fraction)
-        # A limiter's plateaus, pulses cut by an end and tone bursts as the shipped weights were
-        # trained (before pdseg.limiter, preprocess.end_pulses and pdseg.tones.tone_bursts).
+        # A limiter's plateaus, pulses cut by an end, tone bursts, wandering tones and the noise
+        # floor as the shipped weights were trained (before pdseg.limiter, preprocess.end_pulses,
+        # pdseg.tones.tone_bursts and narrowband_lines, and preprocess.signal_magnitude).
         conditioned = condition_short_capture(capture.signal) if short else preprocess.condition(
             capture.signal, remove_tones, remove_commutation=remove_tones, slow_view=False, restore_clipped=False,
-            take_out_end_pulses=False, remove_tone_bursts=False)
+            take_out_end_pulses=False, remove_tone_bursts=False, remove_wandering_tones=False,
+            offset_free_floor=False)
         # A short capture sits at a random place amid zeros, the network input beyond a
         # signal's ends (window.py).
         at = int(rng.integers(0, length - size + 1))

@@ -75,6 +75,8 @@ def _signal_row(record: Mapping) -> tuple:
     tones = ", ".join(f"{tone['cycles_per_sample']:g}" for tone in stats.get("tones_removed", [])) or "none"
     bursts = ", ".join(f"{burst['cycles_per_sample']:g} at {burst['start']}-{burst['end']}"
                        for burst in stats.get("tone_bursts_removed", [])) or "none"  # absent before it
+    wandering = ", ".join(f"{tone['cycles_per_sample']:g} ± {tone['deviation_cycles_per_sample']:g}"
+                          for tone in stats.get("wandering_tones_removed", [])) or "none"  # absent before it
     train = stats.get("commutation_removed")
     commutation = f"{train['samples_per_sixth']:g}" if train else "none"
     repeating = stats.get("phase_locked_removed")
@@ -87,7 +89,7 @@ def _signal_row(record: Mapping) -> tuple:
     restored = f"{clipped['plateaus']}" if clipped else "no"
     return (record["signal"], answer.get("length"), len(regions), stats.get("cycles"),
             stats.get("regions_per_cycle"), max((r["peak"] for r in regions), default=None),
-            polarity.count("positive"), polarity.count("negative"), tones, bursts, commutation, phase_locked,
+            polarity.count("positive"), polarity.count("negative"), tones, bursts, wandering, commutation, phase_locked,
             spaced, whitened, restored)
 
 
@@ -164,6 +166,7 @@ def build_report(records: Sequence[Mapping], settings: Mapping, failures: Sequen
         parts.append(_table(("signal", "samples", "PD regions", "cycles", "regions per cycle",
                              f"largest peak ({prpd.MAGNITUDE_UNIT})", "positive", "negative",
                              "tones removed (cycles/sample)", "tone bursts removed (cycles/sample at samples)",
+                             "wandering tones removed (cycles/sample ± deviation)",
                              "commutation removed (samples per sixth)",
                              f"once-a-cycle pattern removed (peak, {prpd.MAGNITUDE_UNIT})",
                              "regular train removed (samples apart)",

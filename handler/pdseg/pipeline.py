@@ -82,6 +82,7 @@ class SignalResult:
             "carrier": self.carrier.to_dict(),
             "tones_removed": tone_list(self.conditioned.tones, self.options.sampling_rate_hz),
             "tone_bursts_removed": burst_list(self.conditioned.tone_bursts, self.options.sampling_rate_hz),
+            "wandering_tones_removed": wandering_list(self.conditioned.wandering_tones, self.options.sampling_rate_hz),
             "commutation_removed": (None if self.conditioned.commutation is None
                                     else self.conditioned.commutation.to_dict()),
             "phase_locked_removed": (None if self.conditioned.phase_locked is None
@@ -119,6 +120,20 @@ def burst_list(bursts, sampling_rate_hz: float | None) -> list[dict]:
     one's frequency as :func:`tone_list` gives it, and the samples ``[start, end)`` it was on."""
     return [tone_list(np.array([burst.frequency]), sampling_rate_hz)[0] | {"start": burst.start, "end": burst.end}
             for burst in bursts]
+
+
+def wandering_list(wandering, sampling_rate_hz: float | None) -> list[dict]:
+    """The wandering tones conditioning took out (:class:`pdseg.tones.WanderingTone`), for the
+    answer: the middle of each one's band as :func:`tone_list` gives a frequency, and the
+    half-width of the band it occupied (``deviation_cycles_per_sample``, and ``deviation_hz``)."""
+    out = []
+    for tone in wandering:
+        entry = tone_list(np.array([tone.frequency]), sampling_rate_hz)[0]
+        entry["deviation_cycles_per_sample"] = round(float(tone.deviation), 5)
+        if sampling_rate_hz:
+            entry["deviation_hz"] = significant(float(tone.deviation) * float(sampling_rate_hz))
+        out.append(entry)
+    return out
 
 
 def period_warnings(item: preprocess.Conditioned, given: float | None) -> list[str]:

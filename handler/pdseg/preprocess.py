@@ -270,15 +270,23 @@ def onset_step_trend(raw: np.ndarray, sigma: float, trend: np.ndarray, degree: i
 EDGE_LEVEL_SAMPLES = 9  # samples whose median continues a short signal's ends into its padding
 
 
-def remove_carrier(raw: np.ndarray, cutoff: float = HIGHPASS_CUTOFF) -> np.ndarray:
+def remove_carrier(raw: np.ndarray, cutoff: float = HIGHPASS_CUTOFF, about_middle: bool = True) -> np.ndarray:
     """Zero-phase carrier removal: the local polynomial baseline is subtracted, then the
     zero-phase Butterworth high-pass takes what is left of the carrier and its low harmonics;
     pulses stay where they are. A signal shorter than :data:`SHORT_SIGNAL` loses its robust
-    trend first and is filtered amid its continued end levels."""
+    trend first and is filtered amid its continued end levels; ``about_middle`` False fits
+    that trend in units of the largest absolute sample, as before 2026-12-07 (:func:`signal_magnitude`)."""
     raw = np.asarray(raw, dtype=np.float64)
     if raw.size == 0:
         return raw.copy()
     if raw.size < SHORT_SIGNAL:
+        if not about_middle:
+            magnitude = float(np.max(np.abs(raw)))
+            if magnitude == 0.0 or np.ptp(raw) == 0.0:
+                return np.zeros_like(raw)
+            unit = raw / magnitude
+            sigma = max(difference_noise(unit), RELATIVE_NOISE_FLOOR)
+            return filtered_amid_end_levels((unit - short_signal_trend(unit, sigma)) * magnitude, cutoff)
         magnitude = signal_magnitude(raw)
         if magnitude == 0.0:
             return np.zeros_like(raw)  # a constant: no trend to fit, nothing left after it
@@ -1116,6 +1124,8 @@ class Conditioned:
     tones: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
     # the tone bursts taken out of it (pdseg.tones.Burst: a line on for a stretch only)
     tone_bursts: tuple = ()
+    # the wandering tones taken out of it (pdseg.tones.WanderingTone: a line whose frequency moves)
+    wandering_tones: tuple = ()
     # the carrier the capture shows (its own, no caller's period), where conditioning fitted it
     carrier: CarrierFit | None = None
     # the converter commutation train taken out of ``filtered``, if any
@@ -1458,7 +1468,8 @@ def condition(raw: np.ndarray, remove_tones: bool = True, remove_commutation: bo
               view_cost: Callable[[int], int] | None = None,
               slow_view_of: Callable[[], "Conditioned | None"] | None = None,
               restore_clipped: bool = True, take_out_end_pulses: "bool | EndPulses" = True,
-              remove_tone_bursts: bool = True) -> Conditioned:
+              remove_tone_bursts: bool = True, remove_wandering_tones: bool = True,
+              offset_free_floor: bool = True) -> Conditioned:
     """The network input of one signal: carrier removed (:func:`remove_carrier`), then its
     stationary tones (:func:`pdseg.tones.remove_tones`) and its converter commutation
     (:func:`pdseg.commutation.remove_commutation`), and the tones that the commutation hid
@@ -1480,7 +1491,11 @@ def condition(raw: np.ndarray, remove_tones: bool = True, remove_commutation: bo
     sample (``take_out_end_pulses``: :func:`end_pulses`, taken out before the carrier filter and
     put back after the tones; or the :class:`EndPulses` given), or the tone bursts
     (``remove_tone_bursts``: :func:`pdseg.tones.tone_bursts`, after the tones, and only where
-    ``remove_tones`` is on too), as the recipe of
+    ``remove_tones`` is on too), or the wandering tones and the steady lines that the
+    stationary test let pass (``remove_wandering_tones``: :func:`pdseg.tones.narrowband_lines`,
+    taken out with the stationary tones, where ``remove_tones`` is on too), or the noise floor
+    and a short signal's trend about the signal's middle (``offset_free_floor``: False reads
+    both from its largest absolute sample, :func:`signal_magnitude`), as the recipe of
     weights trained before those steps did. ``view_room``: the samples of views the caller's work limit leaves (None: no limit);
     ``view_cost``: what the limit charges a whitened or slower view of so many samples (its length
     by default); ``slow_view_of``: what gives the slower view where it is due, in place of
@@ -1490,7 +1505,7 @@ def condition(raw: np.ndarray, remove_tones: bool = True, remove_commutation: bo
     restoration = limiter.restore(raw) if restore_clipped else None
     carrier_course = raw if restoration is None else restoration.signal
     quantum = quantisation_step(raw)
-    filtered = remove_carrier(carrier_course)
+    filtered = remove_carrier(carrier_course, about_middle=offset_free_floor)
     short_time = tones.short_time(filtered) if remove_tones else None
     found = tones.stationary_tones(filtered, short_time) if remove_tones else np.zeros(0)
     if isinstance(take_out_end_pulses, EndPulses):
@@ -1499,10 +1514,16 @@ def condition(raw: np.ndarray, remove_tones: bool = True, remove_commutation: bo
         cut = end_pulses(carrier_course, quantum, found) if take_out_end_pulses else EndPulses()
     cut_parts = cut.parts(carrier_course)
     if cut:
-        filtered = remove_carrier(cut.without(carrier_course))
+        filtered = remove_carrier(cut.without(carrier_course), about_middle=offset_free_floor)
+    # Read before the stationary tones go: a wandering tone's middle can pass for one.
+    lines = tones.narrowband_lines(filtered, short_time) if remove_wandering_tones else tones.NarrowbandLines()
+    wandering = lines.wandering
+    found = tones.outside_wandering(tones.with_steady_lines(found, lines), wandering)
     if found.size:
         # Signals long enough to have tones take the linear path of remove_carrier.
         filtered = tones.remove_tones(filtered, found, refilter=(baseline_and_highpass, carrier_filter_gain),
+                                      fit_ends=fit_tone_ends)
+    filtered = tones.remove_wandering(filtered, wandering, refilter=(baseline_and_highpass, carrier_filter_gain),
                                       fit_ends=fit_tone_ends)
     # Found in the same short-time spectra as the tones, away from them.
     bursts = tones.tone_bursts(short_time, found) if remove_tone_bursts else []
@@ -1510,7 +1531,7 @@ def condition(raw: np.ndarray, remove_tones: bool = True, remove_commutation: bo
     # The pulses cut by an end go back as the carrier filter gives a pulse away from the ends,
     # after the tones (whose end fit took a pulse on the end sample for a tone's).
     filtered = cut.put_back(filtered, cut_parts)
-    magnitude = signal_magnitude(raw)
+    magnitude = signal_magnitude(raw) if offset_free_floor else float(np.max(np.abs(raw)))
     rails = rail_samples(raw) if leave_out_rails else None
     scale = noise_scale(filtered, magnitude, quantum, rails)
     carrier, train, locked, regular = None, None, None, None
@@ -1550,7 +1571,7 @@ def condition(raw: np.ndarray, remove_tones: bool = True, remove_commutation: bo
             if kept != cut:
                 return condition(**(arguments | {"take_out_end_pulses": kept}))
     conditioned = Conditioned(raw=raw, filtered=filtered, scale=scale, network_input=network_planes(filtered, scale),
-                              tones=found, tone_bursts=tuple(bursts), carrier=carrier, commutation=train, phase_locked=locked,
+                              tones=found, tone_bursts=tuple(bursts), wandering_tones=tuple(wandering), carrier=carrier, commutation=train, phase_locked=locked,
                               regular_train=regular, quantum=quantum,
                               clipped=None if restoration is None else restoration.to_dict(),
                               restored=None if restoration is None else restoration.signal, end_pulses=cut)

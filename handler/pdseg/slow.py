@@ -37,7 +37,8 @@ def wanted(conditioned) -> bool:
     (what the carrier filter took spans at most :data:`CARRIER_LIMIT` noise units; a 40 dB
     smooth pulse gives it 100), and no train of transients taken out (commutation, what repeats
     once a cycle, a regular train: decimated, a train is no longer the same train, and the
-    view reported what the capture's own view had rightly taken out)."""
+    view reported what the capture's own view had rightly taken out), and no wandering tone
+    taken out."""
     if conditioned.length < MIN_SAMPLES or (conditioned.carrier is not None and conditioned.carrier.detected):
         return False
     if any(train is not None for train in (conditioned.commutation, conditioned.phase_locked, conditioned.regular_train)):
@@ -45,6 +46,10 @@ def wanted(conditioned) -> bool:
     # Correlated noise (asked directly: the whitened view is only looked for from 2,176 samples):
     # decimated, its slow swings stood out as pulses.
     if conditioned.whitening is not None or conditioned.view_skipped or correlated(conditioned.filtered):
+        return False
+    # A wandering tone near the anti-alias filter's edge comes out of it amplitude-modulated by
+    # its own wander, which no step of the view takes out: 750-sample regions of noise.
+    if conditioned.wandering_tones:
         return False
     taken = conditioned.raw - conditioned.filtered
     return float(np.ptp(taken)) <= CARRIER_LIMIT * conditioned.scale

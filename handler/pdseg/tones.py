@@ -1,4 +1,4 @@
-"""Stationary narrowband tones: find them in a carrier-free signal and take them out.
+"""Narrowband tones: find them in a carrier-free signal and take them out.
 
 Radio transmitters, switched-mode supplies and what the carrier filter leaves of a short-period
 carrier's harmonics put lines into a capture's spectrum that are present all the time. They are
@@ -32,6 +32,10 @@ stretch of the capture, and subtracted before the network sees the signal.
 * **Bursts** (:func:`tone_bursts`, :func:`remove_bursts`): a line that is on for a stretch of
   the capture (1,152 samples or more, at a steady level) and off elsewhere, a
   power-line carrier's or a radio's transmission, taken out over that stretch alone.
+* **Wandering tones** (:func:`narrowband_lines`, :func:`remove_wandering`): a line whose
+  frequency moves within a band (an FM radio), present all the time at a constant magnitude,
+  taken out over that band; its ends continued by prediction (:func:`predicted`). A line found
+  so that peaks at one frequency is a steady one the stationary test let pass.
 * **Looking again** (:func:`tones_besides`): once a converter's notch train is taken out
   (:mod:`pdseg.commutation`), the lines it hid, except those on its own harmonics.
 """
@@ -255,6 +259,12 @@ def continued_ends(signal: np.ndarray, frequencies: np.ndarray) -> tuple[np.ndar
     return before, after
 
 
+def predicted_ends(signal: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:data:`EDGE_PAD` samples before and after ``signal``, as it goes on by prediction
+    (:func:`predicted`, backwards for the first)."""
+    return predicted(signal[::-1], EDGE_PAD)[::-1], predicted(signal, EDGE_PAD)
+
+
 def tone_estimate(signal: np.ndarray, frequencies: np.ndarray, gain: np.ndarray | None = None,
                   ends: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """The part of ``signal`` within :data:`TONE_HALF_WIDTH` of each frequency (zero phase);
@@ -352,7 +362,8 @@ def _outliers_as_tones(filtered: np.ndarray, estimate: np.ndarray,
 
 def remove_tones(filtered: np.ndarray, frequencies: np.ndarray | None = None,
                  refilter: tuple[Callable[[np.ndarray], np.ndarray], Callable[[np.ndarray], np.ndarray]] | None = None,
-                 fit_ends: bool = True, half_width: float = TONE_HALF_WIDTH) -> np.ndarray:
+                 fit_ends: bool = True, half_width: float = TONE_HALF_WIDTH,
+                 end_phases: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """``filtered`` without its stationary tones (a new array; the input itself where there are
     none). ``frequencies`` defaults to :func:`stationary_tones` of ``filtered``.
 
@@ -379,7 +390,9 @@ def remove_tones(filtered: np.ndarray, frequencies: np.ndarray | None = None,
     # Pulses enter the first estimate only up to a few sigmas and the refined ones not at all
     # (but for what the first estimate's fill still holds of them), so they leave no ringing.
     cleaned = _clipped(filtered, HUBER_START, strided=not fit_ends)
-    ends = continued_ends(cleaned, frequencies)  # fitted once: pulses at an end are clipped already
+    # Fitted once: pulses at an end are clipped already. A tone whose frequency moves (one given
+    # with ``end_phases``) goes on as the signal's recent past predicts.
+    ends = continued_ends(cleaned, frequencies) if end_phases is None else predicted_ends(cleaned)
     rounds, previous = (MAX_REFINEMENTS if fit_ends else REFINEMENTS), None
     for refinement in range(rounds):
         estimate = tone_estimate(cleaned, frequencies, gain, ends)
@@ -392,7 +405,7 @@ def remove_tones(filtered: np.ndarray, frequencies: np.ndarray | None = None,
     carrier_filter, carrier_gain = refilter
     if fit_ends and filtered.size >= ENDS_APART_FROM:
         result, raw_ends = _refiltered_at_ends(filtered, cleaned, frequencies, gain, ends, refilter, half_width)
-        return _with_fitted_ends(filtered, result, frequencies, carrier_filter, raw_ends)
+        return _with_fitted_ends(filtered, result, frequencies, carrier_filter, raw_ends, end_phases)
     gains = _refilter_gains(size, frequencies, carrier_gain, half_width)
     raw, refiltered, direct = tone_estimate(cleaned, frequencies, gains, ends)
     # Away from the ends the filter only scales each frequency (``refiltered`` already is the raw
@@ -406,7 +419,7 @@ def remove_tones(filtered: np.ndarray, frequencies: np.ndarray | None = None,
     refiltered[:REFILTER_KEEP] = refiltered_ends[:REFILTER_KEEP]
     refiltered[-REFILTER_KEEP:] = refiltered_ends[-REFILTER_KEEP:]
     result = filtered - refiltered - direct
-    return _with_fitted_ends(filtered, result, frequencies, carrier_filter, raw_ends) if fit_ends else result
+    return _with_fitted_ends(filtered, result, frequencies, carrier_filter, raw_ends, end_phases) if fit_ends else result
 
 
 def _refilter_gains(size: int, frequencies: np.ndarray,
@@ -479,10 +492,12 @@ TEST_CLIP = 8.0  # noise sigmas: a pulse at the end weighs no more than this in 
 
 def _with_fitted_ends(filtered: np.ndarray, result: np.ndarray, frequencies: np.ndarray,
                       carrier_filter: Callable[[np.ndarray], np.ndarray],
-                      raw_ends: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+                      raw_ends: tuple[np.ndarray, np.ndarray],
+                      end_phases: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """``result`` (``filtered`` without its tones) with each end whose tones are strong (their raw
     band ``raw_ends`` away from the end, :data:`STRONG_TONES`) taken from the tones fitted there
-    (:func:`_fitted_end_tones`), where that leaves less over the last :data:`END_TEST` samples."""
+    (:func:`_fitted_end_tones`; a tone of the given ``end_phases`` there, first and last, where
+    its frequency moves), where that leaves less over the last :data:`END_TEST` samples."""
     sigma = _robust_level(result)[1]
     if not sigma > 0.0:
         return result
@@ -492,7 +507,7 @@ def _with_fitted_ends(filtered: np.ndarray, result: np.ndarray, frequencies: np.
         return float(np.sqrt(np.mean(np.clip(values, -TEST_CLIP * sigma, TEST_CLIP * sigma) ** 2)))
 
     result = result.copy()
-    for raw_end, at_end in zip(raw_ends, (False, True)):
+    for index, (raw_end, at_end) in enumerate(zip(raw_ends, (False, True))):
         # The raw band's own end is what it knows least: its level is read past the step.
         away = raw_end[: raw_end.size - REFILTER_KEEP] if at_end else raw_end[REFILTER_KEEP:]
         if np.sqrt(np.mean(away**2)) < STRONG_TONES * sigma:
@@ -501,8 +516,11 @@ def _with_fitted_ends(filtered: np.ndarray, result: np.ndarray, frequencies: np.
         # Over the fit's columns a frequency off by 1/256 turns a tone's phase by half a turn: the
         # short-time spectra's estimate (2-3e-3 off for tones 0.016 apart) is refined on this end.
         block = filtered[-END_BLOCK:] if at_end else filtered[:END_BLOCK]
-        refined = whole_signal_frequencies(block, frequencies)
-        fitted = filtered[end] - _fitted_end_tones(filtered, refined, carrier_filter, at_end)
+        if end_phases is None:
+            tones_there = _fitted_end_tones(filtered, whole_signal_frequencies(block, frequencies), carrier_filter, at_end)
+        else:
+            tones_there = _fitted_end_tones(filtered, frequencies, carrier_filter, at_end, end_phases[index])
+        fitted = filtered[end] - tones_there
         tested = slice(END_FIT - END_TEST, END_FIT) if at_end else slice(0, END_TEST)
         if left(fitted[tested]) < left(result[end][tested]):
             weight = fade[::-1] if at_end else fade
@@ -511,8 +529,10 @@ def _with_fitted_ends(filtered: np.ndarray, result: np.ndarray, frequencies: np.
 
 
 def _fitted_end_tones(filtered: np.ndarray, frequencies: np.ndarray,
-                      carrier_filter: Callable[[np.ndarray], np.ndarray], at_end: bool) -> np.ndarray:
-    """The tones at ``frequencies`` in the first (last, ``at_end``) :data:`END_FIT` samples of
+                      carrier_filter: Callable[[np.ndarray], np.ndarray], at_end: bool,
+                      phase: np.ndarray | None = None) -> np.ndarray:
+    """The tones at ``frequencies`` (or the one tone of the given ``phase`` over the
+    :data:`REFILTER_SEGMENT` samples there) in the first (last, ``at_end``) :data:`END_FIT` samples of
     ``filtered``, as the carrier filter left them: least squares on cosines and sines whose
     amplitudes are cubics in time (:data:`ENVELOPE_DEGREE`), each put through ``carrier_filter``
     over the :data:`REFILTER_SEGMENT` samples at that end, so that the fit has the filter's step
@@ -520,8 +540,11 @@ def _fitted_end_tones(filtered: np.ndarray, frequencies: np.ndarray,
     :data:`OUTLIER_REACH` samples either side, is left out and the fit repeated (a pulse)."""
     time = np.arange(REFILTER_SEGMENT, dtype=np.float64)
     edge = REFILTER_SEGMENT - 1 if at_end else 0
-    angles = 2.0 * np.pi * np.asarray(frequencies, dtype=np.float64)[None, :]
-    waves = np.hstack((np.cos(time[:, None] * angles), np.sin(time[:, None] * angles)))
+    if phase is None:
+        angles = time[:, None] * (2.0 * np.pi * np.asarray(frequencies, dtype=np.float64)[None, :])
+    else:
+        angles = np.asarray(phase, dtype=np.float64)[:, None]
+    waves = np.hstack((np.cos(angles), np.sin(angles)))
     envelope = (time[:, None] - edge) / END_FIT
     basis = np.hstack([envelope**degree * waves for degree in range(ENVELOPE_DEGREE + 1)])
     through = carrier_filter(np.ascontiguousarray(basis.T)).T  # every column at once
@@ -685,3 +708,226 @@ def remove_bursts(filtered: np.ndarray, bursts: list[Burst],
             weight[-fade:] = np.minimum(weight[-fade:], ramp[:fade][::-1])
         cleaned[first:last] = segment - weight * estimate
     return cleaned
+
+
+# Wandering tones: a transmitter whose frequency moves (an FM radio, a drifting oscillator, a
+# switched-mode supply under changing load) is no line in the short-time spectra, so the
+# stationary step misses it, and it raised the noise scale tenfold over the pulses beneath it
+# (docs/model-card.md, Conditioning: wandering tones). What tells it from PD is what tells a tone:
+# it is present all the time, at a steady level; only its frequency moves, within a band.
+WANDER_REACH = 5  # bins either side of a frame's peak that a wandering line may be (±0.02 cycles per sample)
+WANDER_BACKGROUND_BINS = 65  # the running median a wandering line's level stands over (its own band is 11-20 bins wide)
+WANDER_FRAMES = 512  # frames, spread over the signal, whose power gives the levels
+# The band power that 80 % of the frames exceed stands over what noise alone gives the same way
+# this many times; the noise's own level is taken from bins a quarter of the spectrum around.
+WANDER_RATIO = LINE_RATIO
+# The band where the frames' mean power stands over this share of the line's peak (and over
+# the noise) is what the line occupies.
+OCCUPIED_SHARE = 0.01
+# A constant envelope: over the band the line occupies, the analytic signal's magnitude that 80 %
+# of the samples exceed is at least this share of its median (narrowband noise, Rayleigh: 0.57).
+WANDER_STEADY = 0.8
+MAX_WANDERING = 8  # as many as stationary tones (MAX_TONES): each is a band-pass over the whole signal
+# A wandering line's frames peak over this many bins at least (the spread of their middle 60 %):
+# 0.71-0.85 for a wander of 0.002 cycles per sample, 0.15-0.44 for the independent generator's
+# AM tones in coloured noise, which the stationary step can miss.
+MIN_WANDER_BINS = 0.6
+# Wider than this, a band is no tone, and taking it out would take a pulse's spectrum with it.
+MAX_WANDER_HALF_WIDTH = 0.04  # cycles per sample
+# ... and the bands taken out add up to at most this share of the spectrum (0 to 0.5 cycles per
+# sample), the strongest first: six radios swinging by ±0.008 took out 68 % of it, and with it
+# most of every pulse.
+MAX_WANDER_COVER = 0.4
+# The band taken out: the occupied band's half-width times this, plus a stationary tone's band,
+# so that the notch's gain is over 0.9 where the line still has power.
+WANDER_WIDTH_FACTOR = 1.5
+
+
+@dataclasses.dataclass(frozen=True)
+class WanderingTone:
+    """A tone whose frequency moves within a band: its middle and the half-width it occupies
+    (cycles per sample), and the half-width of the band taken out."""
+
+    frequency: float
+    deviation: float
+    half_width: float
+
+
+def _spread_frames(power: np.ndarray, most: int) -> np.ndarray:
+    """At most ``most`` frames of ``power`` (bins by frames), evenly spread over the signal."""
+    if power.shape[1] <= most:
+        return power
+    return power[:, np.linspace(0, power.shape[1] - 1, most).round().astype(np.intp)]
+
+
+def _peak_track(power: np.ndarray, low: int, high: int) -> np.ndarray:
+    """In each frame of ``power`` (bins by frames), the bin within ``[low, high]`` where the
+    power peaks, to a fraction of a bin (:func:`parabola_peak` on log powers)."""
+    band = np.log(power[low: high + 1] + np.finfo(np.float64).tiny)
+    peaks = np.argmax(band, axis=0)
+    frames = np.arange(band.shape[1])
+    inner = (peaks > 0) & (peaks < band.shape[0] - 1)
+    left = band[np.clip(peaks - 1, 0, None), frames]
+    centre = band[peaks, frames]
+    right = band[np.clip(peaks + 1, None, band.shape[0] - 1), frames]
+    curvature = left - 2.0 * centre + right
+    offsets = np.where(inner & (curvature < 0.0),
+                       np.clip(0.5 * (left - right) / np.where(curvature < 0.0, curvature, -1.0), -0.5, 0.5), 0.0)
+    return low + peaks + offsets
+
+
+def _analytic_band(filtered: np.ndarray, low: float, high: float) -> np.ndarray:
+    """The analytic signal of ``filtered``'s band ``[low, high]`` cycles per sample (a brick-wall
+    band of one transform: only its magnitude's steadiness is read from it)."""
+    size = sp_fft.next_fast_len(filtered.size)
+    spectrum = sp_fft.fft(filtered, size)
+    frequencies = sp_fft.fftfreq(size)
+    spectrum[(frequencies < low) | (frequencies > high)] = 0.0
+    return sp_fft.ifft(2.0 * spectrum)[: filtered.size]
+
+
+@dataclasses.dataclass(frozen=True)
+class NarrowbandLines:
+    """What :func:`narrowband_lines` finds: the ``wandering`` tones, and the frequencies of the
+    ``steady`` lines (present all the time, at one frequency) among the same candidates, which
+    the stationary test can let pass (a tone whose frequency moves by a bin or less: its phase
+    is no longer steady from frame to frame)."""
+
+    wandering: tuple = ()
+    steady: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
+
+
+def narrowband_lines(filtered: np.ndarray, spectra: ShortTime | None) -> NarrowbandLines:
+    """The lines of ``filtered`` (its :func:`short_time` ``spectra``; before its stationary tones
+    are taken out) that the stationary test does not need to find: bands where, in 80 % of the
+    frames, the strongest bin within :data:`WANDER_REACH` bins stands :data:`WANDER_RATIO` times
+    over what noise gives the same way, that occupy at most :data:`MAX_WANDER_HALF_WIDTH` either
+    side of their middle and whose magnitude is constant (:data:`WANDER_STEADY`); at most
+    :data:`MAX_WANDERING`, the strongest. Wandering where the frames peak at frequencies
+    :data:`MIN_WANDER_BINS` apart or more (while their bands cover at most
+    :data:`MAX_WANDER_COVER` of the spectrum), steady (at the frames' median peak) where not."""
+    if spectra is None:
+        return NarrowbandLines()
+    power = _spread_frames(spectra.power, WANDER_FRAMES)
+    bins = np.arange(power.shape[0])
+    lowest = LOWEST_BIN + WANDER_REACH
+    strongest = ndimage.maximum_filter1d(power, 2 * WANDER_REACH + 1, axis=0, mode="constant")
+    level = np.quantile(strongest, FLOOR_QUANTILE, axis=1)
+    tiny = np.finfo(np.float64).tiny
+    noise = np.maximum(ndimage.median_filter(level, WANDER_BACKGROUND_BINS, mode="nearest"), tiny)
+    standing = (level >= WANDER_RATIO * noise) & (bins >= lowest)
+    mean_power = power.mean(axis=1)
+    line_noise = np.maximum(spectra.background, tiny)
+    labels, _ = ndimage.label(standing)
+    candidates = []
+    for stretch in ndimage.find_objects(labels):
+        stretch = stretch[0]
+        peak = stretch.start + int(np.argmax(mean_power[stretch]))
+        occupied = (mean_power >= np.maximum(OCCUPIED_SHARE * mean_power[peak], WANDER_RATIO * line_noise)) & (bins >= lowest)
+        low = high = peak
+        while low - 1 >= 0 and occupied[low - 1]:
+            low -= 1
+        while high + 1 < occupied.size and occupied[high + 1]:
+            high += 1
+        if (high - low + 1) / (2.0 * SEGMENT) <= MAX_WANDER_HALF_WIDTH:
+            candidates.append((float(level[peak]), low, high))
+    wandering, steady, covered = [], [], 0.0
+    for _, low, high in sorted(candidates, reverse=True)[:MAX_WANDERING]:
+        # Half a bin beyond the outermost occupied bins' centres.
+        frequency, deviation = (low + high) / (2.0 * SEGMENT), (high - low + 1) / (2.0 * SEGMENT)
+        envelope = np.abs(_analytic_band(filtered, frequency - deviation, frequency + deviation))
+        inner = envelope[SEGMENT: -SEGMENT] if envelope.size > 4 * SEGMENT else envelope
+        low_level, middle = np.quantile(inner, (FLOOR_QUANTILE, 0.5))
+        if low_level < WANDER_STEADY * middle:
+            continue
+        track = _peak_track(power, low, high)
+        spread = np.quantile(track, 1.0 - FLOOR_QUANTILE) - np.quantile(track, FLOOR_QUANTILE)
+        if spread >= MIN_WANDER_BINS:
+            tone = WanderingTone(frequency, deviation, WANDER_WIDTH_FACTOR * deviation + TONE_HALF_WIDTH)
+            if 2.0 * (covered + tone.half_width) <= MAX_WANDER_COVER * 0.5:
+                covered += tone.half_width
+                wandering.append(tone)
+        else:
+            steady.append(float(np.median(track)) / SEGMENT)
+    return NarrowbandLines(tuple(wandering), np.asarray(steady, dtype=np.float64))
+
+
+def with_steady_lines(frequencies: np.ndarray, lines: NarrowbandLines) -> np.ndarray:
+    """The stationary tones at ``frequencies`` and the ``lines``' steady ones that are not within
+    a short-time bin of one of them (ascending)."""
+    frequencies = np.asarray(frequencies, dtype=np.float64)
+    added = [line for line in lines.steady if not np.any(np.abs(frequencies - line) < 1.0 / SEGMENT)]
+    return np.sort(np.concatenate((frequencies, added))) if added else frequencies
+
+
+def outside_wandering(frequencies: np.ndarray, wandering: tuple[WanderingTone, ...]) -> np.ndarray:
+    """``frequencies`` (stationary tones) but those inside a ``wandering`` tone's band, which
+    its removal takes out with the rest of it."""
+    frequencies = np.asarray(frequencies, dtype=np.float64)
+    inside = np.zeros(frequencies.size, dtype=bool)
+    for tone in wandering:
+        inside |= np.abs(frequencies - tone.frequency) <= tone.half_width
+    return frequencies[~inside]
+
+
+def remove_wandering(filtered: np.ndarray, wandering: tuple[WanderingTone, ...],
+                     refilter: tuple[Callable[[np.ndarray], np.ndarray], Callable[[np.ndarray], np.ndarray]] | None = None,
+                     fit_ends: bool = True) -> np.ndarray:
+    """``filtered`` without its ``wandering`` tones: each taken out as a stationary tone is
+    (:func:`remove_tones`, its pulses kept out of the estimate), over the band it occupies."""
+    for tone in wandering:
+        filtered = remove_tones(filtered, np.array([tone.frequency]), refilter=refilter, fit_ends=fit_ends,
+                                half_width=tone.half_width, end_phases=end_phases(filtered, tone))
+    return filtered
+
+
+def end_phases(filtered: np.ndarray, tone: WanderingTone) -> tuple[np.ndarray, np.ndarray]:
+    """A wandering ``tone``'s phase (radians) over the first and over the last
+    :data:`REFILTER_SEGMENT` samples of ``filtered`` (fewer where it is shorter): the angle of its
+    band's analytic signal over each end continued by prediction (:func:`predicted`), its pulses
+    clipped, so that the band sees no cut there. A fixed frequency or a chirp fitted near an end
+    missed a fast swing, and the tone's last samples stood out as a pulse."""
+    clipped = _clipped(filtered, HUBER_START)
+    reach = min(REFILTER_SEGMENT, clipped.size)
+    room = min(reach + PHASE_MARGIN, clipped.size)
+    low, high = tone.frequency - tone.deviation, tone.frequency + tone.deviation
+    first = np.concatenate((predicted(clipped[:room][::-1], PHASE_MARGIN)[::-1], clipped[:room]))
+    last = np.concatenate((clipped[clipped.size - room:], predicted(clipped[clipped.size - room:], PHASE_MARGIN)))
+    first_phase = np.unwrap(np.angle(_analytic_band(first, low, high)))[PHASE_MARGIN: PHASE_MARGIN + reach]
+    last_phase = np.unwrap(np.angle(_analytic_band(last, low, high)))[room - reach: room]
+    return first_phase, last_phase
+
+
+
+# A narrowband signal goes on as its recent past predicts: Burg's method (reflection coefficients
+# under one in magnitude, so a stable predictor, where least squares gave predictions that grew
+# without bound) of PREDICTION_ORDER over the last PREDICTION_SPAN samples.
+PREDICTION_ORDER = 32
+PREDICTION_SPAN = 256
+PHASE_MARGIN = 512  # samples of prediction beyond each end, and of signal beyond each end's segment
+
+
+def burg_coefficients(values: np.ndarray, order: int) -> np.ndarray:
+    """The coefficients ``a`` of the predictor ``x[n] = -sum(a[k] * x[n - 1 - k])`` that Burg's
+    method fits to ``values`` (fewer than ``order`` where the error vanishes first)."""
+    forward = np.array(values[1:], dtype=np.float64)
+    backward = np.array(values[:-1], dtype=np.float64)
+    coefficients = np.zeros(0)
+    for _ in range(order):
+        energy = forward @ forward + backward @ backward
+        if not energy > 0.0:
+            break
+        reflection = -2.0 * (forward @ backward) / energy
+        coefficients = np.concatenate((coefficients + reflection * coefficients[::-1], [reflection]))
+        forward, backward = (forward + reflection * backward)[1:], (backward + reflection * forward)[:-1]
+    return coefficients
+
+
+def predicted(signal: np.ndarray, count: int) -> np.ndarray:
+    """``count`` samples after ``signal``'s last, as the Burg predictor fitted to its last
+    :data:`PREDICTION_SPAN` samples (:func:`burg_coefficients`) continues it: the all-pole filter
+    run on from those samples with no input."""
+    span = np.asarray(signal[-PREDICTION_SPAN:], dtype=np.float64)
+    denominator = np.concatenate(([1.0], burg_coefficients(span, min(PREDICTION_ORDER, span.size // 4))))
+    state = sps.lfiltic([1.0], denominator, span[::-1][: denominator.size - 1])
+    return sps.lfilter([1.0], denominator, np.zeros(count), zi=state)[0]
