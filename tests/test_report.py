@@ -94,7 +94,12 @@ def test_report_has_settings_summary_and_a_row_per_signal(server, run_folder):
         whitened = "no" if whitening is None else f"{whitening:g}"
         clipped = record["answer"]["stats"]["clipped_carrier_restored"]
         restored = "no" if clipped is None else f"{clipped['plateaus']}"
-        assert (f"<td>{html.escape(tones)}</td><td>{commutation}</td><td>{phase_locked}</td>"
+        bursts = ", ".join(f"{b['cycles_per_sample']:g} at {b['start']}-{b['end']}"
+                           for b in record["answer"]["stats"]["tone_bursts_removed"]) or "none"
+        wandering = ", ".join(f"{w['cycles_per_sample']:g} ± {w['deviation_cycles_per_sample']:g}"
+                              for w in record["answer"]["stats"]["wandering_tones_removed"]) or "none"
+        assert (f"<td>{html.escape(tones)}</td><td>{html.escape(bursts)}</td><td>{html.escape(wandering)}</td>"
+                f"<td>{commutation}</td><td>{phase_locked}</td>"
                 f"<td>{spaced}</td><td>{whitened}</td><td>{restored}</td></tr>") in page
     # the bundled captures with radio-like interference carry tones and converter notches,
     # which the service took out
