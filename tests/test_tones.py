@@ -746,3 +746,32 @@ def test_the_predictor_continues_a_swinging_tone_and_stays_bounded_on_noise():
     noise = rng.normal(size=4096)
     assert np.abs(tones.predicted(noise, 512)).max() < 4.0
     np.testing.assert_array_equal(tones.predicted(np.zeros(600), 8), np.zeros(8))
+
+
+@pytest.mark.parametrize("frequencies", [(0.1, 0.2, 0.3, 0.4), (0.1, 0.16, 0.22), (0.49,)])
+def test_each_of_several_radios_is_taken_out_once_up_to_the_top_of_the_spectrum(frequencies):
+    """A line whose level dips in its middle made two stretches that grew into one band, listed
+    and taken out twice (and, the cover full, the last radios left); three radios in the noise
+    estimate's window made its median theirs, and the middle one was left; at the top of the
+    spectrum the repeated top bin was its own noise (a review's findings, 2026-12-07)."""
+    rng = np.random.default_rng(1)
+    raw = rng.normal(size=LENGTH) + sum(fm_tone(f, 15.0, 0.004, 0.001 + 0.0002 * i, phase=i)
+                                        for i, f in enumerate(frequencies))
+    conditioned = preprocess.condition(raw)
+    found = sorted(tone.frequency for tone in conditioned.wandering_tones)
+    assert found == pytest.approx(sorted(frequencies), abs=0.003)
+    assert conditioned.scale < 1.0
+
+
+def test_a_slow_swing_shows_no_tone_bursts_inside_its_band():
+    """A swing's turning points hold a bin for many frames, which the burst step took for
+    bursts inside the wandering tone's own band (and took out again from the cleaned signal)."""
+    length = 65536
+    time = np.arange(length, dtype=np.float64)
+    rng = np.random.default_rng(5)
+    raw = rng.normal(size=length) + 20.0 * np.sin(2 * np.pi * np.cumsum(0.15 + 0.01 * np.sin(2 * np.pi * 1e-4 * time + 1.1)))
+    conditioned = preprocess.condition(raw)
+    assert len(conditioned.wandering_tones) == 1
+    assert conditioned.tone_bursts == ()
+    short_time = tones.short_time(preprocess.remove_carrier(raw))
+    assert tones.tone_bursts(short_time, tones.stationary_tones(preprocess.remove_carrier(raw), short_time))

@@ -1500,10 +1500,12 @@ def condition(raw: np.ndarray, remove_tones: bool = True, remove_commutation: bo
     put back after the tones; or the :class:`EndPulses` given), or the tone bursts
     (``remove_tone_bursts``: :func:`pdseg.tones.tone_bursts`, after the tones, and only where
     ``remove_tones`` is on too), or the wandering tones and the steady lines that the
-    stationary test let pass (``remove_wandering_tones``: :func:`pdseg.tones.narrowband_lines`,
-    taken out with the stationary tones, where ``remove_tones`` is on too), or the noise floor
-    and a short signal's trend about the signal's middle (``offset_free_floor``: False reads
-    both from its largest absolute sample, :func:`signal_magnitude`), as the recipe of
+    stationary test let pass (``remove_wandering_tones``: :func:`pdseg.tones.narrowband_lines`;
+    the steady lines go with the stationary tones, the wandering tones after them; where
+    ``remove_tones`` is on too), or the noise floor and a short signal's trend about the
+    signal's middle (``offset_free_floor``: False reads both here from its largest absolute
+    sample, :func:`signal_magnitude`; :func:`end_pulses` and the slower view, off in training,
+    keep the new floor), as the recipe of
     weights trained before those steps did. ``view_room``: the samples of views the caller's work limit leaves (None: no limit);
     ``view_cost``: what the limit charges a whitened or slower view of so many samples (its length
     by default); ``slow_view_of``: what gives the slower view where it is due, in place of
@@ -1533,8 +1535,12 @@ def condition(raw: np.ndarray, remove_tones: bool = True, remove_commutation: bo
                                       fit_ends=fit_tone_ends)
     filtered = tones.remove_wandering(filtered, wandering, refilter=(baseline_and_highpass, carrier_filter_gain),
                                       fit_ends=fit_tone_ends)
-    # Found in the same short-time spectra as the tones, away from them.
+    # Found in the same short-time spectra as the tones, away from them and from the wandering
+    # tones' bands (where a slow swing's turning points hold a bin for a burst's frames).
     bursts = tones.tone_bursts(short_time, found) if remove_tone_bursts else []
+    if wandering:
+        inside = tones.in_wandering_band([burst.frequency for burst in bursts], wandering)
+        bursts = [burst for burst, dropped in zip(bursts, inside) if not dropped]
     filtered = tones.remove_bursts(filtered, bursts, refilter=(baseline_and_highpass, carrier_filter_gain))
     # The pulses cut by an end go back as the carrier filter gives a pulse away from the ends,
     # after the tones (whose end fit took a pulse on the end sample for a tone's).

@@ -716,13 +716,14 @@ def remove_bursts(filtered: np.ndarray, bursts: list[Burst],
 # (docs/model-card.md, Conditioning: wandering tones). What tells it from PD is what tells a tone:
 # it is present all the time, at a steady level; only its frequency moves, within a band.
 WANDER_REACH = 5  # bins either side of a frame's peak that a wandering line may be (±0.02 cycles per sample)
-WANDER_BACKGROUND_BINS = 65  # the running median a wandering line's level stands over (its own band is 11-20 bins wide)
+WANDER_BACKGROUND_BINS = 65  # bins of the running median a wandering line's level stands over (its own band is 11-20 bins wide)
 WANDER_FRAMES = 512  # frames, spread over the signal, whose power gives the levels
 # The band power that 80 % of the frames exceed stands over what noise alone gives the same way
-# this many times; the noise's own level is taken from bins a quarter of the spectrum around.
+# this many times; the noise's own level is the running median over WANDER_BACKGROUND_BINS bins
+# (a quarter of the spectrum either side), the bins that stand out left out.
 WANDER_RATIO = LINE_RATIO
-# The band where the frames' mean power stands over this share of the line's peak (and over
-# the noise) is what the line occupies.
+# The band where the frames' mean power stands over this share of the line's peak (and
+# LINE_RATIO times over the noise's spectral shape, ShortTime.background) is what the line occupies.
 OCCUPIED_SHARE = 0.01
 # A constant envelope: over the band the line occupies, the analytic signal's magnitude that 80 %
 # of the samples exceed is at least this share of its median (narrowband noise, Rayleigh: 0.57).
@@ -737,7 +738,7 @@ MAX_WANDER_HALF_WIDTH = 0.04  # cycles per sample
 # ... and the bands taken out add up to at most this share of the spectrum (0 to 0.5 cycles per
 # sample), the strongest first: six radios swinging by ±0.008 took out 68 % of it, and with it
 # most of every pulse.
-MAX_WANDER_COVER = 0.4
+MAX_WANDER_COVER = 0.4  # the wandering tones' bands only: stationary tones and steady lines have their own cap (MAX_TONES)
 # The band taken out: the occupied band's half-width times this, plus a stationary tone's band,
 # so that the notch's gain is over 0.9 where the line still has power.
 WANDER_WIDTH_FACTOR = 1.5
@@ -758,6 +759,28 @@ def _spread_frames(power: np.ndarray, most: int) -> np.ndarray:
     if power.shape[1] <= most:
         return power
     return power[:, np.linspace(0, power.shape[1] - 1, most).round().astype(np.intp)]
+
+
+def _running_median(values: np.ndarray, left_out: np.ndarray) -> np.ndarray:
+    """The median of ``values`` over :data:`WANDER_BACKGROUND_BINS` bins around each, without the
+    ``left_out`` bins (all of them where a window holds nothing else). Beyond the spectrum's top
+    the bins are reflected (repeated, a line in the top bin was its own noise: none over 0.475
+    cycles per sample was found); beyond its bottom, the lowest repeated (reflected, the 1/f
+    noise there read as lines at 0.027-0.031 in three of the training generator's validation
+    captures)."""
+    reach = WANDER_BACKGROUND_BINS // 2
+
+    def padded(array: np.ndarray) -> np.ndarray:
+        top = array[::-1][:reach]
+        top = np.concatenate((top, np.full(reach - top.size, array[0])))
+        return np.concatenate((np.full(reach, array[0]), array, top))
+
+    windows = np.lib.stride_tricks.sliding_window_view(padded(np.where(left_out, np.nan, values)), 2 * reach + 1)
+    median = np.median(np.lib.stride_tricks.sliding_window_view(padded(values), 2 * reach + 1), axis=1)
+    kept = ~np.all(np.isnan(windows), axis=1)
+    if kept.any():
+        median[kept] = np.nanmedian(windows[kept], axis=1)
+    return median
 
 
 def _peak_track(power: np.ndarray, low: int, high: int) -> np.ndarray:
@@ -814,15 +837,20 @@ def narrowband_lines(filtered: np.ndarray, spectra: ShortTime | None) -> Narrowb
     strongest = ndimage.maximum_filter1d(power, 2 * WANDER_REACH + 1, axis=0, mode="constant")
     level = np.quantile(strongest, FLOOR_QUANTILE, axis=1)
     tiny = np.finfo(np.float64).tiny
-    noise = np.maximum(ndimage.median_filter(level, WANDER_BACKGROUND_BINS, mode="nearest"), tiny)
+    noise = np.maximum(_running_median(level, np.zeros(level.size, dtype=bool)), tiny)
+    # Again without the bins that stand out: three radios in the window made its median theirs.
+    noise = np.maximum(_running_median(level, level >= WANDER_RATIO * noise), tiny)
     standing = (level >= WANDER_RATIO * noise) & (bins >= lowest)
     mean_power = power.mean(axis=1)
     line_noise = np.maximum(spectra.background, tiny)
     labels, _ = ndimage.label(standing)
-    candidates = []
+    candidates: dict[tuple[int, int], float] = {}
     for stretch in ndimage.find_objects(labels):
         stretch = stretch[0]
         peak = stretch.start + int(np.argmax(mean_power[stretch]))
+        # Not under the search's lowest bin: down to the high-pass's stop band, lines of the
+        # training generator's 1/f noise and pulse trains at 0.027-0.031 cycles per sample read
+        # as steady, and its 14 dB validation tier with interference fell 0.865 -> 0.852.
         occupied = (mean_power >= np.maximum(OCCUPIED_SHARE * mean_power[peak], WANDER_RATIO * line_noise)) & (bins >= lowest)
         low = high = peak
         while low - 1 >= 0 and occupied[low - 1]:
@@ -830,9 +858,12 @@ def narrowband_lines(filtered: np.ndarray, spectra: ShortTime | None) -> Narrowb
         while high + 1 < occupied.size and occupied[high + 1]:
             high += 1
         if (high - low + 1) / (2.0 * SEGMENT) <= MAX_WANDER_HALF_WIDTH:
-            candidates.append((float(level[peak]), low, high))
+            # Two stretches of one line (its level dipping under the ratio in its middle) grow
+            # into the same band: one candidate, at the higher level. (Seen with the first noise
+            # estimate, in one pass: a radio was listed and taken out twice.)
+            candidates[(low, high)] = max(candidates.get((low, high), 0.0), float(level[peak]))
     wandering, steady, covered = [], [], 0.0
-    for _, low, high in sorted(candidates, reverse=True)[:MAX_WANDERING]:
+    for (low, high), _ in sorted(candidates.items(), key=lambda item: -item[1])[:MAX_WANDERING]:
         # Half a bin beyond the outermost occupied bins' centres.
         frequency, deviation = (low + high) / (2.0 * SEGMENT), (high - low + 1) / (2.0 * SEGMENT)
         envelope = np.abs(_analytic_band(filtered, frequency - deviation, frequency + deviation))
@@ -856,25 +887,35 @@ def with_steady_lines(frequencies: np.ndarray, lines: NarrowbandLines) -> np.nda
     """The stationary tones at ``frequencies`` and the ``lines``' steady ones that are not within
     a short-time bin of one of them (ascending)."""
     frequencies = np.asarray(frequencies, dtype=np.float64)
-    added = [line for line in lines.steady if not np.any(np.abs(frequencies - line) < 1.0 / SEGMENT)]
+    added: list[float] = []
+    for line in lines.steady:
+        if not np.any(np.abs(np.concatenate((frequencies, added)) - line) < 1.0 / SEGMENT):
+            added.append(float(line))
     return np.sort(np.concatenate((frequencies, added))) if added else frequencies
+
+
+def in_wandering_band(frequencies: np.ndarray, wandering: tuple[WanderingTone, ...]) -> np.ndarray:
+    """Which of ``frequencies`` lie inside a ``wandering`` tone's band (the one taken out)."""
+    frequencies = np.asarray(frequencies, dtype=np.float64)
+    inside = np.zeros(frequencies.size, dtype=bool)
+    for tone in wandering:
+        inside |= np.abs(frequencies - tone.frequency) <= tone.half_width
+    return inside
 
 
 def outside_wandering(frequencies: np.ndarray, wandering: tuple[WanderingTone, ...]) -> np.ndarray:
     """``frequencies`` (stationary tones) but those inside a ``wandering`` tone's band, which
     its removal takes out with the rest of it."""
     frequencies = np.asarray(frequencies, dtype=np.float64)
-    inside = np.zeros(frequencies.size, dtype=bool)
-    for tone in wandering:
-        inside |= np.abs(frequencies - tone.frequency) <= tone.half_width
-    return frequencies[~inside]
+    return frequencies[~in_wandering_band(frequencies, wandering)]
 
 
 def remove_wandering(filtered: np.ndarray, wandering: tuple[WanderingTone, ...],
                      refilter: tuple[Callable[[np.ndarray], np.ndarray], Callable[[np.ndarray], np.ndarray]] | None = None,
                      fit_ends: bool = True) -> np.ndarray:
     """``filtered`` without its ``wandering`` tones: each taken out as a stationary tone is
-    (:func:`remove_tones`, its pulses kept out of the estimate), over the band it occupies."""
+    (:func:`remove_tones`, its pulses kept out of the estimate), within its ``half_width``
+    (:data:`WANDER_WIDTH_FACTOR` times the band it occupies, and a stationary tone's band)."""
     for tone in wandering:
         filtered = remove_tones(filtered, np.array([tone.frequency]), refilter=refilter, fit_ends=fit_ends,
                                 half_width=tone.half_width, end_phases=end_phases(filtered, tone))
@@ -928,6 +969,11 @@ def predicted(signal: np.ndarray, count: int) -> np.ndarray:
     :data:`PREDICTION_SPAN` samples (:func:`burg_coefficients`) continues it: the all-pole filter
     run on from those samples with no input."""
     span = np.asarray(signal[-PREDICTION_SPAN:], dtype=np.float64)
+    # In units of its largest value: the energies overflowed at 1e160 and vanished at 1e-200.
+    unit = float(np.max(np.abs(span))) if span.size else 0.0
+    if unit == 0.0:
+        return np.zeros(count)
+    span = span / unit
     denominator = np.concatenate(([1.0], burg_coefficients(span, min(PREDICTION_ORDER, span.size // 4))))
     state = sps.lfiltic([1.0], denominator, span[::-1][: denominator.size - 1])
-    return sps.lfilter([1.0], denominator, np.zeros(count), zi=state)[0]
+    return sps.lfilter([1.0], denominator, np.zeros(count), zi=state)[0] * unit
