@@ -730,8 +730,8 @@ OCCUPIED_SHARE = 0.01
 WANDER_STEADY = 0.8
 MAX_WANDERING = 8  # as many as stationary tones (MAX_TONES): each is a band-pass over the whole signal
 # A wandering line's frames peak over this many bins at least (the spread of their middle 60 %):
-# 0.71-0.85 for a wander of 0.002 cycles per sample, 0.15-0.44 for the independent generator's
-# AM tones in coloured noise, which the stationary step can miss.
+# 0.71-0.85 for a swing of ±0.002 cycles per sample; at most 0.23 for the independent generator's
+# AM tones in coloured noise (which the stationary step can miss) and 0.32 for the atlas's tones.
 MIN_WANDER_BINS = 0.6
 # Wider than this, a band is no tone, and taking it out would take a pulse's spectrum with it.
 MAX_WANDER_HALF_WIDTH = 0.04  # cycles per sample
@@ -785,18 +785,21 @@ def _running_median(values: np.ndarray, left_out: np.ndarray) -> np.ndarray:
 
 def _peak_track(power: np.ndarray, low: int, high: int) -> np.ndarray:
     """In each frame of ``power`` (bins by frames), the bin within ``[low, high]`` where the
-    power peaks, to a fraction of a bin (:func:`parabola_peak` on log powers)."""
-    band = np.log(power[low: high + 1] + np.finfo(np.float64).tiny)
-    peaks = np.argmax(band, axis=0)
-    frames = np.arange(band.shape[1])
-    inner = (peaks > 0) & (peaks < band.shape[0] - 1)
-    left = band[np.clip(peaks - 1, 0, None), frames]
-    centre = band[peaks, frames]
-    right = band[np.clip(peaks + 1, None, band.shape[0] - 1), frames]
+    power peaks, to a fraction of a bin (:func:`parabola_peak` on log powers, with the bins just
+    outside the band as neighbours: a pure tone between two bins, in a band of two, otherwise
+    read as one or the other, a bin apart, and passed for a wandering one)."""
+    first, last = max(low - 1, 0), min(high + 1, power.shape[0] - 1)
+    around = np.log(power[first: last + 1] + np.finfo(np.float64).tiny)
+    peaks = (low - first) + np.argmax(around[low - first: high - first + 1], axis=0)
+    frames = np.arange(around.shape[1])
+    inner = (peaks > 0) & (peaks < around.shape[0] - 1)
+    left = around[np.clip(peaks - 1, 0, None), frames]
+    centre = around[peaks, frames]
+    right = around[np.clip(peaks + 1, None, around.shape[0] - 1), frames]
     curvature = left - 2.0 * centre + right
     offsets = np.where(inner & (curvature < 0.0),
                        np.clip(0.5 * (left - right) / np.where(curvature < 0.0, curvature, -1.0), -0.5, 0.5), 0.0)
-    return low + peaks + offsets
+    return first + peaks + offsets
 
 
 def _analytic_band(filtered: np.ndarray, low: float, high: float) -> np.ndarray:
