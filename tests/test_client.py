@@ -414,72 +414,59 @@ def test_the_report_says_which_signals_had_a_regular_train_taken_out():
     assert page.count("<td>none</td><td>none</td><td>none</td><td>none</td><td>no</td><td>no</td></tr>") == 2
 
 
+def report_record(signal: int, key: str, value, tones_removed=()) -> dict:
+    """One signal's record as the client stores it, for the report's table: an answer whose
+    stats hold ``value`` under ``key`` ("absent": no such key, as from a release before it)."""
+    stats = {"cycles": 12.0, "regions_per_cycle": 0.0,
+             "tones_removed": [{"cycles_per_sample": frequency} for frequency in tones_removed],
+             "commutation_removed": None, "phase_locked_removed": None,
+             "regular_train_removed": None, "noise_whitening": None}
+    if value != "absent":
+        stats[key] = value
+    return {"file": "f.npy", "signal": signal, "model": {"name": "pd_segmenter", "version": "1.0"},
+            "answer": {"length": 40000, "regions": [], "stats": stats}}
+
+
 def test_the_report_says_which_signals_had_a_clipped_carrier_restored():
     """stats.clipped_carrier_restored (a limiter's plateaus given back the carrier's course):
     the plateaus in the table's last column; "no" where none were, or where an answer from a
     release before the step has no such entry."""
     from pdclient.report import build_report
 
-    def record(signal, clipped):
-        stats = {"cycles": 12.0, "regions_per_cycle": 0.0, "tones_removed": [], "commutation_removed": None,
-                 "phase_locked_removed": None, "regular_train_removed": None, "noise_whitening": None}
-        if clipped != "absent":
-            stats["clipped_carrier_restored"] = clipped
-        return {"file": "f.npy", "signal": signal, "model": {"name": "pd_segmenter", "version": "1.0"},
-                "answer": {"length": 40000, "regions": [], "stats": stats}}
-
     restored = {"plateaus": 23, "corners": 46, "levels": [-150000.0, 150000.0]}
-    page, _, _ = build_report([record(0, restored), record(1, None), record(2, "absent")], {}, [],
-                              lambda file, signal: None)
+    records = [report_record(index, "clipped_carrier_restored", value)
+               for index, value in enumerate((restored, None, "absent"))]
+    page, _, _ = build_report(records, {}, [], lambda file, signal: None)
     assert "<th>clipped carrier restored (plateaus)</th>" in page
     assert "<td>none</td><td>none</td><td>none</td><td>none</td><td>none</td><td>none</td><td>no</td><td>23</td></tr>" in page
     assert page.count("<td>none</td><td>none</td><td>none</td><td>none</td><td>none</td><td>none</td><td>no</td><td>no</td></tr>") == 2
 
 
-def test_the_report_lists_the_tone_bursts_taken_out():
-    """stats.tone_bursts_removed: each burst's frequency and the samples it was on, in the
-    column after the stationary tones; "none" where there was none or where an answer from a
-    release before the step has no such entry."""
+@pytest.mark.parametrize("key, value, header, row, empty", [
+    ("tone_bursts_removed",
+     [{"cycles_per_sample": 0.0625, "start": 1152, "end": 5760},
+      {"cycles_per_sample": 0.1875, "start": 20000, "end": 40000}],
+     "tone bursts removed (cycles/sample at samples)",
+     "<td>0.25</td><td>0.0625 at 1152-5760, 0.1875 at 20000-40000</td><td>none</td><td>none</td>",
+     "<td>0.25</td><td>none</td><td>none</td><td>none</td>"),
+    ("wandering_tones_removed", [{"cycles_per_sample": 0.15, "deviation_cycles_per_sample": 0.00781}],
+     "wandering tones removed (cycles/sample ± deviation)",
+     "<td>0.25</td><td>none</td><td>0.15 ± 0.00781</td><td>none</td>",
+     "<td>0.25</td><td>none</td><td>none</td><td>none</td>"),
+])
+def test_the_report_lists_the_tone_bursts_and_wandering_tones_taken_out(key, value, header, row, empty):
+    """stats.tone_bursts_removed (each burst's frequency and the samples it was on) and
+    stats.wandering_tones_removed (each tone's middle and deviation), in the columns after the
+    stationary tones; "none" where there was none or where an answer from a release before the
+    step has no such entry."""
     from pdclient.report import build_report
 
-    def record(signal, bursts):
-        stats = {"cycles": 12.0, "regions_per_cycle": 0.0, "tones_removed": [{"cycles_per_sample": 0.25}],
-                 "commutation_removed": None, "phase_locked_removed": None,
-                 "regular_train_removed": None, "noise_whitening": None}
-        if bursts != "absent":
-            stats["tone_bursts_removed"] = bursts
-        return {"file": "f.npy", "signal": signal, "model": {"name": "pd_segmenter", "version": "1.0"},
-                "answer": {"length": 40000, "regions": [], "stats": stats}}
-
-    bursts = [{"cycles_per_sample": 0.0625, "start": 1152, "end": 5760},
-              {"cycles_per_sample": 0.1875, "start": 20000, "end": 40000}]
-    page, _, _ = build_report([record(0, bursts), record(1, []), record(2, "absent")], {}, [],
-                              lambda file, signal: None)
-    assert "<th>tone bursts removed (cycles/sample at samples)</th>" in page
-    assert "<td>0.25</td><td>0.0625 at 1152-5760, 0.1875 at 20000-40000</td><td>none</td><td>none</td>" in page
-    assert page.count("<td>0.25</td><td>none</td><td>none</td><td>none</td>") == 2
-
-
-def test_the_report_lists_the_wandering_tones_taken_out():
-    """stats.wandering_tones_removed: each tone's middle and deviation, in the column after the
-    tone bursts; "none" where there was none or where an older answer has no such entry."""
-    from pdclient.report import build_report
-
-    def record(signal, wandering):
-        stats = {"cycles": 12.0, "regions_per_cycle": 0.0, "tones_removed": [], "tone_bursts_removed": [],
-                 "commutation_removed": None, "phase_locked_removed": None,
-                 "regular_train_removed": None, "noise_whitening": None}
-        if wandering != "absent":
-            stats["wandering_tones_removed"] = wandering
-        return {"file": "f.npy", "signal": signal, "model": {"name": "pd_segmenter", "version": "1.0"},
-                "answer": {"length": 40000, "regions": [], "stats": stats}}
-
-    wandering = [{"cycles_per_sample": 0.15, "deviation_cycles_per_sample": 0.00781}]
-    page, _, _ = build_report([record(0, wandering), record(1, []), record(2, "absent")], {}, [],
-                              lambda file, signal: None)
-    assert "<th>wandering tones removed (cycles/sample ± deviation)</th>" in page
-    assert "<td>none</td><td>none</td><td>0.15 ± 0.00781</td><td>none</td>" in page
-    assert page.count("<td>none</td><td>none</td><td>none</td><td>none</td>") == 2
+    records = [report_record(index, key, entry, tones_removed=(0.25,))
+               for index, entry in enumerate((value, [], "absent"))]
+    page, _, _ = build_report(records, {}, [], lambda file, signal: None)
+    assert f"<th>{header}</th>" in page
+    assert row in page
+    assert page.count(empty) == 2
 
 
 def test_the_client_body_budget_matches_the_shipped_body_limit():

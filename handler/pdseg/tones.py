@@ -378,7 +378,11 @@ def remove_tones(filtered: np.ndarray, frequencies: np.ndarray | None = None,
     ``fit_ends`` False takes the step as it stood before 2026-12-05 evening, when the shipped
     weights' fine-tuning rows were conditioned: no end fit, the clip's level read from every
     k-th sample (:func:`_robust_level`), :data:`REFINEMENTS` rounds however much the estimate
-    still moves, and the ends' raw band from the whole signal's transform at any length."""
+    still moves, and the ends' raw band from the whole signal's transform at any length.
+
+    ``end_phases``: one tone whose frequency moves (:func:`remove_wandering`), its phase over
+    the first and the last :data:`REFILTER_SEGMENT` samples (:func:`end_phases`): the signal is
+    then continued by prediction (:func:`predicted_ends`) and the ends fitted along that phase."""
     filtered = np.asarray(filtered, dtype=np.float64)
     if frequencies is None:
         frequencies = stationary_tones(filtered)
@@ -851,9 +855,9 @@ def narrowband_lines(filtered: np.ndarray, spectra: ShortTime | None) -> Narrowb
     for stretch in ndimage.find_objects(labels):
         stretch = stretch[0]
         peak = stretch.start + int(np.argmax(mean_power[stretch]))
-        # Not under the search's lowest bin: down to the high-pass's stop band, lines of the
-        # training generator's 1/f noise and pulse trains at 0.027-0.031 cycles per sample read
-        # as steady, and its 14 dB validation tier with interference fell 0.865 -> 0.852.
+        # Not under the search's lowest bin: a swing centred under about 0.033 cycles per sample
+        # is left (its band would reach into the high-pass's stop band, where slow pulses have
+        # most of their spectrum).
         occupied = (mean_power >= np.maximum(OCCUPIED_SHARE * mean_power[peak], WANDER_RATIO * line_noise)) & (bins >= lowest)
         low = high = peak
         while low - 1 >= 0 and occupied[low - 1]:
