@@ -742,7 +742,7 @@ MAX_WANDER_HALF_WIDTH = 0.04  # cycles per sample
 # ... and the bands taken out add up to at most this share of the spectrum (0 to 0.5 cycles per
 # sample), the strongest first: six radios swinging by ±0.008 took out 68 % of it, and with it
 # most of every pulse.
-MAX_WANDER_COVER = 0.4  # the wandering tones' bands only: stationary tones and steady lines have their own cap (MAX_TONES)
+MAX_WANDER_COVER = 0.4  # the wandering tones' bands only: steady lines count under MAX_WANDERING, stationary tones under MAX_TONES
 # The band taken out: the occupied band's half-width times this, plus a stationary tone's band,
 # so that the notch's gain is over 0.9 where the line still has power.
 WANDER_WIDTH_FACTOR = 1.5
