@@ -280,19 +280,15 @@ def remove_carrier(raw: np.ndarray, cutoff: float = HIGHPASS_CUTOFF, about_middl
     if raw.size == 0:
         return raw.copy()
     if raw.size < SHORT_SIGNAL:
-        if not about_middle:
-            magnitude = float(np.max(np.abs(raw)))
-            if magnitude == 0.0 or np.ptp(raw) == 0.0:
-                return np.zeros_like(raw)
-            unit = raw / magnitude
-            sigma = max(difference_noise(unit), RELATIVE_NOISE_FLOOR)
-            return filtered_amid_end_levels((unit - short_signal_trend(unit, sigma)) * magnitude, cutoff)
-        magnitude = signal_magnitude(raw)
-        if magnitude == 0.0:
+        if np.ptp(raw) == 0.0:
             return np.zeros_like(raw)  # a constant: no trend to fit, nothing left after it
         # The fit runs about the signal's middle and in units of its magnitude (its result
         # depends on neither), so that neither subnormal nor huge values reach the solver.
-        unit = (raw - (0.5 * np.max(raw) + 0.5 * np.min(raw))) / magnitude
+        if about_middle:
+            magnitude, middle = signal_magnitude(raw), 0.5 * np.max(raw) + 0.5 * np.min(raw)
+        else:
+            magnitude, middle = float(np.max(np.abs(raw))), 0.0
+        unit = (raw - middle) / magnitude
         sigma = max(difference_noise(unit), RELATIVE_NOISE_FLOOR)
         quiet = (unit - short_signal_trend(unit, sigma)) * magnitude
         return filtered_amid_end_levels(quiet, cutoff)
@@ -1535,12 +1531,8 @@ def condition(raw: np.ndarray, remove_tones: bool = True, remove_commutation: bo
                                       fit_ends=fit_tone_ends)
     filtered = tones.remove_wandering(filtered, wandering, refilter=(baseline_and_highpass, carrier_filter_gain),
                                       fit_ends=fit_tone_ends)
-    # Found in the same short-time spectra as the tones, away from them and from the wandering
-    # tones' bands (where a slow swing's turning points hold a bin for a burst's frames).
-    bursts = tones.tone_bursts(short_time, found) if remove_tone_bursts else []
-    if wandering:
-        inside = tones.in_wandering_band([burst.frequency for burst in bursts], wandering)
-        bursts = [burst for burst, dropped in zip(bursts, inside) if not dropped]
+    # Found in the same short-time spectra as the tones, away from them and the wandering ones.
+    bursts = tones.tone_bursts(short_time, found, wandering) if remove_tone_bursts else []
     filtered = tones.remove_bursts(filtered, bursts, refilter=(baseline_and_highpass, carrier_filter_gain))
     # The pulses cut by an end go back as the carrier filter gives a pulse away from the ends,
     # after the tones (whose end fit took a pulse on the end sample for a tone's).

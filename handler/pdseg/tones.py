@@ -607,10 +607,12 @@ class Burst:
     end: int
 
 
-def tone_bursts(spectra: ShortTime | None, known: np.ndarray | None = None) -> list[Burst]:
+def tone_bursts(spectra: ShortTime | None, known: np.ndarray | None = None,
+                wandering: tuple["WanderingTone", ...] = ()) -> list[Burst]:
     """The tone bursts that a signal's short-time ``spectra`` (:func:`short_time`) show: in each
     frequency bin (from :data:`LOWEST_BIN`, and not within two short-time bins of a ``known``
-    stationary tone), the runs of at least :data:`BURST_FRAMES` consecutive frames where the bin
+    stationary tone nor inside a ``wandering`` tone's band, where a slow swing's turning points
+    hold a bin for a burst's frames), the runs of at least :data:`BURST_FRAMES` consecutive frames where the bin
     stands :data:`LINE_RATIO` times over its noise level (its floor, running median over
     :data:`BACKGROUND_BINS` bins, as :func:`stationary_tones` reads it) and over the same
     frame's bins three to either side (a pulse's spectrum is broad). A run counts where its
@@ -629,6 +631,7 @@ def tone_bursts(spectra: ShortTime | None, known: np.ndarray | None = None) -> l
     bins = np.arange(power.shape[0])
     for frequency in np.asarray(known if known is not None else [], dtype=np.float64):
         line[np.abs(bins / SEGMENT - frequency) < 2.0 / SEGMENT] = False
+    line[in_wandering_band(bins / SEGMENT, wandering)] = False
     # A frame under the line level between two over it (amplitude modulation's troughs) joins them.
     line[:, 1:-1] |= line[:, :-2] & line[:, 2:]
     # Only bins with BURST_FRAMES line frames in a row are looked at further.
