@@ -586,6 +586,28 @@ def test_a_wandering_tone_is_found_and_taken_out(frequency, deviation, rate):
     assert tones.remove_wandering(raw, ()) is raw
 
 
+@pytest.mark.parametrize("length, low, high, coarsely", [(5_000, 0.18, 0.22, False), (5_000, 0.195, 0.205, True),
+                                                         (300_000, 0.195, 0.205, True)])
+def test_a_bands_magnitude_read_coarsely_is_the_dense_ones(length, low, high, coarsely):
+    """The steadiness test reads a band's magnitude from a short inverse transform on a long
+    signal: the same magnitude (its level and its low quantile) as the whole signal's analytic
+    band, away from the ends, on a line whose amplitude dips and with pulses in its band."""
+    from scipy import fft as sp_fft
+    rng = np.random.default_rng(length)
+    time = np.arange(length)
+    swing = 0.003 * np.sin(2 * np.pi * 0.0007 * time)
+    raw = (10.0 * (1.0 + 0.6 * np.sin(2 * np.pi * 3e-4 * time)) * np.sin(2 * np.pi * np.cumsum(0.2 + swing))
+           + rng.normal(size=length))
+    for start in rng.integers(0, length - 40, size=length // 2000):
+        raw[start: start + 40] += 50.0 * ringing_pulse(decay=5, frequency=0.2, samples=40)
+    dense = np.abs(tones._analytic_band(raw, low, high))[tones.SEGMENT: -tones.SEGMENT]
+    size = sp_fft.next_fast_len(length)
+    coarse = tones.band_magnitudes(sp_fft.rfft(raw, size), size, length, low, high, tones.SEGMENT)
+    assert (coarse.size < dense.size / 4) == coarsely
+    expected, found = np.quantile(dense, (0.2, 0.5)), np.quantile(coarse, (0.2, 0.5))
+    np.testing.assert_allclose(found, expected, rtol=0.01)
+
+
 def test_a_wandering_tones_middle_is_no_stationary_tone_of_its_own():
     """A fast swing's spectrum has a line at its middle, which the stationary step finds: that
     line goes with the band around it (outside_wandering), which takes it out whole."""
