@@ -1672,7 +1672,7 @@ def with_whitened_view(conditioned: Conditioned, magnitude: float, quantum: floa
     charged = cost(filtered.size) if cost is not None else filtered.size
     if room is not None and charged > room:
         return dataclasses.replace(conditioned, view_skipped=True)
-    whitened = whiten.whiten(filtered, coefficient)
+    whitened = whiten.whiten(filtered, whiten.whitening_filter(filtered))
     scale = noise_scale(whitened, magnitude, quantum, rails)
     view = dataclasses.replace(conditioned, filtered=whitened, scale=scale, quantum=0.0,
                                network_input=network_planes(whitened, scale))

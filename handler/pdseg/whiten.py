@@ -15,7 +15,7 @@ on white noise, took for a pulse).
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
+from scipy import linalg, ndimage
 from scipy import signal as sps
 
 BLOCK = 64  # samples per block, as the noise scale's
@@ -82,9 +82,34 @@ def whitening_coefficient(filtered: np.ndarray) -> float | None:
     return float(np.clip(correlation, -WHITEN_MOST, WHITEN_MOST))
 
 
-def whiten(filtered: np.ndarray, coefficient: float) -> np.ndarray:
-    """``filtered[n] - coefficient * filtered[n - 1]``: causal, so a pulse keeps its onset."""
-    return sps.lfilter([1.0, -coefficient], [1.0], filtered)
+# The whitener predicts each sample from the WHITEN_ORDER before it (a one-pole one left the
+# bumps of band-passed noise, as an IEC 60270 instrument's 100-400 kHz band gives it, standing
+# in the view as short oscillations). Its fit assumes white noise of WHITEN_LOADING of the
+# noise's power under it, so that it stays short of a differentiator.
+WHITEN_ORDER = 8
+WHITEN_LOADING = 0.01
+
+
+def whitening_filter(filtered: np.ndarray) -> np.ndarray:
+    """The causal prediction-error filter ``[1, a1, ..., ap]`` (``p`` =
+    :data:`WHITEN_ORDER`) that whitens the quieter half of ``filtered``'s 64-sample blocks:
+    Yule-Walker on their autocorrelation, loaded by :data:`WHITEN_LOADING`."""
+    quiet = quiet_blocks(filtered)
+    lags = np.array([np.sum(quiet[:, lag:] * quiet[:, : BLOCK - lag]) / (quiet.shape[0] * (BLOCK - lag))
+                     for lag in range(WHITEN_ORDER + 1)])
+    if not lags[0] > 0.0:
+        return np.array([1.0])
+    lags = lags / lags[0]
+    column = lags[:WHITEN_ORDER].copy()
+    column[0] += WHITEN_LOADING
+    coefficients = linalg.solve_toeplitz(column, lags[1:])
+    return np.concatenate(([1.0], -coefficients))
+
+
+def whiten(filtered: np.ndarray, coefficients: np.ndarray) -> np.ndarray:
+    """``filtered`` through the prediction-error filter ``coefficients``
+    (:func:`whitening_filter`): causal, so a pulse keeps its onset."""
+    return sps.lfilter(np.asarray(coefficients, dtype=np.float64), [1.0], filtered)
 
 
 def combine(probability: np.ndarray, whitened_probability: np.ndarray, filtered: np.ndarray,
