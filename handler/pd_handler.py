@@ -143,9 +143,17 @@ class PDSegmenterHandler(BaseHandler):
 
     def _is_describe(self) -> bool:
         # Asked of request 0 too, and answered with one description for the whole batch: a
-        # client's own "describe: True" header failed its batch-mates (503). TorchServe's describe
-        # call (the management API's customized=true) comes alone.
-        return len(self.context.request_processor) == 1 and super()._is_describe()
+        # client's own "describe: True" header failed its batch-mates (503), and alone got a 200
+        # with "null" for its answer, its signal neither read nor analysed. preprocess answers
+        # TorchServe's describe call itself, whatever shares its batch.
+        return False
+
+    def _is_describe_call(self, index: int, row) -> bool:
+        """TorchServe's describe call (the management API's ``customized=true``): its key, and no
+        body. A request that sends a signal is analysed, whatever its headers say."""
+        if self.context.get_request_header(index, "describe") != "True":
+            return False
+        return not isinstance(row, dict) or not any(row.get(key) for key in ("body", "data"))
 
     def _fail(self, index: int, request: SimpleNamespace, error: InputError) -> None:
         request.error = error
@@ -163,6 +171,9 @@ class PDSegmenterHandler(BaseHandler):
             headers = self._headers(index)
             request = _new_request("application/json")
             requests.append(request)
+            if self._is_describe_call(index, row):
+                request.answer, request.counts = {"model": self.model_info}, (0, 0, 0)
+                continue
             try:
                 # The exact key TorchServe sets; _headers merges a client's own "Explain" into it.
                 if self.context.get_request_header(index, "explain") == "True":
@@ -200,7 +211,8 @@ class PDSegmenterHandler(BaseHandler):
     def inference(self, requests, *args, **kwargs):
         """Condition, infer and describe one work group at a time; each stage's time still
         goes to its own metric. A group's arrays are dropped before the next one starts."""
-        good = [request for request in requests if request.error is None and request.cache_status != "hit"]
+        # Neither refused nor answered already (from the cache, or TorchServe's describe call).
+        good = [request for request in requests if request.error is None and request.answer is None]
         for group in work_groups([request.decoded.work for request in good], self.limits.max_work):
             members = [good[position] for position in group]
             started = time.perf_counter()
@@ -268,7 +280,7 @@ class PDSegmenterHandler(BaseHandler):
                 self.context.set_response_content_type(index, "application/json")
                 responses.append({"error": request.error.message, "status": request.error.status})
                 continue
-            if request.cache_status != "hit":
+            if request.cache_status != "hit":  # counts (0, 0, 0) for a description
                 signals, samples, regions = (total + count for total, count in
                                              zip((signals, samples, regions), request.counts))
                 if request.store:

@@ -150,6 +150,28 @@ def test_a_clients_own_explain_or_describe_header_changes_nothing_for_its_batch(
     assert all([s["length"] for s in output["signals"]] == [7920] for output in outputs)
 
 
+@pytest.mark.parametrize("batch", [1, 3])
+def test_a_signal_with_a_describe_header_is_analysed_and_torchserves_describe_call_described(handler, batch):
+    """A stranger's probe: a request with a signal and "describe: True" was answered 200 with
+    "null" when it came alone (BaseHandler's describe path), and analysed when batched. The
+    signal is analysed either way (NaN refused with a 400, as without the header); TorchServe's
+    own describe call (no body) gets the model's description, beside whatever shares its batch."""
+    rows = [{"body": {"signal": [0.1, 0.3, 5.2, 2.0, 0.4] * 20}}, {"body": {"signal": [1.0, float("nan")]}}, {}]
+    headers = [{"Content-Type": "application/json", "describe": "True"}] * 3
+    for first in range(3):
+        picked = [(rows + rows)[first + k] for k in range(batch)]
+        context = batch_context(handler, headers[:batch])
+        outputs = handler.handle(picked, context)
+        for index, (row, output) in enumerate(zip(picked, outputs)):
+            status = context.get_response_status(index)[0]
+            if not row:
+                assert status == 200 and output == {"model": handler.model_info}
+            elif np.isnan(row["body"]["signal"]).any():
+                assert status == 400 and "error" in output
+            else:
+                assert status == 200 and [s["length"] for s in output["signals"]] == [100]
+
+
 def test_png_answer(handler, real_captures):
     context = batch_context(handler, [{"Content-Type": "application/json", "Accept": "image/png"}])
     [png] = handler.handle([{"body": {"signal": real_captures[0].tolist()}}], context)

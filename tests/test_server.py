@@ -42,6 +42,23 @@ def test_health_and_model_ready(server):
     assert [worker["status"] for worker in described["workers"]] == ["READY"] * shipped["minWorkers"]
 
 
+def test_a_describe_header_changes_no_answer_and_the_customized_description_is_the_models(server, real_captures):
+    """A stranger's probe: "describe: True" on a request with a signal got 200 and "null" when
+    the request came alone. The management API's customized description is the model's."""
+    [described] = requests.get(f"{server.management_url}/models/pd_segmenter", params={"customized": "true"},
+                               timeout=10).json()
+    assert described["customizedMetadata"]["model"]["name"] == "pd_segmenter"
+    body = npy(real_captures[0])
+    plain = post(server, data=body, headers={"Content-Type": "application/x-npy", "Cache-Control": "no-store"})
+    header = post(server, data=body, headers={"Content-Type": "application/x-npy", "Cache-Control": "no-store",
+                                              "describe": "True"})
+    assert header.status_code == plain.status_code == 200
+    assert regions_of(header.json()) == regions_of(plain.json()) and regions_of(plain.json())[0]
+    refused = post(server, data=b'{"signal": [1, NaN, 3]}', headers={"Content-Type": "application/json",
+                                                                    "describe": "True"})
+    assert refused.status_code == 400 and "error" in refused.json()
+
+
 def test_every_input_format_gives_the_same_answer(server, real_captures):
     capture = real_captures[0]
     as_json = post(server, json={"signal": capture.tolist()})
