@@ -484,6 +484,25 @@ def test_the_client_body_budget_matches_the_shipped_body_limit():
     assert 0 < MAX_REQUEST_SIZE - Budget().max_body_bytes <= 128 * 1024
 
 
+def test_requests_keep_room_for_every_signals_view():
+    """A stranger's probe: 60 carrier-free captures of 20,000 samples went in one request, filled
+    to the service's work limit, and the service left out the slower view that finds their broad
+    pulses (361 regions one per request, 31 so). A request's signals now take at most half the
+    budget; a signal over that travels alone."""
+    import numpy as np
+
+    from pdclient.batching import Budget, Item, batches
+
+    budget = Budget()
+    items = [Item("bumps.npy", index, np.zeros(20_000, np.float32)) for index in range(60)]
+    sent = list(batches(items, budget))
+    assert len(sent) > 1 and sum(len(batch.items) for batch in sent) == 60
+    assert all(2 * batch.cost <= budget.max_cost for batch in sent)
+    assert max(len(batch.items) for batch in sent) == budget.max_cost // Budget.with_view(20_000)
+    [alone] = batches([Item("long.npy", 0, np.zeros(1_000_000, np.float32))], budget)
+    assert len(alone.items) == 1
+
+
 def test_a_csv_with_a_missing_value_is_refused_not_shifted(tmp_path):
     """An empty value, or a blank line inside a column of values, would move every later sample
     one place earlier (and the regions with them); blank lines before and after are fine, as is a

@@ -6,6 +6,13 @@ and limits a request's total and its number of signals (``max_work_per_request``
 with the shipped figures; a batch that a differently configured service still refuses with 413
 is split (:mod:`pdclient.service`), and a signal over the budget on its own goes alone, so the
 service names its limit.
+
+A signal may also need a second look within its request's limit: a whitened view (correlated
+noise) or a slower one (smooth pulses without a carrier), at most one of them and at most its
+own cost. The service leaves a view out where the request has no room left, and the pulses only
+that view finds go unreported (a stranger's probe: 60 carrier-free captures of broad pulses,
+361 regions one per request, 31 in requests filled to the limit). So a batch here is filled to
+half the budget: every signal's view has room.
 """
 from __future__ import annotations
 
@@ -34,6 +41,11 @@ class Budget:
     @staticmethod
     def cost(length: int) -> int:
         return max(int(length), MIN_SIGNAL_COST) + SIGNAL_OVERHEAD
+
+    @staticmethod
+    def with_view(length: int) -> int:
+        """What a signal may cost its request: its own cost, and as much again for a view."""
+        return 2 * Budget.cost(length)
 
 
 @dataclasses.dataclass
@@ -89,9 +101,10 @@ def narrowest_exact(values: np.ndarray) -> np.ndarray:
 
 def batches(items: Iterable[Item], budget: Budget) -> Iterator[Batch]:
     """Consecutive signals of one length and dtype (one 2-D array per request), at most
-    ``budget.max_signals`` of them, ``budget.max_cost`` in all and ``budget.max_body_bytes`` of
-    samples; a signal over the cost or the body budget travels alone, as float32 or int32 where
-    that holds its values exactly and its own dtype would be over the body budget."""
+    ``budget.max_signals`` of them, ``budget.max_cost`` in all with room for their views
+    (:meth:`Budget.with_view`) and ``budget.max_body_bytes`` of samples; a signal over the cost
+    or the body budget travels alone, as float32 or int32 where that holds its values exactly
+    and its own dtype would be over the body budget."""
     pending: list[Item] = []
     pending_cost = pending_bytes = 0
     shape_key = None
@@ -99,7 +112,7 @@ def batches(items: Iterable[Item], budget: Budget) -> Iterator[Batch]:
         item.values = np.asarray(item.values, dtype=wire_dtype(item.values))
         if item.values.nbytes > budget.max_body_bytes:
             item.values = narrowest_exact(item.values)
-        cost = Budget.cost(item.values.size)
+        cost = Budget.with_view(item.values.size)
         key = (item.values.size, item.values.dtype.str)
         if pending and (key != shape_key or len(pending) >= budget.max_signals
                         or pending_cost + cost > budget.max_cost
