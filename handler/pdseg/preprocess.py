@@ -1656,7 +1656,7 @@ def with_whitened_view(conditioned: Conditioned, magnitude: float, quantum: floa
                        cost: Callable[[int], int] | None = None) -> Conditioned:
     """``conditioned`` with its whitened view (:mod:`pdseg.whiten`) where its noise is strongly
     correlated: in signals long enough for tones to be looked for (shorter ones keep theirs,
-    which a one-pole whitener takes for correlated noise), or, from :data:`NEGATIVE_VIEW_MIN_SAMPLES`,
+    which the lag-1 correlation takes for correlated noise), or, from :data:`NEGATIVE_VIEW_MIN_SAMPLES`,
     where the noise alternates from sample to sample (a tone reads so only above a quarter of the
     sampling rate), and whose noise stands over the floor (a near noise-free capture's residue
     is no noise to whiten). A view whose ``cost(samples)`` (its length by default) is over

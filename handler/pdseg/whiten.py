@@ -1,6 +1,6 @@
 """A second view of a capture whose noise is strongly correlated from sample to sample: the
-carrier-free signal through a one-pole whitening filter, for the network to look at beside
-the signal as recorded.
+carrier-free signal through a whitening filter (each sample less what the ones before it
+predict, as in the quiet stretches), for the network to look at beside the signal as recorded.
 
 The network was trained on white noise. Behind a band-limited sensor or an AR(1)-like
 amplifier (an HFCT whose noise follows each sample to 0.87 of the one before) it gave smooth
@@ -25,7 +25,7 @@ QUIET_SHARE = 0.5  # the quieter half of the blocks: pulses stay out of the esti
 # interference 0.0-0.45 (one 0.9); the independent generator's AR(1) and band-limited noise
 # up to 0.97 (docs/model-card.md, Conditioning).
 WHITEN_FROM = 0.5
-WHITEN_MOST = 0.95  # the filter's coefficient at most: nearer 1 it is a differentiator
+WHITEN_MOST = 0.95  # the reported coefficient at most (the one-pole filter it named until 2026-12-07 neared a differentiator)
 VIEW_LOUD = 6.0  # noise units in the signal as recorded, near which the view may add ...
 VIEW_REACH = 32  # ... within this many samples (the merge gap)
 # In correlated noise the signal as recorded keeps a stretch of probability (a run at or above
@@ -72,8 +72,9 @@ def least_block_correlation(filtered: np.ndarray) -> float:
 
 
 def whitening_coefficient(filtered: np.ndarray) -> float | None:
-    """The coefficient of the one-pole whitener for ``filtered``, or None where its quiet
-    samples are not correlated enough (:data:`WHITEN_FROM`, either sign) to need one. Noise
+    """The lag-1 correlation of ``filtered``'s quiet samples (the one-pole whitener's
+    coefficient, as the answer's ``noise_whitening`` reports it), or None where they are not
+    correlated enough (:data:`WHITEN_FROM`, either sign) to need a whitened view. Noise
     that alternates from sample to sample (an amplifier's AR(1) with a negative coefficient)
     is whitened too: its swings of two or three samples look like short oscillations."""
     correlation = noise_correlation(filtered)
@@ -116,9 +117,9 @@ def combine(probability: np.ndarray, whitened_probability: np.ndarray, filtered:
             scale: float) -> np.ndarray:
     """The per-sample maximum of the two views' probabilities, the whitened view's counted
     only within :data:`VIEW_REACH` samples of a sample of ``filtered`` (the signal as
-    recorded) at least :data:`VIEW_LOUD` noise units out. Band-limited noise is only roughly
-    whitened by one pole, and its bumps of 3-5 units stood out in the whitened view as
-    regions (docs/model-card.md, Conditioning).
+    recorded) at least :data:`VIEW_LOUD` noise units out. Band-limited noise was only roughly
+    whitened by one pole (the filter before 2026-12-07), and its bumps of 3-5 units stood out in
+    the whitened view as regions (docs/model-card.md, Conditioning).
 
     The signal as recorded, whose noise the network never saw so coloured, gave its own
     bumps of 3-5 noise units a region as well: a run of its probability is kept only where a
