@@ -41,6 +41,24 @@ def test_csv_rows_of_different_lengths():
     assert [s.tolist() for s in decoded.signals] == [[1, 2, 3], [4.5, 5]]
 
 
+def test_a_csv_of_one_value_a_line_is_one_signal():
+    """A stranger's probe: an instrument's export, one value a line, was read as that many
+    signals of one sample (no region anywhere), where the client reads it as one signal."""
+    decoded = decode_request({"body": "\ufeff0.5\r\n-1e3,\n 2 \n\n"}, "text/csv")
+    assert [s.tolist() for s in decoded.signals] == [[0.5, -1000.0, 2.0]]
+    column = "\n".join(str(value) for value in range(1000))  # more lines than signals allowed
+    assert [s.size for s in decode_request({"body": column}, "text/csv").signals] == [1000]
+    assert [s.tolist() for s in decode_request({"body": "7"}, "text/csv").signals] == [[7.0]]
+    with pytest.raises(InputError, match="cells") as error:  # bare carriage returns count as lines
+        decode_request({"body": "1\r" * 2_000_000}, "text/csv")
+    assert error.value.status == 413
+    for body, where in (("1\n2\n\n3", "line 3 is blank inside a column"), ("1\n2\nx", "line 3"),
+                        ("1\nnan", "sample 1 is NaN")):
+        with pytest.raises(InputError, match=where) as error:
+            decode_request({"body": body}, "text/csv")
+        assert error.value.status == 400
+
+
 def test_octet_stream_is_little_endian_float32():
     values = np.array([1.5, -2.25, 3e5], dtype="<f4")
     decoded = decode_request({"body": values.tobytes()}, "application/octet-stream")

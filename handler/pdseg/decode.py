@@ -4,7 +4,7 @@ Formats (the Content-Type decides):
 
 - ``application/json``: ``{"signal": [...]}`` or ``{"signals": [[...], ...]}`` plus options;
 - ``application/x-npy``: a 1-D or 2-D ``.npy`` of integers or floats, rows are signals;
-- ``text/csv``: one signal per row;
+- ``text/csv``: one signal per row; a file of one value a line is one signal, a column;
 - ``application/octet-stream``: raw little-endian float32, one signal;
 - ``multipart/form-data``: the file in field ``data`` (any format above, told apart by its
   content), options as further fields.
@@ -370,31 +370,54 @@ CSV_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 def decode_csv(payload: Any, limits: WorkLimits = WorkLimits()) -> list[np.ndarray]:
     # A spreadsheet's "CSV UTF-8" export starts with a byte-order mark: not part of the numbers.
     text = _as_text(payload).removeprefix("\ufeff")
-    limits.check_values(text.count(",") + text.count("\n") + 1, "cells")
+    # Every line break counts (a body of bare carriage returns passed this check, a stranger's probe).
+    breaks = text.count("\n") + text.count("\r") - text.count("\r\n")
+    limits.check_values(text.count(",") + breaks + 1, "cells")
     # Rows end at a line break only: str.splitlines() also splits at form feeds, vertical tabs,
     # U+2028 and others, and made two signals of one row.
-    lines = [line.strip() for line in CSV_LINE_BREAK.split(text)]
-    lines = [line for line in lines if line]
-    if not lines:
+    numbered = [(line_number, line) for line_number, line in
+                enumerate(line.strip() for line in CSV_LINE_BREAK.split(text)) if line]
+    if not numbered:
         raise InputError("CSV body is empty")
-    limits.check_signals(len(lines))
+    rows = [_csv_cells(line) for _, line in numbered]
+    if len(rows) > 1 and all(len(cells) == 1 for cells in rows):
+        # One value a line is one signal, a column, as an instrument exports a capture (and as
+        # the client reads such a file): as rows it was as many signals of one sample each.
+        gaps = [first + 1 for (first, _), (second, _) in zip(numbered, numbered[1:]) if second != first + 1]
+        if gaps:
+            raise InputError(f"CSV line {gaps[0] + 1} is blank inside a column of values; every sample must be given")
+        values = []
+        for (line_number, _), [cell] in zip(numbered, rows):
+            values.append(_csv_number(cell, f"CSV line {line_number + 1}"))
+        return [_finite_signal(values, "CSV column")]
+    limits.check_signals(len(rows))
     signals = []
-    for number, line in enumerate(lines):
-        # float() also reads "1_000" and non-ASCII digits; a capture's numbers are plain ASCII.
-        if not line.isascii() or "_" in line:
-            raise InputError(f"CSV row {number}: values must all be plain numbers (ASCII, no '_')")
-        cells = [cell.strip() for cell in line.split(",")]
-        while len(cells) > 1 and cells[-1] == "":
-            cells.pop()  # delimiters after the last value (a spreadsheet pads short rows) end the row
+    for number, cells in enumerate(rows):
         if "" in cells:
             # Dropped, it would move every later sample one place earlier, and the regions with them.
             raise InputError(f"CSV row {number}: value {cells.index('')} is empty; every sample must be given")
-        try:
-            values = [float(cell) for cell in cells]
-        except ValueError:
-            raise InputError(f"CSV row {number}: values must all be numbers") from None
+        values = [_csv_number(cell, f"CSV row {number}") for cell in cells]
         signals.append(_finite_signal(values, f"CSV row {number}"))
     return signals
+
+
+def _csv_cells(line: str) -> list[str]:
+    """A CSV line's values (delimiters after the last one, as a spreadsheet pads short rows,
+    end the row)."""
+    cells = [cell.strip() for cell in line.split(",")]
+    while len(cells) > 1 and cells[-1] == "":
+        cells.pop()
+    return cells
+
+
+def _csv_number(cell: str, where: str) -> float:
+    # float() also reads "1_000" and non-ASCII digits; a capture's numbers are plain ASCII.
+    if not cell.isascii() or "_" in cell:
+        raise InputError(f"{where}: values must all be plain numbers (ASCII, no '_')")
+    try:
+        return float(cell)
+    except ValueError:
+        raise InputError(f"{where}: values must all be numbers") from None
 
 
 def decode_float32(payload: Any, limits: WorkLimits = WorkLimits()) -> list[np.ndarray]:
