@@ -90,6 +90,42 @@ def test_smooth_wide_pulses_are_found_and_noise_stays_quiet(shipped, sigma):
                    shipped.regions(shipped.probabilities([without])[0], None, without).tolist()) for at in onsets) < 5
 
 
+def test_a_view_region_at_the_echo_of_a_loud_transient_is_not_taken():
+    """The view's carrier filter echoes a loud transient ECHO_LAG view samples away at a few per
+    cent of its height; a region there is dropped, one beside a transient of similar height or at
+    another distance is kept."""
+    view = np.zeros(1000)
+    view[500:504] = [300.0, -280.0, 200.0, -120.0]  # a loud ringing transient
+    echo = 500 - slow.ECHO_LAG
+    view[echo: echo + 3] = [6.0, -5.0, 4.0]
+    view[200:203] = [6.0, -5.0, 4.0]  # the same, far from any transient
+    view[700:703] = [60.0, -50.0, 40.0]  # a tenth of the transient's height and more: kept
+    regions = np.array([[echo - 1, echo + 4], [199, 204], [499, 506], [699, 704]])
+    kept = slow.without_echoes(regions, view)
+    assert kept.tolist() == [[199, 204], [499, 506], [699, 704]]
+    assert slow.without_echoes(np.zeros((0, 2)), view).shape == (0, 2)
+
+
+def test_loud_ringing_pulses_without_a_carrier_leave_no_region_in_the_noise_before_them(shipped):
+    """A stranger's probe: ringing pulses of 300-1,000 noise units (0.05 cycles per sample) in
+    carrier-free captures each got a second region 296 samples before them, in plain noise: the
+    slower view's echo."""
+    rng = np.random.default_rng(7)
+    time = np.arange(126.0)
+    ringing = (1 - np.exp(-time / 0.7)) * np.exp(-time / 20.0) * np.sin(2 * np.pi * 0.05 * time)
+    ringing /= np.abs(ringing).max()
+    signal = rng.normal(size=40_000)
+    onsets = list(range(1000, 39_000, 2000))
+    for at in onsets:
+        signal[at: at + ringing.size] += float(rng.choice([-1, 1])) * rng.uniform(300, 1000) * ringing
+    [result] = shipped.analyse([signal])
+    assert result.conditioned.slow is not None
+    assert all(any(start <= at + 5 < end for start, end in result.regions.tolist()) for at in onsets)
+    stray = [(start, end) for start, end in result.regions.tolist()
+             if not any(start < at + 320 and end > at for at in onsets)]
+    assert stray == []
+
+
 def test_a_slower_view_left_out_for_the_work_limit_is_said_in_the_answer(shipped):
     from pdseg.pipeline import SignalOptions
 

@@ -363,7 +363,7 @@ class Segmenter:
         view = conditioned.slow
         if view is None:
             return np.zeros((0, 2), dtype=np.int64)
-        view_regions = self.regions(self.view_probability(view), threshold, view)
+        view_regions = slow.without_echoes(self.regions(self.view_probability(view), threshold, view), view.filtered)
         return slow.to_full_rate(view_regions, view.length, conditioned.length)
 
     def finish(self, conditioned: Sequence[preprocess.Conditioned],

@@ -105,6 +105,34 @@ def as_full_rate(added: np.ndarray, probability: np.ndarray, filtered: np.ndarra
     return probability, described
 
 
+# The view's own carrier filter echoes a loud transient: its baseline (a quintic over 151 view
+# samples) holds a copy of it, 1-4 % of its height, about 75 view samples (300 samples) before
+# and after it (docs/model-card.md, Known failure modes). The capture's own view has the same
+# echo 75 samples off, within the loud pulse's reach; the slower view's lay in plain noise and
+# was reported (a stranger's probe: ringing pulses of 300-1,000 noise units without a carrier,
+# a region 296 samples before nearly every one). A view region is taken for such an echo where
+# a transient ECHO_RATIO times its height stands at the echo's distance from it.
+ECHO_LAG = 75  # view samples: half the carrier filter's baseline window
+ECHO_REACH = 8  # view samples either side of the lag (the echo is the window's outermost taps)
+ECHO_RATIO = 10.0
+
+
+def without_echoes(view_regions: np.ndarray, view_filtered: np.ndarray) -> np.ndarray:
+    """``view_regions`` (view samples) but those over an echo of a transient :data:`ECHO_RATIO`
+    times their own peak, :data:`ECHO_LAG` (± :data:`ECHO_REACH`) view samples away."""
+    view_regions = np.asarray(view_regions, dtype=np.int64).reshape(-1, 2)
+    magnitude = np.abs(np.asarray(view_filtered, dtype=np.float64))
+    kept = []
+    for start, end in view_regions.tolist():
+        own = float(magnitude[start:end].max()) if end > start else 0.0
+        beside = [magnitude[max(low, 0): max(high, 0)] for low, high in
+                  ((start - ECHO_LAG - ECHO_REACH, end - ECHO_LAG + ECHO_REACH),
+                   (start + ECHO_LAG - ECHO_REACH, end + ECHO_LAG + ECHO_REACH))]
+        loudest = max((float(part.max()) for part in beside if part.size), default=0.0)
+        kept.append(not loudest >= ECHO_RATIO * own)
+    return view_regions[np.asarray(kept, dtype=bool)] if kept else view_regions
+
+
 def added_regions(regions: np.ndarray, view_regions: np.ndarray, min_gap: int) -> tuple[np.ndarray, np.ndarray]:
     """``regions`` with those of ``view_regions`` (full-rate samples) that lie farther than
     ``min_gap`` samples from every one of them, in order, and the ones added."""
