@@ -59,6 +59,18 @@ def test_a_csv_of_one_value_a_line_is_one_signal():
         assert error.value.status == 400
 
 
+def test_a_flat_signals_list_and_non_finite_options_get_400s_that_say_what_is_wrong():
+    """A stranger's probe: {"signals": [0, ..., 299]} was refused 413 as 300 signals over the
+    limit, and a NaN or infinite option was told to be positive."""
+    with pytest.raises(InputError, match='one signal goes in "signal"') as error:
+        decode_request({"body": {"signals": list(range(300))}}, "application/json")
+    assert error.value.status == 400
+    for value in (float("nan"), float("inf"), "Infinity"):
+        with pytest.raises(InputError, match='"sampling_rate_hz" must be a finite number') as error:
+            decode_request({"body": {"signal": [1.0] * 10, "sampling_rate_hz": value}}, "application/json")
+        assert error.value.status == 400
+
+
 def test_octet_stream_is_little_endian_float32():
     values = np.array([1.5, -2.25, 3e5], dtype="<f4")
     decoded = decode_request({"body": values.tobytes()}, "application/octet-stream")

@@ -302,6 +302,10 @@ def decode_json(body: Any, limits: WorkLimits = WorkLimits()) -> tuple[list[np.n
         raw_signals = body["signals"]
         if not isinstance(raw_signals, list) or not raw_signals:
             raise InputError('"signals" must be a non-empty list of signals')
+        if not any(isinstance(values, list) for values in raw_signals):
+            # One flat list of numbers: a signal sent under the wrong name, not 300 signals (413).
+            raise InputError('"signals" is a list of signals, each a list of numbers; '
+                             'one signal goes in "signal": {"signal": [...]}')
     else:
         raise InputError('missing field: "signal" (one signal) or "signals" (a list of signals)')
     check_fields(body, ("signal", "signals"))
@@ -555,7 +559,9 @@ def parse_options(values: Mapping[str, Any]) -> SignalOptions:
             number = float(text)
         except (TypeError, ValueError, OverflowError, InputError):
             raise InputError(f'option "{key}" must be a number (plain ASCII, no \'_\')') from None
-        if not math.isfinite(number) or number <= 0:
+        if not math.isfinite(number):
+            raise InputError(f'option "{key}" must be a finite number, not {text!r}'[:200])
+        if number <= 0:
             raise InputError(f'option "{key}" must be a positive number')
         if key == "threshold" and not 0 < number < 1:
             raise InputError('option "threshold" must lie between 0 and 1')
