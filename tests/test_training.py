@@ -176,13 +176,14 @@ def test_the_finetuning_stage_sees_sensor_rounded_sources_and_no_commutation(tmp
                                      short_capture_fraction=0.0)
     inputs, labels = finetune.make_rows(config, progress=False)
     assert inputs.shape == (6, preprocess.INPUT_CHANNELS, 4096) and labels.any()
-    # the rows are the service's conditioning of the generator's captures, drawn in order
+    # the rows are the service's conditioning of the generator's captures, drawn in order, with
+    # what changed after the shipped weights were fine-tuned as it was then
     rng = np.random.default_rng(config.seed)
     rng.random()
     capture = synthetic.make_capture(rng, 4096, interference_fraction=0.6, gaussian_fraction=1.0,
                                      converter_notches=False)
     np.testing.assert_array_equal(labels[0], capture.mask)
-    np.testing.assert_allclose(inputs[0], preprocess.condition(capture.signal, view_room=0).network_input)
+    np.testing.assert_array_equal(inputs[0], preprocess.condition(capture.signal, **finetune.AS_SHIPPED).network_input)
     assert all(p["family"] == "gaussian" for p in capture.pulses if p["source"] != "burst")
 
     torch.set_num_threads(1)
@@ -227,6 +228,26 @@ def test_the_recipe_chooses_region_rules_on_the_base_stage_network(tmp_path, mon
     assert record["finetune"] == {"config": {}, "steps_run": 0} and 0 < record["threshold"] < 1
 
 
+# sha256 of the first 96 rows (network inputs, labels) of the fine-tuning stage, as the code that
+# fine-tuned the shipped weights (commit a86ed47, 2026-12-04) makes them.
+SHIPPED_FINETUNE_ROWS = ("5bd197c87a4e1e57a5dea52fa8d1809e1113634bfaaf4dbf2abe68f3fffe8fb8",
+                         "c3b3a835db7a3cacc915ad88971272440ce5762d232ec2048ecf991086417561")
+
+
+def test_the_fine_tuning_rows_are_the_ones_the_shipped_weights_were_tuned_on():
+    """`python training/finetune.py --base` on the base weights gives the shipped weights only if
+    its rows are those of 2026-12-04: three later changes to the conditioning (the tones'
+    estimate, the commutation's slots and look from one cycle, the noise read between dense
+    pulses) had moved 76 of the first 200 rows until each got its recipe flag (2026-12-07)."""
+    import hashlib
+
+    from training import finetune
+
+    inputs, labels = finetune.make_rows(finetune.FinetuneConfig(captures=96), progress=False)
+    assert (hashlib.sha256(inputs.tobytes()).hexdigest(), hashlib.sha256(labels.tobytes()).hexdigest()) \
+        == SHIPPED_FINETUNE_ROWS
+
+
 @pytest.mark.parametrize("stage", ["base", "fine-tuning"])
 def test_training_rows_keep_the_steps_added_after_the_shipped_weights_off(monkeypatch, stage):
     """`make train` gives the shipped weights: its rows are conditioned without the steps added
@@ -247,6 +268,8 @@ def test_training_rows_keep_the_steps_added_after_the_shipped_weights_off(monkey
     for kwargs in seen:
         assert kwargs["remove_tone_bursts"] is False and kwargs["remove_wandering_tones"] is False
         assert kwargs["offset_free_floor"] is False
+        if stage == "fine-tuning":
+            assert kwargs["refined_commutation"] is False and kwargs["dense_pulses_noise"] is False
     # Off, the floor is a millionth of the largest absolute sample, offset and all.
     t = np.arange(8192, dtype=float)
     smooth = 1e5 * np.sin(2 * np.pi * t / 3000.0) + 4e5

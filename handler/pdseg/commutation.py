@@ -41,6 +41,7 @@ SLOTS_PER_CYCLE = 6
 # captures of 4,000 samples with interference got 1.55 false alarms per cycle (0.48 with 5:
 # what is left is captures under one cycle, whose period is fitted less well).
 MIN_SLOTS = 5
+FIRST_MIN_SLOTS = 8  # as the step began (1.3 cycles), for the shipped weights' fine-tuning rows
 MIN_CYCLES = 6  # whole cycles, where the median is taken over cycles (4 took PD out)
 # Once a cycle, PD clustered at a phase can make a median too: what is taken out there must be
 # the same in most cycles, within this many noise units (rms over the median's core).
@@ -131,10 +132,12 @@ def _spread_across_slots(slots: np.ndarray, median: np.ndarray) -> float:
 
 
 def find_train(filtered: np.ndarray, scale: float, start: float, slot: float, count: int,
-               min_slots: int = MIN_SLOTS, identical: bool = False) -> Train | None:
+               min_slots: int = MIN_SLOTS, identical: bool = False, refined: bool = True) -> Train | None:
     """The phase-locked train in ``count`` slots from ``start``, or None where there is none:
     the median slot stands under :data:`TEMPLATE_LEVEL` noise units, or most slots do not hold
-    a transient like it."""
+    a transient like it. ``refined`` False: the median slot one sample short where the slot is a
+    hair under a whole number, as before 2026-12-06 night (the shipped weights' fine-tuning
+    rows)."""
     # A quick look first: over a few slots the fit's slot drifts by at most a couple of
     # samples, which halves no notch; most captures stop here.
     few = _slots(filtered, start, slot, min(count, GLANCE_SLOTS))
@@ -154,7 +157,7 @@ def find_train(filtered: np.ndarray, scale: float, start: float, slot: float, co
     slot = _refine(filtered, start, slot, count, min_slots)
     # Every whole sample a slot holds: a slot refined to a hair under a whole number (499.9999)
     # kept one sample less, and its subtraction read that last sample off the next notch's start.
-    slots = _slots(filtered, start, slot, count, order=3, width=int(np.ceil(slot)))
+    slots = _slots(filtered, start, slot, count, order=3, width=int(np.ceil(slot)) if refined else None)
     template = np.median(slots, axis=0)
     peak = float(np.max(np.abs(template)))
     if peak < TEMPLATE_LEVEL * scale:
@@ -171,11 +174,13 @@ def find_train(filtered: np.ndarray, scale: float, start: float, slot: float, co
     return Train(slot, np.where(support, template, 0.0))
 
 
-def _subtract(filtered: np.ndarray, start: int, end: int, origin: float, train: Train) -> None:
-    total_length = filtered.size
+def _subtract(filtered: np.ndarray, start: int, end: int, origin: float, train: Train,
+              refined: bool = True) -> None:
     """Take ``train`` out of ``filtered[start:end]`` in place, its slots counted from
     ``origin``: in each slot that holds a transient 0.5-2 times the median's where the median
-    stands out (one where the converter paused keeps what it has)."""
+    stands out (one where the converter paused keeps what it has). ``refined`` False: the median
+    slot padded with its own first samples, as before 2026-12-06 night."""
+    total_length = filtered.size
     samples = np.arange(start, end, dtype=np.float64)
     within = (samples - origin) % train.slot
     # The median slot's samples lie at 0, 1, ... and again a slot later: the whole places past its
@@ -185,7 +190,8 @@ def _subtract(filtered: np.ndarray, start: int, end: int, origin: float, train: 
     nodes = np.concatenate((np.arange(width, dtype=np.float64), train.slot + np.arange(4)))
     again = np.take(train.template, np.arange(4), mode="wrap")
     periodic = np.concatenate((train.template, np.interp(width + np.arange(3), nodes,
-                                                         np.concatenate((train.template, again)))))
+                                                         np.concatenate((train.template, again)))
+                               if refined else np.take(train.template, np.arange(3), mode="wrap")))
     model = ndimage.map_coordinates(periodic, [within], order=3, mode="nearest")
     core = np.abs(model) > 0.5 * np.max(np.abs(train.template))
     slot_index = np.floor((samples - origin) / train.slot).astype(np.int64)
@@ -227,33 +233,39 @@ def single_stretch(length: int, slot: float) -> bool:
 
 
 def remove_commutation(filtered: np.ndarray, scale: float, samples_per_cycle: float | None,
-                       slots_per_cycle: int = SLOTS_PER_CYCLE) -> tuple[np.ndarray, Train | None]:
+                       slots_per_cycle: int = SLOTS_PER_CYCLE,
+                       refined: bool = True) -> tuple[np.ndarray, Train | None]:
     """``filtered`` (carrier removed, noise ``scale``) with its converter commutation taken out
     (a new array) and the train found in its first stretch; ``filtered`` itself and None where
     none is found or no carrier period is known. ``slots_per_cycle`` 1: what repeats once a
-    cycle instead."""
-    if not can_look(filtered.size, samples_per_cycle, slots_per_cycle):
+    cycle instead. ``refined`` False: as the shipped weights' fine-tuning rows were conditioned
+    (2026-12-04, morning): trains from :data:`FIRST_MIN_SLOTS` sixths, and slots and stretches as
+    before 2026-12-06 night (:func:`find_train`, :func:`_subtract`; each stretch from its
+    fractional start)."""
+    least = _min_slots(slots_per_cycle) if refined or slots_per_cycle == 1 else FIRST_MIN_SLOTS
+    if not can_look(filtered.size, samples_per_cycle, slots_per_cycle, least):
         return filtered, None
-    least = _min_slots(slots_per_cycle)
     slot = samples_per_cycle / slots_per_cycle
     total = int(filtered.size // slot)
     chunks = max(1, total // CHUNK_SLOTS)
     counts = [CHUNK_SLOTS] * (chunks - 1) + [total - CHUNK_SLOTS * (chunks - 1)]
-    first = find_train(filtered, scale, 0.0, slot, counts[0], least, identical=slots_per_cycle == 1)
+    first = find_train(filtered, scale, 0.0, slot, counts[0], least, identical=slots_per_cycle == 1,
+                       refined=refined)
     if first is None:
         return filtered, None
     cleaned = filtered.copy()
     # Each stretch starts on a whole sample, as the first does: from a fractional start its slots
     # were read between samples, which smoothed a sharp notch's edges, and its subtraction left
     # them standing (10 % of an 80-unit notch, 700 false regions in 600,000 samples).
-    bounds = [int(round(chunk * CHUNK_SLOTS * first.slot)) for chunk in range(chunks)] + [filtered.size]
+    place = round if refined else np.ceil
+    bounds = [int(place(chunk * CHUNK_SLOTS * first.slot)) for chunk in range(chunks)] + [filtered.size]
 
     def take_out(chunk: int) -> None:
-        origin = bounds[chunk]
+        origin = bounds[chunk] if refined else chunk * CHUNK_SLOTS * first.slot
         train = first if chunk == 0 else find_train(filtered, scale, origin, first.slot, counts[chunk], least,
-                                                    identical=slots_per_cycle == 1)
+                                                    identical=slots_per_cycle == 1, refined=refined)
         if train is not None:
-            _subtract(cleaned, bounds[chunk], bounds[chunk + 1], origin, train)
+            _subtract(cleaned, bounds[chunk], bounds[chunk + 1], origin, train, refined)
 
     # Once the first stretch has set the slot, each stretch reads only ``filtered`` and writes
     # only its own samples of ``cleaned``: the stretches run on CHUNK_THREADS threads, whose

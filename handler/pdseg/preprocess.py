@@ -1003,18 +1003,21 @@ def rail_samples(raw: np.ndarray) -> np.ndarray | None:
 
 
 def noise_scale(filtered: np.ndarray, raw_magnitude: float, quantum: float = 0.0,
-                rails: np.ndarray | None = None) -> float:
+                rails: np.ndarray | None = None, dense_pulses: bool = True) -> float:
     """Robust noise level of a carrier-free signal: :func:`block_noise` (:func:`short_block_noise`
     under four blocks where the noise is near white), and at least :func:`noise_floor`. Short
     signals also ask their differences (:func:`short_signal_difference_noise`) and their quiet
-    ends (:func:`quiet_stretch_noise`). ``rails``: samples to leave out (:func:`rail_samples`)."""
+    ends (:func:`quiet_stretch_noise`). ``rails``: samples to leave out (:func:`rail_samples`).
+    ``dense_pulses`` False: a signal of :data:`FEW_BLOCKS` blocks or more is not read between its
+    pulses (:func:`with_dense_pulses`), as the shipped weights' fine-tuning rows were not."""
     if rails is not None:
         filtered = filtered[~rails]
     floor = noise_floor(raw_magnitude, quantum)
     if filtered.size == 0:
         return floor
     if not 8 <= filtered.size < FEW_BLOCKS * NOISE_BLOCK:
-        return max(with_dense_pulses(filtered, block_noise(filtered)), floor)
+        estimate = block_noise(filtered)
+        return max(with_dense_pulses(filtered, estimate) if dense_pulses else estimate, floor)
     differences = short_signal_difference_noise(filtered)
     if correlated_throughout(filtered):
         estimate = min(block_noise(filtered), CORRELATED_DIFFERENCE_REACH * differences)
@@ -1473,7 +1476,8 @@ def condition(raw: np.ndarray, remove_tones: bool = True, remove_commutation: bo
               slow_view_of: Callable[[], "Conditioned | None"] | None = None,
               restore_clipped: bool = True, take_out_end_pulses: "bool | EndPulses" = True,
               remove_tone_bursts: bool = True, remove_wandering_tones: bool = True,
-              offset_free_floor: bool = True) -> Conditioned:
+              offset_free_floor: bool = True, refined_commutation: bool = True,
+              dense_pulses_noise: bool = True) -> Conditioned:
     """The network input of one signal: carrier removed (:func:`remove_carrier`), then its
     stationary tones (:func:`pdseg.tones.remove_tones`) and its converter commutation
     (:func:`pdseg.commutation.remove_commutation`), and the tones that the commutation hid
@@ -1501,8 +1505,11 @@ def condition(raw: np.ndarray, remove_tones: bool = True, remove_commutation: bo
     ``remove_tones`` is on too), or the noise floor and a short signal's trend about the
     signal's middle (``offset_free_floor``: False reads both here from its largest absolute
     sample, :func:`signal_magnitude`; :func:`end_pulses` and the slower view, off in training,
-    keep the new floor), as the recipe of
-    weights trained before those steps did. ``view_room``: the samples of views the caller's work limit leaves (None: no limit);
+    keep the new floor), or the commutation step's refinements since the shipped weights were
+    fine-tuned: trains from one whole cycle, slots of every whole sample they hold
+    (``refined_commutation``: :func:`pdseg.commutation.remove_commutation`'s ``refined``), or
+    the noise read between dense pulses (``dense_pulses_noise``: :func:`noise_scale`'s
+    ``dense_pulses``), as the recipe of weights trained before those steps did. ``view_room``: the samples of views the caller's work limit leaves (None: no limit);
     ``view_cost``: what the limit charges a whitened or slower view of so many samples (its length
     by default); ``slow_view_of``: what gives the slower view where it is due, in place of
     :func:`slow_view_of` on ``raw`` (a view started beside this call: :class:`pdseg.pipeline.Segmenter`)."""
@@ -1539,12 +1546,12 @@ def condition(raw: np.ndarray, remove_tones: bool = True, remove_commutation: bo
     filtered = cut.put_back(filtered, cut_parts)
     magnitude = signal_magnitude(raw) if offset_free_floor else float(np.max(np.abs(raw)))
     rails = rail_samples(raw) if leave_out_rails else None
-    scale = noise_scale(filtered, magnitude, quantum, rails)
+    scale = noise_scale(filtered, magnitude, quantum, rails, dense_pulses_noise)
     carrier, train, locked, regular = None, None, None, None
     if remove_commutation:
         carrier = fit_carrier(carrier_course, filtered, scale)
         period = carrier.samples_per_cycle if carrier.detected else None
-        cleaned, train = commutation.remove_commutation(filtered, scale, period)
+        cleaned, train = commutation.remove_commutation(filtered, scale, period, refined=refined_commutation)
         if cleaned is not filtered and fit_commutation_ends:
             one_stretch = commutation.single_stretch(filtered.size, period / commutation.SLOTS_PER_CYCLE)
             cleaned = commutation_at_ends(filtered, cleaned, train, one_stretch, cut)
@@ -1552,17 +1559,19 @@ def condition(raw: np.ndarray, remove_tones: bool = True, remove_commutation: bo
             cleaned, train, regular = _with_regular_trains(filtered, cleaned, train, scale, period)
         if cleaned is not filtered:
             # Twelve notches a cycle touch about a quarter of the noise estimate's blocks.
-            filtered, scale = cleaned, noise_scale(cleaned, magnitude, quantum, rails)
+            filtered, scale = cleaned, noise_scale(cleaned, magnitude, quantum, rails, dense_pulses_noise)
             spacing = (train or regular).slot
             hidden = (tones.tones_besides(filtered, found, 1.0 / spacing) if remove_tones and find_hidden_tones
                       else np.zeros(0))
             if hidden.size:
                 filtered = tones.remove_tones(filtered, hidden, refilter=(baseline_and_highpass, carrier_filter_gain),
                                               fit_ends=fit_tone_ends)
-                found, scale = np.sort(np.concatenate((found, hidden))), noise_scale(filtered, magnitude, quantum, rails)
-        cleaned, locked = commutation.remove_commutation(filtered, scale, period, slots_per_cycle=1)
+                found, scale = np.sort(np.concatenate((found, hidden))), noise_scale(filtered, magnitude, quantum, rails,
+                                                                                        dense_pulses_noise)
+        cleaned, locked = commutation.remove_commutation(filtered, scale, period, slots_per_cycle=1,
+                                                         refined=refined_commutation)
         if cleaned is not filtered:
-            filtered, scale = cleaned, noise_scale(cleaned, magnitude, quantum, rails)
+            filtered, scale = cleaned, noise_scale(cleaned, magnitude, quantum, rails, dense_pulses_noise)
         # The unipolar pits only where commutation could be looked for: elsewhere a notch
         # train's restored notches were reported as PD (docs/model-card.md, Conditioning).
         unipolar_pits = commutation.can_look(raw.size, period, min_slots=PIT_MIN_SLOTS)

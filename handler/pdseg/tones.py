@@ -397,7 +397,12 @@ def remove_tones(filtered: np.ndarray, frequencies: np.ndarray | None = None,
     # Fitted once: pulses at an end are clipped already. A tone whose frequency moves (one given
     # with ``end_phases``) goes on as the signal's recent past predicts.
     ends = continued_ends(cleaned, frequencies) if end_phases is None else predicted_ends(cleaned)
-    rounds, previous = (MAX_REFINEMENTS if fit_ends else REFINEMENTS), None
+    rounds, previous = (MAX_REFINEMENTS if fit_ends else 0), None
+    if not fit_ends:
+        # As the shipped weights' fine-tuning rows were conditioned (2026-12-04): one round
+        # that clips the residual at HUBER_K robust sigmas.
+        residual = filtered - tone_estimate(cleaned, frequencies, gain, ends)
+        cleaned = filtered - (residual - _clipped(residual, HUBER_K, strided=True))
     for refinement in range(rounds):
         estimate = tone_estimate(cleaned, frequencies, gain, ends)
         cleaned, sigma = _outliers_as_tones(filtered, estimate, strided=not fit_ends)
