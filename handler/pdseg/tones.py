@@ -375,10 +375,11 @@ def remove_tones(filtered: np.ndarray, frequencies: np.ndarray | None = None,
     does not see and that, with the tones gone, would stand out of the noise. Where the tones
     are strong, each end's are then fitted through the filter (:func:`_with_fitted_ends`).
 
-    ``fit_ends`` False takes the step as it stood before 2026-12-05 evening, when the shipped
-    weights' fine-tuning rows were conditioned: no end fit, the clip's level read from every
-    k-th sample (:func:`_robust_level`), :data:`REFINEMENTS` rounds however much the estimate
-    still moves, and the ends' raw band from the whole signal's transform at any length.
+    ``fit_ends`` False takes the step as it stood on 2026-12-04, when the shipped weights'
+    fine-tuning rows were conditioned: no end fit, the clip's level read from every k-th sample
+    (:func:`_robust_level`), one refinement that clips the residual at :data:`HUBER_K` robust
+    sigmas (pulses left out since 2026-12-05), and the ends' raw band from the whole signal's
+    transform at any length.
 
     ``end_phases``: one tone whose frequency moves (:func:`remove_wandering`), its phase over
     the first and the last :data:`REFILTER_SEGMENT` samples (:func:`end_phases`): the signal is
