@@ -148,7 +148,8 @@ def test_413_splits_the_batch_and_a_signal_over_the_limit_fails_naming_it(server
 
 
 def test_bodies_stay_under_the_body_limit_and_a_signal_over_it_fails_naming_it(server, tmp_path, posts):
-    """float64 rows that the work limit would take four at a time travel three at a time, within
+    """float64 rows that the work budget would take four at a time (a budget of 3,000,000: the
+    shipped one, half of it kept for views, takes two) travel three at a time, within
     TorchServe's 8 MiB body limit (config.properties), with no 413 round trip; a long float64
     signal that float32 holds exactly travels as float32 and gets the same answer; one that it
     does not hold fails with a message that names the body limit."""
@@ -159,7 +160,7 @@ def test_bodies_stay_under_the_body_limit_and_a_signal_over_it_fails_naming_it(s
     np.save(tmp_path / "long.npy", np.random.default_rng(3).normal(size=1_200_000))  # 9.6 MB
     out = tmp_path / "out"
     assert analyse(server.inference_url, tmp_path / "rows.npy", tmp_path / "exact.npy", tmp_path / "long.npy",
-                   "--out", out, "--concurrency", 1) == 1
+                   "--out", out, "--concurrency", 1, "--max-samples-per-request", 3_000_000) == 1
     assert posts == [3, 3, 1, 1]
     got = results(out)
     assert set(got) == {("rows.npy", str(i)) for i in range(6)} | {("exact.npy", "0")}
