@@ -235,7 +235,9 @@ def test_unknown_fields_are_refused_with_the_known_ones_named():
     # quality values (RFC 9110): the higher one wins, q=0 refuses a type, a wildcard stands for it
     ("application/json;q=1, image/png;q=0.1", "application/json"), ("image/png;q=0", 406),
     ("image/png;q=0, */*", "application/json"), ("image/*", "image/png"), ("image/*;q=0.5, */*;q=0.4", "image/png"),
-    ("application/json;q=0.2, image/png;q=0.9", "image/png"), ("image/png;q=oops", "image/png"), (",,", "application/json")])
+    ("application/json;q=0.2, image/png;q=0.9", "image/png"), ("image/png;q=oops", "image/png"), (",,", "application/json"),
+    # "nan" reads as a float but is no quality either (a stranger's probe got a 406); "inf" is over 1
+    ("image/png;q=nan", "image/png"), ("image/png;q=inf", 406)])
 def test_accept_header_chooses_the_answer_or_406(accept, expected):
     from pdseg.decode import answer_type
 

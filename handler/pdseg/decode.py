@@ -511,10 +511,12 @@ def _accept_ranges(accept: str) -> list[tuple[str, float]]:
             name, _, value = parameter.partition("=")
             if name.strip().lower() == "q":
                 try:
-                    quality = float(value)
+                    number = float(value)
                 except ValueError:
                     continue  # unreadable: as if none were given, as before quality values counted
-                quality = quality if 0.0 <= quality <= 1.0 else 0.0
+                if math.isnan(number):
+                    continue  # "nan" is no number either (it was read as outside 0-1: a 406)
+                quality = number if 0.0 <= number <= 1.0 else 0.0
         ranges.append((media.lower(), quality))
     return ranges
 
