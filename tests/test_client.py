@@ -62,6 +62,10 @@ def test_every_format_in_a_folder_gives_the_service_answer(server, tmp_path):
     np.savetxt(folder / "deeper" / "rows.csv", SAMPLES[[4, 5]].astype(np.float64), delimiter=",", fmt="%.17g")
     np.savetxt(folder / "deeper" / "column.csv", SAMPLES[0].astype(np.float64), fmt="%.17g")
     SAMPLES[1].astype("<f4").tofile(folder / "deeper" / "raw.f32")
+    # An oscilloscope's export: labels, then time (evenly spaced) and value.
+    times = -1e-6 + 2.5e-9 * np.arange(SAMPLES.shape[1])
+    (folder / "deeper" / "scope.csv").write_text("Time,Ampl\n" + "".join(
+        f"{time:.6e},{value:.17g}\n" for time, value in zip(times, SAMPLES[4].astype(np.float64))))
     # The VSB layout: one int8 column per signal, named by its signal id.
     parquet.write_table(pa.table({str(1000 + i): vsb[i] for i in range(6)}), folder / "vsb.parquet")
     parquet.write_table(pa.table({"a": SAMPLES[2], "b": SAMPLES[3]}), folder / "deeper" / "float.parquet")
@@ -75,6 +79,7 @@ def test_every_format_in_a_folder_gives_the_service_answer(server, tmp_path):
         "one.npy": {"0": service_answer(server, SAMPLES[3].astype(np.float64))[0]},
         "rows.csv": dict(zip("01", service_answer(server, SAMPLES[[4, 5]].astype(np.float64)))),
         "column.csv": {"0": service_answer(server, SAMPLES[0].astype(np.float64))[0]},
+        "scope.csv": {"0": service_answer(server, SAMPLES[4].astype(np.float64))[0]},
         "raw.f32": {"0": service_answer(server, SAMPLES[1])[0]},
         "vsb.parquet": {str(1000 + i): answer for i, answer in enumerate(service_answer(server, vsb))},
         "float.parquet": dict(zip("ab", service_answer(server, SAMPLES[[2, 3]]))),
@@ -88,7 +93,7 @@ def test_every_format_in_a_folder_gives_the_service_answer(server, tmp_path):
     order = [(Path(r["file"]).name, str(r["signal"])) for r in map(json.loads, (out / "results.jsonl").read_text().splitlines())]
     assert order == [("one.npy", "0"), *[("rows.npy", s) for s in "012"], *[("vsb.parquet", str(1000 + i)) for i in range(6)],
                      ("column.csv", "0"), ("float.parquet", "a"), ("float.parquet", "b"), ("raw.f32", "0"),
-                     ("rows.csv", "0"), ("rows.csv", "1")]
+                     ("rows.csv", "0"), ("rows.csv", "1"), ("scope.csv", "0")]
     rows = (out / "regions.csv").read_text().splitlines()
     assert rows[0].startswith("file,signal,start,end,duration,peak,peak_index,polarity,phase_deg,score")
     assert len(rows) - 1 == sum(len(r["answer"]["regions"]) for r in got.values()) > 0
@@ -517,6 +522,13 @@ def test_a_csv_with_a_missing_value_is_refused_not_shifted(tmp_path):
 
     assert signals("rows.csv", "\ufeff1,2,3,\n\n4,5,,\n") == [[1.0, 2.0, 3.0], [4.0, 5.0]]
     assert signals("column.csv", "\n1\n2\n3\n\n") == [[1.0, 2.0, 3.0]]
+    # a line of labels, over a column or over time and value (the service's rule, pdseg.decode)
+    assert signals("labelled.csv", "Ampl\n1\n2\n3\n") == [[1.0, 2.0, 3.0]]
+    assert signals("scope.csv", "Time,Ampl\n0.0,5\n1e-9,6\n2e-9,7\n") == [[5.0, 6.0, 7.0]]
+    assert signals("unlabelled.csv", "".join(f"{k}e-9,{k % 3}\n" for k in range(20))) == [[k % 3 for k in range(20)]]
+    assert signals("pairs.csv", "1,2\n3,4\n") == [[1.0, 2.0], [3.0, 4.0]]
+    with pytest.raises(inputs.InputFileError, match="time evenly spaced"):
+        signals("repeated.csv", "Time,Ampl\n0,1\n1,2\n1,3\n")
     with pytest.raises(inputs.InputFileError, match="value 1 is empty"):
         signals("gap.csv", "1,,3\n")
     with pytest.raises(inputs.InputFileError, match="line 3 is blank inside a column"):

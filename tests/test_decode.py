@@ -59,6 +59,41 @@ def test_a_csv_of_one_value_a_line_is_one_signal():
         assert error.value.status == 400
 
 
+def oscilloscope_export(samples: np.ndarray, labels: str | None = "Time,Ampl", digits: int = 6) -> str:
+    """A capture as an oscilloscope writes it: a time column (here 2.5 ns a sample, from a
+    trigger 1 us before) and the values, under a line of labels."""
+    times = -1e-6 + 2.5e-9 * np.arange(samples.size)
+    lines = [f"{time:.{digits}e},{value:.6g}" for time, value in zip(times, samples)]
+    return "\n".join(([labels] if labels else []) + lines) + "\n"
+
+
+def test_an_oscilloscope_time_value_export_is_one_signal_of_its_values():
+    """A stranger's probe: a two-column time,value export was read as rows of two samples, the
+    times among them (and more than 256 lines got a 413 about signals)."""
+    samples = np.round(np.random.default_rng(3).normal(size=2000), 4)
+    for labels in ("Time,Ampl", "s, V", None):
+        decoded = decode_request({"body": oscilloscope_export(samples, labels)}, "text/csv")
+        assert len(decoded.signals) == 1 and np.array_equal(decoded.signals[0], samples), labels
+    # a column under a label, and a label over one value
+    assert [s.tolist() for s in decode_request({"body": "Ampl\r\n1\r\n2.5\r\n"}, "text/csv").signals] == [[1.0, 2.5]]
+    assert [s.tolist() for s in decode_request({"body": "Ampl\n7"}, "text/csv").signals] == [[7.0]]
+    # a few lines of two values stay rows: signals of two samples
+    assert len(decode_request({"body": "1,2\n3,4\n5,6"}, "text/csv").signals) == 3
+
+
+@pytest.mark.parametrize("body, status, words", [
+    ("Time,Ampl\n0,1\n1,2\n1,3\n", 400, "time evenly spaced"),  # a time repeats
+    ("Time,Ampl\n0,1,5\n1,2,6\n", 400, "line of labels"),  # labels over rows
+    ("Time,Ampl\n0,1\n1,x\n", 400, "line 3: values must all be numbers"),
+    ("Time,Ampl\n0,1\n1,nan\n", 400, "NaN"),
+    ("\n".join(f"{k * k},{k}" for k in range(300)), 413, "first column rises evenly"),  # uneven, too many rows
+])
+def test_a_time_value_export_that_is_not_one_is_refused_clearly(body, status, words):
+    with pytest.raises(InputError, match=words) as error:
+        decode_request({"body": body}, "text/csv")
+    assert error.value.status == status
+
+
 def test_a_flat_signals_list_and_non_finite_options_get_400s_that_say_what_is_wrong():
     """A stranger's probe: {"signals": [0, ..., 299]} was refused 413 as 300 signals over the
     limit, and a NaN or infinite option was told to be positive."""

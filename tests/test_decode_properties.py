@@ -18,8 +18,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from pdseg.decode import (MAX_MAGNITUDE, MIN_MAGNITUDE, NPY_KINDS, InputError, WorkLimits, decode_request,
-                           work_groups)
+from pdseg.decode import (MAX_MAGNITUDE, MIN_MAGNITUDE, NPY_KINDS, TIME_VALUE_MIN_ROWS, InputError, WorkLimits,
+                           decode_request, evenly_spaced, work_groups)
 
 # Small limits, so that generated bodies reach them.
 LIMITS = WorkLimits(max_work=4_000, max_signals=6, signal_overhead=100, picture_panel_work=500, min_window=16)
@@ -109,12 +109,30 @@ def test_csv_text_decodes_or_gets_a_4xx(text):
     if decoded is not None:
         rows = [line for line in text.splitlines() if line.strip()]
         values = [[cell.strip() for cell in row.rstrip(" \t,").split(",")] for row in rows]
-        if len(rows) > 1 and all(len(cells) == 1 for cells in values):
+        # a first line of labels (every value there, none a number) names the columns
+        labelled = len(rows) > 1 and all(cell and not is_float(cell) for cell in values[0])
+        data = values[1:] if labelled else values
+        pairs = all(len(cells) == 2 for cells in data)
+        if (len(data) > 1 or labelled) and all(len(cells) == 1 for cells in data):
             # one value a line: one signal, a column
-            assert [signal.size for signal in decoded.signals] == [len(rows)]
+            assert [signal.size for signal in decoded.signals] == [len(data)]
+        elif pairs and (labelled or len(data) >= TIME_VALUE_MIN_ROWS) \
+                and evenly_spaced(np.array([float(cells[0]) for cells in data])):
+            # time, value: one signal, the second column
+            assert [signal.tolist() for signal in decoded.signals] == [[float(cells[1]) for cells in data]]
         else:
+            assert not labelled, "a line of labels over rows was accepted"
             assert [signal.size for signal in decoded.signals] == [len(cells) for cells in values]
-        assert "_" not in text and "١" not in text
+        numbers = "".join(rows[1:] if labelled else rows)  # labels may hold any text ("time_s")
+        assert "_" not in numbers and "١" not in numbers
+
+
+def is_float(cell: str) -> bool:
+    try:
+        float(cell)
+        return True
+    except ValueError:
+        return False
 
 
 NPY_DTYPES = (hnp.integer_dtypes() | hnp.unsigned_integer_dtypes() | hnp.floating_dtypes()

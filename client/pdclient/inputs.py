@@ -2,7 +2,7 @@
 
 Formats, told by extension: ``.npy`` (1-D: one signal; 2-D: rows are signals), ``.csv`` (one
 signal per row, as the service reads CSV; a file of single values per line is one signal, a
-column), ``.f32`` (raw little-endian float32, one signal) and ``.parquet`` (the VSB layout: each
+column, and so is a time,value table, :class:`CsvLayout`), ``.f32`` (raw little-endian float32, one signal) and ``.parquet`` (the VSB layout: each
 column one signal, named by its column). Reading is lazy, so a file larger than memory streams.
 """
 from __future__ import annotations
@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Iterator
 
 import numpy as np
+from pdseg import decode
 
 EXTENSIONS = (".npy", ".csv", ".f32", ".parquet")
 # Parquet columns are read this many values at a time: whole columns, bounded memory.
@@ -113,32 +114,66 @@ def _csv_values(number: int, cells: list[str]) -> np.ndarray:
         raise InputFileError(f"CSV line {number + 1}: values must all be numbers") from None
 
 
-def _csv_rows(path: Path) -> Iterator[np.ndarray]:
+def _csv_rows(path: Path, labelled: bool = False) -> Iterator[np.ndarray]:
+    first = True
     for number, cells in _csv_lines(path):
         if cells:
-            yield _csv_values(number, cells)
+            if not (first and labelled):
+                yield _csv_values(number, cells)
+            first = False
 
 
-def _csv_shape(path: Path, check_values: bool = True) -> tuple[int, bool]:
-    """(rows with values, whether every row has one value: then the file is one column), in one
-    pass. What would refuse the file part way through its rows is refused here, before any of
-    them is sent: an empty value, a blank line between the values of a column (either would move
-    every later sample) and, with ``check_values``, a value that is no number."""
-    rows, single = 0, True
+@dataclasses.dataclass(frozen=True)
+class CsvLayout:
+    """How a CSV file's lines make signals, by the service's rule (:func:`pdseg.decode.decode_csv`):
+    ``rows`` signals, one per line; or one signal, a ``column`` of one value a line or the
+    second column of a ``time_value`` table; ``labelled``: its first line names the columns."""
+    rows: int
+    kind: str  # "rows", "column" or "time_value"
+    labelled: bool = False
+
+    @property
+    def signals(self) -> int:
+        return self.rows if self.kind == "rows" else 1
+
+
+def _csv_shape(path: Path, check_values: bool = True) -> CsvLayout:
+    """The file's :class:`CsvLayout`, in one pass. What would refuse the file part way through
+    its rows is refused here, before any of them is sent: an empty value, a blank line between
+    the values of a column (either would move every later sample) and, with ``check_values``, a
+    value that is no number."""
+    rows, single, pairs = 0, True, True
+    labelled = False
+    times: list[float] = []
     blank = gap = None  # the first blank line after a value; the first such line a value follows
     for number, cells in _csv_lines(path):
         if not cells:
             blank = number if blank is None and rows else blank
             continue
+        if rows == 0 and not labelled and decode.is_label_line(",".join(cells)):
+            labelled = True
+            continue
         gap = blank if gap is None else gap
         blank = None
-        if check_values:
-            _csv_values(number, cells)
+        if check_values or (pairs and len(cells) == 2):
+            values = _csv_values(number, cells)
+            if pairs and len(cells) == 2:
+                times.append(float(values[0]))
         rows += 1
         single = single and len(cells) == 1
+        pairs = pairs and len(cells) == 2
     if single and rows > 1 and gap is not None:
         raise InputFileError(f"CSV line {gap + 1} is blank inside a column of values; every sample must be given")
-    return rows, single and rows > 1
+    if labelled and rows == 0:
+        labelled, rows, single = False, 1, True  # one line of text: a row, refused as the service refuses it
+    if single and (rows > 1 or labelled):
+        return CsvLayout(rows, "column", labelled)
+    if pairs and (labelled or rows >= decode.TIME_VALUE_MIN_ROWS) and decode.evenly_spaced(np.asarray(times)):
+        return CsvLayout(rows, "time_value", labelled)
+    if labelled:
+        raise InputFileError("a CSV with a line of labels must hold one value a line (one signal) or two, "
+                             "time and value, with the time evenly spaced")
+    return CsvLayout(rows, "rows")
 
 
 def _parquet(path: Path):
@@ -161,8 +196,7 @@ def count_signals(source: InputFile) -> int:
         array = _npy(source.path)
         return 1 if array.ndim == 1 else array.shape[0]
     if source.kind == ".csv":
-        rows, single_column = _csv_shape(source.path)
-        return 1 if single_column else rows
+        return _csv_shape(source.path).signals
     if source.kind == ".parquet":
         return len(_parquet(source.path).schema_arrow.names)
     return 1  # .f32
@@ -178,9 +212,11 @@ def iter_signals(source: InputFile, skip: frozenset = frozenset()) -> Iterator[t
             if str(index) not in skip:
                 yield index, np.asarray(row)
     elif source.kind == ".csv":
-        if _csv_shape(source.path, check_values=False)[1]:  # the rows' values are read just below
+        layout = _csv_shape(source.path, check_values=False)  # the rows' values are read just below
+        if layout.kind != "rows":
             if "0" not in skip:
-                yield 0, np.concatenate(list(_csv_rows(source.path)))
+                rows = list(_csv_rows(source.path, layout.labelled))
+                yield 0, (np.concatenate(rows) if layout.kind == "column" else np.array([row[1] for row in rows]))
             return
         for index, row in enumerate(_csv_rows(source.path)):
             if str(index) not in skip:

@@ -383,12 +383,32 @@ def decode_csv(payload: Any, limits: WorkLimits = WorkLimits()) -> list[np.ndarr
                 enumerate(line.strip() for line in CSV_LINE_BREAK.split(text)) if line]
     if not numbered:
         raise InputError("CSV body is empty")
-    if len(numbered) > 1 and not _SECOND_VALUE.search(text):
+    labelled = len(numbered) > 1 and is_label_line(numbered[0][1])
+    value_lines = numbered[1:] if labelled else numbered
+    after_labels = text.find(numbered[0][1]) + len(numbered[0][1]) if labelled else 0
+    if (len(value_lines) > 1 or labelled) and not _SECOND_VALUE.search(text, after_labels):
         # One value a line is one signal, a column, as an instrument exports a capture (and as
         # the client reads such a file): as rows it was as many signals of one sample each.
-        return [_csv_column(numbered)]
+        return [_csv_column(value_lines)]
+    if labelled or len(value_lines) >= TIME_VALUE_MIN_ROWS:
+        table = _time_value_table(value_lines)
+        if table is not None:
+            return [table]
+        if labelled:
+            for line_number, line in value_lines:  # a value that is no number is named first
+                for cell in _csv_cells(line):
+                    _csv_number(cell, f"CSV line {line_number + 1}")
+            raise InputError("a CSV with a line of labels must hold one value a line (one signal) or two, "
+                             "time and value, with the time evenly spaced")
     rows = [_csv_cells(line) for _, line in numbered]
-    limits.check_signals(len(rows))
+    try:
+        limits.check_signals(len(rows))
+    except InputError as error:
+        if not all(len(cells) == 2 for cells in rows):
+            raise
+        raise InputError(error.message + "; these lines of two values each were read as rows (signals of two "
+                         "samples): a time,value table is one signal only where its first column rises evenly",
+                         error.status) from None
     signals = []
     for number, cells in enumerate(rows):
         if "" in cells:
@@ -404,6 +424,63 @@ def decode_csv(payload: Any, limits: WorkLimits = WorkLimits()) -> list[np.ndarr
 _SECOND_VALUE = re.compile(r",[^\S\r\n]*[^,\s]")
 # What ends a one-value line's value: blanks and the commas a spreadsheet pads a row with.
 _PADDING = "," + "".join(chr(code) for code in range(0x3001) if chr(code).isspace())
+
+
+# An oscilloscope's export: a time column and a value column, often under a line of labels
+# ("Time,Ampl"). As rows it was that many signals of two samples each, the times among them.
+TIME_VALUE_MIN_ROWS = 16  # fewer lines of two values stay rows (signals of two samples)
+TIME_STEP_TOLERANCE = 0.05  # of the median step: how far a step may stray ...
+TIME_ROUNDING = 5e-6  # ... plus this share of the largest time (its printed digits' rounding)
+
+
+def is_label_line(line: str) -> bool:
+    """Whether a CSV line is a line of labels: every value is there and none is a number."""
+    cells = _csv_cells(line)
+    if "" in cells:
+        return False
+    for cell in cells:
+        try:
+            float(cell)
+            return False
+        except ValueError:
+            pass
+    return True
+
+
+def evenly_spaced(times: np.ndarray) -> bool:
+    """Whether ``times`` rise at one step, within :data:`TIME_STEP_TOLERANCE` of it plus
+    :data:`TIME_ROUNDING` of the largest time (the rounding of a time printed to six digits)."""
+    if times.size < 2 or not np.all(np.isfinite(times)):
+        return False
+    steps = np.diff(times)
+    step = float(np.median(steps))
+    if not step > 0.0:
+        return False
+    allowed = TIME_STEP_TOLERANCE * step + TIME_ROUNDING * float(np.max(np.abs(times)))
+    # the line through the ends, not the first time alone: a rounded step drifts over many lines
+    expected = times[0] + (times[-1] - times[0]) * np.arange(times.size) / (times.size - 1)
+    return bool(np.all(steps >= -allowed) and np.max(np.abs(times - expected)) <= allowed)
+
+
+def _time_value_table(numbered: list[tuple[int, str]]) -> np.ndarray | None:
+    """The value column of lines of two values each whose first rises evenly (time, value), or
+    None where the lines are not such a table."""
+    lines = [line.rstrip(_PADDING) for _, line in numbered]
+    if any(line.count(",") != 1 for line in lines):  # stops at the first row of other width
+        return None
+    cells = [cell.strip() for line in lines for cell in line.split(",")]
+    if "" in cells:
+        return None
+    joined = "".join(cells)
+    try:
+        if not joined.isascii() or "_" in joined:
+            raise ValueError
+        table = np.array([float(cell) for cell in cells], dtype=np.float64).reshape(-1, 2)
+    except ValueError:
+        return None
+    if not evenly_spaced(table[:, 0]):
+        return None
+    return _finite_signal(table[:, 1], "CSV value column")
 
 
 def _csv_column(numbered: list[tuple[int, str]]) -> np.ndarray:
