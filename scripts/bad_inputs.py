@@ -178,7 +178,7 @@ def corpus(max_work: int = WorkLimits.max_work, max_signals: int = WorkLimits.ma
         BadInput("npy_too_many_samples_float16", N, npy(np.zeros(max_work + 1, dtype="<f2")), 413, "limit"),
         # --- CSV -----------------------------------------------------------------------------
         BadInput("csv_letters", C, b"1,2,x", 400, "numbers"),
-        BadInput("csv_header_row", C, b"a,b\n1,2", 400, "row 0"),
+        BadInput("csv_labels_over_one_row", C, b"a,b\n1,2", 400, "line of labels"),
         BadInput("csv_nan", C, b"1,nan,3", 400, "NaN"),
         BadInput("csv_infinity", C, b"1,inf", 400, "NaN"),
         BadInput("csv_only_blank_lines", C, b"\n \n\n", 400, "empty"),
