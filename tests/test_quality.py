@@ -615,6 +615,26 @@ def test_one_sample_spikes_are_found_whichever_their_polarity(shipped, count, sn
         assert alone.mean() < 0.8 and alone[signs < 0].mean() < found[signs < 0].mean()
 
 
+@pytest.mark.parametrize("carrier_amplitude", [0.0, 2e4])
+def test_very_loud_ringing_pulses_get_no_phantom_regions_beside_them(shipped, carrier_amplitude):
+    """Damped oscillations of 1,000 noise units (an RLC measuring impedance), one every 1,000
+    samples: one region each and none elsewhere (a stranger's probe found 30-35 phantom regions
+    75 samples before and after 29 such pulses)."""
+    rng = np.random.default_rng(37)
+    length = 30_000
+    samples = rng.normal(size=length) + carrier_amplitude * np.sin(2 * np.pi * np.arange(length) / 2000.0)
+    t = np.arange(64, dtype=float)
+    onsets = np.arange(500, length - 500, 1000)
+    for onset in onsets:
+        frequency = rng.uniform(0.1, 0.25)
+        samples[onset: onset + 64] += rng.choice([-1.0, 1.0]) * 1000.0 * np.exp(-t * 2 * np.pi * frequency / 1.5) \
+            * np.cos(2 * np.pi * frequency * t)
+    regions = shipped.analyse([samples])[0].regions
+    away = [(start, end) for start, end in regions.tolist() if np.min(np.abs(onsets - start)) > 20]
+    assert away == []
+    assert len(regions) == len(onsets)
+
+
 def test_the_regions_of_quiet_and_busy_captures_get_no_isolated_transient(shipped, real_captures):
     """Noise alone (16 captures of 16,384 samples of white noise) has no transient 8 noise units
     out; the real captures' loud samples are bursts that the network reports, or ringing beside

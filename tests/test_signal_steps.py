@@ -1153,6 +1153,36 @@ def test_a_loud_spikes_pit_stays_where_other_signal_fills_its_surroundings_and_a
     assert preprocess.restore_pulse_area(weaker, weaker_scale, unipolar_pits=False) is weaker
 
 
+def damped_oscillation(height: float, frequency: float, decay: float = 1.5 / (2 * np.pi * 0.15)) -> np.ndarray:
+    """A parallel RLC's answer to a short current pulse: a damped cosine of ``height`` (about Q 1.5)."""
+    t = np.arange(64, dtype=float)
+    return height * np.exp(-t / decay) * np.cos(2 * np.pi * frequency * t)
+
+
+@pytest.mark.parametrize("frequency", [0.1, 0.25])
+def test_a_very_loud_ringing_pulse_leaves_no_echo_at_the_baselines_window_edges(frequency):
+    """A stranger's probe: the 151-sample baseline's window edges took a copy of a damped
+    oscillation of 1,000 noise units, 2-4.5 % of it, 75 samples either side, and the copies were
+    reported as pulses (33 false regions by 29 pulses). Its core gives the filter's share back."""
+    rng = np.random.default_rng(36)
+    samples = rng.normal(size=8192)
+    onsets = list(range(1000, 7500, 1000))
+    for onset in onsets:
+        samples[onset: onset + 64] += damped_oscillation(1000.0, frequency)
+    filtered = preprocess.remove_carrier(samples)
+    scale = preprocess.noise_scale(filtered, float(np.abs(samples).max()))
+
+    def echoes(values):
+        return max(np.abs(values[onset + side - 10: onset + side + 10]).max() / scale
+                   for onset in onsets for side in (-75, 75))
+
+    assert echoes(filtered) > 8.0  # standing out as far as a transient the service reports
+    restored = preprocess.restore_pulse_area(filtered, scale)
+    assert echoes(restored) < 6.0  # white noise's largest of 280 samples: about 3.5
+    for onset in onsets:  # the pulse itself is kept
+        np.testing.assert_allclose(restored[onset: onset + 8], filtered[onset: onset + 8], atol=0.03 * 1000.0)
+
+
 def test_the_pits_are_filled_only_where_commutation_could_be_looked_for():
     rng = np.random.default_rng(33)
     samples, onsets = dense_burst(rng, length=16384)
