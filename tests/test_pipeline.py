@@ -109,13 +109,22 @@ def test_a_contradicted_period_is_kept_and_warned_about(segmenter):
 
     samples = np.arange(12000)
     signal = 5e5 * np.sin(2 * np.pi * samples / 3333.0) + np.random.default_rng(0).normal(size=samples.size)
-    wrong, right, none = segmenter.analyse([signal] * 3, [SignalOptions(samples_per_cycle=2000.0),
-                                                          SignalOptions(samples_per_cycle=3300.0),
-                                                          SignalOptions()])
+    wrong, near, exact, none = segmenter.analyse([signal] * 4, [SignalOptions(samples_per_cycle=2000.0),
+                                                                SignalOptions(samples_per_cycle=3300.0),
+                                                                SignalOptions(samples_per_cycle=3333.0),
+                                                                SignalOptions()])
     described = wrong.to_json(0)
     assert described["stats"]["carrier"]["samples_per_cycle"] == 2000.0  # the caller's value kept
     assert len(described["warnings"]) == 1 and "3333" in described["warnings"][0]
-    assert "warnings" not in right.to_json(0) and "warnings" not in none.to_json(0)
+    assert "warnings" not in exact.to_json(0) and "warnings" not in none.to_json(0)
+    # A nominal period 1 % off (a grid off 50 Hz): the phases follow the carrier's, and say so
+    # (a stranger's probe: 17.7 degrees of drift over 10 cycles, and at 4 % phases from sample 0).
+    followed = near.to_json(0)
+    assert abs(followed["stats"]["carrier"]["samples_per_cycle"] - 3333.0) < 0.5
+    assert len(followed["warnings"]) == 1 and "phases follow the carrier" in followed["warnings"][0]
+    truth = np.degrees(2 * np.pi * samples / 3333.0) % 360.0
+    for answer in (near, exact):
+        assert np.max(np.abs((answer.carrier.phase_deg(samples.size) - truth + 180.0) % 360.0 - 180.0)) < 0.5
 
 
 def test_answer_figures_are_rounded_to_what_they_mean(segmenter):

@@ -25,6 +25,9 @@ from .regions import (DEFAULT_MIN_GAP, DEFAULT_MIN_LENGTH, describe_regions, pro
 # A caller's period further than this from a clearly visible carrier's is reported, not used
 # silently: phases computed from it would drift through the capture.
 PERIOD_DISAGREEMENT = 0.05
+# Within it, over two cycles or more, phases follow the carrier's own period
+# (:func:`pdseg.phase.fit_carrier`); said where it is this far from the given one.
+PERIOD_FOLLOWED_NOTE = 0.001
 from .window import WindowPlan
 
 Network = Callable[[torch.Tensor], torch.Tensor]
@@ -136,11 +139,19 @@ def wandering_list(wandering, sampling_rate_hz: float | None) -> list[dict]:
     return out
 
 
-def period_warnings(item: preprocess.Conditioned, given: float | None) -> list[str]:
+def period_warnings(item: preprocess.Conditioned, given: float | None,
+                    carrier: phase_mod.CarrierFit | None = None) -> list[str]:
     """A warning where the caller's period contradicts the carrier the capture shows by more
-    than :data:`PERIOD_DISAGREEMENT`; the caller's value is kept (it is the caller's call)."""
+    than :data:`PERIOD_DISAGREEMENT` (the caller's value is kept: it is the caller's call), or
+    where the phases follow the ``carrier`` fitted near it, at a period more than
+    :data:`PERIOD_FOLLOWED_NOTE` from it."""
     if not given:
         return []
+    if carrier is not None and carrier.detected and carrier.samples_per_cycle \
+            and abs(carrier.samples_per_cycle - given) > PERIOD_FOLLOWED_NOTE * given:
+        return [f"the carrier's period is {carrier.samples_per_cycle:.6g} samples per cycle, "
+                f"{100 * (carrier.samples_per_cycle / given - 1):+.2f} % from the given {given:g}; "
+                f"phases follow the carrier"]
     seen = item.carrier if item.carrier is not None else phase_mod.fit_carrier(item.carrier_course(), item.filtered,
                                                                                  item.scale)
     if not seen.detected or not seen.samples_per_cycle:
@@ -381,7 +392,7 @@ class Segmenter:
                                                            self.view_probability(item.slow), item.slow.filtered)
             results.append(SignalResult(item, probability, regions,
                                         carrier, threshold, option, self.extent_for(threshold),
-                                        self.min_gap, period_warnings(item, option.period())
+                                        self.min_gap, period_warnings(item, option.period(), carrier)
                                         + ([limiter.CLIPPED_WARNING] if item.clipped else [])
                                         + ([whiten.SKIPPED_WARNING] if item.view_skipped else [])
                                         + ([slow.SKIPPED_WARNING] if item.slow_skipped else []),
