@@ -634,3 +634,39 @@ def test_the_services_warnings_are_told_and_shown_in_the_report(server, tmp_path
     assert "2 signals carry warnings from the service" in capsys.readouterr().err
     page = (out / "report.html").read_text()
     assert "Warnings from the service (2 signals)" in page and "differs by more than 5%" in page
+
+
+def test_a_folder_the_client_did_not_write_is_refused_before_anything_in_it_changes(tmp_path):
+    """A stranger's probe: a results.jsonl of someone else's lost its last line, or all of it
+    (one line without a final newline), before the check that it was the client's own."""
+    from pdclient.store import ResultStore, StoreDamaged
+
+    for name, text in (("one", '{"someone": "else"}'), ("two", '{"a": 1}\n{"b": 2}'),
+                       ("cut", '{"file": "x.npy", "signal": 0, "answer": {"regions": []}}\n{"file": "x.n')):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "results.jsonl").write_text(text)
+        (folder / "failures.jsonl").write_text("theirs\n")
+        with pytest.raises(StoreDamaged):  # "cut" has no run.json: not a run of this client
+            ResultStore(folder)
+        assert (folder / "results.jsonl").read_text() == text and (folder / "failures.jsonl").read_text() == "theirs\n"
+    # a line this client's killed run cut short, after its run.json: dropped, the rest kept
+    (tmp_path / "cut" / "run.json").write_text('{"analysis": {}}\n')
+    store = ResultStore(tmp_path / "cut")
+    assert [record["file"] for record in store.records()] == ["x.npy"]
+    store.close()
+    (tmp_path / "cut" / "run.json").write_text('{"analysis": 3}\n')
+    with pytest.raises(StoreDamaged, match="run.json"):
+        ResultStore(tmp_path / "cut")
+
+
+def test_the_output_folder_as_the_input_folder_is_not_read_back(tmp_path):
+    """A stranger's probe: ``pd-analyse caps --out caps`` run again read its own regions.csv."""
+    from pdclient.inputs import discover
+
+    np.save(tmp_path / "a.npy", SAMPLES[:1])
+    (tmp_path / "regions.csv").write_text("file,signal,start,end\n")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "regions.csv").write_text("1\n2\n")  # a capture of that name elsewhere is read
+    found, _ = discover([str(tmp_path)], leave_out=tmp_path)
+    assert sorted(Path(source.name).relative_to(tmp_path).as_posix() for source in found) == ["a.npy", "sub/regions.csv"]

@@ -16,6 +16,7 @@ import numpy as np
 from pdseg import decode
 
 EXTENSIONS = (".npy", ".csv", ".f32", ".parquet")
+OUTPUT_FILES = ("regions.csv",)  # what the client writes into --out that reads as a capture
 # Parquet columns are read this many values at a time: whole columns, bounded memory.
 PARQUET_VALUES_PER_READ = 8_000_000
 
@@ -47,9 +48,11 @@ def discover(inputs: list[str], leave_out: Path | None = None) -> tuple[list[Inp
         if path.is_dir():
             for root, folders, files in os.walk(path):
                 folders[:] = sorted(folder for folder in folders if (Path(root) / folder).resolve() != skipped)
+                # --out may be the walked folder itself: its own files are no captures
+                own = OUTPUT_FILES if Path(root).resolve() == skipped else ()
                 for file_name in sorted(files):
                     child = Path(root) / file_name
-                    if child.suffix.lower() in EXTENSIONS and child.is_file():
+                    if child.suffix.lower() in EXTENSIONS and child.is_file() and file_name not in own:
                         found.append(InputFile(child, str(child)))
         elif path.exists() and not path.is_file():
             rejected.append((str(path), "not a plain file (a pipe, a socket or a device): copy it to a file"))

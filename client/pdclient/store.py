@@ -48,52 +48,82 @@ def entry_problem(entry) -> str | None:
     return None
 
 
+def _is_json(data: bytes) -> bool:
+    try:
+        json.loads(data)
+        return True
+    except ValueError:
+        return False
+
+
 class ResultStore:
     def __init__(self, folder: Path) -> None:
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.results_path = self.folder / RESULTS
         self._repair_last_line()
+        if (self.folder / RUN).is_file():
+            self._kept_analysis()  # a run.json of someone else's: refused before failures.jsonl is touched
         self._results = open(self.results_path, "a", encoding="utf-8")
         self._failures = open(self.folder / FAILURES, "w", encoding="utf-8")
 
     def _repair_last_line(self) -> None:
-        """Drop a line cut short by a killed run, so every line of the file parses."""
+        """Drop a line cut short by a killed run, so every line of the file parses; before
+        anything is written, refuse a folder this client did not write (a stranger's probe: a
+        results.jsonl of someone else's lost its last line, or all of it, before the check)."""
         if not self.results_path.is_file():
             return
         data = self.results_path.read_bytes()
-        if data and not data.endswith(b"\n"):
-            self.results_path.write_bytes(data[: data.rfind(b"\n") + 1])
+        whole, cut = data[: data.rfind(b"\n") + 1], data[data.rfind(b"\n") + 1:]
+        for _ in self.records(whole.decode("utf-8", errors="replace").splitlines()):
+            pass  # raises StoreDamaged at the first line that is no result of this client's
+        if not cut:
+            return
+        if not whole or not (self.folder / RUN).is_file() or _is_json(cut):
+            # a line this client cut short follows its own lines, after its run.json, and is no JSON
+            raise StoreDamaged(f"{self.results_path} does not end as a file this client wrote")
+        self.results_path.write_bytes(whole)
 
     def check_settings(self, analysis: dict) -> None:
         """Record the options on the first run; refuse a rerun that changes them."""
         path = self.folder / RUN
         if path.is_file() and self.results_path.is_file() and self.results_path.stat().st_size:
-            try:
-                kept = json.loads(path.read_text())["analysis"]
-            except (ValueError, KeyError, TypeError):
-                raise StoreDamaged(f"{path} is not a run.json this client wrote") from None
+            kept = self._kept_analysis()
             if kept != analysis:
                 raise SettingsMismatch(
                     f"{self.folder} holds results for options {kept}, not {analysis}: "
                     "use another --out folder, or delete this one to start over")
         path.write_text(json.dumps({"analysis": analysis}, indent=2) + "\n")
 
-    def records(self) -> Iterator[dict]:
-        if not self.results_path.is_file():
+    def _kept_analysis(self) -> dict:
+        path = self.folder / RUN
+        try:
+            kept = json.loads(path.read_text())["analysis"]
+        except (ValueError, KeyError, TypeError):
+            raise StoreDamaged(f"{path} is not a run.json this client wrote") from None
+        if not isinstance(kept, dict):
+            raise StoreDamaged(f"{path} is not a run.json this client wrote")
+        return kept
+
+    def records(self, lines=None) -> Iterator[dict]:
+        """The results kept (or those of ``lines``, the file's lines)."""
+        if lines is None:
+            if not self.results_path.is_file():
+                return
+            with open(self.results_path, encoding="utf-8") as handle:
+                yield from self.records(handle)
             return
-        with open(self.results_path, encoding="utf-8") as handle:
-            for number, line in enumerate(handle, 1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except ValueError:
-                    raise StoreDamaged(f"{self.results_path} line {number} is not JSON") from None
-                if (not isinstance(record, dict) or not {"file", "signal", "answer"} <= record.keys()
-                        or entry_problem(record["answer"])):
-                    raise StoreDamaged(f"{self.results_path} line {number} is not a result this client wrote")
-                yield record
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError:
+                raise StoreDamaged(f"{self.results_path} line {number} is not JSON") from None
+            if (not isinstance(record, dict) or not {"file", "signal", "answer"} <= record.keys()
+                    or entry_problem(record["answer"])):
+                raise StoreDamaged(f"{self.results_path} line {number} is not a result this client wrote")
+            yield record
 
     def sort_results(self, file_order: list[str]) -> None:
         """Rewrite results.jsonl in file order (as found), then signal order: answers arrive
