@@ -86,6 +86,9 @@ def test_an_oscilloscope_time_value_export_is_one_signal_of_its_values():
     ("Time,Ampl\n0,1,5\n1,2,6\n", 400, "line of labels"),  # labels over rows
     ("Time,Ampl\n0,1\n1,x\n", 400, "line 3: values must all be numbers"),
     ("Time,Ampl\n0,1\n1,nan\n", 400, "NaN"),
+    ("0.0;0.06\n1e-9;0.07\n", 400, "line 1: values must all be numbers .*this line uses ';'"),  # no labels
+    ("Time;Ampl\n0,0;0,06\n", 400, "line 2: .*this line uses ';'"),  # a decimal comma
+    ("1\t2\t3\n4\t5\t6", 400, "line 1: .*uses a tab"),
     ("\n".join(f"{k * k},{k}" for k in range(300)), 413, "first column rises evenly"),  # uneven, too many rows
 ])
 def test_a_time_value_export_that_is_not_one_is_refused_clearly(body, status, words):

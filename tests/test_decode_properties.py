@@ -109,8 +109,9 @@ def test_csv_text_decodes_or_gets_a_4xx(text):
     if decoded is not None:
         rows = [line for line in text.splitlines() if line.strip()]
         values = [[cell.strip() for cell in row.rstrip(" \t,").split(",")] for row in rows]
-        # a first line of labels (every value there, none a number) names the columns
-        labelled = len(rows) > 1 and all(cell and not is_float(cell) for cell in values[0])
+        # a first line of labels (every value there, none a number, each with a letter) names the columns
+        labelled = len(rows) > 1 and all(cell and not is_float(cell) and any(c.isalpha() for c in cell)
+                                         for cell in values[0])
         data = values[1:] if labelled else values
         pairs = all(len(cells) == 2 for cells in data)
         if (len(data) > 1 or labelled) and all(len(cells) == 1 for cells in data):

@@ -114,7 +114,8 @@ def _csv_values(number: int, cells: list[str]) -> np.ndarray:
     try:
         return np.asarray([float(cell) for cell in cells], dtype=np.float64)
     except ValueError:
-        raise InputFileError(f"CSV line {number + 1}: values must all be numbers") from None
+        hint = decode.separator_hint(",".join(cells))
+        raise InputFileError(f"CSV line {number + 1}: values must all be numbers{hint}") from None
 
 
 def _csv_rows(path: Path, labelled: bool = False) -> Iterator[np.ndarray]:

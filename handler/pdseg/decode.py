@@ -434,9 +434,10 @@ TIME_ROUNDING = 5e-6  # ... plus this share of the largest time (its printed dig
 
 
 def is_label_line(line: str) -> bool:
-    """Whether a CSV line is a line of labels: every value is there and none is a number."""
+    """Whether a CSV line is a line of labels: every value is there, none is a number and each
+    holds a letter (``1;2;3``, numbers under another separator, is no label)."""
     cells = _csv_cells(line)
-    if "" in cells:
+    if "" in cells or not all(any(character.isalpha() for character in cell) for cell in cells):
         return False
     for cell in cells:
         try:
@@ -445,6 +446,14 @@ def is_label_line(line: str) -> bool:
         except ValueError:
             pass
     return True
+
+
+def separator_hint(cell: str) -> str:
+    """What to add to "values must all be numbers" for a value that holds another separator."""
+    for separator, name in ((";", "';'"), ("\t", "a tab")):
+        if separator in cell:
+            return f" (values are separated by commas, with a point for decimals; this line uses {name})"
+    return ""
 
 
 def evenly_spaced(times: np.ndarray) -> bool:
@@ -518,7 +527,7 @@ def _csv_number(cell: str, where: str) -> float:
     try:
         return float(cell)
     except ValueError:
-        raise InputError(f"{where}: values must all be numbers") from None
+        raise InputError(f"{where}: values must all be numbers{separator_hint(cell)}") from None
 
 
 def decode_float32(payload: Any, limits: WorkLimits = WorkLimits()) -> list[np.ndarray]:
