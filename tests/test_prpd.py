@@ -96,6 +96,20 @@ def test_prpd_png_draws_each_polarity_on_its_side_of_zero():
     assert np.median(red_rows) < np.median(blue_rows) and np.median(red_columns) < np.median(blue_columns)
 
 
+def test_the_legend_and_title_say_how_many_pulses_are_placed():
+    """A stranger's probe: the legend said "positive (10)" over 5 dots, the other 5 in a signal
+    without a phase (counted, not placed), and nothing in the figure said so."""
+    mixed = [signal([region(5.0, "positive", 60.0), region(4.0, "negative", 240.0)] * 5, cycles=1.0),
+             signal([region(5.0, "positive"), region(4.0, "negative")] * 5, cycles=None)]
+    summary = prpd.summarise(mixed)
+    assert prpd.legend_label(summary, "positive") == "positive (5 placed of 10)"
+    assert prpd.legend_label(summary, "negative") == "negative (5 placed of 10)"
+    assert prpd.unplaced_note(summary) == "; 10 without a phase, not placed"
+    placed = prpd.summarise(mixed[:1])
+    assert prpd.legend_label(placed, "positive") == "positive (5)" and prpd.unplaced_note(placed) == ""
+    assert Image.open(io.BytesIO(prpd.render_prpd_png(mixed))).size == (800, 512)
+
+
 def test_prpd_png_without_any_phase_still_renders():
     png = prpd.render_prpd_png([signal([region(1.0)], cycles=None)])
     assert Image.open(io.BytesIO(png)).size == (800, 512)

@@ -133,6 +133,20 @@ def prpd_title(summary: Mapping) -> str:
             f"{cycles:.4g} cycles; {rate}")
 
 
+def legend_label(summary: Mapping, polarity: str) -> str:
+    """A polarity's entry in the scatter's legend: the pulses placed, and of how many where the
+    pulses of signals without a phase (counted, not placed) are among them."""
+    placed = sum(summary["polarity"][polarity]["phase_counts"])
+    counted = summary["polarity"][polarity]["pulse_count"]
+    return f"{polarity} ({placed:,})" if placed == counted else f"{polarity} ({placed:,} placed of {counted:,})"
+
+
+def unplaced_note(summary: Mapping) -> str:
+    """What the title adds where pulses without a phase are counted but not placed."""
+    unplaced = summary["pulse_count"] - summary["phase_resolved_pulses"]
+    return f"; {unplaced:,} without a phase, not placed" if unplaced else ""
+
+
 def _even_subsample(count: int, limit: int) -> np.ndarray:
     return np.arange(count) if count <= limit else np.linspace(0, count - 1, limit).astype(np.int64)
 
@@ -158,12 +172,12 @@ def render_prpd_png(signals: Sequence[Mapping], summary: Mapping | None = None,
     colours = {"positive": "#c0392b", "negative": "#1f5fa8"}
     for name, selected in (("positive", peaks[shown] >= 0), ("negative", peaks[shown] < 0)):
         scatter_axis.scatter(phases[shown][selected], peaks[shown][selected], s=10, alpha=0.6,
-                             color=colours[name], linewidths=0,
-                             label=f"{name} ({summary['polarity'][name]['pulse_count']})")
+                             color=colours[name], linewidths=0, label=legend_label(summary, name))
     scatter_axis.axhline(0.0, color="#cccccc", linewidth=0.8)
     scatter_axis.set_ylabel(f"peak ({MAGNITUDE_UNIT}), signed by polarity")
     scatter_axis.legend(loc="upper right", fontsize=8)
     note = "" if shown.size == phases.size else f" ({shown.size:,} of {phases.size:,} pulses drawn)"
+    note += unplaced_note(summary)
     scatter_axis.set_title((title or prpd_title(summary)) + note, fontsize=10)
     edges = np.arange(PHASE_BINS) * BIN_WIDTH_DEG
     positive = np.asarray(summary["polarity"]["positive"]["phase_counts"])
