@@ -670,3 +670,23 @@ def test_the_output_folder_as_the_input_folder_is_not_read_back(tmp_path):
     (tmp_path / "sub" / "regions.csv").write_text("1\n2\n")  # a capture of that name elsewhere is read
     found, _ = discover([str(tmp_path)], leave_out=tmp_path)
     assert sorted(Path(source.name).relative_to(tmp_path).as_posix() for source in found) == ["a.npy", "sub/regions.csv"]
+
+
+def test_ctrl_c_or_sigterm_while_the_report_is_written_waits_for_it(monkeypatch):
+    """A stranger's probe: SIGTERM in the run's last seconds killed it before report.html was
+    written (left stale against the new regions.csv), and Ctrl-C there gave a traceback."""
+    import os
+    import signal
+
+    written = []
+
+    def finish(run, settings):
+        os.kill(os.getpid(), signal.SIGTERM)
+        os.kill(os.getpid(), signal.SIGINT)
+        written.append("report.html")
+        return []
+
+    monkeypatch.setattr(cli, "finish", finish)
+    handlers = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    assert cli.finish_whatever_comes(None, {}) == ([], True) and written == ["report.html"]
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == handlers

@@ -10,6 +10,7 @@ the service's message), 2 bad usage, 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import datetime
 import os
@@ -308,9 +309,6 @@ def count_signals_to_do(run: Run, done: dict[str, frozenset]) -> tuple[int, int]
 
 def analyse_until_done_or_interrupted(run: Run, done: dict[str, frozenset], to_do: int) -> bool:
     """Send everything not done; True when Ctrl-C or SIGTERM cut the run short."""
-    # SIGTERM (a stopped job or container) ends the run like Ctrl-C: what is finished is kept.
-    on_main_thread = threading.current_thread() is threading.main_thread()
-    previous_handler = signals_module.signal(signals_module.SIGTERM, _raise_interrupt) if on_main_thread else None
     progress = tqdm(total=to_do, unit="signal", desc="pd-analyse", disable=run.args.no_progress,
                     dynamic_ncols=True, mininterval=0.5)
     run.service.on_first_retry = lambda problem, retries: tqdm.write(
@@ -323,8 +321,32 @@ def analyse_until_done_or_interrupted(run: Run, done: dict[str, frozenset], to_d
         return True
     finally:
         progress.close()
-        if on_main_thread:
-            signals_module.signal(signals_module.SIGTERM, previous_handler)
+
+
+@contextlib.contextmanager
+def interrupts_as(handler):
+    """SIGTERM (a stopped job or container) and Ctrl-C handled by ``handler`` within the block,
+    on the main thread (a signal handler can be set nowhere else)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {number: signals_module.signal(number, handler)
+                for number in (signals_module.SIGINT, signals_module.SIGTERM)}
+    try:
+        yield
+    finally:
+        for number, handler_before in previous.items():
+            signals_module.signal(number, handler_before)
+
+
+def finish_whatever_comes(run: Run, settings: dict) -> tuple[list[tuple[str, object, str]], bool]:
+    """:func:`finish`, with Ctrl-C and SIGTERM held until its files are written (a stranger's
+    probe: one in its last seconds left a report stale against the new regions.csv, or a
+    traceback); also whether one came meanwhile."""
+    came: list[int] = []
+    with interrupts_as(lambda signum, frame: came.append(signum)):
+        warned = finish(run, settings)
+    return warned, bool(came)
 
 
 def run_analysis(args: argparse.Namespace) -> int:
@@ -350,12 +372,19 @@ def run_analysis(args: argparse.Namespace) -> int:
     run = Run(args, store, service, {source.name: source for source in sources})
     for name, reason in rejected:
         run.fail(Failure(name, None, None, reason))
-    total, already = count_signals_to_do(run, done)
-    print(f"{len(run.files)} files, {total} signals; {already} already analysed in {args.out}, "
-          f"{total - already} to go, to {run.service.predict_url}", file=sys.stderr, flush=True)
-    interrupted = analyse_until_done_or_interrupted(run, done, total - already)
+    # Ctrl-C or SIGTERM while the inputs are counted or sent: what is finished is kept and reported.
+    with interrupts_as(_raise_interrupt):
+        try:
+            total, already = count_signals_to_do(run, done)
+            print(f"{len(run.files)} files, {total} signals; {already} already analysed in {args.out}, "
+                  f"{total - already} to go, to {run.service.predict_url}", file=sys.stderr, flush=True)
+            interrupted = analyse_until_done_or_interrupted(run, done, total - already)
+        except KeyboardInterrupt:  # while counting: nothing sent
+            run.stop.set()
+            interrupted, already = True, sum(len(signals) for signals in done.values())
     state = "interrupted" if interrupted else (f"stopped: {run.stop_reason}" if run.stop_reason else "complete")
-    warned = finish(run, run_settings(run, started, already, state))
+    warned, interrupted_while_finishing = finish_whatever_comes(run, run_settings(run, started, already, state))
+    interrupted = interrupted or interrupted_while_finishing
     store.close()
     for failure in run.failures:
         print(f"FAILED {failure.line()}", file=sys.stderr)
