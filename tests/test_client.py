@@ -616,7 +616,9 @@ def test_a_malformed_answer_or_a_damaged_output_folder_is_named_not_a_traceback(
 
 @pytest.mark.parametrize("option,value,words", [("--retries", "-1", "retries are 0 or more"),
                                                 ("--timeout", "inf", "positive, finite"),
-                                                ("--url", "127.0.0.1:8080", "http:// or https://")])
+                                                ("--url", "127.0.0.1:8080", "http:// or https://"),
+                                                ("--url", "http://127.0.0.1:8080/predictions/pd_segmenter",
+                                                 "without the path")])
 def test_options_that_could_only_fail_every_request_are_refused_at_once(tmp_path, capsys, option, value, words):
     np.save(tmp_path / "a.npy", SAMPLES[:1])
     arguments = [str(tmp_path / "a.npy"), "--out", str(tmp_path / "out"), option, value]
@@ -690,3 +692,14 @@ def test_ctrl_c_or_sigterm_while_the_report_is_written_waits_for_it(monkeypatch)
     handlers = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
     assert cli.finish_whatever_comes(None, {}) == ([], True) and written == ["report.html"]
     assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == handlers
+
+
+def test_a_signal_over_the_work_limit_is_refused_before_its_body_is_sent():
+    """A stranger's probe: a 3,000,000-sample float32 capture was uploaded (12 MB) for a 413 that
+    spoke of float64 signals and named neither the limit nor what to do."""
+    from pdclient.batching import DEFAULT_MAX_COST
+
+    longest = DEFAULT_MAX_COST - 4096
+    assert cli.too_long(np.zeros(longest, dtype=np.float32), DEFAULT_MAX_COST) is None
+    message = cli.too_long(np.zeros(3_000_000, dtype=np.float32), DEFAULT_MAX_COST)
+    assert f"up to {longest:,} samples" in message and "cut the capture into parts" in message

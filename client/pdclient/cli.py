@@ -24,7 +24,7 @@ from typing import Iterator
 from tqdm import tqdm
 
 from . import __version__
-from .batching import DEFAULT_MAX_COST, DEFAULT_MAX_SIGNALS, Batch, Budget, Item, batches
+from .batching import DEFAULT_MAX_COST, DEFAULT_MAX_SIGNALS, SIGNAL_OVERHEAD, Batch, Budget, Item, batches
 from .inputs import InputFile, InputFileError, count_signals, discover, iter_signals, load_signal, signal_problem
 from .report import build_report, signal_warnings
 from .service import Outcome, Service, ServiceError
@@ -52,6 +52,10 @@ def _url(text: str) -> str:
     # Without a scheme every request failed with a connection adapter's error, one batch at a time.
     if not text.lower().startswith(("http://", "https://")):
         raise argparse.ArgumentTypeError(f"{text}: give the inference address with http:// or https://")
+    # The README's curl lines name the whole prediction address; the client adds that path itself.
+    if "/predictions" in text.split("://", 1)[1].lower():
+        raise argparse.ArgumentTypeError(f"{text}: give the server's address without the path "
+                                         "(http://host:8080): the client adds /predictions/pd_segmenter")
     return text
 
 
@@ -162,7 +166,7 @@ def pending_items(run: Run, done: dict[str, frozenset], progress: tqdm) -> Itera
     for source in run.files.values():
         try:
             for signal_id, values in iter_signals(source, skip=done.get(source.name, frozenset())):
-                problem = signal_problem(values)
+                problem = signal_problem(values) or too_long(values, run.args.max_samples_per_request)
                 if problem:
                     run.fail(Failure(source.name, signal_id, None, problem))
                     progress.update(1)
@@ -170,6 +174,15 @@ def pending_items(run: Run, done: dict[str, frozenset], progress: tqdm) -> Itera
                 yield Item(source.name, signal_id, values)
         except Exception as error:  # an unreadable file, or a reader's own failure on it: the run goes on
             run.fail(Failure(source.name, None, None, file_problem(error)))
+
+
+def too_long(values, max_cost: int) -> str | None:
+    """Why the service would refuse a signal over its work limit on its own, said before its
+    body is sent (a stranger's probe: 12-50 MB were uploaded for a 413 that spoke of float64)."""
+    if Budget.cost(len(values)) <= max_cost:
+        return None
+    return (f"{len(values):,} samples: the service analyses one signal of up to "
+            f"{max_cost - SIGNAL_OVERHEAD:,} samples (its work limit): cut the capture into parts, or decimate it")
 
 
 def file_problem(error: Exception) -> str:

@@ -199,11 +199,12 @@ class Service:
                 if not error.from_handler:
                     # TorchServe's HTTP layer (or a proxy's body limit) before the handler: the
                     # body, not the work, is too large.
+                    dtype = batch.items[0].values.dtype
                     error = ServiceError(413, f"its body ({sum(item.values.nbytes for item in batch.items) / 2**20:.1f} MiB as "
-                                              f"{batch.items[0].values.dtype}) is over the service's body limit "
-                                              "(max_request_size, 8 MiB as shipped): a float64 signal "
-                                              "over ~1,040,000 samples whose values float32 does not hold "
-                                              "exactly cannot be sent")
+                                              f"{dtype}) is over the service's body limit (max_request_size, "
+                                              "8 MiB as shipped)" + (": a float64 signal over ~1,040,000 samples whose "
+                                              "values float32 does not hold exactly cannot be sent"
+                                              if dtype == np.float64 else ": cut the capture into parts"))
                 else:
                     error = ServiceError(413, f"{error.message} (this signal alone is over the service's limit)")
             outcome.failures = [(item, error) for item in batch.items]

@@ -672,7 +672,7 @@ def parse_options(values: Mapping[str, Any]) -> SignalOptions:
         if number <= 0:
             raise InputError(f'option "{key}" must be a positive number')
         if key == "threshold" and not 0 < number < 1:
-            raise InputError('option "threshold" must lie between 0 and 1')
+            raise InputError('option "threshold" must be over 0 and under 1 (1 would report nothing)')
         parsed[key] = number
     if parsed.get("samples_per_cycle", 3) < 3:
         raise InputError('option "samples_per_cycle" must be at least 3')
