@@ -5,6 +5,7 @@ import http.server
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -703,3 +704,19 @@ def test_a_signal_over_the_work_limit_is_refused_before_its_body_is_sent():
     assert cli.too_long(np.zeros(longest, dtype=np.float32), DEFAULT_MAX_COST) is None
     message = cli.too_long(np.zeros(3_000_000, dtype=np.float32), DEFAULT_MAX_COST)
     assert f"up to {longest:,} samples" in message and "cut the capture into parts" in message
+
+
+def test_a_file_of_many_signals_of_a_sample_or_two_fails_naming_its_layout(tmp_path):
+    """A stranger's probe: a column vector saved as rows, (10,000, 1), and a time,value CSV whose
+    times were printed too coarsely to rise evenly, became 10,000 signals of 1-2 samples: no
+    region, exit 0."""
+    from pdclient import inputs
+
+    np.save(tmp_path / "column_vector.npy", np.zeros((10_000, 1)))
+    (tmp_path / "coarse.csv").write_text("".join(f"{k // 10 * 1e-4:.4f},{k % 7}\n" for k in range(2_000)))
+    for name, words in (("column_vector.npy", "10,000 signals of at most 1 sample each (.npy of shape (10000, 1))"),
+                        ("coarse.csv", "2,000 signals of at most 2 samples each (CSV rows)")):
+        with pytest.raises(inputs.InputFileError, match=re.escape(words)):
+            inputs.count_signals(inputs.InputFile(tmp_path / name, name))
+    np.save(tmp_path / "few.npy", np.zeros((15, 2)))  # a few short rows stay rows
+    assert inputs.count_signals(inputs.InputFile(tmp_path / "few.npy", "few.npy")) == 15

@@ -135,6 +135,7 @@ class CsvLayout:
     rows: int
     kind: str  # "rows", "column" or "time_value"
     labelled: bool = False
+    widest: int = 0  # the most values of a row
 
     @property
     def signals(self) -> int:
@@ -146,7 +147,7 @@ def _csv_shape(path: Path, check_values: bool = True) -> CsvLayout:
     its rows is refused here, before any of them is sent: an empty value, a blank line between
     the values of a column (either would move every later sample) and, with ``check_values``, a
     value that is no number."""
-    rows, single, pairs = 0, True, True
+    rows, single, pairs, widest = 0, True, True, 0
     labelled = False
     times: list[float] = []
     blank = gap = None  # the first blank line after a value; the first such line a value follows
@@ -164,6 +165,7 @@ def _csv_shape(path: Path, check_values: bool = True) -> CsvLayout:
             if pairs and len(cells) == 2:
                 times.append(float(values[0]))
         rows += 1
+        widest = max(widest, len(cells))
         single = single and len(cells) == 1
         pairs = pairs and len(cells) == 2
     if single and rows > 1 and gap is not None:
@@ -177,7 +179,7 @@ def _csv_shape(path: Path, check_values: bool = True) -> CsvLayout:
     if labelled:
         raise InputFileError("a CSV with a line of labels must hold one value a line (one signal) or two, "
                              "time and value, with the time evenly spaced")
-    return CsvLayout(rows, "rows")
+    return CsvLayout(rows, "rows", widest=widest)
 
 
 def _parquet(path: Path):
@@ -195,12 +197,31 @@ def _column_values(column) -> np.ndarray:
     return column.to_numpy()
 
 
+# A file of many signals of a sample or two is a capture laid out the other way (a column vector
+# saved as rows, a time,value table whose times are printed too coarsely to rise evenly): a
+# stranger's probe sent 10,000 of them, and got no region and exit 0.
+TINY_SIGNAL = 2  # samples
+TINY_SIGNALS_FROM = 16  # signals in one file
+
+
+def _tiny_signals(count: int, widest: int, layout: str) -> None:
+    if count >= TINY_SIGNALS_FROM and widest <= TINY_SIGNAL:
+        raise InputFileError(f"{count:,} signals of at most {widest} sample{'s' if widest > 1 else ''} each "
+                             f"({layout}): a capture laid out the other way? Save a capture 1-D (or one "
+                             "row a signal); a time,value CSV is read as one signal where its times rise evenly")
+
+
 def count_signals(source: InputFile) -> int:
     if source.kind == ".npy":
         array = _npy(source.path)
+        if array.ndim == 2:
+            _tiny_signals(array.shape[0], array.shape[1], f".npy of shape {array.shape}")
         return 1 if array.ndim == 1 else array.shape[0]
     if source.kind == ".csv":
-        return _csv_shape(source.path).signals
+        layout = _csv_shape(source.path)
+        if layout.kind == "rows":
+            _tiny_signals(layout.rows, layout.widest, "CSV rows")
+        return layout.signals
     if source.kind == ".parquet":
         return len(_parquet(source.path).schema_arrow.names)
     return 1  # .f32
