@@ -554,7 +554,7 @@ def test_a_csv_with_a_missing_value_is_refused_not_shifted(tmp_path):
 def test_period_options_the_service_would_refuse_are_refused_before_any_request(tmp_path, capsys, options, words):
     np.save(tmp_path / "one.npy", np.zeros(100))
     with pytest.raises(SystemExit) as stop:
-        cli.main(["--url", "http://127.0.0.1:9/predictions/none", str(tmp_path / "one.npy"), "--out",
+        cli.main(["--url", "http://127.0.0.1:9", str(tmp_path / "one.npy"), "--out",
                   str(tmp_path / "out"), *options])
     assert stop.value.code == 2 and words in capsys.readouterr().err
 
@@ -606,6 +606,7 @@ def test_a_malformed_answer_or_a_damaged_output_folder_is_named_not_a_traceback(
     (out / "results.jsonl").write_text('{"someone": "else"}\n')
     assert analyse(server.inference_url, tmp_path / "a.npy", "--out", out) == 2
     assert "line 1 is not a result this client wrote" in capsys.readouterr().err
+    (out / "results.jsonl").unlink()  # a foreign results.jsonl is named first; now a foreign run.json alone
     (out / "run.json").write_text("{not json")
     assert analyse(server.inference_url, tmp_path / "a.npy", "--out", out) == 2
     assert "is not a run.json this client wrote" in capsys.readouterr().err
