@@ -480,16 +480,22 @@ def _time_value_table(numbered: list[tuple[int, str]]) -> np.ndarray | None:
     cells = [cell.strip() for line in lines for cell in line.split(",")]
     if "" in cells:
         return None
-    joined = "".join(cells)
     try:
-        if not joined.isascii() or "_" in joined:
-            raise ValueError
-        table = np.array([float(cell) for cell in cells], dtype=np.float64).reshape(-1, 2)
+        table = np.array(_plain_floats(cells), dtype=np.float64).reshape(-1, 2)
     except ValueError:
         return None
     if not evenly_spaced(table[:, 0]):
         return None
     return _finite_signal(table[:, 1], "CSV value column")
+
+
+def _plain_floats(cells: list[str]) -> list[float]:
+    """The cells as floats, in one pass; ValueError where any is no plain ASCII number (float()
+    alone also reads "1_000" and other digits)."""
+    joined = "".join(cells)
+    if not joined.isascii() or "_" in joined:
+        raise ValueError("not plain ASCII numbers")
+    return [float(cell) for cell in cells]
 
 
 def _csv_column(numbered: list[tuple[int, str]]) -> np.ndarray:
@@ -499,11 +505,8 @@ def _csv_column(numbered: list[tuple[int, str]]) -> np.ndarray:
     if gaps:
         raise InputError(f"CSV line {gaps[0] + 1} is blank inside a column of values; every sample must be given")
     cells = [line.rstrip(_PADDING) for _, line in numbered]
-    joined = "".join(cells)
     try:
-        if not joined.isascii() or "_" in joined:
-            raise ValueError
-        values = [float(cell) for cell in cells]
+        values = _plain_floats(cells)
     except ValueError:
         for (line_number, _), cell in zip(numbered, cells):
             _csv_number(cell, f"CSV line {line_number + 1}")  # raises, naming the first bad line

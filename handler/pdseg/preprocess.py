@@ -1330,33 +1330,26 @@ ECHO_CORE_LONGEST = 32  # samples
 
 def flatter_without_echoes(filtered: np.ndarray, cores: np.ndarray, response: np.ndarray,
                            scale: float) -> np.ndarray:
-    """Per sample, whether the samples around the nearest ringing ``cores`` that their fill
-    changes by :data:`ECHO_CHANGE` noise units or more, :data:`ECHO_AWAY` samples or more from
-    them (their own ringing beyond them), keep at most :data:`LOUD_PIT_FLATTER` of their energy
-    once it is filled (``response``: the carrier filter's output for ``cores``; ``scale``: the
-    noise unit)."""
-    near = ndimage.maximum_filter1d((cores != 0).view(np.uint8), LOUD_PIT_SPAN) > 0
-    groups, count = ndimage.label(near)
-    index = np.arange(1, count + 1)
-    fill = cores - response
+    """:func:`flatter_with_pits_filled` for ringing ``cores``, judged only on the samples their
+    fill changes by :data:`ECHO_CHANGE` noise units (``scale``) or more, :data:`ECHO_AWAY`
+    samples or more from them (their own ringing beyond them)."""
     own = ndimage.maximum_filter1d((cores != 0).view(np.uint8), 2 * ECHO_AWAY + 1) > 0
-    judged = near & ~own & (np.abs(fill) >= ECHO_CHANGE * scale)
-    filled = filtered + fill
-    before = ndimage.sum(np.where(judged, filtered**2, 0.0), groups, index)
-    after = ndimage.sum(np.where(judged, filled**2, 0.0), groups, index)
-    return np.concatenate(([False], after <= LOUD_PIT_FLATTER * before))[groups] | (cores == 0)
+    return flatter_with_pits_filled(filtered, cores, response,
+                                    judged=~own & (np.abs(cores - response) >= ECHO_CHANGE * scale))
 
 
-def flatter_with_pits_filled(filtered: np.ndarray, cores: np.ndarray, response: np.ndarray) -> np.ndarray:
+def flatter_with_pits_filled(filtered: np.ndarray, cores: np.ndarray, response: np.ndarray,
+                             judged: np.ndarray | None = None) -> np.ndarray:
     """Per sample, whether the :data:`LOUD_PIT_SPAN` samples around the nearest ``cores`` (the
     cores within that span of each other taken together) keep at most :data:`LOUD_PIT_FLATTER`
     of their energy once the pits are filled (``response``: the carrier filter's output for
-    ``cores``). Where a burst's ringing or a sensor's own undershoot fills the surroundings,
-    the pit is not what stands out there."""
+    ``cores``); ``judged``: only those of them (default: all but the cores'). Where a burst's
+    ringing or a sensor's own undershoot fills the surroundings, the pit is not what stands out
+    there."""
     near = ndimage.maximum_filter1d((cores != 0).view(np.uint8), LOUD_PIT_SPAN) > 0  # cores widened by half the span
     groups, count = ndimage.label(near)
     index = np.arange(1, count + 1)
-    around = near & (cores == 0)
+    around = near & ((cores == 0) if judged is None else judged)
     filled = filtered + (cores - response)
     before = ndimage.sum(np.where(around, filtered**2, 0.0), groups, index)
     after = ndimage.sum(np.where(around, filled**2, 0.0), groups, index)
