@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from . import phase as phase_mod
-from . import limiter, preprocess, slow, transients, whiten
+from . import context, limiter, preprocess, slow, transients, whiten
 from .model import ThreadPolicy
 from .regions import (DEFAULT_MIN_GAP, DEFAULT_MIN_LENGTH, describe_regions, probability_to_regions, significant,
                       trim_to_signal)
@@ -247,6 +247,11 @@ class Segmenter:
         """The network's probability for each of ``conditioned`` on its own input planes; on one
         thread with ``one_thread`` where the network keeps a :class:`pdseg.model.ThreadPolicy`."""
         pieces = [self.windows(item) for item in conditioned]
+        # A window that holds a very loud sample goes through again with it limited
+        # (:mod:`pdseg.context`): those calmed copies follow the signals' own windows.
+        loud = [context.loud_windows(piece) for piece in pieces]
+        calm = [index for index, flags in enumerate(loud) if flags.any()]
+        pieces = pieces + [context.calmed(pieces[index][loud[index]]) for index in calm]
         outputs: list[np.ndarray] = [np.empty(0)] * len(pieces)
         by_width: dict[int, list[int]] = {}
         for index, piece in enumerate(pieces):
@@ -265,7 +270,14 @@ class Segmenter:
                     count = pieces[index].shape[0]
                     outputs[index] = results[first: first + count]
                     first += count
-        return [self.plan.stitch(output, item.length) for output, item in zip(outputs, conditioned)]
+        probabilities = [self.plan.stitch(output, item.length) for output, item in zip(outputs, conditioned)]
+        for number, index in enumerate(calm):
+            calmed = outputs[index].copy()
+            calmed[loud[index]] = outputs[len(conditioned) + number]
+            item = conditioned[index]
+            probabilities[index] = context.blended(probabilities[index], self.plan.stitch(calmed, item.length),
+                                                   item.network_input)
+        return probabilities
 
     def windows(self, item: preprocess.Conditioned) -> np.ndarray:
         """The network windows of one conditioned signal. One shorter than a standard window

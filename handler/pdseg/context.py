@@ -1,0 +1,64 @@
+"""Far context: what a very loud transient does to the network's answer away from it.
+
+The network's bottleneck attention sees its whole window (4,096 samples, or up to 16,384 for a
+signal that fits one window). A transient far louder than the pulses it was trained on (a
+10,000-noise-unit discharge, a step of the carrier's amplitude) draws that attention and the
+network's probability falls everywhere else in the window: in a 14,000-sample capture, 30 dB
+pulses 3,000 samples and more away from such a pulse were found 7 times in 33, with their own
+input unchanged (a stranger's probe, docs/model-card.md, Inference: far context).
+
+So where a window holds input over :data:`LOUD_INPUT`, it goes through the network a second time
+with that plane limited to it, and the signal's probability is taken from that second pass except
+within :data:`NEAR` samples of a loud sample. There the network's own view of the loud transient
+stands: a burst's pulses are told from their ringing by how loud each is (with the input limited,
+the real captures' bursts became one region each).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+# The compressed signal plane (asinh of noise units, pdseg.preprocess.compress) over this is loud:
+# asinh(74) = 5, about 37 dB. At 6 (201 units), 22-23 of the 33 pulses above were found; at 7
+# (548 units), 8-11.
+LOUD_INPUT = 5.0
+SIGNAL_PLANE = 0  # pdseg.preprocess.PLANES: "signal" first
+# Half the network's receptive field (465 samples for the shipped `tiny`, pdseg.model.receptive_field),
+# rounded up: beyond it the limited samples reach the output only through the attention.
+NEAR = 256
+
+
+def loud_windows(windows: np.ndarray) -> np.ndarray:
+    """Which of ``windows`` (``(count, channels, width)`` network input) hold a loud sample."""
+    return np.any(np.abs(windows[:, SIGNAL_PLANE, :]) > LOUD_INPUT, axis=-1)
+
+
+def calmed(windows: np.ndarray) -> np.ndarray:
+    """``windows`` with their signal plane limited to :data:`LOUD_INPUT` (a new array)."""
+    limited = np.array(windows, copy=True)
+    np.clip(limited[:, SIGNAL_PLANE, :], -LOUD_INPUT, LOUD_INPUT, out=limited[:, SIGNAL_PLANE, :])
+    return limited
+
+
+def near_loud(planes: np.ndarray, reach: int = NEAR) -> np.ndarray:
+    """Samples of a signal (its ``(channels, length)`` network input) within ``reach`` of a loud one."""
+    loud = np.flatnonzero(np.abs(planes[SIGNAL_PLANE]) > LOUD_INPUT)
+    near = np.zeros(planes.shape[-1], dtype=bool)
+    if loud.size == 0:
+        return near
+    # Runs of loud samples as intervals, widened: far fewer than the samples in a burst.
+    breaks = np.flatnonzero(np.diff(loud) > 1)
+    starts = np.concatenate((loud[:1], loud[breaks + 1])) - reach
+    ends = np.concatenate((loud[breaks], loud[-1:])) + reach + 1
+    steps = np.zeros(planes.shape[-1] + 1, dtype=np.int64)
+    np.add.at(steps, np.clip(starts, 0, planes.shape[-1]), 1)
+    np.add.at(steps, np.clip(ends, 0, planes.shape[-1]), -1)
+    return np.cumsum(steps[:-1]) > 0
+
+
+def blended(own: np.ndarray, calm: np.ndarray, planes: np.ndarray) -> np.ndarray:
+    """The probability ``own`` near the loud samples of a signal (``planes``, its network input)
+    and ``calm`` elsewhere; ``own`` itself where the signal has no loud sample."""
+    near = near_loud(planes)
+    if not near.any() or near.all():
+        return own
+    return np.where(near, own, calm)
