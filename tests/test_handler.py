@@ -17,6 +17,7 @@ from ts.torch_handler.unit_tests.test_utils.mock_context import MockContext
 
 from conftest import ARCHIVE, ROOT
 from pd_handler import PDSegmenterHandler
+from pdseg import context
 from pdseg.decode import PICTURE_PANELS, WorkLimits
 from serve import METRICS_CONFIG
 
@@ -217,12 +218,18 @@ def test_small_batches_run_on_one_thread_large_ones_on_all(runtime, request, rea
         return run_on_one_thread(windows, part)
 
     monkeypatch.setattr(network, "run_on_one_thread", recorded)
-    large = handler.handle([{"body": npy(np.tile(real_captures[0], 34))}], batch_context(handler, headers))[0]
+    tiled = np.tile(real_captures[0], 34)
+    large = handler.handle([{"body": npy(tiled)}], batch_context(handler, headers))[0]
     monkeypatch.undo()
     assert large["signals"][0]["length"] == 269_280
-    assert network.calls_by_threads == {2: 2, 1: 1}  # 32 + 32 windows of 4,096, then the last 12
-    # each chunk of 32 in two parts of 16 on two threads, the last 12 whole on the caller's
-    assert sorted((count, part) for _, count, part in ran) == [(12, False)] + [(16, True)] * 4
+    # 76 windows of 4,096, and again those that hold a very loud sample (pdseg.context), in chunks
+    # of 32: each in two parts of 16 on two threads, what is left whole on the caller's
+    segmenter = handler.segmenter
+    loud = int(context.loud_windows(segmenter.windows(segmenter.condition(tiled))).sum())
+    assert 0 < loud <= 76
+    full, rest = divmod(76 + loud, 32)
+    assert network.calls_by_threads == ({2: full, 1: 1} if rest else {2: full})
+    assert sorted((count, part) for _, count, part in ran) == sorted([(rest, False)] * bool(rest) + [(16, True)] * (2 * full))
     assert len({name for name, _, part in ran if part}) == 2
     configured = network.parallel_from_samples
     pair = [{"body": {"signals": [real_captures[0].tolist()] * 2}}]
@@ -233,7 +240,14 @@ def test_small_batches_run_on_one_thread_large_ones_on_all(runtime, request, rea
                                                                    "Cache-Control": "no-cache"}]))[0]
         assert network.calls_by_threads == {2: 1}
         network.calls_by_threads.clear()
-        handler.handle(request, batch_context(handler, headers))  # one window: nothing to share
+        # One window and its calmed copy (a real capture holds very loud samples): shared too.
+        handler.handle(request, batch_context(handler, headers))
+        assert network.calls_by_threads == {2: 1}
+        network.calls_by_threads.clear()
+        # A quiet capture with a carrier (no slower view, no loud sample): one window, nothing to share.
+        samples = np.arange(real_captures[0].size)
+        quiet = np.random.default_rng(3).normal(size=samples.size) + 1e4 * np.sin(2 * np.pi * samples / 3333.0)
+        handler.handle([{"body": npy(quiet)}], batch_context(handler, headers))
         assert network.calls_by_threads == {1: 1}
     finally:
         network.parallel_from_samples = configured
