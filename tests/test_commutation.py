@@ -418,3 +418,60 @@ def test_a_carrier_of_a_few_samples_a_cycle_is_answered_not_failed(period):
     cleaned, train = commutation.remove_commutation(signal, NOISE, period)
     assert cleaned.shape == signal.shape and np.isfinite(cleaned).all()
     assert (train is not None) == (period / 6 >= commutation.MIN_SLOT_SAMPLES)
+
+
+def toward_zero_train(length: int, period: float, width: float, depth: float, phase: float,
+                      first: float = 40.3) -> np.ndarray:
+    """Notches that pull a line voltage toward zero: six a cycle, each of the sign opposite to
+    the carrier's (``sin(2 pi t / period + phase)``) at its centre."""
+    t = np.arange(length, dtype=np.float64)
+    notches = np.zeros(length)
+    for centre in np.arange(first, length, period / 6):
+        sign = np.sign(np.sin(2 * np.pi * centre / period + phase))
+        notches -= sign * depth * 0.5 * (np.tanh((t - centre + width / 2) / 1.5) - np.tanh((t - centre - width / 2) / 1.5))
+    return notches
+
+
+@pytest.mark.parametrize("cycles,depth", [(1.2, 25.0), (3.0, 25.0), (3.0, 500.0), (5.0, 60.0)])
+def test_notches_toward_zero_are_taken_out(cycles, depth):
+    """A rectifier's notches on a line voltage change sign with the half-cycle (a stranger's
+    probe: 6-10 regions a cycle where the median of the sixths, of both signs, held nothing)."""
+    rng = np.random.default_rng(int(cycles * depth))
+    length = int(cycles * PERIOD)
+    phase = rng.uniform(0, 6.3)
+    t = np.arange(length)
+    base = 3e4 * np.sin(2 * np.pi * t / PERIOD + phase) + NOISE * rng.normal(size=length)
+    notches = toward_zero_train(length, PERIOD, 14.0, depth, phase)
+    clean = preprocess.condition(base)
+    cleaned = preprocess.condition(base + notches)
+    kept = preprocess.condition(base + notches, remove_commutation=False)
+    before = np.abs(interior(kept.filtered - clean.filtered)).max() / clean.scale
+    after = np.abs(interior(cleaned.filtered - clean.filtered)).max() / clean.scale
+    assert before > 10
+    assert after < 3, (before, after)
+    assert cleaned.commutation.alternating and cleaned.commutation.to_dict()["toward_zero"] is True
+    assert clean.commutation is None
+    # notches of one sign are a train of one sign, as before
+    assert "toward_zero" not in preprocess.condition(base + notch_train(length, 6, 14.0, depth)).commutation.to_dict()
+
+
+def test_pd_of_opposite_signs_in_the_two_half_cycles_is_not_a_train():
+    """Void PD: positive pulses on the rising flank of one half-cycle, negative ones on the
+    other's, wandering in phase and size: no train of either kind, and every pulse keeps its height."""
+    rng = np.random.default_rng(11)
+    length = int(4 * PERIOD)
+    base = capture(length, 11)
+    pulses = np.zeros(length)
+    onsets = []
+    for cycle in range(4):
+        for half, sign in ((0.0, 1.0), (0.5, -1.0)):
+            for _ in range(3):
+                onset = int((cycle + half) * PERIOD + rng.uniform(100, 800))
+                onsets.append(onset)
+                pulses[onset: onset + 30] += sign * rng.uniform(10, 60) * np.exp(-np.arange(30) / 3.0)
+    plain = preprocess.condition(base + pulses, remove_commutation=False)
+    conditioned = preprocess.condition(base + pulses)
+    assert conditioned.commutation is None and conditioned.scale == plain.scale
+    # nothing taken out: what differs is only the pits filled around the loudest pulses
+    np.testing.assert_array_equal(conditioned.filtered, preprocess.restore_pulse_area(plain.filtered, plain.scale))
+    assert min(np.abs(conditioned.filtered[onset: onset + 5]).max() for onset in onsets) > 8 * plain.scale

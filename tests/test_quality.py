@@ -144,6 +144,29 @@ def test_converter_commutation_is_not_reported(shipped, per_cycle):
     assert any(start <= onset + 2 and end >= onset + 2 for start, end in with_pd.tolist()), with_pd.tolist()
 
 
+@pytest.mark.parametrize("cycles,depth", [(1.2, 20.0), (3.0, 10.0), (3.0, 100.0)])
+def test_notches_toward_zero_are_not_reported(shipped, cycles, depth):
+    """A rectifier's notches on a line voltage pull it toward zero, down in one half-cycle and
+    up in the next (a stranger's probe: 6-10 regions a cycle); they are taken out, and a PD
+    pulse of their height beside them is still found."""
+    from test_commutation import toward_zero_train
+
+    rng = np.random.default_rng(int(cycles * depth))
+    period, noise, phase = 3333.0, 50.0, 0.3
+    length = int(cycles * period)
+    t = np.arange(length)
+    notches = toward_zero_train(length, period, 12.0, depth * noise, phase)
+    signal = 5e5 * np.sin(2 * np.pi * t / period + phase) + notches + noise * rng.normal(size=length)
+    [result] = shipped.analyse([signal])
+    assert result.to_json(0)["stats"]["commutation_removed"]["toward_zero"] is True
+    assert len(result.regions) <= 1, result.regions.tolist()
+    onset = int(period * 0.37)
+    pulse = np.zeros(length)
+    pulse[onset: onset + 40] = -depth * noise * np.exp(-np.arange(40) / 4.0)
+    with_pd = shipped.analyse([signal + pulse])[0].regions
+    assert any(start <= onset + 2 and end >= onset + 2 for start, end in with_pd.tolist()), with_pd.tolist()
+
+
 @pytest.mark.parametrize("per_cycle", [6, 12])
 @pytest.mark.parametrize("cycles", [1.0, 1.2])
 def test_converter_commutation_over_one_cycle_is_not_reported(shipped, per_cycle, cycles):

@@ -60,9 +60,13 @@ CHUNK_SLOTS = 64  # sixths per independently refined stretch of a long capture
 
 @dataclasses.dataclass(frozen=True)
 class Train:
-    """A phase-locked train found in one stretch: slot length (samples) and the median slot."""
+    """A phase-locked train found in one stretch: slot length (samples) and the median slot;
+    ``alternating``: the slots of one half-cycle hold the template, those of the next its
+    negative (:func:`half_cycle_signs`, from slot ``alternating - 1``), else 0."""
     slot: float
     template: np.ndarray
+    alternating: int = 0
+    offset: float = 0.0  # samples from the stretch's start to its first slot's (alternating trains)
 
     def described(self, length_name: str) -> dict:
         """What the answer says of it: its slot's length under ``length_name`` and the train's
@@ -70,8 +74,10 @@ class Train:
         return {length_name: round(self.slot, 3), "peak": float(f"{float(np.max(np.abs(self.template))):.6g}")}
 
     def to_dict(self) -> dict:
-        """A commutation train: the sixth's length."""
-        return self.described("samples_per_sixth")
+        """A commutation train: the sixth's length (and, where the notches change sign with the
+        half-cycle, ``"toward_zero": true``)."""
+        described = self.described("samples_per_sixth")
+        return described | {"toward_zero": True} if self.alternating else described
 
     def spacing_dict(self) -> dict:
         """A regular train at a spacing of its own (no carrier explained it)."""
@@ -82,8 +88,50 @@ class Train:
         return self.described("samples_per_cycle")
 
 
+# Converter notches on a line voltage pull it toward zero: the three sixths of one half-cycle
+# hold a notch of one sign, the next three of the other. Looked for, as such a train, only where
+# the sixths hold no train of one sign (a stranger's probe: 6-10 false regions a cycle;
+# docs/model-card.md, Conditioning).
+HALF_CYCLE_SLOTS = 3
+
+
+QUIET_SPAN = 16  # samples: where the median sixth is quietest over this many, the sixths begin
+# A notch in nearly every sixth: a clipped carrier's corners, which also mirror each other from
+# one half-cycle to the next, lie in at most two of every three sixths.
+ALTERNATING_MATCHING_SHARE = 0.9
+
+
+def _half_cycle_start(filtered: np.ndarray, scale: float, start: float, slot: float,
+                      count: int) -> tuple[float, int] | None:
+    """Where the sixths of an alternating train begin, and the number of the first: the spot of
+    the median sixth that is quietest, so that no notch, nor the carrier filter's echo of it
+    75 samples off, straddles the flip of sign; and the numbering that shows the train best.
+    None where no numbering gives a median of the few first sixths that could be a train
+    (:func:`find_train`'s quick look), as for most captures."""
+    def best_glance(begin: float) -> tuple[np.ndarray, np.ndarray, int]:
+        few = _slots(filtered, begin, slot, min(count, GLANCE_SLOTS))
+        signed = [few * half_cycle_signs(few.shape[0], first)[:, None] for first in range(HALF_CYCLE_SLOTS)]
+        glances = [np.median(values, axis=0) for values in signed]
+        first = int(np.argmax([np.max(np.abs(glance)) for glance in glances]))
+        return signed[first], glances[first], first
+
+    few, glance, _ = best_glance(start)
+    if np.max(np.abs(glance)) < 0.5 * TEMPLATE_LEVEL * min(scale, _spread_across_slots(few, glance)):
+        return None
+    quiet = ndimage.uniform_filter1d(np.abs(glance), QUIET_SPAN, mode="wrap")
+    begin = start + float(np.argmin(quiet))
+    return begin, best_glance(begin)[2]
+
+
+def half_cycle_signs(count: int, first: int) -> np.ndarray:
+    """+1 or -1 for ``count`` sixths from the one numbered ``first``: the sign flips every
+    :data:`HALF_CYCLE_SLOTS` sixths, the flip before sixth 0."""
+    numbers = np.arange(first, first + count)
+    return np.where((numbers // HALF_CYCLE_SLOTS) % 2 == 0, 1.0, -1.0)
+
+
 def _slots(filtered: np.ndarray, start: float, slot: float, count: int, order: int = 1,
-           width: int | None = None) -> np.ndarray:
+           width: int | None = None, signs: np.ndarray | None = None) -> np.ndarray:
     """``count`` slots of ``slot`` samples from ``start``, each resampled onto ``width`` whole
     samples (``floor(slot)`` by default): ``(count, width)``."""
     width = int(slot) if width is None else width
@@ -92,11 +140,12 @@ def _slots(filtered: np.ndarray, start: float, slot: float, count: int, order: i
     low = max(int(np.floor(positions.min())) - 8, 0)
     high = min(int(np.ceil(positions.max())) + 9, filtered.size)
     values = ndimage.map_coordinates(filtered[low:high], [positions.ravel() - low], order=order,
-                                     mode="nearest", prefilter=order > 1)
-    return values.reshape(count, width)
+                                     mode="nearest", prefilter=order > 1).reshape(count, width)
+    return values if signs is None else values * signs[:count, None]
 
 
-def _refine(filtered: np.ndarray, start: float, slot: float, count: int, min_slots: int = MIN_SLOTS) -> float:
+def _refine(filtered: np.ndarray, start: float, slot: float, count: int, min_slots: int = MIN_SLOTS,
+            signs: np.ndarray | None = None) -> float:
     """The slot length that lines the slots up: each slot's lag against the median slot (the
     peak of their cross-correlation, to a fraction of a sample), a straight line through the
     lags of the slots that hold the transient, twice."""
@@ -104,8 +153,8 @@ def _refine(filtered: np.ndarray, start: float, slot: float, count: int, min_slo
     lags = np.arange(-MAX_LAG, MAX_LAG + 1)
     numbers = np.arange(count, dtype=np.float64)
     for _ in range(2):
-        template = np.median(_slots(filtered, start, slot, min(count, FIRST_SLOTS), width=width), axis=0)
-        wide = _slots(filtered, start - MAX_LAG, slot, count, width=width + 2 * MAX_LAG)
+        template = np.median(_slots(filtered, start, slot, min(count, FIRST_SLOTS), width=width, signs=signs), axis=0)
+        wide = _slots(filtered, start - MAX_LAG, slot, count, width=width + 2 * MAX_LAG, signs=signs)
         correlation = np.stack([wide[:, MAX_LAG + lag: MAX_LAG + lag + width] @ template for lag in lags], axis=1)
         best = np.clip(np.argmax(correlation, axis=1), 1, lags.size - 2)
         rows = np.arange(count)
@@ -132,15 +181,26 @@ def _spread_across_slots(slots: np.ndarray, median: np.ndarray) -> float:
 
 
 def find_train(filtered: np.ndarray, scale: float, start: float, slot: float, count: int,
-               min_slots: int = MIN_SLOTS, identical: bool = False, refined: bool = True) -> Train | None:
+               min_slots: int = MIN_SLOTS, identical: bool = False, refined: bool = True,
+               alternating: bool = False) -> Train | None:
     """The phase-locked train in ``count`` slots from ``start``, or None where there is none:
     the median slot stands under :data:`TEMPLATE_LEVEL` noise units, or most slots do not hold
     a transient like it. ``refined`` False: the median slot one sample short where the slot is a
     hair under a whole number, as before 2026-12-06 night (the shipped weights' fine-tuning
-    rows)."""
+    rows). ``alternating``: a train whose sixths change sign with the half-cycle
+    (:func:`half_cycle_signs`), which half-cycle begins where as the quick look shows it best."""
+    signs, first, offset = None, 0, 0.0
+    if alternating:
+        found = _half_cycle_start(filtered, scale, start, slot, count)
+        if found is None:
+            return None
+        begin, first = found
+        offset, start = begin - start, begin
+        count -= 1 if offset > 0 else 0  # the last sixth would run past the stretch
+        signs = half_cycle_signs(count, first)
     # A quick look first: over a few slots the fit's slot drifts by at most a couple of
     # samples, which halves no notch; most captures stop here.
-    few = _slots(filtered, start, slot, min(count, GLANCE_SLOTS))
+    few = _slots(filtered, start, slot, min(count, GLANCE_SLOTS), signs=signs)
     glance = np.median(few, axis=0)
     # A dense train (twelve a cycle of a short cycle) fills most of the noise estimate's blocks
     # and raises it up to threefold; the spread across slots at one spot of them holds none of it.
@@ -154,24 +214,24 @@ def find_train(filtered: np.ndarray, scale: float, start: float, slot: float, co
     size = few[:, core] @ glance[core] / float(glance[core] @ glance[core])
     if np.mean((size > 0.4) & (size < 2.5)) < 0.5:
         return None
-    slot = _refine(filtered, start, slot, count, min_slots)
+    slot = _refine(filtered, start, slot, count, min_slots, signs)
     # Every whole sample a slot holds: a slot refined to a hair under a whole number (499.9999)
     # kept one sample less, and its subtraction read that last sample off the next notch's start.
-    slots = _slots(filtered, start, slot, count, order=3, width=int(np.ceil(slot)) if refined else None)
+    slots = _slots(filtered, start, slot, count, order=3, width=int(np.ceil(slot)) if refined else None, signs=signs)
     template = np.median(slots, axis=0)
     peak = float(np.max(np.abs(template)))
     if peak < TEMPLATE_LEVEL * scale:
         return None
     core = np.abs(template) > 0.5 * peak
     size = slots[:, core] @ template[core] / float(template[core] @ template[core])
-    if np.mean((size > 0.5) & (size < 2.0)) < MIN_MATCHING_SHARE:
+    if np.mean((size > 0.5) & (size < 2.0)) < (ALTERNATING_MATCHING_SHARE if alternating else MIN_MATCHING_SHARE):
         return None
     if identical:
         residual = np.sqrt(np.median((slots[:, core] - template[core]) ** 2, axis=1))
         if np.median(residual) > IDENTICAL_LEVEL * scale:
             return None
     support = ndimage.binary_dilation(np.abs(template) > SUPPORT_LEVEL * scale, iterations=SUPPORT_MARGIN)
-    return Train(slot, np.where(support, template, 0.0))
+    return Train(slot, np.where(support, template, 0.0), first + 1 if alternating else 0, offset)
 
 
 def _subtract(filtered: np.ndarray, start: int, end: int, origin: float, train: Train,
@@ -196,6 +256,9 @@ def _subtract(filtered: np.ndarray, start: int, end: int, origin: float, train: 
     core = np.abs(model) > 0.5 * np.max(np.abs(train.template))
     slot_index = np.floor((samples - origin) / train.slot).astype(np.int64)
     slot_index -= int(np.floor((start - origin) / train.slot))
+    if train.alternating:
+        model = model * half_cycle_signs(int(slot_index.max()) + 1, int(np.floor((start - origin) / train.slot))
+                                         + train.alternating - 1)[slot_index]
     part = filtered[start:end]
     shared = np.bincount(slot_index[core], weights=(part * model)[core], minlength=slot_index.max() + 1)
     own = np.bincount(slot_index[core], weights=(model * model)[core], minlength=slot_index.max() + 1)
@@ -234,14 +297,15 @@ def single_stretch(length: int, slot: float) -> bool:
 
 def remove_commutation(filtered: np.ndarray, scale: float, samples_per_cycle: float | None,
                        slots_per_cycle: int = SLOTS_PER_CYCLE,
-                       refined: bool = True) -> tuple[np.ndarray, Train | None]:
+                       refined: bool = True, alternating: bool = False) -> tuple[np.ndarray, Train | None]:
     """``filtered`` (carrier removed, noise ``scale``) with its converter commutation taken out
     (a new array) and the train found in its first stretch; ``filtered`` itself and None where
     none is found or no carrier period is known. ``slots_per_cycle`` 1: what repeats once a
     cycle instead. ``refined`` False: as the shipped weights' fine-tuning rows were conditioned
     (2026-12-04, morning): trains from :data:`FIRST_MIN_SLOTS` sixths, and slots and stretches as
     before 2026-12-06 night (:func:`find_train`, :func:`_subtract`; each stretch from its
-    fractional start)."""
+    fractional start). ``alternating``: sixths whose notches change sign with the half-cycle
+    (:func:`find_train`); each stretch is looked at alone, with identical notches only."""
     least = _min_slots(slots_per_cycle) if refined or slots_per_cycle == 1 else FIRST_MIN_SLOTS
     if not can_look(filtered.size, samples_per_cycle, slots_per_cycle, least):
         return filtered, None
@@ -249,8 +313,9 @@ def remove_commutation(filtered: np.ndarray, scale: float, samples_per_cycle: fl
     total = int(filtered.size // slot)
     chunks = max(1, total // CHUNK_SLOTS)
     counts = [CHUNK_SLOTS] * (chunks - 1) + [total - CHUNK_SLOTS * (chunks - 1)]
-    first = find_train(filtered, scale, 0.0, slot, counts[0], least, identical=slots_per_cycle == 1,
-                       refined=refined)
+    identical = slots_per_cycle == 1 or alternating
+    first = find_train(filtered, scale, 0.0, slot, counts[0], least, identical=identical,
+                       refined=refined, alternating=alternating)
     if first is None:
         return filtered, None
     cleaned = filtered.copy()
@@ -263,9 +328,9 @@ def remove_commutation(filtered: np.ndarray, scale: float, samples_per_cycle: fl
     def take_out(chunk: int) -> None:
         origin = bounds[chunk] if refined else chunk * CHUNK_SLOTS * first.slot
         train = first if chunk == 0 else find_train(filtered, scale, origin, first.slot, counts[chunk], least,
-                                                    identical=slots_per_cycle == 1, refined=refined)
+                                                    identical=identical, refined=refined, alternating=alternating)
         if train is not None:
-            _subtract(cleaned, bounds[chunk], bounds[chunk + 1], origin, train, refined)
+            _subtract(cleaned, bounds[chunk], bounds[chunk + 1], origin + train.offset, train, refined)
 
     # Once the first stretch has set the slot, each stretch reads only ``filtered`` and writes
     # only its own samples of ``cleaned``: the stretches run on CHUNK_THREADS threads, whose

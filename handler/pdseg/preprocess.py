@@ -1584,7 +1584,11 @@ def condition(raw: np.ndarray, remove_tones: bool = True, remove_commutation: bo
         carrier = fit_carrier(carrier_course, filtered, scale)
         period = carrier.samples_per_cycle if carrier.detected else None
         cleaned, train = commutation.remove_commutation(filtered, scale, period, refined=refined_commutation)
-        if cleaned is not filtered and fit_commutation_ends:
+        # Not beside an ADC's rails: their held stretches mirror each other from one half-cycle to
+        # the next as such notches do, and the once-a-cycle step below takes their corners.
+        if train is None and refined_commutation and rails is None:
+            cleaned, train = commutation.remove_commutation(filtered, scale, period, alternating=True)
+        if cleaned is not filtered and fit_commutation_ends and not train.alternating:
             one_stretch = commutation.single_stretch(filtered.size, period / commutation.SLOTS_PER_CYCLE)
             cleaned = commutation_at_ends(filtered, cleaned, train, one_stretch, cut)
         if remove_regular_trains:
