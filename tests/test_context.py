@@ -6,16 +6,50 @@ from scipy import ndimage
 from pdseg import context
 
 
-@pytest.mark.parametrize("seed", range(6))
-def test_near_loud_is_the_loud_samples_widened_by_the_reach(seed):
+def reference_near(signal: np.ndarray, reach: int) -> np.ndarray:
+    """The rule written out sample by sample: stretches of standing samples, each within JOIN of
+    the last, that hold a loud one, widened by ``reach``."""
+    near = np.zeros(signal.size, dtype=bool)
+    standing = [index for index in range(signal.size) if abs(signal[index]) > context.STANDING]
+    stretches, current = [], []
+    for index in standing:
+        if current and index - current[-1] > context.JOIN:
+            stretches.append(current)
+            current = []
+        current.append(index)
+    if current:
+        stretches.append(current)
+    for stretch in stretches:
+        if any(abs(signal[index]) > context.LOUD_INPUT for index in stretch):
+            near[max(0, stretch[0] - reach): stretch[-1] + reach + 1] = True
+    return near
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_near_loud_is_each_loud_transients_stretch_widened_by_the_reach(seed):
     rng = np.random.default_rng(seed)
     length = int(rng.integers(1, 3000))
-    planes = rng.normal(size=(2, length))
+    planes = rng.normal(size=(2, length))  # a few samples stand over 2.09 (asinh of 4 units)
     loud = rng.random(length) < rng.choice([0.0, 0.001, 0.01, 0.2])
     planes[0, loud] = rng.choice([-1.0, 1.0], loud.sum()) * rng.uniform(5.01, 9.0, loud.sum())
     reach = int(rng.integers(0, 300))
-    expected = ndimage.binary_dilation(loud, np.ones(2 * reach + 1, dtype=bool)) if loud.any() else loud
-    np.testing.assert_array_equal(context.near_loud(planes, reach), expected)
+    np.testing.assert_array_equal(context.near_loud(planes, reach), reference_near(planes[0], reach))
+
+
+def test_a_loud_pulses_ringing_is_near_it_however_long_it_rings():
+    """A 1,000-unit oscillation decaying over 400 samples falls under the loud level (74 units)
+    after about 1,000 samples and stands 4 units out for about 2,400: all of that, and 256
+    samples more, is judged by the network's own pass."""
+    t = np.arange(6000.0)
+    units = 1000.0 * np.exp(-t / 400.0) * np.cos(2 * np.pi * 0.05 * t)
+    signal = np.concatenate((np.zeros(1000), units, np.zeros(3000)))
+    planes = np.stack((np.arcsinh(signal), np.zeros(signal.size)))
+    near = context.near_loud(planes)
+    last_loud = 1000 + np.flatnonzero(np.abs(units) > np.sinh(context.LOUD_INPUT))[-1]
+    last_standing = 1000 + np.flatnonzero(np.abs(units) > 4.0)[-1]
+    assert last_standing > last_loud + 1000
+    assert near[1000 - context.NEAR: last_standing + context.NEAR + 1].all()
+    assert not near[: 1000 - context.NEAR].any() and not near[last_standing + context.NEAR + 1:].any()
 
 
 def test_only_the_signal_plane_decides_what_is_loud():

@@ -688,6 +688,19 @@ def test_a_very_loud_transient_leaves_pulses_far_from_it_found(shipped, loud, le
     assert np.mean(found) >= 0.95, (np.mean(found), len(onsets))
 
 
+@pytest.mark.parametrize("decay,frequency", [(300.0, 0.1), (400.0, 0.05), (600.0, 0.02)])
+def test_a_loud_pulses_long_ringing_stays_one_region(shipped, decay, frequency):
+    """A 1,000-unit oscillation ringing for thousands of samples is one region, as the network's
+    own pass reports it: judged by the calmed pass past 256 samples of its last loud sample, its
+    tail got a second region from there (a review's probe, pdseg.context)."""
+    rng = np.random.default_rng(int(decay))
+    samples = rng.normal(size=14_000)
+    t = np.arange(5000.0)
+    samples[5000:10_000] += 1000.0 * np.exp(-t / decay) * np.cos(2 * np.pi * frequency * t)
+    regions = shipped.analyse([samples])[0].regions.tolist()
+    assert len(regions) == 1 and abs(regions[0][0] - 5000) <= 8, regions
+
+
 def test_the_regions_of_quiet_and_busy_captures_get_no_isolated_transient(shipped, real_captures):
     """Noise alone (16 captures of 16,384 samples of white noise) has no transient 8 noise units
     out; the real captures' loud samples are bursts that the network reports, or ringing beside

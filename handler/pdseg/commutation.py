@@ -105,22 +105,25 @@ def _half_cycle_start(filtered: np.ndarray, scale: float, start: float, slot: fl
                       count: int) -> tuple[float, int] | None:
     """Where the sixths of an alternating train begin, and the number of the first: the spot of
     the median sixth that is quietest, so that no notch, nor the carrier filter's echo of it
-    75 samples off, straddles the flip of sign; and the numbering that shows the train best.
-    None where no numbering gives a median of the few first sixths that could be a train
-    (:func:`find_train`'s quick look), as for most captures."""
-    def best_glance(begin: float) -> tuple[np.ndarray, np.ndarray, int]:
-        few = _slots(filtered, begin, slot, min(count, GLANCE_SLOTS))
+    75 samples off, straddles the flip of sign; and the numbering under which the first few
+    sixths hold most of their median (one numbering a sixth off signs two of every six wrongly,
+    and its median can stand as high). None where no numbering gives a median of the few first
+    sixths that could be a train (:func:`find_train`'s quick look), as for most captures."""
+    def best_glance(begin: float, available: int) -> tuple[np.ndarray, np.ndarray, int]:
+        few = _slots(filtered, begin, slot, min(available, GLANCE_SLOTS))
         signed = [few * half_cycle_signs(few.shape[0], first)[:, None] for first in range(HALF_CYCLE_SLOTS)]
         glances = [np.median(values, axis=0) for values in signed]
-        first = int(np.argmax([np.max(np.abs(glance)) for glance in glances]))
+        held = [float(np.mean(values @ glance)) / max(float(glance @ glance), 1e-300)
+                for values, glance in zip(signed, glances)]
+        first = int(np.argmax(held))
         return signed[first], glances[first], first
 
-    few, glance, _ = best_glance(start)
+    few, glance, _ = best_glance(start, count)
     if np.max(np.abs(glance)) < 0.5 * TEMPLATE_LEVEL * min(scale, _spread_across_slots(few, glance)):
         return None
     quiet = ndimage.uniform_filter1d(np.abs(glance), QUIET_SPAN, mode="wrap")
-    begin = start + float(np.argmin(quiet))
-    return begin, best_glance(begin)[2]
+    shift = float(np.argmin(quiet))
+    return start + shift, best_glance(start + shift, count - 1 if shift > 0 else count)[2]
 
 
 def half_cycle_signs(count: int, first: int) -> np.ndarray:
@@ -324,6 +327,12 @@ def remove_commutation(filtered: np.ndarray, scale: float, samples_per_cycle: fl
     # them standing (10 % of an 80-unit notch, 700 false regions in 600,000 samples).
     place = round if refined else np.ceil
     bounds = [int(place(chunk * CHUNK_SLOTS * first.slot)) for chunk in range(chunks)] + [filtered.size]
+    if first.alternating and chunks > 1:
+        # The stretches begin where the first begins its sixths, at the median sixth's quietest
+        # spot: begun elsewhere, a notch's echo before it lay in the stretch before, whose
+        # subtraction leaves a slot alone where its notch lies beyond the stretch (4 units left).
+        bounds[1:-1] = [int(place(first.offset + chunk * CHUNK_SLOTS * first.slot)) for chunk in range(1, chunks)]
+        counts[-1] -= 1
 
     def take_out(chunk: int) -> None:
         origin = bounds[chunk] if refined else chunk * CHUNK_SLOTS * first.slot
