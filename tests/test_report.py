@@ -85,7 +85,8 @@ def test_report_has_settings_summary_and_a_row_per_signal(server, run_folder):
         assert f"<tr><td>{record['signal']}</td><td>10000</td><td>{len(regions)}</td>" in page
         tones = ", ".join(f"{t['cycles_per_sample']:g}" for t in record["answer"]["stats"]["tones_removed"]) or "none"
         train = record["answer"]["stats"]["commutation_removed"]
-        commutation = f"{train['samples_per_sixth']:g}" if train else "none"
+        commutation = (f"{train['samples_per_sixth']:g}" + (" (toward zero)" if train.get("toward_zero") else "")
+                       if train else "none")
         repeating = record["answer"]["stats"]["phase_locked_removed"]
         phase_locked = "none" if repeating is None else f"{repeating['peak']:g}"
         regular = record["answer"]["stats"]["regular_train_removed"]
@@ -132,3 +133,15 @@ def test_prpd_picture_is_written_beside_the_report(run_folder):
     png = (run_folder / "prpd.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     assert np.frombuffer(png, dtype=np.uint8).size > 10_000
+
+
+def test_the_signal_table_says_when_the_notches_pulled_toward_zero():
+    from pdclient import report
+
+    def record(train):
+        return {"signal": "s", "answer": {"length": 10, "regions": [], "stats": {"commutation_removed": train}}}
+
+    assert report._signal_row(record({"samples_per_sixth": 555.5, "peak": 26.8, "toward_zero": True}))[11] \
+        == "555.5 (toward zero)"
+    assert report._signal_row(record({"samples_per_sixth": 555.5, "peak": 26.8}))[11] == "555.5"
+    assert report._signal_row(record(None))[11] == "none"

@@ -78,7 +78,8 @@ def _signal_row(record: Mapping) -> tuple:
     wandering = ", ".join(f"{tone['cycles_per_sample']:g} ± {tone['deviation_cycles_per_sample']:g}"
                           for tone in stats.get("wandering_tones_removed", [])) or "none"  # absent before it
     train = stats.get("commutation_removed")
-    commutation = f"{train['samples_per_sixth']:g}" if train else "none"
+    commutation = (f"{train['samples_per_sixth']:g}" + (" (toward zero)" if train.get("toward_zero") else "")
+                   if train else "none")
     repeating = stats.get("phase_locked_removed")
     phase_locked = f"{repeating['peak']:g}" if repeating else "none"
     regular = stats.get("regular_train_removed")  # absent from answers of releases before it
