@@ -10,8 +10,9 @@ input unchanged (a stranger's probe, docs/model-card.md, Inference: far context)
 So where a window holds input over :data:`LOUD_INPUT`, it goes through the network a second time
 with that plane limited to it, and the signal's probability is taken from that second pass except
 within :data:`NEAR` samples of a loud transient's stretch (its samples that stand out, ringing
-included). There the network's own view of the loud transient stands: a burst's pulses are told from their ringing by how loud each is (with the input limited,
-the real captures' bursts became one region each).
+included). There the network's own view of the loud transient stands: a burst's pulses are told
+from their ringing by how loud each is (with the input limited, the real captures' bursts became
+one region each).
 """
 from __future__ import annotations
 
@@ -73,8 +74,8 @@ def near_loud(planes: np.ndarray, reach: int = NEAR) -> np.ndarray:
 
 
 def blended(own: np.ndarray, calm: np.ndarray, planes: np.ndarray) -> np.ndarray:
-    """The probability ``own`` near the loud samples of a signal (``planes``, its network input)
-    and ``calm`` elsewhere; ``own`` itself where the signal has no loud sample."""
+    """The probability ``own`` near a signal's loud transients (:func:`near_loud`; ``planes``,
+    its network input) and ``calm`` elsewhere; ``own`` itself where the signal has no loud sample."""
     near = near_loud(planes)
     if not near.any() or near.all():
         return own
