@@ -96,6 +96,7 @@ HALF_CYCLE_SLOTS = 3
 
 
 QUIET_SPAN = 16  # samples: where the median sixth is quietest over this many, the sixths begin
+REFINE_REACH = 0.05  # of the carrier fit's slot: the most the lags may move it (0.1 % is usual)
 # A notch in nearly every sixth: a clipped carrier's corners, which also mirror each other from
 # one half-cycle to the next, lie in at most two of every three sixths.
 ALTERNATING_MATCHING_SHARE = 0.9
@@ -200,6 +201,8 @@ def find_train(filtered: np.ndarray, scale: float, start: float, slot: float, co
         begin, first = found
         offset, start = begin - start, begin
         count -= 1 if offset > 0 else 0  # the last sixth would run past the stretch
+        if count < min_slots:
+            return None
         signs = half_cycle_signs(count, first)
     # A quick look first: over a few slots the fit's slot drifts by at most a couple of
     # samples, which halves no notch; most captures stop here.
@@ -217,7 +220,11 @@ def find_train(filtered: np.ndarray, scale: float, start: float, slot: float, co
     size = few[:, core] @ glance[core] / float(glance[core] @ glance[core])
     if np.mean((size > 0.4) & (size < 2.5)) < 0.5:
         return None
-    slot = _refine(filtered, start, slot, count, min_slots, signs)
+    given, slot = slot, _refine(filtered, start, slot, count, min_slots, signs)
+    # Lags that no train lines up moved a 64-sample window's sixth of 11.4 samples to -0.05
+    # (the atlas at 40 dB, read with the sign flipped): no such train, rather than no answer.
+    if not abs(slot - given) <= REFINE_REACH * given:
+        return None
     # Every whole sample a slot holds: a slot refined to a hair under a whole number (499.9999)
     # kept one sample less, and its subtraction read that last sample off the next notch's start.
     slots = _slots(filtered, start, slot, count, order=3, width=int(np.ceil(slot)) if refined else None, signs=signs)
