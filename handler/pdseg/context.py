@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .regions import mask_to_regions
+
 # The compressed signal plane (asinh of noise units, pdseg.preprocess.compress) over this is loud:
 # asinh(74) = 5, about 37 dB. At 6 (201 units), 22-23 of the 33 pulses above were found; at 7
 # (548 units), 8-11.
@@ -59,14 +61,11 @@ def near_loud(planes: np.ndarray, reach: int = NEAR) -> np.ndarray:
     loud = np.flatnonzero(signal > LOUD_INPUT)
     if loud.size == 0:
         return near
-    standing = np.flatnonzero(signal > STANDING)  # holds every loud sample
-    breaks = np.flatnonzero(np.diff(standing) > JOIN)
-    starts = np.concatenate((standing[:1], standing[breaks + 1]))
-    ends = np.concatenate((standing[breaks], standing[-1:]))
-    # The stretches that hold a loud sample.
-    holding = np.zeros(starts.size, dtype=bool)
-    holding[np.searchsorted(starts, loud, side="right") - 1] = True
-    starts, ends = starts[holding] - reach, ends[holding] + reach + 1
+    # Stretches as the region rules join runs: closer than JOIN, one (every loud sample is in one).
+    stretches = mask_to_regions(signal > STANDING, min_gap=JOIN, min_length=1)
+    holding = np.zeros(len(stretches), dtype=bool)
+    holding[np.searchsorted(stretches[:, 0], loud, side="right") - 1] = True
+    starts, ends = stretches[holding, 0] - reach, stretches[holding, 1] + reach
     steps = np.zeros(length + 1, dtype=np.int64)
     np.add.at(steps, np.clip(starts, 0, length), 1)
     np.add.at(steps, np.clip(ends, 0, length), -1)
