@@ -405,6 +405,25 @@ def test_a_pulse_one_or_two_samples_long_gets_a_region_as_short(shipped):
     assert np.mean(np.array(lengths) <= 4) >= 0.85, str(sorted(lengths))
 
 
+@pytest.mark.parametrize("length", [8, 9, 10, 11])
+def test_a_spike_inside_a_signal_of_a_few_samples_is_found(shipped, length):
+    """A stranger's probe: in 8-sample signals a 50-sigma spike was found 24 times in 30, and
+    ``[0, 0, 0, 100, 0, 0, 0, 0]`` got no region. Third differences of so few samples are
+    mostly the spike's, so the noise read as its size and the short trend bent into it. A spike
+    of 50 noise units on any sample but the ends, or of 100 on zeros, is found where it is."""
+    rng = np.random.default_rng(length)
+    signals, places = [], []
+    for place in range(1, length - 1):
+        for noise in (0.0, 1.0, 1.0):
+            signal = noise * rng.normal(size=length)
+            signal[place] += 100.0 if noise == 0.0 else 50.0
+            signals.append(signal)
+            places.append(place)
+    found = [any(start <= place < end for start, end in result.regions.tolist())
+             for result, place in zip(shipped.analyse(signals), places)]
+    assert all(found), [place for place, hit in zip(places, found) if not hit]
+
+
 @pytest.mark.parametrize("length", [600, 7920])
 def test_a_pulse_on_a_captures_first_or_last_sample_is_reported_with_its_sign(shipped, length):
     """A stranger's probe: a +80-unit spike on sample 0 of a capture was reported as a negative

@@ -121,6 +121,14 @@ def difference_noise(values: np.ndarray, order: int = 3) -> float:
     return mad_sigma(np.diff(values, order)) / math.sqrt(math.comb(2 * order, order))
 
 
+def trend_noise_order(size: int, order: int = 3) -> int:
+    """The order of differences whose noise a short signal's trend fit trusts: ``order``, lower
+    where a spike, which moves ``order + 1`` of the ``size - order`` differences, would move half
+    of them or more (the noise then read as the spike's size: an 8-sample signal lost a 100-unit
+    spike in its middle to a trend bent into it)."""
+    return max(1, min(order, (size - 3) // 3))
+
+
 def robust_trend(raw: np.ndarray, degree: int, sigma: float,
                  iterations: int = 12) -> tuple[np.ndarray, np.ndarray]:
     """The polynomial of ``degree`` that the quiet samples of ``raw`` follow: least absolute
@@ -289,7 +297,7 @@ def remove_carrier(raw: np.ndarray, cutoff: float = HIGHPASS_CUTOFF, about_middl
         else:
             magnitude, middle = float(np.max(np.abs(raw))), 0.0
         unit = (raw - middle) / magnitude
-        sigma = max(difference_noise(unit), RELATIVE_NOISE_FLOOR)
+        sigma = max(difference_noise(unit, trend_noise_order(unit.size)), RELATIVE_NOISE_FLOOR)
         quiet = (unit - short_signal_trend(unit, sigma)) * magnitude
         return filtered_amid_end_levels(quiet, cutoff)
     return baseline_and_highpass(raw, cutoff)
