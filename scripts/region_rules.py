@@ -131,6 +131,7 @@ def variant_regions(segmenter: Segmenter, variant: Variant, probability: np.ndar
         if variant.bridge_probability:
             found = bridged(found, lambda s, e: float(probability[s:e].mean()), 0.1, 128)
         found = trim(found, conditioned.filtered, conditioned.scale)
+        found = segmenter.with_near_regions(found, threshold, conditioned)  # the served extent level
         if variant.grow:
             found = grown(found, conditioned.filtered, conditioned.scale)
         if variant.bridge_signal:

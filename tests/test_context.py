@@ -84,3 +84,55 @@ def test_the_blend_keeps_the_own_probability_near_loud_samples_and_the_calm_one_
     assert np.all(blend[near] == 0.0) and np.all(blend[~near] == 1.0)
     # No loud sample of its own (only in a window's margins): its own probability.
     assert context.blended(own, calm, np.zeros((2, length))) is own
+
+
+def test_near_tiles_are_the_near_windows_whose_cores_hold_a_loud_sample():
+    length = 5000
+    planes = np.zeros((2, length), dtype=np.float32)
+    assert context.near_tiles(planes).size == 0
+    planes[0, [10, 600, 700, 4999]] = context.LOUD_INPUT + 0.1
+    planes[0, 2000] = -context.LOUD_INPUT - 0.1
+    planes[1, 3000] = 50.0  # the relative plane is never loud
+    core = context.NEAR_PLAN.core
+    np.testing.assert_array_equal(context.near_tiles(planes), [0, 600 // core, 2000 // core, 4999 // core])
+    short = planes[:, : context.NEAR_MIN_SIGNAL - 1]
+    assert context.near_tiles(short).size == 0  # its one window holds hardly more context
+
+
+def test_the_near_probability_is_each_looked_windows_core_and_zero_elsewhere():
+    length = 3000
+    tiles = np.array([1, 5])
+    outputs = np.stack([np.arange(context.NEAR_WINDOW, dtype=np.float32) + 1000 * tile for tile in tiles])
+    probability = context.near_probability(outputs, tiles, length)
+    core = context.NEAR_PLAN.core
+    assert probability.shape == (length,)
+    np.testing.assert_array_equal(probability[core: 2 * core], np.arange(core) + 1000 + context.NEAR_CONTEXT)
+    last = 5 * core
+    np.testing.assert_array_equal(probability[last:], np.arange(length - last) + 5000 + context.NEAR_CONTEXT)
+    assert not probability[:core].any() and not probability[2 * core: last].any()
+
+
+def test_near_regions_only_add_what_holds_a_loud_sample_no_region_comes_near():
+    gap = 32
+    planes = np.zeros((2, 2000))
+    planes[0, [100, 500, 900, 1500]] = context.LOUD_INPUT + 1.0
+    regions = np.array([[95, 110], [1400, 1480]])
+    found = np.array([[90, 120],     # over a region
+                      [480, 520],    # loud and alone: added
+                      [700, 720],    # alone but nothing loud in it
+                      [890, 910],    # loud and alone: added
+                      [1485, 1520]])  # loud, but within the merge gap of a region
+    np.testing.assert_array_equal(context.near_regions(found, regions, planes, gap), [[480, 520], [890, 910]])
+    assert context.near_regions(np.zeros((0, 2)), regions, planes, gap).shape == (0, 2)
+
+
+def test_an_added_region_is_scored_by_the_look_that_found_it():
+    probability = np.full(100, 0.1, dtype=np.float32)
+    probability[10:20] = 0.99  # the network's own region
+    near = np.zeros(100, dtype=np.float32)
+    near[50:60] = 0.97
+    near[10:20] = 0.2
+    scored = context.scored(probability, near, np.array([[10, 20], [50, 60], [80, 90]]), 0.95)
+    assert scored[10:20].max() == pytest.approx(0.99) and scored[50:60].max() == pytest.approx(0.97)
+    assert scored[80:90].max() == pytest.approx(0.1)  # an isolated transient's: neither look reached it
+    assert probability[50:60].max() == pytest.approx(0.1)  # a new array, the given one unchanged

@@ -207,7 +207,7 @@ def test_small_batches_run_on_one_thread_large_ones_on_all(runtime, request, rea
     request = [{"body": npy(real_captures[0])}]
     network.calls_by_threads.clear()
     single = handler.handle(request, batch_context(handler, headers))[0]
-    assert network.calls_by_threads == {1: 1}
+    assert network.calls_by_threads == {1: 2}  # its window and calmed copy; then its windows of near context
     # 269,280 samples: windows in chunks of 131,072 samples, and past TRIM_FROM_SAMPLES
     network.calls_by_threads.clear()
     ran = []
@@ -223,13 +223,22 @@ def test_small_batches_run_on_one_thread_large_ones_on_all(runtime, request, rea
     monkeypatch.undo()
     assert large["signals"][0]["length"] == 269_280
     # 76 windows of 4,096, and again those that hold a very loud sample (pdseg.context), in chunks
-    # of 32: each in two parts of 16 on two threads, what is left whole on the caller's
+    # of 32: each in two parts of 16 on two threads, what is left whole on the caller's; then the
+    # windows of near context around the loud samples, 1,024 samples each, in chunks of 128 alike
     segmenter = handler.segmenter
-    loud = int(context.loud_windows(segmenter.windows(segmenter.condition(tiled))).sum())
+    conditioned = segmenter.condition(tiled)
+    loud = int(context.loud_windows(segmenter.windows(conditioned)).sum())
     assert 0 < loud <= 76
     full, rest = divmod(76 + loud, 32)
-    assert network.calls_by_threads == ({2: full, 1: 1} if rest else {2: full})
-    assert sorted((count, part) for _, count, part in ran) == sorted([(rest, False)] * bool(rest) + [(16, True)] * (2 * full))
+    near_step = segmenter.chunk_windows * segmenter.plan.window // context.NEAR_WINDOW
+    near = int(context.near_tiles(conditioned.network_input).size)
+    assert near_step == 128 and near > 0
+    near_full, near_rest = divmod(near, near_step)
+    on_one = bool(rest) + bool(near_rest)
+    assert network.calls_by_threads == {2: full + near_full} | ({1: on_one} if on_one else {})
+    assert sorted((count, part) for _, count, part in ran) == sorted(
+        [(rest, False)] * bool(rest) + [(16, True)] * (2 * full)
+        + [(near_rest, False)] * bool(near_rest) + [(near_step // 2, True)] * (2 * near_full))
     assert len({name for name, _, part in ran if part}) == 2
     configured = network.parallel_from_samples
     pair = [{"body": {"signals": [real_captures[0].tolist()] * 2}}]
@@ -238,11 +247,12 @@ def test_small_batches_run_on_one_thread_large_ones_on_all(runtime, request, rea
         network.calls_by_threads.clear()
         parallel = handler.handle(pair, batch_context(handler, [{"Content-Type": "application/json",
                                                                    "Cache-Control": "no-cache"}]))[0]
-        assert network.calls_by_threads == {2: 1}
+        assert network.calls_by_threads == {2: 2}  # then both signals' windows of near context in one
         network.calls_by_threads.clear()
-        # One window and its calmed copy (a real capture holds very loud samples): shared too.
+        # One window and its calmed copy (a real capture holds very loud samples): shared too, and
+        # its windows of near context.
         handler.handle(request, batch_context(handler, headers))
-        assert network.calls_by_threads == {2: 1}
+        assert network.calls_by_threads == {2: 2}
         network.calls_by_threads.clear()
         # A quiet capture with a carrier (no slower view, no loud sample): one window, nothing to share.
         samples = np.arange(real_captures[0].size)

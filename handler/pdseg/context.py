@@ -13,12 +13,20 @@ within :data:`NEAR` samples of a loud transient's stretch (its samples that stan
 included). There the network's own view of the loud transient stands: a burst's pulses are told
 from their ringing by how loud each is (with the input limited, the real captures' bursts became
 one region each).
+
+A transient that is loud itself gets no help from that: in the real captures, lone wavelets of
+hundreds of noise units 2,500 samples after a burst a hundred times louder got no region. Where a
+signal holds loud samples, windows of :data:`NEAR_WINDOW` samples around them go through the
+network as well, seeing no more than :data:`NEAR_CONTEXT` samples beyond their cores, and the
+regions they find are added where they hold a loud sample that no region comes near
+(:func:`near_regions`).
 """
 from __future__ import annotations
 
 import numpy as np
 
 from .regions import mask_to_regions
+from .window import WindowPlan
 
 # The compressed signal plane (asinh of noise units, pdseg.preprocess.compress) over this is loud:
 # asinh(74) = 5, about 37 dB. At 6 (201 units), 22-23 of the 33 pulses above were found; at 7
@@ -79,3 +87,76 @@ def blended(own: np.ndarray, calm: np.ndarray, planes: np.ndarray) -> np.ndarray
     if not near.any() or near.all():
         return own
     return np.where(near, own, calm)
+
+
+# A second look with near context only. In the real captures the network's answer over a
+# burst's loud wavelets (480-1,500 noise units, flat signal either side) fell under the decision
+# threshold because of bursts 2,500 samples and more away in the same window (ten wavelets of the
+# third capture got no region; the same samples from 3,500 on got one each; a stranger's probe,
+# docs/model-card.md, Inference: near context). Windows of NEAR_WINDOW samples see no further
+# than NEAR_CONTEXT past their cores, which is what the calmed pass cannot give a transient that is
+# loud itself. Over whole captures such windows are worse, not better: they join a burst's
+# pulses into one region, as the network does when it cannot see the burst's louder members.
+# So they only add regions: one that holds a loud sample that no region holds or comes within the
+# merge gap of, and that comes within it of none.
+NEAR_WINDOW = 1024
+NEAR_CONTEXT = 256
+# Shorter signals: their one window (pdseg.window.WindowPlan.width) holds hardly more context.
+NEAR_MIN_SIGNAL = 2048
+NEAR_PLAN = WindowPlan(window=NEAR_WINDOW, context=NEAR_CONTEXT, max_single=NEAR_WINDOW)
+
+
+def near_tiles(planes: np.ndarray) -> np.ndarray:
+    """Indices of the :data:`NEAR_PLAN` windows of a signal (its ``(channels, length)`` network
+    input) whose cores hold a loud sample; none for a signal under :data:`NEAR_MIN_SIGNAL` samples."""
+    signal = planes[SIGNAL_PLANE]
+    if signal.size < NEAR_MIN_SIGNAL:
+        return np.zeros(0, dtype=np.int64)
+    return np.unique(np.flatnonzero(np.abs(signal) > LOUD_INPUT) // NEAR_PLAN.core)
+
+
+def near_probability(outputs: np.ndarray, tiles: np.ndarray, length: int) -> np.ndarray:
+    """A signal's probability from the network's ``outputs`` over its :data:`NEAR_PLAN` windows
+    ``tiles``; zero over the cores of the others."""
+    probability = np.zeros(length, dtype=np.float32)
+    core = NEAR_PLAN.core
+    for tile, output in zip(tiles.tolist(), outputs):
+        first = tile * core
+        last = min(length, first + core)
+        probability[first:last] = np.reshape(output, -1)[NEAR_CONTEXT: NEAR_CONTEXT + last - first]
+    return probability
+
+
+def unheld(planes: np.ndarray, regions: np.ndarray, gap: int) -> tuple[np.ndarray, np.ndarray]:
+    """Loud samples of a signal (its network input) that no region holds or comes within ``gap``
+    of, and the samples within ``gap`` of a region."""
+    length = planes.shape[-1]
+    steps = np.zeros(length + 1, dtype=np.int64)
+    regions = np.asarray(regions, dtype=np.int64).reshape(-1, 2)
+    np.add.at(steps, np.clip(regions[:, 0] - gap, 0, length), 1)
+    np.add.at(steps, np.clip(regions[:, 1] + gap, 0, length), -1)
+    held = np.cumsum(steps[:-1]) > 0
+    return (np.abs(planes[SIGNAL_PLANE]) > LOUD_INPUT) & ~held, held
+
+
+def near_regions(found: np.ndarray, regions: np.ndarray, planes: np.ndarray, gap: int) -> np.ndarray:
+    """Of the regions ``found`` on a signal's near probability, those that hold a loud sample no
+    one of ``regions`` holds (:func:`unheld`) and come within ``gap`` of none of them."""
+    loose, held = unheld(planes, regions, gap)
+    found = np.asarray(found, dtype=np.int64).reshape(-1, 2)
+    keep = [index for index, (start, end) in enumerate(found.tolist())
+            if loose[start:end].any() and not held[start:end].any()]
+    return found[keep]
+
+
+def scored(probability: np.ndarray, near: np.ndarray, regions: np.ndarray, threshold: float) -> np.ndarray:
+    """``probability`` with the near probability over each of ``regions`` that it never brings to
+    ``threshold`` and the near one does (the regions :func:`near_regions` added): their score is
+    the look that found them."""
+    probability = np.asarray(probability)
+    changed = None
+    for start, end in np.asarray(regions, dtype=np.int64).reshape(-1, 2).tolist():
+        if end > start and probability[start:end].max() < threshold <= near[start:end].max():
+            changed = probability.copy() if changed is None else changed
+            changed[start:end] = np.maximum(probability[start:end], near[start:end])
+    return probability if changed is None else changed

@@ -233,7 +233,26 @@ class Segmenter:
             results[index] = whiten.combine(results[index], probability, item.filtered, item.scale)
         for view, probability in zip(slowed, views[len(signals) + len(owners):]):
             view.probability = (id(self.network), probability)  # kept for the regions (:meth:`slow_view_regions`)
+        self.look_near(signals)
         return results
+
+    def look_near(self, conditioned: Sequence[preprocess.Conditioned]) -> None:
+        """Each signal's probability over windows of near context only, where it has loud samples
+        (:mod:`pdseg.context`), kept on it for the regions (:meth:`regions_and_added`)."""
+        todo = [(item, context.near_tiles(item.network_input)) for item in conditioned
+                if item.near is None or item.near[0] != id(self.network)]
+        todo = [(item, tiles) for item, tiles in todo if tiles.size]
+        if not todo:
+            return
+        windows = np.concatenate([context.NEAR_PLAN.cut(item.network_input)[tiles] for item, tiles in todo], axis=0)
+        step = max(1, self.chunk_windows * self.plan.window // context.NEAR_WINDOW)
+        with self._network_lock, torch.inference_mode():
+            outputs = np.concatenate([self.network(torch.from_numpy(np.ascontiguousarray(windows[first: first + step]))).numpy()
+                                      for first in range(0, windows.shape[0], step)], axis=0)
+        first = 0
+        for item, tiles in todo:
+            item.near = (id(self.network), context.near_probability(outputs[first: first + tiles.size], tiles, item.length))
+            first += tiles.size
 
     def view_probability(self, view: preprocess.Conditioned) -> np.ndarray:
         """A slower view's probability: kept from :meth:`probabilities` where this segmenter's
@@ -375,9 +394,24 @@ class Segmenter:
         regions = probability_to_regions(probability, threshold, self.min_gap, self.min_length,
                                          self.extent_for(threshold))
         regions = trim_to_signal(regions, conditioned.filtered, conditioned.scale)
+        regions = self.with_near_regions(regions, threshold, conditioned)
         regions = transients.with_isolated_transients(regions, conditioned.filtered, conditioned.scale, self.min_gap,
                                                       conditioned.quantum)
         return slow.added_regions(regions, self.slow_view_regions(conditioned, threshold), self.min_gap)
+
+    def with_near_regions(self, regions: np.ndarray, threshold: float, conditioned: preprocess.Conditioned) -> np.ndarray:
+        """``regions`` and those of the signal's near probability (:meth:`look_near`) that hold a
+        loud sample none of them holds (:func:`pdseg.context.near_regions`), by the same rules."""
+        if conditioned.near is None or conditioned.near[0] != id(self.network):
+            return regions
+        found = probability_to_regions(conditioned.near[1], threshold, self.min_gap, self.min_length,
+                                       self.extent_for(threshold))
+        found = trim_to_signal(found, conditioned.filtered, conditioned.scale)
+        added = context.near_regions(found, regions, conditioned.network_input, self.min_gap)
+        if not len(added):
+            return regions
+        merged = np.concatenate((np.asarray(regions, dtype=np.int64).reshape(-1, 2), added))
+        return merged[np.argsort(merged[:, 0], kind="stable")]
 
     def slow_view_regions(self, conditioned: preprocess.Conditioned, threshold: float | None = None) -> np.ndarray:
         """The regions of a signal's slower view (:mod:`pdseg.slow`) in the signal's samples (none
@@ -398,6 +432,8 @@ class Segmenter:
             carrier = (item.carrier if item.carrier is not None and option.period() is None
                        else phase_mod.fit_carrier(item.carrier_course(), item.filtered, item.scale, option.period()))
             regions, added = self.regions_and_added(probability, threshold, item)
+            if item.near is not None and item.near[0] == id(self.network):
+                probability = context.scored(probability, item.near[1], regions, threshold)
             described = None
             if len(added):
                 probability, described = slow.as_full_rate(added, probability, item.filtered,

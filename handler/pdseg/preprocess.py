@@ -1161,6 +1161,10 @@ class Conditioned:
     # a slower view's network probability and the id of the network that gave it, once
     # pdseg.pipeline.Segmenter.probabilities has run over it
     probability: tuple[int, np.ndarray] | None = None
+    # the network's probability over windows of near context only where the signal has loud
+    # samples (:mod:`pdseg.context`, zero elsewhere) and the id of the network that gave it; None
+    # where it has none or is short
+    near: tuple[int, np.ndarray] | None = None
     view_skipped: bool = False  # a view was due but left out for the request's work limit
     # the ADC step the recorded values lie on (:func:`quantisation_step`; 0 where they lie on none;
     # float32 data can show a step of an ulp, which never sets the scale); 0 for a whitened view
