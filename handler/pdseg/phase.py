@@ -161,6 +161,33 @@ def _near_given(carrier: np.ndarray, given: float, noise_scale: float) -> float:
     return given
 
 
+# A damped AC test voltage (a cable test's resonant circuit, Q 20-100) decays over the capture: to
+# 8 % of its start over 50 cycles, a sine of one amplitude left a residual over MAX_RESIDUAL_FRACTION
+# of it, no carrier was found and no phase reported (a stranger's probe; from 19 % on it was). Over
+# ENVELOPE_MIN_CYCLES cycles or more, a sine whose amplitude follows a polynomial of
+# ENVELOPE_DEGREE in time is fitted where the plain one fails, and its phase weighs each moment by
+# its amplitude. Fewer cycles tell an envelope from a phase too poorly.
+ENVELOPE_DEGREE = 2
+ENVELOPE_MIN_CYCLES = 4.0
+
+
+def _fit_enveloped(carrier: np.ndarray, samples_per_cycle: float) -> tuple[float, float, float]:
+    """Least-squares ``a(t) sin + b(t) cos + c``, ``a`` and ``b`` polynomials of
+    :data:`ENVELOPE_DEGREE` in time: (residual power, mean amplitude, phase°), the phase of the
+    amplitude-weighted mean of ``(a, b)``."""
+    angle = (2 * np.pi / samples_per_cycle) * np.arange(carrier.size)
+    time = np.linspace(-1.0, 1.0, carrier.size)
+    powers = np.stack([time**degree for degree in range(ENVELOPE_DEGREE + 1)])
+    design = np.concatenate((powers * np.sin(angle), powers * np.cos(angle), np.ones((1, carrier.size))))
+    coefficients = np.linalg.lstsq(design.T, carrier, rcond=None)[0]
+    residual = carrier - coefficients @ design
+    terms = ENVELOPE_DEGREE + 1
+    sin_part, cos_part = coefficients[:terms] @ powers, coefficients[terms: 2 * terms] @ powers
+    envelope = np.hypot(sin_part, cos_part)
+    phase = float(np.degrees(np.arctan2(np.sum(envelope * cos_part), np.sum(envelope * sin_part))) % 360.0)
+    return float(np.mean(residual**2)), float(np.mean(envelope)), phase
+
+
 def _fit_decimated(carrier: np.ndarray, noise_scale: float,
                    samples_per_cycle: float | None) -> CarrierFit:
     length = carrier.size
@@ -188,6 +215,8 @@ def _fit_decimated(carrier: np.ndarray, noise_scale: float,
     else:
         period = _near_given(carrier, float(samples_per_cycle), noise_scale)
     residual_power, amplitude, phase = _fit_at(carrier, period) if length >= 3 else (0.0, 0.0, 0.0)
+    if np.sqrt(residual_power) >= MAX_RESIDUAL_FRACTION * amplitude and length >= ENVELOPE_MIN_CYCLES * period:
+        residual_power, amplitude, phase = _fit_enveloped(carrier, period)
     detected = (
         length >= max(3.0, MIN_CYCLES_FOR_FIT * period)
         and amplitude > MIN_CARRIER_TO_NOISE * noise_scale
