@@ -1,4 +1,6 @@
-"""pdseg.context: the second, calmed pass for windows that hold a very loud sample."""
+"""pdseg.context: the second, calmed pass for windows that hold a very loud sample, and the near look."""
+import dataclasses
+
 import numpy as np
 import pytest
 from scipy import ndimage
@@ -114,16 +116,32 @@ def test_the_near_probability_is_each_looked_windows_core_and_zero_elsewhere():
 
 def test_near_regions_only_add_what_holds_a_loud_sample_no_region_comes_near():
     gap = 32
-    planes = np.zeros((2, 2000))
+    planes = np.zeros((2, 4000))
     planes[0, [100, 500, 900, 1500]] = context.LOUD_INPUT + 1.0
-    regions = np.array([[95, 110], [1400, 1480]])
+    filtered = np.sinh(planes[0])  # the signal in noise units
+    filtered[3000] = -context.DOMINANCE * filtered[500]  # a far louder transient in reach of all
+    regions = np.array([[95, 110], [1400, 1480], [2990, 3010]])
     found = np.array([[90, 120],     # over a region
                       [480, 520],    # loud and alone: added
                       [700, 720],    # alone but nothing loud in it
                       [890, 910],    # loud and alone: added
                       [1485, 1520]])  # loud, but within the merge gap of a region
-    np.testing.assert_array_equal(context.near_regions(found, regions, planes, gap), [[480, 520], [890, 910]])
-    assert context.near_regions(np.zeros((0, 2)), regions, planes, gap).shape == (0, 2)
+    np.testing.assert_array_equal(context.near_regions(found, regions, planes, gap, filtered, 4096),
+                                  [[480, 520], [890, 910]])
+    assert context.near_regions(np.zeros((0, 2)), regions, planes, gap, filtered, 4096).shape == (0, 2)
+    # Out of reach of the far louder transient, or beside one not DOMINANCE times as loud: none.
+    np.testing.assert_array_equal(context.near_regions(found, regions, planes, gap, filtered, 2100), [[890, 910]])
+    filtered[3000] *= 0.99
+    assert context.near_regions(found, regions, planes, gap, filtered, 4096).shape == (0, 2)
+
+
+def test_a_signal_that_a_train_was_taken_out_of_gets_no_near_look():
+    from pdseg import commutation, preprocess
+    conditioned = preprocess.condition(np.random.default_rng(0).normal(size=4096))
+    assert not context.took_out_a_train(conditioned)
+    train = commutation.Train(slot=555.5, template=np.ones(555))
+    for name in ("commutation", "phase_locked", "regular_train"):
+        assert context.took_out_a_train(dataclasses.replace(conditioned, **{name: train}))
 
 
 def test_an_added_region_is_scored_by_the_look_that_found_it():
@@ -136,3 +154,19 @@ def test_an_added_region_is_scored_by_the_look_that_found_it():
     assert scored[10:20].max() == pytest.approx(0.99) and scored[50:60].max() == pytest.approx(0.97)
     assert scored[80:90].max() == pytest.approx(0.1)  # an isolated transient's: neither look reached it
     assert probability[50:60].max() == pytest.approx(0.1)  # a new array, the given one unchanged
+
+
+def test_a_loud_transients_own_ringing_is_not_what_dwarfs_a_near_region():
+    """The louder transient must be another one: a region over the ringing of the pulse whose
+    stretch it lies in (samples standing out, joined within JOIN) is not added, one in a stretch of
+    its own beside that pulse is."""
+    length = 6000
+    units = np.zeros(length)
+    t = np.arange(2500.0)
+    units[1000:3500] = 1e5 * np.exp(-t / 300.0) * np.cos(2 * np.pi * 0.1 * t)  # one stretch to ~4,500
+    units[5000:5010] = 2000.0  # a lone transient, a stretch of its own
+    planes = np.stack((np.arcsinh(units), np.zeros(length)))
+    regions = np.array([[1000, 1800]])
+    tail = int(np.flatnonzero(np.abs(units[:3500]) > np.sinh(context.LOUD_INPUT))[-1])
+    found = np.array([[2600, tail + 1], [4995, 5015]])
+    np.testing.assert_array_equal(context.near_regions(found, regions, planes, 32, units, 4096), [[4995, 5015]])

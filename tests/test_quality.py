@@ -707,15 +707,18 @@ def test_a_very_loud_transient_leaves_pulses_far_from_it_found(shipped, loud, le
     assert np.mean(found) >= 0.95, (np.mean(found), len(onsets))
 
 
-@pytest.mark.parametrize("decay,frequency", [(300.0, 0.1), (400.0, 0.05), (600.0, 0.02)])
-def test_a_loud_pulses_long_ringing_stays_one_region(shipped, decay, frequency):
-    """A 1,000-unit oscillation ringing for thousands of samples is one region, as the network's
-    own pass reports it: judged by the calmed pass past 256 samples of its last loud sample, its
-    tail got a second region from there (a review's probe, pdseg.context)."""
+@pytest.mark.parametrize("height", [1e3, 1e4, 1e5])
+@pytest.mark.parametrize("decay,frequency", [(300.0, 0.1), (400.0, 0.05), (600.0, 0.02), (300.0, 0.15)])
+def test_a_loud_pulses_long_ringing_stays_one_region(shipped, height, decay, frequency):
+    """An oscillation of 1,000-100,000 units ringing for thousands of samples is one region, as
+    the network's own pass reports it: judged by the calmed pass past 256 samples of its last loud
+    sample, its tail got a second region from there, and where its ringing stays over the loud
+    level past that region, the windows of near context gave it 3-5 more (two reviews' probes,
+    pdseg.context)."""
     rng = np.random.default_rng(int(decay))
     samples = rng.normal(size=14_000)
     t = np.arange(5000.0)
-    samples[5000:10_000] += 1000.0 * np.exp(-t / decay) * np.cos(2 * np.pi * frequency * t)
+    samples[5000:10_000] += height * np.exp(-t / decay) * np.cos(2 * np.pi * frequency * t)
     regions = shipped.analyse([samples])[0].regions.tolist()
     assert len(regions) == 1 and abs(regions[0][0] - 5000) <= 8, regions
 

@@ -139,13 +139,51 @@ def unheld(planes: np.ndarray, regions: np.ndarray, gap: int) -> tuple[np.ndarra
     return (np.abs(planes[SIGNAL_PLANE]) > LOUD_INPUT) & ~held, held
 
 
-def near_regions(found: np.ndarray, regions: np.ndarray, planes: np.ndarray, gap: int) -> np.ndarray:
+def took_out_a_train(conditioned) -> bool:
+    """Whether conditioning took a phase-locked or regular train out of the signal (converter
+    commutation, what repeats once a cycle, a regular train of its own): what is left of it at its
+    slots can stand hundreds of noise units out, and only the network's whole window tells that
+    residue from PD (the near windows reported 4-9 such regions in one of the training generator's
+    PD-free captures with converter notches). Such a signal gets no near look."""
+    return any(train is not None for train in (conditioned.commutation, conditioned.phase_locked,
+                                                   conditioned.regular_train))
+
+
+# ... and only beside another transient DOMINANCE times louder within the network's window
+# (``reach``; not the one whose stretch, ringing included, the region lies in): what the network's
+# own pass weighed against it. A very loud pulse's ringing stays over the loud level past the
+# pulse's own region, and near windows of 512-sample cores reported it as 3-5 regions more (a
+# review's probe: 1e4-1e5 units decaying over 300-600 samples). Where nothing dwarfs a loud transient, the own
+# pass had the whole window to judge it, and its doubt stands: the near windows reported a train
+# of equal transients of 135-175 noise units that the own pass left as a converter's (9 regions
+# in one of the training generator's PD-free captures with interference) and an overdriven ADC's
+# corners of about 95 units (0.25 -> 2.19 regions per 10,000 samples, scripts/overdriven_adc.py).
+DOMINANCE = 10.0
+
+
+def near_regions(found: np.ndarray, regions: np.ndarray, planes: np.ndarray, gap: int,
+                 filtered: np.ndarray, reach: int) -> np.ndarray:
     """Of the regions ``found`` on a signal's near probability, those that hold a loud sample no
-    one of ``regions`` holds (:func:`unheld`) and come within ``gap`` of none of them."""
+    one of ``regions`` holds (:func:`unheld`), come within ``gap`` of none of them, and have a
+    transient :data:`DOMINANCE` times their peak (``filtered``, the signal) within ``reach``."""
     loose, held = unheld(planes, regions, gap)
     found = np.asarray(found, dtype=np.int64).reshape(-1, 2)
-    keep = [index for index, (start, end) in enumerate(found.tolist())
-            if loose[start:end].any() and not held[start:end].any()]
+    magnitude = np.abs(filtered)
+    length = magnitude.size
+    # Each sample's stretch (0: none): a transient's own ringing is no other transient.
+    number = np.zeros(length, dtype=np.int64)
+    stretches = mask_to_regions(np.abs(planes[SIGNAL_PLANE]) > STANDING, min_gap=JOIN, min_length=1)
+    for label, (first, last) in enumerate(stretches.tolist(), start=1):
+        number[first:last] = label
+    keep = []
+    for index, (start, end) in enumerate(found.tolist()):
+        if not loose[start:end].any() or held[start:end].any():
+            continue
+        first, last = max(0, start - reach), min(length, end + reach)
+        own = np.unique(number[start:end])
+        others = ~np.isin(number[first:last], own[own > 0])
+        if np.any(magnitude[first:last][others] >= DOMINANCE * magnitude[start:end].max()):
+            keep.append(index)
     return found[keep]
 
 

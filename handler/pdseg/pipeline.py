@@ -240,7 +240,7 @@ class Segmenter:
         """Each signal's probability over windows of near context only, where it has loud samples
         (:mod:`pdseg.context`), kept on it for the regions (:meth:`regions_and_added`)."""
         todo = [(item, context.near_tiles(item.network_input)) for item in conditioned
-                if item.near is None or item.near[0] != id(self.network)]
+                if (item.near is None or item.near[0] != id(self.network)) and not context.took_out_a_train(item)]
         todo = [(item, tiles) for item, tiles in todo if tiles.size]
         if not todo:
             return
@@ -407,7 +407,8 @@ class Segmenter:
         found = probability_to_regions(conditioned.near[1], threshold, self.min_gap, self.min_length,
                                        self.extent_for(threshold))
         found = trim_to_signal(found, conditioned.filtered, conditioned.scale)
-        added = context.near_regions(found, regions, conditioned.network_input, self.min_gap)
+        added = context.near_regions(found, regions, conditioned.network_input, self.min_gap, conditioned.filtered,
+                                     self.plan.window)
         if not len(added):
             return regions
         merged = np.concatenate((np.asarray(regions, dtype=np.int64).reshape(-1, 2), added))
