@@ -603,19 +603,32 @@ def test_a_damped_ac_voltage_is_a_carrier_whose_phases_hold(end_fraction):
         raw = (1e5 * end_fraction ** (n / n.size) * np.sin(2 * np.pi * n / 2000.0 + np.radians(phase_deg))
                + rng.normal(size=n.size))
         conditioned = preprocess.condition(raw)
-        for period in (None, 2000.0):
+        # the period given as it is, or as a nominal one a little off it (a review's probe: 0.5 %
+        # and 1 % off, the envelope took up the drift and the last phases were 68 / 136 degrees off)
+        for period in (None, 2000.0, 2010.0, 1980.0):
             fit = phase.fit_carrier(conditioned.carrier_course(), conditioned.filtered, conditioned.scale, period)
             assert fit.detected and fit.samples_per_cycle == pytest.approx(2000.0, rel=1e-4), (end_fraction, period)
             assert abs((fit.phase_offset_deg - phase_deg + 180) % 360 - 180) < 1.0, (end_fraction, period, fit)
 
 
-def test_no_envelope_makes_a_carrier_of_noise_or_a_single_wave():
-    """The fit whose amplitude follows the time (for damped AC) finds nothing in white noise, a
-    lightning impulse (1.2 / 50 at 10 samples per microsecond) or a ramp, as the plain fit does."""
+def test_no_envelope_makes_a_carrier_of_a_node_or_a_beat():
+    """The fit whose amplitude follows the time (for damped AC) takes no carrier whose phasor turns
+    over: amplitude modulation through zero and two equal tones beating, with the period given or
+    not (a review's probe: reported as carriers, phases 33-176 degrees off on one side of the node;
+    the plain fit refuses them), nor white noise, a lightning impulse or a ramp."""
     rng = np.random.default_rng(9)
-    n = np.arange(20_000)
-    impulse = 1e4 * (np.exp(-n / 730.0) - np.exp(-n / 4.0))
-    for raw in (rng.normal(size=n.size), impulse + rng.normal(size=n.size), 3.0 * n + rng.normal(size=n.size)):
+    n = np.arange(100_000)
+    angle = 2 * np.pi * n / 4000.0
+    through_zero = 1e5 * np.cos(np.pi * n / n.size / 0.6) * np.sin(angle)  # a node at 0.3 of the capture
+    beating = 5e4 * (np.sin(angle) + np.sin(angle * 1.04))
+    impulse = 1e4 * (np.exp(-n / 7300.0) - np.exp(-n / 40.0))
+    for raw in (through_zero, beating):
+        raw = raw + rng.normal(size=n.size)
+        conditioned = preprocess.condition(raw)
+        for period in (None, 4000.0):
+            assert not phase.fit_carrier(conditioned.carrier_course(), conditioned.filtered, conditioned.scale,
+                                         period).detected, period
+    for raw in (rng.normal(size=n.size), impulse + rng.normal(size=n.size), 0.3 * n + rng.normal(size=n.size)):
         assert not preprocess.condition(raw).carrier.detected
 
 
