@@ -88,7 +88,7 @@ def test_the_blend_keeps_the_own_probability_near_loud_samples_and_the_calm_one_
     assert context.blended(own, calm, np.zeros((2, length))) is own
 
 
-def test_near_tiles_are_the_near_windows_whose_cores_hold_a_loud_sample():
+def test_near_tiles_are_the_near_windows_whose_cores_hold_a_loud_sample_and_their_neighbours():
     length = 5000
     planes = np.zeros((2, length), dtype=np.float32)
     assert context.near_tiles(planes).size == 0
@@ -96,7 +96,9 @@ def test_near_tiles_are_the_near_windows_whose_cores_hold_a_loud_sample():
     planes[0, 2000] = -context.LOUD_INPUT - 0.1
     planes[1, 3000] = 50.0  # the relative plane is never loud
     core = context.NEAR_PLAN.core
-    np.testing.assert_array_equal(context.near_tiles(planes), [0, 600 // core, 2000 // core, 4999 // core])
+    loud = {0, 600 // core, 2000 // core, 4999 // core}
+    with_neighbours = sorted({tile + step for tile in loud for step in (-1, 0, 1)} & set(range(4999 // core + 1)))
+    np.testing.assert_array_equal(context.near_tiles(planes), with_neighbours)
     short = planes[:, : context.NEAR_MIN_SIGNAL - 1]
     assert context.near_tiles(short).size == 0  # its one window holds hardly more context
 
@@ -170,3 +172,11 @@ def test_a_loud_transients_own_ringing_is_not_what_dwarfs_a_near_region():
     tail = int(np.flatnonzero(np.abs(units[:3500]) > np.sinh(context.LOUD_INPUT))[-1])
     found = np.array([[2600, tail + 1], [4995, 5015]])
     np.testing.assert_array_equal(context.near_regions(found, regions, planes, 32, units, 4096), [[4995, 5015]])
+
+
+def test_no_region_is_added_at_an_adcs_rails():
+    added = np.array([[100, 120], [400, 420], [700, 720]])
+    rails = np.zeros(1000, dtype=bool)
+    rails[440:600] = True  # a run on a rail: the region 20 samples before it is its corner
+    np.testing.assert_array_equal(context.off_the_rails(added, rails, 32), [[100, 120], [700, 720]])
+    np.testing.assert_array_equal(context.off_the_rails(added, None, 32), added)

@@ -758,6 +758,37 @@ def test_lone_wavelets_after_a_far_louder_burst_are_found(shipped):
     assert found == total, (found, total)
 
 
+def test_an_overdriven_adcs_corners_stay_unreported_beside_loud_pd(shipped):
+    """A 16-bit ADC overdriven by its carrier (1.05-1.5 times full scale) with ten PD pulses of
+    3,000 noise units: no region at the corners where it enters and leaves its rails that the
+    network's own pass did not give. Beside such loud pulses the windows of near context reported
+    the corners (a review's probe: 12 such regions over these three captures, 4 before the near
+    look; pdseg.context.off_the_rails)."""
+    full_scale, length = 32767.0, 20000
+    shape = np.exp(-np.arange(40) / 3.0) - np.exp(-np.arange(40) / 1.0)
+    shape /= shape.max()
+    at_corners = 0
+    for overdrive, noise, seed in ((1.5, 3.0, (11, 0)), (1.05, 1.0, (1, 2)), (1.05, 1.0, (1, 0))):
+        rng = np.random.default_rng(seed)
+        n = np.arange(length)
+        analogue = overdrive * full_scale * np.sin(2 * np.pi * n / 3333.3 + rng.uniform(0, 2 * np.pi))
+        analogue += noise * rng.normal(size=length)
+        onsets = np.sort(rng.choice(np.arange(100, length - 100, 80), 10, replace=False))
+        for onset in onsets:
+            analogue[onset: onset + 40] += rng.choice([-1, 1]) * 3000 * noise * shape
+        samples = np.clip(np.round(analogue), -full_scale - 1, full_scale)
+        rail = (samples >= full_scale) | (samples <= -full_scale - 1)
+        edges = np.flatnonzero(np.diff(rail.astype(int)))
+        [result] = shipped.analyse([samples])
+        own = shipped.regions(shipped.probabilities([result.conditioned])[0]).tolist()
+        for start, end in result.regions.tolist():
+            if (not any(start - 40 <= onset <= end + 5 for onset in onsets)
+                    and np.min(np.abs(edges - (start + end) / 2)) < 30
+                    and not any(a < end and b > start for a, b in own)):
+                at_corners += 1
+    assert at_corners == 0
+
+
 def test_the_real_captures_lone_wavelets_are_found(shipped, real_captures):
     """The third capture's third burst: seven wavelets of 480-1,500 noise units, flat signal
     either side, got no region (the same samples from sample 3,500 on got one each); and the

@@ -108,11 +108,18 @@ NEAR_PLAN = WindowPlan(window=NEAR_WINDOW, context=NEAR_CONTEXT, max_single=NEAR
 
 def near_tiles(planes: np.ndarray) -> np.ndarray:
     """Indices of the :data:`NEAR_PLAN` windows of a signal (its ``(channels, length)`` network
-    input) whose cores hold a loud sample; none for a signal under :data:`NEAR_MIN_SIGNAL` samples."""
+    input) whose cores hold a loud sample, and of their neighbours; none for a signal under
+    :data:`NEAR_MIN_SIGNAL` samples."""
     signal = planes[SIGNAL_PLANE]
     if signal.size < NEAR_MIN_SIGNAL:
         return np.zeros(0, dtype=np.int64)
-    return np.unique(np.flatnonzero(np.abs(signal) > LOUD_INPUT) // NEAR_PLAN.core)
+    tiles = np.unique(np.flatnonzero(np.abs(signal) > LOUD_INPUT) // NEAR_PLAN.core)
+    if not tiles.size:
+        return tiles
+    # ... and their neighbours: a wavelet's region ran to the end of its loud samples' core and
+    # stopped there while its next, quieter, swings went on (a review's probe: 25 samples of 37-40).
+    last = (signal.size - 1) // NEAR_PLAN.core
+    return np.unique(np.clip(np.concatenate((tiles - 1, tiles, tiles + 1)), 0, last))
 
 
 def near_probability(outputs: np.ndarray, tiles: np.ndarray, length: int) -> np.ndarray:
@@ -198,3 +205,20 @@ def scored(probability: np.ndarray, near: np.ndarray, regions: np.ndarray, thres
             changed = probability.copy() if changed is None else changed
             changed[start:end] = np.maximum(probability[start:end], near[start:end])
     return probability if changed is None else changed
+
+
+def off_the_rails(added: np.ndarray, rails: np.ndarray | None, gap: int) -> np.ndarray:
+    """``added`` less the regions within ``gap`` of an ADC's rails (``rails``, from
+    :func:`pdseg.preprocess.rail_samples`; None: the signal has none). The corners where an
+    overdriven capture enters and leaves its rails stand about 95 noise units out; beside loud PD
+    the near windows reported them (a review's probe: 5 -> 13 regions over three captures at 1.5
+    times full scale with ten pulses of 3,000 units), as the network's own pass does not."""
+    if rails is None or not len(added):
+        return added
+    steps = np.zeros(rails.size + 1, dtype=np.int64)
+    on = np.flatnonzero(np.diff(np.concatenate(([0], rails.astype(np.int8), [0]))))
+    starts, ends = on[0::2], on[1::2]
+    np.add.at(steps, np.clip(starts - gap, 0, rails.size), 1)
+    np.add.at(steps, np.clip(ends + gap, 0, rails.size), -1)
+    near_rails = np.cumsum(steps[:-1]) > 0
+    return added[[not near_rails[start:end].any() for start, end in np.asarray(added).tolist()]]

@@ -409,6 +409,8 @@ class Segmenter:
         found = trim_to_signal(found, conditioned.filtered, conditioned.scale)
         added = context.near_regions(found, regions, conditioned.network_input, self.min_gap, conditioned.filtered,
                                      self.plan.window)
+        if len(added):
+            added = context.off_the_rails(added, preprocess.rail_samples(conditioned.raw), self.min_gap)
         if not len(added):
             return regions
         merged = np.concatenate((np.asarray(regions, dtype=np.int64).reshape(-1, 2), added))
