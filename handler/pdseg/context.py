@@ -18,8 +18,9 @@ A transient that is loud itself gets no help from that: in the real captures, lo
 hundreds of noise units 2,500 samples after a burst a hundred times louder got no region. Where a
 signal holds loud samples, windows of :data:`NEAR_WINDOW` samples around them go through the
 network as well, seeing no more than :data:`NEAR_CONTEXT` samples beyond their cores, and the
-regions they find are added where they hold a loud sample that no region comes near
-(:func:`near_regions`).
+regions they find are added where they hold a loud sample that no region comes near, beside
+another transient :data:`DOMINANCE` times louder, away from an ADC's rails, in signals that no
+train was taken out of (:func:`near_regions`, :func:`off_the_rails`, :func:`took_out_a_train`).
 """
 from __future__ import annotations
 
@@ -160,11 +161,12 @@ def took_out_a_train(conditioned) -> bool:
 # (``reach``; not the one whose stretch, ringing included, the region lies in): what the network's
 # own pass weighed against it. A very loud pulse's ringing stays over the loud level past the
 # pulse's own region, and near windows of 512-sample cores reported it as 3-5 regions more (a
-# review's probe: 1e4-1e5 units decaying over 300-600 samples). Where nothing dwarfs a loud transient, the own
-# pass had the whole window to judge it, and its doubt stands: the near windows reported a train
-# of equal transients of 135-175 noise units that the own pass left as a converter's (9 regions
-# in one of the training generator's PD-free captures with interference) and an overdriven ADC's
-# corners of about 95 units (0.25 -> 2.19 regions per 10,000 samples, scripts/overdriven_adc.py).
+# review's probe: 1e4-1e5 units decaying over 300-600 samples). Where nothing dwarfs a loud
+# transient, the own pass had the whole window to judge it, and its doubt stands: the near windows
+# reported a train of equal transients of 135-175 noise units that the own pass left as a
+# converter's (9 regions in one of the training generator's PD-free captures with interference)
+# and an overdriven ADC's corners of about 95 units (0.25 -> 2.19 regions per 10,000 samples,
+# scripts/overdriven_adc.py).
 DOMINANCE = 10.0
 
 

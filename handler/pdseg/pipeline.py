@@ -400,8 +400,9 @@ class Segmenter:
         return slow.added_regions(regions, self.slow_view_regions(conditioned, threshold), self.min_gap)
 
     def with_near_regions(self, regions: np.ndarray, threshold: float, conditioned: preprocess.Conditioned) -> np.ndarray:
-        """``regions`` and those of the signal's near probability (:meth:`look_near`) that hold a
-        loud sample none of them holds (:func:`pdseg.context.near_regions`), by the same rules."""
+        """``regions`` and those of the signal's near probability (:meth:`look_near`), by the same
+        rules, that hold a loud sample none of them holds beside a far louder other transient, away
+        from an ADC's rails (:func:`pdseg.context.near_regions`, :func:`pdseg.context.off_the_rails`)."""
         if conditioned.near is None or conditioned.near[0] != id(self.network):
             return regions
         found = probability_to_regions(conditioned.near[1], threshold, self.min_gap, self.min_length,

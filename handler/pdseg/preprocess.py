@@ -1163,7 +1163,7 @@ class Conditioned:
     probability: tuple[int, np.ndarray] | None = None
     # the network's probability over windows of near context only where the signal has loud
     # samples (:mod:`pdseg.context`, zero elsewhere) and the id of the network that gave it; None
-    # where it has none or is short
+    # where it has none, is short, or had a train taken out
     near: tuple[int, np.ndarray] | None = None
     view_skipped: bool = False  # a view was due but left out for the request's work limit
     # the ADC step the recorded values lie on (:func:`quantisation_step`; 0 where they lie on none;
