@@ -247,11 +247,13 @@ class Segmenter:
         windows = np.concatenate([context.NEAR_PLAN.cut(item.network_input)[tiles] for item, tiles in todo], axis=0)
         step = max(1, self.chunk_windows * self.plan.window // context.NEAR_WINDOW)
         with self._network_lock, torch.inference_mode():
-            outputs = np.concatenate([self.network(torch.from_numpy(np.ascontiguousarray(windows[first: first + step]))).numpy()
-                                      for first in range(0, windows.shape[0], step)], axis=0)
+            outputs = np.concatenate([
+                self.network(torch.from_numpy(np.ascontiguousarray(windows[first: first + step]))).numpy()
+                for first in range(0, windows.shape[0], step)], axis=0)
         first = 0
         for item, tiles in todo:
-            item.near = (id(self.network), context.near_probability(outputs[first: first + tiles.size], tiles, item.length))
+            probability = context.near_probability(outputs[first: first + tiles.size], tiles, item.length)
+            item.near = (id(self.network), probability)
             first += tiles.size
 
     def view_probability(self, view: preprocess.Conditioned) -> np.ndarray:
@@ -399,7 +401,8 @@ class Segmenter:
                                                       conditioned.quantum)
         return slow.added_regions(regions, self.slow_view_regions(conditioned, threshold), self.min_gap)
 
-    def with_near_regions(self, regions: np.ndarray, threshold: float, conditioned: preprocess.Conditioned) -> np.ndarray:
+    def with_near_regions(self, regions: np.ndarray, threshold: float,
+                          conditioned: preprocess.Conditioned) -> np.ndarray:
         """``regions`` and those of the signal's near probability (:meth:`look_near`), by the same
         rules, that hold a loud sample none of them holds beside a far louder other transient, away
         from an ADC's rails (:func:`pdseg.context.near_regions`, :func:`pdseg.context.off_the_rails`)."""
