@@ -64,20 +64,27 @@ JOIN = 32
 def near_loud(planes: np.ndarray, reach: int = NEAR) -> np.ndarray:
     """Samples of a signal (its ``(channels, length)`` network input) within ``reach`` of the
     stretch of a loud transient (its samples that stand out, joined, see :data:`STANDING`)."""
-    signal = np.abs(planes[SIGNAL_PLANE])
-    length = signal.size
-    near = np.zeros(length, dtype=bool)
-    loud = np.flatnonzero(signal > LOUD_INPUT)
+    loud = np.flatnonzero(np.abs(planes[SIGNAL_PLANE]) > LOUD_INPUT)
     if loud.size == 0:
-        return near
-    # Stretches as the region rules join runs: closer than JOIN, one (every loud sample is in one).
-    stretches = mask_to_regions(signal > STANDING, min_gap=JOIN, min_length=1)
+        return np.zeros(planes.shape[-1], dtype=bool)
+    stretches = transient_stretches(planes)  # every loud sample is in one
     holding = np.zeros(len(stretches), dtype=bool)
     holding[np.searchsorted(stretches[:, 0], loud, side="right") - 1] = True
-    starts, ends = stretches[holding, 0] - reach, stretches[holding, 1] + reach
+    return within(stretches[holding], reach, planes.shape[-1])
+
+
+def transient_stretches(planes: np.ndarray) -> np.ndarray:
+    """``(k, 2)`` [start, end) stretches of a signal's transients (its network input): samples
+    standing :data:`STANDING` out, joined as the region rules join runs, closer than :data:`JOIN`."""
+    return mask_to_regions(np.abs(planes[SIGNAL_PLANE]) > STANDING, min_gap=JOIN, min_length=1)
+
+
+def within(intervals: np.ndarray, reach: int, length: int) -> np.ndarray:
+    """Which of ``length`` samples lie within ``reach`` of one of ``intervals`` (``(k, 2)`` [start, end))."""
+    intervals = np.asarray(intervals, dtype=np.int64).reshape(-1, 2)
     steps = np.zeros(length + 1, dtype=np.int64)
-    np.add.at(steps, np.clip(starts, 0, length), 1)
-    np.add.at(steps, np.clip(ends, 0, length), -1)
+    np.add.at(steps, np.clip(intervals[:, 0] - reach, 0, length), 1)
+    np.add.at(steps, np.clip(intervals[:, 1] + reach, 0, length), -1)
     return np.cumsum(steps[:-1]) > 0
 
 
@@ -138,12 +145,7 @@ def near_probability(outputs: np.ndarray, tiles: np.ndarray, length: int) -> np.
 def unheld(planes: np.ndarray, regions: np.ndarray, gap: int) -> tuple[np.ndarray, np.ndarray]:
     """Loud samples of a signal (its network input) that no region holds or comes within ``gap``
     of, and the samples within ``gap`` of a region."""
-    length = planes.shape[-1]
-    steps = np.zeros(length + 1, dtype=np.int64)
-    regions = np.asarray(regions, dtype=np.int64).reshape(-1, 2)
-    np.add.at(steps, np.clip(regions[:, 0] - gap, 0, length), 1)
-    np.add.at(steps, np.clip(regions[:, 1] + gap, 0, length), -1)
-    held = np.cumsum(steps[:-1]) > 0
+    held = within(regions, gap, planes.shape[-1])
     return (np.abs(planes[SIGNAL_PLANE]) > LOUD_INPUT) & ~held, held
 
 
@@ -181,8 +183,7 @@ def near_regions(found: np.ndarray, regions: np.ndarray, planes: np.ndarray, gap
     length = magnitude.size
     # Each sample's stretch (0: none): a transient's own ringing is no other transient.
     number = np.zeros(length, dtype=np.int64)
-    stretches = mask_to_regions(np.abs(planes[SIGNAL_PLANE]) > STANDING, min_gap=JOIN, min_length=1)
-    for label, (first, last) in enumerate(stretches.tolist(), start=1):
+    for label, (first, last) in enumerate(transient_stretches(planes).tolist(), start=1):
         number[first:last] = label
     keep = []
     for index, (start, end) in enumerate(found.tolist()):
@@ -217,10 +218,5 @@ def off_the_rails(added: np.ndarray, rails: np.ndarray | None, gap: int) -> np.n
     times full scale with ten pulses of 3,000 units), as the network's own pass does not."""
     if rails is None or not len(added):
         return added
-    steps = np.zeros(rails.size + 1, dtype=np.int64)
-    on = np.flatnonzero(np.diff(np.concatenate(([0], rails.astype(np.int8), [0]))))
-    starts, ends = on[0::2], on[1::2]
-    np.add.at(steps, np.clip(starts - gap, 0, rails.size), 1)
-    np.add.at(steps, np.clip(ends + gap, 0, rails.size), -1)
-    near_rails = np.cumsum(steps[:-1]) > 0
+    near_rails = within(mask_to_regions(rails, min_gap=0, min_length=1), gap, rails.size)
     return added[[not near_rails[start:end].any() for start, end in np.asarray(added).tolist()]]

@@ -155,12 +155,10 @@ def _near_given(carrier: np.ndarray, given: float, noise_scale: float) -> float:
     found = optimize.minimize_scalar(lambda period: _fit_at(carrier, period)[0], bounds=(low, high),
                                      method="bounded", options={"xatol": 1e-4 * given * given / length})
     period = float(found.x)
-    residual_power, amplitude, _ = _fit_at(carrier, period)
-    if np.sqrt(residual_power) >= MAX_RESIDUAL_FRACTION * amplitude and length >= ENVELOPE_MIN_CYCLES * period:
-        # A damped carrier fails the plain test at its own period too (a review's probe: with a
-        # period given 0.5 % / 1 % off, the envelope took up the drift and the last phases were
-        # 68 / 136 degrees off); the period that fits the plain sine best is still its own.
-        residual_power, amplitude, _ = _fit_enveloped(carrier, period)
+    # A damped carrier fails the plain test at its own period too (a review's probe: with a period
+    # given 0.5 % / 1 % off, the envelope took up the drift and the last phases were 68 / 136
+    # degrees off); the period that fits the plain sine best is still its own.
+    residual_power, amplitude, _ = _fit_with_envelope(carrier, period)
     if amplitude > MIN_CARRIER_TO_NOISE * noise_scale and np.sqrt(residual_power) < MAX_RESIDUAL_FRACTION * amplitude:
         return period
     return given
@@ -177,6 +175,17 @@ ENVELOPE_MIN_CYCLES = 4.0
 ENVELOPE_NODE = 0.1  # of the largest amplitude: how far the phasor may fall past zero (a node)
 ENVELOPE_TURN = 20.0  # degrees the phasor may turn, where it holds ENVELOPE_STRONG of the largest
 ENVELOPE_STRONG = 0.2
+
+
+def _fit_with_envelope(carrier: np.ndarray, samples_per_cycle: float) -> tuple[float, float, float]:
+    """:func:`_fit_at`, or :func:`_fit_enveloped` where that leaves too much over
+    :data:`ENVELOPE_MIN_CYCLES` cycles or more."""
+    fit = _fit_at(carrier, samples_per_cycle)
+    residual_power, amplitude, _ = fit
+    long_enough = carrier.size >= ENVELOPE_MIN_CYCLES * samples_per_cycle
+    if np.sqrt(residual_power) >= MAX_RESIDUAL_FRACTION * amplitude and long_enough:
+        return _fit_enveloped(carrier, samples_per_cycle)
+    return fit
 
 
 def _fit_enveloped(carrier: np.ndarray, samples_per_cycle: float) -> tuple[float, float, float]:
@@ -233,9 +242,7 @@ def _fit_decimated(carrier: np.ndarray, noise_scale: float,
             return CarrierFit(False, None, None, None)
     else:
         period = _near_given(carrier, float(samples_per_cycle), noise_scale)
-    residual_power, amplitude, phase = _fit_at(carrier, period) if length >= 3 else (0.0, 0.0, 0.0)
-    if np.sqrt(residual_power) >= MAX_RESIDUAL_FRACTION * amplitude and length >= ENVELOPE_MIN_CYCLES * period:
-        residual_power, amplitude, phase = _fit_enveloped(carrier, period)
+    residual_power, amplitude, phase = _fit_with_envelope(carrier, period) if length >= 3 else (0.0, 0.0, 0.0)
     detected = (
         length >= max(3.0, MIN_CYCLES_FOR_FIT * period)
         and amplitude > MIN_CARRIER_TO_NOISE * noise_scale
