@@ -177,8 +177,10 @@ def near_regions(found: np.ndarray, regions: np.ndarray, planes: np.ndarray, gap
     """Of the regions ``found`` on a signal's near probability, those that hold a loud sample no
     one of ``regions`` holds (:func:`unheld`), come within ``gap`` of none of them, and have a
     transient :data:`DOMINANCE` times their peak (``filtered``, the signal) within ``reach``."""
-    loose, held = unheld(planes, regions, gap)
     found = np.asarray(found, dtype=np.int64).reshape(-1, 2)
+    if not len(found):
+        return found
+    loose, held = unheld(planes, regions, gap)
     magnitude = np.abs(filtered)
     length = magnitude.size
     # Each sample's stretch (0: none): a transient's own ringing is no other transient.
