@@ -89,18 +89,26 @@ def test_the_blend_keeps_the_own_probability_near_loud_samples_and_the_calm_one_
 
 
 def test_near_tiles_are_the_near_windows_whose_cores_hold_a_loud_sample_and_their_neighbours():
-    length = 5000
+    length, reach = 5000, 1400
     planes = np.zeros((2, length), dtype=np.float32)
-    assert context.near_tiles(planes).size == 0
+    assert context.near_tiles(planes, reach).size == 0
     planes[0, [10, 600, 700, 4999]] = context.LOUD_INPUT + 0.1
     planes[0, 2000] = -context.LOUD_INPUT - 0.1
     planes[1, 3000] = 50.0  # the relative plane is never loud
+    # Loud samples alike: none has a transient ten times louder near it, none adds a region.
+    assert context.near_tiles(planes, reach).size == 0
+    planes[0, 2400] = np.arcsinh(context.DOMINANCE * np.sinh(context.LOUD_INPUT + 0.1)) + 0.01
     core = context.NEAR_PLAN.core
-    loud = {0, 600 // core, 2000 // core, 4999 // core}
+    # Within reach (and the slack) of the louder one: all of them but the one at 4,999 ...
+    assert 4999 - 2400 > reach + context.DOMINANCE_SLACK >= 2400 - 10
+    loud = {0, 600 // core, 2000 // core}
     with_neighbours = sorted({tile + step for tile in loud for step in (-1, 0, 1)} & set(range(4999 // core + 1)))
-    np.testing.assert_array_equal(context.near_tiles(planes), with_neighbours)
+    np.testing.assert_array_equal(context.near_tiles(planes, reach), with_neighbours)
+    # ... a hair less loud, and it dwarfs none.
+    planes[0, 2400] -= 0.03
+    assert context.near_tiles(planes, reach).size == 0
     short = planes[:, : context.NEAR_MIN_SIGNAL - 1]
-    assert context.near_tiles(short).size == 0  # its one window holds hardly more context
+    assert context.near_tiles(short, 10 * length).size == 0  # its one window holds hardly more context
 
 
 def test_the_near_probability_is_each_looked_windows_core_and_zero_elsewhere():

@@ -88,7 +88,7 @@ def test_model_info_and_threshold_come_from_the_archive(handler):
     assert handler.model_info == {"name": "pd_segmenter", "version": "1.0"}
     # model-config.yaml carries the limits decode.py documents, measured in docs/reliability.md
     assert handler.limits == WorkLimits(min_window=handler.segmenter.plan.width(1)) == WorkLimits()
-    assert (handler.limits.max_work, handler.limits.max_signals) == (1_500_000, 256)
+    assert (handler.limits.max_work, handler.limits.max_signals) == (1_500_000, 180)
 
 
 def test_mixed_batch_bad_requests_get_4xx_and_good_ones_answers(handler, real_captures):
@@ -231,7 +231,7 @@ def test_small_batches_run_on_one_thread_large_ones_on_all(runtime, request, rea
     assert 0 < loud <= 76
     full, rest = divmod(76 + loud, 32)
     near_step = segmenter.chunk_windows * segmenter.plan.window // context.NEAR_WINDOW
-    near = int(context.near_tiles(conditioned.network_input).size)
+    near = int(context.near_tiles(conditioned.network_input, segmenter.plan.window).size)
     assert near_step == 128 and near > 0
     near_full, near_rest = divmod(near, near_step)
     on_one = bool(rest) + bool(near_rest)

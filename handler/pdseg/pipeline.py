@@ -239,7 +239,7 @@ class Segmenter:
     def look_near(self, conditioned: Sequence[preprocess.Conditioned]) -> None:
         """Each signal's probability over windows of near context only, where it has loud samples
         (:mod:`pdseg.context`), kept on it for the regions (:meth:`regions_and_added`)."""
-        todo = [(item, context.near_tiles(item.network_input)) for item in conditioned
+        todo = [(item, context.near_tiles(item.network_input, self.plan.window)) for item in conditioned
                 if (item.near is None or item.near[0] != id(self.network)) and not context.took_out_a_train(item)]
         todo = [(item, tiles) for item, tiles in todo if tiles.size]
         if not todo:
