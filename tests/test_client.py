@@ -699,9 +699,9 @@ def test_ctrl_c_or_sigterm_while_the_report_is_written_waits_for_it(monkeypatch)
 def test_a_signal_over_the_work_limit_is_refused_before_its_body_is_sent():
     """A stranger's probe: a 3,000,000-sample float32 capture was uploaded (12 MB) for a 413 that
     spoke of float64 signals and named neither the limit nor what to do."""
-    from pdclient.batching import DEFAULT_MAX_COST
+    from pdclient.batching import DEFAULT_MAX_COST, SIGNAL_OVERHEAD
 
-    longest = DEFAULT_MAX_COST - 4096
+    longest = DEFAULT_MAX_COST - SIGNAL_OVERHEAD
     assert cli.too_long(np.zeros(longest, dtype=np.float32), DEFAULT_MAX_COST) is None
     message = cli.too_long(np.zeros(3_000_000, dtype=np.float32), DEFAULT_MAX_COST)
     assert f"up to {longest:,} samples" in message and "cut the capture into parts" in message

@@ -42,6 +42,7 @@ stretch of the capture, and subtracted before the network sees the signal.
 from __future__ import annotations
 
 import dataclasses
+from functools import lru_cache
 from typing import Callable
 
 import numpy as np
@@ -538,6 +539,18 @@ def _with_fitted_ends(filtered: np.ndarray, result: np.ndarray, frequencies: np.
     return result
 
 
+@lru_cache(maxsize=4)
+def _end_filter_rows(carrier_filter: Callable[[np.ndarray], np.ndarray], at_end: bool) -> np.ndarray:
+    """The rows of ``carrier_filter`` (linear) over :data:`REFILTER_SEGMENT` samples that give its
+    first (last, ``at_end``) :data:`END_FIT` outputs, as a matrix: the end fit's 64 columns then
+    go through the filter as one product, a quarter of the time of filtering each of them."""
+    responses = carrier_filter(np.eye(REFILTER_SEGMENT))  # row i: the response to a unit sample at i
+    rows = slice(REFILTER_SEGMENT - END_FIT, REFILTER_SEGMENT) if at_end else slice(0, END_FIT)
+    operator = np.ascontiguousarray(responses[:, rows].T)
+    operator.setflags(write=False)  # shared by every call
+    return operator
+
+
 def _fitted_end_tones(filtered: np.ndarray, frequencies: np.ndarray,
                       carrier_filter: Callable[[np.ndarray], np.ndarray], at_end: bool,
                       phase: np.ndarray | None = None) -> np.ndarray:
@@ -557,9 +570,7 @@ def _fitted_end_tones(filtered: np.ndarray, frequencies: np.ndarray,
     waves = np.hstack((np.cos(angles), np.sin(angles)))
     envelope = (time[:, None] - edge) / END_FIT
     basis = np.hstack([envelope**degree * waves for degree in range(ENVELOPE_DEGREE + 1)])
-    through = carrier_filter(np.ascontiguousarray(basis.T)).T  # every column at once
-    rows = slice(REFILTER_SEGMENT - END_FIT, REFILTER_SEGMENT) if at_end else slice(0, END_FIT)
-    columns = through[rows]
+    columns = _end_filter_rows(carrier_filter, at_end) @ basis
     values = filtered[filtered.size - END_FIT:] if at_end else filtered[:END_FIT]
     kept = np.ones(END_FIT, dtype=bool)
     for _ in range(REFINEMENTS + 1):
