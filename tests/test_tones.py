@@ -314,6 +314,18 @@ def test_widened_is_a_binary_dilation(size, reach):
 
 
 @pytest.mark.parametrize("at_end", [False, True])
+def test_the_end_fits_filter_is_the_carrier_filter_as_a_matrix(at_end):
+    """The end fit's columns go through the carrier filter as one product with its rows at that
+    end: the same as filtering each column over REFILTER_SEGMENT samples and keeping END_FIT."""
+    columns = np.random.default_rng(5).normal(size=(tones.REFILTER_SEGMENT, 7)) * np.linspace(1.0, 64.0, 7)
+    operator = tones._end_filter_rows(preprocess.baseline_and_highpass, at_end)
+    assert operator.shape == (tones.END_FIT, tones.REFILTER_SEGMENT) and not operator.flags.writeable
+    rows = slice(tones.REFILTER_SEGMENT - tones.END_FIT, None) if at_end else slice(0, tones.END_FIT)
+    filtered = preprocess.baseline_and_highpass(np.ascontiguousarray(columns.T)).T[rows]
+    np.testing.assert_allclose(operator @ columns, filtered, rtol=0, atol=1e-10 * np.abs(filtered).max())
+
+
+@pytest.mark.parametrize("at_end", [False, True])
 def test_an_end_takes_the_fit_only_where_it_leaves_less_there(monkeypatch, at_end):
     """The fit replaces the band at an end only where it leaves less over that end's last
     END_TEST samples: a fit that is right everywhere but there is turned down, one that is right
