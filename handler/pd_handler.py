@@ -19,7 +19,6 @@ from http import HTTPStatus
 from types import SimpleNamespace
 
 import torch
-from threadpoolctl import threadpool_limits
 from ts.torch_handler.base_handler import BaseHandler
 
 from pdseg import prpd
@@ -88,9 +87,6 @@ class PDSegmenterHandler(BaseHandler):
         parallel_from = int(os.environ.get("PD_PARALLEL_FROM_SAMPLES") or settings.get("parallel_from_samples", 0))
         # Every thread that runs the network does so on one intra-op thread (pdseg.model.ThreadPolicy).
         torch.set_num_threads(1)
-        # Conditioning runs on one core per worker: numpy's and scipy's BLAS on one thread, so a
-        # matrix product (the tones' end fit) wakes no threads that spin beside the other worker.
-        threadpool_limits(limits=1, user_api="blas")
         # BaseHandler loads the archive's serialized file: frozen TorchScript by default, or an
         # ONNX graph (make archive RUNTIME=onnx), for which it opens an ONNX Runtime session ...
         super().initialize(context)

@@ -82,15 +82,6 @@ def npy(array):
     return buffer.getvalue()
 
 
-def test_the_workers_blas_runs_on_one_thread(handler):
-    """A worker conditions its signals on one core: numpy's and scipy's BLAS (the tones' end fit is
-    a matrix product) must not wake threads that spin beside the other worker."""
-    from threadpoolctl import threadpool_info
-
-    blas = [library for library in threadpool_info() if library["user_api"] == "blas"]
-    assert blas and all(library["num_threads"] == 1 for library in blas)
-
-
 def test_model_info_and_threshold_come_from_the_archive(handler):
     record = json.loads((handler.model_dir / "pd_segmenter.json").read_text())
     assert handler.segmenter.threshold == record["threshold"]

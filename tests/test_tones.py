@@ -325,6 +325,26 @@ def test_the_end_fits_filter_is_the_carrier_filter_as_a_matrix(at_end):
     np.testing.assert_allclose(operator @ columns, filtered, rtol=0, atol=1e-10 * np.abs(filtered).max())
 
 
+def test_the_end_fits_product_runs_on_one_blas_thread(monkeypatch):
+    """Conditioning runs on one core per worker: the end fit's matrix product must not wake BLAS
+    threads (they spin beside the other worker), whatever the process's own BLAS setting."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    operator, seen = tones._end_filter_rows(preprocess.baseline_and_highpass, False), []
+
+    class Recording:
+        def __matmul__(self, other):
+            seen.extend(library["num_threads"] for library in threadpool_info() if library["user_api"] == "blas")
+            return operator @ other
+
+    monkeypatch.setattr(tones, "_end_filter_rows", lambda carrier_filter, at_end: Recording())
+    raw = np.random.default_rng(1).normal(size=LENGTH) + am_tone(0.05, 30.0, depth=0.0)
+    with threadpool_limits(limits=2, user_api="blas"):
+        tones.remove_tones(preprocess.remove_carrier(raw), np.array([0.05]),
+                           refilter=(preprocess.baseline_and_highpass, preprocess.carrier_filter_gain))
+    assert seen and set(seen) == {1}
+
+
 @pytest.mark.parametrize("at_end", [False, True])
 def test_an_end_takes_the_fit_only_where_it_leaves_less_there(monkeypatch, at_end):
     """The fit replaces the band at an end only where it leaves less over that end's last
