@@ -233,7 +233,8 @@ class PDSegmenterHandler(BaseHandler):
 
     def _condition(self, request: SimpleNamespace) -> list:
         # A whitened view runs the network a second time over its signal, a slower view over a
-        # quarter of it: only within what the request's work limit leaves over its own signals.
+        # quarter of it, and a pulse cut by an end beside a train conditions it up to twice more:
+        # only within what the request's work limit leaves over its own signals.
         room, conditioned = self.limits.max_work - request.decoded.work, []
         try:
             for signal in request.decoded.signals:
@@ -243,6 +244,7 @@ class PDSegmenterHandler(BaseHandler):
                     room -= self.limits.signal_work(conditioned[-1].length)
                 if conditioned[-1].slow is not None:
                     room -= self.limits.signal_work(conditioned[-1].slow.length)
+                room -= conditioned[-1].rechecks * self.limits.signal_work(conditioned[-1].length)
             return conditioned
         except Exception:  # a bug, not bad input: answer 500 for this request only
             logger.exception("conditioning a request's signals failed")

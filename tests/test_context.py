@@ -99,16 +99,33 @@ def test_near_tiles_are_the_near_windows_whose_cores_hold_a_loud_sample_and_thei
     assert context.near_tiles(planes, reach).size == 0
     planes[0, 2400] = np.arcsinh(context.DOMINANCE * np.sinh(context.LOUD_INPUT + 0.1)) + 0.01
     core = context.NEAR_PLAN.core
-    # Within reach (and the slack) of the louder one: all of them but the one at 4,999 ...
-    assert 4999 - 2400 > reach + context.DOMINANCE_SLACK >= 2400 - 10
-    loud = {0, 600 // core, 2000 // core}
+    # The loud tiles and their neighbours run 0-5 and 8-9; the louder sample lies within reach of
+    # the first run only.
+    loud = {10 // core, 600 // core, 2000 // core, 2400 // core, 4999 // core}
     with_neighbours = sorted({tile + step for tile in loud for step in (-1, 0, 1)} & set(range(4999 // core + 1)))
-    np.testing.assert_array_equal(context.near_tiles(planes, reach), with_neighbours)
+    assert with_neighbours == [0, 1, 2, 3, 4, 5, 8, 9] and 8 * core - reach - context.JOIN > 2400
+    np.testing.assert_array_equal(context.near_tiles(planes, reach), [0, 1, 2, 3, 4, 5])
     # ... a hair less loud, and it dwarfs none.
     planes[0, 2400] -= 0.03
     assert context.near_tiles(planes, reach).size == 0
     short = planes[:, : context.NEAR_MIN_SIGNAL - 1]
     assert context.near_tiles(short, 10 * length).size == 0  # its one window holds hardly more context
+
+
+def test_a_run_of_near_tiles_is_looked_at_whole_where_its_edge_comes_near_a_far_louder_transient():
+    """A region of the near windows may run over many of them (a burst of wavelets), and is added
+    where a transient ten times its peak lies within reach of the region's edge: the whole run of
+    windows is looked at, not only those within reach of the louder one (a review's probe: the
+    burst's region was cut at a window's edge, 3,498-7,505 -> 3,498-6,143 and 6,201-7,494)."""
+    length, reach = 12_000, 4096
+    planes = np.zeros((2, length), dtype=np.float32)
+    planes[0, 500] = np.arcsinh(2e5)
+    planes[0, 3500:7501:30] = np.arcsinh(200.0)
+    core = context.NEAR_PLAN.core
+    tiles = context.near_tiles(planes, reach)
+    burst = np.arange(3500 // core - 1, 7500 // core + 2)
+    assert 7500 - 500 > reach + 2 * core  # its last wavelets lie far beyond reach of the loud one
+    np.testing.assert_array_equal(tiles, burst)  # the loud one itself has none louder
 
 
 def test_the_near_probability_is_each_looked_windows_core_and_zero_elsewhere():

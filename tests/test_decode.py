@@ -308,12 +308,12 @@ def test_a_npy_file_sent_as_octet_stream_is_refused_with_the_right_type_named():
 
 def test_a_prpd_picture_is_charged_one_panel_not_one_per_signal():
     limits = WorkLimits()
-    signals = [[1.0, 2.0, 3.0]] * 150
+    signals = [[1.0, 2.0, 3.0]] * limits.max_signals
     with pytest.raises(InputError) as error:  # eight signal panels: over the limit
         decode_request({"body": {"signals": signals}}, "application/json", limits, picture=True)
     assert error.value.status == 413
     decoded = decode_request({"body": {"signals": signals, "view": "prpd"}}, "application/json", limits, picture=True)
-    assert decoded.work == limits.work([3] * 150) + limits.picture_panel_work
+    assert decoded.work == limits.work([3] * limits.max_signals) + limits.picture_panel_work
 
 
 def test_period_options_must_be_complete_and_agree():

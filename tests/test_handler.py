@@ -88,7 +88,7 @@ def test_model_info_and_threshold_come_from_the_archive(handler):
     assert handler.model_info == {"name": "pd_segmenter", "version": "1.0"}
     # model-config.yaml carries the limits decode.py documents, measured in docs/reliability.md
     assert handler.limits == WorkLimits(min_window=handler.segmenter.plan.width(1)) == WorkLimits()
-    assert (handler.limits.max_work, handler.limits.max_signals) == (1_500_000, 180)
+    assert (handler.limits.max_work, handler.limits.max_signals) == (1_500_000, 120)
 
 
 def test_mixed_batch_bad_requests_get_4xx_and_good_ones_answers(handler, real_captures):
@@ -314,6 +314,9 @@ def test_a_batch_is_analysed_in_groups_of_at_most_one_requests_work(handler):
     at a time (its calls never carry more than one request's samples), and every request is
     answered."""
     largest = handler.limits.max_work - handler.limits.signal_overhead
+    plan, chunk = handler.segmenter.plan, handler.segmenter.chunk_windows
+    while plan.count(largest) % chunk == 0:  # each request must end in a part-filled call (below)
+        largest -= plan.core
     rows = [{"body": np.zeros(largest, dtype="<f4").tobytes()} for _ in range(3)]
     headers = [{"Content-Type": "application/octet-stream"}] * 3
     seen = []
@@ -336,7 +339,7 @@ def test_a_batch_is_analysed_in_groups_of_at_most_one_requests_work(handler):
         handler.segmenter.network = network
     assert [context.get_response_status(i)[0] for i in range(3)] == [200] * 3
     assert [output["signals"][0]["length"] for output in outputs] == [largest] * 3
-    windows, chunk = handler.segmenter.plan.count(largest), handler.segmenter.chunk_windows
+    windows = plan.count(largest)
     assert windows % chunk  # each request ends in a part-filled call ...
     assert seen == ([chunk] * (windows // chunk) + [windows % chunk]) * 3  # ... so none mixes two
 
@@ -345,3 +348,25 @@ def test_png_answers_are_charged_per_panel():
     from pdseg.render import MAX_PANELS
 
     assert PICTURE_PANELS == MAX_PANELS
+
+
+def test_conditioning_a_signal_again_is_charged_against_the_requests_room(handler):
+    """A pulse cut by an end beside a converter train conditions its signal again (pdseg.preprocess),
+    charged to what the request's work limit leaves: in a request filling two thirds of the limit
+    with such signals, the first ones are checked again and the last find no room left (their
+    warnings say so); a signal alone is always checked."""
+    from reliability import _notched_carrier_cut_ends
+    from pdseg.preprocess import ENDS_UNCHECKED_WARNING
+
+    rng = np.random.default_rng(3)
+    length = 2260
+    count = (2 * handler.limits.max_work // 3) // handler.limits.signal_work(length)
+    signals = np.stack([_notched_carrier_cut_ends(rng, length) for _ in range(count)])
+    headers = [{"Content-Type": "application/x-npy", "Cache-Control": "no-cache"}] * 2
+    context = batch_context(handler, headers)
+    outputs = handler.handle([{"body": npy(signals)}, {"body": npy(signals[-1:])}], context)
+    assert [context.get_response_status(i)[0] for i in range(2)] == [200, 200]
+    unchecked = [ENDS_UNCHECKED_WARNING in signal.get("warnings", []) for signal in outputs[0]["signals"]]
+    assert not unchecked[0] and unchecked[-1]
+    assert unchecked == sorted(unchecked)  # the room runs out, it does not come back
+    assert ENDS_UNCHECKED_WARNING not in outputs[1]["signals"][0].get("warnings", [])

@@ -345,6 +345,48 @@ def test_the_end_fits_product_runs_on_one_blas_thread(monkeypatch):
     assert seen and set(seen) == {1}
 
 
+def test_end_fits_on_two_threads_at_once_each_run_on_one_blas_thread_and_leave_it_as_it_was(monkeypatch):
+    """A slower view is conditioned on a second thread beside its capture (pdseg.pipeline): two end
+    fits at once must each keep BLAS on one thread and leave it as they found it (a limit restores
+    what it found, so one that ends while the other runs would undo the other's)."""
+    import threading
+    import time
+
+    from threadpoolctl import threadpool_info
+
+    operator, seen = tones._end_filter_rows(preprocess.baseline_and_highpass, False), []
+
+    def blas_threads():
+        return {library["num_threads"] for library in threadpool_info() if library["user_api"] == "blas"}
+
+    class Recording:
+        def __matmul__(self, other):
+            seen.append(blas_threads())
+            time.sleep(0.01)  # long enough for the other thread to arrive
+            seen.append(blas_threads())
+            return operator @ other
+
+    monkeypatch.setattr(tones, "_end_filter_rows", lambda carrier_filter, at_end: Recording())
+    raw = np.random.default_rng(1).normal(size=LENGTH) + am_tone(0.05, 30.0, depth=0.0)
+    filtered = preprocess.remove_carrier(raw)
+    refilter = (preprocess.baseline_and_highpass, preprocess.carrier_filter_gain)
+
+    def fits():
+        for _ in range(3):
+            tones.remove_tones(filtered, np.array([0.05]), refilter=refilter)
+
+    # As the process starts (one thread per core): a limit held here would make this thread the
+    # only one that may change BLAS, and the others' limits would do nothing (threadpoolctl).
+    before = blas_threads()
+    workers = [threading.Thread(target=fits) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert blas_threads() == before
+    assert len(seen) == 2 * 2 * 3 * 2 and all(threads == {1} for threads in seen)
+
+
 @pytest.mark.parametrize("at_end", [False, True])
 def test_an_end_takes_the_fit_only_where_it_leaves_less_there(monkeypatch, at_end):
     """The fit replaces the band at an end only where it leaves less over that end's last

@@ -12,7 +12,10 @@ noise) or a slower one (smooth pulses without a carrier), at most one of them an
 own cost. The service leaves a view out where the request has no room left, and the pulses only
 that view finds go unreported (a stranger's probe: 60 carrier-free captures of broad pulses,
 361 regions one per request, 31 in requests filled to the limit). So a batch here is filled to
-half the budget: every signal's view has room.
+half the budget: every signal's view has room. (A signal with a pulse cut by an end beside a
+converter train may also be conditioned once or twice more from the same room; a request of
+such signals at half the budget has room for one each, and the service says where one is left
+out.)
 """
 from __future__ import annotations
 
@@ -22,10 +25,10 @@ from typing import Iterable, Iterator
 import numpy as np
 
 MIN_SIGNAL_COST = 1024  # the shipped model's smallest window: a 10-sample signal costs as much
-SIGNAL_OVERHEAD = 6144  # each signal's own filtering, fitting and description
+SIGNAL_OVERHEAD = 10240  # each signal's own filtering, fitting and description
 # The shipped server's limits (config/model-config.yaml, docs/reliability.md); a server with
 # others answers 413 and the batch is split.
-DEFAULT_MAX_SIGNALS = 180
+DEFAULT_MAX_SIGNALS = 120
 DEFAULT_MAX_COST = 1_500_000
 # TorchServe's max_request_size (config/config.properties: 8 MiB), less room for the multipart
 # form around the .npy: a larger body is refused 413 with an empty answer.

@@ -25,7 +25,6 @@ train was taken out of (:func:`near_regions`, :func:`off_the_rails`, :func:`took
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
 
 from .regions import mask_to_regions
 from .window import WindowPlan
@@ -117,38 +116,41 @@ NEAR_PLAN = WindowPlan(window=NEAR_WINDOW, context=NEAR_CONTEXT, max_single=NEAR
 
 def near_tiles(planes: np.ndarray, reach: int) -> np.ndarray:
     """Indices of the :data:`NEAR_PLAN` windows of a signal (its ``(channels, length)`` network
-    input) whose cores hold a loud sample that a transient :data:`DOMINANCE` times louder lies
-    within ``reach`` (and :data:`DOMINANCE_SLACK`) of, and of their neighbours; none for a signal
-    under :data:`NEAR_MIN_SIGNAL` samples."""
+    input) whose cores hold a loud sample, and of their neighbours, in runs of adjacent windows of
+    which a loud sample has a sample :data:`DOMINANCE` times louder within ``reach`` of the run
+    (:func:`dwarfed`); none for a signal under :data:`NEAR_MIN_SIGNAL` samples."""
     signal = planes[SIGNAL_PLANE]
     if signal.size < NEAR_MIN_SIGNAL:
         return np.zeros(0, dtype=np.int64)
-    loud = np.flatnonzero(np.abs(signal) > LOUD_INPUT)
-    if loud.size:
-        loud = loud[dominated(np.abs(signal), loud, reach + DOMINANCE_SLACK)]
-    tiles = np.unique(loud // NEAR_PLAN.core)
+    magnitude = np.abs(signal)
+    tiles = np.unique(np.flatnonzero(magnitude > LOUD_INPUT) // NEAR_PLAN.core)
     if not tiles.size:
         return tiles
     # ... and their neighbours: a wavelet's region ran to the end of its loud samples' core and
     # stopped there while its next, quieter, swings went on (a review's probe: 25 samples of 37-40).
     last = (signal.size - 1) // NEAR_PLAN.core
-    return np.unique(np.clip(np.concatenate((tiles - 1, tiles, tiles + 1)), 0, last))
+    tiles = np.unique(np.clip(np.concatenate((tiles - 1, tiles, tiles + 1)), 0, last))
+    runs = np.split(tiles, np.flatnonzero(np.diff(tiles) > 1) + 1)
+    # A region's ends are fitted to the signal, a few samples past the run's cores at most.
+    kept = [run for run in runs if dwarfed(magnitude, run[0] * NEAR_PLAN.core,
+                                           min(signal.size, (run[-1] + 1) * NEAR_PLAN.core), reach + JOIN)]
+    return np.concatenate(kept) if kept else np.zeros(0, dtype=np.int64)
 
 
-# A region the near look adds needs a transient DOMINANCE times its peak within the network's
-# window of it (near_regions): loud samples with none such that near add nothing, and a train of
-# equal pulses over a whole capture (1.5 million samples, the work limit's most regions) cost 0.8 s
-# of near windows for none. The region reaches past its loud sample by up to this many samples.
-DOMINANCE_SLACK = 2 * NEAR_PLAN.core
+def dwarfed(compressed: np.ndarray, start: int, end: int, reach: int) -> bool:
+    """Whether a loud sample of ``[start, end)`` has a sample :data:`DOMINANCE` times louder (in
+    noise units; a hundredth less, for the float32 planes) within ``reach`` of that stretch, on a
+    signal plane's magnitude ``compressed`` (asinh of noise units).
 
-
-def dominated(compressed: np.ndarray, samples: np.ndarray, reach: int) -> np.ndarray:
-    """Which of the ``samples`` of a signal's signal plane magnitude ``compressed`` (asinh of noise
-    units) have one within ``reach`` of them :data:`DOMINANCE` times louder (in noise units; a
-    hundredth less, for the plane's float32 rounding)."""
-    loudest = ndimage.maximum_filter1d(compressed, 2 * reach + 1, mode="constant")[samples]
-    own = compressed[samples].astype(np.float64)
-    return np.sinh(loudest.astype(np.float64)) >= 0.99 * DOMINANCE * np.sinh(own)
+    A region found on the near windows lies within one run of adjacent ones (their probability is
+    zero elsewhere), and :func:`near_regions` adds it only beside a transient that many times its
+    peak within ``reach`` of it: a run whose quietest loud sample has none within ``reach`` of the
+    run adds nothing. A train of equal pulses over a whole capture (1.5 million samples, the work
+    limit's most regions) spent 0.8 s of near windows for none."""
+    stretch = compressed[start:end]
+    quietest = float(np.min(stretch[stretch > LOUD_INPUT]))
+    loudest = float(np.max(compressed[max(0, start - reach): end + reach]))
+    return bool(np.sinh(loudest) >= 0.99 * DOMINANCE * np.sinh(quietest))
 
 
 def near_probability(outputs: np.ndarray, tiles: np.ndarray, length: int) -> np.ndarray:

@@ -450,6 +450,8 @@ class Segmenter:
                                         self.min_gap, period_warnings(item, option.period(), carrier)
                                         + ([limiter.CLIPPED_WARNING] if item.clipped else [])
                                         + ([whiten.SKIPPED_WARNING] if item.view_skipped else [])
-                                        + ([slow.SKIPPED_WARNING] if item.slow_skipped else []),
+                                        + ([slow.SKIPPED_WARNING] if item.slow_skipped else [])
+                                        + ([preprocess.ENDS_UNCHECKED_WARNING] if item.ends_unchecked
+                                           or (item.slow is not None and item.slow.ends_unchecked) else []),
                                         described))
         return results

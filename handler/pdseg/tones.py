@@ -42,6 +42,7 @@ stretch of the capture, and subtracted before the network sees the signal.
 from __future__ import annotations
 
 import dataclasses
+import threading
 from functools import lru_cache
 from typing import Callable
 
@@ -540,6 +541,9 @@ def _with_fitted_ends(filtered: np.ndarray, result: np.ndarray, frequencies: np.
     return result
 
 
+_BLAS_LOCK = threading.Lock()
+
+
 @lru_cache(maxsize=1)
 def _blas() -> ThreadpoolController:
     """The process's BLAS libraries, looked up once (a limit is then ~10 us): a worker conditions
@@ -579,7 +583,9 @@ def _fitted_end_tones(filtered: np.ndarray, frequencies: np.ndarray,
     waves = np.hstack((np.cos(angles), np.sin(angles)))
     envelope = (time[:, None] - edge) / END_FIT
     basis = np.hstack([envelope**degree * waves for degree in range(ENVELOPE_DEGREE + 1)])
-    with _blas().limit(limits=1, user_api="blas"):  # threads would spin beside the other worker
+    # One product at a time: a limit restores what it found on leaving, so two threads inside at
+    # once (a slower view conditioned beside its capture) would leave BLAS as the other found it.
+    with _BLAS_LOCK, _blas().limit(limits=1, user_api="blas"):
         columns = _end_filter_rows(carrier_filter, at_end) @ basis
     values = filtered[filtered.size - END_FIT:] if at_end else filtered[:END_FIT]
     kept = np.ones(END_FIT, dtype=bool)
