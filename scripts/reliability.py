@@ -689,6 +689,39 @@ def _strong_tones(rng: np.random.Generator, length: int, in_phase: bool = False)
                                              for frequency, phase in zip(np.linspace(0.03, 0.45, 8), phases))
 
 
+def _notched_carrier_cut_ends(rng: np.random.Generator, length: int) -> np.ndarray:
+    """A carrier (period 1,500 samples, 3,000 noise units) with a converter's notches of 60 units
+    every 250 samples, kept 230 from the ends, under eight strong tones (:func:`_strong_tones`), and
+    a pulse of 3,000 units cut by each end: the most conditioning a signal takes (the tones' end
+    fits, the converter train, the regular-train step, the loud pulses' area, and, where the
+    request leaves room, the signal conditioned again to tell a notch cut by an end from a pulse).
+    A stranger's probe (2026-12-07): 180 of them took 8.8 s on one core, twice conditioned each."""
+    time_axis = np.arange(length, dtype=np.float64)
+    signal = 3000.0 * np.sin(2 * np.pi * time_axis / 1500.0 + rng.uniform(0, 2 * np.pi)) + _strong_tones(rng, length)
+    notch = 60.0 * np.array([0.3, 1.0, 1.0, 0.8, 0.5, 0.2])
+    for onset in np.arange(230.0 + rng.uniform(0, 2), length - 238, 250.0):
+        signal[int(onset): int(onset) + notch.size] -= notch
+    cut = 3000.0 * np.array([1.0, 0.4, 0.1])
+    signal[:cut.size] += cut
+    signal[-cut.size:] -= cut[::-1]
+    return signal
+
+
+def most_conditioning(limits: WorkLimits, rng: np.random.Generator, half: bool = False) -> tuple[str, dict]:
+    """As many signals as the limits allow of the longest length that still allows the most of
+    them (and whose tones are looked for), each :func:`_notched_carrier_cut_ends`; with ``half``,
+    signals filling half the limit, so that the rest pays for their second conditionings.
+    (description, post kwargs)."""
+    length = max(tones.MIN_SAMPLES, limits.max_work // limits.max_signals - limits.signal_overhead)
+    count = min(limits.max_signals, (limits.max_work // (2 if half else 1)) // limits.signal_work(length))
+    signals = np.stack([_notched_carrier_cut_ends(rng, length) for _ in range(count)])
+    what = ("half the limit, the rest of it spent on conditioning them again" if half
+            else "the most conditioning a signal")
+    return (f".npy float64, {count} signals of {length:,} samples, each a notched carrier under eight strong "
+            f"tones with a pulse cut by each end ({what})", {
+                "data": _npy(signals), "headers": {"Content-Type": "application/x-npy"}})
+
+
 def _regular_train(rng: np.random.Generator, length: int, spacing: float = 60.7) -> np.ndarray:
     """Unit noise with an equal sharp transient of 20 noise units every ``spacing`` samples, at
     sub-sample onsets: the most transients the regular-train step lines up and takes out
@@ -803,6 +836,8 @@ def worst_requests(limits: WorkLimits, body_limit: int = MAX_REQUEST_SIZE) -> li
             "data": _npy(many), "headers": npy_headers}),
         most_tone_fits(limits, rng),
         most_tone_fits(limits, rng, prpd=True),
+        most_conditioning(limits, rng),
+        most_conditioning(limits, rng, half=True),
         (f".npy float32, one signal of {largest:,} samples under eight strong tones in phase "
          "(the most refinements of the tones' estimate)", {
             "data": _npy(_strong_tones(rng, largest, in_phase=True).astype("<f4")), "headers": npy_headers}),
