@@ -88,7 +88,7 @@ def test_model_info_and_threshold_come_from_the_archive(handler):
     assert handler.model_info == {"name": "pd_segmenter", "version": "1.0"}
     # model-config.yaml carries the limits decode.py documents, measured in docs/reliability.md
     assert handler.limits == WorkLimits(min_window=handler.segmenter.plan.width(1)) == WorkLimits()
-    assert (handler.limits.max_work, handler.limits.max_signals) == (1_500_000, 120)
+    assert (handler.limits.max_work, handler.limits.max_signals) == (1_500_000, 88)
 
 
 def test_mixed_batch_bad_requests_get_4xx_and_good_ones_answers(handler, real_captures):

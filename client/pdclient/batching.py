@@ -25,10 +25,10 @@ from typing import Iterable, Iterator
 import numpy as np
 
 MIN_SIGNAL_COST = 1024  # the shipped model's smallest window: a 10-sample signal costs as much
-SIGNAL_OVERHEAD = 10240  # each signal's own filtering, fitting and description
+SIGNAL_OVERHEAD = 14336  # each signal's own filtering, fitting and description
 # The shipped server's limits (config/model-config.yaml, docs/reliability.md); a server with
 # others answers 413 and the batch is split.
-DEFAULT_MAX_SIGNALS = 120
+DEFAULT_MAX_SIGNALS = 88
 DEFAULT_MAX_COST = 1_500_000
 # TorchServe's max_request_size (config/config.properties: 8 MiB), less room for the multipart
 # form around the .npy: a larger body is refused 413 with an empty answer.

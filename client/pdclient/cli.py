@@ -113,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     limits = parser.add_argument_group("request size")
     limits.add_argument("--max-signals-per-request", type=_count, default=DEFAULT_MAX_SIGNALS)
     limits.add_argument("--max-samples-per-request", type=_count, default=DEFAULT_MAX_COST,
-                        help="work per request: each signal counts its samples, at least 1024, plus 10240 "
+                        help="work per request: each signal counts its samples, at least 1024, plus 14336 "
                         "(the service's reckoning; default: %(default)s)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")

@@ -34,8 +34,8 @@ from .prpd import VIEWS
 # The shipped limits (config/model-config.yaml repeats them; docs/reliability.md has the
 # measurements behind them: the worst request they admit stays under 1 GiB and 5 s).
 DEFAULT_MAX_WORK = 1_500_000  # sample-equivalents per request
-DEFAULT_MAX_SIGNALS = 120  # signals per request
-DEFAULT_SIGNAL_OVERHEAD = 10_240  # sample-equivalents each signal costs besides its samples
+DEFAULT_MAX_SIGNALS = 88  # signals per request
+DEFAULT_SIGNAL_OVERHEAD = 14_336  # sample-equivalents each signal costs besides its samples
 DEFAULT_PICTURE_PANEL_WORK = 131_072  # sample-equivalents per signal drawn in a PNG answer
 PICTURE_PANELS = 8  # signals drawn in a PNG answer at most (render.MAX_PANELS)
 DEFAULT_MIN_WINDOW = 1_024  # the network's smallest window: WindowPlan().width(1), 1 sample + 2 x 256 context
