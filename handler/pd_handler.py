@@ -240,11 +240,7 @@ class PDSegmenterHandler(BaseHandler):
             for signal in request.decoded.signals:
                 conditioned.append(self.segmenter.condition(signal, request.decoded.options, view_room=room,
                                                             view_cost=self.limits.signal_work))
-                if conditioned[-1].whitened is not None:
-                    room -= self.limits.signal_work(conditioned[-1].length)
-                if conditioned[-1].slow is not None:
-                    room -= self.limits.signal_work(conditioned[-1].slow.length)
-                room -= conditioned[-1].rechecks * self.limits.signal_work(conditioned[-1].length)
+                room -= conditioned[-1].extra_work(self.limits.signal_work)
             return conditioned
         except Exception:  # a bug, not bad input: answer 500 for this request only
             logger.exception("conditioning a request's signals failed")

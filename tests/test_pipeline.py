@@ -211,6 +211,7 @@ def test_a_pulse_cut_beside_a_train_is_checked_again_only_within_the_room_left(s
     assert tight.rechecks == 0 and tight.ends_unchecked
     roomy = segmenter.condition(raw, view_room=free.rechecks * charge(raw.size), view_cost=charge)
     assert roomy.rechecks == free.rechecks and not roomy.ends_unchecked
+    assert roomy.extra_work(charge) == roomy.rechecks * charge(raw.size) and tight.extra_work(charge) == 0
     np.testing.assert_array_equal(roomy.network_input, free.network_input)
     answers = [segmenter.finish([item], segmenter.probabilities([item]), [SignalOptions()])[0].to_json(0)
                for item in (tight, roomy)]

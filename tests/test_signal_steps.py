@@ -1399,6 +1399,7 @@ def test_a_whitened_view_is_charged_what_the_work_limit_charges_a_signal():
     assert tight.whitened is None and tight.view_skipped
     roomy = preprocess.condition(raw, view_room=charge(256), view_cost=charge)
     assert roomy.whitened is not None and not roomy.view_skipped
+    assert roomy.extra_work(charge) == charge(256) and tight.extra_work(charge) == 0  # what the handler takes off
 
 
 def test_a_whitened_view_is_made_only_within_the_room_left_for_it():

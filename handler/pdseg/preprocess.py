@@ -1182,6 +1182,13 @@ class Conditioned:
     # ... and whether they were due but left out for that limit (the cut pulses then stand)
     ends_unchecked: bool = False
 
+    def extra_work(self, cost: Callable[[int], int]) -> int:
+        """What conditioning charged this signal beyond its own work, in ``cost``'s units (the
+        request's work limit): its whitened view, its slower view and its conditionings more."""
+        return ((_charge(cost, self.length) if self.whitened is not None else 0)
+                + (_charge(cost, self.slow.length) if self.slow is not None else 0)
+                + self.rechecks * _charge(cost, self.length))
+
     def carrier_course(self) -> np.ndarray:
         """What the carrier is fitted to: the capture as sent, or as restored (:mod:`pdseg.limiter`)."""
         return self.raw if self.restored is None else self.restored
@@ -1516,6 +1523,12 @@ def _with_regular_trains(filtered: np.ndarray, cleaned: np.ndarray, train: commu
     return options[int(np.argmin(counts))]
 
 
+def _charge(cost: Callable[[int], int] | None, samples: int) -> int:
+    """What the caller's work limit charges a view, or one conditioning more, of ``samples``
+    samples: ``cost(samples)``, or the samples themselves where it gives no cost."""
+    return cost(samples) if cost is not None else samples
+
+
 ENDS_UNCHECKED_WARNING = ("a pulse cut by the signal's first or last sample may be a notch of the converter "
                           "train's instead: telling them apart would have taken the request over its work "
                           "limit, so a region at that end may be the train's")
@@ -1644,7 +1657,7 @@ def condition(raw: np.ndarray, remove_tones: bool = True, remove_commutation: bo
             # the cut goes (a train and a cut pulse in one capture; up to three conditionings).
             # Each one more is charged as a view, within the room the work limit leaves: 180
             # such signals of 2,189 samples took 8.8 s on one core where 5 s is the budget.
-            recheck = view_cost(raw.size) if view_cost is not None else raw.size
+            recheck = _charge(view_cost, raw.size)
             if view_room is not None and recheck > view_room:
                 ends_unchecked = True
             else:
@@ -1686,7 +1699,7 @@ def with_slow_view(conditioned: Conditioned, room: int | None = None,
     if conditioned.scale <= noise_floor(float(np.max(np.abs(conditioned.raw))), conditioned.quantum):
         return conditioned
     samples = slow.view_length(conditioned.length)
-    charged = cost(samples) if cost is not None else samples
+    charged = _charge(cost, samples)
     if room is not None and charged > room:
         return dataclasses.replace(conditioned, slow_skipped=True)
     view = view_of() if view_of is not None else slow_view_of(conditioned.raw)
@@ -1751,7 +1764,7 @@ def with_whitened_view(conditioned: Conditioned, magnitude: float, quantum: floa
     coefficient = whiten.whitening_coefficient(filtered)
     if coefficient is None or (filtered.size < tones.MIN_SAMPLES and coefficient > 0.0):
         return conditioned
-    charged = cost(filtered.size) if cost is not None else filtered.size
+    charged = _charge(cost, filtered.size)
     if room is not None and charged > room:
         return dataclasses.replace(conditioned, view_skipped=True)
     whitened = whiten.whiten(filtered, whiten.whitening_filter(filtered))
