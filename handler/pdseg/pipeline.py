@@ -33,6 +33,9 @@ from .window import WindowPlan
 Network = Callable[[torch.Tensor], torch.Tensor]
 logger = logging.getLogger(__name__)
 DEFAULT_CHUNK_WINDOWS = 32  # 32 windows of 4,096 samples: ~130 k samples per forward pass
+# Noise signals a worker analyses before its first request (Segmenter.warm_up): a triggered
+# window and a capture of a few cycles.
+WARM_UP_LENGTHS = (256, 7920)
 
 
 @dataclasses.dataclass
@@ -363,6 +366,17 @@ class Segmenter:
         """Return once every slower view started ahead is done (or failed), used or not."""
         if self._ahead is not None:
             self._ahead.submit(lambda: None).result()
+
+    def warm_up(self) -> None:
+        """Do once what a worker's first requests would otherwise pay for: the short signals'
+        noise calibration (:func:`pdseg.preprocess.calibrate_ringing`) and the network's first
+        calls at a short and at a capture-sized window (frozen TorchScript optimises a graph on
+        its first runs: a first 7,920-sample signal took 0.11 s against 0.03 s after it)."""
+        preprocess.calibrate_ringing()
+        noise = np.random.default_rng(0).standard_normal(WARM_UP_LENGTHS[-1])
+        for _ in range(2):
+            self.analyse([noise[:length] for length in WARM_UP_LENGTHS])
+        self.wait_for_views_ahead()
 
     def analyse(self, signals: Sequence[np.ndarray],
                 options: Sequence[SignalOptions] | None = None) -> list[SignalResult]:
