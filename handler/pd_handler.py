@@ -111,7 +111,7 @@ class PDSegmenterHandler(BaseHandler):
             self.model, record, chunk_windows=int(settings.get("chunk_windows", 32)),
             view_ahead_from=view_ahead_from if view_ahead_from > 0 else None)
         self.limits = WorkLimits.from_settings(settings, min_window=self.segmenter.plan.width(1))
-        # Before the worker reports ready, so no user's request pays for it (~4 s on one core).
+        # Before the worker reports ready, so no user's request pays for it (1-2 s on one core).
         started = time.perf_counter()
         self.segmenter.warm_up()
         logger.info("warmed up in %.2f s", time.perf_counter() - started)

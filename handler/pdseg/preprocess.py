@@ -874,13 +874,17 @@ def _ringing_calibration(length: int) -> tuple[float, float]:
     the carrier filter's output of it, which a short signal's trend fit colours a little,
     passes the whiteness test 90-95 % of the time, and a window refused keeps its estimate."""
     draws = np.random.default_rng(length).standard_normal((RINGING_CALIBRATION_DRAWS, length))
-    values = _trajectory_singular_values(draws)
+    # The singular values as the square roots of the 16 x 16 Gram matrix's eigenvalues: the same
+    # to 1e-13 on these draws, and three times faster than the SVD of each trajectory matrix.
+    trajectory = np.lib.stride_tricks.sliding_window_view(draws, length - TRAJECTORY_ROWS + 1, axis=-1)
+    gram = trajectory @ np.swapaxes(trajectory, -1, -2)
+    values = np.sqrt(np.maximum(np.linalg.eigvalsh(gram)[..., ::-1], 0.0))
     spread = values[:, -1] / values[:, RINGING_COMPONENTS]
     return float(np.median(_residual_rms(values, length))), float(np.quantile(spread, RINGING_WHITENESS_QUANTILE))
 
 
 def calibrate_ringing() -> None:
-    """Simulate :func:`_ringing_calibration` for every length it serves (about 3 s on one core),
+    """Simulate :func:`_ringing_calibration` for every length it serves (about 1 s on one core),
     so that no request pays for it: a first request of many distinct short lengths took 3.4 s
     where a warm worker takes 0.8 s."""
     for length in range(RINGING_MIN_SAMPLES, RINGING_MAX_SAMPLES):
