@@ -96,19 +96,26 @@ HALF_CYCLE_SLOTS = 3
 
 
 QUIET_SPAN = 16  # samples: where the median sixth is quietest over this many, the sixths begin
+FLIP_REACH = 0.15  # of a sixth (9 degrees): how far from the carrier's zero crossing that spot may lie
 REFINE_REACH = 0.05  # of the carrier fit's slot: the most the lags may move it (0.1 % is usual)
+FINE_ROUNDS = 2  # rounds of the first-order refinement (the second moves it by a thousandth)
+FINE_CORE = 0.1  # of the median slot's peak: where its slope is read
+FINE_OUTLIER = 0.05  # samples off the lags' line, at least, for a slot to be left out of it
+FINE_LEAST = 1e-3  # samples: a smaller move of the slot is not taken
 # A notch in nearly every sixth: a clipped carrier's corners, which also mirror each other from
 # one half-cycle to the next, lie in at most two of every three sixths.
 ALTERNATING_MATCHING_SHARE = 0.9
 
 
 def _half_cycle_start(filtered: np.ndarray, scale: float, start: float, slot: float,
-                      count: int) -> tuple[float, int] | None:
+                      count: int, flip_at: float | None = None) -> tuple[float, int] | None:
     """Where the sixths of an alternating train begin, and the number of the first: the spot of
     the median sixth that is quietest, so that no notch, nor the carrier filter's echo of it
     75 samples off, straddles the flip of sign; and the numbering under which the first few
     sixths hold most of their median (one numbering a sixth off signs two of every six wrongly,
-    and its median can stand as high). None where no numbering gives a median of the few first
+    and its median can stand as high). ``flip_at``: a sample where the line voltage crosses zero
+    (the carrier fit's), where the notches change sign: the quiet spot is looked for within
+    :data:`FLIP_REACH` of a sixth of it. None where no numbering gives a median of the few first
     sixths that could be a train (:func:`find_train`'s quick look), as for most captures."""
     def best_glance(begin: float, available: int) -> tuple[np.ndarray, np.ndarray, int]:
         few = _slots(filtered, begin, slot, min(available, GLANCE_SLOTS))
@@ -123,6 +130,13 @@ def _half_cycle_start(filtered: np.ndarray, scale: float, start: float, slot: fl
     if np.max(np.abs(glance)) < 0.5 * TEMPLATE_LEVEL * min(scale, _spread_across_slots(few, glance)):
         return None
     quiet = ndimage.uniform_filter1d(np.abs(glance), QUIET_SPAN, mode="wrap")
+    if flip_at is not None:
+        # Twelve notches a cycle leave a quiet spot between the two of each sixth as well, a
+        # quarter-cycle from any flip: counted from there, one sixth in three held notches of
+        # both signs and no train was found (a stranger's probe: 35 regions in 3 cycles).
+        spots = np.arange(quiet.size, dtype=np.float64)
+        apart = np.abs((spots - (flip_at - start)) % slot)
+        quiet = np.where(np.minimum(apart, slot - apart) <= FLIP_REACH * slot, quiet, np.inf)
     shift = float(np.argmin(quiet))
     return start + shift, best_glance(start + shift, count - 1 if shift > 0 else count)[2]
 
@@ -177,6 +191,61 @@ def _refine(filtered: np.ndarray, start: float, slot: float, count: int, min_slo
     return slot
 
 
+def _refine_finely(filtered: np.ndarray, start: float, slot: float, count: int,
+                   signs: np.ndarray | None = None) -> float:
+    """:func:`_refine`'s slot length made exact to a hundredth of a sample or better: each slot's
+    lag behind the median slot to first order (its difference from the median against the
+    median's slope, over where the median stands out; slots read by cubic interpolation), and a
+    straight line through those lags, fitted again without the slots more than
+    :data:`FINE_OUTLIER` off it (a slot cut by the carrier filter's end fit, PD on a notch).
+
+    The cross-correlation's peak, read off three lags of linearly interpolated slots, left the
+    slot 0.01-0.02 samples off: over 18 sixths of notches 500 noise units deep, the outer ones
+    were subtracted 0.1-0.3 samples astray, and 4-10 units of each stood as PD (a stranger's
+    probe: 11-14 regions in 3 cycles, none with the exact slot)."""
+    width = int(slot)
+    numbers = np.arange(count, dtype=np.float64)
+    coarse = slot
+    for _ in range(FINE_ROUNDS):
+        slots = _slots(filtered, start, slot, count, order=3, width=width, signs=signs)
+        template = np.median(slots, axis=0)
+        slope = np.gradient(template)
+        core = np.abs(template) > FINE_CORE * float(np.max(np.abs(template)))
+        energy = float(slope[core] @ slope[core])
+        if not energy > 0.0:
+            return slot
+        lags = -((slots[:, core] - template[core]) @ slope[core]) / energy
+        size = slots[:, core] @ template[core] / max(float(template[core] @ template[core]), 1e-300)
+        keep = (size > 0.5) & (size < 2.0)
+        if keep.sum() < 3:
+            return slot
+        # The median of the pairwise slopes first: a least-squares line leans toward the outliers.
+        slope_ts, intercept_ts, _, _ = stats.theilslopes(lags[keep], numbers[keep])
+        off = np.abs(lags - (intercept_ts + slope_ts * numbers))
+        keep &= off <= max(FINE_OUTLIER, 3.0 * MAD_TO_SIGMA * float(np.median(off[keep])))
+        if keep.sum() < 3:
+            return slot
+        # A slot that lags its predecessor by more each time is longer than the grid's.
+        slot += float(np.polyfit(numbers[keep], lags[keep], 1)[0])
+    # Kept only where it moves the slot by a thousandth of a sample or more (less drifts a sixth of
+    # 64 by under 0.07 samples) and the sixths lie closer to their median for it: it is right to
+    # first order only (a box notch's slope is two spikes), and a slot moved a hair under a whole
+    # number reads the capture's last sixth as whole, which left 20 samples of a box train's end.
+    if abs(slot - coarse) < FINE_LEAST or _misfit(filtered, start, slot, count, signs) >= \
+            _misfit(filtered, start, coarse, count, signs):
+        return coarse
+    return slot
+
+
+def _misfit(filtered: np.ndarray, start: float, slot: float, count: int, signs: np.ndarray | None) -> float:
+    """How far the slots lie from their median where it stands out: the median over slots of
+    their squared difference there."""
+    slots = _slots(filtered, start, slot, count, order=3, width=int(slot), signs=signs)
+    template = np.median(slots, axis=0)
+    core = np.abs(template) > FINE_CORE * float(np.max(np.abs(template)))
+    return float(np.median(np.sum((slots[:, core] - template[core]) ** 2, axis=1)))
+
+
 def _spread_across_slots(slots: np.ndarray, median: np.ndarray) -> float:
     """The noise level the slots show about their median: at each spot of a slot, the MAD
     across slots (sigma-scaled); the median over spots (PD in a few of them does not move it)."""
@@ -186,16 +255,17 @@ def _spread_across_slots(slots: np.ndarray, median: np.ndarray) -> float:
 
 def find_train(filtered: np.ndarray, scale: float, start: float, slot: float, count: int,
                min_slots: int = MIN_SLOTS, identical: bool = False, refined: bool = True,
-               alternating: bool = False) -> Train | None:
+               alternating: bool = False, flip_at: float | None = None) -> Train | None:
     """The phase-locked train in ``count`` slots from ``start``, or None where there is none:
     the median slot stands under :data:`TEMPLATE_LEVEL` noise units, or most slots do not hold
     a transient like it. ``refined`` False: the median slot one sample short where the slot is a
     hair under a whole number, as before 2026-12-06 night (the shipped weights' fine-tuning
     rows). ``alternating``: a train whose sixths change sign with the half-cycle
-    (:func:`half_cycle_signs`), which half-cycle begins where as the quick look shows it best."""
+    (:func:`half_cycle_signs`), which half-cycle begins where as the quick look shows it best,
+    near ``flip_at`` (a zero crossing of the line voltage) where that is known."""
     signs, first, offset = None, 0, 0.0
     if alternating:
-        found = _half_cycle_start(filtered, scale, start, slot, count)
+        found = _half_cycle_start(filtered, scale, start, slot, count, flip_at)
         if found is None:
             return None
         begin, first = found
@@ -221,6 +291,8 @@ def find_train(filtered: np.ndarray, scale: float, start: float, slot: float, co
     if np.mean((size > 0.4) & (size < 2.5)) < 0.5:
         return None
     given, slot = slot, _refine(filtered, start, slot, count, min_slots, signs)
+    if refined:
+        slot = _refine_finely(filtered, start, slot, count, signs)
     # Lags that no train lines up moved a 64-sample window's sixth of 11.4 samples to -0.05
     # (the atlas at 40 dB, read with the sign flipped): no such train, rather than no answer.
     if not abs(slot - given) <= REFINE_REACH * given:
@@ -307,7 +379,8 @@ def single_stretch(length: int, slot: float) -> bool:
 
 def remove_commutation(filtered: np.ndarray, scale: float, samples_per_cycle: float | None,
                        slots_per_cycle: int = SLOTS_PER_CYCLE,
-                       refined: bool = True, alternating: bool = False) -> tuple[np.ndarray, Train | None]:
+                       refined: bool = True, alternating: bool = False,
+                       flip_at: float | None = None) -> tuple[np.ndarray, Train | None]:
     """``filtered`` (carrier removed, noise ``scale``) with its converter commutation taken out
     (a new array) and the train found in its first stretch; ``filtered`` itself and None where
     none is found or no carrier period is known. ``slots_per_cycle`` 1: what repeats once a
@@ -315,7 +388,8 @@ def remove_commutation(filtered: np.ndarray, scale: float, samples_per_cycle: fl
     (2026-12-04, morning): trains from :data:`FIRST_MIN_SLOTS` sixths, and slots and stretches as
     before 2026-12-06 night (:func:`find_train`, :func:`_subtract`; each stretch from its
     fractional start). ``alternating``: sixths whose notches change sign with the half-cycle
-    (:func:`find_train`); each stretch is looked at alone, with identical notches only."""
+    (:func:`find_train`); each stretch is looked at alone, with identical notches only;
+    ``flip_at``: a sample where the line voltage crosses zero, where they change sign."""
     least = _min_slots(slots_per_cycle) if refined or slots_per_cycle == 1 else FIRST_MIN_SLOTS
     if not can_look(filtered.size, samples_per_cycle, slots_per_cycle, least):
         return filtered, None
@@ -325,7 +399,12 @@ def remove_commutation(filtered: np.ndarray, scale: float, samples_per_cycle: fl
     counts = [CHUNK_SLOTS] * (chunks - 1) + [total - CHUNK_SLOTS * (chunks - 1)]
     identical = slots_per_cycle == 1 or alternating
     first = find_train(filtered, scale, 0.0, slot, counts[0], least, identical=identical,
-                       refined=refined, alternating=alternating)
+                       refined=refined, alternating=alternating, flip_at=flip_at)
+    if first is None and flip_at is not None:
+        # A notch across the zero crossing itself leaves no quiet spot there.
+        flip_at = None
+        first = find_train(filtered, scale, 0.0, slot, counts[0], least, identical=identical,
+                           refined=refined, alternating=alternating)
     if first is None:
         return filtered, None
     cleaned = filtered.copy()
@@ -344,7 +423,8 @@ def remove_commutation(filtered: np.ndarray, scale: float, samples_per_cycle: fl
     def take_out(chunk: int) -> None:
         origin = bounds[chunk] if refined else chunk * CHUNK_SLOTS * first.slot
         train = first if chunk == 0 else find_train(filtered, scale, origin, first.slot, counts[chunk], least,
-                                                    identical=identical, refined=refined, alternating=alternating)
+                                                    identical=identical, refined=refined, alternating=alternating,
+                                                    flip_at=flip_at)
         if train is not None:
             _subtract(cleaned, bounds[chunk], bounds[chunk + 1], origin + train.offset, train, refined)
 

@@ -35,6 +35,13 @@ class CarrierFit:
     amplitude: float | None
     phase_offset_deg: float | None  # phase at sample 0
 
+    def zero_crossing(self) -> float | None:
+        """The first sample (fractional) where the carrier crosses zero, either way; None where
+        no carrier was fitted."""
+        if self.samples_per_cycle is None or self.phase_offset_deg is None:
+            return None
+        return (-self.phase_offset_deg) % 180.0 / 360.0 * self.samples_per_cycle
+
     def phase_deg(self, length: int) -> np.ndarray | None:
         if self.samples_per_cycle is None or self.phase_offset_deg is None:
             return None

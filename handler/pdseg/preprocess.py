@@ -1637,7 +1637,8 @@ def condition(raw: np.ndarray, remove_tones: bool = True, remove_commutation: bo
         # Not beside an ADC's rails: their held stretches mirror each other from one half-cycle to
         # the next as such notches do, and the once-a-cycle step below takes their corners.
         if train is None and refined_commutation and rails is None:
-            cleaned, train = commutation.remove_commutation(filtered, scale, period, alternating=True)
+            cleaned, train = commutation.remove_commutation(filtered, scale, period, alternating=True,
+                                                            flip_at=carrier.zero_crossing())
         if cleaned is not filtered and fit_commutation_ends and not train.alternating:
             one_stretch = commutation.single_stretch(filtered.size, period / commutation.SLOTS_PER_CYCLE)
             cleaned = commutation_at_ends(filtered, cleaned, train, one_stretch, cut)
