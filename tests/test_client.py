@@ -153,6 +153,38 @@ def test_413_splits_the_batch_and_a_signal_over_the_limit_fails_naming_it(server
     assert "huge.npy signal 0: HTTP 413" in capsys.readouterr().err
 
 
+def test_a_signal_the_service_refuses_fails_alone_and_its_batch_mates_are_answered(server, posts):
+    """The service names the first signal it refuses ('.npy signal 1: ...'); it refused the whole
+    request, and every signal sent with that one failed with a message naming another's row (a
+    stranger's probe: 0 of 6 analysed). Now that signal fails with its own message and the rest
+    go again."""
+    from pdclient.batching import Batch, Item
+
+    tiny = SAMPLES[1].astype(np.float64) * 1e-110  # under the service's smallest magnitude
+    batch = Batch([Item("a.npy", 0, SAMPLES[0]), Item("a.npy", 1, tiny), Item("a.npy", 2, SAMPLES[2])])
+    outcome = Service(server.inference_url, {}).analyse(batch)
+    assert posts == [3, 2]
+    assert [item.signal for item, _, _ in outcome.answers] == [0, 2]
+    assert [entry["regions"] for _, entry, _ in outcome.answers] == [
+        entry["regions"] for entry in service_answer(server, SAMPLES[[0, 2]])]
+    [(item, error)] = outcome.failures
+    assert item.signal == 1 and error.status == 400
+    assert error.message.startswith("the largest magnitude is")  # not the request's ".npy signal 1: "
+
+
+def test_signals_of_magnitudes_the_service_refuses_fail_before_any_request(server, tmp_path, posts, capsys):
+    for name, rows in (("good.npy", SAMPLES[:3]), ("tiny.npy", SAMPLES[3:4].astype(np.float64) * 1e-110),
+                       ("huge.npy", SAMPLES[4:5].astype(np.float64) * 1e105)):
+        np.save(tmp_path / name, rows)
+    out = tmp_path / "out"
+    assert analyse(server.inference_url, tmp_path / "good.npy", tmp_path / "tiny.npy", tmp_path / "huge.npy",
+                   "--out", out) == 1
+    assert sum(posts) == 3  # the good signals only
+    assert set(results(out)) == {("good.npy", str(i)) for i in range(3)}
+    err = capsys.readouterr().err
+    assert "tiny.npy signal 0: the largest magnitude is" in err and "huge.npy signal 0: sample" in err
+
+
 def test_bodies_stay_under_the_body_limit_and_a_signal_over_it_fails_naming_it(server, tmp_path, posts):
     """float64 rows that the work budget would take four at a time (a budget of 3,000,000: the
     shipped one, half of it kept for views, takes two) travel three at a time, within
@@ -620,7 +652,10 @@ def test_a_malformed_answer_or_a_damaged_output_folder_is_named_not_a_traceback(
                                                 ("--timeout", "inf", "positive, finite"),
                                                 ("--url", "127.0.0.1:8080", "http:// or https://"),
                                                 ("--url", "http://127.0.0.1:8080/predictions/pd_segmenter",
-                                                 "without the path")])
+                                                 "without the path"),
+                                                ("--threshold", "abc", "'abc' is not a number"),
+                                                ("--concurrency", "2.5", "'2.5' is not a whole number"),
+                                                ("--max-samples-per-request", "10", "at least 15,360")])
 def test_options_that_could_only_fail_every_request_are_refused_at_once(tmp_path, capsys, option, value, words):
     np.save(tmp_path / "a.npy", SAMPLES[:1])
     arguments = [str(tmp_path / "a.npy"), "--out", str(tmp_path / "out"), option, value]

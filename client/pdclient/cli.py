@@ -24,7 +24,8 @@ from typing import Iterator
 from tqdm import tqdm
 
 from . import __version__
-from .batching import DEFAULT_MAX_COST, DEFAULT_MAX_SIGNALS, SIGNAL_OVERHEAD, Batch, Budget, Item, batches
+from .batching import (DEFAULT_MAX_COST, DEFAULT_MAX_SIGNALS, MIN_SIGNAL_COST, SIGNAL_OVERHEAD, Batch, Budget, Item,
+                       batches)
 from .inputs import InputFile, InputFileError, count_signals, discover, iter_signals, load_signal, signal_problem
 from .report import build_report, signal_warnings
 from .service import Outcome, Service, ServiceError
@@ -34,15 +35,24 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 ANALYSIS_OPTIONS = ("threshold", "sampling_rate_hz", "power_frequency_hz", "samples_per_cycle")
 
 
+def _parsed(text: str, kind=float):
+    """``text`` as a number of ``kind``; argparse's own message for a ValueError named the
+    function ("invalid _threshold value")."""
+    try:
+        return kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not {'a whole number' if kind is int else 'a number'}") from None
+
+
 def _positive(text: str) -> float:
-    value = float(text)
+    value = _parsed(text)
     if not 0 < value < float("inf"):
         raise argparse.ArgumentTypeError(f"{text} is not a positive, finite number")
     return value
 
 
 def _retries(text: str) -> int:
-    value = int(text)
+    value = _parsed(text, int)
     if value < 0:
         raise argparse.ArgumentTypeError(f"{text}: retries are 0 or more")
     return value
@@ -62,7 +72,7 @@ def _url(text: str) -> str:
 def _finite_from(least: float, what: str, strictly: bool = False):
     """An argparse type: a finite number of at least ``least`` (over it with ``strictly``)."""
     def number(text: str) -> float:
-        value = float(text)
+        value = _parsed(text)
         if not (value > least if strictly else value >= least) or value == float("inf"):
             raise argparse.ArgumentTypeError(f"{text}: {what}")
         return value
@@ -75,16 +85,25 @@ _samples_per_cycle = _finite_from(3.0, "a period is at least 3 samples (and fini
 
 
 def _threshold(text: str) -> float:
-    value = float(text)
+    value = _parsed(text)
     if not 0 < value < 1:
         raise argparse.ArgumentTypeError("the threshold lies between 0 and 1")
     return value
 
 
 def _count(text: str) -> int:
-    value = int(text)
+    value = _parsed(text, int)
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text} is not a count of at least 1")
+    return value
+
+
+def _work(text: str) -> int:
+    # Under one smallest signal's cost every signal failed, each with a negative limit named as the service's.
+    value = _parsed(text, int)
+    if value < Budget.cost(1):
+        raise argparse.ArgumentTypeError(f"{text}: the work of one signal is at least {Budget.cost(1):,} "
+                                         f"({MIN_SIGNAL_COST:,} samples, its smallest window, plus {SIGNAL_OVERHEAD:,})")
     return value
 
 
@@ -112,7 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="file holding the key, or TorchServe's key_file.json (or $PD_TOKEN_FILE)")
     limits = parser.add_argument_group("request size")
     limits.add_argument("--max-signals-per-request", type=_count, default=DEFAULT_MAX_SIGNALS)
-    limits.add_argument("--max-samples-per-request", type=_count, default=DEFAULT_MAX_COST,
+    limits.add_argument("--max-samples-per-request", type=_work, default=DEFAULT_MAX_COST,
                         help="work per request: each signal counts its samples, at least 1024, plus 14336 "
                         "(the service's reckoning; default: %(default)s)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -5,6 +5,11 @@
   (``Retry-After`` honoured); a 4xx never is, since the same request would fail the same way.
 - 413 for a batch of several signals: split in two and each half sent again; for one signal
   it is that signal's failure, with the service's message (which names the limit).
+- 400 from the handler naming one signal of a batch ("signal 3: ..."): that signal fails with
+  the message and the rest of the batch is sent again, so that its batch-mates are answered
+  (the client checks what it can before sending, :func:`pdclient.inputs.signal_problem`; a
+  service configured otherwise may refuse more). A 400 that names no signal (an option) fails
+  the whole batch.
 - A key from a key file that the server calls invalid (TorchServe answers 400
   ``InvalidKeyException``) is read again once: the key may have been rotated
   (docs/operations.md, "Keys").
@@ -15,6 +20,7 @@ import dataclasses
 import io
 import json
 import random
+import re
 import threading
 import time
 from pathlib import Path
@@ -32,6 +38,8 @@ RETRY_STATUSES = frozenset({503, 507})
 # Answers that every further request of the run would get too: the run stops.
 FATAL_STATUSES = frozenset({401, 403, 404, 405, 415})
 INVALID_KEY = "InvalidKeyException"
+# How the service names a signal of the request in its message ("... signal 3: ...").
+REQUEST_ROW = re.compile(r"^(?:\.npy |CSV )?signal (\d+): ")
 
 
 class ServiceError(Exception):
@@ -189,6 +197,17 @@ class Service:
         try:
             answer = self.post(batch.stacked())
         except ServiceError as error:
+            named = REQUEST_ROW.match(error.message) if error.status == 400 and error.from_handler else None
+            if named is not None and int(named.group(1)) < len(batch.items):
+                # The request's row is not the file's: the item names its own signal.
+                refused = int(named.group(1))
+                outcome.failures.append((batch.items[refused], ServiceError(400, error.message[named.end():])))
+                rest = Batch([item for number, item in enumerate(batch.items) if number != refused])
+                if rest.items:
+                    part = self.analyse(rest)
+                    outcome.answers += part.answers
+                    outcome.failures += part.failures
+                return outcome
             if error.status == 413 and len(batch.items) > 1:
                 for half in batch.halves():
                     part = self.analyse(half)
