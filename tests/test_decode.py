@@ -41,6 +41,21 @@ def test_csv_rows_of_different_lengths():
     assert [s.tolist() for s in decoded.signals] == [[1, 2, 3], [4.5, 5]]
 
 
+@pytest.mark.parametrize("lines", [60, 3000])
+def test_a_column_with_decimal_commas_is_refused_with_the_reason(lines):
+    """A European spreadsheet's column (0,1234): read as rows of two whole numbers, 60 lines were
+    60 signals of two samples and the pulse was lost; 3,000 were refused as too many signals
+    (a stranger's probe). Now either is refused naming the decimal commas."""
+    values = np.random.default_rng(lines).normal(scale=0.05, size=lines)
+    body = "\n".join(f"{value:.4f}".replace(".", ",") for value in values)
+    with pytest.raises(InputError, match="decimal commas") as error:
+        decode_request({"body": body}, "text/csv")
+    assert error.value.status == 400
+    # whole numbers two a line, none written with a leading zero, are still rows
+    assert [s.tolist() for s in decode_request({"body": "10,20\n-3,4"}, "text/csv").signals] == [[10, 20], [-3, 4]]
+    assert [s.tolist() for s in decode_request({"body": "0,0"}, "text/csv").signals] == [[0, 0]]
+
+
 def test_a_csv_of_one_value_a_line_is_one_signal():
     """A stranger's probe: an instrument's export, one value a line, was read as that many
     signals of one sample (no region anywhere), where the client reads it as one signal."""
@@ -399,3 +414,17 @@ def test_a_npy_header_with_sizes_that_are_not_whole_numbers_is_refused(shape):
     with pytest.raises(InputError, match="whole number") as error:
         decode_request({"body": npy_header("<f8", shape) + b"\x00" * 48}, "application/x-npy")
     assert error.value.status == 400
+
+
+def test_json_with_a_byte_order_mark_is_read_and_a_giant_integer_is_named_as_such():
+    """A stranger's probe: JSON that a Windows tool wrote with a byte-order mark was refused
+    ("Unexpected UTF-8 BOM (decode using utf-8-sig)") where CSV bodies and multipart JSON read
+    past it; a 5,000-digit integer got Python's advice to raise sys.set_int_max_str_digits()."""
+    body = "\ufeff" + json.dumps({"signal": [1, 2, 3], "threshold": 0.5})
+    for payload in (body, body.encode("utf-8")):
+        decoded = decode_request({"body": payload}, "application/json")
+        assert decoded.signals[0].tolist() == [1.0, 2.0, 3.0] and decoded.options.threshold == 0.5
+    with pytest.raises(InputError) as error:
+        decode_request({"body": '{"signal": [' + "9" * 5000 + "]}"}, "application/json")
+    assert error.value.status == 400 and "more than 4,300 digits" in error.value.message
+    assert "sys." not in error.value.message

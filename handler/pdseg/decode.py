@@ -279,14 +279,18 @@ def _parsed_json(body: Any, limits: WorkLimits) -> Any:
     raw = raw if raw is not None else body.encode("utf-8", "surrogatepass")
     _guard_json_text(raw, limits)
     try:
-        return json.loads(_as_text(raw), object_pairs_hook=_unique_fields)
+        # A byte-order mark, as Windows tools write one, is not part of the JSON (CSV bodies and
+        # multipart JSON files already read past it).
+        return json.loads(_as_text(raw).removeprefix("\ufeff"), object_pairs_hook=_unique_fields)
     except InputError:
         raise
     except json.JSONDecodeError as error:
         raise InputError(f"malformed JSON: {error}") from None
     except RecursionError:  # belt and braces: the depth guard should have caught it
         raise InputError("malformed JSON: nested too deeply") from None
-    except ValueError as error:  # e.g. an integer of more than 4,300 digits
+    except ValueError as error:
+        if "int_max_str_digits" in str(error):  # Python's advice, which a caller cannot follow
+            raise InputError("malformed JSON: a number of more than 4,300 digits") from None
         raise InputError(f"malformed JSON: {error}") from None
 
 
@@ -401,6 +405,9 @@ def decode_csv(payload: Any, limits: WorkLimits = WorkLimits()) -> list[np.ndarr
             raise InputError("a CSV with a line of labels must hold one value a line (one signal) or two, "
                              "time and value, with the time evenly spaced")
     rows = [_csv_cells(line) for _, line in numbered]
+    if decimal_commas(rows):
+        raise InputError("these lines look like one column of numbers written with decimal commas (0,1234): "
+                         "write decimals with a point (0.1234); commas separate values")
     try:
         limits.check_signals(len(rows))
     except InputError as error:
@@ -431,6 +438,19 @@ _PADDING = "," + "".join(chr(code) for code in range(0x3001) if chr(code).isspac
 TIME_VALUE_MIN_ROWS = 16  # fewer lines of two values stay rows (signals of two samples)
 TIME_STEP_TOLERANCE = 0.05  # of the median step: how far a step may stray ...
 TIME_ROUNDING = 5e-6  # ... plus this share of the largest time (its printed digits' rounding)
+
+
+_WHOLE_NUMBER = re.compile(r"[+-]?[0-9]+")
+
+
+def decimal_commas(rows: list[list[str]]) -> bool:
+    """Whether CSV rows are a column of numbers with decimal commas, as a European spreadsheet
+    writes them: several lines of two whole numbers each, some second one with a leading zero
+    (0,0567), which no whole number is written with. Read as rows, a 60-line capture became 60
+    signals of two samples and its pulse was lost without a word (a stranger's probe)."""
+    return (len(rows) > 1 and all(len(cells) == 2 and all(_WHOLE_NUMBER.fullmatch(cell) for cell in cells)
+                                  for cells in rows)
+            and any(len(cells[1]) > 1 and cells[1].startswith("0") for cells in rows))
 
 
 def is_label_line(line: str) -> bool:
