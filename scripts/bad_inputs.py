@@ -128,7 +128,8 @@ def corpus(max_work: int = WorkLimits.max_work, max_signals: int = WorkLimits.ma
         BadInput("json_nested_4_deep", J, _json({"signals": [[[1]]]}), 400, "nested"),
         BadInput("json_utf16", J, json.dumps({"signal": [1, 2]}).encode("utf-16"), 400, "UTF-8"),
         BadInput("json_latin1_bytes", J, b'{"signal": [1], "note": "\xe9t\xe9"}', 400, "UTF-8"),
-        BadInput("json_utf8_bom", J, b'\xef\xbb\xbf{"signal": [1, 2]}', 400, "malformed JSON"),
+        # A byte-order mark is read past (Windows tools write one); what follows it must still be JSON.
+        BadInput("json_utf8_bom_then_no_json", J, b'\xef\xbb\xbf{"signal": [1, 2]', 400, "malformed JSON"),
         BadInput("json_threshold_out_of_range", J, _json({"signal": [1, 2], "threshold": 2}), 400, "threshold"),
         BadInput("json_threshold_boolean", J, _json({"signal": [1, 2], "threshold": True}), 400, "threshold"),
         BadInput("json_threshold_string", J, _json({"signal": [1, 2], "threshold": "0.5"}), 400, "threshold"),

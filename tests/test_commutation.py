@@ -584,3 +584,19 @@ def test_the_sixth_is_refined_to_a_thousandth_of_a_sample(period):
     # what is left lies at the half-sines' kinks, which no interpolation of the median sixth
     # follows to the sample (docs/model-card.md, Known failure modes)
     assert np.abs(interior(cleaned.filtered - clean.filtered, period)).max() < 8 * clean.scale
+
+
+@pytest.mark.parametrize("offset", [-40.0, -20.0, 20.0, 40.0])
+def test_six_notches_beside_the_zero_crossing_keep_their_own_quiet_spot(offset):
+    """Near the zero crossing is one candidate start, not the rule: six notches a cycle 20-40
+    samples from it, on a short cycle, have their quiet spot further off, and starting the sixths
+    by the crossing left 55-104 noise units of each (a review; 3-5 before and now)."""
+    period, phase, depth = 1234.5, 1.0, 500.0
+    length = int(3 * period)
+    t = np.arange(length, dtype=np.float64)
+    crossing = (-np.degrees(phase)) % 180 / 360 * period
+    base = 3e4 * np.sin(2 * np.pi * t / period + phase) + NOISE * np.random.default_rng(1).normal(size=length)
+    notches = toward_zero_train(length, period, 14.0, depth, phase, first=(crossing + offset) % (period / 6))
+    clean, cleaned = preprocess.condition(base), preprocess.condition(base + notches)
+    assert cleaned.commutation is not None and cleaned.commutation.alternating
+    assert np.abs(interior(cleaned.filtered - clean.filtered, period)).max() < 6 * clean.scale

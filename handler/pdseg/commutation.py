@@ -67,6 +67,7 @@ class Train:
     template: np.ndarray
     alternating: int = 0
     offset: float = 0.0  # samples from the stretch's start to its first slot's (alternating trains)
+    misfit: float = 0.0  # mean over the slots of their squared difference from the median slot
 
     def described(self, length_name: str) -> dict:
         """What the answer says of it: its slot's length under ``length_name`` and the train's
@@ -107,16 +108,17 @@ FINE_LEAST = 1e-3  # samples: a smaller move of the slot is not taken
 ALTERNATING_MATCHING_SHARE = 0.9
 
 
-def _half_cycle_start(filtered: np.ndarray, scale: float, start: float, slot: float,
-                      count: int, flip_at: float | None = None) -> tuple[float, int] | None:
-    """Where the sixths of an alternating train begin, and the number of the first: the spot of
-    the median sixth that is quietest, so that no notch, nor the carrier filter's echo of it
+def _half_cycle_starts(filtered: np.ndarray, scale: float, start: float, slot: float,
+                       count: int, flip_at: float | None = None) -> list[tuple[float, int]]:
+    """Where the sixths of an alternating train may begin, and the number of the first: the spot
+    of the median sixth that is quietest, so that no notch, nor the carrier filter's echo of it
     75 samples off, straddles the flip of sign; and the numbering under which the first few
     sixths hold most of their median (one numbering a sixth off signs two of every six wrongly,
     and its median can stand as high). ``flip_at``: a sample where the line voltage crosses zero
-    (the carrier fit's), where the notches change sign: the quiet spot is looked for within
-    :data:`FLIP_REACH` of a sixth of it. None where no numbering gives a median of the few first
-    sixths that could be a train (:func:`find_train`'s quick look), as for most captures."""
+    (the carrier fit's), where the notches change sign: the quietest spot within
+    :data:`FLIP_REACH` of a sixth of it is a second candidate. None where no numbering gives a
+    median of the few first sixths that could be a train (:func:`find_train`'s quick look), as
+    for most captures."""
     def best_glance(begin: float, available: int) -> tuple[np.ndarray, np.ndarray, int]:
         few = _slots(filtered, begin, slot, min(available, GLANCE_SLOTS))
         signed = [few * half_cycle_signs(few.shape[0], first)[:, None] for first in range(HALF_CYCLE_SLOTS)]
@@ -128,17 +130,21 @@ def _half_cycle_start(filtered: np.ndarray, scale: float, start: float, slot: fl
 
     few, glance, _ = best_glance(start, count)
     if np.max(np.abs(glance)) < 0.5 * TEMPLATE_LEVEL * min(scale, _spread_across_slots(few, glance)):
-        return None
+        return []
     quiet = ndimage.uniform_filter1d(np.abs(glance), QUIET_SPAN, mode="wrap")
+    shifts = [int(np.argmin(quiet))]
     if flip_at is not None:
         # Twelve notches a cycle leave a quiet spot between the two of each sixth as well, a
         # quarter-cycle from any flip: counted from there, one sixth in three held notches of
-        # both signs and no train was found (a stranger's probe: 35 regions in 3 cycles).
+        # both signs and no train was found (a stranger's probe: 35 regions in 3 cycles). Near
+        # the zero crossing is a candidate, not the rule: six notches a cycle close to it leave
+        # their quiet spot further off (a review: 55-104 units left where 3-5 were).
         spots = np.arange(quiet.size, dtype=np.float64)
         apart = np.abs((spots - (flip_at - start)) % slot)
-        quiet = np.where(np.minimum(apart, slot - apart) <= FLIP_REACH * slot, quiet, np.inf)
-    shift = float(np.argmin(quiet))
-    return start + shift, best_glance(start + shift, count - 1 if shift > 0 else count)[2]
+        near = int(np.argmin(np.where(np.minimum(apart, slot - apart) <= FLIP_REACH * slot, quiet, np.inf)))
+        if near != shifts[0]:
+            shifts.append(near)
+    return [(start + shift, best_glance(start + shift, count - 1 if shift > 0 else count)[2]) for shift in shifts]
 
 
 def half_cycle_signs(count: int, first: int) -> np.ndarray:
@@ -255,25 +261,36 @@ def _spread_across_slots(slots: np.ndarray, median: np.ndarray) -> float:
 
 def find_train(filtered: np.ndarray, scale: float, start: float, slot: float, count: int,
                min_slots: int = MIN_SLOTS, identical: bool = False, refined: bool = True,
-               alternating: bool = False, flip_at: float | None = None) -> Train | None:
+               alternating: bool = False, flip_at: float | None = None, fine: bool = True) -> Train | None:
     """The phase-locked train in ``count`` slots from ``start``, or None where there is none:
     the median slot stands under :data:`TEMPLATE_LEVEL` noise units, or most slots do not hold
     a transient like it. ``refined`` False: the median slot one sample short where the slot is a
     hair under a whole number, as before 2026-12-06 night (the shipped weights' fine-tuning
     rows). ``alternating``: a train whose sixths change sign with the half-cycle
     (:func:`half_cycle_signs`), which half-cycle begins where as the quick look shows it best,
-    near ``flip_at`` (a zero crossing of the line voltage) where that is known."""
-    signs, first, offset = None, 0, 0.0
-    if alternating:
-        found = _half_cycle_start(filtered, scale, start, slot, count, flip_at)
-        if found is None:
-            return None
-        begin, first = found
-        offset, start = begin - start, begin
-        count -= 1 if offset > 0 else 0  # the last sixth would run past the stretch
-        if count < min_slots:
-            return None
-        signs = half_cycle_signs(count, first)
+    near ``flip_at`` (a zero crossing of the line voltage) where that is known. ``fine``: the slot
+    refined further (:func:`_refine_finely`) where ``refined``."""
+    if not alternating:
+        return _train_from(filtered, scale, start, slot, count, min_slots, identical, refined, fine=fine)
+    trains = []
+    for begin, first in _half_cycle_starts(filtered, scale, start, slot, count, flip_at):
+        offset = begin - start
+        fewer = count - (1 if offset > 0 else 0)  # the last sixth would run past the stretch
+        if fewer >= min_slots:
+            found = _train_from(filtered, scale, begin, slot, fewer, min_slots, identical, refined,
+                                half_cycle_signs(fewer, first), first, offset, fine)
+            if found is not None:
+                trains.append(found)
+    # Of two starts, the one whose signed sixths lie closest to their median.
+    return min(trains, key=lambda train: train.misfit) if trains else None
+
+
+def _train_from(filtered: np.ndarray, scale: float, start: float, slot: float, count: int, min_slots: int,
+                identical: bool, refined: bool, signs: np.ndarray | None = None, first: int = 0,
+                offset: float = 0.0, fine: bool = True) -> Train | None:
+    """:func:`find_train` from ``start``, the slots multiplied by ``signs`` (an alternating train
+    whose first slot is numbered ``first``, ``offset`` samples into the stretch)."""
+    alternating = signs is not None
     # A quick look first: over a few slots the fit's slot drifts by at most a couple of
     # samples, which halves no notch; most captures stop here.
     few = _slots(filtered, start, slot, min(count, GLANCE_SLOTS), signs=signs)
@@ -291,12 +308,32 @@ def find_train(filtered: np.ndarray, scale: float, start: float, slot: float, co
     if np.mean((size > 0.4) & (size < 2.5)) < 0.5:
         return None
     given, slot = slot, _refine(filtered, start, slot, count, min_slots, signs)
-    if refined:
-        slot = _refine_finely(filtered, start, slot, count, signs)
     # Lags that no train lines up moved a 64-sample window's sixth of 11.4 samples to -0.05
     # (the atlas at 40 dB, read with the sign flipped): no such train, rather than no answer.
     if not abs(slot - given) <= REFINE_REACH * given:
         return None
+    accepted = _accepted(filtered, scale, start, slot, count, identical, refined, signs)
+    if accepted is None:
+        return None
+    if refined and fine:
+        # Only for a train found: on a capture of one cycle's noise its sixths of 133,333 samples
+        # were read four times more (0.75 s) for none.
+        finer = _refine_finely(filtered, start, slot, count, signs)
+        if finer != slot and abs(finer - given) <= REFINE_REACH * given:
+            again = _accepted(filtered, scale, start, finer, count, identical, refined, signs)
+            if again is not None:
+                slot, accepted = finer, again
+    slots, template = accepted
+    support = ndimage.binary_dilation(np.abs(template) > SUPPORT_LEVEL * scale, iterations=SUPPORT_MARGIN)
+    misfit = float(np.mean(np.sum((slots - template) ** 2, axis=1)))
+    return Train(slot, np.where(support, template, 0.0), first + 1 if alternating else 0, offset, misfit)
+
+
+def _accepted(filtered: np.ndarray, scale: float, start: float, slot: float, count: int, identical: bool,
+              refined: bool, signs: np.ndarray | None) -> tuple[np.ndarray, np.ndarray] | None:
+    """The slots at this slot length and their median, where they pass as a train (the median
+    stands :data:`TEMPLATE_LEVEL` noise units out, enough slots hold a transient of its size, and
+    with ``identical`` each about as the median); else None."""
     # Every whole sample a slot holds: a slot refined to a hair under a whole number (499.9999)
     # kept one sample less, and its subtraction read that last sample off the next notch's start.
     slots = _slots(filtered, start, slot, count, order=3, width=int(np.ceil(slot)) if refined else None, signs=signs)
@@ -306,14 +343,13 @@ def find_train(filtered: np.ndarray, scale: float, start: float, slot: float, co
         return None
     core = np.abs(template) > 0.5 * peak
     size = slots[:, core] @ template[core] / float(template[core] @ template[core])
-    if np.mean((size > 0.5) & (size < 2.0)) < (ALTERNATING_MATCHING_SHARE if alternating else MIN_MATCHING_SHARE):
+    if np.mean((size > 0.5) & (size < 2.0)) < (ALTERNATING_MATCHING_SHARE if signs is not None else MIN_MATCHING_SHARE):
         return None
     if identical:
         residual = np.sqrt(np.median((slots[:, core] - template[core]) ** 2, axis=1))
         if np.median(residual) > IDENTICAL_LEVEL * scale:
             return None
-    support = ndimage.binary_dilation(np.abs(template) > SUPPORT_LEVEL * scale, iterations=SUPPORT_MARGIN)
-    return Train(slot, np.where(support, template, 0.0), first + 1 if alternating else 0, offset)
+    return slots, template
 
 
 def _subtract(filtered: np.ndarray, start: int, end: int, origin: float, train: Train,
@@ -398,13 +434,12 @@ def remove_commutation(filtered: np.ndarray, scale: float, samples_per_cycle: fl
     chunks = max(1, total // CHUNK_SLOTS)
     counts = [CHUNK_SLOTS] * (chunks - 1) + [total - CHUNK_SLOTS * (chunks - 1)]
     identical = slots_per_cycle == 1 or alternating
+    # Not once a cycle: over a few cycles the first-order line moved a good period by 0.007 samples
+    # and a capture's last cycle came out a hair short of whole, whose subtraction then only
+    # lowered samples (a review: 2.2 -> 5.0 units left over 10 cycles).
+    fine = slots_per_cycle > 1
     first = find_train(filtered, scale, 0.0, slot, counts[0], least, identical=identical,
-                       refined=refined, alternating=alternating, flip_at=flip_at)
-    if first is None and flip_at is not None:
-        # A notch across the zero crossing itself leaves no quiet spot there.
-        flip_at = None
-        first = find_train(filtered, scale, 0.0, slot, counts[0], least, identical=identical,
-                           refined=refined, alternating=alternating)
+                       refined=refined, alternating=alternating, flip_at=flip_at, fine=fine)
     if first is None:
         return filtered, None
     cleaned = filtered.copy()
@@ -424,7 +459,7 @@ def remove_commutation(filtered: np.ndarray, scale: float, samples_per_cycle: fl
         origin = bounds[chunk] if refined else chunk * CHUNK_SLOTS * first.slot
         train = first if chunk == 0 else find_train(filtered, scale, origin, first.slot, counts[chunk], least,
                                                     identical=identical, refined=refined, alternating=alternating,
-                                                    flip_at=flip_at)
+                                                    flip_at=flip_at, fine=fine)
         if train is not None:
             _subtract(cleaned, bounds[chunk], bounds[chunk + 1], origin + train.offset, train, refined)
 
