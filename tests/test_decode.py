@@ -54,6 +54,12 @@ def test_a_column_with_decimal_commas_is_refused_with_the_reason(lines):
     # whole numbers two a line, none written with a leading zero, are still rows
     assert [s.tolist() for s in decode_request({"body": "10,20\n-3,4"}, "text/csv").signals] == [[10, 20], [-3, 4]]
     assert [s.tolist() for s in decode_request({"body": "0,0"}, "text/csv").signals] == [[0, 0]]
+    # a fixed-width integer table (two ADC channels) is no decimal column (a review)
+    assert [s.tolist() for s in decode_request({"body": "0007,0513\n0012,0498"}, "text/csv").signals] == [
+        [7, 513], [12, 498]]
+    # one decimal digit, negative values: "-0,5" is no pair of whole numbers either
+    with pytest.raises(InputError, match="decimal commas"):
+        decode_request({"body": "0,3\n-0,5\n1,2"}, "text/csv")
 
 
 def test_a_csv_of_one_value_a_line_is_one_signal():

@@ -192,47 +192,56 @@ class Service:
             attempt += 1
 
     def analyse(self, batch: Batch) -> Outcome:
-        """Answers for every signal of ``batch``; a 413 splits it until each part fits."""
+        """Answers for every signal of ``batch``; a 413 splits it until each part fits, and a
+        signal refused by name fails alone while the rest are sent again."""
         outcome = Outcome()
-        try:
-            answer = self.post(batch.stacked())
-        except ServiceError as error:
-            named = REQUEST_ROW.match(error.message) if error.status == 400 and error.from_handler else None
-            if named is not None and int(named.group(1)) < len(batch.items):
+        while True:  # not recursion: a service allowing thousands of signals could refuse each
+            try:
+                answer = self.post(batch.stacked())
+                break
+            except ServiceError as error:
+                named = REQUEST_ROW.match(error.message) if error.status == 400 and error.from_handler else None
+                if named is None or int(named.group(1)) >= len(batch.items):
+                    return self._refused(batch, error, outcome)
                 # The request's row is not the file's: the item names its own signal.
                 refused = int(named.group(1))
                 outcome.failures.append((batch.items[refused], ServiceError(400, error.message[named.end():])))
-                rest = Batch([item for number, item in enumerate(batch.items) if number != refused])
-                if rest.items:
-                    part = self.analyse(rest)
-                    outcome.answers += part.answers
-                    outcome.failures += part.failures
-                return outcome
-            if error.status == 413 and len(batch.items) > 1:
-                for half in batch.halves():
-                    part = self.analyse(half)
-                    outcome.answers += part.answers
-                    outcome.failures += part.failures
-                return outcome
-            if error.status == 413:
-                if not error.from_handler:
-                    # TorchServe's HTTP layer (or a proxy's body limit) before the handler: the
-                    # body, not the work, is too large.
-                    dtype = batch.items[0].values.dtype
-                    error = ServiceError(413, f"its body ({sum(item.values.nbytes for item in batch.items) / 2**20:.1f} MiB as "
-                                              f"{dtype}) is over the service's body limit (max_request_size, "
-                                              "8 MiB as shipped)" + (": a float64 signal over ~1,040,000 samples whose "
-                                              "values float32 does not hold exactly cannot be sent"
-                                              if dtype == np.float64 else ": cut the capture into parts"))
-                else:
-                    error = ServiceError(413, f"{error.message} (this signal alone is over the service's limit)")
-            outcome.failures = [(item, error) for item in batch.items]
+                batch = Batch([item for number, item in enumerate(batch.items) if number != refused])
+                if not batch.items:
+                    return outcome
+        return self._answered(batch, answer, outcome)
+
+    def _refused(self, batch: Batch, error: ServiceError, outcome: Outcome) -> Outcome:
+        """``outcome`` with what became of ``batch``, which the service refused with ``error``."""
+        if error.status == 413 and len(batch.items) > 1:
+            for half in batch.halves():
+                part = self.analyse(half)
+                outcome.answers += part.answers
+                outcome.failures += part.failures
             return outcome
+        if error.status == 413:
+            if not error.from_handler:
+                # TorchServe's HTTP layer (or a proxy's body limit) before the handler: the
+                # body, not the work, is too large.
+                dtype = batch.items[0].values.dtype
+                error = ServiceError(413, f"its body ({sum(item.values.nbytes for item in batch.items) / 2**20:.1f} MiB as "
+                                          f"{dtype}) is over the service's body limit (max_request_size, "
+                                          "8 MiB as shipped)" + (": a float64 signal over ~1,040,000 samples whose "
+                                          "values float32 does not hold exactly cannot be sent"
+                                          if dtype == np.float64 else ": cut the capture into parts"))
+            else:
+                error = ServiceError(413, f"{error.message} (this signal alone is over the service's limit)")
+        outcome.failures += [(item, error) for item in batch.items]
+        return outcome
+
+    @staticmethod
+    def _answered(batch: Batch, answer: dict, outcome: Outcome) -> Outcome:
+        """``outcome`` with the service's ``answer`` for every signal of ``batch``."""
         entries = answer.get("signals", [])
         if not isinstance(entries, list) or len(entries) != len(batch.items):
             count = len(entries) if isinstance(entries, list) else "no list of"
             error = ServiceError(200, f"answer has {count} signals for {len(batch.items)} sent")
-            outcome.failures = [(item, error) for item in batch.items]
+            outcome.failures += [(item, error) for item in batch.items]
             return outcome
         model = answer.get("model", {})
         for item, entry in zip(batch.items, entries):

@@ -441,16 +441,22 @@ TIME_ROUNDING = 5e-6  # ... plus this share of the largest time (its printed dig
 
 
 _WHOLE_NUMBER = re.compile(r"[+-]?[0-9]+")
+_ZERO_PADDED = re.compile(r"[+-]?0[0-9]+")
 
 
 def decimal_commas(rows: list[list[str]]) -> bool:
     """Whether CSV rows are a column of numbers with decimal commas, as a European spreadsheet
     writes them: several lines of two whole numbers each, some second one with a leading zero
-    (0,0567), which no whole number is written with. Read as rows, a 60-line capture became 60
-    signals of two samples and its pulse was lost without a word (a stranger's probe)."""
-    return (len(rows) > 1 and all(len(cells) == 2 and all(_WHOLE_NUMBER.fullmatch(cell) for cell in cells)
-                                  for cells in rows)
-            and any(len(cells[1]) > 1 and cells[1].startswith("0") for cells in rows))
+    (0,0567) or some first one a negative zero (-0,5), which no whole number is written with;
+    not where a first one is zero-padded too (0007,0513: a fixed-width integer table). Read as
+    rows, a 60-line capture became 60 signals of two samples and its pulse was lost without a
+    word (a stranger's probe)."""
+    if len(rows) < 2 or not all(len(cells) == 2 and all(_WHOLE_NUMBER.fullmatch(cell) for cell in cells)
+                                for cells in rows):
+        return False
+    if any(_ZERO_PADDED.fullmatch(cells[0]) for cells in rows):
+        return False
+    return any(_ZERO_PADDED.fullmatch(cells[1]) or cells[0] == "-0" for cells in rows)
 
 
 def is_label_line(line: str) -> bool:
