@@ -762,12 +762,6 @@ def _remove_one_regular_train(filtered: np.ndarray, scale: float, samples_per_cy
             echo = _fit_transients(filtered, scale, grid, found, only_half_width=REGULAR_WIDE_HALF_WIDTH)
             if echo is not None and echo.half > fit.half and echo.equal_and_regular():
                 wider = echo.subtracted_from(filtered)
-                # A transient too near an end for the wide window keeps the narrow one's subtraction
-                # (left to the end's rule, the last of a 7,920-sample capture stood as PD).
-                for centre in fit.centres:
-                    if echo.centres.size == 0 or np.min(np.abs(echo.centres - centre)) > REGULAR_MAX_SHIFT:
-                        near = slice(max(int(centre) - fit.half, 0), int(centre) + fit.half + 1)
-                        wider[near] = cleaned[near]
                 if float(np.sum(wider ** 2)) < float(np.sum(cleaned ** 2)):
                     return wider, Train(grid.slot, echo.template)
         return cleaned, Train(grid.slot, fit.template)
