@@ -600,24 +600,3 @@ def test_six_notches_beside_the_zero_crossing_keep_their_own_quiet_spot(offset):
     clean, cleaned = preprocess.condition(base), preprocess.condition(base + notches)
     assert cleaned.commutation is not None and cleaned.commutation.alternating
     assert np.abs(interior(cleaned.filtered - clean.filtered, period)).max() < 6 * clean.scale
-
-
-@pytest.mark.parametrize("seed", [0, 2])
-def test_a_regular_trains_carrier_filter_echo_is_taken_out_with_it(seed):
-    """The carrier filter answers each transient with an echo 72-75 samples either side, past the
-    64-sample window the regular step first takes: 8-sample transients 100 units high every 500
-    samples, no carrier, kept 3.1 units of each echo, which stood as PD (a stranger's probe: 10
-    regions). Where the train is found, the wide window is kept if it leaves less."""
-    rng = np.random.default_rng(seed)
-    noise = rng.normal(size=8192)
-    t = np.arange(noise.size)
-    starts = np.arange(179.0, noise.size - 20, 500.0)
-    train = np.zeros(noise.size)
-    for start in starts:
-        within = (t >= start) & (t <= start + 8)
-        train[within] += 100 * np.cos(np.pi * (t[within] - start) / 8)
-    cleaned, plain = preprocess.condition(noise + train), preprocess.condition(noise)
-    assert cleaned.regular_train is not None and cleaned.regular_train.slot == pytest.approx(500.0, abs=0.01)
-    echoes = np.concatenate([np.r_[int(start) - 80: int(start) - 60, int(start) + 68: int(start) + 88]
-                             for start in starts[1:-1]])
-    assert np.abs(cleaned.filtered - plain.filtered)[echoes].max() < 1.5 * plain.scale

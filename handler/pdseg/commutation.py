@@ -753,18 +753,7 @@ def _remove_one_regular_train(filtered: np.ndarray, scale: float, samples_per_cy
         if not fit.equal_and_regular():
             unequal.append(grid.slot)
             continue
-        cleaned = fit.subtracted_from(filtered)
-        if int(min(REGULAR_WIDE_HALF_WIDTH, (grid.slot - 1) // 2 - REGULAR_MAX_SHIFT)) > fit.half:
-            # The carrier filter's echo of each transient lies 72-75 samples either side of it,
-            # past a 64-sample window: 2-3 units of each stood as PD (a stranger's probe, 8-sample
-            # transients 100 units high every 500 samples: 10 regions). Where the train is found
-            # as it is, the wide window, over the echo too, is kept if it leaves less.
-            echo = _fit_transients(filtered, scale, grid, found, only_half_width=REGULAR_WIDE_HALF_WIDTH)
-            if echo is not None and echo.half > fit.half and echo.equal_and_regular():
-                wider = echo.subtracted_from(filtered)
-                if float(np.sum(wider ** 2)) < float(np.sum(cleaned ** 2)):
-                    return wider, Train(grid.slot, echo.template)
-        return cleaned, Train(grid.slot, fit.template)
+        return fit.subtracted_from(filtered), Train(grid.slot, fit.template)
     return filtered, None
 
 
@@ -887,11 +876,11 @@ class _Fit:
 
 
 def _fit_transients(filtered: np.ndarray, scale: float, grid: _Grid, found: Transients,
-                    wide: bool = False, only_half_width: int | None = None) -> _Fit | None:
+                    wide: bool = False) -> _Fit | None:
     """The grid's transients lined up on its line; None where the median transient stands under
     :data:`TEMPLATE_LEVEL` noise units, outlasts its window (:data:`REGULAR_HALF_WIDTH` samples
-    either side, then, with ``wide``, :data:`REGULAR_WIDE_HALF_WIDTH`; ``only_half_width``: that
-    many alone), or most transients are not 0.5-2 times its size.
+    either side, then, with ``wide``, :data:`REGULAR_WIDE_HALF_WIDTH`), or most transients are not
+    0.5-2 times its size.
 
     Each transient is placed at the line's time, not at its own: PD riding on some of them would
     pull their own times one way and into one group. Those whose line times fall within the
@@ -905,9 +894,7 @@ def _fit_transients(filtered: np.ndarray, scale: float, grid: _Grid, found: Tran
     narrower = 0
     # A converter notch comes out of the carrier filter with side lobes 55-76 samples either side
     # (the baseline's window): where they stand at the window's edges, a wider window, once.
-    widths = ((only_half_width,) if only_half_width else
-              (REGULAR_HALF_WIDTH, REGULAR_WIDE_HALF_WIDTH) if wide else (REGULAR_HALF_WIDTH,))
-    for half_width in widths:
+    for half_width in (REGULAR_HALF_WIDTH, REGULAR_WIDE_HALF_WIDTH) if wide else (REGULAR_HALF_WIDTH,):
         half = int(min(half_width, (slot - 1) // 2 - REGULAR_MAX_SHIFT))
         if half < 4 or half <= narrower:
             return None
