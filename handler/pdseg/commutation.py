@@ -211,7 +211,6 @@ def _refine_finely(filtered: np.ndarray, start: float, slot: float, count: int,
     probe: 11-14 regions in 3 cycles, none with the exact slot)."""
     width = int(slot)
     numbers = np.arange(count, dtype=np.float64)
-    coarse = slot
     for _ in range(FINE_ROUNDS):
         slots = _slots(filtered, start, slot, count, order=3, width=width, signs=signs)
         template = np.median(slots, axis=0)
@@ -233,21 +232,13 @@ def _refine_finely(filtered: np.ndarray, start: float, slot: float, count: int,
             return slot
         # A slot that lags its predecessor by more each time is longer than the grid's.
         slot += float(np.polyfit(numbers[keep], lags[keep], 1)[0])
-    # Kept only where it moves the slot by a thousandth of a sample or more (less drifts a sixth of
-    # 64 by under 0.07 samples) and the sixths lie closer to their median for it: it is right to
-    # first order only (a box notch's slope is two spikes), and a slot moved a hair under a whole
-    # number reads the capture's last sixth as whole, which left 20 samples of a box train's end.
-    if abs(slot - coarse) < FINE_LEAST or _misfit(filtered, start, slot, count, signs) >= \
-            _misfit(filtered, start, coarse, count, signs):
-        return coarse
     return slot
 
 
-def _misfit(filtered: np.ndarray, start: float, slot: float, count: int, signs: np.ndarray | None) -> float:
+def _core_misfit(slots: np.ndarray, template: np.ndarray) -> float:
     """How far the slots lie from their median where it stands out: the median over slots of
-    their squared difference there."""
-    slots = _slots(filtered, start, slot, count, order=3, width=int(slot), signs=signs)
-    template = np.median(slots, axis=0)
+    their squared difference there (what tells two slot lengths apart; over the whole slot the
+    noise drowns it)."""
     core = np.abs(template) > FINE_CORE * float(np.max(np.abs(template)))
     return float(np.median(np.sum((slots[:, core] - template[core]) ** 2, axis=1)))
 
@@ -319,9 +310,14 @@ def _train_from(filtered: np.ndarray, scale: float, start: float, slot: float, c
         # Only for a train found: on a capture of one cycle's noise its sixths of 133,333 samples
         # were read four times more (0.75 s) for none.
         finer = _refine_finely(filtered, start, slot, count, signs)
-        if finer != slot and abs(finer - given) <= REFINE_REACH * given:
+        # Kept only where it moves the slot by a thousandth of a sample or more (less drifts a
+        # sixth of 64 by under 0.07 samples) and the sixths lie closer to their median for it: it
+        # is right to first order only (a box notch's slope is two spikes), and a slot moved a hair
+        # under a whole number reads the capture's last sixth as whole, which left 20 samples of a
+        # box train's end.
+        if abs(finer - slot) >= FINE_LEAST and abs(finer - given) <= REFINE_REACH * given:
             again = _accepted(filtered, scale, start, finer, count, identical, refined, signs)
-            if again is not None:
+            if again is not None and _core_misfit(*again) < _core_misfit(*accepted):
                 slot, accepted = finer, again
     slots, template = accepted
     support = ndimage.binary_dilation(np.abs(template) > SUPPORT_LEVEL * scale, iterations=SUPPORT_MARGIN)
