@@ -51,6 +51,17 @@ def test_summary_counts_rates_peaks_and_phase_bins():
     assert positive["phase_counts"][35] == 1 and negative["phase_counts"][1] == 1
 
 
+def test_summary_peaks_keep_their_significant_digits_in_any_unit():
+    """A capture in volts: peaks of microvolts (a stranger's probe read 0.0 for a largest peak of
+    5.89174e-06 when the summary rounded to four decimals), and large ones to six digits."""
+    summary = prpd.summarise([signal([region(5.89174e-06, "positive", 30.0), region(3.58166e-06, "positive", 45.0),
+                                      region(1.23456789e7, "negative", 210.0)], cycles=2.0)])
+    positive, negative = summary["polarity"]["positive"], summary["polarity"]["negative"]
+    assert positive["largest_peak"] == 5.89174e-06
+    assert positive["mean_peak"] == pytest.approx(4.7367e-06, rel=1e-5) and positive["mean_peak"] == 4.7367e-06
+    assert negative["largest_peak"] == 1.23457e7 and summary["largest_peak"] == 1.23457e7
+
+
 def test_rate_per_second_with_the_sampling_rate():
     summary = prpd.summarise([signal([region(1.0, phase=5.0)] * 4, cycles=2.0, length=2_000_000)],
                              sampling_rate_hz=50e6)

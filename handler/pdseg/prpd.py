@@ -34,6 +34,12 @@ def _rounded(value: float | None, digits: int = 4) -> float | None:
     return None if value is None else round(float(value), digits)
 
 
+def _magnitude(value: float | None) -> float | None:
+    """A measured magnitude to significant digits, as the regions give theirs: rounded to
+    decimals, a capture in volts read 0.0 for a largest peak of 5.9e-6."""
+    return None if value is None else significant(float(value))
+
+
 def _phase_bin(phase_deg: float) -> int:
     return int(phase_deg % 360.0 // BIN_WIDTH_DEG) % PHASE_BINS
 
@@ -87,13 +93,13 @@ def summarise(signals: Iterable[Mapping], sampling_rate_hz: float | None = None)
         "duration_s": _rounded(duration_s, 9),
         "repetition_rate_per_s": _rounded(pulses / duration_s, 3) if duration_s else None,
         "magnitude_unit": MAGNITUDE_UNIT,
-        "largest_peak": _rounded(max((p["largest_peak"] for p in per_polarity.values()
-                                      if p["largest_peak"] is not None), default=None)),
+        "largest_peak": _magnitude(max((p["largest_peak"] for p in per_polarity.values()
+                                        if p["largest_peak"] is not None), default=None)),
         "polarity": {name: {"pulse_count": entry["pulse_count"],
                             "repetition_rate_per_cycle": _rounded(entry["counted_in_cycles"] / cycles)
                             if cycles else None,
-                            "largest_peak": _rounded(entry["largest_peak"]),
-                            "mean_peak": _rounded(entry["peak_sum"] / entry["pulse_count"])
+                            "largest_peak": _magnitude(entry["largest_peak"]),
+                            "mean_peak": _magnitude(entry["peak_sum"] / entry["pulse_count"])
                             if entry["pulse_count"] else None,
                             "phase_counts": entry["phase_counts"]}
                      for name, entry in per_polarity.items()},
