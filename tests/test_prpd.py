@@ -148,3 +148,18 @@ def test_planted_events_are_marked_found_or_missed():
     # Both legends show both colours; the strip of a missed event adds red, nothing else does.
     assert colour_pixels(found_only, green, 20).sum() == colour_pixels(with_miss, green, 20).sum() > 0
     assert colour_pixels(with_miss, red, 20).sum() > colour_pixels(found_only, red, 20).sum() + 100
+
+
+def test_every_region_shows_as_a_band_however_narrow():
+    """36 regions of 3 samples in a 30,000-sample signal, each a fraction of a pixel wide: every
+    one is a band of the region colour in the picture (a stranger's probe saw 4 of 36)."""
+    length = 30_000
+    regions = [(start, start + 3) for start in range(400, 29_000, 800)]
+    png = render_signals_png([SignalPanel(values=np.zeros(length), regions=regions, title="narrow regions")])
+    pixels = np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)
+    red, green, blue = pixels[..., 0], pixels[..., 1], pixels[..., 2]
+    # the region colour (#ff7f0e) at alpha 0.3 over white: about (255, 216, 183)
+    tinted = (red > 240) & (green > 190) & (green < 235) & (blue > 150) & (blue < 215)
+    columns = np.flatnonzero(tinted.sum(axis=0) > 20)
+    bands = 0 if columns.size == 0 else 1 + int(np.sum(np.diff(columns) > 1))
+    assert bands == len(regions)

@@ -37,10 +37,32 @@ MAX_PANELS = 8
 REGION_COLOUR = "#ff7f0e"
 
 
-def _shade_regions(axis, regions) -> None:
+PNG_DPI = 80
+# A band is drawn at least this wide, so that a spike drawn over it leaves it showing either side:
+# a region of a few samples in a long capture is a fraction of a pixel, and such bands vanished
+# (36 regions of a 30,000-sample capture showed as 4 bands).
+MIN_BAND_PIXELS = 3.0
+
+
+def _least_width(axis, length: int, dpi: float) -> float:
+    """Samples that :data:`MIN_BAND_PIXELS` span on ``axis``, which shows ``length`` samples."""
+    pixels = axis.get_position().width * axis.figure.get_figwidth() * dpi
+    return MIN_BAND_PIXELS * max(length, 1) / max(pixels, 1.0)
+
+
+def _bands(regions, least: float) -> list[tuple[float, float]]:
+    """(start, width) of each [start, end), widened about its middle to at least ``least``."""
+    spans = []
+    for start, end in regions:
+        width = max(end - start, 1)
+        spans.append((start + 0.5 * (width - least), least) if width < least else (start, width))
+    return spans
+
+
+def _shade_regions(axis, regions, length: int, dpi: float = PNG_DPI) -> None:
     """Full-height bands, all in one collection: an artist per region (axvspan) made a
     picture of 8 signals with ~800 regions each take 17 s instead of 2 (docs/reliability.md)."""
-    spans = [(start, max(end, start + 1) - start) for start, end in regions]
+    spans = _bands(regions, _least_width(axis, length, dpi))
     if spans:
         axis.broken_barh(spans, (0, 1), transform=axis.get_xaxis_transform(), color=REGION_COLOUR,
                          alpha=0.3, linewidth=0)
@@ -61,7 +83,7 @@ def _draw(result: SignalResult, raw_axis, filtered_axis, title: str) -> None:
     probability_axis.set_ylabel("PD probability", color="#d62728")
     regions = result.regions.tolist()
     for axis in (raw_axis, filtered_axis):
-        _shade_regions(axis, regions)
+        _shade_regions(axis, regions, conditioned.raw.size)
     region_patch = Patch(color=REGION_COLOUR, alpha=0.3, label=f"PD region ({len(regions)})")
     raw_axis.legend(handles=[*raw_axis.get_lines(), region_patch], loc="upper right", fontsize=7)
     filtered_axis.legend(handles=[*filtered_axis.get_lines(), *probability_axis.get_lines()],
@@ -91,7 +113,7 @@ def render_png(results: Sequence[SignalResult], titles: Sequence[str] | None = N
         _draw(result, axes[2 * number, 0], axes[2 * number + 1, 0], title)
     axes[-1, 0].set_xlabel("sample")
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=80)
+    figure.savefig(buffer, format="png", dpi=PNG_DPI)
     plt.close(figure)
     return buffer.getvalue()
 
@@ -128,10 +150,11 @@ class SignalPanel:
     label: str = "signal (input units)"
 
 
-def _draw_panel(panel: SignalPanel, axis) -> None:
+def _draw_panel(panel: SignalPanel, axis, dpi: float = PNG_DPI) -> None:
     axis.plot(*_decimate(np.asarray(panel.values, dtype=np.float64)), color="#1f4e79", linewidth=0.6,
               label=panel.label)
-    _shade_regions(axis, panel.regions)
+    least = _least_width(axis, len(panel.values), dpi)
+    _shade_regions(axis, panel.regions, len(panel.values), dpi)
     handles = [*axis.get_lines(), Patch(color=REGION_COLOUR, alpha=0.3, label=f"PD region found ({len(panel.regions)})")]
     if panel.planted is not None:
         # Planted events as a strip along the bottom: green where a region covers them.
@@ -140,7 +163,7 @@ def _draw_panel(panel: SignalPanel, axis) -> None:
         found = [event for event in panel.planted if overlaps(event, panel.regions)]
         missed = [event for event in panel.planted if not overlaps(event, panel.regions)]
         for events, colour in ((found, FOUND_COLOUR), (missed, MISSED_COLOUR)):
-            axis.broken_barh([(start, max(end - start, 1)) for start, end in events], strip, color=colour)
+            axis.broken_barh(_bands(events, least), strip, color=colour)
         axis.set_ylim(low, high)
         handles += [Patch(color=FOUND_COLOUR, label=f"planted event, found ({len(found)})"),
                     Patch(color=MISSED_COLOUR, label=f"planted event, missed ({len(missed)})")]
@@ -150,14 +173,14 @@ def _draw_panel(panel: SignalPanel, axis) -> None:
     axis.set_xlim(0, max(len(panel.values) - 1, 1))
 
 
-def render_signals_png(panels: Sequence[SignalPanel], dpi: int = 80) -> bytes:
+def render_signals_png(panels: Sequence[SignalPanel], dpi: int = PNG_DPI) -> bytes:
     """One panel per signal (at most ``MAX_PANELS``): the signal, its regions shaded, and
     planted events found or missed where they are known; each with its legend."""
     shown = list(panels)[:MAX_PANELS]
     figure, axes = plt.subplots(len(shown), 1, figsize=(12, 2.8 * len(shown)), constrained_layout=True,
                                 squeeze=False)
     for panel, axis in zip(shown, axes[:, 0]):
-        _draw_panel(panel, axis)
+        _draw_panel(panel, axis, dpi)
     axes[-1, 0].set_xlabel("sample")
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=dpi)
