@@ -179,6 +179,32 @@ def test_short_windows_with_a_known_period_count_their_cycles_and_rate(segmenter
         assert summary["repetition_rate_per_cycle"] == pytest.approx(pulses / (per_window * len(windows)), rel=1e-4)
 
 
+def test_phases_fitted_over_under_half_a_cycle_carry_a_warning(segmenter):
+    """Found 2026-12-07 by a stranger's probe: over 0.22 of a cycle of a carrier with 3 % third and
+    fifth harmonics, a pulse's phase was up to 13 degrees off (one at 2.85 was reported at 349.5),
+    with no warning. From half a cycle on, the phases carry none."""
+    from pdseg import phase
+    from pdseg.pipeline import SignalOptions
+
+    rng = np.random.default_rng(5)
+    period = 4000.0
+    signals = []
+    for cycles in (0.22, 0.4, 0.6, 2.0):
+        samples = int(cycles * period)
+        angle = 2 * np.pi * np.arange(samples) / period + 1.0
+        signal = 1e5 * (np.sin(angle) + 0.03 * np.sin(3 * angle + 2.0) + 0.03 * np.sin(5 * angle + 4.0))
+        signal += rng.normal(0.0, 3.0, samples)
+        signal[samples // 2: samples // 2 + 10] += 150.0 * np.exp(-np.arange(10) / 1.5)
+        signals.append(signal)
+    results = segmenter.analyse(signals, [SignalOptions(sampling_rate_hz=200e3, power_frequency_hz=50.0)] * 4)
+    answers = [result.to_json(index) for index, result in enumerate(results)]
+    for answer, warned in zip(answers, (True, True, False, False)):
+        assert all("phase_deg" in region for region in answer["regions"]) and answer["regions"]
+        short = [text for text in answer.get("warnings", []) if "of a cycle" in text]
+        assert bool(short) == warned, answer.get("warnings")
+    assert phase.SHORT_FIT_WARNING.format(cycles=0.22) in answers[0]["warnings"]
+
+
 def test_phases_are_within_0_and_360_degrees_after_rounding(segmenter):
     """A phase that rounds to 360.00 is 0.00 (a 37th bin for whoever bins by floor(phase / 10)):
     found with spikes one period apart at a period of 1000.001 samples."""

@@ -23,6 +23,14 @@ MIN_CYCLES_FOR_ESTIMATE = 0.5  # a period is only estimated from at least half a
 # most 5.2 at 800,000 samples per cycle: 73,878), and on the real captures' windows of 0.1
 # cycles the fitted phase was up to 74 degrees off the whole capture's (0.2: 5, 0.3: 1).
 MIN_CYCLES_FOR_FIT = 0.2
+# Under this much of a cycle the phases carry a warning: what a carrier's harmonics add bends a
+# fraction of a cycle like a phase shift. With 3 % third and 3 % fifth harmonics (within EN
+# 50160), a pulse's phase was a median 11 / 4.0 / 1.9 / 1.0 degrees off at 0.2 / 0.3 / 0.4 / 0.5
+# cycles, at most 32 / 14 / 6.3 / 2.8 (24 captures each; a pure sine: 5 at 0.2, 1 at 0.3).
+SHORT_FIT_CYCLES = 0.5
+SHORT_FIT_WARNING = ("the phases come from a carrier seen over {cycles:.2f} of a cycle: a carrier's "
+                     "harmonics (3 % third and fifth) moved such phases by up to 30 degrees at 0.2 of a "
+                     "cycle and 6 at 0.4")
 MAX_RESIDUAL_FRACTION = 0.35  # harmonics and clipping leave some residue; noise must not
 MIN_CARRIER_TO_NOISE = 20.0
 BOUND_FRACTION = 0.98  # a period found within 2 % of the longest one searched is that bound

@@ -166,6 +166,15 @@ def period_warnings(item: preprocess.Conditioned, given: float | None,
             f"({seen.samples_per_cycle:.1f} samples per cycle); phases use the given period"]
 
 
+def short_fit_warnings(length: int, carrier: phase_mod.CarrierFit | None) -> list[str]:
+    """A warning where the phases come from a carrier fitted over less than
+    :data:`pdseg.phase.SHORT_FIT_CYCLES` of a cycle (possible only with the caller's period)."""
+    if carrier is None or not carrier.detected or not carrier.samples_per_cycle:
+        return []
+    cycles = length / carrier.samples_per_cycle
+    return [phase_mod.SHORT_FIT_WARNING.format(cycles=cycles)] if cycles < phase_mod.SHORT_FIT_CYCLES else []
+
+
 _GIVEN_UP = object()  # a slower view the second thread gave up on (pdseg.preprocess.slow_view_shows_a_carrier)
 
 
@@ -462,6 +471,7 @@ class Segmenter:
             results.append(SignalResult(item, probability, regions,
                                         carrier, threshold, option, self.extent_for(threshold),
                                         self.min_gap, period_warnings(item, option.period(), carrier)
+                                        + short_fit_warnings(item.length, carrier)
                                         + ([limiter.CLIPPED_WARNING] if item.clipped else [])
                                         + ([whiten.SKIPPED_WARNING] if item.view_skipped else [])
                                         + ([slow.SKIPPED_WARNING] if item.slow_skipped else [])
