@@ -1528,3 +1528,19 @@ def test_rails_are_both_extremes_held_for_a_run_and_leave_enough():
     square = np.where(np.sin(2 * np.pi * n / 1000) >= 0, 1.0, -1.0)  # all rail
     assert preprocess.rail_samples(square) is None
     assert preprocess.rail_samples(rng.normal(size=4000)) is None
+
+
+def test_a_short_transient_beside_a_loud_one_is_no_part_of_its_pit():
+    """The samples judged for filling a loud transient's pit leave out another short transient
+    beside it (its energy stays after the fill), but not ringing nor the pit itself."""
+    filtered = np.zeros(1000)
+    filtered[500] = 1000.0
+    filtered[520] = 100.0  # a short transient beside it
+    filtered[700:720] = 40.0 * np.cos(np.arange(20))  # ringing: long, left in
+    filtered[425:433] = -12.5  # where an echo would be: under the level once the cores are left out
+    cores = np.where(np.arange(1000) == 500, filtered, 0.0)
+    near = np.abs(np.arange(1000) - 500) <= 150
+    beside = preprocess.short_transients_beside(filtered, cores, near, 1.0)
+    assert np.flatnonzero(beside).tolist() == list(range(520 - preprocess.PIT_REACH, 521 + preprocess.PIT_REACH))
+    assert not beside[500] and not beside[425:433].any() and not beside[700:720].any()
+    assert not preprocess.short_transients_beside(filtered, cores, near, 10.0).any()  # 100 units under 12 of 10
