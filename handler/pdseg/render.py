@@ -84,6 +84,7 @@ def _draw(result: SignalResult, raw_axis, filtered_axis, title: str) -> None:
     regions = result.regions.tolist()
     for axis in (raw_axis, filtered_axis):
         _shade_regions(axis, regions, conditioned.raw.size)
+        axis.set_xlim(0, max(conditioned.raw.size - 1, 1))  # a band widened at an end stays inside
     region_patch = Patch(color=REGION_COLOUR, alpha=0.3, label=f"PD region ({len(regions)})")
     raw_axis.legend(handles=[*raw_axis.get_lines(), region_patch], loc="upper right", fontsize=7)
     filtered_axis.legend(handles=[*filtered_axis.get_lines(), *probability_axis.get_lines()],
