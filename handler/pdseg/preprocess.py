@@ -1265,12 +1265,6 @@ PIT_MIN_SLOTS = 8
 # independent generator's validation split at 30 dB with interference fell 0.985 -> 0.981).
 LOUD_PIT_LEVEL = 100.0
 LOUD_PIT_FRACTION = 0.1
-# ... but not its samples of the other sign under LOUD_PIT_OTHER_SIGN of that peak: the filter's
-# pit itself, which for a pulse decaying over a few samples stands 12-18 % of its height (a decay
-# of 4 samples: 15 %) and joined its stretch, which then failed the unipolar test: its pit and its
-# undershoot (25 units for 40 samples after a pulse of 220) stayed, and a pulse of 18 units 50
-# samples after it was lost in 20 of 20 captures (a stranger's probe).
-LOUD_PIT_OTHER_SIGN = 0.25
 LOUD_PIT_SPAN = 301  # samples: the pit of the 151-sample baseline and the high-pass
 LOUD_PIT_FLATTER = 0.2
 
@@ -1333,10 +1327,7 @@ def very_loud_transients(filtered: np.ndarray, magnitude: np.ndarray, scale: flo
     it misses these: their pit stands :data:`PIT_LEVEL` out and joins their stretch. ``cut``: as
     :func:`restore_pulse_area`'s."""
     local_peak = ndimage.maximum_filter1d(magnitude, LOUD_PIT_SPAN, mode="constant")
-    highest = ndimage.maximum_filter1d(filtered, LOUD_PIT_SPAN, mode="constant")
-    peak_sign = np.where(highest >= local_peak, 1.0, -1.0)  # the sign of the local peak
-    pit_like = (np.sign(filtered) != peak_sign) & (magnitude < LOUD_PIT_OTHER_SIGN * local_peak)
-    core = (magnitude > PIT_LEVEL * scale) & (magnitude >= LOUD_PIT_FRACTION * local_peak) & ~pit_like
+    core = (magnitude > PIT_LEVEL * scale) & (magnitude >= LOUD_PIT_FRACTION * local_peak)
     stretches, labels, unipolar, signs = _unipolar_stretches(filtered, core)
     # The labels of a 1-D signal number its runs in order, as mask_to_regions lists them.
     runs = mask_to_regions(labels > 0, min_gap=0, min_length=1)
