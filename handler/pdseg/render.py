@@ -59,10 +59,11 @@ def _bands(regions, least: float) -> list[tuple[float, float]]:
     return spans
 
 
-def _shade_regions(axis, regions, length: int, dpi: float = PNG_DPI) -> None:
-    """Full-height bands, all in one collection: an artist per region (axvspan) made a
-    picture of 8 signals with ~800 regions each take 17 s instead of 2 (docs/reliability.md)."""
-    spans = _bands(regions, _least_width(axis, length, dpi))
+def _shade_regions(axis, regions, least: float) -> None:
+    """Full-height bands at least ``least`` samples wide (:func:`_least_width`), all in one
+    collection: an artist per region (axvspan) made a picture of 8 signals with ~800 regions each
+    take 17 s instead of 2 (docs/reliability.md)."""
+    spans = _bands(regions, least)
     if spans:
         axis.broken_barh(spans, (0, 1), transform=axis.get_xaxis_transform(), color=REGION_COLOUR,
                          alpha=0.3, linewidth=0)
@@ -83,7 +84,7 @@ def _draw(result: SignalResult, raw_axis, filtered_axis, title: str) -> None:
     probability_axis.set_ylabel("PD probability", color="#d62728")
     regions = result.regions.tolist()
     for axis in (raw_axis, filtered_axis):
-        _shade_regions(axis, regions, conditioned.raw.size)
+        _shade_regions(axis, regions, _least_width(axis, conditioned.raw.size, PNG_DPI))
         axis.set_xlim(0, max(conditioned.raw.size - 1, 1))  # a band widened at an end stays inside
     region_patch = Patch(color=REGION_COLOUR, alpha=0.3, label=f"PD region ({len(regions)})")
     raw_axis.legend(handles=[*raw_axis.get_lines(), region_patch], loc="upper right", fontsize=7)
@@ -155,7 +156,7 @@ def _draw_panel(panel: SignalPanel, axis, dpi: float = PNG_DPI) -> None:
     axis.plot(*_decimate(np.asarray(panel.values, dtype=np.float64)), color="#1f4e79", linewidth=0.6,
               label=panel.label)
     least = _least_width(axis, len(panel.values), dpi)
-    _shade_regions(axis, panel.regions, len(panel.values), dpi)
+    _shade_regions(axis, panel.regions, least)
     handles = [*axis.get_lines(), Patch(color=REGION_COLOUR, alpha=0.3, label=f"PD region found ({len(panel.regions)})")]
     if panel.planted is not None:
         # Planted events as a strip along the bottom: green where a region covers them.
