@@ -110,7 +110,9 @@ def test_an_oscilloscope_time_value_export_is_one_signal_of_its_values():
     ("0.0;0.06\n1e-9;0.07\n", 400, "line 1: values must all be numbers .*this line uses ';'"),  # no labels
     ("Time;Ampl\n0,0;0,06\n", 400, "line 2: .*this line uses ';'"),  # a decimal comma
     ("1\t2\t3\n4\t5\t6", 400, "line 1: .*uses a tab"),
-    ("\n".join(f"{k * k},{k}" for k in range(300)), 413, "first column rises evenly"),  # uneven, too many rows
+    # uneven, more rows than signals allowed: whole numbers, so no rows either (400, not 413)
+    ("\n".join(f"{k * k},{k}" for k in range(300)), 400, "first column must rise evenly"),
+    ("\n".join(f"{k * k}.5,{k}" for k in range(300)), 413, "first column rises evenly"),
 ])
 def test_a_time_value_export_that_is_not_one_is_refused_clearly(body, status, words):
     with pytest.raises(InputError, match=words) as error:
@@ -434,3 +436,57 @@ def test_json_with_a_byte_order_mark_is_read_and_a_giant_integer_is_named_as_suc
         decode_request({"body": '{"signal": [' + "9" * 5000 + "]}"}, "application/json")
     assert error.value.status == 400 and "more than 4,300 digits" in error.value.message
     assert "sys." not in error.value.message
+
+
+def test_a_column_is_one_signal_in_npy_and_refused_as_one_sample_signals_in_json():
+    """A stranger's probe, 2026-12-08: a capture saved as one column, shape (64, 1) as MATLAB and
+    pandas export it, was read as 64 signals of one sample and its spike was lost with a 200.
+    As a CSV column is, it is one signal; in JSON, a list of one-sample signals is refused."""
+    capture = np.random.default_rng(5).normal(size=64)
+    capture[30] += 40.0
+    for array in (capture.reshape(-1, 1), np.asfortranarray(capture.reshape(-1, 1)), capture.reshape(1, -1)):
+        signals = decode_request({"body": npy_bytes(array)}, "application/x-npy").signals
+        assert [s.tolist() for s in signals] == [capture.tolist()]
+    assert len(decode_request({"body": npy_bytes(capture.reshape(2, -1))}, "application/x-npy").signals) == 2
+    with pytest.raises(InputError, match='one sample each.*"signal"') as error:
+        decode_request({"body": {"signals": [[v] for v in capture.tolist()]}}, "application/json")
+    assert error.value.status == 400
+    assert decode_request({"body": {"signals": [[0.5]]}}, "application/json").signals[0].tolist() == [0.5]
+
+
+def test_many_lines_of_two_whole_numbers_are_refused_not_read_as_two_sample_signals():
+    """A stranger's probe: a column with decimal commas of one digit (11,2 / 12,2 / 10,3, no
+    leading zero to tell it by) was read as 60 signals of two samples, a 200 with no region."""
+    rng = np.random.default_rng(6)
+    body = "\n".join(f"{int(v)},{rng.integers(0, 10)}" for v in rng.normal(12, 2, 60))
+    with pytest.raises(InputError, match="two whole numbers.*decimal commas.*time,value") as error:
+        decode_request({"body": body}, "text/csv")
+    assert error.value.status == 400
+    # a few such lines stay rows, and two values with points are rows however many
+    assert len(decode_request({"body": "10,20\n-3,4"}, "text/csv").signals) == 2
+    assert len(decode_request({"body": "\n".join(f"{k * k}.5,{k % 3}" for k in range(40))}, "text/csv").signals) == 40
+
+
+def test_an_octet_stream_of_another_sample_type_is_refused_naming_it():
+    """A stranger's probe: 2,048 12-bit ADC codes sent as float64 or int16 bodies were read as
+    float32 and answered 200 with 4,096 or 1,024 samples and no region."""
+    rng = np.random.default_rng(10)
+    codes = np.round(rng.normal(0, 3, 2048)) + 2048
+    codes[700] += 90
+    assert [s.size for s in decode_request({"body": codes.astype("<f4").tobytes()},
+                                           "application/octet-stream").signals] == [2048]
+    for dtype, words in (("<f8", "every other float32 is exactly zero"), ("<i2", "as integer samples read"),
+                         ("<u2", "as integer samples read")):
+        with pytest.raises(InputError, match=f"does not read as float32 samples: .*{words}") as error:
+            decode_request({"body": codes.astype(dtype).tobytes()}, "application/octet-stream")
+        assert error.value.status == 400
+    with pytest.raises(InputError, match="NaN or infinite values as float32 but none as float64"):
+        decode_request({"body": rng.normal(size=2048).astype("<f8").tobytes()}, "application/octet-stream")
+    # mostly zero with a spike, or tiny values among ordinary ones, are float32 as they are
+    spike = np.zeros(64, dtype="<f4")
+    spike[31] = 7.0
+    tiny = np.full(64, 1e-40, dtype="<f4")
+    tiny[::8] = 1.0
+    for samples in (spike, tiny):
+        decoded = decode_request({"body": samples.tobytes()}, "application/octet-stream")
+        assert decoded.signals[0].tolist() == samples.astype(np.float64).tolist()

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from pdseg.decode import (MAX_MAGNITUDE, MIN_MAGNITUDE, NPY_KINDS, TIME_VALUE_MIN_ROWS, InputError, WorkLimits,
-                           decode_request, evenly_spaced, work_groups)
+                           decode_request, evenly_spaced, other_sample_type, work_groups)
 
 # Small limits, so that generated bodies reach them.
 LIMITS = WorkLimits(max_work=4_000, max_signals=6, signal_overhead=100, picture_panel_work=500, min_window=16)
@@ -144,7 +144,8 @@ NPY_DTYPES = (hnp.integer_dtypes() | hnp.unsigned_integer_dtypes() | hnp.floatin
 @given(array=hnp.arrays(NPY_DTYPES, hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=40)),
        cut=st.integers(min_value=0, max_value=64), flip=st.integers(min_value=0, max_value=255),
        mutate=st.sampled_from(["none", "truncate", "extend", "flip_header", "flip_data"]))
-@example(array=np.array([[1.0], [5e-324]]), cut=0, flip=0, mutate="none")  # one row under 1e-100
+@example(array=np.array([[1.0, 1.0], [5e-324, 0.0]]), cut=0, flip=0, mutate="none")  # one row under 1e-100
+@example(array=np.array([[1.0], [5e-324]]), cut=0, flip=0, mutate="none")  # one column: one signal
 def test_npy_of_any_dtype_shape_and_damage(array, cut, flip, mutate):
     body = npy_bytes(array)
     header = body.index(b"\n") + 1
@@ -160,23 +161,26 @@ def test_npy_of_any_dtype_shape_and_damage(array, cut, flip, mutate):
         body = body[:position] + bytes([flip]) + body[position + 1:]
     decoded = decode_or_4xx({"body": body}, "application/x-npy")
     if mutate == "none":
+        # rows are signals; a 1-D array, and one column of several rows, is one signal
+        rows = array.reshape(1, -1) if array.ndim < 2 or (array.shape[1] == 1 and array.shape[0] > 1) else array
         fits = (array.dtype.kind in NPY_KINDS and array.ndim <= 2 and array.size > 0
                 and np.all(np.isfinite(array.astype(np.float64)))
                 and np.all(np.abs(array.astype(np.float64)) <= MAX_MAGNITUDE)
-                and not any(0.0 < np.max(np.abs(row.astype(np.float64))) < MIN_MAGNITUDE
-                            for row in (array.reshape(1, -1) if array.ndim < 2 else array))
-                and LIMITS.work([array.shape[-1] if array.ndim else 1] * (array.shape[0] if array.ndim == 2 else 1))
-                <= LIMITS.max_work and (array.shape[0] if array.ndim == 2 else 1) <= LIMITS.max_signals)
+                and not any(0.0 < np.max(np.abs(row.astype(np.float64))) < MIN_MAGNITUDE for row in rows)
+                and LIMITS.work([rows.shape[1]] * rows.shape[0]) <= LIMITS.max_work
+                and rows.shape[0] <= LIMITS.max_signals)
         assert (decoded is not None) == bool(fits)
         if decoded is not None:
-            rows = array.reshape(1, -1) if array.ndim < 2 else array
             assert [s.tolist() for s in decoded.signals] == rows.astype(np.float64).tolist()
 
 
 @given(values=st.lists(st.floats(allow_nan=False, allow_infinity=False, width=32), min_size=1, max_size=200))
+@example(values=[0.0, 5.0] * 8)  # as float64 whole numbers read: octet-stream refuses it
+@example(values=[0.0] * 15 + [3.0])  # one spike: read as it is
 def test_every_format_carries_the_same_values(values):
     """JSON, .npy, CSV, raw float32 and a multipart upload of the same float32 samples decode
-    to the same signal."""
+    to the same signal; a raw float32 body that reads as another sample type
+    (:func:`pdseg.decode.other_sample_type`) is refused with a 400 instead."""
     samples = np.asarray(values, dtype="<f4")
     expected = samples.astype(np.float64).tolist()
     bodies = [({"body": json.dumps({"signal": expected}).encode()}, "application/json"),
@@ -186,7 +190,9 @@ def test_every_format_carries_the_same_values(values):
               ({"data": npy_bytes(samples)}, "multipart/form-data; boundary=x")]
     for row, content_type in bodies:
         decoded = decode_or_4xx(row, content_type)
-        if LIMITS.work([samples.size]) > LIMITS.max_work:
+        if content_type == "application/octet-stream" and other_sample_type(samples):
+            assert decoded is None
+        elif LIMITS.work([samples.size]) > LIMITS.max_work:
             assert decoded is None
         else:
             assert decoded is not None and decoded.signals[0].tolist() == expected, content_type

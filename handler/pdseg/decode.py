@@ -314,6 +314,11 @@ def decode_json(body: Any, limits: WorkLimits = WorkLimits()) -> tuple[list[np.n
         raise InputError('missing field: "signal" (one signal) or "signals" (a list of signals)')
     check_fields(body, ("signal", "signals"))
     limits.check_signals(len(raw_signals))
+    if len(raw_signals) > 1 and all(isinstance(values, list) and len(values) == 1 for values in raw_signals):
+        # A column ([[v], [v], ...], as a one-column table is listed) read as signals of one
+        # sample each lost every pulse without a word (a stranger's probe).
+        raise InputError(f'"signals" holds {len(raw_signals):,} signals of one sample each: a column of one '
+                         'capture? send it as one signal, {"signal": [...]}')
     limits.check([len(values) if isinstance(values, list) else 0 for values in raw_signals])
     signals = [_json_signal(values, f"signal {index}") for index, values in enumerate(raw_signals)]
     options = {key: body[key] for key in OPTION_FIELDS + ("view",) if key in body}
@@ -355,6 +360,12 @@ def decode_npy(payload: Any, limits: WorkLimits = WorkLimits()) -> list[np.ndarr
     if not all(type(size) is int and size >= 0 for size in shape):
         raise InputError(f"malformed .npy: shape {shape!r}; each size must be a whole number, 0 or more")
     rows, columns = (1, shape[0]) if len(shape) == 1 else (1, 1) if not shape else shape
+    # One column (MATLAB's and pandas' export of one capture): one signal, as a CSV column is;
+    # as rows it was that many signals of one sample and the capture's pulses were lost (a
+    # stranger's probe).
+    as_column = len(shape) == 2 and columns == 1 and rows > 1
+    if as_column:
+        rows, columns = 1, shape[0]
     if rows == 0:
         raise InputError(".npy: no signals")
     if columns == 0:
@@ -366,9 +377,12 @@ def decode_npy(payload: Any, limits: WorkLimits = WorkLimits()) -> list[np.ndarr
         raise InputError(f"malformed .npy: the header promises {data_bytes:,} bytes of data "
                          f"({'x'.join(map(str, shape)) or 'scalar'} {dtype}), the body has {len(payload) - stream.tell():,}")
     array = np.frombuffer(payload, dtype=dtype, count=rows * columns, offset=stream.tell())
-    array = array.reshape((rows, columns) if not fortran_order else (columns, rows))
-    if fortran_order:
-        array = array.T
+    if as_column:
+        array = array.reshape(1, columns)  # one column is laid out alike in either order
+    else:
+        array = array.reshape((rows, columns) if not fortran_order else (columns, rows))
+        if fortran_order:
+            array = array.T
     return [_finite_signal(row, f".npy signal {index}") for index, row in enumerate(array)]
 
 
@@ -408,6 +422,10 @@ def decode_csv(payload: Any, limits: WorkLimits = WorkLimits()) -> list[np.ndarr
     if decimal_commas(rows):
         raise InputError("these lines look like one column of numbers written with decimal commas (0,1234): "
                          "write decimals with a point (0.1234); commas separate values")
+    if len(rows) >= TIME_VALUE_MIN_ROWS and whole_number_pairs(rows):
+        raise InputError(f"{len(rows):,} lines of two whole numbers each: as rows they are as many signals of two "
+                         "samples, no capture; a column with decimal commas (11,2)? write decimals with a point; "
+                         "a time,value table? its first column must rise evenly")
     try:
         limits.check_signals(len(rows))
     except InputError as error:
@@ -442,6 +460,15 @@ TIME_ROUNDING = 5e-6  # ... plus this share of the largest time (its printed dig
 
 _WHOLE_NUMBER = re.compile(r"[+-]?[0-9]+")
 _ZERO_PADDED = re.compile(r"[+-]?0[0-9]+")
+
+
+def whole_number_pairs(rows: list[list[str]]) -> bool:
+    """Whether every row is two whole numbers, the first not zero-padded (a fixed-width table of
+    two ADC channels pads it): a column with decimal commas of other digits than
+    :func:`decimal_commas` tells (11,2 12,2 10,3), which read as rows gave a 200 of 60 signals of
+    two samples and no region (a stranger's probe)."""
+    return all(len(cells) == 2 and all(_WHOLE_NUMBER.fullmatch(cell) for cell in cells)
+               and not _ZERO_PADDED.fullmatch(cells[0]) for cells in rows)
 
 
 def decimal_commas(rows: list[list[str]]) -> bool:
@@ -569,7 +596,44 @@ def decode_float32(payload: Any, limits: WorkLimits = WorkLimits()) -> list[np.n
         raise InputError(f"octet-stream body of {len(payload)} bytes is not whole float32 samples")
     if payload:
         limits.check([len(payload) // 4])
-    return [_finite_signal(np.frombuffer(payload, dtype="<f4"), "octet-stream")]
+    samples = np.frombuffer(payload, dtype="<f4")
+    other = other_sample_type(samples)
+    if other:
+        raise InputError(f"the octet-stream body does not read as float32 samples: {other}; "
+                         "application/octet-stream is raw little-endian float32 (or send a .npy, "
+                         "which names its type, as application/x-npy)")
+    return [_finite_signal(samples, "octet-stream")]
+
+
+OTHER_TYPE_MIN_SAMPLES = 8  # float32 samples: fewer are too few to tell another type by
+# Integer samples read as float32 pairs: the upper 16 bits of 12-bit codes (up to 4,095) make
+# an exponent that leaves every value under 2.6e-29, which no capture in any unit reaches.
+INTEGER_LOOKING_MAGNITUDE = 1e-28
+
+
+def other_sample_type(samples: np.ndarray) -> str:
+    """What a float32 view of a body shows of another sample type, or "": float64 samples
+    (every other float32 exactly zero and at least half of the others not, as the low halves of
+    whole numbers are; or NaN and infinities as float32 where the float64 view has none), or
+    integer samples (at least half the values nonzero, and every one under
+    :data:`INTEGER_LOOKING_MAGNITUDE`, as ADC codes read in pairs are). Read as float32 they
+    gave a 200 of twice or half the length and no region (a stranger's probe). A mostly zero
+    signal (one spike) is read as it is."""
+    if samples.size < OTHER_TYPE_MIN_SAMPLES:
+        return ""
+    finite = np.isfinite(samples)
+    if samples.size % 2 == 0:
+        if not np.any(samples[0::2] != 0) and 2 * np.count_nonzero(samples[1::2]) >= samples.size // 2:
+            return "every other float32 is exactly zero, as float64 samples of whole numbers read"
+        if not np.all(finite):
+            wide = samples.view("<f8")
+            with np.errstate(over="ignore"):
+                if np.all(np.isfinite(wide)) and float(np.max(np.abs(wide))) <= MAX_MAGNITUDE:
+                    return "it holds NaN or infinite values as float32 but none as float64"
+    magnitudes = np.abs(samples[finite & (samples != 0)])
+    if np.all(finite) and 2 * magnitudes.size >= samples.size and float(np.max(magnitudes)) < INTEGER_LOOKING_MAGNITUDE:
+        return f"every value is under {INTEGER_LOOKING_MAGNITUDE:g}, as integer samples read in pairs"
+    return ""
 
 
 def _sniff(payload: Any, limits: WorkLimits) -> tuple[list[np.ndarray], dict]:
