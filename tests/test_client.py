@@ -748,11 +748,18 @@ def test_a_file_of_many_signals_of_a_sample_or_two_fails_naming_its_layout(tmp_p
     region, exit 0."""
     from pdclient import inputs
 
-    np.save(tmp_path / "column_vector.npy", np.zeros((10_000, 1)))
+    np.save(tmp_path / "pairs.npy", np.zeros((10_000, 2)))
     (tmp_path / "coarse.csv").write_text("".join(f"{k // 10 * 1e-4:.4f},{k % 7}\n" for k in range(2_000)))
-    for name, words in (("column_vector.npy", "10,000 signals of at most 1 sample each (.npy of shape (10000, 1))"),
+    for name, words in (("pairs.npy", "10,000 signals of at most 2 samples each (.npy of shape (10000, 2))"),
                         ("coarse.csv", "2,000 signals of at most 2 samples each (CSV rows)")):
         with pytest.raises(inputs.InputFileError, match=re.escape(words)):
             inputs.count_signals(inputs.InputFile(tmp_path / name, name))
     np.save(tmp_path / "few.npy", np.zeros((15, 2)))  # a few short rows stay rows
     assert inputs.count_signals(inputs.InputFile(tmp_path / "few.npy", "few.npy")) == 15
+    # one column is one signal, as the service reads it (2026-12-08; refused as 10,000 before)
+    column = np.arange(10_000.0).reshape(-1, 1)
+    np.save(tmp_path / "column_vector.npy", column)
+    source = inputs.InputFile(tmp_path / "column_vector.npy", "column_vector.npy")
+    assert inputs.count_signals(source) == 1
+    assert [values.tolist() for _, values in inputs.iter_signals(source)] == [column[:, 0].tolist()]
+    assert inputs.load_signal(source, 0).tolist() == column[:, 0].tolist()

@@ -83,6 +83,8 @@ def _npy(path: Path) -> np.ndarray:
         raise InputFileError(f".npy has {array.ndim} dimensions; 1-D (one signal) or 2-D (rows are signals)")
     if array.dtype.kind not in "biuf":
         raise InputFileError(f".npy dtype {array.dtype} is not a real number type")
+    if array.ndim == 2 and array.shape[1] == 1 and array.shape[0] > 1:
+        return array[:, 0]  # one column (MATLAB's, pandas' export of a capture): one signal, as the service reads it
     return array
 
 
