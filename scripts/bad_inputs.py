@@ -113,6 +113,7 @@ def corpus(max_work: int = WorkLimits.max_work, max_signals: int = WorkLimits.ma
         BadInput("json_empty_signal", J, _json({"signal": []}), 400, "empty"),
         BadInput("json_empty_signals", J, _json({"signals": []}), 400, "non-empty"),
         BadInput("json_signals_not_a_list", J, _json({"signals": 5}), 400, "non-empty list"),
+        BadInput("json_column_of_one_sample_signals", J, _json({"signals": [[0.5]] * 60}), 400, "one sample each"),
         BadInput("json_signal_is_a_string", J, _json({"signal": "1,2,3"}), 400, "list of numbers"),
         BadInput("json_signal_is_an_object", J, _json({"signal": {"a": 1}}), 400, "list of numbers"),
         BadInput("json_null_sample", J, b'{"signal": [1, null, 3]}', 400, "sample 1 is null"),
@@ -186,7 +187,10 @@ def corpus(max_work: int = WorkLimits.max_work, max_signals: int = WorkLimits.ma
         BadInput("csv_underscore_digits", C, b"1_000,2", 400, "plain numbers"),
         BadInput("csv_arabic_indic_digits", C, "١٢٣,4".encode(), 400, "plain numbers"),
         BadInput("csv_latin1_bytes", C, b"1,2\n3,\xe94", 400, "UTF-8"),
-        BadInput("csv_too_many_rows", C, b"1,2\n" * (max_signals + 1), 413, "signals"),
+        BadInput("csv_too_many_rows", C, b"1,2,3\n" * (max_signals + 1), 413, "signals"),
+        # A column with decimal commas of one digit, no leading zero to tell it by (2026-12-08).
+        BadInput("csv_whole_number_pairs", C, "".join(f"{10 + k % 5},{k % 10}\n" for k in range(60)).encode(),
+                 400, "two whole numbers"),
         BadInput("csv_too_many_cells", C, b"0," * (max_work + 1), 413, "limit"),
         BadInput("csv_empty_value", C, b"1,2,,4,5", 400, "value 2 is empty"),
         # A row ends at a line break only (a form feed or U+2028 had split it into two signals).
@@ -198,6 +202,11 @@ def corpus(max_work: int = WorkLimits.max_work, max_signals: int = WorkLimits.ma
         BadInput("float32_infinity", F, np.array([np.inf], dtype="<f4").tobytes(), 400, "NaN"),
         BadInput("float32_too_many_samples", F, np.zeros(max_work + 1, dtype="<f4").tobytes(), 413, "limit"),
         BadInput("float32_body_is_a_npy_file", F, good_npy, 400, "application/x-npy"),
+        # Other sample types sent as float32 were answered 200 at twice or half the length (2026-12-08).
+        BadInput("float32_body_of_float64_codes", F, (np.arange(64.0) % 9 + 2040).astype("<f8").tobytes(), 400,
+                 "float64"),
+        BadInput("float32_body_of_int16_codes", F, (np.arange(64) % 9 + 2040).astype("<i2").tobytes(), 400,
+                 "integer samples"),
         # --- multipart -----------------------------------------------------------------------
         BadInput("multipart_without_data_field", *multipart({"threshold": b"0.5"}, {}), 400, 'field "data"'),
         # The frontend splits a multipart body only under a lower-case type with its boundary.
