@@ -490,3 +490,22 @@ def test_an_octet_stream_of_another_sample_type_is_refused_naming_it():
     for samples in (spike, tiny):
         decoded = decode_request({"body": samples.tobytes()}, "application/octet-stream")
         assert decoded.signals[0].tolist() == samples.astype(np.float64).tolist()
+
+
+def test_an_npz_archive_and_json_sent_as_text_or_utf16_are_told_what_they_are():
+    """A stranger's probe, 2026-12-08: a .npz was told its magic string was wrong (or, uploaded,
+    to send raw float32), a JSON body sent as text/csv that its row 0 held no numbers, and UTF-16
+    JSON that a property name lacked its quotes."""
+    archive = io.BytesIO()
+    np.savez_compressed(archive, capture=np.zeros(16))
+    for row, content_type in (({"body": archive.getvalue()}, "application/x-npy"),
+                              ({"data": archive.getvalue()}, "multipart/form-data; boundary=x")):
+        with pytest.raises(InputError, match=r"\.npz archive.*numpy\.save") as error:
+            decode_request(row, content_type)
+        assert error.value.status == 400
+    for content_type in ("text/csv", "text/plain"):
+        with pytest.raises(InputError, match="JSON sent as CSV text.*application/json"):
+            decode_request({"body": json.dumps({"signal": [1.0, 2.0]}).encode()}, content_type)
+    for encoding in ("utf-16-le", "utf-32-le"):  # with a byte-order mark: "not UTF-8 text" already
+        with pytest.raises(InputError, match="NUL bytes.*UTF-8"):
+            decode_request({"body": json.dumps({"signal": [1, 2, 3]}).encode(encoding)}, "application/json")

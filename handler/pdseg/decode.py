@@ -40,6 +40,9 @@ DEFAULT_PICTURE_PANEL_WORK = 131_072  # sample-equivalents per signal drawn in a
 PICTURE_PANELS = 8  # signals drawn in a PNG answer at most (render.MAX_PANELS)
 DEFAULT_MIN_WINDOW = 1_024  # the network's smallest window: WindowPlan().width(1), 1 sample + 2 x 256 context
 NPY_MAGIC = b"\x93NUMPY"
+ZIP_MAGIC = b"PK\x03\x04"  # a .npz archive (numpy.savez) is a zip file
+NPZ_MESSAGE = ("the body is a .npz archive (numpy.savez), not a .npy file: send one array saved with "
+               "numpy.save, as application/x-npy")
 OPTION_FIELDS = ("threshold", "samples_per_cycle", "sampling_rate_hz", "power_frequency_hz")
 # {"signals": [[...]]} is two arrays deep inside one object; anything deeper is not ours.
 MAX_JSON_DEPTH = 3
@@ -285,6 +288,10 @@ def _parsed_json(body: Any, limits: WorkLimits) -> Any:
     except InputError:
         raise
     except json.JSONDecodeError as error:
+        if b"\x00" in raw[:64]:
+            # UTF-16 or -32 text (NUL bytes between ASCII characters) read as UTF-8.
+            raise InputError("malformed JSON: the body holds NUL bytes, as UTF-16 or UTF-32 text does; "
+                             "send JSON as UTF-8") from None
         raise InputError(f"malformed JSON: {error}") from None
     except RecursionError:  # belt and braces: the depth guard should have caught it
         raise InputError("malformed JSON: nested too deeply") from None
@@ -339,6 +346,8 @@ def decode_npy(payload: Any, limits: WorkLimits = WorkLimits()) -> list[np.ndarr
     """The header is read and checked against the body's length and the limits before any
     array is made; the data are then viewed in place, never pickled or allocated twice."""
     payload = _as_bytes(payload) or b""
+    if payload[:len(ZIP_MAGIC)] == ZIP_MAGIC:
+        raise InputError(NPZ_MESSAGE)
     stream = io.BytesIO(payload)
     try:
         version = np.lib.format.read_magic(stream)
@@ -392,6 +401,9 @@ CSV_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 def decode_csv(payload: Any, limits: WorkLimits = WorkLimits()) -> list[np.ndarray]:
     # A spreadsheet's "CSV UTF-8" export starts with a byte-order mark: not part of the numbers.
     text = _as_text(payload).removeprefix("\ufeff")
+    if text.lstrip().startswith("{"):
+        # A JSON body sent as text was told its row 0 held no numbers (a stranger's probe).
+        raise InputError("the body is JSON sent as CSV text: send it with Content-Type application/json")
     # Every line break counts (a body of bare carriage returns passed this check, a stranger's probe).
     breaks = text.count("\n") + text.count("\r") - text.count("\r\n")
     limits.check_values(text.count(",") + breaks + 1, "cells")
@@ -643,6 +655,8 @@ def _sniff(payload: Any, limits: WorkLimits) -> tuple[list[np.ndarray], dict]:
         raise InputError('the multipart file in field "data" is empty')
     if isinstance(payload, (bytes, bytearray)) and bytes(payload[:6]) == NPY_MAGIC:
         return decode_npy(payload, limits), {}
+    if isinstance(payload, (bytes, bytearray)) and bytes(payload[:len(ZIP_MAGIC)]) == ZIP_MAGIC:
+        raise InputError(NPZ_MESSAGE)
     if isinstance(payload, (dict, list)):
         return decode_json(payload if isinstance(payload, dict) else {"signals": payload}, limits)
     try:
