@@ -429,7 +429,9 @@ def decode_csv(payload: Any, limits: WorkLimits = WorkLimits()) -> list[np.ndarr
                 for cell in _csv_cells(line):
                     _csv_number(cell, f"CSV line {line_number + 1}")
             raise InputError("a CSV with a line of labels must hold one value a line (one signal) or two, "
-                             "time and value, with the time evenly spaced")
+                             "time and value, with the time evenly spaced (times printed with too few "
+                             "digits repeat or jump: print more, or send the value column alone and give "
+                             "sampling_rate_hz)")
     rows = [_csv_cells(line) for _, line in numbered]
     if decimal_commas(rows):
         raise InputError("these lines look like one column of numbers written with decimal commas (0,1234): "
