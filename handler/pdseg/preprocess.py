@@ -232,13 +232,6 @@ ONSET_MISFIT = 0.1  # of the step: what trend and step may leave at a sample the
 ONSET_MISFIT_BEFORE = 0.02  # of the step: the same before the edge, at the ladder's higher degree
 ONSET_UNEXPLAINED = 3  # samples away from the rise that they may leave unexplained
 ONSET_MIN_SAMPLES = 48  # fewer: too few samples outside the rise to tell a level from a decay
-# Where a step does not explain what follows the edge, a decay from it may: a pulse decaying over
-# 60 samples from a quarter into a 200-sample window was none of the ladder's steps, the trend
-# followed its decay, and the quiet pre-trigger came out as a ramp of 17 noise units reported
-# as PD in 13 of 30 captures (a stranger's probe; docs/model-card.md, Conditioning: a slow
-# pulse outlasting a short window). Tried after the step, the slowest first; none faster than
-# 40 samples, which fitted a Gaussian bump of sigma 4 that ends inside a 64-sample window.
-ONSET_DECAYS = (160.0, 80.0, 40.0)  # samples
 
 
 def onset_step_trend(raw: np.ndarray, sigma: float, trend: np.ndarray, degree: int) -> np.ndarray | None:
@@ -253,8 +246,7 @@ def onset_step_trend(raw: np.ndarray, sigma: float, trend: np.ndarray, degree: i
     edge explained to within the noise or :data:`ONSET_MISFIT_BEFORE` of the step: beside a step,
     a high degree bends into a loud pulse's decay, and its misfit before the edge stays under a
     tenth of the step (a 1,000-unit pulse in 128 samples became a flat box to the window's end
-    and lost its region). Where no step does, the step decaying from the edge over each of
-    :data:`ONSET_DECAYS` samples is tried in turn, the same way."""
+    and lost its region)."""
     if raw.size < ONSET_MIN_SAMPLES:
         return None
     first_edge, last_edge = PULSE_INSIDE, raw.size - PULSE_INSIDE
@@ -266,24 +258,21 @@ def onset_step_trend(raw: np.ndarray, sigma: float, trend: np.ndarray, degree: i
         return None
     edge = start + 1 + int(np.argmax(np.abs(np.diff(residual[start: start + ONSET_SPAN + 1]))))
     edge = min(max(edge, first_edge), last_edge)
-    after = np.arange(raw.size) - edge
+    step = (np.arange(raw.size) >= edge).astype(np.float64)
     lowest = SHORT_TREND_DEGREES[0]
-    for decay in (math.inf,) + ONSET_DECAYS:
-        step = np.where(after >= 0, np.exp(-np.maximum(after, 0) / decay), 0.0)
-        for candidate, quiet_before in ((lowest, False),) + (((degree, True),) if degree > lowest else ()):
-            polynomial = _legendre_basis(raw.size, candidate)
-            coefficients = _robust_coefficients(raw, np.column_stack((polynomial, step)), sigma)
-            height = float(coefficients[-1])
-            beside = polynomial @ coefficients[:-1]
-            reach = max(4.685 * sigma, ONSET_MISFIT * abs(height))
-            if quiet_before:
-                reach = np.where(after >= 0, reach, max(4.685 * sigma, ONSET_MISFIT_BEFORE * abs(height)))
-            unexplained = np.flatnonzero(np.abs(raw - beside - height * step) >= reach) - edge
-            outside_rise = np.count_nonzero((unexplained < -ONSET_LEAD) | (unexplained >= ONSET_RISE))
-            if abs(height) >= ONSET_STEP * sigma and outside_rise <= ONSET_UNEXPLAINED:
-                return beside
+    for candidate, quiet_before in ((lowest, False),) + (((degree, True),) if degree > lowest else ()):
+        polynomial = _legendre_basis(raw.size, candidate)
+        coefficients = _robust_coefficients(raw, np.column_stack((polynomial, step)), sigma)
+        height = float(coefficients[-1])
+        beside = polynomial @ coefficients[:-1]
+        reach = max(4.685 * sigma, ONSET_MISFIT * abs(height))
+        if quiet_before:
+            reach = np.where(step > 0.0, reach, max(4.685 * sigma, ONSET_MISFIT_BEFORE * abs(height)))
+        unexplained = np.flatnonzero(np.abs(raw - beside - height * step) >= reach) - edge
+        outside_rise = np.count_nonzero((unexplained < -ONSET_LEAD) | (unexplained >= ONSET_RISE))
+        if abs(height) >= ONSET_STEP * sigma and outside_rise <= ONSET_UNEXPLAINED:
+            return beside
     return None
-
 
 
 EDGE_LEVEL_SAMPLES = 9  # samples whose median continues a short signal's ends into its padding
