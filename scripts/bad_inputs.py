@@ -85,8 +85,9 @@ def corpus(max_work: int = WorkLimits.max_work, max_signals: int = WorkLimits.ma
     upload_type, upload_body = multipart({}, {"data": good_npy})
     cases = [
         # --- issue #15 ---------------------------------------------------------------------
-        BadInput("issue15_40000_one_sample_signals", J, _json({"signals": [[0.5]] * 40_000}), 413, "signals"),
-        BadInput("issue15_600000_one_sample_signals", J, _json({"signals": [[0.5]] * 600_000}), 413, "signals"),
+        BadInput("issue15_40000_one_sample_signals", J, _json({"signals": [[0.5]] * 40_000}), 400, "one sample each"),
+        BadInput("issue15_600000_one_sample_signals", J, _json({"signals": [[0.5]] * 600_000}), 400, "one sample each"),
+        BadInput("issue15_40000_two_sample_signals", J, _json({"signals": [[0.5, 0.5]] * 40_000}), 413, "signals"),
         BadInput("issue15_nested_10000", J, b"[" * 10_000 + b"]" * 10_000, 400, "nested"),
         BadInput("issue15_nested_10000_in_signal", J, b'{"signal": ' + b"[" * 10_000 + b"]" * 10_000 + b"}",
                  400, "nested"),

@@ -52,7 +52,7 @@ REQUESTS = {
     "bad: booleans": ("application/json", b'{"signal": [true, false]}', 400, {}),
     "bad: nested": ("application/json", b"[" * 3000 + b"]" * 3000, 400, {}),
     "bad: form-encoded": ("application/x-www-form-urlencoded", b"signal=1,2,3", 415, {}),
-    "bad: too many signals": ("application/json", json.dumps({"signals": [[0.5]] * 300}).encode(), 413, {}),
+    "bad: too many signals": ("application/json", json.dumps({"signals": [[0.5, 0.5]] * 300}).encode(), 413, {}),
 }
 WEIGHTS = {"npy capture": 6, "json capture": 4, "csv capture": 1, "npy 6 captures": 2, "multipart upload": 1,
            "png answer": 1, "npy 200k samples": 1, "bad: booleans": 1, "bad: nested": 1,

@@ -542,6 +542,28 @@ def test_requests_keep_room_for_every_signals_view():
     assert len(alone.items) == 1
 
 
+def test_one_sample_signals_go_one_a_request_and_an_f32_of_another_type_fails(tmp_path):
+    """A review, 2026-12-08: twenty one-sample signals were stacked as a (20, 1) .npy, which the
+    service now reads as one signal, a column, and all twenty failed ("answer has 1 signals for
+    20 sent"). And a .f32 file holding float64 or int16 samples was read as float32 and sent,
+    where the service refuses the same bytes sent raw."""
+    from pdclient import inputs
+    from pdclient.batching import Budget, Item, batches
+
+    sent = list(batches([Item("row.parquet", str(index), np.array([0.5 * index])) for index in range(20)], Budget()))
+    assert [len(batch.items) for batch in sent] == [1] * 20
+    pairs = list(batches([Item("a.npy", index, np.array([0.5, 1.0])) for index in range(20)], Budget()))
+    assert [len(batch.items) for batch in pairs] == [20]  # two samples and more still go together
+    codes = np.round(np.random.default_rng(3).normal(0, 3, 4000)) + 2048
+    for dtype, words in (("<f8", "float64"), ("<i2", "integer samples")):
+        codes.astype(dtype).tofile(tmp_path / "codes.f32")
+        with pytest.raises(inputs.InputFileError, match=f"does not read as float32 samples: .*{words}"):
+            list(inputs.iter_signals(inputs.InputFile(tmp_path / "codes.f32", "codes.f32")))
+    codes.astype("<f4").tofile(tmp_path / "codes.f32")
+    [(_, values)] = inputs.iter_signals(inputs.InputFile(tmp_path / "codes.f32", "codes.f32"))
+    assert values.size == 4000
+
+
 def test_a_csv_with_a_missing_value_is_refused_not_shifted(tmp_path):
     """An empty value, or a blank line inside a column of values, would move every later sample
     one place earlier (and the regions with them); blank lines before and after are fine, as is a

@@ -199,7 +199,8 @@ def test_a_derived_period_and_an_identity_encoding_are_accepted():
     ({"body": b'{"signal": [true, false, true]}'}, "application/json", 400, "sample 0 is true"),
     ({"body": b'{"signal": ["1.5", "2", "3"]}'}, "application/json", 400, "sample 0 is a string"),
     ({"signal": b"1,2,3"}, "application/x-www-form-urlencoded", 415, "curl -d"),
-    ({"body": json.dumps({"signals": [[0.5]] * 40_000}).encode()}, "application/json", 413, "40,000 signals"),
+    ({"body": json.dumps({"signals": [[0.5, 0.5]] * 40_000}).encode()}, "application/json", 413, "40,000 signals"),
+    ({"body": json.dumps({"signals": [[0.5]] * 40_000}).encode()}, "application/json", 400, "40,000 signals of one sample"),
     ({"body": b'{"signal": [' + b"7" * 5000 + b"]}"}, "application/json", 400, "malformed JSON"),
     ({"body": b'{"signal": [1' + b"0" * 400 + b"]}"}, "application/json", 400, "float64"),
     ({"body": {"signal": [1.0], "threshold": True}}, "application/json", 400, "threshold"),
@@ -251,11 +252,14 @@ def test_json_over_the_limits_is_refused_before_it_is_parsed(monkeypatch):
         raise AssertionError("parsed")
 
     monkeypatch.setattr(decode.json, "loads", no_parsing)
-    for body, words in ((json.dumps({"signals": [[0.5]] * 600_000}).encode(), "600,000 signals"),
+    for body, words in ((json.dumps({"signals": [[0.5, 0.5]] * 600_000}).encode(), "600,000 signals"),
                         (b'{"signal": [' + b"0," * 2_000_000 + b"0]}", "values")):
         with pytest.raises(InputError) as caught:
             decode_request({"body": body}, "application/json")
         assert caught.value.status == 413 and words in caught.value.message
+    with pytest.raises(InputError, match="600,000 signals of one sample each") as caught:  # a column
+        decode_request({"body": json.dumps({"signals": [[0.5]] * 600_000}).encode()}, "application/json")
+    assert caught.value.status == 400
 
 
 def test_a_png_answer_costs_more():
@@ -482,6 +486,12 @@ def test_an_octet_stream_of_another_sample_type_is_refused_naming_it():
         assert error.value.status == 400
     with pytest.raises(InputError, match="NaN or infinite values as float32 but none as float64"):
         decode_request({"body": rng.normal(size=2048).astype("<f8").tobytes()}, "application/octet-stream")
+    # a capture's own NaN is named where it is, at an even sample as at an odd one (a review)
+    for position in (10, 11):
+        noisy = rng.normal(size=2048).astype("<f4")
+        noisy[position] = np.nan
+        with pytest.raises(InputError, match=f"sample {position} is NaN"):
+            decode_request({"body": noisy.tobytes()}, "application/octet-stream")
     # mostly zero with a spike, or tiny values among ordinary ones, are float32 as they are
     spike = np.zeros(64, dtype="<f4")
     spike[31] = 7.0

@@ -192,7 +192,8 @@ def test_many_tiny_signals_are_refused_before_they_cost_the_worker(server):
     body = json.dumps({"signals": [[0.5]] * 600_000}).encode()
     started = time.monotonic()
     response = requests.post(server.predict_url, data=body, headers={"Content-Type": "application/json"}, timeout=60)
-    assert response.status_code == 413 and "600,000 signals" in response.json()["error"]
+    # a column of one capture, [[v], [v], ...], told so before any parse (2026-12-08; a 413 before)
+    assert response.status_code == 400 and "600,000 signals of one sample each" in response.json()["error"]
     assert time.monotonic() - started < 5
     assert worker.memory_info().rss - before < 64 * 2**20
 

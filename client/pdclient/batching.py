@@ -117,7 +117,9 @@ def batches(items: Iterable[Item], budget: Budget) -> Iterator[Batch]:
             item.values = narrowest_exact(item.values)
         cost = Budget.with_view(item.values.size)
         key = (item.values.size, item.values.dtype.str)
-        if pending and (key != shape_key or len(pending) >= budget.max_signals
+        # Signals of one sample go one a request: stacked they are a (n, 1) array, which the
+        # service reads as one signal, a column (a review).
+        if pending and (key != shape_key or item.values.size == 1 or len(pending) >= budget.max_signals
                         or pending_cost + cost > budget.max_cost
                         or pending_bytes + item.values.nbytes > budget.max_body_bytes):
             yield Batch(pending)

@@ -261,7 +261,11 @@ def _f32(path: Path) -> np.ndarray:
     size = path.stat().st_size
     if size % 4:
         raise InputFileError(f"{size} bytes is not whole float32 samples")
-    return np.fromfile(path, dtype="<f4")
+    samples = np.fromfile(path, dtype="<f4")
+    other = decode.other_sample_type(samples)
+    if other:  # what the service says of the same bytes sent raw
+        raise InputFileError(f"does not read as float32 samples: {other}; save a .npy, which names its type")
+    return samples
 
 
 def _parquet_signals(path: Path, skip: frozenset) -> Iterator[tuple[str, np.ndarray]]:

@@ -258,7 +258,12 @@ def _guard_json_text(payload: bytes, limits: WorkLimits) -> None:
     if depth > MAX_JSON_DEPTH:
         raise InputError(f"JSON nested {depth} levels deep: a signal is a flat list of numbers, "
                          '{"signal": [...]} or {"signals": [[...], ...]}')
-    limits.check_signals(payload.count(b"[") - 1)  # one array holds the signals
+    arrays = payload.count(b"[") - 1  # one array holds the signals
+    if arrays > limits.max_signals and payload.count(b",") + 1 <= arrays + len(OPTION_FIELDS) + 1:
+        # No more values than arrays: a column of one capture, [[v], [v], ...], which "split it
+        # into smaller requests" would only cut into more one-sample signals (a review).
+        raise InputError(one_sample_signals_message(arrays))
+    limits.check_signals(arrays)
     # n samples in any number of signals, with k options, take n - 1 + k commas.
     limits.check_values(payload.count(b",") + 1 - len(OPTION_FIELDS), "values")
 
@@ -301,6 +306,11 @@ def _parsed_json(body: Any, limits: WorkLimits) -> Any:
         raise InputError(f"malformed JSON: {error}") from None
 
 
+def one_sample_signals_message(count: int) -> str:
+    return (f'"signals" holds {count:,} signals of one sample each: a column of one capture? send it as one '
+            'signal, {"signal": [...]}')
+
+
 def decode_json(body: Any, limits: WorkLimits = WorkLimits()) -> tuple[list[np.ndarray], dict]:
     body = _parsed_json(body, limits)
     if not isinstance(body, Mapping):
@@ -320,12 +330,11 @@ def decode_json(body: Any, limits: WorkLimits = WorkLimits()) -> tuple[list[np.n
     else:
         raise InputError('missing field: "signal" (one signal) or "signals" (a list of signals)')
     check_fields(body, ("signal", "signals"))
-    limits.check_signals(len(raw_signals))
     if len(raw_signals) > 1 and all(isinstance(values, list) and len(values) == 1 for values in raw_signals):
         # A column ([[v], [v], ...], as a one-column table is listed) read as signals of one
         # sample each lost every pulse without a word (a stranger's probe).
-        raise InputError(f'"signals" holds {len(raw_signals):,} signals of one sample each: a column of one '
-                         'capture? send it as one signal, {"signal": [...]}')
+        raise InputError(one_sample_signals_message(len(raw_signals)))
+    limits.check_signals(len(raw_signals))
     limits.check([len(values) if isinstance(values, list) else 0 for values in raw_signals])
     signals = [_json_signal(values, f"signal {index}") for index, values in enumerate(raw_signals)]
     options = {key: body[key] for key in OPTION_FIELDS + ("view",) if key in body}
@@ -638,8 +647,12 @@ def other_sample_type(samples: np.ndarray) -> str:
     finite = np.isfinite(samples)
     if samples.size % 2 == 0:
         if not np.any(samples[0::2] != 0) and 2 * np.count_nonzero(samples[1::2]) >= samples.size // 2:
-            return "every other float32 is exactly zero, as float64 samples of whole numbers read"
-        if not np.all(finite):
+            return ("every other float32 is exactly zero, as float64 samples of whole numbers read (or two "
+                    "interleaved channels, one of them silent: send one)")
+        bad = np.flatnonzero(~finite)
+        # float64's low halves (the even float32s) hold its NaN-looking bit patterns; a capture's
+        # own NaN is one sample anywhere, and is named as such (a review)
+        if bad.size >= 2 and not np.any(bad % 2):
             wide = samples.view("<f8")
             with np.errstate(over="ignore"):
                 if np.all(np.isfinite(wide)) and float(np.max(np.abs(wide))) <= MAX_MAGNITUDE:
