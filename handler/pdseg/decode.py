@@ -637,7 +637,8 @@ INTEGER_LOOKING_MAGNITUDE = 1e-28
 def other_sample_type(samples: np.ndarray) -> str:
     """What a float32 view of a body shows of another sample type, or "": float64 samples
     (every other float32 exactly zero and at least half of the others not, as the low halves of
-    whole numbers are; or NaN and infinities as float32 where the float64 view has none), or
+    whole numbers are; or two NaN or infinities or more, all among the even float32s, where the
+    float64 view has none), or
     integer samples (at least half the values nonzero, and every one under
     :data:`INTEGER_LOOKING_MAGNITUDE`, as ADC codes read in pairs are). Read as float32 they
     gave a 200 of twice or half the length and no region (a stranger's probe). A mostly zero
