@@ -146,7 +146,7 @@ def corpus(max_work: int = WorkLimits.max_work, max_signals: int = WorkLimits.ma
         BadInput("json_two_different_periods", J, _json({"signal": [1, 2], "samples_per_cycle": 1000,
                                                           "sampling_rate_hz": 40e6, "power_frequency_hz": 50}), 400,
                  "two periods"),
-        BadInput("json_too_many_signals", J, _json({"signals": [[1.0]] * (max_signals + 1)}), 413, "signals"),
+        BadInput("json_too_many_signals", J, _json({"signals": [[1.0, 2.0]] * (max_signals + 1)}), 413, "signals"),
         BadInput("json_too_many_samples", J, b'{"signal": [' + b"0," * (max_work + 8) + b"0]}", 413, "limit"),
         BadInput("json_too_much_work_in_short_signals", J,
                  _json({"signals": [[0.0] * 8000] * (max_work // 8000)}), 413, "sample-equivalents"),
