@@ -259,13 +259,14 @@ def _guard_json_text(payload: bytes, limits: WorkLimits) -> None:
         raise InputError(f"JSON nested {depth} levels deep: a signal is a flat list of numbers, "
                          '{"signal": [...]} or {"signals": [[...], ...]}')
     arrays = payload.count(b"[") - 1  # one array holds the signals
-    if arrays > limits.max_signals and payload.count(b",") + 1 <= arrays + len(OPTION_FIELDS) + 1:
+    # n samples in any number of signals, with k options, take n - 1 + k commas.
+    values = payload.count(b",") + 1 - len(OPTION_FIELDS)
+    if arrays > limits.max_signals and values <= arrays + 1:
         # No more values than arrays: a column of one capture, [[v], [v], ...], which "split it
         # into smaller requests" would only cut into more one-sample signals (a review).
         raise InputError(one_sample_signals_message(arrays))
     limits.check_signals(arrays)
-    # n samples in any number of signals, with k options, take n - 1 + k commas.
-    limits.check_values(payload.count(b",") + 1 - len(OPTION_FIELDS), "values")
+    limits.check_values(values, "values")
 
 
 def _unique_fields(pairs: list[tuple[str, Any]]) -> dict:
