@@ -502,12 +502,8 @@ def decimal_commas(rows: list[list[str]]) -> bool:
     not where a first one is zero-padded too (0007,0513: a fixed-width integer table). Read as
     rows, a 60-line capture became 60 signals of two samples and its pulse was lost without a
     word (a stranger's probe)."""
-    if len(rows) < 2 or not all(len(cells) == 2 and all(_WHOLE_NUMBER.fullmatch(cell) for cell in cells)
-                                for cells in rows):
-        return False
-    if any(_ZERO_PADDED.fullmatch(cells[0]) for cells in rows):
-        return False
-    return any(_ZERO_PADDED.fullmatch(cells[1]) or cells[0] == "-0" for cells in rows)
+    return (len(rows) >= 2 and whole_number_pairs(rows)
+            and any(_ZERO_PADDED.fullmatch(cells[1]) or cells[0] == "-0" for cells in rows))
 
 
 def is_label_line(line: str) -> bool:
